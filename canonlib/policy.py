@@ -1,0 +1,143 @@
+"""Pure decisions: what a sweep does with a recipe, whether it promotes, how it is labelled.
+
+No I/O, no clock: every function is a function of its arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .meta import RUNGS
+from .versions import newest_older_version, version_key
+
+RUN = "run"
+SKIP_NO_NEW = "skip:no-new-version"
+SKIP_NEVER = "skip:never-released"
+SKIP_HELD = "skip:held"
+
+PASS, FAIL, SKIP, UNVERIFIED = "pass", "fail", "skip", "unverified"
+STATUSES = (PASS, FAIL, SKIP, UNVERIFIED)
+
+
+def sweep_decision(
+    recipe: str, latest_tag: str | None, canon_version: str | None, hold: str | None = None
+) -> str:
+    """``run`` when upstream has a release newer than the canonical, else a ``skip:*``.
+
+    Keyed on versions, never on commits: untagged commits never trigger a run.
+    """
+    del recipe  # part of the contract for callers' logs; the decision does not depend on it
+    if hold:
+        return SKIP_HELD
+    if latest_tag is None:
+        return SKIP_NEVER
+    if canon_version is None or version_key(latest_tag) > version_key(canon_version):
+        return RUN
+    return SKIP_NO_NEW
+
+
+def gate_reason(
+    *, enrolled: bool, green: bool, cold: bool, is_ref: bool, tagged: bool
+) -> str | None:
+    """Why promotion is refused, or None when it is allowed."""
+    if not enrolled:
+        return "not enrolled"
+    if not green:
+        return "not green"
+    if not cold:
+        return "not a cold run"
+    if is_ref:
+        return "ref build"
+    if not tagged:
+        return "untagged: tested commit is not the tag's commit"
+    return None
+
+
+def should_promote_canonical(
+    *, enrolled: bool, green: bool, cold: bool, is_ref: bool, tagged: bool
+) -> bool:
+    return (
+        gate_reason(enrolled=enrolled, green=green, cold=cold, is_ref=is_ref, tagged=tagged) is None
+    )
+
+
+def rung_list(rungs: Mapping[str, str]) -> list[str]:
+    """Statuses in rung order; a rung the result does not mention is ``unverified``."""
+    return [rungs.get(r, UNVERIFIED) for r in RUNGS]
+
+
+def level(rungs: Mapping[str, str]) -> int:
+    """The highest rung (1-based) that passed with every lower rung ``pass`` or ``skip``."""
+    top = 0
+    for i, status in enumerate(rung_list(rungs), start=1):
+        if status == PASS:
+            top = i
+        elif status != SKIP:
+            break
+    return top
+
+
+def is_green(rungs: Mapping[str, str], tests_executed: int) -> bool:
+    """Every rung passed or was skipped, one passed, and at least one test ran."""
+    statuses = rung_list(rungs)
+    return all(s in (PASS, SKIP) for s in statuses) and PASS in statuses and tests_executed > 0
+
+
+@dataclass(frozen=True)
+class UpgradeBase:
+    kind: str  # pin | canonical | step-back | skip
+    version: str | None
+    reason: str
+
+
+def upgrade_base(
+    head_version: str,
+    canonical_version: str | None,
+    tags: Iterable[str],
+    pin: str | None = None,
+    *,
+    allow_prerelease: bool = False,
+) -> UpgradeBase:
+    """What the upgrade rung upgrades *from* when testing ``head_version``."""
+    if pin:
+        return UpgradeBase("pin", pin, "UPGRADE_BASE_VERSION in recipe_meta.py")
+    if canonical_version is None:
+        return UpgradeBase("skip", None, "no canonical yet")
+    if version_key(canonical_version) != version_key(head_version):
+        return UpgradeBase("canonical", canonical_version, "the current canonical")
+    older = newest_older_version(tags, head_version, allow_prerelease=allow_prerelease)
+    if older is None:
+        return UpgradeBase("skip", None, f"no release older than {head_version}")
+    return UpgradeBase("step-back", older, f"canonical is {head_version}: newest older release")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one recipe in a sweep, as the label needs it."""
+
+    decision: str
+    green: bool | None = None
+    level: int | None = None
+    timed_out: bool = False
+    gate: str | None = None  # None: the gate allowed promotion
+    tested_version: str | None = None
+    tested_commit: str | None = None
+    error: str | None = None  # "<stage>: <message>"
+
+
+def label(outcome: Outcome, record_version: str | None, record_commit: str | None) -> str:
+    """The recipe's label, derived from the registry record read *after* its turn."""
+    if outcome.error:
+        return f"ERROR ({outcome.error})"
+    if outcome.decision != RUN:
+        return f"SKIP ({outcome.decision.removeprefix('skip:')})"
+    if not outcome.green:
+        if outcome.timed_out:
+            return "FAIL (timeout)"
+        return f"FAIL (level {outcome.level or 0}/{len(RUNGS)})"
+    if (record_version, record_commit) == (outcome.tested_version, outcome.tested_commit):
+        return "PASS (promoted)"
+    if outcome.gate is None:
+        return "GREEN-BUT-PROMOTE-FAILED"
+    return f"GREEN-NOT-PROMOTED ({outcome.gate})"

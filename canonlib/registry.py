@@ -1,0 +1,416 @@
+"""The SQLite registry (``state/canon.db``): canonicals, promotion history, runs, results.
+
+A promotion and its history row are written in one transaction, so a crash
+leaves the old canonical or the new, never half.  ``promotions`` is a hash
+chain: each row stores the sha256 of its canonical JSON, which includes the
+previous row's hash, so an edited history row is detectable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import CanonError
+
+GENESIS = "0" * 64
+
+RESULT_FIELDS = (
+    "recipe", "decision", "latest", "canonical_before", "canonical_after", "tested_commit",
+    "upgrade_base_kind", "upgrade_base", "rungs", "level", "tests_executed", "rc", "gate",
+    "label", "incidents", "duration_s", "log_path", "error",
+)  # fmt: skip
+_JSON_FIELDS = {"rungs", "incidents"}
+
+RUN_FIELDS = (
+    "run_id", "kind", "started_at", "finished_at", "code_version", "code_commit",
+    "fleet_path", "fleet_commit", "config_hash", "status",
+)  # fmt: skip
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE canonicals (
+        recipe TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        deployment TEXT,
+        promoted_at TEXT NOT NULL,
+        run_id TEXT
+    );
+    CREATE TABLE promotions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipe TEXT NOT NULL,
+        version TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        deployment TEXT,
+        previous_version TEXT,
+        previous_commit TEXT,
+        promoted_at TEXT NOT NULL,
+        run_id TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX promotions_recipe ON promotions(recipe, id);
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        code_version TEXT,
+        code_commit TEXT,
+        fleet_path TEXT,
+        fleet_commit TEXT,
+        config_hash TEXT,
+        status TEXT NOT NULL
+    );
+    CREATE TABLE results (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        recipe TEXT NOT NULL,
+        decision TEXT, latest TEXT, canonical_before TEXT, canonical_after TEXT,
+        tested_commit TEXT, upgrade_base_kind TEXT, upgrade_base TEXT, rungs TEXT,
+        level INTEGER, tests_executed INTEGER, rc INTEGER, gate TEXT, label TEXT NOT NULL,
+        incidents TEXT, duration_s REAL, log_path TEXT, error TEXT,
+        PRIMARY KEY (run_id, recipe)
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_README = """\
+This directory is canon's state: the SQLite registry (canon.db), the recipe
+mirrors and the canonical slots.  canon owns it; do not edit it by hand.
+Inspect it with `canon status`, `canon history RECIPE` and `canon verify`.
+"""
+
+
+class RegistryError(CanonError):
+    pass
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Canonical:
+    recipe: str
+    version: str
+    tag: str
+    commit: str
+    deployment: str | None
+    promoted_at: str
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class Promotion:
+    id: int
+    recipe: str
+    version: str
+    tag: str
+    commit: str
+    deployment: str | None
+    previous_version: str | None
+    previous_commit: str | None
+    promoted_at: str
+    run_id: str | None
+    prev_hash: str
+    hash: str
+
+    def body(self) -> dict[str, Any]:
+        """The hashed part: every field but ``hash`` (``prev_hash`` included)."""
+        d = asdict(self)
+        del d["hash"]
+        return d
+
+
+def promotion_hash(body: dict[str, Any]) -> str:
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    ok: bool
+    head: str
+    length: int
+    problems: list[str]
+
+
+def _promotion(row: sqlite3.Row) -> Promotion:
+    return Promotion(
+        row["id"], row["recipe"], row["version"], row["tag"], row["commit_sha"], row["deployment"],
+        row["previous_version"], row["previous_commit"], row["promoted_at"], row["run_id"],
+        row["prev_hash"], row["hash"],
+    )  # fmt: skip
+
+
+def _canonical(row: sqlite3.Row) -> Canonical:
+    return Canonical(
+        row["recipe"], row["version"], row["tag"], row["commit_sha"], row["deployment"],
+        row["promoted_at"], row["run_id"],
+    )  # fmt: skip
+
+
+class Registry:
+    """One SQLite file.  Open with :meth:`open`; every write is one transaction."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self._conn = conn
+
+    # -- opening -------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Registry:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            _create_atomically(path)
+        conn = None
+        try:
+            conn = _connect(path)
+            _migrate(conn, path)
+        except sqlite3.DatabaseError as e:
+            if conn is not None:
+                conn.close()
+            raise RegistryError(
+                f"{path}: not a usable canon registry ({e}); move it aside and re-run, "
+                "or restore it from a backup"
+            ) from None
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+
+    # -- canonicals ----------------------------------------------------------
+    def read_registry(self, recipe: str) -> Canonical | None:
+        """The recipe's current canonical, or None when it was never promoted."""
+        row = self._conn.execute("SELECT * FROM canonicals WHERE recipe = ?", (recipe,)).fetchone()
+        return _canonical(row) if row else None
+
+    def canonicals(self) -> list[Canonical]:
+        rows = self._conn.execute("SELECT * FROM canonicals ORDER BY recipe").fetchall()
+        return [_canonical(r) for r in rows]
+
+    def record_promotion(
+        self, recipe: str, version: str, tag: str, commit: str, *,
+        deployment: str | None = None, run_id: str | None = None, now: str | None = None,
+    ) -> Promotion:  # fmt: skip
+        """Make (version, commit) the recipe's canonical and append it to the history chain."""
+        now = now or utcnow()
+        with self._tx() as c:
+            prev = c.execute("SELECT * FROM canonicals WHERE recipe = ?", (recipe,)).fetchone()
+            last = c.execute("SELECT hash FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
+            next_id = c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM promotions").fetchone()[0]
+            body = dict(
+                id=next_id, recipe=recipe, version=version, tag=tag, commit=commit,
+                deployment=deployment,
+                previous_version=prev["version"] if prev else None,
+                previous_commit=prev["commit_sha"] if prev else None,
+                promoted_at=now, run_id=run_id, prev_hash=last["hash"] if last else GENESIS,
+            )  # fmt: skip
+            promo = Promotion(**body, hash=promotion_hash(body))
+            self._insert_history(c, promo)
+            self._upsert_canonical(c, promo)
+        return promo
+
+    def _insert_history(self, c: sqlite3.Connection, p: Promotion) -> None:
+        c.execute(
+            "INSERT INTO promotions (id, recipe, version, tag, commit_sha, deployment,"
+            " previous_version, previous_commit, promoted_at, run_id, prev_hash, hash)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (p.id, p.recipe, p.version, p.tag, p.commit, p.deployment, p.previous_version,
+             p.previous_commit, p.promoted_at, p.run_id, p.prev_hash, p.hash),
+        )  # fmt: skip
+
+    def _upsert_canonical(self, c: sqlite3.Connection, p: Promotion) -> None:
+        c.execute(
+            "INSERT INTO canonicals (recipe, version, tag, commit_sha, deployment, promoted_at,"
+            " run_id) VALUES (?,?,?,?,?,?,?) ON CONFLICT(recipe) DO UPDATE SET"
+            " version=excluded.version, tag=excluded.tag, commit_sha=excluded.commit_sha,"
+            " deployment=excluded.deployment, promoted_at=excluded.promoted_at,"
+            " run_id=excluded.run_id",
+            (p.recipe, p.version, p.tag, p.commit, p.deployment, p.promoted_at, p.run_id),
+        )
+
+    def history(self, recipe: str | None = None) -> list[Promotion]:
+        """Promotions, oldest first (all recipes when ``recipe`` is None)."""
+        if recipe is None:
+            rows = self._conn.execute("SELECT * FROM promotions ORDER BY id").fetchall()
+        else:
+            rows = self._conn.execute(
+                "SELECT * FROM promotions WHERE recipe = ? ORDER BY id", (recipe,)
+            ).fetchall()
+        return [_promotion(r) for r in rows]
+
+    def chain_head(self) -> str:
+        row = self._conn.execute("SELECT hash FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
+        return row["hash"] if row else GENESIS
+
+    def verify_chain(self) -> ChainCheck:
+        """Re-hash every promotion; check links, and that each canonical is its last promotion."""
+        problems: list[str] = []
+        prev = GENESIS
+        promos = self.history()
+        last_by_recipe: dict[str, Promotion] = {}
+        for p in promos:
+            if p.prev_hash != prev:
+                problems.append(
+                    f"promotions row {p.id} ({p.recipe}): prev_hash does not link to row before it"
+                )
+            if promotion_hash(p.body()) != p.hash:
+                problems.append(
+                    f"promotions row {p.id} ({p.recipe} {p.version}): hash mismatch, row was edited"
+                )
+            prev = p.hash
+            last_by_recipe[p.recipe] = p
+        canon = {c.recipe: c for c in self.canonicals()}
+        for recipe in sorted(canon.keys() | last_by_recipe.keys()):
+            c, p = canon.get(recipe), last_by_recipe.get(recipe)
+            if c is None or p is None:
+                problems.append(f"canonicals row {recipe}: has no matching promotion history")
+            elif (c.version, c.tag, c.commit) != (p.version, p.tag, p.commit):
+                problems.append(
+                    f"canonicals row {recipe}: {c.version}@{c.commit[:12]} differs from its last "
+                    f"promotion (row {p.id}: {p.version}@{p.commit[:12]})"
+                )
+        return ChainCheck(not problems, prev, len(promos), problems)
+
+    # -- runs and results ----------------------------------------------------
+    def start_run(self, run_id: str, kind: str, *, now: str | None = None, **info: Any) -> None:
+        row = {k: info.get(k) for k in RUN_FIELDS}
+        row.update(run_id=run_id, kind=kind, started_at=now or utcnow(), status="running")
+        with self._tx() as c:
+            c.execute(
+                f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({', '.join('?' * len(RUN_FIELDS))})",
+                [row[k] for k in RUN_FIELDS],
+            )
+
+    def finish_run(self, run_id: str, status: str, *, now: str | None = None) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+                (status, now or utcnow(), run_id),
+            )
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return dict(row) if row else None
+
+    def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
+        q, args = "SELECT * FROM runs", ()
+        if kind:
+            q, args = q + " WHERE kind = ?", (kind,)
+        return [dict(r) for r in self._conn.execute(q + " ORDER BY started_at, run_id", args)]
+
+    def record_result(self, run_id: str, row: dict[str, Any]) -> None:
+        values = [
+            json.dumps(row.get(k)) if k in _JSON_FIELDS else row.get(k) for k in RESULT_FIELDS
+        ]
+        cols = ("run_id",) + RESULT_FIELDS
+        with self._tx() as c:
+            c.execute(
+                f"INSERT OR REPLACE INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [run_id, *values],
+            )
+
+    def results(self, run_id: str | None = None, recipe: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT r.* FROM results r JOIN runs USING (run_id) WHERE 1=1"
+        args: list[str] = []
+        if run_id:
+            q, args = q + " AND r.run_id = ?", [*args, run_id]
+        if recipe:
+            q, args = q + " AND r.recipe = ?", [*args, recipe]
+        out = []
+        for r in self._conn.execute(q + " ORDER BY runs.started_at, r.run_id, r.recipe", args):
+            d = dict(r)
+            for k in _JSON_FIELDS:
+                d[k] = json.loads(d[k]) if d[k] is not None else None
+            out.append(d)
+        return out
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise RegistryError(
+            f"{path}: schema version {current} is newer than this canon ({SCHEMA_VERSION}); "
+            "upgrade canon"
+        )
+    for version in range(current, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in MIGRATIONS[version].split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _create_atomically(path: Path) -> None:
+    """Build a migrated db in a temp file beside ``path`` and rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=".canon-db-", dir=path.parent)
+    os.close(fd)
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            _migrate(conn, path)
+        finally:
+            conn.close()
+        # atomic, and never clobbers a db another process made first
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    readme = path.parent / "README"
+    if not readme.exists():
+        readme.write_text(_README)
+
+
+def read_registry(path: str | os.PathLike[str], recipe: str) -> Canonical | None:
+    """Convenience: open the registry at ``path`` and read one recipe's canonical."""
+    with Registry.open(path) as reg:
+        return reg.read_registry(recipe)

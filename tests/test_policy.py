@@ -1,0 +1,126 @@
+"""policy.py: pure decisions, as tables."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from canonlib.policy import (
+    Outcome,
+    gate_reason,
+    is_green,
+    label,
+    level,
+    should_promote_canonical,
+    sweep_decision,
+    upgrade_base,
+)
+
+
+@pytest.mark.parametrize(
+    "latest, canon, hold, expected",
+    [
+        (None, None, None, "skip:never-released"),
+        (None, "1.0.0+1", None, "skip:never-released"),
+        ("1.0.0+1", None, None, "run"),
+        ("1.1.0+1", "1.0.0+1", None, "run"),
+        ("1.0.0+1", "1.0.0+1", None, "skip:no-new-version"),
+        (
+            "5.0.3+27.0.1-fpm",
+            "6.0.1+28.0.2-fpm",
+            None,
+            "skip:no-new-version",
+        ),  # upstream went backwards
+        ("1.1.0+1.15.3", "1.1.0+1.15", None, "run"),  # app part tie-break
+        ("2.0.0+1", "1.0.0+1", "waiting on upstream #12", "skip:held"),
+        ("1.10.0+1", "1.9.0+1", None, "run"),
+    ],
+)
+def test_sweep_decision(latest, canon, hold, expected):
+    assert sweep_decision("r", latest, canon, hold) == expected
+
+
+def test_should_promote_only_when_every_condition_holds():
+    for enrolled, green, cold, is_ref, tagged in itertools.product([True, False], repeat=5):
+        want = enrolled and green and cold and not is_ref and tagged
+        assert (
+            should_promote_canonical(
+                enrolled=enrolled, green=green, cold=cold, is_ref=is_ref, tagged=tagged
+            )
+            is want
+        )
+        reason = gate_reason(
+            enrolled=enrolled, green=green, cold=cold, is_ref=is_ref, tagged=tagged
+        )
+        assert (reason is None) is want
+
+
+@pytest.mark.parametrize(
+    "rungs, tests, lvl, green",
+    [
+        ({"install": "pass", "upgrade": "pass", "backup": "pass", "functional": "pass", "lint": "pass"}, 3, 5, True),
+        ({"install": "pass", "upgrade": "skip", "backup": "pass", "functional": "fail", "lint": "pass"}, 3, 3, False),
+        ({"install": "pass", "upgrade": "skip", "backup": "skip", "functional": "pass", "lint": "pass"}, 1, 5, True),
+        ({"install": "pass", "upgrade": "pass", "backup": "pass", "functional": "pass", "lint": "pass"}, 0, 5, False),
+        ({"install": "fail"}, 0, 0, False),
+        ({"install": "pass", "upgrade": "unverified", "backup": "pass"}, 2, 1, False),
+        ({"install": "skip", "upgrade": "skip", "backup": "skip", "functional": "skip", "lint": "skip"}, 4, 0, False),
+        ({"install": "pass", "upgrade": "pass", "backup": "pass", "functional": "pass"}, 2, 4, False),  # lint missing
+    ],
+)  # fmt: skip
+def test_level_and_green(rungs, tests, lvl, green):
+    assert level(rungs) == lvl
+    assert is_green(rungs, tests) is green
+
+
+TAGS = ["1.0.0+1", "1.1.0+1", "1.2.0+1"]
+
+
+@pytest.mark.parametrize(
+    "head, canon, pin, kind, version",
+    [
+        ("1.2.0+1", "1.1.0+1", None, "canonical", "1.1.0+1"),
+        ("1.2.0+1", "1.2.0+1", None, "step-back", "1.1.0+1"),
+        ("1.0.0+1", "1.0.0+1", None, "skip", None),
+        ("1.2.0+1", None, None, "skip", None),
+        ("1.2.0+1", "1.1.0+1", "1.0.0+1", "pin", "1.0.0+1"),
+    ],
+)
+def test_upgrade_base(head, canon, pin, kind, version):
+    base = upgrade_base(head, canon, TAGS, pin)
+    assert (base.kind, base.version) == (kind, version)
+    assert base.reason
+
+
+def test_step_back_cannot_fire_when_sweep_runs():
+    # a sweep runs only when latest > canonical, so the base is then always the canonical
+    for canon, latest in itertools.permutations(TAGS, 2):
+        if sweep_decision("r", latest, canon) == "run":
+            assert upgrade_base(latest, canon, TAGS).kind == "canonical"
+
+
+RUN_GREEN = dict(
+    decision="run", green=True, level=5, tested_version="2.0.0+1", tested_commit="b" * 40
+)
+
+
+@pytest.mark.parametrize(
+    "outcome, record, expected",
+    [
+        (Outcome(**RUN_GREEN), ("2.0.0+1", "b" * 40), "PASS (promoted)"),
+        # the child exited 0 but the registry does not hold it: the label must not say PASS
+        (Outcome(**RUN_GREEN), ("1.0.0+1", "a" * 40), "GREEN-BUT-PROMOTE-FAILED"),
+        (Outcome(**RUN_GREEN), (None, None), "GREEN-BUT-PROMOTE-FAILED"),
+        (Outcome(**RUN_GREEN), ("2.0.0+1", "c" * 40), "GREEN-BUT-PROMOTE-FAILED"),  # same version, other commit
+        (Outcome(**{**RUN_GREEN, "gate": "tag moved"}), ("1.0.0+1", "a" * 40), "GREEN-NOT-PROMOTED (tag moved)"),
+        (Outcome("run", green=False, level=3), ("1.0.0+1", "a" * 40), "FAIL (level 3/5)"),
+        (Outcome("run", green=False, level=0, timed_out=True), (None, None), "FAIL (timeout)"),
+        (Outcome("skip:no-new-version"), ("1.0.0+1", "a" * 40), "SKIP (no-new-version)"),
+        (Outcome("skip:never-released"), (None, None), "SKIP (never-released)"),
+        (Outcome("skip:held"), (None, None), "SKIP (held)"),
+        (Outcome("run", error="sync: upstream unreachable"), (None, None), "ERROR (sync: upstream unreachable)"),
+    ],
+)  # fmt: skip
+def test_label_comes_from_the_registry(outcome, record, expected):
+    assert label(outcome, *record) == expected
