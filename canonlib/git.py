@@ -1,0 +1,168 @@
+"""The one place that runs git.
+
+Every call: an argv list, a scrubbed environment (no inherited ``GIT_*``), no
+terminal prompts, a timeout.  Ref and recipe names that come from outside are
+checked here before they get anywhere near an argv or a path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .errors import CanonError
+
+DEFAULT_TIMEOUT_S = 120.0
+ZERO = "0" * 40
+
+
+class GitError(CanonError):
+    """git failed; the message carries the command and git's own words."""
+
+    def __init__(self, msg: str, *, stderr: str = "", returncode: int | None = None):
+        super().__init__(msg)
+        self.stderr = stderr
+        self.returncode = returncode
+
+
+class InvalidRef(CanonError):
+    """A ref, tag or recipe name that canon refuses to pass to git or use as a path."""
+
+
+def no_git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment minus inherited GIT_* variables, which break nested git calls."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", SSH_ASKPASS="true", LC_ALL="C")
+    # a user's global config may carry url rewrites or hooks; keep it, but never a system pager
+    env["GIT_PAGER"] = "cat"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    args: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    config: Mapping[str, str] | None = None,
+    check: bool = True,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``git <args>``; raise :class:`GitError` on failure or timeout when ``check``."""
+    argv = ["git"]
+    for key, value in (config or {}).items():
+        argv += ["-c", f"{key}={value}"]
+    argv += list(args)
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, env=no_git_env(), capture_output=True, text=True, timeout=timeout,
+            input=input, stdin=None if input is not None else subprocess.DEVNULL,
+            errors="surrogateescape",
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {_show(args)} timed out after {timeout:g}s") from None
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH") from None
+    if check and proc.returncode != 0:
+        err = proc.stderr.strip()
+        raise GitError(
+            f"git {_show(args)} failed (exit {proc.returncode}): {err[-2000:]}",
+            stderr=err, returncode=proc.returncode,
+        )  # fmt: skip
+    return proc
+
+
+def _show(args: Sequence[str]) -> str:
+    return " ".join(args[:4]) + (" …" if len(args) > 4 else "")
+
+
+def local_url_config(url: str) -> dict[str, str]:
+    """``protocol.file.allow`` only where the upstream is on the local disk."""
+    if url.startswith("file://") or "://" not in url and ":" not in url.split("/")[0]:
+        return {"protocol.file.allow": "always"}
+    return {}
+
+
+# -- names -------------------------------------------------------------------
+
+_BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+_RECIPE = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}(?:\.[a-z0-9_-]+)*", re.ASCII)
+
+
+def ref_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a safe tag/branch name, or None (git check-ref-format, stricter)."""
+    if not name:
+        return "empty"
+    if name.startswith("-"):
+        return "starts with '-' (would read as an option)"
+    if _BAD_REF_CHARS.search(name):
+        return "contains a control character, space or one of ~^:?*[\\"
+    if ".." in name or "@{" in name or name == "@":
+        return "contains '..' or '@{'"
+    if name.startswith("/") or name.endswith("/") or "//" in name or name.endswith("."):
+        return "bad '/' or trailing '.'"
+    if any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
+        return "a component starts with '.' or ends with '.lock'"
+    if len(name) > 255:
+        return "longer than 255 characters"
+    return None
+
+
+def check_ref_name(name: str, what: str = "tag") -> str:
+    problem = ref_name_problem(name)
+    if problem:
+        raise InvalidRef(f"invalid {what} name {name!r}: {problem}")
+    return name
+
+
+def check_recipe_name(name: str) -> str:
+    if not _RECIPE.fullmatch(name or ""):
+        raise InvalidRef(
+            f"invalid recipe name {name!r}: use lower-case letters, digits, '-', '_' and single dots"
+        )
+    return name
+
+
+# -- reading refs ------------------------------------------------------------
+
+
+def parse_ls_remote(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """``git ls-remote`` output -> (ref -> oid, ref -> peeled commit for annotated tags)."""
+    refs: dict[str, str] = {}
+    peeled: dict[str, str] = {}
+    for line in text.splitlines():
+        oid, _, ref = line.partition("\t")
+        if not ref:
+            continue
+        if ref.endswith("^{}"):
+            peeled[ref[:-3]] = oid
+        else:
+            refs[ref] = oid
+    return refs, peeled
+
+
+def ls_remote(
+    url: str, patterns: Sequence[str], *, timeout: float
+) -> tuple[dict[str, str], dict[str, str]]:
+    proc = run(["ls-remote", "--", url, *patterns], timeout=timeout, config=local_url_config(url))
+    return parse_ls_remote(proc.stdout)
+
+
+def local_refs(repo: Path, prefixes: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The repo's refs under ``prefixes``: (ref -> oid, ref -> peeled commit for annotated tags)."""
+    proc = run(
+        ["for-each-ref", "--format=%(objectname) %(*objectname) %(refname)", *prefixes],
+        cwd=repo, timeout=60,
+    )  # fmt: skip
+    refs: dict[str, str] = {}
+    peeled: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        oid, deref, ref = line.split(" ", 2)
+        refs[ref] = oid
+        if deref:
+            peeled[ref] = deref
+    return refs, peeled

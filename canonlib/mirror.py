@@ -1,0 +1,324 @@
+"""A faithful bare mirror of one recipe: upstream's branch and tags, nothing else.
+
+``Mirror.sync()`` first asks upstream for its refs (one ``git ls-remote``);
+when they already equal the mirror's, nothing is fetched.  Otherwise one
+atomic ``git fetch`` with explicit refspecs makes the mirror's branch and tags
+exactly upstream's (added, deleted, moved, force-pushed), and the report says
+what changed.  ``checkout(tag)`` gives a clean detached tree at the tag's
+commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import git
+from .errors import CanonError
+from .versions import InvalidRecipeVersion, parse_version
+
+HEADS, TAGS = "refs/heads/", "refs/tags/"
+
+
+class SyncError(CanonError):
+    """A sync that could not complete; the mirror is as it was before."""
+
+
+class CheckoutError(CanonError):
+    pass
+
+
+@dataclass
+class SyncReport:
+    recipe: str
+    url: str
+    branch: str
+    fetched: bool = False
+    branch_old: str | None = None
+    branch_new: str | None = None
+    fast_forward: bool | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # release-or-not tag -> peeled commit
+    added: list[str] = field(default_factory=list)
+    deleted: dict[str, str] = field(default_factory=dict)  # tag -> commit it had
+    moved: dict[str, tuple[str, str]] = field(default_factory=dict)  # tag -> (old, new) commit
+    not_releases: list[str] = field(default_factory=list)
+    invalid_tags: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def incidents(self) -> list[str]:
+        """Moved and deleted tags: the sweep refuses to promote across them."""
+        out = [f"tag {t} moved {o[:12]} -> {n[:12]}" for t, (o, n) in sorted(self.moved.items())]
+        out += [f"tag {t} deleted (was {c[:12]})" for t, c in sorted(self.deleted.items())]
+        return out
+
+    def summary(self) -> str:
+        parts = [f"{self.recipe}: {'fetched' if self.fetched else 'unchanged (fetch skipped)'}"]
+        if self.branch_old != self.branch_new:
+            ff = "fast-forward" if self.fast_forward else "FORCED"
+            parts.append(
+                f"{self.branch} {str(self.branch_old)[:12]} -> {str(self.branch_new)[:12]} ({ff})"
+            )
+        if self.added:
+            parts.append(f"+{len(self.added)} tag(s)")
+        parts += self.incidents + self.warnings
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Checkout:
+    path: Path
+    tag: str
+    commit: str
+
+    def state_problem(self) -> str | None:
+        """None when the tree is still at ``commit`` with no changes, else what moved."""
+        head = git.run(["rev-parse", "HEAD"], cwd=self.path, check=False)
+        if head.returncode != 0:
+            return f"checkout {self.path} is no longer a git work tree"
+        if head.stdout.strip() != self.commit:
+            return f"checkout moved from {self.commit[:12]} to {head.stdout.strip()[:12]}"
+        status = git.run(["status", "--porcelain", "--untracked-files=all"], cwd=self.path)
+        if status.stdout.strip():
+            first = status.stdout.strip().splitlines()[0]
+            return f"checkout at {self.commit[:12]} is not clean ({first!r} …)"
+        return None
+
+
+def _tag_map(refs: dict[str, str], peeled: dict[str, str]) -> dict[str, str]:
+    return {
+        ref[len(TAGS) :]: peeled.get(ref, oid) for ref, oid in refs.items() if ref.startswith(TAGS)
+    }
+
+
+class Mirror:
+    def __init__(
+        self,
+        recipe: str,
+        path: str | Path,
+        upstream_url: str,
+        branch: str = "main",
+        *,
+        push_url: str | None = None,
+        timeout_s: float = 120.0,
+        checkouts_dir: str | Path | None = None,
+    ):
+        self.recipe = git.check_recipe_name(recipe)
+        self.path = Path(path)
+        self.url = upstream_url
+        self.branch = git.check_ref_name(branch, "branch")
+        self.push_url = push_url
+        self.timeout_s = timeout_s
+        self.checkouts_dir = (
+            Path(checkouts_dir) if checkouts_dir else self.path.parent / "checkouts"
+        )
+
+    def __repr__(self) -> str:
+        return f"Mirror({self.recipe!r}, {str(self.path)!r}, {self.url!r})"
+
+    # -- sync ----------------------------------------------------------------
+    def sync(self) -> SyncReport:
+        """Make the mirror equal upstream's branch and tags; report what changed."""
+        t0 = time.monotonic()
+        report = SyncReport(self.recipe, self.url, self.branch)
+        before_refs, before_peeled = self._read_local(report)
+        try:
+            up_refs, _ = git.ls_remote(
+                self.url, ["HEAD", HEADS + "*", TAGS + "*"], timeout=self.timeout_s
+            )
+        except git.GitError as e:
+            up_refs = None
+            report.warnings.append(f"ls-remote failed, fetching instead: {e}")
+        branch = self._choose_branch(up_refs, report)
+        wanted = lambda r: r == HEADS + branch or r.startswith(TAGS)  # noqa: E731
+        if up_refs is not None and before_refs is not None:
+            up_view = {r: o for r, o in up_refs.items() if wanted(r)}
+            if up_view == before_refs:
+                report.tags = _tag_map(before_refs, before_peeled)
+                report.branch_old = report.branch_new = before_refs.get(HEADS + branch)
+                return self._finish(report, t0)
+        after_refs, after_peeled = self._fetch(branch, before_refs is None)
+        report.fetched = True
+        self._diff(report, before_refs or {}, before_peeled or {}, after_refs, after_peeled)
+        return self._finish(report, t0)
+
+    def _read_local(
+        self, report: SyncReport
+    ) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+        """The mirror's refs, or (None, None) when there is no usable mirror (first sync)."""
+        if not self.path.exists():
+            return None, None
+        try:
+            if (
+                git.run(["rev-parse", "--is-bare-repository"], cwd=self.path).stdout.strip()
+                != "true"
+            ):
+                raise git.GitError("not a bare repository")
+            return git.local_refs(self.path, [HEADS, TAGS])
+        except git.GitError as e:
+            report.warnings.append(
+                f"mirror {self.path} was unusable ({str(e)[:200]}); re-cloned from {self.url}"
+            )
+            return None, None
+
+    def _choose_branch(self, up_refs: dict[str, str] | None, report: SyncReport) -> str:
+        if up_refs is None or HEADS + self.branch in up_refs:
+            return self.branch
+        heads = sorted(r[len(HEADS) :] for r in up_refs if r.startswith(HEADS))
+        head_oid = up_refs.get("HEAD")
+        default = next((h for h in heads if up_refs[HEADS + h] == head_oid), None)
+        if default is None or git.ref_name_problem(default):
+            raise SyncError(
+                f"{self.recipe}: upstream {self.url} has no branch {self.branch!r} "
+                f"(branches: {', '.join(heads) or 'none'}); set the recipe's branch in canon.toml"
+            )
+        report.warnings.append(
+            f"upstream has no branch {self.branch!r}: following its default branch {default!r}"
+        )
+        report.branch = default
+        return default
+
+    def _fetch(self, branch: str, fresh: bool) -> tuple[dict[str, str], dict[str, str]]:
+        """One atomic fetch; a fresh mirror is built beside the old path and renamed in."""
+        refspecs = [f"+{HEADS}{branch}:{HEADS}{branch}", f"+{TAGS}*:{TAGS}*"]
+        target = self.path
+        if fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target = Path(tempfile.mkdtemp(prefix=f".{self.recipe}-new-", dir=self.path.parent))
+            git.run(["init", "--quiet", "--bare", str(target)], timeout=60)
+        try:
+            git.run(
+                ["fetch", "--quiet", "--atomic", "--prune", "--force", "--no-tags",
+                 "--no-write-fetch-head", "--", self.url, *refspecs],
+                cwd=target, timeout=self.timeout_s, config=git.local_url_config(self.url),
+            )  # fmt: skip
+            # a branch we followed before and upstream dropped is not upstream's any more
+            stale = [r for r in git.local_refs(target, [HEADS])[0] if r != HEADS + branch]
+            for ref in stale:
+                git.run(["update-ref", "-d", ref], cwd=target)
+            refs = git.local_refs(target, [HEADS, TAGS])
+        except git.GitError as e:
+            if fresh:
+                shutil.rmtree(target, ignore_errors=True)
+            raise SyncError(f"{self.recipe}: cannot fetch from {self.url}: {e}") from None
+        if fresh:
+            if self.path.exists():  # the unusable old mirror
+                aside = self.path.with_name(f".{self.path.name}-broken-{time.time_ns()}")
+                self.path.rename(aside)
+                shutil.rmtree(aside, ignore_errors=True)
+            target.rename(self.path)
+        return refs
+
+    def _diff(self, report, before, before_peeled, after, after_peeled) -> None:
+        old_tags, new_tags = _tag_map(before, before_peeled), _tag_map(after, after_peeled)
+        report.tags = new_tags
+        report.added = sorted(t for t in new_tags if t not in old_tags)
+        report.deleted = {t: c for t, c in old_tags.items() if t not in new_tags}
+        report.moved = {
+            t: (old_tags[t], c) for t, c in new_tags.items() if t in old_tags and old_tags[t] != c
+        }
+        ref = HEADS + report.branch
+        report.branch_old, report.branch_new = before.get(ref), after.get(ref)
+        if report.branch_old and report.branch_new and report.branch_old != report.branch_new:
+            ff = git.run(
+                ["merge-base", "--is-ancestor", report.branch_old, report.branch_new],
+                cwd=self.path, check=False,
+            )  # fmt: skip
+            report.fast_forward = ff.returncode == 0
+        elif report.branch_old == report.branch_new:
+            report.fast_forward = True
+
+    def _finish(self, report: SyncReport, t0: float) -> SyncReport:
+        valid: dict[str, str] = {}
+        for tag, commit in report.tags.items():
+            if git.ref_name_problem(tag):
+                report.invalid_tags.append(tag)
+                continue
+            valid[tag] = commit
+            try:
+                if parse_version(tag).is_prerelease:
+                    report.not_releases.append(tag)
+            except InvalidRecipeVersion:
+                report.not_releases.append(tag)
+        report.tags = valid
+        report.invalid_tags.sort()
+        report.not_releases.sort()
+        if self.push_url and report.fetched:
+            self.push()
+        report.duration_s = time.monotonic() - t0
+        return report
+
+    def push(self) -> None:
+        """Force the same branch and tags to the CI mirror remote, pruning tags it lacks."""
+        if not self.push_url:
+            return
+        branch = self._current_branch()
+        refspecs = [f"+{TAGS}*:{TAGS}*"] + ([f"+{HEADS}{branch}:{HEADS}{branch}"] if branch else [])
+        try:
+            git.run(
+                ["push", "--quiet", "--force", "--prune", "--atomic", "--", self.push_url, *refspecs],
+                cwd=self.path, timeout=self.timeout_s, config=git.local_url_config(self.push_url),
+            )  # fmt: skip
+        except git.GitError as e:
+            raise SyncError(
+                f"{self.recipe}: cannot push to CI mirror {self.push_url}: {e}"
+            ) from None
+
+    def _current_branch(self) -> str | None:
+        heads = git.local_refs(self.path, [HEADS])[0]
+        return next((r[len(HEADS) :] for r in heads), None)
+
+    # -- reading -------------------------------------------------------------
+    def tag_commit(self, tag: str) -> str | None:
+        """The commit ``tag`` points at in the mirror now (re-read every call), or None."""
+        git.check_ref_name(tag)
+        proc = git.run(
+            ["rev-parse", "--verify", "--quiet", f"{TAGS}{tag}^{{commit}}"],
+            cwd=self.path,
+            check=False,
+        )
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def tags(self) -> dict[str, str]:
+        refs, peeled = git.local_refs(self.path, [TAGS])
+        return {t: c for t, c in _tag_map(refs, peeled).items() if not git.ref_name_problem(t)}
+
+    @contextlib.contextmanager
+    def checkout(self, tag: str) -> Iterator[Checkout]:
+        """A clean detached work tree at ``tag``'s commit, removed on exit."""
+        git.check_ref_name(tag)
+        commit = self.tag_commit(tag)
+        if commit is None:
+            raise CheckoutError(
+                f"{self.recipe}: tag {tag!r} is not in the mirror {self.path}; sync first"
+            )
+        self.checkouts_dir.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=f"{self.recipe}-", dir=self.checkouts_dir))
+        try:
+            try:
+                git.run(
+                    [
+                        "clone",
+                        "--quiet",
+                        "--no-checkout",
+                        "--shared",
+                        "--",
+                        str(self.path),
+                        str(path),
+                    ],
+                    timeout=120,
+                )
+                git.run(["checkout", "--quiet", "--detach", commit], cwd=path, timeout=120)
+            except git.GitError as e:
+                raise CheckoutError(
+                    f"{self.recipe}: cannot check out {tag} ({commit[:12]}): {e}"
+                ) from None
+            yield Checkout(path, tag, commit)
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
