@@ -50,6 +50,12 @@ def cmd_versions_latest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_harness(args: argparse.Namespace) -> int:
+    from .harness import main as harness_main
+
+    return harness_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="canon",
@@ -82,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-prerelease", action="store_true", help="count prereleases (1.0.0-rc1) as releases"
     )
     vl.set_defaults(func=cmd_versions_latest)
+    h = sub.add_parser(
+        "harness", help="the built-in cold-run harness (started by canon sweep)",
+        description="Deploy $CCCI_RECIPE_DIR through the configured backend into a throw-away "
+        "slot, climb the rungs (L1 install, L2 upgrade from $CCCI_UPGRADE_BASE, L3 backup/restore, "
+        "L4 functional tests from the fleet, L5 lint), write $CCCI_RESULT_FILE and tear the slot "
+        "down. Exit 0 when green.",
+    )  # fmt: skip
+    h.set_defaults(func=cmd_harness)
     return p
 
 

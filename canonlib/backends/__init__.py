@@ -1,0 +1,74 @@
+"""Deploy backends: where a recipe at one exact commit gets installed.
+
+``local`` (embedded default, used by the demo and tests) and ``abra`` (real
+Co-op Cloud through the abra CLI).  The cold run and the promote use the very
+same backend calls: a promote is a faithful install, not a shortcut.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import CanonError
+from ..meta import RecipeMeta
+
+
+class BackendError(CanonError):
+    """A backend step failed; ``step`` names it (provision, deploy, install, ready, …)."""
+
+    def __init__(self, step: str, msg: str):
+        super().__init__(f"{step}: {msg}")
+        self.step = step
+
+
+class Backend(Protocol):
+    name: str
+
+    def provision(self, slot: str, checkout: Path, meta: RecipeMeta) -> None:
+        """Dependencies and secrets for ``slot`` (secret values are never printed)."""
+
+    def deploy(
+        self, slot: str, checkout: Path, meta: RecipeMeta, *, version: str, commit: str
+    ) -> None:
+        """Deploy the recipe tree at ``checkout`` into ``slot``, keeping the slot's data."""
+
+    def run_install_steps(self, slot: str, meta: RecipeMeta) -> None: ...
+
+    def wait_ready(self, slot: str, meta: RecipeMeta) -> None:
+        """Run the meta's ready probes with retries until ``DEPLOY_TIMEOUT_S``."""
+
+    def snapshot(self, slot: str) -> str: ...
+
+    def restore(self, slot: str, snapshot: str) -> None: ...
+
+    def wipe_data(self, slot: str) -> None: ...
+
+    def undeploy(self, slot: str) -> None:
+        """Stop the app, keep its data (the canonical slot between sweeps)."""
+
+    def teardown(self, slot: str) -> None:
+        """Remove app, data, snapshots and secrets; a missing slot is fine."""
+
+    def deployed(self, slot: str) -> dict[str, Any] | None:
+        """What is in ``slot``: recipe, version, commit; None when empty."""
+
+    def slot_env(self, slot: str) -> dict[str, str]:
+        """Environment that tells functional tests where the slot is."""
+
+    def disk_usage(self, slot: str | None = None) -> int: ...
+
+    def slots(self) -> list[str]: ...
+
+
+def make_backend(config: Any, *, run_dir: Path | None = None) -> Backend:
+    kind = config.backend.get("kind", "local")
+    if kind == "local":
+        from .local import LocalBackend
+
+        return LocalBackend(config.slots_dir)
+    if kind == "abra":
+        from .abra import AbraBackend
+
+        return AbraBackend.from_config(config, run_dir=run_dir)
+    raise BackendError("config", f"unknown backend {kind!r}")

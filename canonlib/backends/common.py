@@ -1,0 +1,141 @@
+"""Pieces every backend shares: secrets, .env rendering, ready probes, commands."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import string
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import BackendError
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def generate_secret(generator: str | None) -> str:
+    """``hex:N`` (N random bytes as hex), ``base64:N``, ``alnum:N``; None means ``alnum:32``."""
+    kind, _, n = (generator or "alnum:32").partition(":")
+    try:
+        size = int(n or 32)
+    except ValueError:
+        raise BackendError("provision", f"bad secret generator {generator!r}") from None
+    if not 1 <= size <= 4096:
+        raise BackendError("provision", f"secret size out of range in {generator!r}")
+    if kind == "hex":
+        return secrets.token_hex(size)
+    if kind == "base64":
+        return base64.b64encode(secrets.token_bytes(size)).decode()
+    if kind == "alnum":
+        return "".join(secrets.choice(_ALNUM) for _ in range(size))
+    raise BackendError(
+        "provision", f"unknown secret generator {generator!r} (hex:N, base64:N, alnum:N)"
+    )
+
+
+def render_env(sample: str, overlay: Mapping[str, str]) -> str:
+    """``.env.sample`` with the overlay's values set (uncommenting ``#KEY=`` lines), extras appended."""
+    out, seen = [], set()
+    for line in sample.splitlines():
+        body = line.lstrip("#").strip()
+        key = body.split("=", 1)[0].strip() if "=" in body else None
+        if key in overlay:
+            out.append(f"{key}={overlay[key]}")
+            seen.add(key)
+        else:
+            out.append(line)
+    out += [f"{k}={v}" for k, v in overlay.items() if k not in seen]
+    return "\n".join(out) + "\n"
+
+
+def parse_env(text: str) -> dict[str, str]:
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            env[k.strip()] = v.strip().strip("'\"")
+    return env
+
+
+def run_command(
+    cmd: str | list[str], *, cwd: Path | None, env: Mapping[str, str], timeout: float, step: str
+) -> subprocess.CompletedProcess[str]:
+    """A child process in its own group; the whole group dies on timeout."""
+    argv = ["sh", "-c", cmd] if isinstance(cmd, str) else cmd
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        out, _ = proc.communicate()
+        raise BackendError(step, f"{_show(cmd)} timed out after {timeout:g}s") from None
+    return subprocess.CompletedProcess(argv, proc.returncode, out, "")
+
+
+def kill_group(pgid: int) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.2)
+
+
+def _show(cmd: str | list[str]) -> str:
+    text = cmd if isinstance(cmd, str) else " ".join(cmd)
+    return repr(text if len(text) < 120 else text[:117] + "...")
+
+
+def probe_once(probe: Mapping[str, Any], *, cwd: Path | None, env: Mapping[str, str]) -> str | None:
+    """None when the probe passes, else why not."""
+    timeout = float(probe.get("timeout_s", 10))
+    if "cmd" in probe:
+        try:
+            r = run_command(probe["cmd"], cwd=cwd, env=env, timeout=timeout, step="ready")
+        except BackendError as e:
+            return str(e)
+        return (
+            None
+            if r.returncode == 0
+            else f"{_show(probe['cmd'])} exited {r.returncode}: {r.stdout[-300:].strip()}"
+        )
+    url = probe["http"].format(**env)
+    expect = probe.get("expect_status")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (operator's own URL)
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return f"GET {url}: {e}"
+    ok = status == expect if expect else 200 <= status < 400
+    return None if ok else f"GET {url}: HTTP {status}"
+
+
+def wait_probes(probes: list[Mapping[str, Any]], *, cwd: Path | None, env: Mapping[str, str],
+                deadline_s: float, slot: str) -> None:  # fmt: skip
+    """Each probe must pass, retried (``retries``, ``interval_s``) until the shared deadline."""
+    end = time.monotonic() + deadline_s
+    for probe in probes:
+        retries = int(probe.get("retries", 30))
+        interval = float(probe.get("interval_s", 1))
+        for attempt in range(retries + 1):
+            why = probe_once(probe, cwd=cwd, env=env)
+            if why is None:
+                break
+            if attempt == retries or time.monotonic() + interval > end:
+                raise BackendError(
+                    "ready", f"slot {slot}: probe failed after {attempt + 1} tries: {why}"
+                )
+            time.sleep(interval)

@@ -1,0 +1,198 @@
+"""The embedded local backend: a slot is a directory, its processes are real children.
+
+    <root>/<slot>/app/            the recipe's files at the exact commit (no .git)
+    <root>/<slot>/data/           the app's data (kept across upgrades)
+    <root>/<slot>/secrets/<name>  generated secrets, mode 0600
+    <root>/<slot>/deps/<name>/    provisioned dependencies
+    <root>/<slot>/snapshots/<id>/ copies of data/
+    <root>/<slot>/.env            .env.sample + the meta's ENV_OVERLAY
+    <root>/<slot>/deployed.json   recipe, version, commit, state
+
+Install steps and command probes run with ``sh -c`` in ``app/``, with the
+slot's paths and .env values in their environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ..meta import RecipeMeta
+from . import BackendError
+from .common import generate_secret, parse_env, render_env, run_command, wait_probes
+
+_SLOT = re.compile(r"[a-z0-9][a-z0-9._-]{0,150}", re.ASCII)
+
+
+def copy_recipe_tree(src: Path, dest: Path, recipe: str) -> None:
+    """Copy a checkout without .git; refuse symlinks that lead out of the recipe tree."""
+    root = src.resolve()
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel_dir = Path(dirpath).relative_to(src)
+        if ".." in rel_dir.parts:
+            raise BackendError("deploy", f"{recipe}: refusing path with '..': {rel_dir}")
+        dirnames[:] = [d for d in dirnames if not (rel_dir == Path(".") and d == ".git")]
+        (dest / rel_dir).mkdir(parents=True, exist_ok=True)
+        for name in dirnames + filenames:
+            s, d = Path(dirpath) / name, dest / rel_dir / name
+            if s.is_symlink():
+                target = os.readlink(s)
+                resolved = (s.parent / target).resolve()
+                if resolved != root and root not in resolved.parents:
+                    raise BackendError(
+                        "deploy",
+                        f"{recipe}: {rel_dir / name} is a symlink out of the recipe tree ({target}); refused",
+                    )
+                if name in dirnames:
+                    dirnames.remove(name)  # never descend through a link
+                os.symlink(target, d)
+            elif name in filenames:
+                shutil.copy2(s, d, follow_symlinks=False)
+
+
+def tree_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _slot(self, slot: str) -> Path:
+        if not _SLOT.fullmatch(slot) or ".." in slot:
+            raise BackendError("slot", f"invalid slot name {slot!r}")
+        return self.root / slot
+
+    # -- install ---------------------------------------------------------------
+    def provision(self, slot: str, checkout: Path, meta: RecipeMeta) -> None:
+        d = self._slot(slot)
+        for sub in ("data", "secrets", "deps", "snapshots"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(d / "secrets", 0o700)
+        for name in meta.SECRETS:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise BackendError(
+                    "provision", f"{meta.recipe}: bad secret name {name!r} in {meta.path}"
+                )
+        for name, generator in meta.SECRETS.items():
+            path = d / "secrets" / name
+            if not path.exists():  # an existing secret is kept: upgrades keep their secrets
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(generate_secret(generator))
+        for dep in meta.DEPS:
+            if not _SLOT.fullmatch(dep):
+                raise BackendError("provision", f"{meta.recipe}: bad dependency name {dep!r}")
+            (d / "deps" / dep).mkdir(exist_ok=True)
+
+    def deploy(
+        self, slot: str, checkout: Path, meta: RecipeMeta, *, version: str, commit: str
+    ) -> None:
+        d = self._slot(slot)
+        if not (d / "data").is_dir():
+            raise BackendError("deploy", f"slot {slot} is not provisioned")
+        new = d / "app.new"
+        shutil.rmtree(new, ignore_errors=True)
+        try:
+            copy_recipe_tree(Path(checkout), new, meta.recipe)
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        sample = new / ".env.sample"
+        overlay = {"STACK_NAME": slot, **meta.ENV_OVERLAY}
+        (d / ".env").write_text(render_env(sample.read_text() if sample.exists() else "", overlay))
+        old = d / "app.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if (d / "app").exists():
+            (d / "app").rename(old)
+        new.rename(d / "app")
+        shutil.rmtree(old, ignore_errors=True)
+        self._write_state(slot, recipe=meta.recipe, version=version, commit=commit, state="deployed",
+                          deployed_at=time.time())  # fmt: skip
+
+    def run_install_steps(self, slot: str, meta: RecipeMeta) -> None:
+        env = self.slot_env(slot)
+        for i, step in enumerate(meta.INSTALL_STEPS, start=1):
+            r = run_command(step, cwd=self._slot(slot) / "app", env=env,
+                            timeout=meta.DEPLOY_TIMEOUT_S, step="install")  # fmt: skip
+            if r.returncode != 0:
+                raise BackendError(
+                    "install",
+                    f"{meta.recipe}: step {i} {step!r} exited {r.returncode}: {r.stdout[-500:].strip()}",
+                )
+
+    def wait_ready(self, slot: str, meta: RecipeMeta) -> None:
+        wait_probes(list(meta.READY_PROBES), cwd=self._slot(slot) / "app", env=self.slot_env(slot),
+                    deadline_s=meta.DEPLOY_TIMEOUT_S, slot=slot)  # fmt: skip
+
+    # -- data ------------------------------------------------------------------
+    def snapshot(self, slot: str) -> str:
+        d = self._slot(slot)
+        snap = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}"
+        shutil.copytree(d / "data", d / "snapshots" / snap, symlinks=True)
+        return snap
+
+    def restore(self, slot: str, snapshot: str) -> None:
+        d = self._slot(slot)
+        src = d / "snapshots" / snapshot
+        if not src.is_dir() or "/" in snapshot or snapshot.startswith("."):
+            raise BackendError("restore", f"slot {slot} has no snapshot {snapshot!r}")
+        shutil.rmtree(d / "data", ignore_errors=True)
+        shutil.copytree(src, d / "data", symlinks=True)
+
+    def wipe_data(self, slot: str) -> None:
+        d = self._slot(slot)
+        shutil.rmtree(d / "data", ignore_errors=True)
+        (d / "data").mkdir()
+
+    # -- lifecycle ---------------------------------------------------------------
+    def undeploy(self, slot: str) -> None:
+        if self.deployed(slot):
+            self._write_state(slot, state="undeployed")
+
+    def teardown(self, slot: str) -> None:
+        shutil.rmtree(self._slot(slot), ignore_errors=True)
+
+    def deployed(self, slot: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self._slot(slot) / "deployed.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def slot_env(self, slot: str) -> dict[str, str]:
+        d = self._slot(slot)
+        env = parse_env((d / ".env").read_text()) if (d / ".env").exists() else {}
+        env.update(
+            CANON_BACKEND="local", CANON_SLOT=slot, CANON_SLOT_DIR=str(d), CANON_APP_DIR=str(d / "app"),
+            CANON_DATA_DIR=str(d / "data"), CANON_SECRETS_DIR=str(d / "secrets"),
+        )  # fmt: skip
+        return env
+
+    def disk_usage(self, slot: str | None = None) -> int:
+        path = self._slot(slot) if slot else self.root
+        return tree_size(path) if path.exists() else 0
+
+    def slots(self) -> list[str]:
+        return (
+            sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
+        )
+
+    def _write_state(self, slot: str, **fields: Any) -> None:
+        d = self._slot(slot)
+        state = {**(self.deployed(slot) or {}), **fields}
+        tmp = d / "deployed.json.tmp"
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        os.replace(tmp, d / "deployed.json")

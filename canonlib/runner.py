@@ -1,0 +1,182 @@
+"""Cold runs: the configured harness on a clean checkout of one exact tag.
+
+The harness is a child process in its own process group, with the CCCI_*
+environment recipe CIs use, a timeout that kills the whole group, and its
+output captured to a size-capped log.  Its result file is read back, and the
+verdict is recomputed here from the rung statuses (policy.level/is_green):
+the harness's exit code is recorded, never trusted.  After the run the
+checkout must still be at the tag's commit and clean, or the result is void.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import policy
+from .meta import RUNGS, RecipeMeta
+from .mirror import Checkout
+
+LOG_CAP_BYTES = 2 * 1024 * 1024
+
+
+@dataclass
+class ColdResult:
+    recipe: str
+    version: str
+    commit: str
+    rc: int | None = None
+    rungs: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    level: int = 0
+    green: bool = False
+    tests_executed: int = 0
+    timed_out: bool = False
+    duration_s: float = 0.0
+    log_path: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None  # the run could not be trusted or did not run
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pump(stream, log_path: Path, cap: int) -> None:
+    """Copy the child's output to the log, keeping the first ``cap`` bytes, draining the rest."""
+    kept = dropped = 0
+    with open(log_path, "ab") as log:
+        while chunk := stream.read(65536):
+            room = cap - kept
+            if room > 0:
+                log.write(chunk[:room])
+                kept += min(room, len(chunk))
+            dropped += max(0, len(chunk) - max(room, 0))
+        if dropped:
+            log.write(
+                f"\n[canon: log capped at {cap} bytes; {dropped} more bytes dropped]\n".encode()
+            )
+
+
+def _kill_group(pgid: int, grace_s: float = 5.0) -> None:
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    end = time.monotonic() + grace_s
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def cold_run(
+    recipe: str,
+    checkout: Checkout,
+    meta: RecipeMeta,
+    *,
+    command: list[str],
+    log_path: Path,
+    timeout_s: float,
+    base: policy.UpgradeBase | None = None,
+    env: Mapping[str, str] | None = None,
+    log_cap: int = LOG_CAP_BYTES,
+) -> ColdResult:
+    """Run ``command`` as the harness for ``recipe`` at ``checkout``; never raises for a bad run.
+
+    ``command`` is the harness argv; ``log_path`` receives its output; ``timeout_s``
+    bounds the whole run (the meta's ``COLD_TIMEOUT_S`` when smaller); ``base`` is
+    the resolved upgrade base; ``env`` adds variables (e.g. the config's child env).
+    """
+    result = ColdResult(recipe, checkout.tag, checkout.commit, log_path=str(log_path))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    result_file = log_path.with_suffix(".result.json")
+    result_file.unlink(missing_ok=True)
+    child_env = {
+        **os.environ, **(env or {}),
+        "CCCI_RECIPE": recipe, "CCCI_RECIPE_DIR": str(checkout.path), "CCCI_VERSION": checkout.tag,
+        "CCCI_COMMIT": checkout.commit, "CCCI_SKIP_FETCH": "1", "CCCI_MODE": "cold",
+        "CCCI_UPGRADE_BASE": (base.version or "") if base else "",
+        "CCCI_UPGRADE_BASE_KIND": base.kind if base else "skip",
+        "CCCI_UPGRADE_BASE_REASON": base.reason if base else "no base resolved",
+        "CCCI_RESULT_FILE": str(result_file),
+    }  # fmt: skip
+    timeout = min(timeout_s, float(meta.COLD_TIMEOUT_S))
+    t0 = time.monotonic()
+    with open(log_path, "wb") as log:
+        log.write(f"$ {' '.join(command)}  # {recipe} {checkout.tag} {checkout.commit}\n".encode())
+    try:
+        proc = subprocess.Popen(
+            command, cwd=checkout.path, env=child_env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    except OSError as e:
+        result.error = f"runner: cannot start harness {command[0]!r}: {e}"
+        return result
+    pump = threading.Thread(target=_pump, args=(proc.stdout, log_path, log_cap), daemon=True)
+    pump.start()
+    try:
+        result.rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        result.timed_out = True
+        _kill_group(proc.pid)
+        result.rc = proc.wait()
+    except BaseException:
+        _kill_group(proc.pid, grace_s=10.0)  # SIGINT/SIGTERM of canon: let the harness tear down
+        proc.wait()
+        raise
+    finally:
+        _kill_group(proc.pid, grace_s=1.0)  # stragglers left in the group
+        pump.join(timeout=10)
+        proc.stdout.close()
+    result.duration_s = time.monotonic() - t0
+    _read_result(result, result_file)
+    problem = checkout.state_problem()
+    if problem:
+        result.green = False
+        result.error = f"runner: result not trusted: {problem}"
+    return result
+
+
+def _read_result(result: ColdResult, path: Path) -> None:
+    data: dict[str, Any] = {}
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        if not result.timed_out:
+            result.warnings.append("harness wrote no result file")
+    except (ValueError, OSError) as e:
+        result.warnings.append(f"harness result file unreadable: {e}")
+        data = {}
+    rungs = data.get("rungs") if isinstance(data.get("rungs"), dict) else {}
+    result.rungs = {r: s if s in policy.STATUSES else policy.UNVERIFIED
+                    for r, s in ((r, rungs.get(r, policy.UNVERIFIED)) for r in RUNGS)}  # fmt: skip
+    reasons = data.get("reasons")
+    result.reasons = (
+        {str(k): str(v) for k, v in reasons.items()} if isinstance(reasons, dict) else {}
+    )
+    tests = data.get("tests_executed", 0)
+    result.tests_executed = tests if isinstance(tests, int) and not isinstance(tests, bool) else 0
+    result.warnings += [
+        str(w) for w in data.get("warnings", []) if isinstance(data.get("warnings"), list)
+    ]
+    result.level = policy.level(result.rungs)
+    result.green = (
+        not result.timed_out
+        and result.rc == 0
+        and policy.is_green(result.rungs, result.tests_executed)
+    )

@@ -1,0 +1,50 @@
+"""config.py: canon.toml, env overrides, and one error listing every problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from canonlib.config import ConfigError, load_config
+
+
+def test_defaults_and_relative_paths(tmp_path, monkeypatch):
+    monkeypatch.delenv("CCCI_REPO", raising=False)
+    monkeypatch.delenv("CANON_STATE", raising=False)
+    (tmp_path / "canon.toml").write_text('fleet = "fleet"\n')
+    c = load_config(tmp_path / "canon.toml")
+    assert c.fleet == tmp_path / "fleet" and c.state_dir == tmp_path / "state"
+    assert c.upstream_url("nextcloud") == "https://git.coopcloud.tech/coop-cloud/nextcloud.git"
+    assert c.backend["kind"] == "local" and c.harness_command[-1] == "harness"
+
+
+def test_env_overrides(tmp_path, monkeypatch):
+    (tmp_path / "canon.toml").write_text('fleet = "fleet"\n[recipes.gitea]\nbranch = "master"\n')
+    monkeypatch.setenv("CCCI_REPO", str(tmp_path / "other"))
+    monkeypatch.setenv("CANON_STATE", str(tmp_path / "st"))
+    monkeypatch.setenv("CANON_CONFIG", str(tmp_path / "canon.toml"))
+    c = load_config()
+    assert c.fleet == tmp_path / "other" and c.state_dir == tmp_path / "st"
+    assert c.branch_for("gitea") == "master" and c.branch_for("x") == "main"
+
+
+def test_every_problem_is_listed(tmp_path, monkeypatch):
+    monkeypatch.delenv("CCCI_REPO", raising=False)
+    (tmp_path / "canon.toml").write_text(
+        'upstream = "https://example.org/x.git"\nfleeet = 1\n[backend]\nkind = "docker"\n'
+        '[sync]\nparallel = 0\n[harness]\ntimeout_s = "soon"\n'
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "canon.toml")
+    msg = str(e.value)
+    for words in ["unknown key 'fleeet'", "no fleet", "backend.kind must be one of local, abra",
+                  "sync.parallel must be at least 1", "harness.timeout_s must be", "must contain {recipe}"]:  # fmt: skip
+        assert words in msg
+    assert "6 problem(s)" in msg and e.value.exit_code == 2
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+    (tmp_path / "bad.toml").write_text("fleet = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path / "bad.toml")
