@@ -8,6 +8,8 @@ holds the lock.
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -18,10 +20,11 @@ from .versions import is_version, latest_release, sort_versions
 EXIT_CODES = """\
 exit codes:
   0   everything ran as expected
-  1   some recipe FAILed or ERRORed, or a check failed
-  2   usage or configuration error
+  1   some recipe is FAIL, ERROR or GREEN-BUT-PROMOTE-FAILED, or a check failed
+  2   usage or configuration error (including a fleet with no enrolled recipe)
   3   nothing found (versions latest: no release among the tags)
   75  another sweep holds the lock on this state dir (try again later)
+  130 interrupted (SIGINT), 143 terminated (SIGTERM): the run is marked interrupted
 """
 
 
@@ -47,6 +50,136 @@ def cmd_versions_latest(args: argparse.Namespace) -> int:
         print(f"canon: no {kind} tag among {len(tags)} tag(s) read from stdin", file=sys.stderr)
         return 3
     print(latest)
+    return 0
+
+
+def _config(args: argparse.Namespace):
+    from .config import load_config
+
+    return load_config(args.config)
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(
+        [[_cell(r.get(c)) for c in columns] for r in rows], headers=columns, tablefmt="simple"
+    )
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, dict):
+        return " ".join(f"{k[:4]}:{s[:4]}" for k, s in v.items())
+    if isinstance(v, list):
+        v = "; ".join(map(str, v)) or "-"
+    text = str(v)
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+SWEEP_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after",
+                 "upgrade_base_kind", "level", "label"]  # fmt: skip
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import raise_interrupted, sweep
+
+    config = _config(args)
+    signal.signal(signal.SIGTERM, raise_interrupted)
+    result = sweep(config, only=args.recipe or None, plan=args.plan,
+                   progress=not args.json and sys.stderr.isatty())  # fmt: skip
+    if args.json:
+        print(json.dumps(result.rows, indent=1, sort_keys=True))
+    else:
+        print(_table(result.rows, SWEEP_COLUMNS))
+        for name, why in result.fleet.excluded:
+            print(f"excluded: {name}: {why}")
+        for row in result.rows:
+            if row.get("error"):
+                print(f"{row['recipe']}: {row['error']}", file=sys.stderr)
+        if not result.plan:
+            print(
+                f"run {result.run_id}: {result.status}; results in {result.run_dir / 'results.jsonl'}"
+            )
+    return 0 if result.plan else result.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import status_rows
+
+    rows = status_rows(_config(args))
+    if args.json:
+        print(json.dumps(rows, indent=1, sort_keys=True))
+    else:
+        print(
+            _table(
+                rows,
+                [
+                    "recipe",
+                    "enrolled",
+                    "canonical",
+                    "commit",
+                    "age_days",
+                    "hold",
+                    "pin",
+                    "last_label",
+                ],
+            )
+        )
+    return 0
+
+
+def cmd_pins(args: argparse.Namespace) -> int:
+    from .status import redundant_pins
+
+    pins = redundant_pins(_config(args))
+    for p in pins:
+        print(f"{p['recipe']}: UPGRADE_BASE_VERSION = {p['pin']!r} equals the canonical; "
+              f"remove it from {p['meta']} (the dynamic base now gives the same)")  # fmt: skip
+    if not pins:
+        print("no redundant upgrade-base pins")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .registry import Registry
+
+    config = _config(args)
+    with Registry.open(config.db_path) as reg:
+        promos = [asdict(p) for p in reg.history(args.recipe)]
+        results = reg.results(recipe=args.recipe)
+    if args.json:
+        print(json.dumps({"promotions": promos, "results": results}, indent=1, sort_keys=True))
+        return 0
+    if not promos and not results:
+        print(f"{args.recipe}: no history in {config.db_path}")
+        return 0
+    for p in promos:
+        p["commit"] = p["commit"][:12]
+    print(
+        _table(
+            promos,
+            ["id", "promoted_at", "version", "commit", "previous_version", "deployment", "run_id"],
+        )
+    )
+    print()
+    print(_table(results, ["run_id", "decision", "latest", "level", "label"]))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.dir, evidence=not args.no_evidence)
+
+
+def cmd_config_example(args: argparse.Namespace) -> int:
+    from .config import EXAMPLE
+
+    print(EXAMPLE, end="")
     return 0
 
 
@@ -88,6 +221,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-prerelease", action="store_true", help="count prereleases (1.0.0-rc1) as releases"
     )
     vl.set_defaults(func=cmd_versions_latest)
+    sw = sub.add_parser(
+        "sweep", help="the weekly job: sync, decide, cold-test, gate, promote, label",
+        description="Sweep every enrolled recipe of the fleet: mirror it from upstream, find its newest "
+        "release tag, and when that is newer than the canonical, cold-test exactly that tag and promote "
+        "it if it is green and the tested commit is the tag's commit. Labels come from the registry.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sw.add_argument(
+        "--plan",
+        action="store_true",
+        help="only say what each recipe would do (syncs the mirrors, nothing else)",
+    )
+    sw.add_argument("--recipe", action="append", metavar="R", help="only this recipe (repeatable)")
+    sw.add_argument("--json", action="store_true", help="print the result rows as a JSON list")
+    sw.set_defaults(func=cmd_sweep)
+
+    st = sub.add_parser("status", help="the canonicals, their age, holds and pins")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
+    sub.add_parser(
+        "pins", help="upgrade-base pins the canonical now makes redundant",
+        description="List recipes whose UPGRADE_BASE_VERSION equals their canonical: the pin can go.",
+    ).set_defaults(func=cmd_pins)  # fmt: skip
+
+    hi = sub.add_parser("history", help="a recipe's promotions and sweep results")
+    hi.add_argument("recipe")
+    hi.add_argument("--json", action="store_true")
+    hi.set_defaults(func=cmd_history)
+
+    de = sub.add_parser(
+        "demo", help="build the demo fleet in DIR and run canon's main job on it",
+        description="Build a workspace in DIR (default ./demo) with real git: upstream repos shaped like "
+        "Co-op Cloud recipes with their real tag histories, a fleet tree and canon.toml; then sweep "
+        "it week by week, print the results and where the evidence is. Running it again starts afresh.",
+    )  # fmt: skip
+    de.add_argument("dir", nargs="?", default="demo")
+    de.add_argument("--no-evidence", action="store_true", help="run the sweeps only, no notebooks")
+    de.set_defaults(func=cmd_demo)
+
+    co = sub.add_parser("config", help="configuration helpers")
+    cosub = co.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    cosub.add_parser("example", help="print an annotated canon.toml").set_defaults(
+        func=cmd_config_example
+    )
+
     h = sub.add_parser(
         "harness", help="the built-in cold-run harness (started by canon sweep)",
         description="Deploy $CCCI_RECIPE_DIR through the configured backend into a throw-away "
@@ -112,4 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"canon: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        print("canon: interrupted", file=sys.stderr)
         return 130
+    except BaseException as e:
+        code = getattr(e, "exit_code", None)
+        if code in (130, 143):
+            print(
+                f"canon: {e}; the run is marked interrupted, a rerun completes it", file=sys.stderr
+            )
+            return code
+        raise

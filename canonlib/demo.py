@@ -1,10 +1,75 @@
-"""The demo fleet: recipe-shaped upstream repos, a fleet tree and a canon.toml, built with real git."""
+"""The demo fleet: recipe-shaped upstream repos, a fleet tree and a canon.toml, built with real git.
+
+``canon demo DIR`` builds the workspace and plays three weeks of upstream
+releases through the real sweep (local backend), then sweeps once more right
+away to show the no-op.  The tag histories follow the real ones in
+``shared/data/recipe-tags.md``; what happens each week is in :data:`WEEKS`
+and the labels it must produce are in :data:`EXPECTED`.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+from . import git
 
 VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
+MARKER = ".canon-demo"
+IDENTITY = {"user.name": "Recipe Maintainer", "user.email": "maintainers@coopcloud.example",
+            "commit.gpgsign": "false", "tag.gpgsign": "false", "init.defaultBranch": "main"}  # fmt: skip
+
+
+class UpstreamRepo:
+    """A recipe's upstream: a plain git repo on disk with a main branch."""
+
+    def __init__(self, path: str | Path, branch: str = "main"):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        git.run(["init", "--quiet", "-b", branch, str(self.path)], config=IDENTITY)
+        self.n = 0
+
+    @property
+    def url(self) -> str:
+        return str(self.path)
+
+    def commit(self, files: dict[str, str] | None = None, msg: str | None = None) -> str:
+        self.n += 1
+        for name, text in (files or {f"file{self.n}.txt": f"change {self.n}\n"}).items():
+            p = self.path / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+            if name.endswith(".sh"):
+                p.chmod(0o755)
+        git.run(["add", "-A"], cwd=self.path)
+        git.run(
+            ["commit", "--quiet", "--allow-empty", "-m", msg or f"commit {self.n}"],
+            cwd=self.path,
+            config=IDENTITY,
+        )
+        return self.head()
+
+    def head(self, ref: str = "HEAD") -> str:
+        return git.run(["rev-parse", "--verify", ref], cwd=self.path).stdout.strip()
+
+    def tag(
+        self, name: str, ref: str = "HEAD", annotated: bool = True, force: bool = False
+    ) -> None:
+        args = (
+            ["tag"]
+            + (["-f"] if force else [])
+            + (["-a", "-m", f"release {name}"] if annotated else [])
+        )
+        git.run([*args, "--", name, ref], cwd=self.path, config=IDENTITY)
+
+    def release(self, recipe: str, tag: str, *, annotated: bool = True, **files_kw) -> str:
+        commit = self.commit(recipe_files(recipe, tag, **files_kw), f"chore: publish {tag} release")
+        self.tag(tag, annotated=annotated)
+        return commit
 
 
 def compose_yml(recipe: str, label_version: str, image: str) -> str:
@@ -40,7 +105,8 @@ networks:
 
 
 def recipe_files(recipe: str, tag: str, *, label_version: str | None = None, app_conf: str = "ok\n",
-                 release_note: bool = True, image: str | None = None) -> dict[str, str]:  # fmt: skip
+                 release_note: bool = True, image: str | None = None,
+                 extra: dict[str, str] | None = None) -> dict[str, str]:  # fmt: skip
     """The files of a Co-op Cloud recipe released as ``tag``."""
     app = tag.split("+", 1)[1] if "+" in tag else "latest"
     files = {
@@ -50,7 +116,264 @@ def recipe_files(recipe: str, tag: str, *, label_version: str | None = None, app
         "README.md": f"# {recipe}\n\nA Co-op Cloud recipe (demo).\n",
         "app.conf": app_conf,
         "meta.json": json.dumps({"recipe": recipe, "version": tag}) + "\n",
+        **(extra or {}),
     }
     if release_note:
         files[f"release/{tag}"] = f"{recipe} {tag}: see upstream changelog.\n"
     return files
+
+
+# -- the fleet -------------------------------------------------------------------
+
+FLEET_TEST = textwrap.dedent('''\
+    """Functional tests the operator keeps for this recipe; they run against the slot."""
+    import os
+    import pathlib
+
+    APP = pathlib.Path(os.environ["CANON_APP_DIR"])
+    DATA = pathlib.Path(os.environ["CANON_DATA_DIR"])
+
+
+    def test_compose_is_deployed():
+        assert (APP / "compose.yml").is_file()
+
+
+    def test_seeded_data_is_there():
+        assert (DATA / "seed.txt").read_text().strip() == "seeded"
+
+
+    def test_app_config_is_sane():
+        assert "broken" not in (APP / "app.conf").read_text()
+''')
+
+META = textwrap.dedent("""\
+    WARM_CANONICAL = True
+    INSTALL_STEPS = ['echo seeded > "$CANON_DATA_DIR/seed.txt"', 'test ! -x ./post-install.sh || ./post-install.sh']
+    READY_PROBES = [{"cmd": 'test -f "$CANON_DATA_DIR/seed.txt"', "retries": 3, "interval_s": 0.1}]
+""")
+
+EXTRA_META = {
+    "bluesky-pds": 'SECRETS = {"pds_plc_rotation_key": "hex:32", "pds_jwt_secret": None}\n'
+                   'EXPECTED_NA = {"backup": "PDS data is re-synced from the network, not restored"}\n',
+    "nextcloud": 'DEPS = ["db"]\nSECRETS = {"db_password": "alnum:32", "admin_password": None}\n',
+    "hello-fixture": "FIXTURE = True\n",
+}  # fmt: skip
+
+HOLD_GITEA = 'HOLD = "gitea 1.15.3 migrations need a manual step; hold until the recipe docs it"\n'
+
+KEYCLOAK_BROKEN_HOOK = textwrap.dedent("""\
+    #!/bin/sh
+    # keycloak 25 realm import: needs KC_HOSTNAME for the *canonical* domain
+    case "$CANON_SLOT" in
+      warm-*) echo "post-install: realm import failed: KC_HOSTNAME not set for $CANON_SLOT" >&2; exit 1 ;;
+    esac
+""")
+
+RECIPES = ["bluesky-pds", "bonfire", "custom-html", "gitea", "hello-fixture", "keycloak",
+           "lasuite-docs", "mailu", "nextcloud", "plausible", "traefik"]  # fmt: skip
+
+
+class Demo:
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.fleet = self.root / "fleet"
+        self.up: dict[str, UpstreamRepo] = {}
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "canon.toml"
+
+    def build(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / MARKER).write_text(
+            "made by `canon demo`; `canon demo` deletes and rebuilds this dir\n"
+        )
+        self.config_path.write_text(
+            textwrap.dedent(f'''\
+            # the demo's canon.toml: a local backend, upstreams on this disk
+            fleet = "fleet"
+            state_dir = "state"
+            evidence_dir = "evidence"
+            upstream = "{self.root}/upstream/{{recipe}}"
+
+            [backend]
+            kind = "local"
+
+            [harness]
+            timeout_s = 300
+
+            [sync]
+            parallel = 4
+
+            [budget]
+            disk_bytes = 500_000_000
+
+            [recipes.lasuite-docs]
+            # upstream moved and nobody told us: this recipe's sync fails every week
+            upstream = "{self.root}/upstream/lasuite-docs-moved"
+        ''')
+        )
+        git.run(["init", "--quiet", str(self.fleet)], config=IDENTITY)
+        for name in RECIPES:
+            d = self.fleet / "tests" / name
+            d.mkdir(parents=True)
+            (d / "recipe_meta.py").write_text(
+                f'"""{name}: fleet meta."""\n' + META + EXTRA_META.get(name, "")
+            )
+            (d / f"test_{name.replace('-', '_')}.py").write_text(FLEET_TEST)
+            if name != "lasuite-docs":
+                self.up[name] = UpstreamRepo(self.root / "upstream" / name)
+                self.up[name].commit(
+                    {"README.md": f"# {name}\n", ".env.sample": "TYPE=x\n"}, "init: recipe skeleton"
+                )  # fmt: skip
+        self.commit_fleet("fleet: enrol the demo recipes")
+
+    def commit_fleet(self, msg: str) -> None:
+        git.run(["add", "-A"], cwd=self.fleet)
+        git.run(["commit", "--quiet", "-m", msg], cwd=self.fleet, config=IDENTITY)
+
+    def rel(self, recipe: str, tag: str, **kw) -> str:
+        return self.up[recipe].release(recipe, tag, **kw)
+
+    # Each week: what upstream (and the operator) did since the last sweep.
+    def week1(self) -> None:
+        self.rel("custom-html", "1.7.1+1.27.2")
+        self.rel("custom-html", "1.10.0+1.29.0", annotated=False)
+        self.rel("custom-html", "1.11.0+1.29.0")
+        self.rel("nextcloud", "5.0.2+27.0.1-fpm")
+        self.rel("nextcloud", "6.0.1+28.0.2-fpm")
+        self.rel("plausible", "2.1.1+v1.5.1")
+        for t in (
+            "1.0.0+1.0.5-social-amd64",
+            "2.0.0+1.0.5-social-amd64",
+            "2.0.1+1.0.6-social-amd64",
+        ):
+            self.rel("bonfire", t)
+        self.up["bonfire"].commit(msg="wip: untagged work on main after 2.0.1")
+        self.rel("bluesky-pds", "0.2.0+v0.4")
+        for t in (
+            "1.14.1-rootless",
+            "1.14.1-rootless_1",
+            "1.13.4_1",
+        ):  # 2021-era tags: not releases
+            self.up["gitea"].commit(msg=f"legacy {t}")
+            self.up["gitea"].tag(t, annotated=False)
+        self.rel("gitea", "1.0.0+1.14.3")
+        self.rel("gitea", "1.1.0+1.15")
+        self.rel("keycloak", "1.0.0+24.0.1")
+        self.rel("traefik", "v2.4.8", annotated=False)
+        self.up["mailu"].commit(msg="work in progress, never released")
+        self.up["mailu"].tag("1.9.0-rc1", annotated=False)
+
+    def week2(self) -> None:
+        self.rel("custom-html", "1.13.0+1.31.1")
+        self.rel("nextcloud", "5.0.3+27.0.1-fpm")  # a backport, published after 6.0.1
+        self.rel(
+            "plausible",
+            "3.0.0+v2.0.0",
+            app_conf="broken=true  # 3.0.0 is the known-broken release\n",
+        )
+        self.up["bonfire"].commit(msg="wip: more untagged work")
+        self.rel("gitea", "1.1.0+1.15.3")
+        with (self.fleet / "tests" / "gitea" / "recipe_meta.py").open("a") as f:
+            f.write(HOLD_GITEA)
+        self.commit_fleet("fleet: hold gitea")
+        self.rel("keycloak", "2.0.0+25.0.0", extra={"post-install.sh": KEYCLOAK_BROKEN_HOOK})
+        self.up["traefik"].commit(msg="fix: rebuild v2.4.8")
+        self.up["traefik"].tag("v2.4.8", annotated=False, force=True)  # an upstream tag moved
+        self.rel("traefik", "2.5.0+2.11.0")
+
+    def week3(self) -> None:
+        self.rel("plausible", "3.0.1+v2.0.0")
+        self.rel("keycloak", "2.0.1+25.0.1", extra={"post-install.sh": "#!/bin/sh\nexit 0\n"})
+
+
+# week -> recipe -> expected label prefix
+EXPECTED: dict[str, dict[str, str]] = {
+    "week 1": {
+        "bluesky-pds": "PASS (promoted)", "bonfire": "PASS (promoted)", "custom-html": "PASS (promoted)",
+        "gitea": "PASS (promoted)", "keycloak": "PASS (promoted)", "lasuite-docs": "ERROR (sync:",
+        "mailu": "SKIP (never-released)", "nextcloud": "PASS (promoted)", "plausible": "PASS (promoted)",
+        "traefik": "PASS (promoted)",
+    },
+    "week 2": {
+        "bluesky-pds": "SKIP (no-new-version)", "bonfire": "SKIP (no-new-version)",
+        "custom-html": "PASS (promoted)", "gitea": "SKIP (held)", "keycloak": "GREEN-BUT-PROMOTE-FAILED",
+        "lasuite-docs": "ERROR (sync:", "mailu": "SKIP (never-released)",
+        "nextcloud": "SKIP (no-new-version)", "plausible": "FAIL (level 1/5)",
+        "traefik": "GREEN-NOT-PROMOTED (tag incident",
+    },
+    "week 3": {
+        "bluesky-pds": "SKIP (no-new-version)", "bonfire": "SKIP (no-new-version)",
+        "custom-html": "SKIP (no-new-version)", "gitea": "SKIP (held)", "keycloak": "PASS (promoted)",
+        "lasuite-docs": "ERROR (sync:", "mailu": "SKIP (never-released)",
+        "nextcloud": "SKIP (no-new-version)", "plausible": "PASS (promoted)", "traefik": "PASS (promoted)",
+    },
+}  # fmt: skip
+EXPECTED["again"] = {r: ("ERROR (sync:" if r == "lasuite-docs" else label if label.startswith("SKIP") else
+                         "SKIP (no-new-version)") for r, label in EXPECTED["week 3"].items()}  # fmt: skip
+
+
+def check_labels(rows: list[dict], expected: dict[str, str]) -> list[str]:
+    got = {r["recipe"]: r["label"] for r in rows}
+    problems = [f"{r}: expected {want}…, got {got.get(r)}" for r, want in expected.items()
+                if not str(got.get(r)).startswith(want)]  # fmt: skip
+    problems += [f"{r}: unexpected row {label}" for r, label in got.items() if r not in expected]
+    return problems
+
+
+def prepare(root: str | Path) -> Demo:
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        if not (root / MARKER).exists():
+            from .errors import UsageError
+
+            raise UsageError(
+                f"{root} exists and was not made by `canon demo`; pick an empty or new DIR"
+            )
+        shutil.rmtree(root)
+    demo = Demo(root)
+    demo.build()
+    return demo
+
+
+def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], None] = print) -> int:
+    from .cli import SWEEP_COLUMNS, _table
+    from .config import load_config
+    from .sweep import sweep
+
+    demo = prepare(root)
+    config = load_config(demo.config_path)
+    out(f"demo workspace: {demo.root}  (fleet {demo.fleet}, config {demo.config_path})")
+    problems: list[str] = []
+    for week, step in (
+        ("week 1", demo.week1),
+        ("week 2", demo.week2),
+        ("week 3", demo.week3),
+        ("again", None),
+    ):
+        if step:
+            step()
+        result = sweep(config)
+        out(f"\n== sweep {week}: run {result.run_id} ({result.status}) ==")
+        out(_table(result.rows, SWEEP_COLUMNS))
+        problems += [f"{week}: {p}" for p in check_labels(result.rows, EXPECTED[week])]
+    out(f"\nexcluded: {', '.join(f'{n} ({why})' for n, why in result.fleet.excluded)}")
+    if evidence:
+        from .evidence import run_suite
+
+        ev = run_suite(config, "all", out=out)
+        if not ev.ok:
+            problems.append(f"evidence run failed: {ev.dir}")
+        out(
+            f"evidence: {ev.dir}  (re-check it with: canon --config {demo.config_path} verify {ev.dir})"
+        )
+    if problems:
+        out("\nthe demo did not go as designed:\n  " + "\n  ".join(problems))
+        return 1
+    out("\nevery label came out as designed; run `make demo` again to start afresh")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_demo(sys.argv[1] if len(sys.argv) > 1 else "demo", evidence=False))

@@ -91,6 +91,14 @@ class Checkout:
         return None
 
 
+def _gist(e: git.GitError) -> str:
+    """git's own first complaint, e.g. "fatal: '…' does not appear to be a git repository"."""
+    lines = [ln.strip() for ln in (e.stderr or "").splitlines() if ln.strip()]
+    return next(
+        (ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[0] if lines else str(e)
+    )
+
+
 def _tag_map(refs: dict[str, str], peeled: dict[str, str]) -> dict[str, str]:
     return {
         ref[len(TAGS) :]: peeled.get(ref, oid) for ref, oid in refs.items() if ref.startswith(TAGS)
@@ -206,7 +214,7 @@ class Mirror:
         except git.GitError as e:
             if fresh:
                 shutil.rmtree(target, ignore_errors=True)
-            raise SyncError(f"{self.recipe}: cannot fetch from {self.url}: {e}") from None
+            raise SyncError(f"{self.recipe}: cannot fetch from {self.url}: {_gist(e)}") from None
         if fresh:
             if self.path.exists():  # the unusable old mirror
                 aside = self.path.with_name(f".{self.path.name}-broken-{time.time_ns()}")

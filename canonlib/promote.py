@@ -79,12 +79,14 @@ def promote(
         step = "record"
         registry.record_promotion(recipe, checkout.tag, checkout.tag, checkout.commit,
                                   deployment=slot, run_id=run_id, now=now)  # fmt: skip
-    except Exception as e:  # noqa: BLE001 -- every failure is recorded, the sweep goes on
+    except BaseException as e:  # every failure is recorded and the sweep goes on; signals go on up
         result = PromoteResult(False, step, slot, error=f"{step}: {e}")
         try:
             backend.teardown(slot)
         except Exception as te:  # noqa: BLE001
             result.warnings.append(f"teardown of {slot} after failed promote: {te}")
+        if not isinstance(e, Exception):
+            raise
         return result
     result = PromoteResult(True, "done", slot)
     if previous and previous.deployment and previous.deployment != slot:

@@ -28,9 +28,9 @@ GENESIS = "0" * 64
 RESULT_FIELDS = (
     "recipe", "decision", "latest", "canonical_before", "canonical_after", "tested_commit",
     "upgrade_base_kind", "upgrade_base", "rungs", "level", "tests_executed", "rc", "gate",
-    "label", "incidents", "duration_s", "log_path", "error",
+    "label", "incidents", "warnings", "duration_s", "log_path", "error",
 )  # fmt: skip
-_JSON_FIELDS = {"rungs", "incidents"}
+_JSON_FIELDS = {"rungs", "incidents", "warnings"}
 
 RUN_FIELDS = (
     "run_id", "kind", "started_at", "finished_at", "code_version", "code_commit",
@@ -82,7 +82,7 @@ MIGRATIONS: list[str] = [
         decision TEXT, latest TEXT, canonical_before TEXT, canonical_after TEXT,
         tested_commit TEXT, upgrade_base_kind TEXT, upgrade_base TEXT, rungs TEXT,
         level INTEGER, tests_executed INTEGER, rc INTEGER, gate TEXT, label TEXT NOT NULL,
-        incidents TEXT, duration_s REAL, log_path TEXT, error TEXT,
+        incidents TEXT, warnings TEXT, duration_s REAL, log_path TEXT, error TEXT,
         PRIMARY KEY (run_id, recipe)
     );
     """,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-ID = ["-c", "user.name=Upstream Maintainer", "-c", "user.email=maint@example.org",
-      "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]  # fmt: skip
+from canonlib.demo import IDENTITY, UpstreamRepo
+
+ID = [arg for k, v in IDENTITY.items() for arg in ("-c", f"{k}={v}")]
 
 
 def git(*args: str, cwd: Path | str | None = None, input: str | None = None) -> str:
@@ -17,41 +18,8 @@ def git(*args: str, cwd: Path | str | None = None, input: str | None = None) -> 
     return proc.stdout
 
 
-class Upstream:
-    """A non-bare upstream repo with a main branch."""
-
-    def __init__(self, path: Path, branch: str = "main"):
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        git("init", "-q", "-b", branch, str(self.path))
-        self.n = 0
-
-    @property
-    def url(self) -> str:
-        return str(self.path)
-
-    def commit(self, files: dict[str, str] | None = None, msg: str | None = None) -> str:
-        self.n += 1
-        for name, text in (files or {f"file{self.n}.txt": f"change {self.n}\n"}).items():
-            p = self.path / name
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text)
-        git("add", "-A", cwd=self.path)
-        git("commit", "-q", "--allow-empty", "-m", msg or f"commit {self.n}", cwd=self.path)
-        return self.head()
-
-    def head(self, ref: str = "HEAD") -> str:
-        return git("rev-parse", ref, cwd=self.path).strip()
-
-    def tag(
-        self, name: str, ref: str = "HEAD", annotated: bool = True, force: bool = False
-    ) -> None:
-        args = (
-            ["tag"]
-            + (["-f"] if force else [])
-            + (["-a", "-m", f"release {name}"] if annotated else [])
-        )
-        git(*args, "--", name, ref, cwd=self.path)
+class Upstream(UpstreamRepo):
+    """canon's demo upstream repo, plus what tests do to upstreams behind canon's back."""
 
     def delete_tag(self, name: str) -> None:
         git("tag", "-d", "--", name, cwd=self.path)
@@ -60,7 +28,7 @@ class Upstream:
         git("reset", "-q", "--hard", ref, cwd=self.path)
 
     def ls_remote(self, branch: str = "main") -> str:
-        return git("ls-remote", "--", str(self.path), f"refs/heads/{branch}", "refs/tags/*")
+        return ls_remote(self.path, branch)
 
 
 def ls_remote(repo: Path | str, branch: str = "main") -> str:

@@ -7,36 +7,10 @@ import textwrap
 from pathlib import Path
 
 from canonlib.config import load_config
-from canonlib.demo import recipe_files
+from canonlib.demo import FLEET_TEST, META, recipe_files
 from canonlib.meta import load_meta
 from canonlib.mirror import Mirror
 from tests.gitrepo import Upstream
-
-FLEET_TEST = textwrap.dedent("""
-    import os
-    import pathlib
-
-    APP = pathlib.Path(os.environ["CANON_APP_DIR"])
-    DATA = pathlib.Path(os.environ["CANON_DATA_DIR"])
-
-
-    def test_compose_is_deployed():
-        assert (APP / "compose.yml").is_file()
-
-
-    def test_seeded_data_is_there():
-        assert (DATA / "seed.txt").read_text().strip() == "seeded"
-
-
-    def test_app_config_is_sane():
-        assert "broken" not in (APP / "app.conf").read_text()
-""")
-
-META = textwrap.dedent("""
-    WARM_CANONICAL = True
-    INSTALL_STEPS = ['echo seeded > "$CANON_DATA_DIR/seed.txt"']
-    READY_PROBES = [{"cmd": 'test -f "$CANON_DATA_DIR/seed.txt"', "retries": 3, "interval_s": 0.1}]
-""")
 
 
 class Workspace:

@@ -1,0 +1,57 @@
+"""What `canon status` and `canon pins` show: canonicals, their age, holds and pins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import Config
+from .fleet import discover
+from .registry import Registry
+
+
+def age_days(promoted_at: str, now: datetime) -> float:
+    then = datetime.strptime(promoted_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return round((now - then).total_seconds() / 86400, 1)
+
+
+def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, Any]]:
+    now = now or datetime.now(UTC)
+    fleet = discover(config.fleet)
+    metas = {r.name: r for r in fleet.recipes}
+    with Registry.open(config.db_path) as reg:
+        canon = {c.recipe: c for c in reg.canonicals()}
+        last = {}
+        for row in reg.results():
+            last[row["recipe"]] = row["label"]
+    rows = []
+    for name in sorted(metas.keys() | canon.keys()):
+        fr, c = metas.get(name), canon.get(name)
+        meta = fr.meta if fr else None
+        rows.append({
+            "recipe": name,
+            "enrolled": fr.enrolled if fr else False,
+            "canonical": c.version if c else None,
+            "commit": c.commit[:12] if c else None,
+            "deployment": c.deployment if c else None,
+            "promoted_at": c.promoted_at if c else None,
+            "age_days": age_days(c.promoted_at, now) if c else None,
+            "hold": meta.HOLD if meta else None,
+            "pin": meta.UPGRADE_BASE_VERSION if meta else None,
+            "last_label": last.get(name),
+            "error": fr.error if fr else "not in the fleet any more",
+        })  # fmt: skip
+    return rows
+
+
+def redundant_pins(config: Config) -> list[dict[str, Any]]:
+    """Pins equal to the canonical: the dynamic upgrade base already gives that version."""
+    fleet = discover(config.fleet)
+    out = []
+    with Registry.open(config.db_path) as reg:
+        for fr in fleet.recipes:
+            pin = fr.meta.UPGRADE_BASE_VERSION if fr.meta else None
+            c = reg.read_registry(fr.name)
+            if pin and c and pin == c.version:
+                out.append({"recipe": fr.name, "pin": pin, "meta": str(fr.meta.path)})
+    return out

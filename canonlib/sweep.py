@@ -1,0 +1,315 @@
+"""The weekly sweep: sync -> decide -> cold run -> gate -> promote -> label, per recipe.
+
+One sweep at a time per state dir (an OS lock that dies with the process).
+Every enrolled mirror is synced first (in parallel, bounded); then each
+recipe takes its turn in isolation: whatever goes wrong for one recipe is its
+own ERROR/FAIL row and the others go on.  Labels are derived from the
+registry after the recipe's turn, never from an exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__, git, policy
+from .backends import make_backend
+from .config import Config
+from .errors import CanonError, UsageError
+from .fleet import Fleet, FleetRecipe, discover
+from .mirror import Mirror, SyncReport
+from .promote import promote
+from .registry import RESULT_FIELDS, Registry, utcnow
+from .runner import cold_run
+from .versions import latest_release
+
+FAILING_LABELS = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED")
+
+
+class LockedError(CanonError):
+    exit_code = 75
+
+
+class Interrupted(BaseException):  # noqa: N818 -- a signal, like KeyboardInterrupt
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def raise_interrupted(signum: int, _frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def sweep_lock(path: Path, holder: str) -> Iterator[None]:
+    """An exclusive flock on ``path``; released when the process dies, however it dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+")  # noqa: SIM115
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip() or "unknown"
+            raise LockedError(
+                f"another sweep holds {path} ({who}); try again when it has finished"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(holder + "\n")
+        f.flush()
+        yield
+    finally:
+        f.close()
+
+
+def new_run_id(kind: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{kind}-{secrets.token_hex(2)}"
+
+
+def code_identity() -> dict[str, Any]:
+    """canon's own version, git commit and dirty flag (commit None when not run from a checkout)."""
+    src = Path(__file__).resolve().parent
+    head = git.run(["rev-parse", "HEAD"], cwd=src, check=False, timeout=30)
+    if head.returncode != 0:
+        return {"code_version": __version__, "code_commit": None, "code_dirty": None}
+    status = git.run(["status", "--porcelain", "--", "."], cwd=src, check=False, timeout=30)
+    return {
+        "code_version": __version__,
+        "code_commit": head.stdout.strip(),
+        "code_dirty": bool(status.stdout.strip()),
+    }
+
+
+@dataclass
+class SweepResult:
+    run_id: str
+    run_dir: Path
+    rows: list[dict[str, Any]]
+    status: str
+    fleet: Fleet
+    plan: bool = False
+    sync_reports: dict[str, SyncReport] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        bad = any(str(r["label"]).startswith(FAILING_LABELS) for r in self.rows)
+        return 1 if bad else 0
+
+
+def _mirror(config: Config, recipe: str) -> Mirror:
+    return Mirror(
+        recipe, config.mirror_path(recipe), config.upstream_url(recipe), config.branch_for(recipe),
+        push_url=config.push_url(recipe), timeout_s=config.sync_timeout_s,
+        checkouts_dir=config.state_dir / "checkouts",
+    )  # fmt: skip
+
+
+def sync_all(config: Config, recipes: list[str]) -> dict[str, SyncReport | CanonError]:
+    """Sync every mirror, ``sync.parallel`` at a time; a failure is that recipe's value."""
+
+    def one(recipe: str) -> SyncReport | CanonError:
+        try:
+            return _mirror(config, recipe).sync()
+        except CanonError as e:
+            return e
+
+    if not recipes:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(config.sync_parallel, len(recipes))) as pool:
+        return dict(zip(recipes, pool.map(one, recipes), strict=True))
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from tqdm import tqdm
+
+    return tqdm(total=total, file=sys.stderr, unit="recipe", leave=False)
+
+
+class _Sweep:
+    """One sweep's state; ``recipe_turn`` is one recipe's isolated path through it."""
+
+    def __init__(self, config: Config, registry: Registry, run_id: str, run_dir: Path, plan: bool):
+        self.config = config
+        self.registry = registry
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.plan = plan
+        self._backend = None
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            self._backend = make_backend(self.config)
+        return self._backend
+
+    def recipe_turn(
+        self, fr: FleetRecipe, synced: SyncReport | CanonError | None
+    ) -> dict[str, Any]:
+        t0 = time.monotonic()
+        row: dict[str, Any] = {
+            **dict.fromkeys(RESULT_FIELDS),
+            "recipe": fr.name,
+            "incidents": [],
+            "warnings": [],
+        }
+        before = self.registry.read_registry(fr.name)
+        row["canonical_before"] = before.version if before else None
+        stage = "meta"
+        try:
+            if fr.error:
+                raise CanonError(fr.error.removeprefix("meta: "))
+            meta = fr.meta
+            stage = "sync"
+            if isinstance(synced, Exception):
+                raise synced
+            if synced is None:
+                raise CanonError("mirror was not synced")
+            report = synced
+            row["incidents"] = report.incidents
+            row["warnings"] = report.warnings
+            stage = "decide"
+            latest = latest_release(report.tags, allow_prerelease=meta.ALLOW_PRERELEASE)
+            row["latest"] = latest
+            decision = policy.sweep_decision(fr.name, latest, row["canonical_before"], meta.HOLD)
+            row["decision"] = decision
+            outcome = policy.Outcome(decision)
+            if decision == policy.RUN:
+                base = policy.upgrade_base(latest, row["canonical_before"], report.tags,
+                                           meta.UPGRADE_BASE_VERSION, allow_prerelease=meta.ALLOW_PRERELEASE)  # fmt: skip
+                row["upgrade_base_kind"], row["upgrade_base"] = base.kind, base.version
+                if self.plan:
+                    row["label"] = f"PLAN (run {latest}, base {base.kind})"
+                    return row
+                stage = "cold run"
+                outcome = self._run_and_promote(fr, meta, latest, base, report, row)
+            elif self.plan:
+                row["label"] = f"PLAN ({decision})"
+                return row
+        except CanonError as e:
+            outcome = policy.Outcome(
+                row.get("decision") or "error", error=f"{stage}: {_one_line(e)}"
+            )
+            row["error"] = outcome.error
+        after = self.registry.read_registry(fr.name)
+        row["canonical_after"] = after.version if after else None
+        row["label"] = policy.label(
+            outcome, after.version if after else None, after.commit if after else None
+        )
+        row["duration_s"] = round(time.monotonic() - t0, 3)
+        return row
+
+    def _run_and_promote(self, fr, meta, latest, base, report, row) -> policy.Outcome:
+        mirror = _mirror(self.config, fr.name)
+        log_path = self.run_dir / "logs" / f"{fr.name}.log"
+        with mirror.checkout(latest) as co:
+            cold = cold_run(fr.name, co, meta, command=self.config.harness_command, log_path=log_path,
+                            timeout_s=self.config.harness_timeout_s, base=base,
+                            env={**self.config.child_env(), "CANON_RUN_ID": self.run_id})  # fmt: skip
+            row.update(tested_commit=cold.commit, rungs=cold.rungs, level=cold.level,
+                       tests_executed=cold.tests_executed, rc=cold.rc, log_path=str(log_path))  # fmt: skip
+            if cold.error:
+                raise CanonError(cold.error.removeprefix("runner: "))
+            tagged = mirror.tag_commit(latest) == cold.commit  # re-read after the run
+            gate = policy.gate_reason(enrolled=meta.enrolled, green=cold.green, cold=True, is_ref=False,
+                                      tagged=tagged)  # fmt: skip
+            if gate is None and report.incidents:
+                gate = f"tag incident upstream: {report.incidents[0]}"
+            row["gate"] = gate
+            if cold.green and gate is None:
+                result = promote(co, meta, mirror=mirror, backend=self.backend, registry=self.registry,
+                                 run_id=self.run_id)  # fmt: skip
+                if not result.ok:
+                    row["error"] = f"promote: {result.error}"
+                row["warnings"] = [*row["warnings"], *result.warnings]
+        return policy.Outcome(
+            policy.RUN, green=cold.green, level=cold.level, timed_out=cold.timed_out, gate=gate,
+            tested_version=latest, tested_commit=cold.commit,
+        )  # fmt: skip
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def sweep(
+    config: Config, *, only: list[str] | None = None, plan: bool = False, progress: bool = False,
+    run_id: str | None = None,
+) -> SweepResult:  # fmt: skip
+    """Run one sweep (or, with ``plan``, say what it would do, touching only the mirrors).
+
+    ``only`` limits it to the named recipes (each must be in the fleet); ``progress``
+    shows a progress bar on stderr; ``run_id`` names the run (a new sortable id by default).
+    """
+    fleet = discover(config.fleet)
+    fleet.require_enrolled()
+    todo = fleet.to_sweep()
+    if only:
+        known = {r.name for r in fleet.recipes}
+        unknown = [r for r in only if r not in known]
+        if unknown:
+            raise UsageError(f"not in the fleet {fleet.tests_dir}: {', '.join(unknown)}")
+        todo = [r for r in todo if r.name in only]
+        if not todo:
+            raise UsageError(f"none of {', '.join(only)} is enrolled in {fleet.tests_dir}")
+    run_id = run_id or new_run_id("plan" if plan else "sweep")
+    run_dir = config.runs_dir / run_id
+    holder = f"pid={os.getpid()} run={run_id} started={utcnow()}"
+    with sweep_lock(config.lock_path, holder), Registry.open(config.db_path) as registry:
+        if not plan:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            registry.start_run(
+                run_id, "sweep", fleet_path=str(fleet.root), fleet_commit=fleet.commit,
+                config_hash=config.digest, **{k: v for k, v in code_identity().items() if k != "code_dirty"},
+            )  # fmt: skip
+        reports = sync_all(config, [r.name for r in todo if r.meta is not None])
+        s = _Sweep(config, registry, run_id, run_dir, plan)
+        rows: list[dict[str, Any]] = []
+        status = "ok"
+        try:
+            with _progress(len(todo), progress) as bar:
+                for fr in todo:
+                    if bar is not None:
+                        bar.set_description(fr.name)
+                    row = s.recipe_turn(fr, reports.get(fr.name))
+                    rows.append(row)
+                    if not plan:
+                        registry.record_result(run_id, row)
+                        with open(run_dir / "results.jsonl", "a") as f:
+                            f.write(json.dumps(row, sort_keys=True) + "\n")
+                    if bar is not None:
+                        bar.update(1)
+        except (Interrupted, KeyboardInterrupt):
+            status = "interrupted"
+            raise
+        finally:
+            if not plan:
+                if status != "interrupted":
+                    status = (
+                        "failed"
+                        if any(str(r["label"]).startswith(FAILING_LABELS) for r in rows)
+                        else "ok"
+                    )
+                registry.finish_run(run_id, status)
+    sync_reports = {k: v for k, v in reports.items() if isinstance(v, SyncReport)}
+    return SweepResult(run_id, run_dir, rows, status, fleet, plan, sync_reports)
