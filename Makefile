@@ -15,6 +15,14 @@ $(VENV)/.installed: pyproject.toml
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+demo: $(VENV)/.installed
+	$(PY) -m canonlib demo demo
+
+bench: $(VENV)/.installed
+	$(PY) bench/noop_sweep.py
+	$(PY) bench/sort_versions.py
+	$(PY) bench/mirror_sync.py
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

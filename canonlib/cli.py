@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from . import __version__
 from .errors import CanonError
@@ -183,6 +184,44 @@ def cmd_config_example(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evidence_run(args: argparse.Namespace) -> int:
+    from .evidence import run_suite
+
+    params = {}
+    if args.target:
+        params["target"] = str(args.target)
+    if args.recipe:
+        params["recipe"] = args.recipe
+    if args.sweep_run:
+        params["sweep_run_id"] = args.sweep_run
+    for kv in args.param or []:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            from .errors import UsageError
+
+            raise UsageError(f"--param takes KEY=VALUE, got {kv!r}")
+        params[key] = value
+    if args.suite == "verify" and "target" not in params:
+        from .errors import UsageError
+
+        raise UsageError("evidence run verify needs --target DIR (the evidence dir to verify)")
+    ev = run_suite(
+        _config(args), args.suite, params=params, out=lambda line: print(line, flush=True)
+    )
+    return 0 if ev.ok else 1
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    claims = verify(args.dir, _config(args))
+    for c in claims:
+        print(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+    failed = [c for c in claims if not c.ok]
+    print(f"{len(claims) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 def cmd_harness(args: argparse.Namespace) -> int:
     from .harness import main as harness_main
 
@@ -260,6 +299,37 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("dir", nargs="?", default="demo")
     de.add_argument("--no-evidence", action="store_true", help="run the sweeps only, no notebooks")
     de.set_defaults(func=cmd_demo)
+
+    ev = sub.add_parser(
+        "evidence", help="run the evidence notebooks (papermill) into evidence/<run-id>/"
+    )
+    evsub = ev.add_subparsers(dest="evidence_command", metavar="ACTION", required=True)
+    er = evsub.add_parser(
+        "run", help="execute a suite of notebooks and write manifest.json",
+        description="Execute a suite with papermill into <evidence_dir>/<run-id>/ and write an in-toto "
+        "manifest with the sha256 of every file. Suites: weekly (sweep, determinism, disk_budget), "
+        "proofs (tagged_promote, samever, disk_budget), all (both, plus investigate), verify (needs "
+        "--target). Exit 1 when any notebook or claim fails; the last line printed is the evidence dir.",
+    )  # fmt: skip
+    er.add_argument("suite", choices=["weekly", "proofs", "all", "verify"])
+    er.add_argument("--target", help="verify: the evidence dir to verify")
+    er.add_argument(
+        "--recipe", help="proofs/investigate: the recipe to use (default: chosen from the registry)"
+    )
+    er.add_argument("--sweep-run", help="sweep notebook: read this sweep run instead of sweeping")
+    er.add_argument(
+        "--param", action="append", metavar="KEY=VALUE", help="any other notebook parameter"
+    )
+    er.set_defaults(func=cmd_evidence_run)
+
+    ve = sub.add_parser(
+        "verify", help="re-check an evidence dir from cold",
+        description="Re-check every claim of an evidence dir with only that dir, the registry and the "
+        "mirrors: file hashes, notebooks complete, labels re-derived from the registry, commit == tag "
+        "from the mirror, the promotion chain, and the proofs. One line per claim; exit 1 if any fails.",
+    )  # fmt: skip
+    ve.add_argument("dir", type=Path)
+    ve.set_defaults(func=cmd_verify)
 
     co = sub.add_parser("config", help="configuration helpers")
     cosub = co.add_subparsers(dest="config_command", metavar="ACTION", required=True)

@@ -133,8 +133,14 @@ def _path(base: Path, value: str) -> Path:
     return (p if p.is_absolute() else base / p).resolve()
 
 
-def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
-    """Load and check the configuration; raise :class:`ConfigError` naming every problem."""
+def load_config(
+    explicit: str | os.PathLike[str] | None = None, *, env_overrides: bool = True
+) -> Config:
+    """Load and check the configuration; raise :class:`ConfigError` naming every problem.
+
+    ``env_overrides=False`` ignores CCCI_REPO / CANON_STATE (a proof's scratch config).
+    """
+    environ = os.environ if env_overrides else {}
     path = find_config_path(explicit)
     raw: dict[str, Any] = {}
     blob = b""
@@ -168,12 +174,12 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
              "harness", "sync", "budget", "recipes"}  # fmt: skip
     problems += [f"unknown key {k!r}" for k in raw if k not in known]
 
-    fleet_s = os.environ.get("CCCI_REPO") or take(raw, "fleet", str, None, "")
+    fleet_s = environ.get("CCCI_REPO") or take(raw, "fleet", str, None, "")
     if not fleet_s:
         problems.append(
             "no fleet: set `fleet` in canon.toml or CCCI_REPO to the operator's test tree"
         )
-    state_s = os.environ.get("CANON_STATE") or take(raw, "state_dir", str, "state", "")
+    state_s = environ.get("CANON_STATE") or take(raw, "state_dir", str, "state", "")
     evidence_s = take(raw, "evidence_dir", str, "evidence", "")
     upstream = take(raw, "upstream", str, DEFAULT_UPSTREAM, "")
     push = take(raw, "push", str, None, "") or None
@@ -219,7 +225,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         where = str(path) if path else "configuration (no canon.toml found)"
         raise ConfigError(f"{where}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
 
-    overrides = "|".join(f"{k}={os.environ.get(k, '')}" for k in ("CCCI_REPO", "CANON_STATE"))
+    overrides = "|".join(f"{k}={environ.get(k, '')}" for k in ("CCCI_REPO", "CANON_STATE"))
     digest = hashlib.sha256(blob + b"\0" + overrides.encode()).hexdigest()
     return Config(
         path=path, fleet=_path(base, fleet_s), state_dir=_path(base, state_s),

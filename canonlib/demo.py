@@ -338,40 +338,61 @@ def prepare(root: str | Path) -> Demo:
 
 
 def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], None] = print) -> int:
+    """Build the demo in ``root`` and play its weeks; weeks 3 and 'again' run inside the evidence suite."""
     from .cli import SWEEP_COLUMNS, _table
     from .config import load_config
+    from .registry import Registry
     from .sweep import sweep
 
     demo = prepare(root)
-    config = load_config(demo.config_path)
+    config = load_config(demo.config_path, env_overrides=False)
     out(f"demo workspace: {demo.root}  (fleet {demo.fleet}, config {demo.config_path})")
     problems: list[str] = []
-    for week, step in (
-        ("week 1", demo.week1),
-        ("week 2", demo.week2),
-        ("week 3", demo.week3),
-        ("again", None),
-    ):
-        if step:
-            step()
+
+    def show(week: str, run_id: str, status: str, rows: list[dict]) -> None:
+        out(f"\n== sweep {week}: run {run_id} ({status}) ==")
+        out(_table(rows, SWEEP_COLUMNS))
+        problems.extend(f"{week}: {p}" for p in check_labels(rows, EXPECTED[week]))
+
+    for week, step in (("week 1", demo.week1), ("week 2", demo.week2)):
+        step()
         result = sweep(config)
-        out(f"\n== sweep {week}: run {result.run_id} ({result.status}) ==")
-        out(_table(result.rows, SWEEP_COLUMNS))
-        problems += [f"{week}: {p}" for p in check_labels(result.rows, EXPECTED[week])]
-    out(f"\nexcluded: {', '.join(f'{n} ({why})' for n, why in result.fleet.excluded)}")
-    if evidence:
+        show(week, result.run_id, result.status, result.rows)
+    demo.week3()
+    if not evidence:
+        for week in ("week 3", "again"):
+            result = sweep(config)
+            show(week, result.run_id, result.status, result.rows)
+    else:
         from .evidence import run_suite
 
+        out("\n== week 3 and the no-op sweep after it, as evidence (canon evidence run all) ==")
         ev = run_suite(config, "all", out=out)
+        records = {n.name: n.records for n in ev.notebooks}
+        with Registry.open(config.db_path) as reg:
+            for week, nb, key in (
+                ("week 3", "sweep", "sweep_run_id"),
+                ("again", "determinism", "determinism_run_id"),
+            ):
+                run_id = records.get(nb, {}).get(key)
+                if run_id is None:
+                    problems.append(f"{week}: the {nb} notebook recorded no sweep run")
+                    continue
+                show(week, run_id, reg.run(run_id)["status"], reg.results(run_id))
         if not ev.ok:
-            problems.append(f"evidence run failed: {ev.dir}")
+            problems.append(f"evidence run failed: see {ev.dir}")
+        out("\n== canon verify, from cold ==")
+        vr = run_suite(config, "verify", params={"target": str(ev.dir)}, out=out)
+        if not vr.ok:
+            problems.append(f"verify found failed claims: see {vr.dir}")
         out(
-            f"evidence: {ev.dir}  (re-check it with: canon --config {demo.config_path} verify {ev.dir})"
+            f"\nevidence: {ev.dir}\nre-check it yourself: canon --config {demo.config_path} verify {ev.dir}"
         )
+    out(f"excluded from the sweep: {', '.join(f'{n} ({why})' for n, why in result.fleet.excluded)}")
     if problems:
         out("\nthe demo did not go as designed:\n  " + "\n  ".join(problems))
         return 1
-    out("\nevery label came out as designed; run `make demo` again to start afresh")
+    out("\nevery label came out as designed; `make demo` again starts afresh")
     return 0
 
 

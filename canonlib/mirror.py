@@ -11,6 +11,7 @@ commit.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 import time
@@ -306,6 +307,20 @@ class Mirror:
             raise CheckoutError(
                 f"{self.recipe}: tag {tag!r} is not in the mirror {self.path}; sync first"
             )
+        with self._checkout_at(commit, tag) as co:
+            yield co
+
+    @contextlib.contextmanager
+    def checkout_commit(self, commit: str, version: str) -> Iterator[Checkout]:
+        """A clean detached tree at an exact (possibly untagged) commit, tested as ``version``."""
+        if not re.fullmatch(r"[0-9a-f]{40}", commit):
+            raise CheckoutError(f"{self.recipe}: {commit!r} is not a full commit id")
+        git.check_ref_name(version)
+        with self._checkout_at(commit, version) as co:
+            yield co
+
+    @contextlib.contextmanager
+    def _checkout_at(self, commit: str, label: str) -> Iterator[Checkout]:
         self.checkouts_dir.mkdir(parents=True, exist_ok=True)
         path = Path(tempfile.mkdtemp(prefix=f"{self.recipe}-", dir=self.checkouts_dir))
         try:
@@ -325,8 +340,8 @@ class Mirror:
                 git.run(["checkout", "--quiet", "--detach", commit], cwd=path, timeout=120)
             except git.GitError as e:
                 raise CheckoutError(
-                    f"{self.recipe}: cannot check out {tag} ({commit[:12]}): {e}"
+                    f"{self.recipe}: cannot check out {label} ({commit[:12]}): {_gist(e)}"
                 ) from None
-            yield Checkout(path, tag, commit)
+            yield Checkout(path, label, commit)
         finally:
             shutil.rmtree(path, ignore_errors=True)
