@@ -222,6 +222,46 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _print_claims(claims, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps([c.to_dict() for c in claims], indent=1))
+    else:
+        for c in claims:
+            print(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+    return 0 if all(c.ok for c in claims) else 1
+
+
+def cmd_systemd_render(args: argparse.Namespace) -> int:
+    import os
+
+    from .systemd import UnitOptions, render
+
+    if args.fleet:  # the unit's CCCI_REPO; the config may rely on it for the fleet
+        os.environ["CCCI_REPO"] = str(Path(args.fleet).resolve())
+    o = UnitOptions(path=args.path or os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                    on_calendar=args.on_calendar, randomized_delay=args.delay,
+                    fleet=Path(args.fleet) if args.fleet else None,
+                    working_directory=Path(args.working_directory) if args.working_directory else None,
+                    user=args.user)  # fmt: skip
+    for p in render(_config(args), Path(args.output), o):
+        print(p)
+    print(f"install: sudo cp {args.output}/canon-sweep.* /etc/systemd/system/ && "
+          "sudo systemctl daemon-reload && sudo systemctl enable --now canon-sweep.timer")  # fmt: skip
+    return 0
+
+
+def cmd_systemd_verify(args: argparse.Namespace) -> int:
+    from .systemd import verify_units
+
+    return _print_claims(verify_units(Path(args.dir)), False)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor
+
+    return _print_claims(doctor(args.config, Path(args.unit) if args.unit else None), args.json)
+
+
 def cmd_harness(args: argparse.Namespace) -> int:
     from .harness import main as harness_main
 
@@ -330,6 +370,45 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ve.add_argument("dir", type=Path)
     ve.set_defaults(func=cmd_verify)
+
+    sd = sub.add_parser("systemd", help="render and verify the weekly service + timer")
+    sdsub = sd.add_subparsers(dest="systemd_command", metavar="ACTION", required=True)
+    sr = sdsub.add_parser(
+        "render", help="write canon-sweep.service and canon-sweep.timer for this install",
+        description="Write the oneshot service (runs `canon evidence run weekly` from this checkout with "
+        "this config, the fleet in CCCI_REPO and the CI runner's PATH) and the weekly timer "
+        "(Persistent=true, randomised delay). Use the global --config to name the operator's canon.toml.",
+    )  # fmt: skip
+    sr.add_argument(
+        "--output", default="systemd", help="directory to write the units into (default: systemd)"
+    )
+    sr.add_argument(
+        "--path", help="PATH for the service: the CI runner's (default: this shell's PATH)"
+    )
+    sr.add_argument("--fleet", help="fleet root for CCCI_REPO (default: the config's fleet)")
+    sr.add_argument(
+        "--working-directory", help="the operator's checkout (default: this canon checkout)"
+    )
+    sr.add_argument(
+        "--on-calendar", default="Sun *-*-* 02:30:00", help="when (default: Sunday 02:30)"
+    )
+    sr.add_argument("--delay", default="1h", help="RandomizedDelaySec (default: 1h)")
+    sr.add_argument("--user", help="User= for the service (default: none, i.e. root)")
+    sr.set_defaults(func=cmd_systemd_render)
+    sv = sdsub.add_parser(
+        "verify", help="systemd-analyze verify the units and check the calendar is weekly"
+    )
+    sv.add_argument("dir", nargs="?", default="systemd")
+    sv.set_defaults(func=cmd_systemd_verify)
+
+    dr = sub.add_parser(
+        "doctor", help="check what the timer will see: config, fleet, tools on PATH, dirs, kernel, disk",
+        description="One line per check, exit 1 if any fails. With --unit, use that unit's Environment= "
+        "(CANON_CONFIG, CCCI_REPO, PATH) and WorkingDirectory= instead of this shell's.",
+    )  # fmt: skip
+    dr.add_argument("--unit", help="a rendered canon-sweep.service")
+    dr.add_argument("--json", action="store_true")
+    dr.set_defaults(func=cmd_doctor)
 
     co = sub.add_parser("config", help="configuration helpers")
     cosub = co.add_subparsers(dest="config_command", metavar="ACTION", required=True)

@@ -1,0 +1,137 @@
+"""``canon doctor``: check what the timer will see, before the timer sees it.
+
+With ``--unit FILE`` the checks use the unit's ``Environment=`` (config,
+fleet, PATH) and ``WorkingDirectory=`` instead of this shell's, so a tool that
+is on your PATH but not on the timer's is caught here, not on Sunday night.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from .config import Config, load_config
+from .errors import CanonError
+from .fleet import discover
+from .proofs import Claim
+from .systemd import read_unit, unit_environment
+
+BASE_TOOLS = ("git", "sh")
+
+
+def _env_for(unit: Path | None) -> tuple[dict[str, str], Path]:
+    if unit is None:
+        return dict(os.environ), Path.cwd()
+    u = read_unit(unit)
+    env = unit_environment(u)
+    wd = Path((u.get("WorkingDirectory") or [str(Path.cwd())])[0])
+    return env, wd
+
+
+def _with_env(env: Mapping[str, str], fn):
+    """Run ``fn`` with exactly ``env`` as os.environ (doctor reads config the way the timer will)."""
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return fn()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
+    env, wd = _env_for(unit)
+    claims: list[Claim] = []
+    where = f"unit {unit}" if unit else "this shell"
+    path = env.get("PATH", "")
+    cwd = Path.cwd()
+    try:
+        os.chdir(wd)
+        cfg: Config = _with_env(env, lambda: load_config(config_path if not unit else None))
+        claims.append(
+            Claim(
+                "config valid",
+                True,
+                f"{cfg.path or 'no canon.toml (defaults + environment)'} ({where})",
+            )
+        )
+    except CanonError as e:
+        return [Claim("config valid", False, f"{e} ({where})")]
+    finally:
+        os.chdir(cwd)
+    try:
+        fleet = discover(cfg.fleet)
+        fleet.require_enrolled()
+        claims.append(Claim("fleet found, enrolled set non-empty", True,
+                            f"{cfg.fleet} at {fleet.commit or 'no git commit'}: "
+                            f"{len(fleet.enrolled)} enrolled ({', '.join(r.name for r in fleet.enrolled)})"))  # fmt: skip
+    except CanonError as e:
+        claims.append(Claim("fleet found, enrolled set non-empty", False, str(e)))
+        fleet = None
+
+    needs: dict[str, list[str]] = {t: ["canon"] for t in BASE_TOOLS}
+    if cfg.backend.get("kind") == "abra":
+        needs.setdefault(cfg.backend.get("abra", "abra"), []).append("the abra backend")
+    for r in fleet.enrolled if fleet else []:
+        for tool in r.meta.REQUIRES_TOOLS:
+            needs.setdefault(tool, []).append(r.name)
+    for tool, who in sorted(needs.items()):
+        found = shutil.which(tool, path=path)
+        claims.append(Claim(f"tool {tool} on PATH", found is not None,
+                            f"{found}" if found else f"{tool} (needed by {', '.join(who)}) is not on the PATH of {where}: {path}"))  # fmt: skip
+
+    for label, d in (("state dir", cfg.state_dir), ("evidence dir", cfg.evidence_dir)):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=d, prefix=".doctor-"):
+                pass
+            claims.append(Claim(f"{label} writable", True, str(d)))
+        except OSError as e:
+            claims.append(Claim(f"{label} writable", False, f"{d}: {e}"))
+
+    claims.append(_kernel_check())
+    claims.append(_disk_check(cfg))
+    return claims
+
+
+def _kernel_check() -> Claim:
+    """The same kernelspec the evidence runs use (``canon``, this Python) must start and import canonlib."""
+    from .evidence import _kernel_home
+
+    code = ("from jupyter_client.manager import start_new_kernel\n"
+            "km, kc = start_new_kernel(kernel_name='canon', startup_timeout=60)\n"
+            "r = kc.execute_interactive('import canonlib', timeout=60)\nkm.shutdown_kernel(now=True)\n"
+            "print(r['content']['status'])\n")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="canon-doctor-") as tmp:
+        env = {**os.environ, "JUPYTER_PATH": str(_kernel_home(Path(tmp)))}
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+            )
+        except subprocess.TimeoutExpired:
+            return Claim("a Jupyter kernel starts", False, "no kernel within 120s")
+    ok = proc.returncode == 0 and proc.stdout.strip().endswith("ok")
+    return Claim(
+        "a Jupyter kernel starts",
+        ok,
+        "kernel ran `import canonlib`" if ok else proc.stderr.strip()[-300:],
+    )
+
+
+def _disk_check(cfg: Config) -> Claim:
+    from .disk import disk_report
+
+    try:
+        used = disk_report(cfg)["total"]
+    except CanonError as e:
+        return Claim("disk within budget", False, str(e))
+    free = shutil.disk_usage(cfg.state_dir).free
+    ok = used <= cfg.disk_budget_bytes and free >= cfg.disk_budget_bytes - used
+    return Claim("disk within budget", ok, f"canon uses {used:,} of a {cfg.disk_budget_bytes:,}-byte budget; "
+                                             f"{free:,} bytes free on {cfg.state_dir}")  # fmt: skip
