@@ -22,6 +22,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/noop_sweep.py
 	$(PY) bench/sort_versions.py
 	$(PY) bench/mirror_sync.py
+	$(PY) bench/evidence_weekly.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -166,3 +166,46 @@ def local_refs(repo: Path, prefixes: Sequence[str]) -> tuple[dict[str, str], dic
         if deref:
             peeled[ref] = deref
     return refs, peeled
+
+
+_OID = re.compile(r"[0-9a-f]{40}")
+
+
+def read_refs_files(repo: Path, prefixes: Sequence[str]) -> dict[str, str] | None:
+    """Refs under ``prefixes`` read straight from a files-backend repo (packed-refs + loose).
+
+    No process is started: this is the no-op sweep's hot path.  Returns None when
+    the repo does not look like a plain files-backend repo (reftable, odd content,
+    missing objects dir): callers then ask git itself.
+    """
+    try:
+        if not (repo / "objects").is_dir() or (repo / "reftable").exists():
+            return None
+        if not (repo / "HEAD").read_text().startswith("ref: refs/"):
+            return None
+        refs: dict[str, str] = {}
+        packed = repo / "packed-refs"
+        if packed.exists():
+            for line in packed.read_text().splitlines():
+                if not line or line[0] in "#^":
+                    continue
+                oid, _, ref = line.partition(" ")
+                if not _OID.fullmatch(oid):
+                    return None
+                if ref.startswith(tuple(prefixes)):
+                    refs[ref] = oid
+        for prefix in prefixes:
+            base = repo / prefix
+            for dirpath, _dirs, files in os.walk(base):
+                for name in files:
+                    path = Path(dirpath) / name
+                    ref = str(path.relative_to(repo))
+                    if name.endswith(".lock"):
+                        return None  # a git process is writing: ask git
+                    oid = path.read_text().strip()
+                    if not _OID.fullmatch(oid):
+                        return None
+                    refs[ref] = oid
+        return refs
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None

@@ -133,21 +133,35 @@ class Mirror:
 
     # -- sync ----------------------------------------------------------------
     def sync(self) -> SyncReport:
-        """Make the mirror equal upstream's branch and tags; report what changed."""
+        """Make the mirror equal upstream's branch and tags; report what changed.
+
+        The no-change path costs one ``git ls-remote`` and a read of the mirror's
+        ref files: no fetch, no other process.
+        """
         t0 = time.monotonic()
         report = SyncReport(self.recipe, self.url, self.branch)
-        before_refs, before_peeled = self._read_local(report)
         try:
-            up_refs, _ = git.ls_remote(
+            up_refs, up_peeled = git.ls_remote(
                 self.url, ["HEAD", HEADS + "*", TAGS + "*"], timeout=self.timeout_s
             )
         except git.GitError as e:
-            up_refs = None
-            report.warnings.append(f"ls-remote failed, fetching instead: {e}")
+            up_refs = up_peeled = None
+            report.warnings.append(f"ls-remote failed, fetching instead: {_gist(e)}")
         branch = self._choose_branch(up_refs, report)
-        wanted = lambda r: r == HEADS + branch or r.startswith(TAGS)  # noqa: E731
+        if up_refs is not None:
+            up_view = {
+                r: o for r, o in up_refs.items() if r == HEADS + branch or r.startswith(TAGS)
+            }
+            fast = git.read_refs_files(self.path, [HEADS, TAGS]) if self.path.exists() else None
+            if fast is not None and fast == up_view:
+                report.tags = _tag_map(up_view, up_peeled or {})
+                report.branch_old = report.branch_new = up_view.get(HEADS + branch)
+                return self._finish(report, t0)
+        before_refs, before_peeled = self._read_local(report)
         if up_refs is not None and before_refs is not None:
-            up_view = {r: o for r, o in up_refs.items() if wanted(r)}
+            up_view = {
+                r: o for r, o in up_refs.items() if r == HEADS + branch or r.startswith(TAGS)
+            }
             if up_view == before_refs:
                 report.tags = _tag_map(before_refs, before_peeled)
                 report.branch_old = report.branch_new = before_refs.get(HEADS + branch)

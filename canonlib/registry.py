@@ -228,6 +228,13 @@ class Registry:
     ) -> Promotion:  # fmt: skip
         """Make (version, commit) the recipe's canonical and append it to the history chain."""
         now = now or utcnow()
+        self._conn.execute("PRAGMA synchronous=FULL")  # a promotion survives power loss too
+        try:
+            return self._record_promotion(recipe, version, tag, commit, deployment, run_id, now)
+        finally:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    def _record_promotion(self, recipe, version, tag, commit, deployment, run_id, now) -> Promotion:
         with self._tx() as c:
             prev = c.execute("SELECT * FROM canonicals WHERE recipe = ?", (recipe,)).fetchone()
             last = c.execute("SELECT hash FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
@@ -364,7 +371,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    # WAL + NORMAL: every commit survives a crash of canon; promotions switch to FULL (power loss)
+    conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
 

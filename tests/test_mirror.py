@@ -204,3 +204,21 @@ def test_two_thousand_tags(tmp_path):
     assert_faithful(m, up)
     r2 = m.sync()
     assert not r2.fetched and len(r2.tags) == 2000
+
+
+def test_ref_files_reader_agrees_with_git(upstream, tmp_path):
+    from canonlib import git as canon_git
+
+    upstream.tag("1.0.0+1", annotated=True)
+    upstream.tag("1.0.1+1", annotated=False)
+    m = mirror_for(upstream, tmp_path)
+    m.sync()
+    git("pack-refs", "--all", cwd=m.path)  # some refs packed ...
+    upstream.commit()
+    upstream.tag("1.1.0+1", annotated=True)  # ... and some loose
+    upstream.tag("1.0.1+1", annotated=False, force=True)  # a loose ref overriding a packed one
+    m.sync()
+    by_git = canon_git.local_refs(m.path, ["refs/heads/", "refs/tags/"])[0]
+    assert canon_git.read_refs_files(m.path, ["refs/heads/", "refs/tags/"]) == by_git
+    (m.path / "refs" / "tags" / "1.1.0+1.lock").write_text("x")  # git is writing: ask git instead
+    assert canon_git.read_refs_files(m.path, ["refs/heads/", "refs/tags/"]) is None
