@@ -34,6 +34,7 @@ branch = "main"
 [backend]
 kind = "local"                  # or "abra"
 # servers = ["swarm1.example.org"]   # abra: one cold run per server at a time
+# parallel = 2                  # cold runs at once (default: one per abra server; 1 for local)
 
 [harness]
 # command = ["canon", "harness"]      # default: the built-in harness
@@ -70,6 +71,7 @@ class Config:
     harness_timeout_s: float = 3600.0
     sync_parallel: int = 8
     sync_timeout_s: float = 120.0
+    cold_parallel: int = 1
     disk_budget_bytes: int = 10_000_000_000
     recipes: dict[str, dict[str, str]] = field(default_factory=dict)
     digest: str = ""
@@ -199,6 +201,12 @@ def load_config(
     ):
         problems.append("backend.servers must be a list of server names")
 
+    default_parallel = len(backend.get("servers") or []) if backend["kind"] == "abra" else 1
+    cold_parallel = backend.get("parallel", max(1, default_parallel))
+    if not isinstance(cold_parallel, int) or isinstance(cold_parallel, bool) or cold_parallel < 1:
+        problems.append(f"backend.parallel must be a whole number >= 1, got {cold_parallel!r}")
+        cold_parallel = 1
+
     harness = take(raw, "harness", dict, {}, "")
     command = take(harness, "command", (str, list), None, "harness.")
     if isinstance(command, str):
@@ -231,7 +239,8 @@ def load_config(
         path=path, fleet=_path(base, fleet_s), state_dir=_path(base, state_s),
         evidence_dir=_path(base, evidence_s), upstream=upstream, push=push, branch=branch,
         backend=backend, harness_command=list(command), harness_timeout_s=float(harness_timeout),
-        sync_parallel=parallel, sync_timeout_s=float(sync_timeout), disk_budget_bytes=budget,
+        sync_parallel=parallel, sync_timeout_s=float(sync_timeout), cold_parallel=cold_parallel,
+        disk_budget_bytes=budget,
         recipes=recipes, digest=digest,
     )  # fmt: skip
 

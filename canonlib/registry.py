@@ -368,7 +368,8 @@ class Registry:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    # one connection per thread (sweep workers each open their own); closing may happen elsewhere
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     # WAL + NORMAL: every commit survives a crash of canon; promotions switch to FULL (power loss)

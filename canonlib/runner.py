@@ -93,12 +93,14 @@ def cold_run(
     base: policy.UpgradeBase | None = None,
     env: Mapping[str, str] | None = None,
     log_cap: int = LOG_CAP_BYTES,
+    stop: threading.Event | None = None,
 ) -> ColdResult:
     """Run ``command`` as the harness for ``recipe`` at ``checkout``; never raises for a bad run.
 
     ``command`` is the harness argv; ``log_path`` receives its output; ``timeout_s``
     bounds the whole run (the meta's ``COLD_TIMEOUT_S`` when smaller); ``base`` is
-    the resolved upgrade base; ``env`` adds variables (e.g. the config's child env).
+    the resolved upgrade base; ``env`` adds variables (e.g. the config's child env);
+    ``stop``, when set by another thread, ends the run like a signal would (:class:`Stopped`).
     """
     result = ColdResult(recipe, checkout.tag, checkout.commit, log_path=str(log_path))
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,11 +130,10 @@ def cold_run(
     pump = threading.Thread(target=_pump, args=(proc.stdout, log_path, log_cap), daemon=True)
     pump.start()
     try:
-        result.rc = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        result.timed_out = True
-        _kill_group(proc.pid)
-        result.rc = proc.wait()
+        result.rc, result.timed_out = _wait(proc, t0 + timeout, stop)
+        if result.timed_out:
+            _kill_group(proc.pid)
+            result.rc = proc.wait()
     except BaseException:
         _kill_group(proc.pid, grace_s=10.0)  # SIGINT/SIGTERM of canon: let the harness tear down
         proc.wait()
@@ -148,6 +149,25 @@ def cold_run(
         result.green = False
         result.error = f"runner: result not trusted: {problem}"
     return result
+
+
+class Stopped(BaseException):  # noqa: N818 -- like KeyboardInterrupt: the sweep was interrupted
+    pass
+
+
+def _wait(
+    proc: subprocess.Popen, deadline: float, stop: threading.Event | None
+) -> tuple[int | None, bool]:
+    """(rc, timed out); raises :class:`Stopped` as soon as ``stop`` is set."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None, True
+        try:
+            return proc.wait(timeout=min(left, 0.2) if stop is not None else left), False
+        except subprocess.TimeoutExpired:
+            if stop is not None and stop.is_set():
+                raise Stopped("the sweep was interrupted") from None
 
 
 def _read_result(result: ColdResult, path: Path) -> None:

@@ -16,9 +16,10 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,13 +149,41 @@ def _progress(total: int, enabled: bool):
 class _Sweep:
     """One sweep's state; ``recipe_turn`` is one recipe's isolated path through it."""
 
-    def __init__(self, config: Config, registry: Registry, run_id: str, run_dir: Path, plan: bool):
+    def __init__(self, config: Config, run_id: str, run_dir: Path, plan: bool):
         self.config = config
-        self.registry = registry
         self.run_id = run_id
         self.run_dir = run_dir
         self.plan = plan
+        self.stop = (
+            threading.Event()
+        )  # set when the sweep is interrupted: workers abort their cold runs
         self._backend = None
+        self._local = threading.local()
+        self._opened: list[Registry] = []
+        self._write = threading.Lock()
+
+    @property
+    def registry(self) -> Registry:
+        """This thread's connection (SQLite connections are per thread; writes serialise in SQLite)."""
+        reg = getattr(self._local, "registry", None)
+        if reg is None:
+            reg = self._local.registry = Registry.open(self.config.db_path)
+            with self._write:
+                self._opened.append(reg)
+        return reg
+
+    def close(self) -> None:
+        for reg in self._opened:
+            reg.close()
+
+    def turn(self, fr: FleetRecipe, synced: SyncReport | CanonError | None) -> dict[str, Any]:
+        """One recipe's turn, its row recorded (registry + results.jsonl) as soon as it is done."""
+        row = self.recipe_turn(fr, synced)
+        if not self.plan:
+            self.registry.record_result(self.run_id, row)
+            with self._write, open(self.run_dir / "results.jsonl", "a") as f:
+                f.write(json.dumps(row, sort_keys=True) + "\n")
+        return row
 
     @property
     def backend(self):
@@ -223,7 +252,7 @@ class _Sweep:
         log_path = self.run_dir / "logs" / f"{fr.name}.log"
         with mirror.checkout(latest) as co:
             cold = cold_run(fr.name, co, meta, command=self.config.harness_command, log_path=log_path,
-                            timeout_s=self.config.harness_timeout_s, base=base,
+                            timeout_s=self.config.harness_timeout_s, base=base, stop=self.stop,
                             env={**self.config.child_env(), "CANON_RUN_ID": self.run_id})  # fmt: skip
             row.update(tested_commit=cold.commit, rungs=cold.rungs, level=cold.level,
                        tests_executed=cold.tests_executed, rc=cold.rc, log_path=str(log_path))  # fmt: skip
@@ -245,6 +274,28 @@ class _Sweep:
             policy.RUN, green=cold.green, level=cold.level, timed_out=cold.timed_out, gate=gate,
             tested_version=latest, tested_commit=cold.commit,
         )  # fmt: skip
+
+
+def _turns(
+    s: _Sweep, todo: list[FleetRecipe], reports: dict, parallel: int
+) -> Iterator[dict[str, Any]]:
+    """Each recipe's turn; with ``parallel`` > 1 (one per abra server), cold runs overlap."""
+    if parallel <= 1 or len(todo) <= 1:
+        for fr in todo:
+            yield s.turn(fr, reports.get(fr.name))
+        return
+    pool = ThreadPoolExecutor(max_workers=min(parallel, len(todo)), thread_name_prefix="canon-turn")
+    futures = [pool.submit(s.turn, fr, reports.get(fr.name)) for fr in todo]
+    try:
+        for f in as_completed(futures):
+            yield f.result()
+    except BaseException:
+        s.stop.set()  # running cold runs kill their harness (which tears its slot down)
+        for f in futures:
+            f.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _one_line(e: BaseException) -> str:
@@ -283,26 +334,21 @@ def sweep(
                 config_hash=config.digest, **{k: v for k, v in code_identity().items() if k != "code_dirty"},
             )  # fmt: skip
         reports = sync_all(config, [r.name for r in todo if r.meta is not None])
-        s = _Sweep(config, registry, run_id, run_dir, plan)
+        s = _Sweep(config, run_id, run_dir, plan)
         rows: list[dict[str, Any]] = []
         status = "ok"
         try:
             with _progress(len(todo), progress) as bar:
-                for fr in todo:
-                    if bar is not None:
-                        bar.set_description(fr.name)
-                    row = s.recipe_turn(fr, reports.get(fr.name))
+                for row in _turns(s, todo, reports, config.cold_parallel):
                     rows.append(row)
-                    if not plan:
-                        registry.record_result(run_id, row)
-                        with open(run_dir / "results.jsonl", "a") as f:
-                            f.write(json.dumps(row, sort_keys=True) + "\n")
                     if bar is not None:
+                        bar.set_description(row["recipe"])
                         bar.update(1)
         except (Interrupted, KeyboardInterrupt):
             status = "interrupted"
             raise
         finally:
+            s.close()
             if not plan:
                 if status != "interrupted":
                     status = (
@@ -311,5 +357,6 @@ def sweep(
                         else "ok"
                     )
                 registry.finish_run(run_id, status)
+    rows.sort(key=lambda r: r["recipe"])
     sync_reports = {k: v for k, v in reports.items() if isinstance(v, SyncReport)}
     return SweepResult(run_id, run_dir, rows, status, fleet, plan, sync_reports)

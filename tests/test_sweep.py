@@ -166,7 +166,7 @@ def test_hollow_fleet_is_an_error(tmp_path):
 
 SLOW_HARNESS = """
 import json, os, pathlib, time
-pathlib.Path(os.environ["MARK"]).write_text(str(os.getpid()))
+pathlib.Path(os.environ["MARK"] + "-" + os.environ["CCCI_RECIPE"]).write_text(str(os.getpid()))
 time.sleep(float(os.environ.get("SLEEP", "30")))
 json.dump({"rungs": {r: "pass" for r in ("install", "upgrade", "backup", "functional", "lint")},
            "tests_executed": 1}, open(os.environ["CCCI_RESULT_FILE"], "w"))
@@ -189,13 +189,21 @@ def wait_for(path, proc, limit=60):
         time.sleep(0.05)
 
 
-def test_two_sweeps_at_once_and_sigterm_mid_sweep(ws, tmp_path):
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_two_sweeps_at_once_and_sigterm_mid_sweep(ws, tmp_path, parallel):
     slow_workspace(ws, tmp_path)
+    toml = ws.root / "canon.toml"
+    toml.write_text(toml.read_text() + f'\n[backend]\nkind = "local"\nparallel = {parallel}\n')
     mark = tmp_path / "mark"
+    marks = [
+        tmp_path / f"mark-{r}"
+        for r in (["custom-html", "nextcloud"] if parallel > 1 else ["custom-html"])
+    ]
     env = {**os.environ, "MARK": str(mark)}
-    first = subprocess.Popen([sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), "sweep"],
+    first = subprocess.Popen([sys.executable, "-m", "canonlib", "--config", str(toml), "sweep"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
-    wait_for(mark, first)
+    for m in marks:  # with parallel = 2 both cold runs are under way at once
+        wait_for(m, first)
     second = canon(ws, "sweep")
     assert second.returncode == 75
     assert "another sweep holds" in second.stderr and f"pid={first.pid}" in second.stderr
@@ -203,9 +211,10 @@ def test_two_sweeps_at_once_and_sigterm_mid_sweep(ws, tmp_path):
     out, err = first.communicate(timeout=60)
     assert first.returncode == 143, err
     assert "interrupted" in err
-    harness_pid = int(mark.read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(harness_pid, 0)
+    time.sleep(0.2)
+    for m in marks:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(m.read_text()), 0)  # every harness died with the sweep
     with Registry.open(ws.config.db_path) as reg:
         assert [r["status"] for r in reg.runs()] == ["interrupted"]
         assert reg.canonicals() == []
@@ -259,3 +268,46 @@ def test_status_pins_history(ws):
     assert "nextcloud: UPGRADE_BASE_VERSION = '6.0.1+28.0.2-fpm' equals the canonical" in r.stdout
     r = canon(ws, "history", "nextcloud")
     assert "6.0.1+28.0.2-fpm" in r.stdout and "PASS (promoted)" in r.stdout
+
+
+TIMED_HARNESS = """
+import json, os, pathlib, time
+out = pathlib.Path(os.environ["TIMES"]) / os.environ["CCCI_RECIPE"]
+start = time.time()
+time.sleep(1.5)
+out.write_text(json.dumps([start, time.time()]))
+json.dump({"rungs": {r: "pass" for r in ("install", "upgrade", "backup", "functional", "lint")},
+           "tests_executed": 1}, open(os.environ["CCCI_RESULT_FILE"], "w"))
+"""
+
+
+def test_cold_runs_fan_out_when_parallel(ws, tmp_path, monkeypatch):
+    (tmp_path / "timed.py").write_text(TIMED_HARNESS)
+    times = tmp_path / "times"
+    times.mkdir()
+    monkeypatch.setenv("TIMES", str(times))
+    toml = ws.root / "canon.toml"
+    toml.write_text(toml.read_text().replace(
+        f'command = ["{sys.executable}", "-m", "canonlib", "harness"]', f'command = ["{sys.executable}", "{tmp_path}/timed.py"]'
+    ) + "\n[backend]\nkind = \"local\"\nparallel = 2\n")  # fmt: skip
+    assert ws.config.cold_parallel == 2
+    result = sweep(ws.config)
+    assert labels(result.rows) == {"custom-html": "PASS (promoted)", "nextcloud": "PASS (promoted)",
+                                   "mailu": "SKIP (never-released)"}  # fmt: skip
+    (a0, a1), (b0, b1) = (json.loads((times / r).read_text()) for r in ("custom-html", "nextcloud"))
+    assert a0 < b1 and b0 < a1, "the two cold runs did not overlap"
+    with Registry.open(ws.config.db_path) as reg:
+        assert reg.verify_chain().ok and len(reg.results(result.run_id)) == 3
+
+
+def test_tagged_promote_proof(ws, tmp_path):
+    from canonlib.proofs import prove_tagged_promote
+
+    sweep(ws.config)
+    facts = prove_tagged_promote(ws.config, "custom-html", tmp_path / "proof")
+    assert facts["untagged"]["green"] and not facts["untagged"]["promoted"]
+    assert facts["untagged"]["gate"].startswith("untagged")
+    assert facts["tagged"]["promoted"] and facts["tag"] == "1.10.1+1.29.0"
+    assert all(c["ok"] for c in facts["claims"]), facts["claims"]
+    with Registry.open(ws.config.db_path) as reg:  # the real registry was not touched
+        assert reg.read_registry("custom-html").version == "1.10.0+1.29.0"
