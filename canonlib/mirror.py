@@ -225,6 +225,8 @@ class Mirror:
             stale = [r for r in git.local_refs(target, [HEADS])[0] if r != HEADS + branch]
             for ref in stale:
                 git.run(["update-ref", "-d", ref], cwd=target)
+            # one packed-refs file keeps the next no-op sync to a single read
+            git.run(["pack-refs", "--all", "--prune"], cwd=target)
             refs = git.local_refs(target, [HEADS, TAGS])
         except git.GitError as e:
             if fresh:
