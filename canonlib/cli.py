@@ -211,24 +211,21 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
     return 0 if ev.ok else 1
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify
-
-    claims = verify(args.dir, _config(args))
-    for c in claims:
-        print(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
-    failed = [c for c in claims if not c.ok]
-    print(f"{len(claims) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
-
-
 def _print_claims(claims, as_json: bool) -> int:
     if as_json:
         print(json.dumps([c.to_dict() for c in claims], indent=1))
     else:
         for c in claims:
             print(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+        failed = sum(not c.ok for c in claims)
+        print(f"{len(claims) - failed} passed, {failed} failed")
     return 0 if all(c.ok for c in claims) else 1
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    return _print_claims(verify(args.dir, _config(args)), False)
 
 
 def cmd_systemd_render(args: argparse.Namespace) -> int:

@@ -38,6 +38,16 @@ def ws(tmp_path):
     return w
 
 
+def tool_dir(tmp_path):
+    """A bin dir holding the tool custom-html's meta REQUIRES (a stand-in for git-lfs)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "git-lfs-for-canon-test"
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    return bindir
+
+
 def render(ws, tmp_path, path):
     out = tmp_path / "units"
     r = canon("--config", str(ws.root / "canon.toml"), "systemd", "render", "--output", str(out), "--path", path,
@@ -68,11 +78,7 @@ def test_rendered_units_verify_weekly_and_persistent(ws, tmp_path):
 
 @pytest.mark.slow
 def test_timer_fire_runs_exactly_the_unit_and_fails_loudly_without_the_fleet(ws, tmp_path):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    tool = bindir / "git-lfs-for-canon-test"
-    tool.write_text("#!/bin/sh\nexit 0\n")
-    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    bindir = tool_dir(tmp_path)
     out = render(ws, tmp_path, f"{bindir}:/usr/local/bin:/usr/bin:/bin")
     svc = read_unit(out / "canon-sweep.service")
     env = unit_environment(svc)  # env -i: nothing but the unit's Environment= lines
@@ -96,11 +102,7 @@ def test_timer_fire_runs_exactly_the_unit_and_fails_loudly_without_the_fleet(ws,
 
 
 def test_doctor_sees_the_units_path_not_yours(ws, tmp_path):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    tool = bindir / "git-lfs-for-canon-test"
-    tool.write_text("#!/bin/sh\nexit 0\n")
-    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    bindir = tool_dir(tmp_path)
     mine = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "CCCI_REPO": str(ws.fleet)}
     assert shutil.which("git-lfs-for-canon-test", path=mine["PATH"])
     out = render(ws, tmp_path, "/usr/local/bin:/usr/bin:/bin")  # the timer's PATH lacks the tool
