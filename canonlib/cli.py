@@ -11,6 +11,7 @@ import argparse
 import json
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -299,9 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     vl.set_defaults(func=cmd_versions_latest)
     sw = sub.add_parser(
         "sweep", help="the weekly job: sync, decide, cold-test, gate, promote, label",
-        description="Sweep every enrolled recipe of the fleet: mirror it from upstream, find its newest "
-        "release tag, and when that is newer than the canonical, cold-test exactly that tag and promote "
-        "it if it is green and the tested commit is the tag's commit. Labels come from the registry.",
+        description=textwrap.fill(
+            "Sweep every enrolled recipe of the fleet: mirror it from upstream, find its newest "
+            "release tag, and when that is newer than the canonical, cold-test exactly that tag and "
+            "promote it if it is green and the tested commit is the tag's commit. One recipe's failure "
+            "is its own row; the others go on. Labels come from the registry, not exit codes.", 78),
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     sw.add_argument(

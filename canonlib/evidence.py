@@ -153,8 +153,11 @@ def execute(src: Path, dest: Path, params: dict[str, Any], *, cwd: Path, timeout
 
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="canon-kernel-") as tmp:
-        env = {**os.environ, "JUPYTER_PATH": str(_kernel_home(Path(tmp))), "MPLBACKEND": "agg",
-               "PYDEVD_DISABLE_FILE_VALIDATION": "1"}  # fmt: skip
+        env = {
+            **os.environ,
+            "JUPYTER_PATH": str(_kernel_home(Path(tmp))),
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        }
         argv = [sys.executable, "-m", "papermill", str(src), str(dest), "-k", "canon", "--language", "python", "--cwd", str(cwd),
                 "--execution-timeout", str(int(cell_timeout_s)), "--no-progress-bar",
                 "-y", json.dumps(params)]  # fmt: skip

@@ -6,6 +6,7 @@ Tables are pandas DataFrames, figures matplotlib; every claim is recorded with
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -14,7 +15,7 @@ from typing import Any
 
 import matplotlib
 
-matplotlib.use("agg")
+matplotlib.use("agg")  # figures are rendered to PNG here, whatever the kernel's backend
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -23,6 +24,17 @@ from .config import Config, load_config  # noqa: E402
 from .evidence import record  # noqa: E402
 from .registry import Registry  # noqa: E402
 from .sweep import sweep  # noqa: E402
+
+
+def show(fig) -> None:
+    """Put ``fig`` into the notebook as a PNG output (kept in the evidence, hashed by the manifest)."""
+    from IPython.display import Image, display
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    display(Image(data=buf.getvalue(), format="png"))
+
 
 __all__ = ["record", "config", "frame"]
 
@@ -65,10 +77,11 @@ def labels_and_durations(rows: list[dict[str, Any]]):
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.5))
     df["label"].str.extract(r"^([A-Z-]+)")[0].value_counts().plot.barh(ax=a, color="#4c72b0")
     a.set_title("labels")
+    a.set_ylabel("")
     df.set_index("recipe")["duration_s"].fillna(0).plot.barh(ax=b, color="#55a868")
     b.set_title("seconds per recipe")
     fig.tight_layout()
-    return fig
+    show(fig)
 
 
 def canonicals_before_after(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -119,7 +132,7 @@ def samever(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
     return facts
 
 
-def disk(cfg: Config) -> tuple[pd.DataFrame, Any, dict[str, Any]]:
+def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any]]:
     from .disk import disk_report
 
     rep = disk_report(cfg)
@@ -130,8 +143,9 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, Any, dict[str, Any]]:
         df.set_index("recipe")[["mirror", "canonical slot"]].plot.barh(stacked=True, ax=ax)
     ax.set_title(f"bytes per recipe; total {rep['total']:,} of budget {rep['budget']:,}")
     fig.tight_layout()
+    show(fig)
     summary = {"total_bytes": rep["total"], "budget_bytes": rep["budget"], "shared": rep["shared"]}
-    return df, fig, summary
+    return df, summary
 
 
 def pick_investigate(cfg: Config, recipe: str) -> str:
