@@ -131,6 +131,8 @@ def sync_all(config: Config, recipes: list[str]) -> dict[str, SyncReport | Canon
             return _mirror(config, recipe).sync()
         except CanonError as e:
             return e
+        except Exception as e:  # noqa: BLE001 -- isolation: an unexpected failure is this recipe's ERROR
+            return CanonError(f"{recipe}: unexpected {type(e).__name__}: {e}")
 
     if not recipes:
         return {}
@@ -234,10 +236,13 @@ class _Sweep:
             elif self.plan:
                 row["label"] = f"PLAN ({decision})"
                 return row
-        except CanonError as e:
-            outcome = policy.Outcome(
-                row.get("decision") or "error", error=f"{stage}: {_one_line(e)}"
+        except Exception as e:  # noqa: BLE001 -- isolation: whatever breaks is this recipe's ERROR row
+            detail = (
+                _one_line(e)
+                if isinstance(e, CanonError)
+                else f"unexpected {type(e).__name__}: {_one_line(e)}"
             )
+            outcome = policy.Outcome(row.get("decision") or "error", error=f"{stage}: {detail}")
             row["error"] = outcome.error
         after = self.registry.read_registry(fr.name)
         row["canonical_after"] = after.version if after else None

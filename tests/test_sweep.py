@@ -311,3 +311,18 @@ def test_tagged_promote_proof(ws, tmp_path):
     assert all(c["ok"] for c in facts["claims"]), facts["claims"]
     with Registry.open(ws.config.db_path) as reg:  # the real registry was not touched
         assert reg.read_registry("custom-html").version == "1.10.0+1.29.0"
+
+
+def test_missing_harness_is_an_error_row_not_a_crash(ws):
+    toml = ws.root / "canon.toml"
+    toml.write_text(toml.read_text().replace(f'command = ["{sys.executable}", "-m", "canonlib", "harness"]',
+                                             'command = ["/nonexistent/harness"]'))  # fmt: skip
+    r = canon(ws, "sweep", "--json")
+    assert r.returncode == 1
+    got = labels(json.loads(r.stdout))
+    assert got["custom-html"].startswith(
+        "ERROR (cold run: cannot start harness '/nonexistent/harness'"
+    )
+    assert got["mailu"] == "SKIP (never-released)"
+    with Registry.open(ws.config.db_path) as reg:
+        assert reg.canonicals() == []
