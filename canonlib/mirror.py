@@ -310,10 +310,6 @@ class Mirror:
         )
         return proc.stdout.strip() if proc.returncode == 0 else None
 
-    def tags(self) -> dict[str, str]:
-        refs, peeled = git.local_refs(self.path, [TAGS])
-        return {t: c for t, c in _tag_map(refs, peeled).items() if not git.ref_name_problem(t)}
-
     @contextlib.contextmanager
     def checkout(self, tag: str) -> Iterator[Checkout]:
         """A clean detached work tree at ``tag``'s commit, removed on exit."""
