@@ -386,7 +386,9 @@ def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], No
         if not vr.ok:
             problems.append(f"verify found failed claims: see {vr.dir}")
         out(
-            f"\nevidence: {ev.dir}\nre-check it yourself: canon --config {demo.config_path} verify {ev.dir}"
+            f"\nevidence: {ev.dir}\nre-check it yourself: "
+            f"{'canon' if shutil.which('canon') else sys.executable + ' -m canonlib'} "
+            f"--config {demo.config_path} verify {ev.dir}"
         )
     out(f"excluded from the sweep: {', '.join(f'{n} ({why})' for n, why in result.fleet.excluded)}")
     if problems:
