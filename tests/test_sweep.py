@@ -189,8 +189,9 @@ def wait_for(path, proc, limit=60):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("parallel", [1, 2])
-def test_two_sweeps_at_once_and_sigterm_mid_sweep(ws, tmp_path, parallel):
+@pytest.mark.parametrize("parallel, sig, code", [(1, signal.SIGTERM, 143), (2, signal.SIGTERM, 143),
+                                                  (1, signal.SIGINT, 130)])  # fmt: skip
+def test_two_sweeps_at_once_and_signal_mid_sweep(ws, tmp_path, parallel, sig, code):
     slow_workspace(ws, tmp_path)
     toml = ws.root / "canon.toml"
     toml.write_text(toml.read_text() + f'\n[backend]\nkind = "local"\nparallel = {parallel}\n')
@@ -207,9 +208,9 @@ def test_two_sweeps_at_once_and_sigterm_mid_sweep(ws, tmp_path, parallel):
     second = canon(ws, "sweep")
     assert second.returncode == 75
     assert "another sweep holds" in second.stderr and f"pid={first.pid}" in second.stderr
-    first.send_signal(signal.SIGTERM)
+    first.send_signal(sig)
     out, err = first.communicate(timeout=60)
-    assert first.returncode == 143, err
+    assert first.returncode == code, err
     assert "interrupted" in err
     time.sleep(0.2)
     for m in marks:
