@@ -16,7 +16,7 @@ from typing import Any
 
 from . import git, policy
 from .config import Config, load_config
-from .demo import IDENTITY
+from .demo import UpstreamRepo
 from .meta import load_meta
 from .mirror import Mirror
 from .promote import promote
@@ -51,6 +51,7 @@ class Scratch:
         self.workdir.mkdir(parents=True, exist_ok=True)
         git.run(["clone", "--quiet", "--branch", config.branch_for(recipe), "--", str(config.mirror_path(recipe)),
                  str(self.upstream)])  # fmt: skip
+        self.repo = UpstreamRepo(self.upstream, config.branch_for(recipe))
         toml = self.workdir / "canon.toml"
         cmd = ", ".join(f'"{c}"' for c in config.harness_command)
         toml.write_text(
@@ -75,37 +76,26 @@ class Scratch:
         return Mirror(self.recipe, c.mirror_path(self.recipe), c.upstream_url(self.recipe),
                       c.branch_for(self.recipe), checkouts_dir=c.state_dir / "checkouts")  # fmt: skip
 
-    def _git(self, *args: str) -> str:
-        return git.run(list(args), cwd=self.upstream, config=IDENTITY).stdout.strip()
-
     def untagged_commit(self) -> str:
         notes = self.upstream / "NOTES.md"
-        notes.write_text((notes.read_text() if notes.exists() else "") + "untagged work on main\n")
-        self._git("add", "-A")
-        self._git("commit", "--quiet", "-m", "chore: untagged work on main")
-        return self._git("rev-parse", "HEAD")
+        text = (notes.read_text() if notes.exists() else "") + "untagged work on main\n"
+        return self.repo.commit({"NOTES.md": text}, "chore: untagged work on main")
 
     def bump(self, latest: str) -> tuple[str, str]:
         """Commit a release candidate one patch above ``latest`` (label and note updated); untagged."""
         v = parse_version(latest)
-        existing = set(self._git("tag", "-l").splitlines())
+        existing = set(git.run(["tag", "-l"], cwd=self.upstream).stdout.split())
         patch = v.patch + 1
-        while True:
-            tag = f"{v.major}.{v.minor}.{patch}" + (f"+{v.app}" if v.app else "")
-            if tag not in existing:
-                break
+        while (tag := f"{v.major}.{v.minor}.{patch}" + (f"+{v.app}" if v.app else "")) in existing:
             patch += 1
+        files = {f"release/{tag}": f"{tag}: a release made by a canon proof\n"}
         compose = self.upstream / "compose.yml"
         if compose.exists():
-            compose.write_text(LABEL_RE.sub(lambda m: m.group(1) + tag, compose.read_text()))
-        (self.upstream / "release").mkdir(exist_ok=True)
-        (self.upstream / "release" / tag).write_text(f"{tag}: a release made by a canon proof\n")
-        self._git("add", "-A")
-        self._git("commit", "--quiet", "-m", f"chore: publish {tag} release")
-        return tag, self._git("rev-parse", "HEAD")
+            files["compose.yml"] = LABEL_RE.sub(lambda m: m.group(1) + tag, compose.read_text())
+        return tag, self.repo.commit(files, f"chore: publish {tag} release")
 
     def tag(self, tag: str, commit: str) -> None:
-        self._git("tag", "-a", "-m", f"release {tag}", "--", tag, commit)
+        self.repo.tag(tag, commit)
 
 
 # -- tagged promote -------------------------------------------------------------------
