@@ -127,6 +127,17 @@ def check_recipe_name(name: str) -> str:
     return name
 
 
+def clone_at(
+    src: str | os.PathLike[str], dest: str | os.PathLike[str], commit: str, *, timeout: float = 120
+) -> None:
+    """A work tree at ``dest``: a ``--shared`` clone of ``src``, detached at ``commit``."""
+    run(
+        ["clone", "--quiet", "--shared", "--no-checkout", "--", str(src), str(dest)],
+        timeout=timeout,
+    )
+    run(["checkout", "--quiet", "--detach", commit], cwd=dest, timeout=timeout)
+
+
 # -- reading refs ------------------------------------------------------------
 
 

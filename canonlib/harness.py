@@ -210,20 +210,9 @@ class Harness:
             base_tree = Path(tmp) / "base"
             try:
                 git.check_ref_name(self.base)
-                git.run(
-                    [
-                        "clone",
-                        "--quiet",
-                        "--shared",
-                        "--no-checkout",
-                        "--",
-                        str(self.recipe_dir),
-                        str(base_tree),
-                    ]
-                )
                 base_commit = git.run(["rev-parse", "--verify", f"refs/tags/{self.base}^{{commit}}"],
-                                      cwd=base_tree).stdout.strip()  # fmt: skip
-                git.run(["checkout", "--quiet", "--detach", base_commit], cwd=base_tree)
+                                      cwd=self.recipe_dir).stdout.strip()  # fmt: skip
+                git.clone_at(self.recipe_dir, base_tree, base_commit)
                 self._install(slot, base_tree, self.base, base_commit)
                 self.backend.provision(
                     slot, self.recipe_dir, self.meta

@@ -337,19 +337,7 @@ class Mirror:
         path = Path(tempfile.mkdtemp(prefix=f"{self.recipe}-", dir=self.checkouts_dir))
         try:
             try:
-                git.run(
-                    [
-                        "clone",
-                        "--quiet",
-                        "--no-checkout",
-                        "--shared",
-                        "--",
-                        str(self.path),
-                        str(path),
-                    ],
-                    timeout=120,
-                )
-                git.run(["checkout", "--quiet", "--detach", commit], cwd=path, timeout=120)
+                git.clone_at(self.path, path, commit)
             except git.GitError as e:
                 raise CheckoutError(
                     f"{self.recipe}: cannot check out {label} ({commit[:12]}): {_gist(e)}"

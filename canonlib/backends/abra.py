@@ -155,9 +155,7 @@ class AbraBackend:
         dest = self.abra_dir / "recipes" / recipe
         shutil.rmtree(dest, ignore_errors=True)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        commit = git.run(["rev-parse", "HEAD"], cwd=checkout).stdout.strip()
-        git.run(["clone", "--quiet", "--shared", "--no-checkout", "--", str(checkout), str(dest)])
-        git.run(["checkout", "--quiet", "--detach", commit], cwd=dest)
+        git.clone_at(checkout, dest, git.run(["rev-parse", "HEAD"], cwd=checkout).stdout.strip())
 
     def provision(self, slot: str, checkout: Path, meta: RecipeMeta) -> None:
         if self._record(slot):
