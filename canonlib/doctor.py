@@ -102,14 +102,14 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
 
 def _kernel_check() -> Claim:
     """The same kernelspec the evidence runs use (``canon``, this Python) must start and import canonlib."""
-    from .evidence import _kernel_home
+    from .evidence import kernel_home
 
     code = ("from jupyter_client.manager import start_new_kernel\n"
             "km, kc = start_new_kernel(kernel_name='canon', startup_timeout=60)\n"
             "r = kc.execute_interactive('import canonlib', timeout=60)\nkm.shutdown_kernel(now=True)\n"
             "print(r['content']['status'])\n")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="canon-doctor-") as tmp:
-        env = {**os.environ, "JUPYTER_PATH": str(_kernel_home(Path(tmp)))}
+        env = {**os.environ, "JUPYTER_PATH": str(kernel_home(Path(tmp)))}
         try:
             proc = subprocess.run(
                 [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env

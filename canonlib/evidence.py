@@ -25,6 +25,7 @@ from typing import Any
 
 from .config import Config
 from .fleet import fleet_commit
+from .process import kill_group
 from .registry import Registry, utcnow
 from .sweep import code_identity, new_run_id
 
@@ -135,7 +136,7 @@ class EvidenceRun:
         return bool(self.notebooks) and all(n.ok for n in self.notebooks)
 
 
-def _kernel_home(tmp: Path) -> Path:
+def kernel_home(tmp: Path) -> Path:
     """A kernelspec named ``canon`` for *this* Python, first on JUPYTER_PATH, so no other python3 wins."""
     kdir = tmp / "kernels" / "canon"
     kdir.mkdir(parents=True)
@@ -149,13 +150,12 @@ def _kernel_home(tmp: Path) -> Path:
 def execute(src: Path, dest: Path, params: dict[str, Any], *, cwd: Path, timeout_s: float,
             cell_timeout_s: float, log: Path) -> tuple[int | None, bool, float]:  # fmt: skip
     """papermill ``src`` -> ``dest`` in a child process group, killed at ``timeout_s`` (the watchdog)."""
-    import signal
 
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="canon-kernel-") as tmp:
         env = {
             **os.environ,
-            "JUPYTER_PATH": str(_kernel_home(Path(tmp))),
+            "JUPYTER_PATH": str(kernel_home(Path(tmp))),
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         }
         argv = [sys.executable, "-m", "papermill", str(src), str(dest), "-k", "canon", "--language", "python", "--cwd", str(cwd),
@@ -169,12 +169,7 @@ def execute(src: Path, dest: Path, params: dict[str, Any], *, cwd: Path, timeout
                 timed_out = False
             except subprocess.TimeoutExpired:
                 timed_out = True
-                for sig in (signal.SIGTERM, signal.SIGKILL):
-                    try:
-                        os.killpg(proc.pid, sig)
-                    except ProcessLookupError:
-                        break
-                    time.sleep(1)
+                kill_group(proc.pid, grace_s=1.0)
                 rc = proc.wait()
     return rc, timed_out, time.monotonic() - t0
 

@@ -10,10 +10,8 @@ checkout must still be at the tag's commit and clean, or the result is void.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -25,6 +23,7 @@ from typing import Any
 from . import policy
 from .meta import RUNGS, RecipeMeta
 from .mirror import Checkout
+from .process import kill_group
 
 LOG_CAP_BYTES = 2 * 1024 * 1024
 
@@ -64,22 +63,6 @@ def _pump(stream, log_path: Path, cap: int) -> None:
             log.write(
                 f"\n[canon: log capped at {cap} bytes; {dropped} more bytes dropped]\n".encode()
             )
-
-
-def _kill_group(pgid: int, grace_s: float = 5.0) -> None:
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    end = time.monotonic() + grace_s
-    while time.monotonic() < end:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def cold_run(
@@ -132,14 +115,14 @@ def cold_run(
     try:
         result.rc, result.timed_out = _wait(proc, t0 + timeout, stop)
         if result.timed_out:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             result.rc = proc.wait()
     except BaseException:
-        _kill_group(proc.pid, grace_s=10.0)  # SIGINT/SIGTERM of canon: let the harness tear down
+        kill_group(proc.pid, grace_s=10.0)  # SIGINT/SIGTERM of canon: let the harness tear down
         proc.wait()
         raise
     finally:
-        _kill_group(proc.pid, grace_s=1.0)  # stragglers left in the group
+        kill_group(proc.pid, grace_s=1.0)  # stragglers left in the group
         pump.join(timeout=10)
         proc.stdout.close()
     result.duration_s = time.monotonic() - t0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import signal
 import string
 import subprocess
 import time
@@ -15,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..process import kill_group
 from . import BackendError
 
 _ALNUM = string.ascii_letters + string.digits
@@ -77,19 +77,10 @@ def run_command(
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        kill_group(proc.pid)
+        kill_group(proc.pid, grace_s=0.2)
         out, _ = proc.communicate()
         raise BackendError(step, f"{_show(cmd)} timed out after {timeout:g}s") from None
     return subprocess.CompletedProcess(argv, proc.returncode, out, "")
-
-
-def kill_group(pgid: int) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        time.sleep(0.2)
 
 
 def _show(cmd: str | list[str]) -> str:
