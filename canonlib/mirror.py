@@ -148,27 +148,26 @@ class Mirror:
             up_refs = up_peeled = None
             report.warnings.append(f"ls-remote failed, fetching instead: {_gist(e)}")
         branch = self._choose_branch(up_refs, report)
+        up_view = None
         if up_refs is not None:
             up_view = {
                 r: o for r, o in up_refs.items() if r == HEADS + branch or r.startswith(TAGS)
             }
-            fast = git.read_refs_files(self.path, [HEADS, TAGS]) if self.path.exists() else None
-            if fast is not None and fast == up_view:
-                report.tags = _tag_map(up_view, up_peeled or {})
-                report.branch_old = report.branch_new = up_view.get(HEADS + branch)
-                return self._finish(report, t0)
+            if self.path.exists() and git.read_refs_files(self.path, [HEADS, TAGS]) == up_view:
+                return self._unchanged(report, up_view, up_peeled, t0)
         before_refs, before_peeled = self._read_local(report)
-        if up_refs is not None and before_refs is not None:
-            up_view = {
-                r: o for r, o in up_refs.items() if r == HEADS + branch or r.startswith(TAGS)
-            }
-            if up_view == before_refs:
-                report.tags = _tag_map(before_refs, before_peeled)
-                report.branch_old = report.branch_new = before_refs.get(HEADS + branch)
-                return self._finish(report, t0)
+        if up_view is not None and up_view == before_refs:
+            return self._unchanged(report, before_refs, before_peeled, t0)
         after_refs, after_peeled = self._fetch(branch, before_refs is None)
         report.fetched = True
         self._diff(report, before_refs or {}, before_peeled or {}, after_refs, after_peeled)
+        return self._finish(report, t0)
+
+    def _unchanged(
+        self, report: SyncReport, refs: dict[str, str], peeled: dict[str, str], t0: float
+    ) -> SyncReport:
+        report.tags = _tag_map(refs, peeled)
+        report.branch_old = report.branch_new = refs.get(HEADS + report.branch)
         return self._finish(report, t0)
 
     def _read_local(
@@ -221,13 +220,13 @@ class Mirror:
                  "--no-write-fetch-head", "--", self.url, *refspecs],
                 cwd=target, timeout=self.timeout_s, config=git.local_url_config(self.url),
             )  # fmt: skip
+            refs, peeled = git.local_refs(target, [HEADS, TAGS])
             # a branch we followed before and upstream dropped is not upstream's any more
-            stale = [r for r in git.local_refs(target, [HEADS])[0] if r != HEADS + branch]
-            for ref in stale:
+            for ref in [r for r in refs if r.startswith(HEADS) and r != HEADS + branch]:
                 git.run(["update-ref", "-d", ref], cwd=target)
+                del refs[ref]
             # one packed-refs file keeps the next no-op sync to a single read
             git.run(["pack-refs", "--all", "--prune"], cwd=target)
-            refs = git.local_refs(target, [HEADS, TAGS])
         except git.GitError as e:
             if fresh:
                 shutil.rmtree(target, ignore_errors=True)
@@ -238,7 +237,7 @@ class Mirror:
                 self.path.rename(aside)
                 shutil.rmtree(aside, ignore_errors=True)
             target.rename(self.path)
-        return refs
+        return refs, peeled
 
     def _diff(self, report, before, before_peeled, after, after_peeled) -> None:
         old_tags, new_tags = _tag_map(before, before_peeled), _tag_map(after, after_peeled)
@@ -275,16 +274,15 @@ class Mirror:
         report.invalid_tags.sort()
         report.not_releases.sort()
         if self.push_url and report.fetched:
-            self.push()
+            self.push(report.branch)
         report.duration_s = time.monotonic() - t0
         return report
 
-    def push(self) -> None:
-        """Force the same branch and tags to the CI mirror remote, pruning tags it lacks."""
+    def push(self, branch: str) -> None:
+        """Force ``branch`` and the tags to the CI mirror remote, pruning tags it lacks."""
         if not self.push_url:
             return
-        branch = self._current_branch()
-        refspecs = [f"+{TAGS}*:{TAGS}*"] + ([f"+{HEADS}{branch}:{HEADS}{branch}"] if branch else [])
+        refspecs = [f"+{TAGS}*:{TAGS}*", f"+{HEADS}{branch}:{HEADS}{branch}"]
         try:
             git.run(
                 ["push", "--quiet", "--force", "--prune", "--atomic", "--", self.push_url, *refspecs],
@@ -292,12 +290,8 @@ class Mirror:
             )  # fmt: skip
         except git.GitError as e:
             raise SyncError(
-                f"{self.recipe}: cannot push to CI mirror {self.push_url}: {e}"
+                f"{self.recipe}: cannot push to CI mirror {self.push_url}: {_gist(e)}"
             ) from None
-
-    def _current_branch(self) -> str | None:
-        heads = git.local_refs(self.path, [HEADS])[0]
-        return next((r[len(HEADS) :] for r in heads), None)
 
     # -- reading -------------------------------------------------------------
     def tag_commit(self, tag: str) -> str | None:
