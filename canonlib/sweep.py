@@ -99,6 +99,10 @@ def code_identity() -> dict[str, Any]:
     }
 
 
+def any_failing(rows: list[dict[str, Any]]) -> bool:
+    return any(str(r["label"]).startswith(FAILING_LABELS) for r in rows)
+
+
 @dataclass
 class SweepResult:
     run_id: str
@@ -111,8 +115,7 @@ class SweepResult:
 
     @property
     def exit_code(self) -> int:
-        bad = any(str(r["label"]).startswith(FAILING_LABELS) for r in self.rows)
-        return 1 if bad else 0
+        return 1 if any_failing(self.rows) else 0
 
 
 def _mirror(config: Config, recipe: str) -> Mirror:
@@ -151,7 +154,7 @@ def _progress(total: int, enabled: bool):
 class _Sweep:
     """One sweep's state; ``recipe_turn`` is one recipe's isolated path through it."""
 
-    def __init__(self, config: Config, run_id: str, run_dir: Path, plan: bool):
+    def __init__(self, config: Config, registry: Registry, run_id: str, run_dir: Path, plan: bool):
         self.config = config
         self.run_id = run_id
         self.run_dir = run_dir
@@ -161,6 +164,7 @@ class _Sweep:
         )  # set when the sweep is interrupted: workers abort their cold runs
         self._backend = None
         self._local = threading.local()
+        self._local.registry = registry  # the sweep's own thread uses the sweep's connection
         self._opened: list[Registry] = []
         self._write = threading.Lock()
 
@@ -244,7 +248,8 @@ class _Sweep:
             )
             outcome = policy.Outcome(row.get("decision") or "error", error=f"{stage}: {detail}")
             row["error"] = outcome.error
-        after = self.registry.read_registry(fr.name)
+        # labels come from the registry after the turn; a turn that ran nothing changed nothing
+        after = self.registry.read_registry(fr.name) if row["tested_commit"] else before
         row["canonical_after"] = after.version if after else None
         row["label"] = policy.label(
             outcome, after.version if after else None, after.commit if after else None
@@ -339,7 +344,7 @@ def sweep(
                 config_hash=config.digest, **{k: v for k, v in code_identity().items() if k != "code_dirty"},
             )  # fmt: skip
         reports = sync_all(config, [r.name for r in todo if r.meta is not None])
-        s = _Sweep(config, run_id, run_dir, plan)
+        s = _Sweep(config, registry, run_id, run_dir, plan)
         rows: list[dict[str, Any]] = []
         status = "ok"
         try:
@@ -356,11 +361,7 @@ def sweep(
             s.close()
             if not plan:
                 if status != "interrupted":
-                    status = (
-                        "failed"
-                        if any(str(r["label"]).startswith(FAILING_LABELS) for r in rows)
-                        else "ok"
-                    )
+                    status = "failed" if any_failing(rows) else "ok"
                 registry.finish_run(run_id, status)
     rows.sort(key=lambda r: r["recipe"])
     sync_reports = {k: v for k, v in reports.items() if isinstance(v, SyncReport)}
