@@ -236,38 +236,29 @@ def determinism_claims(reg: Registry, run_id: str) -> list[Claim]:
 # -- labels from the registry -----------------------------------------------------------
 
 
-def derive_label_from_registry(reg: Registry, row: dict[str, Any]) -> str | None:
-    """The part of a row's label the promotion history decides: promoted or not.
-
-    Returns ``"promoted"`` when the history holds (recipe, latest, tested_commit)
-    written by this row's run, ``"not promoted"`` otherwise.
-    """
-    promoted = any(
+def promoted_in_history(reg: Registry, row: dict[str, Any]) -> bool:
+    """Whether this row's run wrote (recipe, latest, tested_commit) into the promotion history."""
+    return any(
         p.run_id == row["run_id"]
         and p.version == row["latest"]
         and p.commit == row["tested_commit"]
         for p in reg.history(row["recipe"])
     )
-    return "promoted" if promoted else "not promoted"
 
 
 def label_claims(reg: Registry, claimed_rows: list[dict[str, Any]]) -> list[Claim]:
     """Each claimed row equals the registry's row, and PASS (promoted) iff the history says so."""
     claims = []
     for row in claimed_rows:
-        where = f"run {row.get('run_id')} recipe {row.get('recipe')}"
-        stored = [r for r in reg.results(row.get("run_id"), row.get("recipe"))]
+        name = f"label of run {row.get('run_id')} recipe {row.get('recipe')}"
+        stored = reg.results(row.get("run_id"), row.get("recipe"))
         if not stored:
-            claims.append(Claim(f"label of {where}", False, "no such row in the registry"))
-            continue
-        if stored[0]["label"] != row.get("label"):
-            claims.append(Claim(f"label of {where}", False,
+            claims.append(Claim(name, False, "no such row in the registry"))
+        elif stored[0]["label"] != row.get("label"):
+            claims.append(Claim(name, False,
                                 f"evidence says {row.get('label')!r}, registry says {stored[0]['label']!r}"))  # fmt: skip
-            continue
-        says_promoted = row["label"] == "PASS (promoted)"
-        derived = (
-            derive_label_from_registry(reg, {**stored[0], "run_id": row["run_id"]}) == "promoted"
-        )
-        claims.append(Claim(f"label of {where}", says_promoted == derived,
-                            f"{row['label']}; promotion history: {'promoted' if derived else 'not promoted'}"))  # fmt: skip
+        else:
+            promoted = promoted_in_history(reg, stored[0])
+            claims.append(Claim(name, (row["label"] == "PASS (promoted)") == promoted,
+                                f"{row['label']}; promotion history: {'promoted' if promoted else 'not promoted'}"))  # fmt: skip
     return claims

@@ -167,16 +167,15 @@ def _read_result(result: ColdResult, path: Path) -> None:
         data = {}
     rungs = data.get("rungs") if isinstance(data.get("rungs"), dict) else {}
     result.rungs = {r: s if s in policy.STATUSES else policy.UNVERIFIED
-                    for r, s in ((r, rungs.get(r, policy.UNVERIFIED)) for r in RUNGS)}  # fmt: skip
+                    for r, s in zip(RUNGS, policy.rung_list(rungs), strict=True)}  # fmt: skip
     reasons = data.get("reasons")
     result.reasons = (
         {str(k): str(v) for k, v in reasons.items()} if isinstance(reasons, dict) else {}
     )
     tests = data.get("tests_executed", 0)
     result.tests_executed = tests if isinstance(tests, int) and not isinstance(tests, bool) else 0
-    result.warnings += [
-        str(w) for w in data.get("warnings", []) if isinstance(data.get("warnings"), list)
-    ]
+    warnings = data.get("warnings")
+    result.warnings += [str(w) for w in warnings] if isinstance(warnings, list) else []
     result.level = policy.level(result.rungs)
     result.green = (
         not result.timed_out
