@@ -27,7 +27,7 @@ import nbformat  # noqa: E402
 
 from canonlib.config import load_config  # noqa: E402
 from canonlib.demo import run_demo  # noqa: E402
-from canonlib.evidence import SUITES, execute  # noqa: E402
+from canonlib.evidence.run import SUITES, execute  # noqa: E402
 
 
 def main() -> int:
@@ -44,7 +44,7 @@ def main() -> int:
         nb = nbformat.v4.new_notebook()
         p = nbformat.v4.new_code_cell('config_path = ""\nevidence_dir = ""')
         p.metadata["tags"] = ["parameters"]
-        nb.cells = [p, nbformat.v4.new_code_cell("from canonlib import notebook as nbk")]
+        nb.cells = [p, nbformat.v4.new_code_cell("from canonlib.evidence import notebook as nbk")]
         nbformat.write(nb, empty)
         totals, startups, per_nb = [], [], []
         env = {

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
+from .claims import SWEEP_COLUMNS, claim_lines, table
 from .errors import CanonError
 from .versions import is_version, latest_release, sort_versions
 
@@ -61,29 +62,6 @@ def _config(args: argparse.Namespace):
     return load_config(args.config)
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
-    from tabulate import tabulate
-
-    return tabulate(
-        [[_cell(r.get(c)) for c in columns] for r in rows], headers=columns, tablefmt="simple"
-    )
-
-
-def _cell(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, dict):
-        return " ".join(f"{k[:4]}:{s[:4]}" for k, s in v.items())
-    if isinstance(v, list):
-        v = "; ".join(map(str, v)) or "-"
-    text = str(v)
-    return text if len(text) <= 90 else text[:87] + "..."
-
-
-SWEEP_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after",
-                 "upgrade_base_kind", "level", "label"]  # fmt: skip
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import raise_interrupted, sweep
 
@@ -94,7 +72,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.rows, indent=1, sort_keys=True))
     else:
-        print(_table(result.rows, SWEEP_COLUMNS))
+        print(table(result.rows, SWEEP_COLUMNS))
         for name, why in result.fleet.excluded:
             print(f"excluded: {name}: {why}")
         for row in result.rows:
@@ -115,7 +93,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1, sort_keys=True))
     else:
         print(
-            _table(
+            table(
                 rows,
                 [
                     "recipe",
@@ -162,13 +140,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     for p in promos:
         p["commit"] = p["commit"][:12]
     print(
-        _table(
+        table(
             promos,
             ["id", "promoted_at", "version", "commit", "previous_version", "deployment", "run_id"],
         )
     )
     print()
-    print(_table(results, ["run_id", "decision", "latest", "level", "label"]))
+    print(table(results, ["run_id", "decision", "latest", "level", "label"]))
     return 0
 
 
@@ -186,7 +164,7 @@ def cmd_config_example(args: argparse.Namespace) -> int:
 
 
 def cmd_evidence_run(args: argparse.Namespace) -> int:
-    from .evidence import run_suite
+    from .evidence.run import run_suite
 
     params = {}
     if args.target:
@@ -216,15 +194,12 @@ def _print_claims(claims, as_json: bool) -> int:
     if as_json:
         print(json.dumps([c.to_dict() for c in claims], indent=1))
     else:
-        for c in claims:
-            print(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
-        failed = sum(not c.ok for c in claims)
-        print(f"{len(claims) - failed} passed, {failed} failed")
+        print("\n".join(claim_lines(claims)))
     return 0 if all(c.ok for c in claims) else 1
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify
+    from .evidence.verify import verify
 
     return _print_claims(verify(args.dir, _config(args)), False)
 

@@ -17,59 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import git
+from .upstream import IDENTITY, UpstreamRepo
 
 VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
 MARKER = ".canon-demo"
-IDENTITY = {"user.name": "Recipe Maintainer", "user.email": "maintainers@coopcloud.example",
-            "commit.gpgsign": "false", "tag.gpgsign": "false", "init.defaultBranch": "main"}  # fmt: skip
-
-
-class UpstreamRepo:
-    """A recipe's upstream: a plain git repo on disk with a main branch."""
-
-    def __init__(self, path: str | Path, branch: str = "main"):
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        git.run(["init", "--quiet", "-b", branch, str(self.path)], config=IDENTITY)
-        self.n = 0
-
-    @property
-    def url(self) -> str:
-        return str(self.path)
-
-    def commit(self, files: dict[str, str] | None = None, msg: str | None = None) -> str:
-        self.n += 1
-        for name, text in (files or {f"file{self.n}.txt": f"change {self.n}\n"}).items():
-            p = self.path / name
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text)
-            if name.endswith(".sh"):
-                p.chmod(0o755)
-        git.run(["add", "-A"], cwd=self.path)
-        git.run(
-            ["commit", "--quiet", "--allow-empty", "-m", msg or f"commit {self.n}"],
-            cwd=self.path,
-            config=IDENTITY,
-        )
-        return self.head()
-
-    def head(self, ref: str = "HEAD") -> str:
-        return git.run(["rev-parse", "--verify", ref], cwd=self.path).stdout.strip()
-
-    def tag(
-        self, name: str, ref: str = "HEAD", annotated: bool = True, force: bool = False
-    ) -> None:
-        args = (
-            ["tag"]
-            + (["-f"] if force else [])
-            + (["-a", "-m", f"release {name}"] if annotated else [])
-        )
-        git.run([*args, "--", name, ref], cwd=self.path, config=IDENTITY)
-
-    def release(self, recipe: str, tag: str, *, annotated: bool = True, **files_kw) -> str:
-        commit = self.commit(recipe_files(recipe, tag, **files_kw), f"chore: publish {tag} release")
-        self.tag(tag, annotated=annotated)
-        return commit
 
 
 def compose_yml(recipe: str, label_version: str, image: str) -> str:
@@ -232,8 +183,11 @@ class Demo:
         git.run(["add", "-A"], cwd=self.fleet)
         git.run(["commit", "--quiet", "-m", msg], cwd=self.fleet, config=IDENTITY)
 
-    def rel(self, recipe: str, tag: str, **kw) -> str:
-        return self.up[recipe].release(recipe, tag, **kw)
+    def rel(self, recipe: str, tag: str, *, annotated: bool = True, **kw) -> str:
+        up = self.up[recipe]
+        commit = up.commit(recipe_files(recipe, tag, **kw), f"chore: publish {tag} release")
+        up.tag(tag, annotated=annotated)
+        return commit
 
     # Each week: what upstream (and the operator) did since the last sweep.
     def week1(self) -> None:
@@ -339,7 +293,7 @@ def prepare(root: str | Path) -> Demo:
 
 def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], None] = print) -> int:
     """Build the demo in ``root`` and play its weeks; weeks 3 and 'again' run inside the evidence suite."""
-    from .cli import SWEEP_COLUMNS, _table
+    from .claims import SWEEP_COLUMNS, table
     from .config import load_config
     from .registry import Registry
     from .sweep import sweep
@@ -351,7 +305,7 @@ def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], No
 
     def show(week: str, run_id: str, status: str, rows: list[dict]) -> None:
         out(f"\n== sweep {week}: run {run_id} ({status}) ==")
-        out(_table(rows, SWEEP_COLUMNS))
+        out(table(rows, SWEEP_COLUMNS))
         problems.extend(f"{week}: {p}" for p in check_labels(rows, EXPECTED[week]))
 
     for week, step in (("week 1", demo.week1), ("week 2", demo.week2)):
@@ -364,7 +318,7 @@ def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], No
             result = sweep(config)
             show(week, result.run_id, result.status, result.rows)
     else:
-        from .evidence import run_suite
+        from .evidence.run import run_suite
 
         out("\n== week 3 and the no-op sweep after it, as evidence (canon evidence run all) ==")
         ev = run_suite(config, "all", out=out)

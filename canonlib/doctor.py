@@ -15,10 +15,10 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from .claims import Claim
 from .config import Config, load_config
 from .errors import CanonError
 from .fleet import discover
-from .proofs import Claim
 from .systemd import read_unit, unit_environment
 
 BASE_TOOLS = ("git", "sh")
@@ -102,7 +102,7 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
 
 def _kernel_check() -> Claim:
     """The same kernelspec the evidence runs use (``canon``, this Python) must start and import canonlib."""
-    from .evidence import kernel_home
+    from .evidence.run import kernel_home
 
     code = ("from jupyter_client.manager import start_new_kernel\n"
             "km, kc = start_new_kernel(kernel_name='canon', startup_timeout=60)\n"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from .claims import Claim
 from .config import Config
-from .proofs import Claim
 
 SERVICE = "canon-sweep.service"
 TIMER = "canon-sweep.timer"

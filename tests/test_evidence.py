@@ -15,8 +15,9 @@ import pytest
 
 from canonlib.config import load_config
 from canonlib.demo import run_demo
-from canonlib.evidence import MANIFEST, hash_tree, run_suite
-from canonlib.verify import verify
+from canonlib.evidence.manifest import MANIFEST, hash_tree
+from canonlib.evidence.run import run_suite
+from canonlib.evidence.verify import verify
 from tests.gitrepo import git
 
 pytestmark = pytest.mark.slow
@@ -191,7 +192,7 @@ def make_nb(path: Path, body: str) -> Path:
     params = nbformat.v4.new_code_cell('config_path = ""\nevidence_dir = ""')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(body),
-                nbformat.v4.new_code_cell("from canonlib.evidence import record\nrecord('complete', True)")]  # fmt: skip
+                nbformat.v4.new_code_cell("from canonlib.evidence.records import record\nrecord('complete', True)")]  # fmt: skip
     nbformat.write(nb, path)
     return path
 

@@ -302,7 +302,7 @@ def test_cold_runs_fan_out_when_parallel(ws, tmp_path, monkeypatch):
 
 
 def test_tagged_promote_proof(ws, tmp_path):
-    from canonlib.proofs import prove_tagged_promote
+    from canonlib.evidence.proofs import prove_tagged_promote
 
     sweep(ws.config)
     facts = prove_tagged_promote(ws.config, "custom-html", tmp_path / "proof")

@@ -10,32 +10,22 @@ from __future__ import annotations
 
 import re
 import textwrap
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import git, policy
-from .config import Config, load_config
-from .demo import UpstreamRepo
-from .meta import load_meta
-from .mirror import Mirror
-from .promote import promote
-from .registry import Registry
-from .runner import cold_run
-from .sweep import sweep
-from .versions import latest_release, parse_version
+from .. import git, policy
+from ..claims import Claim
+from ..config import Config, load_config
+from ..meta import load_meta
+from ..mirror import Mirror
+from ..promote import promote
+from ..registry import Registry
+from ..runner import cold_run
+from ..sweep import sweep
+from ..upstream import UpstreamRepo
+from ..versions import latest_release, parse_version
 
 LABEL_RE = re.compile(r"(coop-cloud\.\$\{STACK_NAME\}\.version=)([^\"'\s]+)")
-
-
-@dataclass(frozen=True)
-class Claim:
-    name: str
-    ok: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- scratch workspace --------------------------------------------------------------
@@ -114,7 +104,7 @@ def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> dict[str
     mirror.sync()
     out: dict[str, Any] = {"recipe": recipe, "tag": tag, "commit": commit, "base_release": latest,
                            "scratch_db": str(s.config.db_path)}  # fmt: skip
-    from .backends.local import LocalBackend
+    from ..backends.local import LocalBackend
 
     backend = LocalBackend(s.config.slots_dir)
     env = s.config.child_env()

@@ -1,7 +1,7 @@
 """Helpers the evidence notebooks call: each notebook stays a parameters cell and a few calls.
 
 Tables are pandas DataFrames, figures matplotlib; every claim is recorded with
-:func:`canonlib.evidence.record` so the manifest and ``canon verify`` can read it.
+:func:`canonlib.evidence.records.record` so the manifest and ``canon verify`` can read it.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ matplotlib.use("agg")  # figures are rendered to PNG here, whatever the kernel's
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..claims import Claim  # noqa: E402
+from ..config import Config, load_config  # noqa: E402
+from ..registry import Registry  # noqa: E402
+from ..sweep import sweep  # noqa: E402
 from . import proofs  # noqa: E402
-from .config import Config, load_config  # noqa: E402
-from .evidence import record  # noqa: E402
-from .registry import Registry  # noqa: E402
-from .sweep import sweep  # noqa: E402
+from .records import record  # noqa: E402
 
 
 def show(fig) -> None:
@@ -51,7 +52,7 @@ def frame(rows: list[dict[str, Any]], columns: list[str] = ROW_COLUMNS) -> pd.Da
     return df[[c for c in columns if c in df.columns]] if not df.empty else df
 
 
-def record_claims(claims: list[proofs.Claim]) -> pd.DataFrame:
+def record_claims(claims: list[Claim]) -> pd.DataFrame:
     record("claims", [c.to_dict() for c in claims])
     return pd.DataFrame([c.to_dict() for c in claims])
 
@@ -90,7 +91,7 @@ def canonicals_before_after(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def determinism(cfg: Config) -> tuple[dict[str, Any], list[proofs.Claim]]:
+def determinism(cfg: Config) -> tuple[dict[str, Any], list[Claim]]:
     result = sweep(cfg)
     with Registry.open(cfg.db_path) as reg:
         claims = proofs.determinism_claims(reg, result.run_id)
@@ -133,7 +134,7 @@ def samever(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
 
 
 def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any]]:
-    from .disk import disk_report
+    from ..disk import disk_report
 
     rep = disk_report(cfg)
     df = pd.DataFrame([{"recipe": r.recipe, "mirror": r.mirror_bytes, "canonical slot": r.slot_bytes,

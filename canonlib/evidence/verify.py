@@ -16,12 +16,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..claims import Claim
+from ..config import Config
+from ..mirror import Mirror
+from ..registry import GENESIS, Registry
 from . import proofs
-from .config import Config
-from .evidence import MANIFEST, hash_tree, load_notebook, notebook_problems, read_records
-from .mirror import Mirror
-from .proofs import Claim
-from .registry import GENESIS, Registry
+from .manifest import MANIFEST, hash_tree
+from .records import load_notebook, notebook_problems, read_records
 
 
 def _manifest(d: Path) -> dict[str, Any] | None:
