@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo docs lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ test: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) -m canonlib demo demo
+
+docs: $(VENV)/.installed
+	$(PY) -m canonlib.reference docs/reference
 
 bench: $(VENV)/.installed
 	$(PY) bench/noop_sweep.py

@@ -253,3 +253,134 @@ def _names(types: type | tuple[type, ...]) -> str:
     names = {"str": "a string", "int": "an integer", "float": "a number", "dict": "a table",
              "list": "a list", "bool": "true/false"}  # fmt: skip
     return " or ".join(names.get(t.__name__, t.__name__) for t in _tuple(types))
+
+
+# -- the key reference -------------------------------------------------------------
+# Appended last so edits to the loader above rebase cleanly.  docs/reference/canon-toml.md
+# is made from this; tests/test_reference.py checks that every key the loader reads is here.
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    type_name: str
+    default: str  # as the operator would read it
+    meaning: str
+    example: str  # TOML, as it would appear under its table
+
+
+CONFIG_KEYS: dict[str, ConfigKey] = {
+    "fleet": ConfigKey(
+        "path",
+        "(required; or $CCCI_REPO)",
+        "The operator's test tree: <fleet>/tests/<recipe>/recipe_meta.py plus each "
+        "recipe's functional tests. Relative to canon.toml's directory. $CCCI_REPO "
+        "overrides it.",
+        'fleet = "fleet"',
+    ),
+    "state_dir": ConfigKey(
+        "path",
+        '"state"',
+        "Where canon keeps its registry (canon.db), mirrors, slots, checkouts and run "
+        "logs. $CANON_STATE overrides it. Back it up: see docs/operating.md.",
+        'state_dir = "/srv/canon/state"',
+    ),
+    "evidence_dir": ConfigKey(
+        "path",
+        '"evidence"',
+        "Where `canon evidence run` writes evidence/<run-id>/.",
+        'evidence_dir = "/srv/canon/evidence"',
+    ),
+    "upstream": ConfigKey(
+        "URL template with {recipe}",
+        f'"{DEFAULT_UPSTREAM}"',
+        "Where each recipe's upstream repo is; {recipe} is the fleet directory name.",
+        'upstream = "https://git.coopcloud.tech/coop-cloud/{recipe}.git"',
+    ),
+    "push": ConfigKey(
+        "URL template with {recipe}",
+        "(none)",
+        "Optional: after each sync, push the mirror (the branch and tags) to this CI mirror.",
+        'push = "ssh://git@ci.example.org/mirrors/{recipe}.git"',
+    ),
+    "branch": ConfigKey(
+        "string",
+        '"main"',
+        "The upstream branch the mirror follows (per recipe: [recipes.<name>] branch).",
+        'branch = "main"',
+    ),
+    "backend.kind": ConfigKey(
+        f"one of {', '.join(BACKENDS)}",
+        '"local"',
+        "Where slots live: `local` (a directory per slot, no docker; the demo and tests) "
+        "or `abra` (real Co-op Cloud servers through the abra CLI).",
+        'kind = "abra"',
+    ),
+    "backend.servers": ConfigKey(
+        "list of strings",
+        "[]",
+        "abra: the servers cold runs and canonicals deploy to; one cold run per server at a time.",
+        'servers = ["swarm1.example.org"]',
+    ),
+    "backend.parallel": ConfigKey(
+        "int >= 1",
+        "one per abra server; 1 for local",
+        "How many cold runs may run at once.",
+        "parallel = 2",
+    ),
+    "backend.abra": ConfigKey(
+        "string",
+        '"abra"',
+        "abra: the abra executable to run (a name on PATH or a path).",
+        'abra = "/usr/local/bin/abra"',
+    ),
+    "backend.timeout_s": ConfigKey(
+        "number",
+        "900",
+        "abra: seconds for any one abra command.",
+        "timeout_s = 1200",
+    ),
+    "harness.command": ConfigKey(
+        "string or list of strings",
+        "the built-in `canon harness`",
+        "The cold-run harness to start for each recipe (it gets the CCCI_* environment "
+        "and writes $CCCI_RESULT_FILE).",
+        'command = ["/srv/ci/bin/recipe-ci", "--cold"]',
+    ),
+    "harness.timeout_s": ConfigKey(
+        "number",
+        "3600",
+        "Seconds a cold run may take (a recipe's COLD_TIMEOUT_S applies when smaller).",
+        "timeout_s = 5400",
+    ),
+    "sync.parallel": ConfigKey(
+        "int >= 1",
+        "8",
+        "How many mirrors sync from upstream at once.",
+        "parallel = 4",
+    ),
+    "sync.timeout_s": ConfigKey(
+        "number",
+        "120",
+        "Seconds for one git command against an upstream.",
+        "timeout_s = 300",
+    ),
+    "budget.disk_bytes": ConfigKey(
+        "int",
+        "10_000_000_000",
+        "The disk budget for mirrors, slots, evidence and state; the disk_budget "
+        "notebook and `canon doctor` check it.",
+        "disk_bytes = 20_000_000_000",
+    ),
+    "recipes.<name>.upstream": ConfigKey(
+        "URL",
+        "the `upstream` template",
+        "This recipe's upstream, when it is not where the template says.",
+        'upstream = "https://example.org/nextcloud.git"',
+    ),
+    "recipes.<name>.branch": ConfigKey(
+        "string",
+        "the `branch` key",
+        "This recipe's upstream branch.",
+        'branch = "master"',
+    ),
+}

@@ -184,3 +184,89 @@ def load_meta(recipe_dir: str | Path) -> RecipeMeta:
     except (OSError, UnicodeDecodeError) as e:
         raise MetaError(f"{path}: cannot read: {e}") from None
     return RecipeMeta(recipe_dir.name, path, parse_meta(source, path))
+
+
+# -- the key reference -------------------------------------------------------------
+# Appended last so edits to the checks above rebase cleanly.  `canon meta keys`, the
+# scaffold `canon init` writes and docs/reference/recipe-meta.md are all made from this.
+
+
+@dataclass(frozen=True)
+class KeyHelp:
+    meaning: str
+    example: str  # a line of Python source, as it would appear in recipe_meta.py
+
+
+KEY_HELP: dict[str, KeyHelp] = {
+    "WARM_CANONICAL": KeyHelp(
+        "Enrol the recipe: the weekly sweep keeps a canonical (a warm deployment of its "
+        "newest green release) for it. Without it the recipe is listed as excluded.",
+        "WARM_CANONICAL = True",
+    ),
+    "FIXTURE": KeyHelp(
+        "This directory is a test fixture, not a recipe to keep: never enrolled, whatever "
+        "WARM_CANONICAL says.",
+        "FIXTURE = True",
+    ),
+    "UPGRADE_BASE_VERSION": KeyHelp(
+        "Pin the version the L2 upgrade rung upgrades from. Unset, the base is the "
+        "canonical (or, when the canonical is the version under test, the newest older "
+        "release). `canon pins` lists pins that now equal the canonical and can go.",
+        'UPGRADE_BASE_VERSION = "1.10.0+1.29.0"',
+    ),
+    "ALLOW_PRERELEASE": KeyHelp(
+        "Count prerelease tags (1.0.0-rc1) as releases when finding the newest release "
+        "and the upgrade base.",
+        "ALLOW_PRERELEASE = True",
+    ),
+    "EXPECTED_NA": KeyHelp(
+        "Rungs that do not apply to this recipe, each with the reason; they count as "
+        f"`skip`, not as failures. Rung names: {', '.join(RUNGS)} (or L1..L5).",
+        'EXPECTED_NA = {"backup": "data is re-synced from the network, not restored"}',
+    ),
+    "DEPS": KeyHelp(
+        "Services or recipes the slot needs provisioned before deploy (a database, say).",
+        'DEPS = ["db"]',
+    ),
+    "SECRETS": KeyHelp(
+        "Secrets to create in every slot: name -> generator (`hex:N`, `base64:N`, "
+        "`alnum:N`) or None for the default (alnum:32). Existing secrets are kept on "
+        "upgrade.",
+        'SECRETS = {"db_password": "alnum:32", "jwt_secret": None}',
+    ),
+    "ENV_OVERLAY": KeyHelp(
+        "Values set over the recipe's .env.sample in every slot.",
+        'ENV_OVERLAY = {"LETS_ENCRYPT_ENV": "staging"}',
+    ),
+    "INSTALL_STEPS": KeyHelp(
+        "Shell commands run in the slot after deploy, in order (seed data, run "
+        "migrations); one failing fails the install.",
+        "INSTALL_STEPS = ['echo seeded > \"$CANON_DATA_DIR/seed.txt\"']",
+    ),
+    "READY_PROBES": KeyHelp(
+        "Checks that must pass before a slot counts as ready: each a dict with `cmd` "
+        "(exit 0) or `http` (a URL), optional `retries`, `interval_s`, `timeout_s`, "
+        "`expect_status`. All share the DEPLOY_TIMEOUT_S deadline.",
+        'READY_PROBES = [{"cmd": "test -f \\"$CANON_DATA_DIR/seed.txt\\"", "retries": 3}]',
+    ),
+    "REQUIRES_TOOLS": KeyHelp(
+        "Executables the recipe's tests need; `canon doctor` fails when one is missing "
+        "from the timer's PATH.",
+        'REQUIRES_TOOLS = ["curl", "jq"]',
+    ),
+    "DEPLOY_TIMEOUT_S": KeyHelp(
+        "Seconds for deploy, install steps and ready probes together (also bounds each "
+        "functional test run).",
+        "DEPLOY_TIMEOUT_S = 600",
+    ),
+    "COLD_TIMEOUT_S": KeyHelp(
+        "Seconds for the whole cold run of this recipe (the harness timeout in canon.toml "
+        "applies when smaller); past it the run is FAIL (timeout).",
+        "COLD_TIMEOUT_S = 3600",
+    ),
+    "HOLD": KeyHelp(
+        "Operator hold: the sweep skips the recipe with this reason (label SKIP (held)) "
+        "and the canonical stays. Remove the line to resume.",
+        'HOLD = "1.15.3 migrations need a manual step"',
+    ),
+}
