@@ -62,6 +62,31 @@ def _config(args: argparse.Namespace):
     return load_config(args.config)
 
 
+def plan_notes(rows: list[dict]) -> list[str]:
+    """What a sweep would do with each recipe, in words (``sweep --plan``)."""
+    out = []
+    for r in rows:
+        decision, latest = r.get("decision"), r.get("latest")
+        if r.get("error"):
+            note = f"cannot plan: {r['error']}; fix that, then plan again"
+        elif decision == "run":
+            base = (f"L2 upgrades from {r['upgrade_base']} ({r.get('upgrade_base_kind')})"
+                    if r.get("upgrade_base") else "no upgrade base yet, so L2 is skipped")  # fmt: skip
+            note = f"would cold-test {latest} ({base}) and promote it if green"
+        elif decision == "skip:no-new-version":
+            note = f"nothing to do: the canonical {r.get('canonical_before')} is the newest release"
+        elif decision == "skip:never-released":
+            note = "nothing to do: upstream has no release tag yet"
+        elif decision == "skip:held":
+            note = "held (HOLD in its recipe_meta.py): skipped, the canonical stays"
+        elif decision == "skip:known-red":
+            note = f"{latest} was already tested red with these tests and harness: not re-run"
+        else:
+            note = str(r.get("label"))
+        out.append(f"{r['recipe']}: {note}")
+    return out
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import raise_interrupted, sweep
 
@@ -76,9 +101,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for name, why in result.fleet.excluded:
             print(f"excluded: {name}: {why}")
         for row in result.rows:
-            if row.get("error"):
+            if row.get("error") and not result.plan:
                 print(f"{row['recipe']}: {row['error']}", file=sys.stderr)
-        if not result.plan:
+        if result.plan:
+            print("\n".join(plan_notes(result.rows)))
+        else:
             print(
                 f"run {result.run_id}: {result.status}; results in {result.run_dir / 'results.jsonl'}"
             )
@@ -241,6 +268,53 @@ def cmd_harness(args: argparse.Namespace) -> int:
     return harness_main()
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from .init import init, next_steps
+
+    scaffold = init(args.dir)
+    print(next_steps(scaffold, "canon" if _on_path() else f"{sys.executable} -m canonlib"))
+    return 0
+
+
+def _on_path() -> bool:
+    import shutil
+
+    return shutil.which("canon") is not None
+
+
+def cmd_meta_keys(args: argparse.Namespace) -> int:
+    from .reference import meta_key_rows
+
+    rows = meta_key_rows()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        print(f"{r['key']}  ({r['type']}; default {r['default']})")
+        print(textwrap.fill(r["meaning"], 78, initial_indent="    ", subsequent_indent="    "))
+        print(f"    e.g. {r['example']}")
+    return 0
+
+
+def add_init_and_meta(sub) -> None:
+    ini = sub.add_parser(
+        "init", help="start a new install: canon.toml and a fleet with one example recipe",
+        description="Write DIR/canon.toml and DIR/fleet (a git repo) holding one example "
+        "recipe: its recipe_meta.py with every key commented and a functional test. Then "
+        "`canon --config DIR/canon.toml sweep --plan` says what a sweep would do. Never "
+        "overwrites an existing canon.toml or fleet.",
+    )  # fmt: skip
+    ini.add_argument("dir", metavar="DIR", help="directory to create the install in (new or empty)")
+    ini.set_defaults(func=cmd_init)
+    me = sub.add_parser("meta", help="the recipe_meta.py keys")
+    mesub = me.add_subparsers(dest="meta_command", metavar="ACTION", required=True)
+    mk = mesub.add_parser(
+        "keys", help="print every recipe_meta.py key: type, default, meaning, example"
+    )
+    mk.add_argument("--json", action="store_true", help="print the keys as a JSON list")
+    mk.set_defaults(func=cmd_meta_keys)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="canon",
@@ -399,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
         "down. Exit 0 when green.",
     )  # fmt: skip
     h.set_defaults(func=cmd_harness)
+    add_init_and_meta(sub)
     return p
 
 
