@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from canonlib import git
-from canonlib.demo import UpstreamRepo
+from canonlib.demo import recipe_files
 from canonlib.init import EXAMPLE_RECIPE, init, meta_sample
 from canonlib.meta import KEYS, load_meta, parse_meta
+from canonlib.upstream import UpstreamRepo
 
 COOPCLOUD = "https://git.coopcloud.tech/coop-cloud/"
 
@@ -37,8 +38,9 @@ def newcomer_env(tmp_path: Path, upstreams: Path) -> dict[str, str]:
 def custom_html_upstream(root: Path) -> UpstreamRepo:
     up = UpstreamRepo(root / "custom-html.git")
     up.commit({"README.md": "# custom-html\n"}, "init: recipe skeleton")
-    up.release("custom-html", "1.7.1+1.27.2")
-    up.release("custom-html", "1.13.0+1.31.1")
+    for tag in ("1.7.1+1.27.2", "1.13.0+1.31.1"):
+        up.commit(recipe_files("custom-html", tag), f"chore: publish {tag} release")
+        up.tag(tag)
     return up
 
 
