@@ -1,0 +1,108 @@
+"""What canon prints to a terminal: tables that fit its width, colour for outcomes, "did you mean".
+
+A leaf module (imports nothing of canon's).  Colour only on a TTY and never when
+``NO_COLOR`` is set (https://no-color.org); tables are cut to the terminal's
+width only on a TTY or when ``COLUMNS`` is set, so piped output and logs keep the
+full text (and ``--json`` always does).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+ELLIPSIS = "…"
+MIN_COL = 6
+GAP = 2  # tabulate's "simple" format puts two spaces between columns
+
+GREEN, YELLOW, RED, DIM, RESET = "\033[32m", "\033[33m", "\033[31m", "\033[2m", "\033[0m"
+# outcome words, most specific first (GREEN-BUT-PROMOTE-FAILED is a failure, not a green)
+OUTCOMES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"GREEN-BUT-PROMOTE-FAILED|\bFAIL(?:ED)?\b|\bERROR\b"), RED),
+    (re.compile(r"GREEN-NOT-PROMOTED|\bWARN(?:ING)?\b|\bunsigned\b"), YELLOW),
+    (re.compile(r"\bPASS(?:ED)?\b|^ok\b"), GREEN),
+    (re.compile(r"\bSKIP\b|\bPLAN\b"), DIM),
+]
+
+
+def use_colour(stream: TextIO | None = None) -> bool:
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def width(stream: TextIO | None = None) -> int | None:
+    """The width to fit tables to, or None to print them whole (not a TTY, no COLUMNS)."""
+    stream = stream or sys.stdout
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return shutil.get_terminal_size().columns if tty else None
+
+
+def colour(line: str) -> str:
+    """``line`` with its first outcome word coloured."""
+    for pattern, code in OUTCOMES:
+        m = pattern.search(line)
+        if m:
+            return f"{line[: m.start()]}{code}{m.group(0)}{RESET}{line[m.end() :]}"
+    return line
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + ELLIPSIS
+
+
+def fit_widths(natural: Sequence[int], total: int, gap: int = GAP) -> list[int]:
+    """Column widths that fit ``total``: the widest column gives way first, none below MIN_COL."""
+    widths = list(natural)
+    over = sum(widths) + gap * (len(widths) - 1) - total
+    while over > 0:
+        i = max(range(len(widths)), key=lambda j: widths[j])
+        if widths[i] <= MIN_COL:
+            break  # as narrow as it goes; the terminal will wrap
+        widths[i] -= 1
+        over -= 1
+    return widths
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, max_width: int | None = None,
+          paint: bool = False) -> str:  # fmt: skip
+    """A plain-text table (tabulate's ``simple``), cut to ``max_width`` with an ellipsis."""
+    from tabulate import tabulate
+
+    cells = [[str(c) for c in r] for r in rows]
+    heads = [str(h) for h in headers]
+    if max_width:
+        # tabulate makes a column at least its header + 2 wide (its MIN_PADDING)
+        natural = [max([len(h) + 2, *(len(r[i]) for r in cells)]) for i, h in enumerate(heads)]
+        widths = fit_widths(natural, max_width)
+        cells = [[cut(c, w) for c, w in zip(r, widths, strict=True)] for r in cells]
+        heads = [cut(h, w - 2) for h, w in zip(heads, widths, strict=True)]
+    text = tabulate(cells, headers=heads, tablefmt="simple")
+    if paint:
+        lines = text.splitlines()
+        text = "\n".join(lines[:2] + [colour(ln) for ln in lines[2:]])
+    return text
+
+
+def lines(items: Iterable[str], *, paint: bool = False) -> str:
+    return "\n".join(colour(x) if paint else x for x in items)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean X?"`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
