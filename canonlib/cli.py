@@ -27,6 +27,7 @@ exit codes:
   2   usage or configuration error (including a fleet with no enrolled recipe)
   3   nothing found (versions latest: no release among the tags)
   75  another sweep holds the lock on this state dir (try again later)
+  a bug in canon exits 1 with one line naming the log that holds the traceback
   130 interrupted (SIGINT), 143 terminated (SIGTERM): the run is marked interrupted
 """
 
@@ -477,26 +478,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _state_dir(args: argparse.Namespace) -> Path | None:
+    """The configured state dir, for the guard's messages and crash logs (None if unknown)."""
+    from .config import load_config
+
+    try:
+        return load_config(getattr(args, "config", None)).state_dir
+    except CanonError:
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from .guard import guarded
+
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()
         return 2
-    try:
-        return func(args)
-    except CanonError as e:
-        print(f"canon: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("canon: interrupted", file=sys.stderr)
-        return 130
-    except BaseException as e:
-        code = getattr(e, "exit_code", None)
-        if code in (130, 143):
-            print(
-                f"canon: {e}; the run is marked interrupted, a rerun completes it", file=sys.stderr
-            )
-            return code
-        raise
+    return guarded(lambda: func(args), lambda: _state_dir(args))

@@ -9,18 +9,32 @@ one :class:`ConfigError` that lists every problem.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shlex
+import string
 import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import git
 from .errors import UsageError
+from .files import FileProblem, read_small_file
 
 DEFAULT_UPSTREAM = "https://git.coopcloud.tech/coop-cloud/{recipe}.git"
 BACKENDS = ("local", "abra")
+CONFIG_CAP_BYTES = 1024 * 1024
+WEEK_S = 7 * 24 * 3600
+# (low, high) of every number in canon.toml; a value outside is a config error, not an overflow later
+LIMITS: dict[str, tuple[float, float]] = {
+    "harness.timeout_s": (1, WEEK_S),
+    "sync.timeout_s": (1, 24 * 3600),
+    "sync.parallel": (1, 256),
+    "backend.parallel": (1, 256),
+    "budget.disk_bytes": (1, 2**62),
+}
 
 EXAMPLE = """\
 # canon.toml -- every key is optional except `fleet`
@@ -29,7 +43,7 @@ state_dir = "state"             # registry, mirrors, slots
 evidence_dir = "evidence"       # evidence runs
 upstream = "https://git.coopcloud.tech/coop-cloud/{recipe}.git"
 # push = "ssh://git@ci.example.org/mirrors/{recipe}.git"   # optional CI mirror
-branch = "main"
+# branch = "main"               # unset: main, else upstream's default branch (with a warning)
 
 [backend]
 kind = "local"                  # or "abra"
@@ -38,7 +52,7 @@ kind = "local"                  # or "abra"
 
 [harness]
 # command = ["canon", "harness"]      # default: the built-in harness
-timeout_s = 3600
+timeout_s = 3600                # at most 604800 (a week)
 
 [sync]
 parallel = 8
@@ -66,6 +80,7 @@ class Config:
     upstream: str = DEFAULT_UPSTREAM
     push: str | None = None
     branch: str = "main"
+    branch_set: bool = False  # `branch` given at the top level of canon.toml
     backend: dict[str, Any] = field(default_factory=lambda: {"kind": "local"})
     harness_command: list[str] = field(default_factory=list)
     harness_timeout_s: float = 3600.0
@@ -109,6 +124,11 @@ class Config:
     def branch_for(self, recipe: str) -> str:
         return self.recipes.get(recipe, {}).get("branch") or self.branch
 
+    def branch_is_set(self, recipe: str) -> bool:
+        """True when canon.toml names the branch: then it is honoured, never replaced by
+        upstream's default branch (only an unset branch may follow upstream's default)."""
+        return self.branch_set or bool(self.recipes.get(recipe, {}).get("branch"))
+
     def mirror_path(self, recipe: str) -> Path:
         return self.mirrors_dir / f"{recipe}.git"
 
@@ -148,12 +168,16 @@ def load_config(
     blob = b""
     if path is not None:
         try:
-            blob = path.read_bytes()
+            blob = read_small_file(path, CONFIG_CAP_BYTES)
             raw = tomllib.loads(blob.decode("utf-8"))
         except FileNotFoundError:
             raise ConfigError(
                 f"config file {path} not found; create one (see `canon config example`) "
                 "or point --config / $CANON_CONFIG at it"
+            ) from None
+        except FileProblem as e:
+            raise ConfigError(
+                f"config {path} {e}; point --config / $CANON_CONFIG at a canon.toml file"
             ) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
@@ -186,9 +210,19 @@ def load_config(
     upstream = take(raw, "upstream", str, DEFAULT_UPSTREAM, "")
     push = take(raw, "push", str, None, "") or None
     for key, tmpl in (("upstream", upstream), ("push", push)):
-        if tmpl and "{recipe}" not in tmpl:
-            problems.append(f"{key} must contain {{recipe}}, got {tmpl!r}")
+        if tmpl:
+            problems += _template_problems(key, tmpl)
+    branch_set = "branch" in raw
     branch = take(raw, "branch", str, "main", "")
+    problems += _branch_problems("branch", branch)
+
+    def number(table: dict[str, Any], key: str, default: float, where: str, whole: bool) -> Any:
+        value = take(table, key, int if whole else (int, float), default, where)
+        low, high = LIMITS[where + key]
+        if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
+            problems.append(f"{where}{key} must be between {low:g} and {high:g}, got {value!r}")
+            return default
+        return value
 
     backend = dict(take(raw, "backend", dict, {}, ""))
     backend.setdefault("kind", "local")
@@ -200,35 +234,56 @@ def load_config(
         isinstance(backend["servers"], list) and all(isinstance(s, str) for s in backend["servers"])
     ):
         problems.append("backend.servers must be a list of server names")
-
     default_parallel = len(backend.get("servers") or []) if backend["kind"] == "abra" else 1
-    cold_parallel = backend.get("parallel", max(1, default_parallel))
-    if not isinstance(cold_parallel, int) or isinstance(cold_parallel, bool) or cold_parallel < 1:
-        problems.append(f"backend.parallel must be a whole number >= 1, got {cold_parallel!r}")
-        cold_parallel = 1
+    cold_parallel = number(backend, "parallel", max(1, default_parallel), "backend.", True)
 
     harness = take(raw, "harness", dict, {}, "")
     command = take(harness, "command", (str, list), None, "harness.")
     if isinstance(command, str):
-        command = shlex.split(command)
+        try:
+            command = shlex.split(command)
+        except ValueError as e:
+            problems.append(f"harness.command does not split like a shell line: {e}")
+            command = None
     if isinstance(command, list) and not all(isinstance(c, str) for c in command) or command == []:
         problems.append("harness.command must be a non-empty string or list of strings")
         command = None
     command = command or [sys.executable, "-m", "canonlib", "harness"]
-    harness_timeout = take(harness, "timeout_s", (int, float), 3600, "harness.")
+    harness_timeout = number(harness, "timeout_s", 3600, "harness.", False)
 
     sync = take(raw, "sync", dict, {}, "")
-    parallel = take(sync, "parallel", int, 8, "sync.")
-    if parallel < 1:
-        problems.append(f"sync.parallel must be at least 1, got {parallel}")
-    sync_timeout = take(sync, "timeout_s", (int, float), 120, "sync.")
-    budget = take(take(raw, "budget", dict, {}, ""), "disk_bytes", int, 10_000_000_000, "budget.")
+    parallel = number(sync, "parallel", 8, "sync.", True)
+    sync_timeout = number(sync, "timeout_s", 120, "sync.", False)
+    budget = number(
+        take(raw, "budget", dict, {}, ""), "disk_bytes", 10_000_000_000, "budget.", True
+    )
 
     recipes = take(raw, "recipes", dict, {}, "")
     for name, table in recipes.items():
+        try:
+            git.check_recipe_name(name)
+        except git.InvalidRef as e:
+            problems.append(f"recipes.{name}: {e}")
         if not isinstance(table, dict) or not set(table) <= {"upstream", "branch"}:
             problems.append(f"recipes.{name} may only set upstream and branch")
+            continue
+        for key in ("upstream", "branch"):
+            if key in table and not isinstance(table[key], str):
+                problems.append(f"recipes.{name}.{key} must be a string, got {table[key]!r}")
+        if isinstance(table.get("branch"), str):
+            problems += _branch_problems(f"recipes.{name}.branch", table["branch"])
+        if isinstance(table.get("upstream"), str) and "{" in table["upstream"]:
+            problems += _template_problems(f"recipes.{name}.upstream", table["upstream"], False)
 
+    for key, value in (("state_dir", state_s), ("evidence_dir", evidence_s)):
+        problem = _dir_problem(_path(base, value))
+        if problem:
+            source = "$CANON_STATE" if key == "state_dir" and environ.get("CANON_STATE") else key
+            problems.append(f"{source} {problem}; set it to a directory canon may create or use")
+
+    if len(problems) == 1:
+        where = str(path) if path else "configuration (no canon.toml found)"
+        raise ConfigError(f"{where}: {problems[0]}")
     if problems:
         where = str(path) if path else "configuration (no canon.toml found)"
         raise ConfigError(f"{where}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
@@ -238,11 +293,46 @@ def load_config(
     return Config(
         path=path, fleet=_path(base, fleet_s), state_dir=_path(base, state_s),
         evidence_dir=_path(base, evidence_s), upstream=upstream, push=push, branch=branch,
-        backend=backend, harness_command=list(command), harness_timeout_s=float(harness_timeout),
+        branch_set=branch_set, backend=backend, harness_command=list(command), harness_timeout_s=float(harness_timeout),
         sync_parallel=parallel, sync_timeout_s=float(sync_timeout), cold_parallel=cold_parallel,
         disk_budget_bytes=budget,
         recipes=recipes, digest=digest,
     )  # fmt: skip
+
+
+def _template_problems(key: str, tmpl: str, needs_recipe: bool = True) -> list[str]:
+    """An ``upstream``/``push`` template may hold ``{recipe}`` and nothing else in braces."""
+    try:
+        fields = [f for _text, f, _spec, _conv in string.Formatter().parse(tmpl) if f is not None]
+    except ValueError as e:
+        return [f"{key} {tmpl!r} is not a valid template ({e}); write a literal brace as {{{{ }}}}"]
+    unknown = sorted({f for f in fields if f != "recipe" or not needs_recipe})
+    if unknown:
+        names = ", ".join("{" + f + "}" for f in unknown)
+        hint = "the only placeholder is {recipe}" if needs_recipe else "this URL is used as written"
+        return [f"{key} {tmpl!r} has the unknown placeholder(s) {names}; {hint}"]
+    if needs_recipe and "recipe" not in fields:
+        return [f"{key} must contain {{recipe}}, got {tmpl!r}"]
+    return []
+
+
+def _branch_problems(key: str, branch: str) -> list[str]:
+    problem = git.ref_name_problem(branch)
+    return [f"{key} {branch!r} is not a branch name: {problem}"] if problem else []
+
+
+def _dir_problem(path: Path) -> str | None:
+    """Why ``path`` can never be a directory (it, or a parent of it, is a file), or None."""
+    for p in (path, *path.parents):
+        try:
+            if p.is_dir():
+                return None
+            if p.exists():
+                where = "is" if p == path else f"lies under {p}, which is"
+                return f"{path} {where} a file, not a directory"
+        except OSError as e:
+            return f"{path}: cannot look at {p}: {e.strerror or e}"
+    return None
 
 
 def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:

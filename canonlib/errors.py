@@ -13,3 +13,9 @@ class UsageError(CanonError):
     """Bad command line or configuration."""
 
     exit_code = 2
+
+
+class StateError(CanonError):
+    """canon's state dir cannot be used as it is (full, read-only, misplaced)."""
+
+    exit_code = 2

@@ -8,6 +8,7 @@ enrolled is an error: a sweep over nothing must never look like success.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def discover(root: str | Path) -> Fleet:
         )
     commit, dirty = fleet_commit(root)
     fleet = Fleet(root, commit, dirty)
-    for d in sorted(p for p in tests.iterdir() if p.is_dir() and (p / META_FILE).exists()):
+    for d in sorted(p for p in tests.iterdir() if p.is_dir() and os.path.lexists(p / META_FILE)):
         problem = None
         try:
             git.check_recipe_name(d.name)

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CanonError
+from .files import FileProblem, read_small_file
 
 META_FILE = "recipe_meta.py"
+META_CAP_BYTES = 256 * 1024  # a meta is a page of literals; anything bigger is a mistake
+WEEK_S = 7 * 24 * 3600
 
 RUNGS = ("install", "upgrade", "backup", "functional", "lint")
 RUNG_ALIASES = {f"L{i}": name for i, name in enumerate(RUNGS, start=1)}
@@ -38,8 +41,17 @@ def _is_bool(v: Any) -> bool:
     return isinstance(v, bool)
 
 
-def _is_pos_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+def _is_int(v: Any, low: int, high: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _is_number(v: Any, low: float, high: float) -> bool:
+    # a float compares False with nan, and inf is above any high: both are refused here
+    return isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
+
+
+def _is_seconds(v: Any) -> bool:
+    return _is_int(v, 1, WEEK_S)
 
 
 def _is_str_list(v: Any) -> bool:
@@ -60,13 +72,25 @@ def _is_expected_na(v: Any) -> bool:
     return _is_str_dict(v) and all(RUNG_ALIASES.get(k, k) in RUNGS for k in v)
 
 
+PROBE_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "cmd": lambda v: isinstance(v, str) and v.strip() != "" or _is_str_list(v) and len(v) > 0,
+    "http": _is_str,
+    "retries": lambda v: _is_int(v, 0, 10_000),
+    "interval_s": lambda v: _is_number(v, 0, 3600),
+    "timeout_s": lambda v: _is_number(v, 0.001, 24 * 3600),
+    "expect_status": lambda v: _is_int(v, 100, 599),
+}
+
+
 def _is_probes(v: Any) -> bool:
     if not isinstance(v, list | tuple):
         return False
     for probe in v:
         if not isinstance(probe, dict) or len({"cmd", "http"} & probe.keys()) != 1:
             return False
-        if not set(probe) <= {"cmd", "http", "retries", "interval_s", "timeout_s", "expect_status"}:
+        if not set(probe) <= PROBE_FIELDS.keys():
+            return False
+        if not all(PROBE_FIELDS[k](x) for k, x in probe.items()):
             return False
     return True
 
@@ -97,11 +121,19 @@ KEYS: dict[str, Key] = {
     "ENV_OVERLAY": Key("dict of str -> str", _is_str_dict, {}, "env values over .env.sample"),
     "INSTALL_STEPS": Key("list of str", _is_str_list, [], "commands run in the slot after deploy"),
     "READY_PROBES": Key(
-        "list of {'cmd': ...} or {'http': ...} dicts", _is_probes, [], "readiness probes"
+        "list of {'cmd': ...} or {'http': ...} dicts (retries 0..10000, interval_s 0..3600, "
+        "timeout_s up to 86400, expect_status 100..599)",
+        _is_probes,
+        [],
+        "readiness probes",
     ),
     "REQUIRES_TOOLS": Key("list of str", _is_str_list, [], "executables the tests need on PATH"),
-    "DEPLOY_TIMEOUT_S": Key("positive int", _is_pos_int, 300, "deploy + probes deadline"),
-    "COLD_TIMEOUT_S": Key("positive int", _is_pos_int, 1800, "whole cold run deadline"),
+    "DEPLOY_TIMEOUT_S": Key(
+        f"positive int (seconds, at most {WEEK_S})", _is_seconds, 300, "deploy + probes deadline"
+    ),
+    "COLD_TIMEOUT_S": Key(
+        f"positive int (seconds, at most {WEEK_S})", _is_seconds, 1800, "whole cold run deadline"
+    ),
     "HOLD": Key(
         "str or None", _is_opt_str, None, "operator hold: the sweep skips, with this reason"
     ),
@@ -130,6 +162,14 @@ class RecipeMeta:
 
 def _fail(path: Path, line: int, msg: str) -> MetaError:
     return MetaError(f"{path}:{line}: {msg}")
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return "a number too large"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def parse_meta(source: str, path: Path) -> dict[str, Any]:
@@ -168,7 +208,9 @@ def parse_meta(source: str, path: Path) -> dict[str, Any]:
                 path, node.lineno, f"{name} must be a literal value, not an expression"
             ) from None
         if not KEYS[name].check(val):
-            raise _fail(path, node.lineno, f"{name} must be {KEYS[name].type_name}, got {val!r}")
+            raise _fail(
+                path, node.lineno, f"{name} must be {KEYS[name].type_name}, got {_short(val)}"
+            )
         values[name] = val
     return values
 
@@ -178,11 +220,13 @@ def load_meta(recipe_dir: str | Path) -> RecipeMeta:
     recipe_dir = Path(recipe_dir)
     path = recipe_dir / META_FILE
     try:
-        source = path.read_text(encoding="utf-8")
+        source = read_small_file(path, META_CAP_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise MetaError(f"{path}: missing; every fleet recipe needs a {META_FILE}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise MetaError(f"{path}: cannot read: {e}") from None
+    except FileProblem as e:
+        raise MetaError(f"{path}: {e}; make it a plain file of NAME = <literal> lines") from None
+    except UnicodeDecodeError as e:
+        raise MetaError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     return RecipeMeta(recipe_dir.name, path, parse_meta(source, path))
 
 

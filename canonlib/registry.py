@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import CanonError
+from .errors import CanonError, StateError
+from .guard import sqlite_state_message
 
 GENESIS = "0" * 64
 
@@ -186,6 +187,9 @@ class Registry:
         except sqlite3.DatabaseError as e:
             if conn is not None:
                 conn.close()
+            state_problem = sqlite_state_message(e, path)  # full disk, read-only: not a bad db
+            if state_problem:
+                raise StateError(state_problem) from None
             raise RegistryError(
                 f"{path}: not a usable canon registry ({e}); move it aside and re-run, "
                 "or restore it from a backup"
