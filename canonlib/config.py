@@ -412,7 +412,7 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
         'servers = ["swarm1.example.org"]',
     ),
     "backend.parallel": ConfigKey(
-        "int >= 1",
+        "int, 1..256",
         "one per abra server; 1 for local",
         "How many cold runs may run at once.",
         "parallel = 2",
@@ -437,25 +437,25 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
         'command = ["/srv/ci/bin/recipe-ci", "--cold"]',
     ),
     "harness.timeout_s": ConfigKey(
-        "number",
+        "number, 1..604800",
         "3600",
         "Seconds a cold run may take (a recipe's COLD_TIMEOUT_S applies when smaller).",
         "timeout_s = 5400",
     ),
     "sync.parallel": ConfigKey(
-        "int >= 1",
+        "int, 1..256",
         "8",
         "How many mirrors sync from upstream at once.",
         "parallel = 4",
     ),
     "sync.timeout_s": ConfigKey(
-        "number",
+        "number, 1..86400",
         "120",
         "Seconds for one git command against an upstream.",
         "timeout_s = 300",
     ),
     "budget.disk_bytes": ConfigKey(
-        "int",
+        "int, 1..2**62",
         "10_000_000_000",
         "The disk budget for mirrors, slots, evidence and state; the disk_budget "
         "notebook and `canon doctor` check it.",
@@ -464,7 +464,8 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
     "recipes.<name>.upstream": ConfigKey(
         "URL",
         "the `upstream` template",
-        "This recipe's upstream, when it is not where the template says.",
+        "This recipe's upstream, when it is not where the template says (used as written: "
+        "no placeholders).",
         'upstream = "https://example.org/nextcloud.git"',
     ),
     "recipes.<name>.branch": ConfigKey(
