@@ -123,8 +123,9 @@ def test_meta_must_be_a_small_regular_file(ws, kind):
     # bound the child's memory: reading /dev/zero to the end would blow through it
     limit_as = lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # noqa: E731
     plan = canon(ws.root, "sweep", "--plan", timeout=60, preexec=limit_as)
-    assert "Traceback" not in plan.stderr, plan.stderr
-    assert f"app: meta: {meta}: " in plan.stderr and all(w in plan.stderr for w in words)
+    out = plan.stdout + plan.stderr
+    assert "Traceback" not in out, out
+    assert f"{meta}: " in out and all(w in out for w in words), out
     status = canon(ws.root, "status", "--json", timeout=60, preexec=limit_as)
     assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
     assert all(w in status.stdout for w in words)
