@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo docs lint bench clean
+.PHONY: test demo docs lint bench mutate clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,14 @@ bench: $(VENV)/.installed
 	$(PY) bench/mirror_sync.py
 	$(PY) bench/evidence_weekly.py
 
+# mutation testing, not part of CI: `make mutate` (the core) or `make mutate MODULE=canonlib/x.py`;
+# SAMPLE=n tests a seeded sample of n mutants; JOBS=n mutmut processes (default 1)
+mutate: $(VENV)/.installed
+	$(PY) scripts/mutate.py $(MODULE) $(if $(SAMPLE),--sample $(SAMPLE)) --jobs $(or $(JOBS),1)
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) demo .pytest_cache mutants

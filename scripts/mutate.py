@@ -1,0 +1,168 @@
+"""Mutation testing of canon's core with mutmut: `make mutate [MODULE=canonlib/x.py] [SAMPLE=n]`.
+
+Each module is mutated against its OWN test files (``[tool.canon.mutate.tests]`` in
+pyproject.toml), so a module's score says what its unit tests catch, not what the
+end-to-end suite happens to touch.  mutmut 3 reads its settings from ``[tool.mutmut]``
+in the working directory, so every module gets a work copy of the repo under
+``mutants/<module>/`` with ``only_mutate`` and the test selection filled in; mutmut
+then makes its own ``mutants/`` inside it.  Results stay there for ``mutmut show``.
+
+Score = killed / (mutants - listed equivalents).  Equivalent mutants (a change no
+user could notice) are listed by name in ``tests/mutation-equivalents.md``, one
+line of reason each; a listed mutant that is killed is reported as a stale entry.
+Not part of CI: it is slow and CPU-heavy (``JOBS`` defaults to 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENTS = ROOT / "tests" / "mutation-equivalents.md"
+# what mutmut calls a result; a timeout means the tests noticed the mutant (mutmut counts it so)
+KILLED = {"killed", "timeout", "caught by type check"}
+
+
+def load_settings() -> tuple[dict, dict]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return data, data["tool"]["canon"]["mutate"]
+
+
+def equivalents() -> set[str]:
+    """Mutant names listed in tests/mutation-equivalents.md (``- `name` — reason``)."""
+    if not EQUIVALENTS.exists():
+        return set()
+    return set(re.findall(r"^- `([\w.]+__mutmut_\d+)`", EQUIVALENTS.read_text(), re.M))
+
+
+def mutant_names(module: str) -> list[str]:
+    """The names mutmut will give the mutants of ``module`` (for sampling)."""
+    from mutmut.mutation.file_mutation import mutate_file_contents
+    from mutmut.utils.format_utils import get_mutant_name
+
+    mutated = mutate_file_contents(module, (ROOT / module).read_text())
+    return sorted(get_mutant_name(Path(module), n) for n in mutated.mutant_names)
+
+
+def work_copy(module: str, tests: list[str], data: dict, fresh: bool) -> Path:
+    work = ROOT / "mutants" / module.removesuffix(".py").replace("/", ".")
+    if fresh and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    mm = dict(data["tool"]["mutmut"])
+    copies = ["canonlib", "tests", *mm.get("also_copy", [])]
+    for name in copies:
+        src, dst = ROOT / name, work / name
+        if dst.exists():
+            shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dst)
+    mm["only_mutate"] = [module]
+    mm["pytest_add_cli_args_test_selection"] = tests
+    (work / "pyproject.toml").write_text(_toml({"tool": {"mutmut": mm}}))
+    return work
+
+
+def _toml(data: dict, prefix: str = "") -> str:
+    """Just enough TOML for [tool.mutmut]: strings, numbers, bools and lists of strings."""
+    lines, tables = [], []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            tables.append(_toml(v, f"{prefix}{k}."))
+        else:
+            lines.append(f"{k} = {json.dumps(v)}")
+    head = f"[{prefix[:-1]}]\n" if prefix and lines else ""
+    return head + "".join(f"{line}\n" for line in lines) + "".join(tables)
+
+
+def run(module: str, tests: list[str], data: dict, args) -> dict:
+    names = mutant_names(module)
+    chosen = names
+    if args.sample and args.sample < len(names):
+        chosen = sorted(random.Random(args.seed).sample(names, args.sample))
+    work = work_copy(module, tests, data, fresh=not args.keep)
+    mutmut = Path(sys.executable).parent / "mutmut"
+    cmd = [str(mutmut), "run", "--max-children", str(args.jobs)]
+    if chosen is not names:
+        cmd += chosen
+    print(
+        f"== {module}: {len(chosen)} of {len(names)} mutants against {' '.join(tests)}", flush=True
+    )
+    log = work / "mutmut.log"
+    with log.open("w") as out:
+        rc = subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT).returncode
+    meta = work / "mutants" / f"{module}.meta"
+    if not meta.exists():
+        sys.exit(f"mutate: mutmut made no results for {module} (rc {rc}); see {log}")
+    from mutmut.stats import status_by_exit_code
+
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    status = {k: status_by_exit_code[codes[k]] for k in chosen if k in codes}
+    equiv = equivalents()
+    return {"module": module, "work": work, "total": len(names), "status": status, "equiv": equiv}
+
+
+def report(r: dict) -> tuple[str, int, int, int, int]:
+    status, equiv = r["status"], r["equiv"]
+    listed = {k for k in status if k in equiv}
+    killed = [k for k in status if status[k] in KILLED and k not in listed]
+    stale = sorted(k for k in listed if status[k] in KILLED)
+    survived = sorted(k for k in status if status[k] not in KILLED and k not in listed)
+    n = len(status)
+    counted = n - len(listed) + len(stale)
+    score = 100.0 * (len(killed) + len(stale)) / counted if counted else 100.0
+    for k in survived:
+        print(f"   survived: {k} ({status[k]})")
+    for k in stale:
+        print(f"   listed as equivalent but killed (drop it from {EQUIVALENTS.name}): {k}")
+    if survived:
+        print(f"   see one: cd {r['work'].relative_to(ROOT)} && mutmut show <name>")
+    sampled = f" (sample of {r['total']})" if n < r["total"] else ""
+    print(
+        f"   {r['module']}: {n} mutants{sampled}, {len(killed) + len(stale)} killed, "
+        f"{len(survived)} survived, {len(listed) - len(stale)} equivalent -> score {score:.1f}%"
+    )
+    return r["module"], n, len(killed) + len(stale), len(survived), len(listed) - len(stale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    data, settings = load_settings()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("modules", nargs="*", help=f"default: the core {settings['core']}")
+    ap.add_argument("--sample", type=int, default=0, help="test a seeded sample of n mutants")
+    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--jobs", type=int, default=1, help="mutmut --max-children (default 1)")
+    ap.add_argument("--keep", action="store_true", help="reuse mutmut's cached results")
+    args = ap.parse_args(argv)
+    rows = []
+    for module in args.modules or settings["core"]:
+        tests = settings["tests"].get(module)
+        if not tests:
+            known = ", ".join(settings["tests"])
+            print(
+                f"mutate: no test files configured for {module} in pyproject.toml "
+                f"[tool.canon.mutate.tests] (known: {known})",
+                file=sys.stderr,
+            )
+            return 2
+        rows.append(report(run(module, tests, data, args)))
+    print()
+    print(f"{'module':<28} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv':>5}  score")
+    for module, n, k, s, e in rows:
+        score = 100.0 * k / (k + s) if k + s else 100.0
+        print(f"{module:<28} {n:>7} {k:>6} {s:>8} {e:>5}  {score:5.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
