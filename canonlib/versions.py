@@ -36,15 +36,16 @@ class InvalidRecipeVersion(ValueError):
 _APP_TOKEN = re.compile(r"\d+|[^\d.\-_+~]+")
 
 
+def _ident_key(ident: str) -> tuple[bool, int | str]:
+    # numeric identifiers sort below alphanumeric ones, numerically; text ones as text
+    return (False, int(ident)) if ident.isdigit() else (True, ident)
+
+
 def _prerelease_key(prerelease: str | None) -> Key:
     # A release sorts above every prerelease of the same MAJOR.MINOR.PATCH.
     if prerelease is None:
-        return (1,)
-    ids = []
-    for ident in prerelease.split("."):
-        # numeric identifiers sort below alphanumeric ones, numerically
-        ids.append((0, int(ident), "") if ident.isdigit() else (1, 0, ident))
-    return (0, tuple(ids))
+        return (True,)
+    return (False, tuple(_ident_key(ident) for ident in prerelease.split(".")))
 
 
 def _app_key(app: str | None) -> Key:
@@ -56,22 +57,20 @@ def _app_key(app: str | None) -> Key:
     if app is None:
         return ()
     text = app[1:] if app[:1] in ("v", "V") and app[1:2].isdigit() else app
-    return tuple(
-        (0, int(tok), "") if tok.isdigit() else (1, 0, tok) for tok in _APP_TOKEN.findall(text)
-    )
+    return tuple(_ident_key(tok) for tok in _APP_TOKEN.findall(text))
 
 
-@dataclass(frozen=True, order=False)
+@dataclass(frozen=True, order=True)
 class RecipeVersion:
-    """One parsed recipe tag.  Compare versions by ``key``."""
+    """One parsed recipe tag.  Versions compare (``<``, ``==``, ``max``) by ``key``."""
 
-    raw: str
-    major: int
-    minor: int
-    patch: int
-    prerelease: str | None
-    app: str | None
-    key: Key = field(repr=False, compare=False)
+    raw: str = field(compare=False)
+    major: int = field(compare=False)
+    minor: int = field(compare=False)
+    patch: int = field(compare=False)
+    prerelease: str | None = field(compare=False)
+    app: str | None = field(compare=False)
+    key: Key = field(repr=False)
 
     @property
     def recipe(self) -> str:
@@ -83,12 +82,8 @@ class RecipeVersion:
     def is_prerelease(self) -> bool:
         return self.prerelease is not None
 
-    def __lt__(self, other: RecipeVersion) -> bool:
-        return self.key < other.key
 
-
-@lru_cache(maxsize=65536)
-def parse_version(tag: str) -> RecipeVersion:
+def _parse_version(tag: str) -> RecipeVersion:
     """Parse ``tag``; raise :class:`InvalidRecipeVersion` if it is not a recipe version."""
     if not isinstance(tag, str):
         raise InvalidRecipeVersion(f"not a string: {tag!r}")
@@ -101,6 +96,10 @@ def parse_version(tag: str) -> RecipeVersion:
         ) from None
     key = (sv.major, sv.minor, sv.patch, _prerelease_key(sv.prerelease), _app_key(sv.build), tag)
     return RecipeVersion(tag, sv.major, sv.minor, sv.patch, sv.prerelease, sv.build, key)
+
+
+# Sweeps and sorts parse the same tags again and again; a tag's version never changes.
+parse_version = lru_cache(maxsize=65536)(_parse_version)
 
 
 def is_version(tag: str) -> bool:
@@ -134,17 +133,13 @@ def sort_versions(tags: Iterable[str]) -> list[str]:
 
     Tags that do not parse are left out; use :func:`is_version` to find them.
     """
-    return [v.raw for v in sorted(recipe_tags(tags, allow_prerelease=True), key=_by_key)]
-
-
-def _by_key(v: RecipeVersion) -> Key:
-    return v.key
+    return [v.raw for v in sorted(recipe_tags(tags, allow_prerelease=True))]
 
 
 def latest_release(tags: Iterable[str], allow_prerelease: bool = False) -> str | None:
     """The newest release tag in ``tags``, or None when there is none."""
     versions = recipe_tags(tags, allow_prerelease=allow_prerelease)
-    return max(versions, key=_by_key).raw if versions else None
+    return max(versions).raw if versions else None
 
 
 def newest_older_version(
@@ -153,4 +148,4 @@ def newest_older_version(
     """The newest release in ``tags`` strictly older than ``version``."""
     ceiling = version_key(version)
     older = [v for v in recipe_tags(tags, allow_prerelease=allow_prerelease) if v.key < ceiling]
-    return max(older, key=_by_key).raw if older else None
+    return max(older).raw if older else None

@@ -15,6 +15,7 @@ from canonlib.versions import (
     latest_release,
     newest_older_version,
     parse_version,
+    recipe_tags,
     sort_versions,
     version_key,
 )
@@ -135,6 +136,94 @@ def test_newest_older_version():
 
 def test_sort_leaves_out_non_versions():
     assert sort_versions(["x", "1.0.0", "1.13.4~1"]) == ["1.0.0"]
+
+
+# Two tags with the same recipe version: the app part decides which is newer.
+APP_TIE_BREAKS = [
+    # (older, newer, why)
+    ("1.0.0+1.15", "1.0.0+2.0", "first app numbers differ"),
+    ("1.0.0+v1.9", "1.0.0+1.10", "a leading v before a digit is ignored"),
+    ("1.0.0+V1.9", "1.0.0+1.10", "so is a leading V"),
+    ("1.0.0+1.9", "1.0.0+v1.10", "on the newer side too"),
+    ("1.0.0+v1.9", "1.0.0+v1.10", "on both sides"),
+    ("1.0.0+c", "1.0.0+vb", "a v before a letter is part of the text"),
+    ("1.0.0+a9", "1.0.0+b1", "other letters are never stripped"),
+    ("1.0.0+2", "1.0.0+rc", "a numeric app token sorts below a text one"),
+    ("1.0.0+1.0-fpm", "1.0.0+1.0-fpn", "text tokens compare as text"),
+    ("1.0.0", "1.0.0+0.1", "no app part sorts below any app part"),
+]
+
+
+@pytest.mark.parametrize("older, newer, why", APP_TIE_BREAKS, ids=[c[2] for c in APP_TIE_BREAKS])
+def test_app_part_tie_breaks(older, newer, why):
+    assert latest_release([newer, older]) == newer
+    assert latest_release([older, newer]) == newer
+    assert sort_versions([newer, older]) == [older, newer]
+    assert newest_older_version([older, newer], newer) == older
+
+
+# Prerelease identifiers: numeric below text, numbers numerically (semver 11.4).
+PRERELEASE_ORDER = [
+    ("1.0.0-2", "1.0.0-10"),
+    ("1.0.0-99", "1.0.0-a"),
+    ("1.0.0-alpha", "1.0.0-beta"),
+    ("1.0.0-rc.9", "1.0.0-rc.10"),
+    ("1.0.0-rc.1", "1.0.0-rc.a"),
+    ("1.0.0-rc", "1.0.0-rc.1"),
+    ("1.0.0-rc.1", "1.0.0"),
+    ("1.0.0-zzz", "1.0.0"),
+]
+
+
+@pytest.mark.parametrize("older, newer", PRERELEASE_ORDER)
+def test_prerelease_order(older, newer):
+    assert sort_versions([newer, older]) == [older, newer]
+    assert latest_release([older, newer], allow_prerelease=True) == newer
+
+
+def test_recipe_versions_compare_directly():
+    a, b, c = parse_version("1.0.0"), parse_version("1.0.1"), parse_version("1.0.1+2.0")
+    assert a < b < c and c > a and a <= a
+    assert max([b, c, a]) == c and min([c, a, b]) == a
+    assert sorted([c, b, a]) == [a, b, c]
+    assert parse_version("1.2.3+x") == parse_version("1.2.3+x")
+    assert parse_version("v1.2.3") != parse_version("1.2.3")  # the raw tag keeps the order total
+
+
+@pytest.mark.parametrize(
+    "tag, recipe, prerelease",
+    [("3.0.1+v2.1.0", "3.0.1", False), ("v2.4.8", "2.4.8", False),
+     ("1.0.0-rc.1+2.0", "1.0.0-rc.1", True), ("1.14.1-rootless", "1.14.1-rootless", True),
+     ("10.20.30", "10.20.30", False)],
+)  # fmt: skip
+def test_recipe_text_and_prerelease_flag(tag, recipe, prerelease):
+    v = parse_version(tag)
+    assert v.recipe == recipe
+    assert v.is_prerelease is prerelease
+
+
+@pytest.mark.parametrize("tag", ["1.0.0", "v2.4.8", "3.0.1+v2.1.0", "1.0.0-rc.1", "0.0.0+a.b-c"])
+def test_is_version_accepts_recipe_tags(tag):
+    assert is_version(tag) is True
+
+
+def test_recipe_tags_keeps_releases_by_default():
+    tags = ["1.0.0", "2.0.0-rc.1", "junk", "v1.1.0+2"]
+    assert [v.raw for v in recipe_tags(tags)] == ["1.0.0", "v1.1.0+2"]
+    assert [v.raw for v in recipe_tags(tags, allow_prerelease=True)] == [
+        "1.0.0",
+        "2.0.0-rc.1",
+        "v1.1.0+2",
+    ]
+
+
+def test_not_a_version_says_what_a_version_looks_like():
+    with pytest.raises(InvalidRecipeVersion) as e:
+        parse_version("latest")
+    assert str(e.value) == "'latest' is not a recipe version ([v]MAJOR.MINOR.PATCH[-PRE][+APP])"
+    with pytest.raises(InvalidRecipeVersion) as e:
+        parse_version(None)
+    assert str(e.value) == "not a string: None"
 
 
 # -- properties ---------------------------------------------------------------
