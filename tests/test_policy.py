@@ -12,6 +12,7 @@ from canonlib.policy import (
     is_green,
     label,
     level,
+    rung_list,
     should_promote_canonical,
     sweep_decision,
     upgrade_base,
@@ -56,6 +57,40 @@ def test_should_promote_only_when_every_condition_holds():
         assert (reason is None) is want
 
 
+ALL_OK = dict(enrolled=True, green=True, cold=True, is_ref=False, tagged=True)
+
+
+# The reason a user reads in `GREEN-NOT-PROMOTED (<reason>)`; the first failing check names it.
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (dict(enrolled=False), "not enrolled"),
+        (dict(green=False), "not green"),
+        (dict(cold=False), "not a cold run"),
+        (dict(is_ref=True), "ref build"),
+        (dict(tagged=False), "untagged: tested commit is not the tag's commit"),
+        (dict(enrolled=False, green=False, tagged=False), "not enrolled"),
+        (dict(cold=False, is_ref=True, tagged=False), "not a cold run"),
+        (dict(is_ref=True, tagged=False), "ref build"),
+    ],
+)
+def test_gate_reason_names_the_first_failed_check(change, reason):
+    assert gate_reason(**{**ALL_OK, **change}) == reason
+    outcome = Outcome(**{**RUN_GREEN, "gate": gate_reason(**{**ALL_OK, **change})})
+    assert label(outcome, None, None) == f"GREEN-NOT-PROMOTED ({reason})"
+
+
+def test_rung_list_names_unmentioned_rungs_unverified():
+    assert rung_list({"install": "pass", "backup": "skip"}) == [
+        "pass",
+        "unverified",
+        "skip",
+        "unverified",
+        "unverified",
+    ]
+    assert rung_list({}) == ["unverified"] * 5
+
+
 @pytest.mark.parametrize(
     "rungs, tests, lvl, green",
     [
@@ -93,6 +128,36 @@ def test_upgrade_base(head, canon, pin, kind, version):
     assert base.reason
 
 
+# The reason is what the evidence and the harness log show next to the base.
+@pytest.mark.parametrize(
+    "head, canon, pin, reason",
+    [
+        ("1.2.0+1", "1.1.0+1", "1.0.0+1", "UPGRADE_BASE_VERSION in recipe_meta.py"),
+        ("1.2.0+1", None, None, "no canonical yet"),
+        ("1.2.0+1", "1.1.0+1", None, "the current canonical"),
+        ("1.2.0+1", "1.2.0+1", None, "canonical is 1.2.0+1: newest older release"),
+        ("1.0.0+1", "1.0.0+1", None, "no release older than 1.0.0+1"),
+    ],
+)
+def test_upgrade_base_reason(head, canon, pin, reason):
+    assert upgrade_base(head, canon, TAGS, pin).reason == reason
+
+
+PRE_TAGS = ["1.0.0+1", "1.1.0-rc.1+1", "1.1.0+1"]
+
+
+@pytest.mark.parametrize(
+    "allow, expected",
+    [(False, "1.0.0+1"), (True, "1.1.0-rc.1+1")],
+)
+def test_step_back_skips_prereleases_unless_allowed(allow, expected):
+    if allow:
+        base = upgrade_base("1.1.0+1", "1.1.0+1", PRE_TAGS, allow_prerelease=True)
+    else:
+        base = upgrade_base("1.1.0+1", "1.1.0+1", PRE_TAGS)  # the default
+    assert (base.kind, base.version) == ("step-back", expected)
+
+
 def test_step_back_cannot_fire_when_sweep_runs():
     # a sweep runs only when latest > canonical, so the base is then always the canonical
     for canon, latest in itertools.permutations(TAGS, 2):
@@ -115,6 +180,8 @@ RUN_GREEN = dict(
         (Outcome(**RUN_GREEN), ("2.0.0+1", "c" * 40), "GREEN-BUT-PROMOTE-FAILED"),  # same version, other commit
         (Outcome(**{**RUN_GREEN, "gate": "tag moved"}), ("1.0.0+1", "a" * 40), "GREEN-NOT-PROMOTED (tag moved)"),
         (Outcome("run", green=False, level=3), ("1.0.0+1", "a" * 40), "FAIL (level 3/5)"),
+        (Outcome("run", green=False, level=0), ("1.0.0+1", "a" * 40), "FAIL (level 0/5)"),
+        (Outcome("run", green=False), (None, None), "FAIL (level 0/5)"),  # died before a level
         (Outcome("run", green=False, level=0, timed_out=True), (None, None), "FAIL (timeout)"),
         (Outcome("skip:no-new-version"), ("1.0.0+1", "a" * 40), "SKIP (no-new-version)"),
         (Outcome("skip:never-released"), (None, None), "SKIP (never-released)"),
