@@ -38,7 +38,7 @@ from typing import Any
 from .. import git
 from ..meta import RecipeMeta
 from . import BackendError
-from .common import generate_secret, render_env, wait_probes
+from .common import BackendUnavailable, generate_secret, render_env, run_group, wait_probes
 
 VERSION = "v1"
 
@@ -72,11 +72,11 @@ class AbraBackend:
     def _run(self, *args: str, step: str, check: bool = True, quiet: bool = False) -> str:
         """Run abra; ``quiet`` keeps its output out of every log (it may show secret values)."""
         env = {**os.environ, "ABRA_DIR": str(self.abra_dir)}
-        try:
-            proc = subprocess.run([self.abra, *args], env=env, capture_output=True, text=True,
-                                  timeout=self.timeout_s, stdin=subprocess.DEVNULL)  # fmt: skip
+        try:  # its own process group: a timeout kills abra and whatever it started
+            proc = run_group([self.abra, *args], cwd=None, env=env, timeout=self.timeout_s,
+                             merge_stderr=False)  # fmt: skip
         except FileNotFoundError:
-            raise BackendError(
+            raise BackendUnavailable(
                 step, f"abra not found on PATH ({self.abra!r}); install abra or set backend.abra"
             ) from None
         except subprocess.TimeoutExpired:

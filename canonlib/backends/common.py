@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
+import re
 import secrets
 import string
 import subprocess
@@ -14,10 +16,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
+
 from ..process import kill_group
 from . import BackendError
 
 _ALNUM = string.ascii_letters + string.digits
+
+
+class BackendUnavailable(BackendError):
+    """The backend itself cannot work (its tool is missing, its server unreachable): a fault of
+    canon's environment, never a verdict about the recipe being tested."""
 
 
 def generate_secret(generator: str | None) -> str:
@@ -40,12 +49,15 @@ def generate_secret(generator: str | None) -> str:
     )
 
 
+_ENV_KEY = re.compile(r"^\s*#?\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+
+
 def render_env(sample: str, overlay: Mapping[str, str]) -> str:
     """``.env.sample`` with the overlay's values set (uncommenting ``#KEY=`` lines), extras appended."""
     out, seen = [], set()
     for line in sample.splitlines():
-        body = line.lstrip("#").strip()
-        key = body.split("=", 1)[0].strip() if "=" in body else None
+        m = _ENV_KEY.match(line)
+        key = m.group(1) if m else None
         if key in overlay:
             out.append(f"{key}={overlay[key]}")
             seen.add(key)
@@ -56,13 +68,38 @@ def render_env(sample: str, overlay: Mapping[str, str]) -> str:
 
 
 def parse_env(text: str) -> dict[str, str]:
-    env = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            k, v = line.split("=", 1)
-            env[k.strip()] = v.strip().strip("'\"")
-    return env
+    """A ``.env`` file read with python-dotenv's rules: ``export``, quotes, inline ``# comments``.
+
+    Values are taken literally (no ``${VAR}`` expansion); a key without ``=`` is left out.
+    """
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def run_group(
+    argv: list[str], *, cwd: Path | None, env: Mapping[str, str], timeout: float,
+    merge_stderr: bool = True,
+) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """``argv`` in its own process group (with ``env`` exactly); on timeout the whole group,
+    grandchildren included, is killed and :class:`subprocess.TimeoutExpired` raised."""
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, text=True,
+        errors="replace", start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid, grace_s=0.2)
+        proc.communicate()
+        raise
+    except BaseException:  # ^C, SIGTERM of canon: the group goes with us
+        kill_group(proc.pid, grace_s=0.2)
+        proc.wait()
+        raise
+    finally:
+        kill_group(proc.pid, grace_s=0.2)  # stragglers left in the group after the child exited
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err or "")
 
 
 def run_command(
@@ -70,17 +107,10 @@ def run_command(
 ) -> subprocess.CompletedProcess[str]:
     """A child process in its own group; the whole group dies on timeout."""
     argv = ["sh", "-c", cmd] if isinstance(cmd, str) else cmd
-    proc = subprocess.Popen(
-        argv, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True,
-    )  # fmt: skip
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        return run_group(argv, cwd=cwd, env={**os.environ, **env}, timeout=timeout)
     except subprocess.TimeoutExpired:
-        kill_group(proc.pid, grace_s=0.2)
-        out, _ = proc.communicate()
         raise BackendError(step, f"{_show(cmd)} timed out after {timeout:g}s") from None
-    return subprocess.CompletedProcess(argv, proc.returncode, out, "")
 
 
 def _show(cmd: str | list[str]) -> str:
