@@ -53,3 +53,31 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return tabulate(
         [[cell(r.get(c)) for c in columns] for r in rows], headers=columns, tablefmt="simple"
     )
+
+
+def why(row: dict) -> str:
+    """A result row's reason, then its warnings (mirror, harness, promote)."""
+    reason = row.get("reason")
+    parts = [reason] if reason and reason not in str(row.get("label")) else []
+    return "; ".join(parts + [f"warning: {w}" for w in row.get("warnings") or []])
+
+
+def sweep_table(rows: list[dict], width: int | None = None) -> str:
+    """The sweep table plus a ``reason`` column (reason, then warnings) cut to ``width``:
+    ``$COLUMNS``, else the terminal's; not cut when printing to a file or a pipe."""
+    import os
+    import shutil
+    import sys
+
+    base = table(rows, SWEEP_COLUMNS).splitlines()
+    reasons = [why(r) for r in rows]
+    if not any(reasons):
+        return "\n".join(base)
+    if width is None and (os.environ.get("COLUMNS") or sys.stdout.isatty()):
+        width = shutil.get_terminal_size().columns
+    left = max(map(len, base))
+    room = max(20, width - left - 2) if width else max(map(len, reasons))
+    reasons = [r if len(r) <= room else r[: room - 1] + "…" for r in reasons]
+    rule = "-" * max(6, *map(len, reasons))
+    return "\n".join(f"{line.ljust(left)}  {extra}".rstrip()
+                     for line, extra in zip(base, ["reason", rule, *reasons], strict=True))  # fmt: skip

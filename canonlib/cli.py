@@ -16,14 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .claims import SWEEP_COLUMNS, claim_lines, table
+from .claims import claim_lines, sweep_table, table, why
 from .errors import CanonError
 from .versions import is_version, latest_release, sort_versions
 
 EXIT_CODES = """\
 exit codes:
   0   everything ran as expected
-  1   some recipe is FAIL, ERROR or GREEN-BUT-PROMOTE-FAILED, or a check failed
+  1   some recipe is FAIL, ERROR or GREEN-BUT-PROMOTE-FAILED (with --plan: ERROR), a check
+      failed, or `history` of a recipe canon does not know
   2   usage or configuration error (including a fleet with no enrolled recipe)
   3   nothing found (versions latest: no release among the tags)
   75  another sweep holds the lock on this state dir (try again later)
@@ -93,14 +94,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     config = _config(args)
     signal.signal(signal.SIGTERM, raise_interrupted)
-    result = sweep(config, only=args.recipe or None, plan=args.plan,
+    result = sweep(config, only=args.recipe or None, plan=args.plan, retry=args.retry or None,
                    progress=not args.json and sys.stderr.isatty())  # fmt: skip
     if args.json:
         print(json.dumps(result.rows, indent=1, sort_keys=True))
     else:
-        print(table(result.rows, SWEEP_COLUMNS))
-        for name, why in result.fleet.excluded:
-            print(f"excluded: {name}: {why}")
+        print(sweep_table(result.rows))
+        for name, excluded_why in result.fleet.excluded:
+            print(f"excluded: {name}: {excluded_why}")
         for row in result.rows:
             if row.get("error") and not result.plan:
                 print(f"{row['recipe']}: {row['error']}", file=sys.stderr)
@@ -110,7 +111,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(
                 f"run {result.run_id}: {result.status}; results in {result.run_dir / 'results.jsonl'}"
             )
-    return 0 if result.plan else result.exit_code
+    if result.plan:  # a plan fails only where a recipe could not even be planned
+        return 1 if any(str(r["label"]).startswith("ERROR") for r in result.rows) else 0
+    return result.exit_code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -159,11 +162,10 @@ def cmd_history(args: argparse.Namespace) -> int:
     with Registry.open(config.db_path) as reg:
         promos = [asdict(p) for p in reg.history(args.recipe)]
         results = reg.results(recipe=args.recipe)
+        if not promos and not results:
+            return _unknown_recipe(args.recipe, config, reg)
     if args.json:
         print(json.dumps({"promotions": promos, "results": results}, indent=1, sort_keys=True))
-        return 0
-    if not promos and not results:
-        print(f"{args.recipe}: no history in {config.db_path}")
         return 0
     for p in promos:
         p["commit"] = p["commit"][:12]
@@ -174,8 +176,30 @@ def cmd_history(args: argparse.Namespace) -> int:
         )
     )
     print()
-    print(table(results, ["run_id", "decision", "latest", "level", "label"]))
+    for r in results:
+        r["reason"] = why(r) or None
+    print(table(results, ["run_id", "decision", "latest", "level", "label", "reason"]))
     return 0
+
+
+def _unknown_recipe(recipe: str, config, reg) -> int:
+    """``history`` of a recipe with no rows: exit 1, naming the closest known recipe."""
+    import contextlib
+    import difflib
+
+    from .fleet import discover
+
+    known = {p.recipe for p in reg.history()} | {r["recipe"] for r in reg.results()}
+    with contextlib.suppress(CanonError):  # no fleet here: the registry's names are all we know
+        known |= {r.name for r in discover(config.fleet).recipes}
+    if recipe in known:
+        print(f"{recipe}: no promotion or sweep result yet in {config.db_path}")
+        return 0
+    close = difflib.get_close_matches(recipe, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    print(f"canon: unknown recipe {recipe!r}: not in the fleet nor in {config.db_path}{hint}",
+          file=sys.stderr)  # fmt: skip
+    return 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -363,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="only say what each recipe would do (syncs the mirrors, nothing else)",
     )
     sw.add_argument("--recipe", action="append", metavar="R", help="only this recipe (repeatable)")
+    sw.add_argument(
+        "--retry", action="append", metavar="R",
+        help="cold-test R's latest tag even if it is known-red (repeatable)",
+    )  # fmt: skip
     sw.add_argument("--json", action="store_true", help="print the result rows as a JSON list")
     sw.set_defaults(func=cmd_sweep)
 

@@ -293,7 +293,7 @@ def prepare(root: str | Path) -> Demo:
 
 def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], None] = print) -> int:
     """Build the demo in ``root`` and play its weeks; weeks 3 and 'again' run inside the evidence suite."""
-    from .claims import SWEEP_COLUMNS, table
+    from .claims import sweep_table
     from .config import load_config
     from .registry import Registry
     from .sweep import sweep
@@ -305,7 +305,7 @@ def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], No
 
     def show(week: str, run_id: str, status: str, rows: list[dict]) -> None:
         out(f"\n== sweep {week}: run {run_id} ({status}) ==")
-        out(table(rows, SWEEP_COLUMNS))
+        out(sweep_table(rows))
         problems.extend(f"{week}: {p}" for p in check_labels(rows, EXPECTED[week]))
 
     for week, step in (("week 1", demo.week1), ("week 2", demo.week2)):

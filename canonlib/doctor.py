@@ -74,6 +74,10 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
     except CanonError as e:
         claims.append(Claim("fleet found, enrolled set non-empty", False, str(e)))
         fleet = None
+    if fleet is not None:  # a broken meta drops its recipe from the enrolled set: say where
+        broken = [r.error.removeprefix("meta: ") for r in fleet.broken if r.error]
+        claims.append(Claim("every recipe_meta.py loads", not broken,
+                            "; ".join(broken) or f"{len(fleet.recipes)} meta file(s) read"))  # fmt: skip
 
     needs: dict[str, list[str]] = {t: ["canon"] for t in BASE_TOOLS}
     if cfg.backend.get("kind") == "abra":

@@ -13,6 +13,7 @@ not is ``unverified``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import yaml
 
 from . import git, policy
 from .backends import Backend, BackendError, make_backend
+from .backends.common import BackendUnavailable, run_group
 from .config import load_config
 from .errors import CanonError
 from .meta import RUNGS, RecipeMeta, load_meta
@@ -81,7 +83,10 @@ def lint(recipe_dir: Path, tag: str) -> tuple[str, str, list[str]]:
 
 def functional_tests(fleet_tests: Path, recipe: str, env: Mapping[str, str], timeout_s: float,
                      log) -> tuple[str, int, set[str], str]:  # fmt: skip
-    """Run pytest on ``<fleet>/tests/<recipe>/``: (status, tests executed, failed test ids, reason)."""
+    """Run pytest on ``<fleet>/tests/<recipe>/``: (status, tests executed, failed test ids, reason).
+
+    pytest runs in its own process group: a timeout kills it and everything it started.
+    """
     tests_dir = fleet_tests / recipe
     failed: set[str] = set()
     executed = 0
@@ -90,11 +95,10 @@ def functional_tests(fleet_tests: Path, recipe: str, env: Mapping[str, str], tim
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
                 f"--rootdir={tests_dir}", "-o", "addopts=", str(tests_dir)]  # fmt: skip
         try:
-            proc = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True,
-                                  timeout=timeout_s, cwd=tests_dir)  # fmt: skip
+            proc = run_group(argv, cwd=tests_dir, env={**os.environ, **env}, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return policy.FAIL, 0, failed, f"functional tests timed out after {timeout_s:g}s"
-        log(proc.stdout[-4000:] + proc.stderr[-2000:])
+        log(proc.stdout[-6000:])
         if junit.exists():
             for case in ET.parse(junit).getroot().iter("testcase"):
                 if case.find("skipped") is not None:
@@ -119,7 +123,16 @@ def functional_tests(fleet_tests: Path, recipe: str, env: Mapping[str, str], tim
     return policy.PASS, executed, failed, ""
 
 
+class EnvironmentFault(Exception):  # noqa: N818 -- not a verdict about the recipe
+    """canon's own environment failed (disk full, a backend that cannot start, a bug): no verdict."""
+
+
+Verdict = tuple[str, str]  # (status, reason) of one rung
+
+
 class Harness:
+    """One cold run's state; each rung is a function of it returning ``(status, reason)``."""
+
     def __init__(self, env: Mapping[str, str]):
         self.env = dict(env)
         self.recipe = env["CCCI_RECIPE"]
@@ -130,21 +143,23 @@ class Harness:
         self.base_kind = env.get("CCCI_UPGRADE_BASE_KIND", "skip")
         self.base_reason = env.get("CCCI_UPGRADE_BASE_REASON", "")
         self.result_file = Path(env["CCCI_RESULT_FILE"])
-        self.config = load_config()
-        self.meta: RecipeMeta = load_meta(self.config.fleet_tests / self.recipe)
-        self.backend: Backend = make_backend(self.config, run_dir=self.result_file.parent)
         self.slot = f"cold-{self.recipe}-{self.commit[:10]}"
         self.rungs: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
         self.warnings: list[str] = []
+        self.error: str | None = None  # an EnvironmentFault: the run gives no verdict
         self.tests_executed = 0
         self.failed_fresh: set[str] = set()
+        self.installed = False
+        self.config = load_config()
+        self.meta: RecipeMeta = load_meta(self.config.fleet_tests / self.recipe)
+        self.backend: Backend = make_backend(self.config, run_dir=self.result_file.parent)
 
     def log(self, text: str) -> None:
         if text.strip():
             print(text.rstrip(), flush=True)
 
-    def _set(self, rung: str, status: str, reason: str = "") -> None:
+    def set(self, rung: str, status: str, reason: str = "") -> None:
         self.rungs[rung] = status
         if reason:
             self.reasons[rung] = reason
@@ -152,19 +167,13 @@ class Harness:
             f"[canon harness] {self.recipe} {rung}: {status}{' (' + reason + ')' if reason else ''}"
         )
 
-    def _na(self, rung: str) -> bool:
-        reason = self.meta.expected_na.get(rung)
-        if reason:
-            self._set(rung, policy.SKIP, f"EXPECTED_NA: {reason}")
-        return bool(reason)
-
-    def _install(self, slot: str, tree: Path, version: str, commit: str) -> None:
+    def install(self, slot: str, tree: Path, version: str, commit: str) -> None:
         self.backend.provision(slot, tree, self.meta)
         self.backend.deploy(slot, tree, self.meta, version=version, commit=commit)
         self.backend.run_install_steps(slot, self.meta)
         self.backend.wait_ready(slot, self.meta)
 
-    def _functional(self, slot: str) -> tuple[str, int, set[str], str]:
+    def functional(self, slot: str) -> tuple[str, int, set[str], str]:
         env = {
             **self.backend.slot_env(slot),
             **{k: v for k, v in self.env.items() if k.startswith("CCCI_")},
@@ -175,90 +184,25 @@ class Harness:
         return status, n, failed, reason
 
     def climb(self) -> None:
-        installed = False
-        if not self._na("install"):
-            try:
-                self._install(self.slot, self.recipe_dir, self.version, self.commit)
-                installed = True
-                self._set("install", policy.PASS)
-            except (BackendError, CanonError) as e:
-                self._set("install", policy.FAIL, str(e))
-        if not self._na("upgrade"):
-            self._upgrade()
-        # L4 runs before L3: backup/restore passes when every test that passed on the
-        # fresh install still passes after a wipe and restore
-        for rung, fn in (("functional", self._functional_rung), ("backup", self._backup)):
-            if self._na(rung):
-                continue
-            if not installed:
-                self._set(rung, policy.UNVERIFIED, "install did not pass")
-                continue
-            fn()
-        if not self._na("lint"):
-            status, reason, warnings = lint(self.recipe_dir, self.version)
-            self.warnings += warnings
-            self._set("lint", status, reason)
+        """Every rung in climbing order; an environment fault stops the climb without a verdict."""
+        for rung, fn, needs_install in CLIMB:
+            na = self.meta.expected_na.get(rung)
+            if na:
+                self.set(rung, policy.SKIP, f"EXPECTED_NA: {na}")
+            elif needs_install and not self.installed:
+                self.set(rung, policy.UNVERIFIED, "install did not pass")
+            else:
+                try:
+                    self.set(rung, *fn(self))
+                except EnvironmentFault as e:
+                    self.error = f"{rung}: {e}"
+                    self.log(f"[canon harness] {self.recipe} {rung}: no verdict: {e}")
+                    return
 
-    def _upgrade(self) -> None:
-        if not self.base or self.base_kind == "skip":
-            self._set(
-                "upgrade", policy.SKIP, f"no upgrade base: {self.base_reason or 'none resolved'}"
-            )
-            return
-        slot = f"{self.slot}-up"
-        with tempfile.TemporaryDirectory(prefix="canon-base-") as tmp:
-            base_tree = Path(tmp) / "base"
-            try:
-                git.check_ref_name(self.base)
-                base_commit = git.run(["rev-parse", "--verify", f"refs/tags/{self.base}^{{commit}}"],
-                                      cwd=self.recipe_dir).stdout.strip()  # fmt: skip
-                git.clone_at(self.recipe_dir, base_tree, base_commit)
-                self._install(slot, base_tree, self.base, base_commit)
-                self.backend.provision(
-                    slot, self.recipe_dir, self.meta
-                )  # secrets the new version adds
-                self.backend.deploy(
-                    slot, self.recipe_dir, self.meta, version=self.version, commit=self.commit
-                )
-                self.backend.wait_ready(slot, self.meta)
-                status, _n, _failed, reason = self._functional(slot)
-                self._set("upgrade", policy.PASS if status == policy.PASS else status,
-                          f"from {self.base_kind} {self.base}" + (f": {reason}" if reason else ""))  # fmt: skip
-            except (BackendError, CanonError) as e:
-                self._set("upgrade", policy.FAIL, f"from {self.base_kind} {self.base}: {e}")
-            finally:
-                self._teardown(slot)
-
-    def _backup(self) -> None:
-        try:
-            snap = self.backend.snapshot(self.slot)
-            self.backend.wipe_data(self.slot)
-            self.backend.restore(self.slot, snap)
-            self.backend.wait_ready(self.slot, self.meta)
-        except (BackendError, CanonError) as e:
-            self._set("backup", policy.FAIL, str(e))
-            return
-        status, n, failed, reason = self._functional(self.slot)
-        if status == policy.UNVERIFIED:
-            self._set("backup", status, f"after restore: {reason}")
-        elif failed - self.failed_fresh:
-            self._set(
-                "backup",
-                policy.FAIL,
-                f"after restore these fail: {', '.join(sorted(failed - self.failed_fresh))}",
-            )
-        else:
-            self._set("backup", policy.PASS, f"{n} test(s) after restore, no new failure")
-
-    def _functional_rung(self) -> None:
-        status, _n, failed, reason = self._functional(self.slot)
-        self.failed_fresh = failed
-        self._set("functional", status, reason)
-
-    def _teardown(self, slot: str) -> None:
+    def teardown(self, slot: str) -> None:
         try:
             self.backend.teardown(slot)
-        except (BackendError, CanonError) as e:
+        except (BackendError, CanonError, OSError) as e:
             self.warnings.append(f"teardown of {slot} failed: {e}")
 
     def write_result(self) -> dict[str, Any]:
@@ -268,12 +212,110 @@ class Harness:
             "upgrade_base": self.base, "upgrade_base_kind": self.base_kind,
             "rungs": rungs, "reasons": self.reasons, "level": policy.level(rungs),
             "tests_executed": self.tests_executed, "warnings": self.warnings,
-            "green": policy.is_green(rungs, self.tests_executed),
+            "green": self.error is None and policy.is_green(rungs, self.tests_executed),
+            "error": self.error,
         }  # fmt: skip
         tmp = self.result_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=1))
         os.replace(tmp, self.result_file)
         return result
+
+
+@contextlib.contextmanager
+def verdict_of(prefix: str = "") -> Iterator[list[Verdict]]:
+    """Turn what a backend raises into a verdict: its errors FAIL the rung; the environment's
+    (disk full, a backend that cannot start, anything unexpected) are :class:`EnvironmentFault`."""
+    out: list[Verdict] = []
+    try:
+        yield out
+    except BackendUnavailable as e:
+        raise EnvironmentFault(str(e)) from None
+    except (BackendError, CanonError) as e:
+        out[:] = [(policy.FAIL, f"{prefix}{e}")]
+    except OSError as e:
+        raise EnvironmentFault(f"{prefix}{e}") from None
+    except Exception as e:  # noqa: BLE001 -- a bug in canon is no verdict about the recipe
+        raise EnvironmentFault(f"{prefix}unexpected {type(e).__name__}: {e}") from None
+
+
+def rung_install(h: Harness) -> Verdict:
+    """L1: provision, deploy, install steps, ready probes, in the cold slot."""
+    if not (h.recipe_dir / "compose.yml").is_file():
+        return policy.FAIL, f"compose.yml missing: {h.recipe} at {h.version} is not a recipe"
+    with verdict_of() as v:
+        h.install(h.slot, h.recipe_dir, h.version, h.commit)
+        h.installed = True
+        v.append((policy.PASS, ""))
+    return v[0]
+
+
+def rung_upgrade(h: Harness) -> Verdict:
+    """L2: install the upgrade base in a slot of its own, deploy this version over it, test."""
+    if not h.base or h.base_kind == "skip":
+        return policy.SKIP, f"no upgrade base: {h.base_reason or 'none resolved'}"
+    slot, origin = f"{h.slot}-up", f"from {h.base_kind} {h.base}"
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="canon-base-") as tmp,
+            verdict_of(f"{origin}: ") as v,
+        ):
+            base_tree = Path(tmp) / "base"
+            git.check_ref_name(h.base)
+            base_commit = git.run(["rev-parse", "--verify", f"refs/tags/{h.base}^{{commit}}"],
+                                  cwd=h.recipe_dir).stdout.strip()  # fmt: skip
+            git.clone_at(h.recipe_dir, base_tree, base_commit)
+            h.install(slot, base_tree, h.base, base_commit)
+            h.backend.provision(slot, h.recipe_dir, h.meta)  # secrets the new version adds
+            h.backend.deploy(slot, h.recipe_dir, h.meta, version=h.version, commit=h.commit)
+            h.backend.wait_ready(slot, h.meta)
+            status, _n, _failed, reason = h.functional(slot)
+            v.append((status, origin + (f": {reason}" if reason else "")))
+    finally:
+        h.teardown(slot)
+    return v[0]
+
+
+def rung_functional(h: Harness) -> Verdict:
+    """L4: the recipe's own tests from the fleet, against the fresh install."""
+    with verdict_of() as v:
+        status, _n, failed, reason = h.functional(h.slot)
+        h.failed_fresh = failed
+        v.append((status, reason))
+    return v[0]
+
+
+def rung_backup(h: Harness) -> Verdict:
+    """L3: snapshot, wipe, restore; every test that passed on the fresh install still passes."""
+    with verdict_of() as v:
+        snap = h.backend.snapshot(h.slot)
+        h.backend.wipe_data(h.slot)
+        h.backend.restore(h.slot, snap)
+        h.backend.wait_ready(h.slot, h.meta)
+        status, n, failed, reason = h.functional(h.slot)
+        if status == policy.UNVERIFIED:
+            v.append((status, f"after restore: {reason}"))
+        elif new := failed - h.failed_fresh:
+            v.append((policy.FAIL, f"after restore these fail: {', '.join(sorted(new))}"))
+        else:
+            v.append((policy.PASS, f"{n} test(s) after restore, no new failure"))
+    return v[0]
+
+
+def rung_lint(h: Harness) -> Verdict:
+    """L5: the recipe itself at the tag (compose, version label, .env.sample; release note warns)."""
+    status, reason, warnings = lint(h.recipe_dir, h.version)
+    h.warnings += warnings
+    return status, reason
+
+
+# climbing order: L4 runs before L3, whose check is "what passed fresh still passes after restore"
+CLIMB = (
+    ("install", rung_install, False),
+    ("upgrade", rung_upgrade, False),
+    ("functional", rung_functional, True),
+    ("backup", rung_backup, True),
+    ("lint", rung_lint, False),
+)
 
 
 def _terminate(signum: int, _frame: Any) -> None:
@@ -289,13 +331,27 @@ def main(env: Mapping[str, str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     signal.signal(signal.SIGTERM, _terminate)
-    h = Harness(env)
+    try:
+        h = Harness(env)
+    except (CanonError, OSError) as e:  # config, meta or backend: the harness could not start
+        _write_error(Path(env["CCCI_RESULT_FILE"]), f"the harness could not start: {e}")
+        print(f"canon harness: could not start: {e}", file=sys.stderr)
+        return 2
     try:
         h.climb()
     finally:
-        h._teardown(h.slot)
+        h.teardown(h.slot)
         result = h.write_result()
         shutil.rmtree(h.result_file.parent / "abra", ignore_errors=True)
+    verdict = f"no verdict ({result['error']})" if result["error"] else (
+        "green" if result["green"] else "not green")  # fmt: skip
     print(f"[canon harness] {h.recipe} {h.version}: level {result['level']}/{len(RUNGS)}, "
-          f"{result['tests_executed']} test(s), {'green' if result['green'] else 'not green'}")  # fmt: skip
+          f"{result['tests_executed']} test(s), {verdict}")  # fmt: skip
     return 0 if result["green"] else 1
+
+
+def _write_error(result_file: Path, error: str) -> None:
+    with contextlib.suppress(OSError):  # disk full: the runner sees no result file, also an ERROR
+        tmp = result_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"error": error}))
+        os.replace(tmp, result_file)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .meta import RUNGS
 from .versions import newest_older_version, version_key
@@ -15,17 +16,24 @@ RUN = "run"
 SKIP_NO_NEW = "skip:no-new-version"
 SKIP_NEVER = "skip:never-released"
 SKIP_HELD = "skip:held"
+SKIP_KNOWN_RED = "skip:known-red"
 
 PASS, FAIL, SKIP, UNVERIFIED = "pass", "fail", "skip", "unverified"
 STATUSES = (PASS, FAIL, SKIP, UNVERIFIED)
 
 
 def sweep_decision(
-    recipe: str, latest_tag: str | None, canon_version: str | None, hold: str | None = None
+    recipe: str,
+    latest_tag: str | None,
+    canon_version: str | None,
+    hold: str | None = None,
+    known_red: str | None = None,
 ) -> str:
     """``run`` when upstream has a release newer than the canonical, else a ``skip:*``.
 
     Keyed on versions, never on commits: untagged commits never trigger a run.
+    ``known_red`` is the memory (see :func:`known_red`): the run that already found
+    exactly this tag red; such a tag is ``skip:known-red`` instead of a run.
     """
     del recipe  # part of the contract for callers' logs; the decision does not depend on it
     if hold:
@@ -33,8 +41,48 @@ def sweep_decision(
     if latest_tag is None:
         return SKIP_NEVER
     if canon_version is None or version_key(latest_tag) > version_key(canon_version):
-        return RUN
+        return SKIP_KNOWN_RED if known_red else RUN
     return SKIP_NO_NEW
+
+
+@dataclass(frozen=True)
+class RedKey:
+    """What a verdict is about: one tag at one commit, the fleet's tests for the recipe
+    (a digest of ``tests/<recipe>/``) and the harness (canon's identity + command)."""
+
+    tag: str
+    commit: str
+    fleet_tests: str
+    harness: str
+
+
+def row_key(row: Mapping[str, Any]) -> RedKey | None:
+    """The key a result row holds a verdict on, or None when the row tested nothing."""
+    parts = (
+        row.get("latest"),
+        row.get("tested_commit"),
+        row.get("fleet_tests"),
+        row.get("harness"),
+    )
+    return RedKey(*parts) if all(parts) else None
+
+
+def known_red(earlier: Iterable[Mapping[str, Any]], key: RedKey) -> Mapping[str, Any] | None:
+    """The earlier result row that makes ``key`` known-red, or None.
+
+    ``earlier`` is the recipe's result rows, oldest first.  Only rows that ran the
+    harness on exactly ``key`` and reached a verdict count (``verdict`` green/red; an
+    error or a timeout is no verdict), and the newest verdict decides.
+    """
+    found = None
+    for row in earlier:
+        if row.get("decision") != RUN or row_key(row) != key:
+            continue
+        if row.get("verdict") == "red":
+            found = row
+        elif row.get("verdict") == "green":
+            found = None
+    return found
 
 
 def gate_reason(
@@ -65,6 +113,14 @@ def should_promote_canonical(
 def rung_list(rungs: Mapping[str, str]) -> list[str]:
     """Statuses in rung order; a rung the result does not mention is ``unverified``."""
     return [rungs.get(r, UNVERIFIED) for r in RUNGS]
+
+
+def first_failure(rungs: Mapping[str, str], reasons: Mapping[str, str]) -> str | None:
+    """``"L<k> <rung>: <reason>"`` for the lowest rung that is neither ``pass`` nor ``skip``."""
+    for i, (rung, status) in enumerate(zip(RUNGS, rung_list(rungs), strict=True), start=1):
+        if status not in (PASS, SKIP):
+            return f"L{i} {rung}: {reasons.get(rung) or status}"
+    return None
 
 
 def level(rungs: Mapping[str, str]) -> int:

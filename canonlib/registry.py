@@ -30,6 +30,8 @@ RESULT_FIELDS = (
     "recipe", "decision", "latest", "canonical_before", "canonical_after", "tested_commit",
     "upgrade_base_kind", "upgrade_base", "rungs", "level", "tests_executed", "rc", "gate",
     "label", "incidents", "warnings", "duration_s", "log_path", "error",
+    # 2: why, and what a verdict is about (the known-red memory's key)
+    "reason", "verdict", "tag_commit", "fleet_tests", "harness", "known_red_run",
 )  # fmt: skip
 _JSON_FIELDS = {"rungs", "incidents", "warnings"}
 
@@ -86,6 +88,16 @@ MIGRATIONS: list[str] = [
         incidents TEXT, warnings TEXT, duration_s REAL, log_path TEXT, error TEXT,
         PRIMARY KEY (run_id, recipe)
     );
+    """,
+    # 2: every result row says why (reason) and what its verdict is about; a known-red
+    # skip names the run that found the tag red
+    """
+    ALTER TABLE results ADD COLUMN reason TEXT;
+    ALTER TABLE results ADD COLUMN verdict TEXT;
+    ALTER TABLE results ADD COLUMN tag_commit TEXT;
+    ALTER TABLE results ADD COLUMN fleet_tests TEXT;
+    ALTER TABLE results ADD COLUMN harness TEXT;
+    ALTER TABLE results ADD COLUMN known_red_run TEXT;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -43,10 +44,31 @@ class ColdResult:
     duration_s: float = 0.0
     log_path: str | None = None
     warnings: list[str] = field(default_factory=list)
-    error: str | None = None  # the run could not be trusted or did not run
+    error: str | None = None  # no verdict: the run did not run, could not finish, or is not trusted
+
+    @property
+    def verdict(self) -> str | None:
+        """``green``/``red``: a verdict about the recipe; None when the run gave none (an error,
+        a timeout: canon's environment may be at fault, so it is never remembered as red)."""
+        if self.error or self.timed_out:
+            return None
+        return "green" if self.green else "red"
+
+    @property
+    def reason(self) -> str | None:
+        """Why the run is not green: the error, the timeout, or the first failing rung."""
+        if self.error:
+            return self.error
+        if self.timed_out:
+            return f"timed out after {self.duration_s:.0f}s"
+        if self.green:
+            return None
+        return policy.first_failure(self.rungs, self.reasons) or (
+            f"harness exited {self.rc}" if self.rc else "no test executed"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "verdict": self.verdict, "reason": self.reason}
 
 
 def _pump(stream, log_path: Path, cap: int) -> None:
@@ -109,6 +131,7 @@ def cold_run(
         )  # fmt: skip
     except OSError as e:
         result.error = f"runner: cannot start harness {command[0]!r}: {e}"
+        result.rungs = dict.fromkeys(RUNGS, policy.UNVERIFIED)
         return result
     pump = threading.Thread(target=_pump, args=(proc.stdout, log_path, log_cap), daemon=True)
     pump.start()
@@ -126,12 +149,21 @@ def cold_run(
         pump.join(timeout=10)
         proc.stdout.close()
     result.duration_s = time.monotonic() - t0
+    if result.rc is not None and result.rc < 0 and not result.timed_out:
+        result.error = f"runner: the harness was killed by {_signal_name(-result.rc)}"
     _read_result(result, result_file)
     problem = checkout.state_problem()
     if problem:
         result.green = False
         result.error = f"runner: result not trusted: {problem}"
     return result
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 class Stopped(BaseException):  # noqa: N818 -- like KeyboardInterrupt: the sweep was interrupted
@@ -160,10 +192,10 @@ def _read_result(result: ColdResult, path: Path) -> None:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except FileNotFoundError:
-        if not result.timed_out:
-            result.warnings.append("harness wrote no result file")
+        if not result.timed_out and not result.error:
+            result.error = f"runner: the harness wrote no result file (exit {result.rc})"
     except (ValueError, OSError) as e:
-        result.warnings.append(f"harness result file unreadable: {e}")
+        result.error = f"runner: the harness result file is unreadable: {e}"
         data = {}
     rungs = data.get("rungs") if isinstance(data.get("rungs"), dict) else {}
     result.rungs = {r: s if s in policy.STATUSES else policy.UNVERIFIED
@@ -176,9 +208,13 @@ def _read_result(result: ColdResult, path: Path) -> None:
     result.tests_executed = tests if isinstance(tests, int) and not isinstance(tests, bool) else 0
     warnings = data.get("warnings")
     result.warnings += [str(w) for w in warnings] if isinstance(warnings, list) else []
+    error = data.get("error")
+    if error and not result.error:
+        result.error = f"harness: {error}"
     result.level = policy.level(result.rungs)
     result.green = (
-        not result.timed_out
+        not result.error
+        and not result.timed_out
         and result.rc == 0
         and policy.is_green(result.rungs, result.tests_executed)
     )

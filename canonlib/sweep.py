@@ -30,6 +30,7 @@ from .backends import make_backend
 from .config import Config
 from .errors import CanonError, UsageError
 from .fleet import Fleet, FleetRecipe, discover
+from .knownred import harness_identity, tests_digest
 from .mirror import Mirror, SyncReport
 from .promote import promote
 from .registry import RESULT_FIELDS, Registry, utcnow
@@ -154,11 +155,14 @@ def _progress(total: int, enabled: bool):
 class _Sweep:
     """One sweep's state; ``recipe_turn`` is one recipe's isolated path through it."""
 
-    def __init__(self, config: Config, registry: Registry, run_id: str, run_dir: Path, plan: bool):
+    def __init__(self, config: Config, registry: Registry, run_id: str, run_dir: Path, plan: bool,
+                 harness: str, retry: frozenset[str] = frozenset()):  # fmt: skip
         self.config = config
         self.run_id = run_id
         self.run_dir = run_dir
         self.plan = plan
+        self.harness = harness  # identity of the harness: part of every verdict's key
+        self.retry = retry  # recipes whose known-red memory is not consulted
         self.stop = (
             threading.Event()
         )  # set when the sweep is interrupted: workers abort their cold runs
@@ -225,8 +229,15 @@ class _Sweep:
             stage = "decide"
             latest = latest_release(report.tags, allow_prerelease=meta.ALLOW_PRERELEASE)
             row["latest"] = latest
-            decision = policy.sweep_decision(fr.name, latest, row["canonical_before"], meta.HOLD)
+            red = self._known_red(fr, latest, report, row)
+            decision = policy.sweep_decision(fr.name, latest, row["canonical_before"], meta.HOLD,
+                                             known_red=red["run_id"] if red else None)  # fmt: skip
             row["decision"] = decision
+            if decision == policy.SKIP_KNOWN_RED:
+                row["known_red_run"] = red["run_id"]
+                row["reason"] = f"red in run {red['run_id']}: {red.get('reason') or red['label']}"
+            elif decision == policy.SKIP_HELD:
+                row["reason"] = f"HOLD: {meta.HOLD}"
             outcome = policy.Outcome(decision)
             if decision == policy.RUN:
                 base = policy.upgrade_base(latest, row["canonical_before"], report.tags,
@@ -247,7 +258,7 @@ class _Sweep:
                 else f"unexpected {type(e).__name__}: {_one_line(e)}"
             )
             outcome = policy.Outcome(row.get("decision") or "error", error=f"{stage}: {detail}")
-            row["error"] = outcome.error
+            row["error"] = row["reason"] = outcome.error
         # labels come from the registry after the turn; a turn that ran nothing changed nothing
         after = self.registry.read_registry(fr.name) if row["tested_commit"] else before
         row["canonical_after"] = after.version if after else None
@@ -264,8 +275,9 @@ class _Sweep:
             cold = cold_run(fr.name, co, meta, command=self.config.harness_command, log_path=log_path,
                             timeout_s=self.config.harness_timeout_s, base=base, stop=self.stop,
                             env={**self.config.child_env(), "CANON_RUN_ID": self.run_id})  # fmt: skip
-            row.update(tested_commit=cold.commit, rungs=cold.rungs, level=cold.level,
-                       tests_executed=cold.tests_executed, rc=cold.rc, log_path=str(log_path))  # fmt: skip
+            row.update(tested_commit=cold.commit, rungs=cold.rungs, level=cold.level, verdict=cold.verdict,
+                       tests_executed=cold.tests_executed, rc=cold.rc, log_path=str(log_path),
+                       reason=cold.reason, warnings=[*row["warnings"], *cold.warnings])  # fmt: skip
             if cold.error:
                 raise CanonError(cold.error.removeprefix("runner: "))
             tagged = mirror.tag_commit(latest) == cold.commit  # re-read after the run
@@ -274,16 +286,31 @@ class _Sweep:
             if gate is None and report.incidents:
                 gate = f"tag incident upstream: {report.incidents[0]}"
             row["gate"] = gate
+            if cold.green and gate is not None:
+                row["reason"] = f"not promoted: {gate}"
             if cold.green and gate is None:
                 result = promote(co, meta, mirror=mirror, backend=self.backend, registry=self.registry,
                                  run_id=self.run_id)  # fmt: skip
                 if not result.ok:
-                    row["error"] = f"promote: {result.error}"
+                    row["error"] = row["reason"] = f"promote: {result.error}"
                 row["warnings"] = [*row["warnings"], *result.warnings]
         return policy.Outcome(
             policy.RUN, green=cold.green, level=cold.level, timed_out=cold.timed_out, gate=gate,
             tested_version=latest, tested_commit=cold.commit,
         )  # fmt: skip
+
+    def _known_red(self, fr: FleetRecipe, latest: str | None, report: SyncReport,
+                   row: dict[str, Any]) -> dict[str, Any] | None:  # fmt: skip
+        """Fill the row's verdict key; the earlier red row on that key, unless the recipe is retried."""
+        if latest is None:
+            return None
+        row.update(tag_commit=report.tags.get(latest), harness=self.harness,
+                   fleet_tests=tests_digest(fr.path))  # fmt: skip
+        if fr.name in self.retry or not row["tag_commit"]:
+            return None
+        key = policy.RedKey(latest, row["tag_commit"], row["fleet_tests"], self.harness)
+        red = policy.known_red(self.registry.results(recipe=fr.name), key)
+        return dict(red) if red else None
 
 
 def _turns(
@@ -315,18 +342,22 @@ def _one_line(e: BaseException) -> str:
 
 def sweep(
     config: Config, *, only: list[str] | None = None, plan: bool = False, progress: bool = False,
-    run_id: str | None = None,
+    run_id: str | None = None, retry: list[str] | None = None,
 ) -> SweepResult:  # fmt: skip
     """Run one sweep (or, with ``plan``, say what it would do, touching only the mirrors).
 
     ``only`` limits it to the named recipes (each must be in the fleet); ``progress``
-    shows a progress bar on stderr; ``run_id`` names the run (a new sortable id by default).
+    shows a progress bar on stderr; ``run_id`` names the run (a new sortable id by default);
+    ``retry`` names recipes to cold-test again even when their latest tag is known-red.
     """
     fleet = discover(config.fleet)
     fleet.require_enrolled()
     todo = fleet.to_sweep()
+    known = {r.name for r in fleet.recipes}
+    unknown = [r for r in (retry or []) if r not in known]
+    if unknown:
+        raise UsageError(f"--retry: not in the fleet {fleet.tests_dir}: {', '.join(unknown)}")
     if only:
-        known = {r.name for r in fleet.recipes}
         unknown = [r for r in only if r not in known]
         if unknown:
             raise UsageError(f"not in the fleet {fleet.tests_dir}: {', '.join(unknown)}")
@@ -336,15 +367,17 @@ def sweep(
     run_id = run_id or new_run_id("plan" if plan else "sweep")
     run_dir = config.runs_dir / run_id
     holder = f"pid={os.getpid()} run={run_id} started={utcnow()}"
+    code = code_identity()
+    harness = harness_identity(code, config.harness_command)
     with sweep_lock(config.lock_path, holder), Registry.open(config.db_path) as registry:
         if not plan:
             run_dir.mkdir(parents=True, exist_ok=True)
             registry.start_run(
                 run_id, "sweep", fleet_path=str(fleet.root), fleet_commit=fleet.commit,
-                config_hash=config.digest, **{k: v for k, v in code_identity().items() if k != "code_dirty"},
+                config_hash=config.digest, **{k: v for k, v in code.items() if k != "code_dirty"},
             )  # fmt: skip
         reports = sync_all(config, [r.name for r in todo if r.meta is not None])
-        s = _Sweep(config, registry, run_id, run_dir, plan)
+        s = _Sweep(config, registry, run_id, run_dir, plan, harness, frozenset(retry or ()))
         rows: list[dict[str, Any]] = []
         status = "ok"
         try:
