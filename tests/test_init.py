@@ -87,7 +87,7 @@ def test_plan_offline_is_a_clear_per_recipe_error(tmp_path):
     env = newcomer_env(tmp_path, tmp_path / "unreachable")  # nothing there: like no network
     assert canon("init", "ops", env=env, cwd=tmp_path).returncode == 0
     r = canon("--config", "ops/canon.toml", "sweep", "--plan", env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # a plan with an ERROR row fails (#13)
     assert "Traceback" not in r.stdout + r.stderr
     note = next(ln for ln in r.stdout.splitlines() if ln.startswith("custom-html: "))
     assert "cannot plan: sync: custom-html: cannot fetch from " + COOPCLOUD in note

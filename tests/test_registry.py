@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from canonlib.registry import GENESIS, Registry, RegistryError
+from canonlib.registry import GENESIS, SCHEMA_VERSION, Registry, RegistryError
 
 A, B = "a" * 40, "b" * 40
 
@@ -27,7 +27,7 @@ def test_empty_registry(tmp_path):
         sqlite3.connect(tmp_path / "state" / "canon.db")
         .execute("PRAGMA user_version")
         .fetchone()[0]
-        == 1
+        == SCHEMA_VERSION
     )
 
 
