@@ -1,6 +1,7 @@
 """The systemd service + weekly timer that run canon unattended, rendered for this install.
 
-The service runs ``canon evidence run weekly`` from the operator's checkout with
+The service runs ``canon evidence run weekly`` (exit 1 when the week is FAILED,
+so ``OnFailure=`` fires when the operator names a unit to call) from the operator's checkout with
 absolute paths, the config and fleet in ``Environment=``, and the same PATH as
 the CI runner; the timer fires weekly in a low-traffic slot, ``Persistent=true``
 so a missed run fires at boot, with a randomised delay.
@@ -36,6 +37,9 @@ class UnitOptions:
     fleet: Path | None = None
     start_timeout: str = "6h"
     user: str | None = None
+    on_failure: str | None = (
+        None  # a unit to start when the week is FAILED (exit 1) or the run breaks
+    )
 
 
 def checkout_root() -> Path:
@@ -61,6 +65,7 @@ def render_service(config: Config, o: UnitOptions) -> str:
         f"Documentation=file://{wd}/README.md",
         "Wants=network-online.target",
         "After=network-online.target",
+        *( [f"OnFailure={o.on_failure}"] if o.on_failure else [] ),
         "",
         "[Service]",
         "Type=oneshot",

@@ -1,8 +1,14 @@
-"""The evidence manifest: an in-toto Statement over an evidence dir.
+"""The evidence manifest: an in-toto Statement v1 over an evidence dir.
 
-One subject per canonical (``gitCommit`` digest, ``gitTag``), and a predicate
-with the run's parameters, code and fleet identity, config hash, the registry
-rows it claims, the promotion-chain head and the sha256 of every file.
+Subjects: one per canonical (``digest.gitCommit``, ``annotations.gitTag``).
+With no canonical yet, the single subject is the fleet at its commit
+(``name`` ``fleet``, ``digest.gitCommit``); with no fleet commit either, it is
+the dir's ``records.json`` (``digest.sha256``).  So there is always at least one.
+
+Predicate (the in-toto test-result predicate, ``result`` PASSED/FAILED, plus a
+``canon`` object): run id, suite, parameters, start/end, code and fleet
+identity, config hash, the verdict, each notebook's records, the result rows
+it claims, the canonicals, the promotion-chain head and the sha256 of every file.
 """
 
 from __future__ import annotations
@@ -10,20 +16,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
 from ..fleet import fleet_commit
-from ..registry import Registry, utcnow
+from ..registry import utcnow
 from ..sweep import code_identity
-from .records import EvidenceRun
+from .bundle import REGISTRY, open_copy
+from .records import RECORDS, EvidenceRun
+from .verdict import Verdict
 
 MANIFEST = "manifest.json"
+ENVELOPE = "manifest.dsse.json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 CANON_PREDICATE = "canon-evidence/v1"
+RUN_KEYS = ("sweep_run_id", "determinism_run_id")
 
 
 def sha256_file(path: Path) -> str:
@@ -35,78 +44,93 @@ def sha256_file(path: Path) -> str:
 
 
 def hash_tree(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` but the manifest and its signature."""
     return {
         str(p.relative_to(root)): sha256_file(p)
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file() and str(p.relative_to(root)) not in (MANIFEST, ENVELOPE)
     }
 
 
 def claimed_sweep_runs(records: list[dict[str, Any]]) -> list[str]:
-    ids = []
-    for r in records:
-        for key in ("sweep_run_id", "determinism_run_id"):
-            if r.get(key):
-                ids.append(r[key])
-    return ids
+    """The sweep runs the notebooks recorded (the sweep's and the determinism sweep's)."""
+    return [
+        r[key] for r in records for key in RUN_KEYS if isinstance(r.get(key), str) and r.get(key)
+    ]
 
 
-def write_manifest(
-    config: Config, ev: EvidenceRun, *, run_id: str, params: dict, started: str
-) -> Path:
-    records = [n.records for n in ev.notebooks]
-    sweep_runs = claimed_sweep_runs(records)
-    results_dir = ev.dir / "results"
-    rows: list[dict[str, Any]] = []
-    with Registry.open(config.db_path) as reg:
-        for rid in sweep_runs:
-            src = config.runs_dir / rid / "results.jsonl"
-            if src.exists():
-                results_dir.mkdir(exist_ok=True)
-                shutil.copy2(src, results_dir / f"{rid}.jsonl")
-            rows += [{**r, "run_id": rid} for r in reg.results(rid)]
-        canonicals = reg.canonicals()
-        chain = reg.verify_chain()
-    fcommit, fdirty = fleet_commit(config.fleet) if config.fleet.exists() else (None, False)
-    passed = [n.name for n in ev.notebooks if n.ok]
-    failed = [n.name for n in ev.notebooks if not n.ok]
-    statement = {
-        "_type": STATEMENT_TYPE,
-        "subject": [
-            {"name": c.recipe, "digest": {"gitCommit": c.commit},
-             "annotations": {"gitTag": c.tag, "version": c.version, "deployment": c.deployment}}
+def subjects(
+    canonicals: list[dict[str, Any]], fleet: dict[str, Any], records_sha256: str
+) -> list[dict]:
+    if canonicals:
+        return [
+            {"name": c["recipe"], "digest": {"gitCommit": c["commit"]},
+             "annotations": {"gitTag": c["tag"], "version": c["version"], "deployment": c["deployment"]}}
             for c in canonicals
-        ],
+        ]  # fmt: skip
+    if fleet.get("commit"):
+        return [{"name": "fleet", "digest": {"gitCommit": fleet["commit"]},
+                 "annotations": {"role": "fleet: no recipe has a canonical yet", "path": fleet["path"]}}]  # fmt: skip
+    return [{"name": RECORDS, "digest": {"sha256": records_sha256},
+             "annotations": {"role": "records: no canonical and no fleet commit"}}]  # fmt: skip
+
+
+def bundled_facts(d: Path, sweep_runs: list[str]) -> dict[str, Any]:
+    """Rows, canonicals and chain read from the dir's bundled registry (what the manifest claims)."""
+    with open_copy(d / REGISTRY) as reg:
+        rows = [{**r, "run_id": rid} for rid in sweep_runs for r in reg.results(rid)]
+        canonicals = [{"recipe": c.recipe, "version": c.version, "tag": c.tag, "commit": c.commit,
+                       "deployment": c.deployment} for c in reg.canonicals()]  # fmt: skip
+        chain = reg.verify_chain()
+    return {"rows": rows, "canonicals": canonicals,
+            "chain": {"head": chain.head, "length": chain.length, "ok": chain.ok}}  # fmt: skip
+
+
+def statement(config: Config, ev: EvidenceRun, verdict: Verdict, facts: dict[str, Any], *,
+              run_id: str, params: dict, started: str, interrupted: str | None = None) -> dict[str, Any]:  # fmt: skip
+    fcommit, fdirty = fleet_commit(config.fleet) if config.fleet.exists() else (None, False)
+    fleet = {"path": str(config.fleet), "commit": fcommit, "dirty": fdirty}
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": subjects(facts["canonicals"], fleet, sha256_file(ev.dir / RECORDS)),
         "predicateType": PREDICATE_TYPE,
         "predicate": {
-            "result": "PASSED" if ev.ok else "FAILED",
-            "passedTests": passed,
-            "failedTests": failed,
+            "result": verdict.result,
+            "passedTests": [n.name for n in ev.notebooks if n.ok],
+            "failedTests": [n.name for n in ev.notebooks if not n.ok],
             "warnedTests": [],
             "configuration": [{"name": "canon.toml", "digest": {"sha256": config.digest}}],
             "canon": {
                 "type": CANON_PREDICATE,
                 "run_id": run_id, "suite": ev.suite, "parameters": params,
-                "started_at": started, "finished_at": utcnow(),
-                "code": code_identity(),
-                "fleet": {"path": str(config.fleet), "commit": fcommit, "dirty": fdirty},
+                "started_at": started, "finished_at": utcnow(), "interrupted": interrupted,
+                "code": code_identity(), "fleet": fleet,
                 "config_path": str(config.path) if config.path else None, "config_hash": config.digest,
+                "verdict": verdict.to_dict(),
                 "notebooks": [
                     {"name": n.name, "file": n.path.name, "ok": n.ok, "rc": n.rc, "seconds": n.seconds,
                      "timed_out": n.timed_out, "problems": n.problems, "records": n.records}
                     for n in ev.notebooks
                 ],
-                "sweep_runs": sweep_runs,
-                "results": rows,
-                "canonicals": [{"recipe": c.recipe, "version": c.version, "tag": c.tag, "commit": c.commit,
-                                "deployment": c.deployment} for c in canonicals],
-                "chain": {"head": chain.head, "length": chain.length, "ok": chain.ok},
+                "sweep_runs": claimed_sweep_runs([n.records for n in ev.notebooks]),
+                "results": facts["rows"],
+                "canonicals": facts["canonicals"],
+                "chain": facts["chain"],
                 "files": hash_tree(ev.dir),
             },
         },
     }  # fmt: skip
-    path = ev.dir / MANIFEST
+
+
+def canonical_json(value: Any) -> bytes:
+    return (json.dumps(value, indent=1, sort_keys=True) + "\n").encode()
+
+
+def write_manifest(d: Path, stmt: dict[str, Any]) -> bytes:
+    """Write ``manifest.json`` atomically; returns the bytes written (the payload a signature covers)."""
+    data = canonical_json(stmt)
+    path = d / MANIFEST
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(statement, indent=1, sort_keys=True))
+    tmp.write_bytes(data)
     os.replace(tmp, path)
-    return path
+    return data

@@ -1,15 +1,21 @@
 """Helpers the evidence notebooks call: each notebook stays a parameters cell and a few calls.
 
-Tables are pandas DataFrames, figures matplotlib; every claim is recorded with
-:func:`canonlib.evidence.records.record` so the manifest and ``canon verify`` can read it.
+Tables are pandas DataFrames, figures matplotlib.  Every value a notebook shows
+as a claim is first recorded with :func:`canonlib.evidence.records.record` and
+the table is rendered *from the recorded value*, so what a reader sees is what
+``canon verify`` re-derives and compares.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +28,9 @@ import pandas as pd  # noqa: E402
 from ..claims import Claim  # noqa: E402
 from ..config import Config, load_config  # noqa: E402
 from ..registry import Registry  # noqa: E402
-from ..sweep import sweep  # noqa: E402
+from ..sweep import Interrupted, raise_interrupted, sweep  # noqa: E402
 from . import proofs  # noqa: E402
-from .records import record  # noqa: E402
+from .records import HISTORY_COLUMNS, SHOWN_COLUMNS, record, shown_rows  # noqa: E402
 
 
 def show(fig) -> None:
@@ -37,14 +43,37 @@ def show(fig) -> None:
     display(Image(data=buf.getvalue(), format="png"))
 
 
-__all__ = ["record", "config", "frame"]
+__all__ = ["record", "config", "frame", "Claim"]
 
-ROW_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after", "upgrade_base_kind",
-               "level", "tests_executed", "label", "duration_s"]  # fmt: skip
+ROW_COLUMNS = SHOWN_COLUMNS
 
 
 def config(config_path: str) -> Config:
+    """The run's config; also makes SIGTERM in this kernel end a sweep the way it ends ``canon sweep``."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_interrupted)
     return load_config(config_path or None)
+
+
+def _until_signal(fn, *args, **kwargs):
+    """Run ``fn``; when canon stops the tree (SIGTERM), let the sweep mark its run interrupted
+    and tear its slot down, then end this kernel at once with 128+signal."""
+    try:
+        return fn(*args, **kwargs)
+    except Interrupted as e:
+        sys.stdout.flush()
+        os._exit(e.exit_code)
+
+
+def record_rows(
+    name: str, rows: list[dict[str, Any]], columns: list[str] = SHOWN_COLUMNS
+) -> pd.DataFrame:
+    """Record the shown part of ``rows`` under ``name`` and return the table rendered from it."""
+    shown = sorted(
+        shown_rows(rows, columns), key=lambda r: (str(r.get("recipe")), str(r.get("run_id")))
+    )
+    record(name, shown)
+    return frame(shown, columns)
 
 
 def frame(rows: list[dict[str, Any]], columns: list[str] = ROW_COLUMNS) -> pd.DataFrame:
@@ -58,7 +87,15 @@ def record_claims(claims: list[Claim]) -> pd.DataFrame:
 
 
 def run_or_read_sweep(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
-    """Run a sweep now, or read the rows of an earlier one from the registry."""
+    """Run a sweep now, or read the rows of an earlier one from the registry; record
+    ``sweep_run_id`` and ``sweep_rows``; ``table`` is rendered from the recorded rows."""
+    sweep = _sweep_or_read(cfg, sweep_run_id)
+    record("sweep_run_id", sweep["run_id"])
+    sweep["table"] = record_rows("sweep_rows", sweep["rows"])
+    return sweep
+
+
+def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
     with Registry.open(cfg.db_path) as reg:
         before = {c.recipe: c.version for c in reg.canonicals()}
     if sweep_run_id:
@@ -68,13 +105,13 @@ def run_or_read_sweep(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
                 raise ValueError(f"no sweep run {sweep_run_id} in {cfg.db_path}")
             rows = reg.results(sweep_run_id)
         return {"run_id": sweep_run_id, "status": run["status"], "rows": rows, "before": None}
-    result = sweep(cfg)
+    result = _until_signal(sweep, cfg)
     return {"run_id": result.run_id, "status": result.status, "rows": result.rows, "before": before,
             "excluded": result.fleet.excluded}  # fmt: skip
 
 
 def labels_and_durations(rows: list[dict[str, Any]]):
-    df = frame(rows)
+    df = frame(rows, ["recipe", "label", "duration_s"])
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.5))
     df["label"].str.extract(r"^([A-Z-]+)")[0].value_counts().plot.barh(ax=a, color="#4c72b0")
     a.set_title("labels")
@@ -91,11 +128,13 @@ def canonicals_before_after(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def determinism(cfg: Config) -> tuple[dict[str, Any], list[Claim]]:
-    result = sweep(cfg)
+def determinism(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A second sweep straight away: record its run id, rows and claims; tables from the records."""
+    result = _until_signal(sweep, cfg)
+    record("determinism_run_id", result.run_id)
     with Registry.open(cfg.db_path) as reg:
         claims = proofs.determinism_claims(reg, result.run_id)
-    return {"run_id": result.run_id, "rows": result.rows}, claims
+    return record_rows("determinism_rows", result.rows), record_claims(claims)
 
 
 def pick_recipe(cfg: Config, recipe: str) -> str:
@@ -121,32 +160,39 @@ def _keep_scratch_db(facts: dict[str, Any], evidence_dir: str, name: str) -> Non
 
 def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
-        facts = proofs.prove_tagged_promote(cfg, recipe, Path(tmp))
+        facts = _until_signal(proofs.prove_tagged_promote, cfg, recipe, Path(tmp))
         _keep_scratch_db(facts, evidence_dir, "tagged_promote")
     return facts
 
 
 def samever(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
-        facts = proofs.prove_samever(cfg, recipe, Path(tmp))
+        facts = _until_signal(proofs.prove_samever, cfg, recipe, Path(tmp))
         _keep_scratch_db(facts, evidence_dir, "samever")
     return facts
 
 
-def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any]]:
+def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
+    """Measure, record ``disk`` (every figure shown) and its claims; table and figure from the record."""
     from ..disk import disk_report
 
     rep = disk_report(cfg)
-    df = pd.DataFrame([{"recipe": r.recipe, "mirror": r.mirror_bytes, "canonical slot": r.slot_bytes,
-                        "of which snapshots": r.snapshot_bytes} for r in rep["rows"]])  # fmt: skip
+    summary = {
+        "rows": [{"recipe": r.recipe, "mirror_bytes": r.mirror_bytes, "slot_bytes": r.slot_bytes,
+                  "snapshot_bytes": r.snapshot_bytes} for r in rep["rows"]],
+        "shared": rep["shared"], "total_bytes": rep["total"], "budget_bytes": rep["budget"],
+    }  # fmt: skip
+    record("disk", summary)
+    df = pd.DataFrame(summary["rows"])
     fig, ax = plt.subplots(figsize=(9, 3.5))
     if not df.empty:
-        df.set_index("recipe")[["mirror", "canonical slot"]].plot.barh(stacked=True, ax=ax)
-    ax.set_title(f"bytes per recipe; total {rep['total']:,} of budget {rep['budget']:,}")
+        df.set_index("recipe")[["mirror_bytes", "slot_bytes"]].plot.barh(stacked=True, ax=ax)
+    ax.set_title(
+        f"bytes per recipe; total {summary['total_bytes']:,} of budget {summary['budget_bytes']:,}"
+    )
     fig.tight_layout()
     show(fig)
-    summary = {"total_bytes": rep["total"], "budget_bytes": rep["budget"], "shared": rep["shared"]}
-    return df, summary
+    return df, summary, record_claims(proofs.disk_claims(summary))
 
 
 def pick_investigate(cfg: Config, recipe: str) -> str:
@@ -160,12 +206,14 @@ def pick_investigate(cfg: Config, recipe: str) -> str:
 
 
 def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Record ``investigated``, ``investigate_rows`` and ``investigate_rungs``; tables from the records."""
     with Registry.open(cfg.db_path) as reg:
         rows = reg.results(recipe=recipe)
-    hist = frame(rows, ["run_id", "decision", "latest", "canonical_after", "level", "label"])
-    rungs = pd.DataFrame(
-        [{"run_id": r["run_id"], **(r["rungs"] or {})} for r in rows if r["rungs"]]
-    )
+    record("investigated", recipe)
+    hist = record_rows("investigate_rows", rows, HISTORY_COLUMNS)
+    rungs_rows = [{"run_id": r["run_id"], **(r["rungs"] or {})} for r in rows if r["rungs"]]
+    record("investigate_rungs", rungs_rows)
+    rungs = pd.DataFrame(rungs_rows)
     tail = ""
     failing = [
         r for r in rows if str(r["label"]).startswith(("FAIL", "ERROR", "GREEN")) and r["log_path"]
@@ -175,10 +223,11 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
     return hist, rungs, tail
 
 
-def verify_table(cfg: Config, target: str) -> tuple[pd.DataFrame, bool]:
+def verify_table(target: str) -> tuple[pd.DataFrame, bool]:
+    """``canon verify TARGET`` from cold (no config, no state), its claims recorded."""
     from .verify import verify
 
-    claims = verify(Path(target), cfg)
+    claims = verify(Path(target))
     record("verified", str(target))
     df = record_claims(claims)
     return df, all(c.ok for c in claims)

@@ -223,6 +223,21 @@ def determinism_claims(reg: Registry, run_id: str) -> list[Claim]:
     ]  # fmt: skip
 
 
+# -- disk -------------------------------------------------------------------------------
+
+
+def disk_claims(disk: dict[str, Any]) -> list[Claim]:
+    """Re-derive the disk claims from the recorded figures: they add up, and stay within budget."""
+    rows, shared = disk["rows"], disk["shared"]
+    parts = sum(r["mirror_bytes"] + r["slot_bytes"] for r in rows) + sum(shared.values())
+    return [
+        Claim("disk figures add up", parts == disk["total_bytes"],
+              f"{len(rows)} recipes + {len(shared)} shared = {parts:,}; total shown {disk['total_bytes']:,}"),
+        Claim("disk within budget", disk["total_bytes"] <= disk["budget_bytes"],
+              f"{disk['total_bytes']:,} of {disk['budget_bytes']:,} bytes"),
+    ]  # fmt: skip
+
+
 # -- labels from the registry -----------------------------------------------------------
 
 

@@ -1,8 +1,16 @@
 """Recorded values: what a notebook records while it runs, read back from the executed notebook.
 
-A notebook records each value it shows as a claim with :func:`record`; the
-manifest and ``canon verify`` read them back with :func:`read_records`, and
+A notebook records each value it shows as a claim with :func:`record` (and
+shows the table rendered *from* that recorded value); the manifest and
+``canon verify`` read them back with :func:`read_records`, and
 :func:`notebook_problems` says why an executed notebook does not count.
+
+Every evidence dir also holds ``records.json``: ``{notebook name: {record name:
+value}}``, the one structure a report renders from (:func:`dir_records`);
+verify checks it equals what the notebooks recorded.
+
+What the notebooks show of a sweep row is :data:`SHOWN_COLUMNS`
+(:func:`shown_rows`): verify re-derives exactly those from the bundled registry.
 """
 
 from __future__ import annotations
@@ -13,6 +21,17 @@ from pathlib import Path
 from typing import Any
 
 RECORD_MIME = "application/vnd.canon.record+json"
+RECORDS = "records.json"
+SHOWN_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after", "upgrade_base_kind",
+                 "upgrade_base", "level", "tests_executed", "gate", "label", "error"]  # fmt: skip
+HISTORY_COLUMNS = ["run_id", "decision", "latest", "canonical_after", "level", "label", "error"]
+
+
+def shown_rows(
+    rows: list[dict[str, Any]], columns: list[str] = SHOWN_COLUMNS
+) -> list[dict[str, Any]]:
+    """The part of each result row a notebook shows (and records), sorted by recipe then run."""
+    return [{c: r.get(c) for c in columns} for r in rows]
 
 
 # -- inside a notebook ------------------------------------------------------------
@@ -40,6 +59,15 @@ def read_records(nb: dict) -> dict[str, Any]:
 
 def notebook_problems(nb: dict) -> list[str]:
     """Why an executed notebook does not count: unexecuted cells, errors, no completion marker, false claims."""
+    problems = completion_problems(nb)
+    for claim in read_records(nb).get("claims", []) or []:
+        if isinstance(claim, dict) and not claim.get("ok"):
+            problems.append(f"claim failed: {claim.get('name')}: {claim.get('detail')}")
+    return problems
+
+
+def completion_problems(nb: dict) -> list[str]:
+    """Why an executed notebook did not complete: unexecuted cells, errors, no completion marker."""
     problems = []
     code = [
         c
@@ -56,17 +84,21 @@ def notebook_problems(nb: dict) -> list[str]:
                 problems.append(
                     f"code cell {i} raised {o.get('ename')}: {str(o.get('evalue'))[:200]}"
                 )
-    recs = read_records(nb)
-    if recs.get("complete") is not True:
+    if read_records(nb).get("complete") is not True:
         problems.append("no completion marker (the last cell did not run to the end)")
-    for claim in recs.get("claims", []) or []:
-        if isinstance(claim, dict) and not claim.get("ok"):
-            problems.append(f"claim failed: {claim.get('name')}: {claim.get('detail')}")
     return problems
 
 
 def load_notebook(path: Path) -> dict:
-    return json.loads(path.read_text())
+    nb = json.loads(path.read_text())
+    if not isinstance(nb, dict):
+        raise ValueError(f"{path.name} is not a notebook (top level is not an object)")
+    return nb
+
+
+def dir_records(d: str | Path) -> dict[str, dict[str, Any]]:
+    """Every recorded value of evidence dir ``d``: ``{notebook: {name: value}}`` (from ``records.json``)."""
+    return json.loads((Path(d) / RECORDS).read_text())
 
 
 # -- what a run of a suite holds --------------------------------------------------
@@ -92,7 +124,9 @@ class EvidenceRun:
     dir: Path
     suite: str
     notebooks: list[NotebookRun]
+    verdict: Any = None  # the week's Verdict, set when the run is finished
 
     @property
     def ok(self) -> bool:
+        """Every notebook completed with its claims holding (the verdict also weighs the sweep's rows)."""
         return bool(self.notebooks) and all(n.ok for n in self.notebooks)

@@ -2,15 +2,23 @@
 
 The verdict of a notebook is ours, not papermill's: its exit status, no error
 output, every code cell executed, the completion marker recorded by the last
-cell, and every claim a notebook recorded holding.  The manifest is written
-by :mod:`canonlib.evidence.manifest`.
+cell, and every claim a notebook recorded holding.  After the notebooks:
+``records.json``, the bundle (:mod:`.bundle`), the verdict (:mod:`.verdict`),
+``manifest.json`` (:mod:`.manifest`) and, when a key exists, its DSSE
+signature (:mod:`.signing`).
+
+A SIGTERM/SIGINT stops the whole tree (papermill, its kernel, the harness the
+kernel's sweep started), writes the dir's manifest marked ``interrupted`` and
+re-raises, so ``canon`` exits 143/130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,21 +27,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
-from ..process import kill_group
-from ..registry import utcnow
-from ..sweep import new_run_id
-from .manifest import write_manifest
-from .records import EvidenceRun, NotebookRun, load_notebook, notebook_problems, read_records
+import psutil
 
-SUITES: dict[str, list[str]] = {
-    "weekly": ["sweep", "determinism", "disk_budget"],
-    "proofs": ["tagged_promote", "samever", "disk_budget"],
-    "all": ["sweep", "determinism", "tagged_promote", "samever", "disk_budget", "investigate"],
-    "verify": ["verify"],
-}
+from ..config import Config
+from ..errors import UsageError
+from ..registry import utcnow
+from ..sweep import Interrupted, new_run_id
+from . import signing
+from .bundle import write_refs_and_config, write_registry
+from .manifest import ENVELOPE, bundled_facts, claimed_sweep_runs, statement, write_manifest
+from .records import (
+    RECORDS,
+    EvidenceRun,
+    NotebookRun,
+    load_notebook,
+    notebook_problems,
+    read_records,
+)
+from .suites import SUITES
+from .verdict import Verdict, verdict
+
 NOTEBOOK_TIMEOUT_S = 900
 CELL_TIMEOUT_S = 600
+STOP_GRACE_S = 15.0
 
 
 def notebooks_dir() -> Path:
@@ -41,7 +57,7 @@ def notebooks_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "notebooks"
 
 
-# -- running ------------------------------------------------------------------------
+# -- running one notebook ---------------------------------------------------------------
 
 
 def kernel_home(tmp: Path) -> Path:
@@ -55,9 +71,65 @@ def kernel_home(tmp: Path) -> Path:
     return tmp
 
 
+def _tree(root: psutil.Process, known: dict[int, psutil.Process]) -> None:
+    """Add ``root``'s live descendants to ``known`` (kept even after they are re-parented)."""
+    with contextlib.suppress(psutil.Error):
+        for p in root.children(recursive=True):
+            known.setdefault(p.pid, p)
+
+
+def _wait_gone(known: dict[int, psutil.Process], pids: set[int] | None, until: float) -> None:
+    """Wait until every process in ``known`` (or only those in ``pids``) has exited, or ``until``."""
+    while time.monotonic() < until:
+        for p in list(known.values()):
+            _tree(p, known)  # children born meanwhile count too
+        alive = [p for p in known.values() if (pids is None or p.pid in pids) and _alive(p)]
+        if not alive:
+            return
+        psutil.wait_procs(alive, timeout=0.1)
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def stop_tree(pid: int, grace_s: float = STOP_GRACE_S) -> None:
+    """Stop ``pid`` (papermill) and every descendant -- the kernel and the harness sit in sessions
+    of their own, so a process-group kill would miss them.  Descendants get SIGTERM first and up
+    to ``grace_s`` to exit cleanly (the kernel's sweep marks its run interrupted and ends the
+    kernel, the harness tears its slot down); then papermill gets SIGTERM; whatever is left,
+    and the process groups they led, get SIGKILL."""
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    known: dict[int, psutil.Process] = {}
+    _tree(root, known)
+    for p in list(known.values()):
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(signal.SIGTERM)
+    _wait_gone(known, set(known), time.monotonic() + grace_s)
+    known[pid] = root
+    with contextlib.suppress(psutil.Error):
+        root.send_signal(signal.SIGTERM)
+    _wait_gone(known, None, time.monotonic() + min(grace_s, 2.0))
+    for p in list(known.values()):
+        _tree(p, known)
+        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+            if os.getpgid(p.pid) == p.pid:
+                os.killpg(p.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs([p for p in known.values() if _alive(p)], timeout=2)
+
+
 def execute(src: Path, dest: Path, params: dict[str, Any], *, cwd: Path, timeout_s: float,
             cell_timeout_s: float, log: Path) -> tuple[int | None, bool, float]:  # fmt: skip
-    """papermill ``src`` -> ``dest`` in a child process group, killed at ``timeout_s`` (the watchdog)."""
+    """papermill ``src`` -> ``dest`` in a child session, stopped at ``timeout_s`` (the watchdog)
+    or when canon itself is interrupted (then the interrupt propagates)."""
 
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="canon-kernel-") as tmp:
@@ -77,9 +149,40 @@ def execute(src: Path, dest: Path, params: dict[str, Any], *, cwd: Path, timeout
                 timed_out = False
             except subprocess.TimeoutExpired:
                 timed_out = True
-                kill_group(proc.pid, grace_s=1.0)
+                stop_tree(proc.pid, grace_s=1.0)
                 rc = proc.wait()
+            except BaseException:
+                stop_tree(proc.pid)
+                proc.wait()
+                raise
     return rc, timed_out, time.monotonic() - t0
+
+
+def _finish_notebook(nb_run: NotebookRun, log: Path, d: Path, timeout_s: float) -> None:
+    dest = nb_run.path
+    if dest.exists():
+        try:
+            nb = load_notebook(dest)
+            nb_run.records = read_records(nb)
+            nb_run.problems = notebook_problems(nb)
+        except (ValueError, OSError) as e:
+            nb_run.problems = [f"executed notebook unreadable: {e}"]
+    else:
+        nb_run.problems = ["papermill wrote no output notebook"]
+    if nb_run.timed_out:
+        nb_run.problems.insert(
+            0, f"killed by the watchdog after {timeout_s:g}s (partial notebook kept)"
+        )
+    elif nb_run.rc:
+        nb_run.problems.insert(0, f"papermill exited {nb_run.rc}")
+    if not nb_run.ok:
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        (d / f"{nb_run.name}.failure.txt").write_text(
+            "\n".join(nb_run.problems) + "\n\n--- papermill log tail ---\n" + tail
+        )
+
+
+# -- a suite -------------------------------------------------------------------------------
 
 
 def run_suite(
@@ -87,16 +190,15 @@ def run_suite(
     notebooks: list[Path] | None = None, timeout_s: float = NOTEBOOK_TIMEOUT_S,
     cell_timeout_s: float = CELL_TIMEOUT_S,
 ) -> EvidenceRun:  # fmt: skip
-    """Execute a suite's notebooks into a new evidence dir and write its manifest.
+    """Execute a suite's notebooks into a new evidence dir; write records, bundle, manifest, signature.
 
     ``suite`` names a list in :data:`SUITES` (or labels ``notebooks`` when those are given);
     ``params`` are passed to every notebook (``config_path`` and ``evidence_dir`` are always set);
     ``timeout_s`` is the outer watchdog per notebook, ``cell_timeout_s`` papermill's per cell.
+    The returned run's :attr:`~EvidenceRun.verdict` is the week's verdict (exit code included).
     """
     if notebooks is None:
         if suite not in SUITES:
-            from ..errors import UsageError
-
             raise UsageError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
         notebooks = [notebooks_dir() / f"{name}.ipynb" for name in SUITES[suite]]
     run_id = new_run_id(suite)
@@ -104,44 +206,77 @@ def run_suite(
     d.mkdir(parents=True)
     started = utcnow()
     base_params = {"config_path": str(config.path or ""), "evidence_dir": str(d), **(params or {})}
-    runs: list[NotebookRun] = []
+    ev = EvidenceRun(d, suite, [])
     logs = Path(tempfile.mkdtemp(prefix="canon-evidence-logs-"))
-    for src in notebooks:
-        name = src.stem
-        dest = d / f"{name}.ipynb"
-        out(f"  running {name} ...")
-        rc, timed_out, secs = execute(src, dest, base_params, cwd=d, timeout_s=timeout_s,
-                                      cell_timeout_s=cell_timeout_s, log=logs / f"{name}.log")  # fmt: skip
-        nb_run = NotebookRun(name, dest, rc, round(secs, 2), timed_out)
-        if dest.exists():
-            try:
-                nb = load_notebook(dest)
-                nb_run.records = read_records(nb)
-                nb_run.problems = notebook_problems(nb)
-            except (json.JSONDecodeError, OSError) as e:
-                nb_run.problems = [f"executed notebook unreadable: {e}"]
-        else:
-            nb_run.problems = ["papermill wrote no output notebook"]
-        if timed_out:
-            nb_run.problems.insert(
-                0, f"killed by the watchdog after {timeout_s:g}s (partial notebook kept)"
+    try:
+        for src in notebooks:
+            name = src.stem
+            out(f"  running {name} ...")
+            log = logs / f"{name}.log"
+            nb_run = NotebookRun(name, d / f"{name}.ipynb", None, 0.0)
+            ev.notebooks.append(nb_run)
+            rc, timed_out, secs = execute(src, nb_run.path, base_params, cwd=d, timeout_s=timeout_s,
+                                          cell_timeout_s=cell_timeout_s, log=log)  # fmt: skip
+            nb_run.rc, nb_run.timed_out, nb_run.seconds = rc, timed_out, round(secs, 2)
+            _finish_notebook(nb_run, log, d, timeout_s)
+            out(
+                f"  {name}: {'ok' if nb_run.ok else 'FAILED: ' + '; '.join(nb_run.problems)} ({secs:.1f}s)"
             )
-        elif rc:
-            nb_run.problems.insert(0, f"papermill exited {rc}")
-        if not nb_run.ok:
-            tail = (logs / f"{name}.log").read_text(errors="replace")[-3000:]
-            (d / f"{name}.failure.txt").write_text(
-                "\n".join(nb_run.problems) + "\n\n--- papermill log tail ---\n" + tail
-            )
-        runs.append(nb_run)
-        out(
-            f"  {name}: {'ok' if nb_run.ok else 'FAILED: ' + '; '.join(nb_run.problems)} ({secs:.1f}s)"
-        )
-    shutil.rmtree(logs, ignore_errors=True)
-    ev = EvidenceRun(d, suite, runs)
-    write_manifest(config, ev, run_id=run_id, params=base_params, started=started)
-    out(f"evidence {suite}: {'ok' if ev.ok else 'FAILED'}")
+    except (Interrupted, KeyboardInterrupt) as e:
+        why = signal.Signals(e.signum).name if isinstance(e, Interrupted) else "SIGINT"
+        nb_run = ev.notebooks[-1] if ev.notebooks else None
+        if nb_run is not None and nb_run.rc is None:
+            nb_run.rc = 128 + (e.signum if isinstance(e, Interrupted) else signal.SIGINT)
+            _finish_notebook(nb_run, logs / f"{nb_run.name}.log", d, timeout_s)
+            nb_run.problems.insert(0, f"interrupted by {why}")
+        with contextlib.suppress(Exception):  # the interrupt is what the caller must hear about
+            finish(config, ev, run_id=run_id, params=base_params, started=started, interrupted=why)
+            out(f"evidence {suite}: interrupted by {why}; the dir is marked interrupted: {d}")
+        raise
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
+    finish(config, ev, run_id=run_id, params=base_params, started=started)
+    out(f"evidence {suite}: {ev.verdict.summary() if ev.verdict else '?'}")
     out(str(d))
     return ev
 
 
+def claimed_recipes(facts: dict[str, Any], records: list[dict[str, Any]]) -> set[str]:
+    recipes = {r["recipe"] for r in facts["rows"]} | {c["recipe"] for c in facts["canonicals"]}
+    for rec in records:
+        for key in ("tagged_promote", "samever"):
+            if isinstance(rec.get(key), dict) and rec[key].get("recipe"):
+                recipes.add(rec[key]["recipe"])
+    return recipes
+
+
+def finish(config: Config, ev: EvidenceRun, *, run_id: str, params: dict, started: str,
+           interrupted: str | None = None) -> Verdict:  # fmt: skip
+    """records.json, results, bundle, verdict, manifest and (with a key) its signature."""
+    d = ev.dir
+    records = [n.records for n in ev.notebooks]
+    (d / RECORDS).write_text(
+        json.dumps({n.name: n.records for n in ev.notebooks}, indent=1, sort_keys=True) + "\n"
+    )
+    sweep_runs = claimed_sweep_runs(records)
+    for rid in sweep_runs:
+        src = config.runs_dir / rid / "results.jsonl"
+        if src.exists():
+            (d / "results").mkdir(exist_ok=True)
+            shutil.copy2(src, d / "results" / f"{rid}.jsonl")
+    write_registry(config, d)
+    facts = bundled_facts(d, sweep_runs)
+    write_refs_and_config(config, d, claimed_recipes(facts, records))
+    notebooks_ok = {n.name: n.ok for n in ev.notebooks}
+    if interrupted:
+        notebooks_ok["(interrupted)"] = False
+    ev.verdict = verdict(notebooks_ok, facts["rows"])
+    stmt = statement(config, ev, ev.verdict, facts, run_id=run_id, params=params, started=started,
+                     interrupted=interrupted)  # fmt: skip
+    payload = write_manifest(d, stmt)
+    kp = signing.key_paths(config.state_dir)
+    if kp.private.exists():
+        signing.write_envelope(
+            d / ENVELOPE, signing.sign(payload, signing.load_private(kp.private))
+        )
+    return ev.verdict

@@ -1,11 +1,25 @@
-"""``canon verify DIR``: re-check an evidence dir from cold with only it, the registry and the mirrors.
+"""``canon verify DIR``: re-check an evidence dir from cold, with nothing but the dir.
 
-Claims checked: every file's sha256 (nothing missing, nothing extra); every
-notebook executed to its completion marker without error; each claimed result
-row equal to the registry's and its promoted/not-promoted part re-derived from
-the promotion history; commit == tag re-derived from the mirror for each
-claimed canonical; the promotion chain intact with the recorded head still in
-it; the proofs' claims re-derived from their results and scratch registries.
+No config, no state, no mirrors: every claim is re-derived from the dir's
+bundle (:mod:`.bundle`).  Checked, one claim per line:
+
+- the manifest is a canon in-toto Statement; its signature (``--key``), or a
+  line saying it is unsigned / not checked;
+- every file's sha256; the suite complete (each declared notebook present,
+  nothing undeclared);
+- every notebook executed to its completion marker; ``records.json`` and the
+  manifest say what the notebooks recorded;
+- what each notebook shows re-derived from the bundled registry: the sweep's
+  rows, the determinism sweep's rows and claims, the investigated history, the
+  proofs' claims (from their scratch registries), the disk figures;
+- each claimed label against the bundled promotion history; the promotion
+  hash chain; the recorded head; the canonicals and subjects;
+- commit == tag for each canonical, from the bundled refs;
+- the verdict re-derived, equal to the manifest's (a FAILED week verifies).
+
+Opt-in checks against the world: ``state`` (a live state dir: its chain still
+holds the bundled chain, its canonicals descend from the bundled ones, the
+run's rows unchanged) and ``upstream`` (``git ls-remote`` of each claimed tag).
 """
 
 from __future__ import annotations
@@ -13,67 +27,327 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .. import git
 from ..claims import Claim
-from ..config import Config
-from ..mirror import Mirror
-from ..registry import GENESIS, Registry
-from . import proofs
-from .manifest import MANIFEST, hash_tree
-from .records import load_notebook, notebook_problems, read_records
+from ..registry import Registry
+from . import proofs, signing
+from .bundle import CONFIG, REFS, REGISTRY, backup_registry, open_copy
+from .manifest import (
+    CANON_PREDICATE,
+    ENVELOPE,
+    MANIFEST,
+    STATEMENT_TYPE,
+    claimed_sweep_runs,
+    hash_tree,
+)
+from .records import (
+    HISTORY_COLUMNS,
+    RECORDS,
+    completion_problems,
+    load_notebook,
+    read_records,
+    shown_rows,
+)
+from .suites import SUITES, file_problem, required_files
+from .verdict import verdict
+
+UPSTREAM_TIMEOUT_S = 60.0
 
 
-def _manifest(d: Path) -> dict[str, Any] | None:
+def _section(name: str, fn: Callable[[], list[Claim]]) -> list[Claim]:
+    """Run one group of checks; tampered input that breaks it is a failed claim, never a traceback."""
     try:
-        m = json.loads((d / MANIFEST).read_text())
-        return m["predicate"]["canon"] and m
-    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
-        return None
+        return fn()
+    except Exception as e:  # noqa: BLE001 -- a malformed dir is a failed claim, not a crash
+        return [Claim(name, False, f"cannot be checked: {type(e).__name__}: {e}")]
+
+
+def _manifest(d: Path) -> tuple[dict[str, Any] | None, bytes, str]:
+    """(statement, its bytes, "") or (None, b"", why it is not a canon manifest)."""
+    try:
+        raw = (d / MANIFEST).read_bytes()
+        m = json.loads(raw)
+    except FileNotFoundError:
+        return None, b"", f"{d / MANIFEST}: missing"
+    except (OSError, ValueError) as e:
+        return None, b"", f"{d / MANIFEST}: not JSON ({e})"
+    pred = m.get("predicate") if isinstance(m, dict) else None
+    canon = pred.get("canon") if isinstance(pred, dict) else None
+    shape = [
+        (isinstance(m, dict) and m.get("_type") == STATEMENT_TYPE, f"_type is not {STATEMENT_TYPE}"),
+        (isinstance(m, dict) and isinstance(m.get("subject"), list) and bool(m.get("subject")), "no subject"),
+        (isinstance(canon, dict) and canon.get("type") == CANON_PREDICATE, "no canon-evidence/v1 predicate"),
+        (isinstance(canon, dict) and isinstance(canon.get("files"), dict), "no file list"),
+        (isinstance(canon, dict) and isinstance(canon.get("notebooks"), list), "no notebook list"),
+        (isinstance(canon, dict) and isinstance(canon.get("suite"), str), "no suite"),
+    ]  # fmt: skip
+    bad = [why for ok, why in shape if not ok]
+    if bad:
+        return None, b"", f"{d / MANIFEST}: not a canon evidence manifest ({'; '.join(bad)})"
+    return m, raw, ""
+
+
+# -- the dir itself --------------------------------------------------------------------------
+
+
+def _signature(d: Path, raw: bytes, key: Path | None, required: bool) -> list[Claim]:
+    env_path = d / ENVELOPE
+    if not env_path.exists():
+        ok = key is None and not required
+        why = "unsigned (no manifest.dsse.json)" + ("" if ok else ": a signature is required")
+        return [Claim("signature", ok, why)]
+    if key is None:
+        if required:
+            return [
+                Claim(
+                    "signature",
+                    False,
+                    "signed, not checked: --require-signature needs --key PUBFILE",
+                )
+            ]
+        return [Claim("signature", True, "signed, not checked (pass --key PUBFILE to check it)")]
+    pub = signing.load_public(key)
+    try:
+        envelope = json.loads(env_path.read_text())
+    except (OSError, ValueError) as e:
+        return [Claim("signature", False, f"{env_path}: unreadable ({e})")]
+    problem = signing.check(envelope, pub, raw)
+    detail = problem or f"ed25519 key {signing.keyid(pub)[:16]} signed this manifest (DSSE)"
+    return [Claim("signature", problem is None, detail)]
 
 
 def _files(d: Path, pred: dict[str, Any]) -> list[Claim]:
-    want: dict[str, str] = pred.get("files", {})
+    want: dict[str, str] = pred["files"]
     have = hash_tree(d)
     bad = [Claim(f"file {f}", False, f"{d / f}: deleted") for f in sorted(want) if f not in have]
     bad += [Claim(f"file {f}", False, f"{d / f}: sha256 differs from the manifest (edited)")
             for f in sorted(want) if f in have and have[f] != want[f]]  # fmt: skip
-    bad += [
-        Claim(f"file {f}", False, f"{d / f}: extra file, not in the manifest")
-        for f in sorted(have)
-        if f not in want
-    ]
+    bad += [Claim(f"file {f}", False, f"{d / f}: extra file, not in the manifest")
+            for f in sorted(have) if f not in want]  # fmt: skip
     return bad or [Claim("file hashes", True, f"{len(want)} files match the manifest")]
 
 
-def _notebooks(d: Path, pred: dict[str, Any]) -> list[Claim]:
-    out = []
-    for entry in pred.get("notebooks", []):
-        path = d / entry["file"]
+def _suite(d: Path, pred: dict[str, Any]) -> list[Claim]:
+    suite = pred["suite"]
+    if suite not in SUITES:
+        return [
+            Claim(
+                "suite complete",
+                False,
+                f"suite {suite!r} is not one canon declares ({', '.join(SUITES)})",
+            )
+        ]
+    notebooks = SUITES[suite]
+    names = [n.get("name") for n in pred["notebooks"] if isinstance(n, dict)]
+    files = set(pred["files"]) | set(hash_tree(d))
+    runs = claimed_sweep_runs(
+        [n.get("records") or {} for n in pred["notebooks"] if isinstance(n, dict)]
+    )
+    out = [Claim(f"suite {suite}: notebook {nb}", False, f"{nb}.ipynb is missing from the dir or the manifest")
+           for nb in notebooks if f"{nb}.ipynb" not in files or nb not in names]  # fmt: skip
+    out += [Claim(f"suite {suite}: file {f}", False, f"{d / f}: a required file is missing")
+            for f in sorted(required_files(notebooks) - files) if not f.endswith(".ipynb")]  # fmt: skip
+    out += [Claim(f"suite {suite}: file {f}", False, f"{d / f}: {why}")
+            for f in sorted(files) if (why := file_problem(f, notebooks, runs))]  # fmt: skip
+    out += [Claim(f"suite {suite}: notebook {n}", False, "the manifest lists a notebook the suite does not declare")
+            for n in names if n not in notebooks]  # fmt: skip
+    return out or [
+        Claim(f"suite {suite} complete", True, f"{', '.join(notebooks)}; nothing undeclared")
+    ]
+
+
+def _records(
+    d: Path, pred: dict[str, Any], notebooks: list[str]
+) -> tuple[list[Claim], dict[str, dict]]:
+    """Each notebook completed; what it recorded, equal in records.json and the manifest."""
+    out: list[Claim] = []
+    recs: dict[str, dict] = {}
+    listed = {n.get("name"): n.get("records") for n in pred["notebooks"] if isinstance(n, dict)}
+    try:
+        in_json = json.loads((d / RECORDS).read_text())
+    except (OSError, ValueError):
+        in_json = None
+    for nb in notebooks:
+        path = d / f"{nb}.ipynb"
         try:
-            problems = notebook_problems(load_notebook(path))
-        except (OSError, json.JSONDecodeError) as e:
+            doc = load_notebook(path)
+            problems = completion_problems(doc)
+            recs[nb] = read_records(doc)
+        except (OSError, ValueError, AttributeError, TypeError) as e:
             problems = [f"unreadable: {e}"]
         out.append(
             Claim(
-                f"notebook {entry['file']}",
+                f"notebook {nb}.ipynb",
                 not problems,
                 "; ".join(problems) or "executed to completion",
             )
         )
+        if nb in recs:
+            same_json = isinstance(in_json, dict) and in_json.get(nb) == recs[nb]
+            same_manifest = listed.get(nb) == recs[nb]
+            out.append(Claim(f"notebook {nb}: records.json and manifest say what it recorded",
+                             same_json and same_manifest,
+                             "same" if same_json and same_manifest else
+                             f"differs in {' and '.join(w for w, s in (('records.json', same_json), ('the manifest', same_manifest)) if not s)}"))  # fmt: skip
+    return out, recs
+
+
+# -- what the notebooks show, re-derived from the bundle ----------------------------------------
+
+
+def _first_difference(shown: list[dict], derived: list[dict], key: str) -> str:
+    by = {str(r.get(key)): r for r in derived}
+    for row in shown:
+        other = by.pop(str(row.get(key)), None)
+        if other is None:
+            return f"{key} {row.get(key)}: shown, not in the bundled registry"
+        for col, value in row.items():
+            if other.get(col) != value:
+                return f"{key} {row.get(key)}: notebook says {col} {value!r}, bundled registry says {other.get(col)!r}"
+    if by:
+        return f"{key} {next(iter(by))}: in the bundled registry, not shown"
+    return "same"
+
+
+def _rows_claim(name: str, shown: Any, derived: list[dict], key: str = "recipe") -> Claim:
+    derived = sorted(derived, key=lambda r: (str(r.get("recipe")), str(r.get("run_id"))))
+    if not isinstance(shown, list) or not all(isinstance(r, dict) for r in shown):
+        return Claim(name, False, "no recorded rows")
+    ok = shown == derived
+    return Claim(
+        name,
+        ok,
+        f"{len(shown)} rows equal the bundled registry"
+        if ok
+        else _first_difference(shown, derived, key),
+    )
+
+
+def _claims_claim(nb: str, recorded: Any, derived: list[Claim]) -> list[Claim]:
+    """Each re-derived claim must be what the notebook recorded (name, holds, detail)."""
+    rec = {c.get("name"): c for c in recorded} if isinstance(recorded, list) else {}
+    out = []
+    for c in derived:
+        r = rec.pop(c.name, None)
+        if r is None:
+            out.append(
+                Claim(f"{nb}: {c.name}", False, "re-derived but not recorded by the notebook")
+            )
+        elif (r.get("ok"), r.get("detail")) != (c.ok, c.detail):
+            out.append(Claim(f"{nb}: {c.name}", False, f"notebook says {'holds' if r.get('ok') else 'fails'}: "
+                             f"{r.get('detail')}; re-derived {'holds' if c.ok else 'fails'}: {c.detail}"))  # fmt: skip
+        else:
+            out.append(
+                Claim(
+                    f"{nb}: {c.name}",
+                    True,
+                    f"{'holds' if c.ok else 'DOES NOT HOLD'}: {c.detail} (re-derived)",
+                )
+            )
+    out += [Claim(f"{nb}: {n}", False, "recorded by the notebook, not re-derivable") for n in rec]
+    return out
+
+
+@contextmanager
+def _scratch(d: Path, rel: str) -> Iterator[Path]:
+    """A private copy of a bundled scratch registry."""
+    src = (d / rel).resolve()
+    if d.resolve() not in src.parents:
+        raise ValueError(f"scratch registry {rel!r} is outside the evidence dir")
+    with tempfile.TemporaryDirectory(prefix="canon-verify-") as tmp:
+        dest = Path(tmp) / src.name
+        shutil.copyfile(src, dest)
+        yield dest
+
+
+def _shown(d: Path, recs: dict[str, dict], reg: Registry, config: dict[str, Any]) -> list[Claim]:
+    out: list[Claim] = []
+    for nb, r in recs.items():
+        if "sweep_run_id" in r:
+            out.append(_rows_claim(f"{nb}: rows shown for run {r['sweep_run_id']}", r.get("sweep_rows"),
+                                   shown_rows(reg.results(r["sweep_run_id"]))))  # fmt: skip
+        if "determinism_run_id" in r:
+            rid = r["determinism_run_id"]
+            out.append(_rows_claim(f"{nb}: rows shown for run {rid}", r.get("determinism_rows"),
+                                   shown_rows(reg.results(rid))))  # fmt: skip
+            out += _claims_claim(nb, r.get("claims"), proofs.determinism_claims(reg, rid))
+        if "investigated" in r:
+            rows = shown_rows(reg.results(recipe=r["investigated"]), HISTORY_COLUMNS)
+            out.append(_rows_claim(f"{nb}: history shown for {r['investigated']}", r.get("investigate_rows"),
+                                   rows, key="run_id"))  # fmt: skip
+            rungs = [
+                {"run_id": x["run_id"], **(x["rungs"] or {})}
+                for x in reg.results(recipe=r["investigated"])
+                if x["rungs"]
+            ]
+            out.append(Claim(f"{nb}: rungs shown for {r['investigated']}", r.get("investigate_rungs") == rungs,
+                             f"{len(rungs)} runs" if r.get("investigate_rungs") == rungs else "differ from the bundled registry"))  # fmt: skip
+        if "tagged_promote" in r:
+            f = r["tagged_promote"]
+            with _scratch(d, f["scratch_db"]) as db:
+                out += _claims_claim(nb, r.get("claims"),
+                                     proofs.tagged_promote_claims(db, f["recipe"], f["tag"], f["commit"], f))  # fmt: skip
+        if "samever" in r:
+            f = r["samever"]
+            with _scratch(d, f["scratch_db"]) as db:
+                out += _claims_claim(
+                    nb,
+                    r.get("claims"),
+                    proofs.samever_claims(db, f["recipe"], f["runs"], f["new_tag"]),
+                )
+        if "disk" in r:
+            out += _claims_claim(nb, r.get("claims"), proofs.disk_claims(r["disk"]))
+            budget = config.get("disk_budget_bytes")
+            out.append(Claim(f"{nb}: budget shown is the configured one", r["disk"]["budget_bytes"] == budget,
+                             f"shown {r['disk']['budget_bytes']:,}, bundled config {budget}"))  # fmt: skip
+        if "verify_ok" in r:
+            out.append(Claim(f"{nb}: verified {r.get('verified')}", True,
+                             "its target is not in this dir: re-check it with `canon verify TARGET`"))  # fmt: skip
+    return out
+
+
+def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[Claim]:
+    out: list[Claim] = []
+    chain = reg.verify_chain()
+    out.append(Claim("promotion chain intact (bundled registry)", chain.ok,
+                     "; ".join(chain.problems) or f"{chain.length} rows"))  # fmt: skip
+    head = (pred.get("chain") or {}).get("head")
+    out.append(
+        Claim(
+            "recorded chain head is the bundled registry's",
+            head == chain.head,
+            f"head {str(head)[:16]}",
+        )
+    )
+    canon = [{"recipe": c.recipe, "version": c.version, "tag": c.tag, "commit": c.commit, "deployment": c.deployment}
+             for c in reg.canonicals()]  # fmt: skip
+    out.append(Claim("canonicals claimed are the bundled registry's", pred.get("canonicals") == canon,
+                     f"{len(canon)} canonicals"))  # fmt: skip
+    if canon:
+        want = sorted((c["recipe"], c["commit"], c["tag"]) for c in canon)
+        got = sorted((s.get("name"), (s.get("digest") or {}).get("gitCommit"), (s.get("annotations") or {}).get("gitTag"))
+                     for s in subject if isinstance(s, dict))  # fmt: skip
+        out.append(Claim("subjects are the canonicals", want == got, f"{len(got)} subjects"))
+    rows = [{**r, "run_id": rid} for rid in pred.get("sweep_runs", []) for r in reg.results(rid)]
+    out.append(Claim("result rows claimed are the bundled registry's", pred.get("results") == rows,
+                     f"{len(rows)} rows of {len(pred.get('sweep_runs', []))} sweep runs"))  # fmt: skip
     return out
 
 
 def _claimed_rows(d: Path, pred: dict[str, Any]) -> list[dict[str, Any]]:
     """The manifest's rows and the results files' rows, each distinct (run, recipe, label) once."""
-    rows = list(pred.get("results", []))
+    rows = [r for r in pred.get("results", []) if isinstance(r, dict)]
     for f in sorted((d / "results").glob("*.jsonl")) if (d / "results").is_dir() else []:
         for line in f.read_text().splitlines():
             if line.strip():
                 try:
                     rows.append({**json.loads(line), "run_id": f.stem})
-                except json.JSONDecodeError:
+                except (ValueError, TypeError):
                     rows.append(
                         {"run_id": f.stem, "recipe": "?", "label": f"unparseable line in {f.name}"}
                     )
@@ -86,90 +360,163 @@ def _claimed_rows(d: Path, pred: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _scratch(d: Path, rel: str, tmp: Path) -> Path:
-    """A private copy of a scratch registry, so opening it never writes into the evidence dir."""
-    dest = tmp / Path(rel).name
-    shutil.copy2(d / rel, dest)
-    return dest
-
-
-def _proof_claims(d: Path, pred: dict[str, Any], reg: Registry) -> list[Claim]:
-    out: list[Claim] = []
-    with tempfile.TemporaryDirectory(prefix="canon-verify-") as tmpname:
-        tmp = Path(tmpname)
-        for entry in pred.get("notebooks", []):
-            try:
-                recs = read_records(load_notebook(d / entry["file"]))
-            except (OSError, json.JSONDecodeError):
-                continue
-            name = entry["name"]
-            try:
-                if "determinism_run_id" in recs:
-                    claims = proofs.determinism_claims(reg, recs["determinism_run_id"])
-                elif "tagged_promote" in recs:
-                    f = recs["tagged_promote"]
-                    claims = proofs.tagged_promote_claims(_scratch(d, f["scratch_db"], tmp), f["recipe"], f["tag"],
-                                                          f["commit"], f)  # fmt: skip
-                elif "samever" in recs:
-                    f = recs["samever"]
-                    claims = proofs.samever_claims(_scratch(d, f["scratch_db"], tmp), f["recipe"], f["runs"],
-                                                   f["new_tag"])  # fmt: skip
-                elif "disk" in recs:
-                    f = recs["disk"]
-                    claims = [Claim("disk within budget", f["total_bytes"] <= f["budget_bytes"],
-                                    f"{f['total_bytes']:,} of {f['budget_bytes']:,} bytes")]  # fmt: skip
-                else:
-                    continue
-            except (OSError, KeyError, TypeError, ValueError) as e:
-                claims = [Claim("proof re-derivable", False, f"{e}")]
-            out += [Claim(f"{name}: {c.name}", c.ok, c.detail) for c in claims]
+def _commit_is_tag(subject: list[Any], refs: dict[str, Any], reg: Registry) -> list[Claim]:
+    out = []
+    for s in subject:
+        recipe, commit = s.get("name"), (s.get("digest") or {}).get("gitCommit")
+        tag = (s.get("annotations") or {}).get("gitTag")
+        if tag is None:
+            continue  # the fleet or records subject: no tag to check
+        tags = (refs.get(recipe) or {}).get("tags") or {}
+        promoted = any(p.tag == tag and p.commit == commit for p in reg.history(recipe))
+        out.append(Claim(f"canonical {recipe}: commit == tag", tags.get(tag) == commit and promoted,
+                         f"{tag} is {str(tags.get(tag))[:12]} in the bundled refs; claimed {str(commit)[:12]}; "
+                         f"{'in' if promoted else 'NOT in'} the bundled promotion history"))  # fmt: skip
     return out
 
 
-def verify(d: str | Path, config: Config) -> list[Claim]:
-    """Every claim of evidence dir ``d``, re-derived; a failed claim names what and where."""
+def _verdict(
+    m: dict[str, Any], pred: dict[str, Any], notebook_claims: list[Claim], recs: dict, reg: Registry
+) -> list[Claim]:
+    completed = {c.name.removeprefix("notebook ").removesuffix(".ipynb"): c.ok
+                 for c in notebook_claims if c.name.startswith("notebook ") and c.name.endswith(".ipynb")}  # fmt: skip
+    ok = {nb: completed.get(nb, False) and all(isinstance(c, dict) and c.get("ok") for c in r.get("claims", []) or [])
+          for nb, r in recs.items()}  # fmt: skip
+    ok.update({nb: False for nb in completed if nb not in recs})
+    if pred.get("interrupted"):
+        ok["(interrupted)"] = False
+    rows = [
+        {**r, "run_id": rid}
+        for rid in claimed_sweep_runs(list(recs.values()))
+        for r in reg.results(rid)
+    ]
+    v = verdict(ok, rows)
+    said = (m["predicate"].get("result"), (pred.get("verdict") or {}).get("result"))
+    same = said == (v.result, v.result)
+    return [
+        Claim(
+            "verdict re-derived",
+            same,
+            v.summary() if same else f"manifest says {said[0]}, re-derived {v.summary()}",
+        )
+    ]
+
+
+# -- against the world (opt-in) ------------------------------------------------------------------
+
+
+def _state(state: Path, pred: dict[str, Any], reg: Registry) -> list[Claim]:
+    live_db = Path(state) / "canon.db"
+    if not live_db.is_file():
+        return [Claim("live registry", False, f"{live_db}: no registry there")]
+    with tempfile.TemporaryDirectory(prefix="canon-verify-live-") as tmp:
+        copy = Path(tmp) / "live.db"
+        backup_registry(live_db, copy)
+        with Registry.open(copy) as live:
+            out = []
+            chain = live.verify_chain()
+            out.append(
+                Claim(
+                    "live promotion chain intact",
+                    chain.ok,
+                    "; ".join(chain.problems) or f"{chain.length} rows",
+                )
+            )
+            have = {p.id: p for p in live.history()}
+            missing = [
+                p for p in reg.history() if have.get(p.id) is None or have[p.id].hash != p.hash
+            ]
+            out.append(Claim("live registry still holds the run's chain", not missing,
+                             f"bundled chain of {len(reg.history())} rows is a prefix of the live one" if not missing else
+                             f"promotions row {missing[0].id} ({missing[0].recipe} {missing[0].version}) is "
+                             f"{'missing' if have.get(missing[0].id) is None else 'different'} in {live_db}: "
+                             "the registry was rolled back to an older copy or its history rewritten"))  # fmt: skip
+            live_canon = {c.recipe: c for c in live.canonicals()}
+            lost = [c.recipe for c in reg.canonicals() if c.recipe not in live_canon]
+            out.append(Claim("live canonicals descend from the bundled ones", not lost and not missing,
+                             f"lost: {', '.join(lost)}" if lost else f"{len(live_canon)} live canonicals"))  # fmt: skip
+            for rid in pred.get("sweep_runs", []):
+                bundled = sorted(shown_rows(reg.results(rid)), key=lambda r: str(r.get("recipe")))
+                name = f"run {rid}: bundled rows equal the live registry's"
+                out.append(_rows_claim(name, bundled, shown_rows(live.results(rid))))
+            return out
+
+
+def _upstream(subject: list[Any], refs: dict[str, Any], timeout_s: float) -> list[Claim]:
+    out = []
+    for s in subject:
+        recipe, commit = s.get("name"), (s.get("digest") or {}).get("gitCommit")
+        tag = (s.get("annotations") or {}).get("gitTag")
+        if tag is None:
+            continue
+        url = (refs.get(recipe) or {}).get("upstream")
+        name = f"upstream {recipe}: tag {tag}"
+        if not url:
+            out.append(Claim(name, False, "no upstream URL in the bundle"))
+            continue
+        try:
+            git.check_ref_name(tag)
+            ref = f"refs/tags/{tag}"
+            listed, peeled = git.ls_remote(url, [ref, ref + "^{}"], timeout=timeout_s)
+        except git.GitError as e:
+            out.append(Claim(name, False, f"cannot list {url}: {e}"))
+            continue
+        now = peeled.get(ref, listed.get(ref))
+        out.append(Claim(name, now == commit, f"{url} has {tag} at {str(now)[:12]}; claimed {str(commit)[:12]}"
+                         + ("" if now == commit else " (tag moved or deleted upstream)")))  # fmt: skip
+    return out
+
+
+# -- all of it -----------------------------------------------------------------------------------
+
+
+def verify(d: str | Path, *, state: Path | None = None, upstream: bool = False, key: Path | None = None,
+           require_signature: bool = False, upstream_timeout_s: float = UPSTREAM_TIMEOUT_S) -> list[Claim]:  # fmt: skip
+    """Every claim of evidence dir ``d``, re-derived from the dir alone; a failed claim names what and where.
+
+    ``state``: a live state dir to check the run against (its ``canon.db``); ``upstream``:
+    re-list each canonical's tag from its upstream URL; ``key``: an ed25519 public key (PEM)
+    the DSSE envelope must verify with; ``require_signature``: unsigned or unchecked fails.
+    """
     d = Path(d)
-    m = _manifest(d)
+    m, raw, why = _manifest(d)
     if m is None:
-        return [
-            Claim("manifest", False, f"{d / MANIFEST}: missing or not a canon evidence manifest")
-        ]
+        return [Claim("manifest", False, why)]
     pred = m["predicate"]["canon"]
-    claims = [Claim("manifest", True, f"run {pred.get('run_id')} suite {pred.get('suite')}")]
-    claims += _files(d, pred)
-    claims += _notebooks(d, pred)
-    with Registry.open(config.db_path) as reg:
-        claims += proofs.label_claims(reg, _claimed_rows(d, pred))
-        chain = reg.verify_chain()
+    subject = m["subject"]
+    claims = [Claim("manifest", True, f"run {pred.get('run_id')} suite {pred['suite']}")]
+    claims += _section("signature", lambda: _signature(d, raw, key, require_signature))
+    claims += _section("file hashes", lambda: _files(d, pred))
+    claims += _section("suite complete", lambda: _suite(d, pred))
+    notebooks = SUITES.get(
+        pred["suite"], [n.get("name") for n in pred["notebooks"] if isinstance(n, dict)]
+    )
+    nb_claims, recs = _records(d, pred, [str(n) for n in notebooks])
+    claims += nb_claims
+    if not (d / REGISTRY).is_file():
+        return [*claims, Claim("bundled registry", False, f"{d / REGISTRY}: missing")]
+    try:
+        refs = json.loads((d / REFS).read_text())
+        config = json.loads((d / CONFIG).read_text())
+    except (OSError, ValueError) as e:
+        return [*claims, Claim("bundle", False, f"{d / 'bundle'}: refs or config unreadable ({e})")]
+    try:
+        with open_copy(d / REGISTRY) as reg:
+            claims += _section("bundled registry", lambda: _registry(pred, reg, subject))
+            claims += _section("labels", lambda: proofs.label_claims(reg, _claimed_rows(d, pred)))
+            claims += _section("what the notebooks show", lambda: _shown(d, recs, reg, config))
+            claims += _section("commit == tag", lambda: _commit_is_tag(subject, refs, reg))
+            claims += _section(
+                "verdict re-derived", lambda: _verdict(m, pred, nb_claims, recs, reg)
+            )
+            if state is not None:
+                claims += _section("live registry", lambda: _state(state, pred, reg))
+    except Exception as e:  # noqa: BLE001 -- e.g. a bundled registry that is not SQLite
         claims.append(
             Claim(
-                "promotion chain intact",
-                chain.ok,
-                "; ".join(chain.problems) or f"{chain.length} rows",
+                "bundled registry", False, f"{d / REGISTRY}: unreadable ({type(e).__name__}: {e})"
             )
         )
-        head = pred.get("chain", {}).get("head")
-        in_chain = head == GENESIS or any(p.hash == head for p in reg.history())
-        claims.append(
-            Claim("recorded chain head still in the chain", in_chain, f"head {str(head)[:16]}")
-        )
-        for s in m.get("subject", []):
-            recipe, commit, tag = (
-                s["name"],
-                s["digest"].get("gitCommit"),
-                s.get("annotations", {}).get("gitTag"),
-            )
-            promoted = any(p.tag == tag and p.commit == commit for p in reg.history(recipe))
-            try:
-                now = Mirror(
-                    recipe, config.mirror_path(recipe), config.upstream_url(recipe)
-                ).tag_commit(tag)
-            except Exception as e:  # noqa: BLE001 -- a broken mirror is a failed claim, not a crash
-                now = f"unreadable ({e})"
-            claims.append(Claim(
-                f"canonical {recipe}: commit == tag", now == commit and promoted,
-                f"{tag} is {str(now)[:12]} in the mirror; claimed {str(commit)[:12]}; "
-                f"{'in' if promoted else 'NOT in'} the promotion history",
-            ))  # fmt: skip
-        claims += _proof_claims(d, pred, reg)
+    if upstream:
+        claims += _section("upstream", lambda: _upstream(subject, refs, upstream_timeout_s))
     return claims

@@ -1,0 +1,127 @@
+"""The bundle: what an evidence dir carries so ``canon verify DIR`` needs nothing else.
+
+Taken at the end of the run, under ``bundle/``:
+
+- ``registry.db``: a consistent copy of the registry (SQLite's online backup API,
+  not a file copy), in rollback-journal mode so it is one file;
+- ``refs.json``: each claimed recipe's upstream URL, branch, and its mirror's
+  peeled tag -> commit map (``tags`` is null with an ``error`` when there is no
+  readable mirror);
+- ``config.json``: the configuration, secrets left out (URL credentials and
+  backend keys that look like secrets).
+
+The fleet commit and canon's version/commit are in the manifest itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .. import git
+from ..config import Config
+from ..registry import Registry
+
+BUNDLE = "bundle"
+REGISTRY = f"{BUNDLE}/registry.db"
+REFS = f"{BUNDLE}/refs.json"
+CONFIG = f"{BUNDLE}/config.json"
+SECRET_KEY = re.compile(r"secret|token|passw|key|credential|auth", re.IGNORECASE)
+
+
+def backup_registry(src: Path, dest: Path) -> None:
+    """SQLite online backup of ``src`` into ``dest`` (written to a temp file, then renamed)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+    target = sqlite3.connect(tmp)
+    try:
+        source.backup(target)
+        target.execute("PRAGMA journal_mode=DELETE")
+        target.commit()
+    finally:
+        target.close()
+        source.close()
+    os.replace(tmp, dest)
+
+
+@contextmanager
+def open_copy(db: Path) -> Iterator[Registry]:
+    """Open a private copy of a bundled registry, so reading it never writes into the evidence dir."""
+    with tempfile.TemporaryDirectory(prefix="canon-verify-") as tmp:
+        copy = Path(tmp) / "registry.db"
+        shutil.copyfile(db, copy)
+        with Registry.open(copy) as reg:
+            yield reg
+
+
+def scrub_url(url: str | None) -> str | None:
+    """A URL without its user:password part."""
+    if not url or "@" not in url:
+        return url
+    parts = urlsplit(url)
+    if not parts.netloc or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: ("(left out)" if SECRET_KEY.search(str(k)) else _scrub(v)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return scrub_url(value)
+    return value
+
+
+def config_record(config: Config) -> dict[str, Any]:
+    """The configuration as JSON, secrets left out."""
+    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    return _scrub(d)
+
+
+def recipe_refs(config: Config, recipe: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "upstream": scrub_url(config.upstream_url(recipe)),
+        "branch": config.branch_for(recipe),
+        "tags": None,
+    }
+    mirror = config.mirror_path(recipe)
+    if not mirror.is_dir():
+        entry["error"] = f"no mirror at {mirror}"
+        return entry
+    try:
+        refs, peeled = git.local_refs(mirror, ["refs/tags/"])
+    except git.GitError as e:
+        entry["error"] = f"mirror unreadable: {e}"
+        return entry
+    entry["tags"] = {
+        ref.removeprefix("refs/tags/"): peeled.get(ref, oid) for ref, oid in sorted(refs.items())
+    }
+    return entry
+
+
+def write_registry(config: Config, d: Path) -> None:
+    """``bundle/registry.db``: first, so what the manifest claims is read from it."""
+    backup_registry(config.db_path, d / REGISTRY)
+
+
+def write_refs_and_config(config: Config, d: Path, recipes: Iterable[str]) -> None:
+    """``bundle/refs.json`` for the claimed ``recipes`` and ``bundle/config.json``."""
+    refs = {r: recipe_refs(config, r) for r in sorted(set(recipes))}
+    (d / REFS).write_text(json.dumps(refs, indent=1, sort_keys=True) + "\n")
+    (d / CONFIG).write_text(json.dumps(config_record(config), indent=1, sort_keys=True) + "\n")

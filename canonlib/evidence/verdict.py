@@ -1,0 +1,63 @@
+"""The verdict of an evidence run: was the week green?  Pure; kept apart from "is it authentic".
+
+FAILED when any notebook failed (papermill, an error output, a cell that never
+ran, no completion marker, a recorded claim that does not hold) or any sweep
+the run records has a row labelled FAIL, ERROR or GREEN-BUT-PROMOTE-FAILED --
+the same rule and exit code (1) as ``canon sweep``.  A FAILED week still
+verifies: verify re-derives this verdict from the bundle and checks the
+manifest says the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..sweep import FAILING_LABELS
+
+PASSED = "PASSED"
+FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    result: str
+    failed_notebooks: list[str] = field(default_factory=list)
+    failing_rows: list[dict[str, str]] = field(default_factory=list)  # {run_id, recipe, label}
+
+    @property
+    def ok(self) -> bool:
+        return self.result == PASSED
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    @property
+    def recipes(self) -> list[str]:
+        return sorted({r["recipe"] for r in self.failing_rows})
+
+    def summary(self) -> str:
+        """One line: ``PASSED`` or ``FAILED: notebook x failed; lasuite-docs ERROR (sync: …)``."""
+        if self.ok:
+            return PASSED
+        parts = [f"notebook {n} failed" for n in self.failed_notebooks]
+        seen: dict[str, str] = {}
+        for r in self.failing_rows:
+            seen.setdefault(r["recipe"], r["label"])
+        parts += [f"{recipe} {label}" for recipe, label in sorted(seen.items())]
+        return f"{FAILED}: " + "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"result": self.result, "failed_notebooks": self.failed_notebooks,
+                "failing_rows": self.failing_rows, "recipes": self.recipes}  # fmt: skip
+
+
+def verdict(notebooks_ok: dict[str, bool], rows: list[dict[str, Any]]) -> Verdict:
+    """``notebooks_ok``: notebook name -> completed with every claim holding; ``rows``: the
+    result rows of every sweep the run records (each with ``run_id``, ``recipe``, ``label``)."""
+    failed = [name for name, ok in notebooks_ok.items() if not ok]
+    failing = [{"run_id": str(r.get("run_id")), "recipe": str(r.get("recipe")), "label": str(r.get("label"))}
+               for r in rows if str(r.get("label")).startswith(FAILING_LABELS)]  # fmt: skip
+    result = FAILED if failed or failing or not notebooks_ok else PASSED
+    return Verdict(result, failed, failing)

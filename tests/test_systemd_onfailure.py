@@ -1,0 +1,31 @@
+"""The rendered service calls the operator's OnFailure= unit when the week is FAILED (exit 1)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+from canonlib.systemd import read_unit
+from tests.workspace import Workspace
+
+
+def render(ws, out, *extra):
+    r = subprocess.run([sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), "systemd",
+                        "render", "--output", str(out), "--path", "/usr/bin:/bin", *extra],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return read_unit(out / "canon-sweep.service")
+
+
+def test_on_failure_line_only_when_configured(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    svc = render(ws, tmp_path / "with", "--on-failure", "canon-notify@%n.service")
+    assert svc["OnFailure"] == ["canon-notify@%n.service"]
+    text = (tmp_path / "with" / "canon-sweep.service").read_text()
+    assert text.index("OnFailure=") < text.index("[Service]")  # a [Unit] directive
+    assert "OnFailure" not in render(ws, tmp_path / "without")
+    if shutil.which("systemd-analyze"):
+        r = subprocess.run([sys.executable, "-m", "canonlib", "systemd", "verify", str(tmp_path / "with")],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert "FAIL  systemd-analyze verify" not in r.stdout, r.stdout
