@@ -26,6 +26,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/sort_versions.py
 	$(PY) bench/mirror_sync.py
 	$(PY) bench/evidence_weekly.py
+	$(PY) bench/verify_offline.py
 
 # mutation testing, not part of CI: `make mutate` (the core) or `make mutate MODULE=canonlib/x.py`;
 # SAMPLE=n tests a seeded sample of n mutants; JOBS=n mutmut processes (default 1)

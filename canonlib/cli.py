@@ -257,7 +257,8 @@ def _print_claims(claims, as_json: bool) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from .evidence.verify import verify
 
-    claims = verify(args.dir, state=args.state, upstream=args.upstream, key=args.key,
+    state = args.state_dir or (_config(args).state_dir if args.state else None)
+    claims = verify(args.dir, state=state, upstream=args.upstream, key=args.key,
                     require_signature=args.require_signature)  # fmt: skip
     return _print_claims(claims, args.json)
 
@@ -443,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="execute a suite of notebooks and write manifest.json",
         description="Execute a suite with papermill into <evidence_dir>/<run-id>/ and write an in-toto "
         "manifest with the sha256 of every file. Suites: weekly (sweep, determinism, disk_budget), "
-        "proofs (tagged_promote, samever, disk_budget), all (both, plus investigate), verify (needs "
+        "proofs (tagged_promote, samever, disk_budget), all (both, plus investigate), investigate, verify (needs "
         "--target). Exit 1 (verdict FAILED) when any notebook or claim fails or a recorded sweep has a "
         "FAIL, ERROR or GREEN-BUT-PROMOTE-FAILED row; the last line printed is the evidence dir.",
     )  # fmt: skip
@@ -466,10 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
         "tag from the bundled refs, the verdict. One line per claim; exit 1 if any fails. A FAILED week "
         "still verifies: the verdict line says FAILED.",
     )  # fmt: skip
-    ve.add_argument("dir", type=Path)
-    ve.add_argument("--state", type=Path, metavar="DIR",
-                    help="also check against this live state dir: its registry still holds the run's "
-                    "chain and rows (a rollback or rewrite fails, naming the row)")  # fmt: skip
+    ve.add_argument("dir", type=Path, help="the evidence dir (a copy anywhere will do)")
+    ve.add_argument("--state", action="store_true",
+                    help="also check against the live registry of --config's state dir: it still holds "
+                    "the run's chain and rows (a rollback or rewrite fails, naming the row)")  # fmt: skip
+    ve.add_argument(
+        "--state-dir", type=Path, metavar="DIR", help="like --state, with this state dir"
+    )
     ve.add_argument("--upstream", action="store_true",
                     help="also re-list each canonical's tag from its upstream (git ls-remote)")  # fmt: skip
     ve.add_argument("--key", type=Path, metavar="PUBFILE",

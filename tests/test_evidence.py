@@ -166,6 +166,12 @@ def test_evidence_run_weekly_exits_1_naming_the_recipe_and_is_signed(weekly):
     assert not failed(claims)
     assert any(c.name == "signature" and "signed this manifest" in c.detail for c in claims)
     assert any(c.name == "verdict re-derived" and c.detail.startswith("FAILED") for c in claims)
+    r = canon(
+        "--config", ws / "canon.toml", "verify", "--state", "--key", pub, "--require-signature", ev
+    )
+    assert r.returncode == 0 and "ok    live registry still holds the run's chain" in r.stdout, (
+        r.stdout
+    )
 
 
 # -- the tamper battery ---------------------------------------------------------------------------
