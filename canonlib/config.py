@@ -124,6 +124,10 @@ class Config:
     def branch_for(self, recipe: str) -> str:
         return self.recipes.get(recipe, {}).get("branch") or self.branch
 
+    def mirror_branch(self, recipe: str) -> str | None:
+        """The branch canon.toml sets for ``recipe`` (honoured as is), or None when unset."""
+        return self.branch_for(recipe) if self.branch_is_set(recipe) else None
+
     def branch_is_set(self, recipe: str) -> bool:
         """True when canon.toml names the branch: then it is honoured, never replaced by
         upstream's default branch (only an unset branch may follow upstream's default)."""
@@ -394,8 +398,11 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
     ),
     "branch": ConfigKey(
         "string",
-        '"main"',
-        "The upstream branch the mirror follows (per recipe: [recipes.<name>] branch).",
+        "unset",
+        "The upstream branch the mirror follows (per recipe: [recipes.<name>] branch). "
+        "Unset, it is main, or upstream's default branch (with a warning) when upstream has "
+        "no main; a branch you set is honoured: when upstream lacks it, the recipe is an ERROR "
+        "naming the branches upstream has.",
         'branch = "main"',
     ),
     "backend.kind": ConfigKey(
@@ -471,7 +478,7 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
     "recipes.<name>.branch": ConfigKey(
         "string",
         "the `branch` key",
-        "This recipe's upstream branch.",
+        "This recipe's upstream branch; set, it is honoured (a missing branch is an ERROR).",
         'branch = "master"',
     ),
 }

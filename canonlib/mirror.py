@@ -107,12 +107,16 @@ def _tag_map(refs: dict[str, str], peeled: dict[str, str]) -> dict[str, str]:
 
 
 class Mirror:
+    """One recipe's mirror.  ``branch`` None means unset: ``main``, or upstream's default
+    branch (with a warning) when upstream has no ``main``.  A branch that is set is
+    honoured: when upstream lacks it the sync fails naming the branches upstream has."""
+
     def __init__(
         self,
         recipe: str,
         path: str | Path,
         upstream_url: str,
-        branch: str = "main",
+        branch: str | None = None,
         *,
         push_url: str | None = None,
         timeout_s: float = 120.0,
@@ -121,7 +125,8 @@ class Mirror:
         self.recipe = git.check_recipe_name(recipe)
         self.path = Path(path)
         self.url = upstream_url
-        self.branch = git.check_ref_name(branch, "branch")
+        self.branch_set = branch is not None
+        self.branch = git.check_ref_name(branch or "main", "branch")
         self.push_url = push_url
         self.timeout_s = timeout_s
         self.checkouts_dir = (
@@ -153,19 +158,64 @@ class Mirror:
             up_view = {
                 r: o for r, o in up_refs.items() if r == HEADS + branch or r.startswith(TAGS)
             }
-            if self.path.exists() and git.read_refs_files(self.path, [HEADS, TAGS]) == up_view:
+            if (
+                self.path.exists()
+                and git.read_refs_files(self.path, [HEADS, TAGS]) == up_view
+                and not self._missing_objects(up_view, up_peeled or {}, branch)
+            ):
                 return self._unchanged(report, up_view, up_peeled, t0)
         before_refs, before_peeled = self._read_local(report)
-        if up_view is not None and up_view == before_refs:
-            return self._unchanged(report, before_refs, before_peeled, t0)
-        after_refs, after_peeled = self._fetch(branch, before_refs is None)
+        fresh = before_refs is None
+        if before_refs is not None:
+            missing = self._missing_objects(before_refs, before_peeled or {}, branch)
+            if missing:
+                fresh = True
+                report.warnings.append(
+                    f"mirror {self.path} lacks {len(missing)} object(s) its refs name "
+                    f"(e.g. {missing[0][:12] + missing[0][40:]}); re-cloned from {self.url}"
+                )
+            elif up_view is not None and up_view == before_refs:
+                return self._unchanged(report, before_refs, before_peeled, t0)
+        after_refs, after_peeled = self._fetch(branch, fresh)
         report.fetched = True
         self._diff(report, before_refs or {}, before_peeled or {}, after_refs, after_peeled)
         return self._finish(report, t0)
 
+    def _missing_objects(
+        self, refs: dict[str, str], peeled: dict[str, str], branch: str
+    ) -> list[str]:
+        """The objects the refs name that the mirror does not hold (cheap: the tips only).
+
+        One ``git cat-file --batch-check`` over every ref's object, every annotated
+        tag's peeled commit, and the branch tip's tree: a mirror whose objects were
+        deleted or whose packs were lost answers "missing" for them.
+        """
+        wanted = sorted(set(refs.values()) | set(peeled.values()))
+        tip = refs.get(HEADS + branch)
+        if tip:
+            wanted.append(f"{tip}^{{tree}}")
+        if not wanted:
+            return []
+        proc = git.run(["cat-file", "--batch-check"], cwd=self.path, check=False,
+                       input="\n".join(wanted) + "\n", timeout=self.timeout_s)  # fmt: skip
+        if proc.returncode != 0:
+            return wanted
+        return [ln.rsplit(" ", 1)[0] for ln in proc.stdout.splitlines() if ln.endswith(" missing")]
+
+    def _point_head(self, branch: str) -> None:
+        """HEAD names the mirrored branch, so a clone of the mirror checks it out."""
+        want = f"ref: {HEADS}{branch}"
+        try:
+            if (self.path / "HEAD").read_text().strip() == want:
+                return
+        except OSError:
+            pass
+        git.run(["symbolic-ref", "HEAD", HEADS + branch], cwd=self.path, timeout=60)
+
     def _unchanged(
         self, report: SyncReport, refs: dict[str, str], peeled: dict[str, str], t0: float
     ) -> SyncReport:
+        self._point_head(report.branch)
         report.tags = _tag_map(refs, peeled)
         report.branch_old = report.branch_new = refs.get(HEADS + report.branch)
         return self._finish(report, t0)
@@ -193,6 +243,12 @@ class Mirror:
         if up_refs is None or HEADS + self.branch in up_refs:
             return self.branch
         heads = sorted(r[len(HEADS) :] for r in up_refs if r.startswith(HEADS))
+        if self.branch_set:
+            raise SyncError(
+                f"{self.recipe}: upstream {self.url} has no branch {self.branch!r} "
+                f"(its branches: {', '.join(heads) or 'none'}); set [recipes.{self.recipe}] "
+                "branch in canon.toml to one of them, or unset it to follow upstream's default"
+            )
         head_oid = up_refs.get("HEAD")
         default = next((h for h in heads if up_refs[HEADS + h] == head_oid), None)
         if default is None or git.ref_name_problem(default):
@@ -227,6 +283,8 @@ class Mirror:
                 del refs[ref]
             # one packed-refs file keeps the next no-op sync to a single read
             git.run(["pack-refs", "--all", "--prune"], cwd=target)
+            # HEAD names the mirrored branch (not init's default), so clones check it out
+            git.run(["symbolic-ref", "HEAD", HEADS + branch], cwd=target)
         except git.GitError as e:
             if fresh:
                 shutil.rmtree(target, ignore_errors=True)

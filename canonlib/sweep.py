@@ -121,7 +121,7 @@ class SweepResult:
 
 def _mirror(config: Config, recipe: str) -> Mirror:
     return Mirror(
-        recipe, config.mirror_path(recipe), config.upstream_url(recipe), config.branch_for(recipe),
+        recipe, config.mirror_path(recipe), config.upstream_url(recipe), config.mirror_branch(recipe),
         push_url=config.push_url(recipe), timeout_s=config.sync_timeout_s,
         checkouts_dir=config.state_dir / "checkouts",
     )  # fmt: skip
