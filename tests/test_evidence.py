@@ -133,6 +133,20 @@ def test_demo_evidence_is_failed_and_verifies_from_cold_anywhere(demo, tmp_path)
         away.rename(root / "state")
 
 
+def test_verify_suite_records_the_cold_verification(weekly):
+    ws, ev, _, _, _ = weekly
+    r = canon("--config", ws / "canon.toml", "evidence", "run", "verify", "--target", ev)
+    assert r.returncode == 0 and "evidence verify: PASSED" in r.stdout, r.stdout + r.stderr
+    vdir = Path(r.stdout.strip().splitlines()[-1])
+    recs = json.loads((vdir / RECORDS).read_text())["verify"]
+    assert recs["verify_ok"] is True and recs["verified"] == str(ev)
+    assert any(
+        c["name"] == "verdict re-derived" and c["detail"].startswith("FAILED")
+        for c in recs["claims"]
+    )
+    assert not failed(verify(vdir))
+
+
 def test_manifest_is_a_valid_in_toto_statement(demo, weekly):
     from google.protobuf import json_format
     from in_toto_attestation.v1 import statement, statement_pb2
