@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from canonlib.registry import GENESIS, SCHEMA_VERSION, Registry, RegistryError
+from canonlib import registry
+from canonlib.registry import (
+    GENESIS,
+    RESULT_FIELDS,
+    SCHEMA_VERSION,
+    Canonical,
+    Promotion,
+    Registry,
+    RegistryError,
+    _create_atomically,
+    promotion_hash,
+    read_registry,
+)
 
 A, B = "a" * 40, "b" * 40
 
@@ -144,3 +162,289 @@ def test_sigkill_mid_promotion_keeps_old_canonical(tmp_path):
         # and the registry still takes the next promotion
         reg.record_promotion("nextcloud", "6.0.1+28.0.2-fpm", "6.0.1+28.0.2-fpm", B)
         assert reg.verify_chain().ok and reg.read_registry("nextcloud").commit == B
+
+
+# -- what each reader gives back, field by field --------------------------------------------
+
+NOW = "2026-11-27T03:00:00.000000Z"
+
+
+def test_canonical_and_history_read_back_every_field(tmp_path):
+    with Registry.open(tmp_path / "canon.db") as reg:
+        reg.record_promotion("gitea", "1.0.0+1", "v1.0.0+1", A, deployment="slot-1", run_id="r1",
+                             now="2026-11-20T03:00:00.000000Z")  # fmt: skip
+        p = reg.record_promotion(
+            "gitea", "1.1.0+1", "v1.1.0+1", B, deployment="slot-2", run_id="r2", now=NOW
+        )
+        assert reg.read_registry("gitea") == Canonical(
+            "gitea", "1.1.0+1", "v1.1.0+1", B, "slot-2", NOW, "r2"
+        )
+        assert reg.history("gitea")[-1] == p == Promotion(
+            2, "gitea", "1.1.0+1", "v1.1.0+1", B, "slot-2", "1.0.0+1", A, NOW, "r2",
+            reg.history("gitea")[0].hash, p.hash,
+        )  # fmt: skip
+    assert read_registry(tmp_path / "canon.db", "gitea").deployment == "slot-2"
+    assert read_registry(tmp_path / "canon.db", "nextcloud") is None
+
+
+def test_canonicals_by_recipe_and_history_across_recipes(tmp_path):
+    with Registry.open(tmp_path / "canon.db") as reg:
+        for recipe in ["plausible", "gitea", "nextcloud", "gitea"]:
+            reg.record_promotion(recipe, "1.0.0+1", "1.0.0+1", A)
+        assert [c.recipe for c in reg.canonicals()] == ["gitea", "nextcloud", "plausible"]
+        assert [(p.id, p.recipe) for p in reg.history()] == [
+            (1, "plausible"), (2, "gitea"), (3, "nextcloud"), (4, "gitea")]  # fmt: skip
+        assert [p.id for p in reg.history("gitea")] == [2, 4]
+        assert reg.chain_head() == reg.history()[-1].hash
+
+
+def test_promotion_time_defaults_to_utc_now(tmp_path, monkeypatch):
+    # far from UTC, so a local-time stamp would be off by half a day
+    monkeypatch.setenv("TZ", "Etc/GMT-14")
+    time.tzset()
+    try:
+        with Registry.open(tmp_path / "canon.db") as reg:
+            p = reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A)
+            reg.start_run("r1", "sweep")
+            reg.finish_run("r1", "ok")
+            run = reg.run("r1")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    for stamp in (p.promoted_at, run["started_at"], run["finished_at"]):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp), stamp
+        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        assert abs(when - datetime.now(UTC)) < timedelta(hours=1)
+
+
+# -- the hash chain -------------------------------------------------------------------------
+
+
+def test_chain_hash_format_is_pinned():
+    """A change of the JSON form would make every existing database fail its chain check."""
+    body = dict(
+        id=1, recipe="gitea", version="1.0.0+1", tag="1.0.0+1", commit=A, deployment=None,
+        previous_version=None, previous_commit=None, promoted_at=NOW, run_id="r1",
+        prev_hash=GENESIS,
+    )  # fmt: skip
+    blob = (
+        '{"commit":"' + A + '","deployment":null,"id":1,"prev_hash":"' + GENESIS + '",'
+        '"previous_commit":null,"previous_version":null,"promoted_at":"' + NOW + '",'
+        '"recipe":"gitea","run_id":"r1","tag":"1.0.0+1","version":"1.0.0+1"}'
+    )
+    assert promotion_hash(body) == hashlib.sha256(blob.encode()).hexdigest()
+    # non-ASCII text is escaped, so the hash does not depend on an encoding
+    body["deployment"] = "slot-é"
+    assert (
+        promotion_hash(body)
+        == hashlib.sha256(
+            blob.replace('"deployment":null', '"deployment":"slot-\\u00e9"').encode()
+        ).hexdigest()
+    )
+    # and a real promotion is hashed the same way
+    with Registry.open(Path(tempfile.mkdtemp()) / "canon.db") as reg:
+        p = reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A, run_id="r1", now=NOW)
+    assert p.hash == hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _edit(db, sql, *args):
+    con = sqlite3.connect(db)
+    con.execute(sql, args)
+    con.commit()
+    con.close()
+
+
+def test_broken_link_alone_is_named(tmp_path):
+    """The last row re-hashed after its prev_hash was changed: only the link gives it away."""
+    db = tmp_path / "canon.db"
+    with Registry.open(db) as reg:
+        for i, v in enumerate(["1.0.0+1", "1.1.0+1", "1.2.0+1"]):
+            reg.record_promotion("gitea", v, v, str(i) * 40)
+        row3 = reg.history()[2]
+    forged = {**row3.body(), "prev_hash": "e" * 64}
+    _edit(db, "UPDATE promotions SET prev_hash = ?, hash = ? WHERE id = 3", "e" * 64,
+          promotion_hash(forged))  # fmt: skip
+    with Registry.open(db) as reg:
+        check = reg.verify_chain()
+    assert check.problems == ["promotions row 3 (gitea): prev_hash does not link to row before it"]
+    assert not check.ok and check.length == 3
+
+
+@pytest.mark.parametrize("orphan", ["canonical", "history"])
+def test_canonical_and_history_must_match(tmp_path, orphan):
+    db = tmp_path / "canon.db"
+    with Registry.open(db) as reg:
+        reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A)
+    if orphan == "canonical":  # a canonical that no promotion made
+        _edit(db, "INSERT INTO canonicals (recipe, version, tag, commit_sha, promoted_at)"
+              " VALUES ('nextcloud', '6.0.1+1', '6.0.1+1', ?, ?)", B, NOW)  # fmt: skip
+        missing = "nextcloud"
+    else:  # history whose canonical row was deleted
+        _edit(db, "DELETE FROM canonicals WHERE recipe = 'gitea'")
+        missing = "gitea"
+    with Registry.open(db) as reg:
+        check = reg.verify_chain()
+    assert check.problems == [f"canonicals row {missing}: has no matching promotion history"]
+
+
+def test_canonical_that_differs_from_its_promotion_names_both(tmp_path):
+    db = tmp_path / "canon.db"
+    with Registry.open(db) as reg:
+        reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A)
+    _edit(db, "UPDATE canonicals SET commit_sha = ? WHERE recipe = 'gitea'", B)
+    with Registry.open(db) as reg:
+        assert reg.verify_chain().problems == [
+            "canonicals row gitea: 1.0.0+1@bbbbbbbbbbbb differs from its last promotion "
+            "(row 1: 1.0.0+1@aaaaaaaaaaaa)"
+        ]
+
+
+# -- runs and results -----------------------------------------------------------------------
+
+RUN_INFO = dict(
+    code_version="0.1.0", code_commit=A, fleet_path="/srv/fleet", fleet_commit=B,
+    config_hash="c" * 64,
+)  # fmt: skip
+
+
+def test_run_metadata_reads_back(tmp_path):
+    with Registry.open(tmp_path / "canon.db") as reg:
+        reg.start_run("r1", "sweep", now="2026-11-27T03:00:00.000000Z", **RUN_INFO)
+        assert reg.run("r1") == dict(
+            run_id="r1", kind="sweep", started_at="2026-11-27T03:00:00.000000Z",
+            finished_at=None, status="running", **RUN_INFO,
+        )  # fmt: skip
+        reg.finish_run("r1", "failed", now="2026-11-27T03:05:00.000000Z")
+        assert (reg.run("r1")["status"], reg.run("r1")["finished_at"]) == (
+            "failed",
+            "2026-11-27T03:05:00.000000Z",
+        )
+        assert reg.run("missing") is None
+
+
+def test_runs_listed_oldest_first_and_by_kind(tmp_path):
+    with Registry.open(tmp_path / "canon.db") as reg:
+        reg.start_run("r-b", "sweep", now="2026-11-20T00:00:00.000000Z")
+        reg.start_run("r-c", "evidence", now="2026-11-13T00:00:00.000000Z")
+        reg.start_run("r-a", "sweep", now="2026-11-27T00:00:00.000000Z")
+        reg.start_run("r-0", "sweep", now="2026-11-27T00:00:00.000000Z")  # same time: by id
+        assert [r["run_id"] for r in reg.runs()] == ["r-c", "r-b", "r-0", "r-a"]
+        assert [r["run_id"] for r in reg.runs("sweep")] == ["r-b", "r-0", "r-a"]
+        assert reg.runs("missing") == []
+
+
+FULL_RESULT = dict(
+    recipe="gitea", decision="run", latest="1.1.0+1", canonical_before="1.0.0+1",
+    canonical_after="1.1.0+1", tested_commit=B, upgrade_base_kind="canonical",
+    upgrade_base="1.0.0+1", rungs={"install": "pass", "lint": "skip"}, level=5,
+    tests_executed=7, rc=0, gate=None, label="PASS (promoted)", incidents=[],
+    warnings=["no release note for 1.1.0+1"], duration_s=12.5, log_path="logs/gitea.log",
+    error=None,
+)  # fmt: skip
+# every other column (added by later migrations) is plain text and reads back as written
+FULL_RESULT |= {k: f"{k} text" for k in RESULT_FIELDS if k not in FULL_RESULT}
+
+
+def test_result_rows_read_back_and_filter(tmp_path):
+    with Registry.open(tmp_path / "canon.db") as reg:
+        reg.start_run("r1", "sweep", now="2026-11-20T00:00:00.000000Z")
+        reg.start_run("r2", "sweep", now="2026-11-27T00:00:00.000000Z")
+        reg.record_result("r2", FULL_RESULT)
+        reg.record_result("r1", {**FULL_RESULT, "label": "FAIL (level 1/5)", "rc": 1})
+        # a row that left its JSON fields out reads back None, not "null"
+        reg.record_result("r2", {"recipe": "plausible", "decision": "skip:held",
+                                 "label": "SKIP (held)"})  # fmt: skip
+        (full,) = reg.results("r2", recipe="gitea")
+        assert {k: full[k] for k in FULL_RESULT} == FULL_RESULT
+        assert full["run_id"] == "r2"
+        held = reg.results(recipe="plausible")[0]
+        assert (held["rungs"], held["incidents"], held["level"]) == (None, None, None)
+        assert [(r["run_id"], r["label"]) for r in reg.results(recipe="gitea")] == [
+            ("r1", "FAIL (level 1/5)"), ("r2", "PASS (promoted)")]  # fmt: skip
+        assert [r["recipe"] for r in reg.results("r2")] == ["gitea", "plausible"]
+        assert len(reg.results()) == 3
+        assert reg.results(recipe="nextcloud") == []
+
+
+# -- opening --------------------------------------------------------------------------------
+
+
+def test_open_makes_missing_directories_and_keeps_its_path(tmp_path):
+    db = tmp_path / "var" / "lib" / "canon" / "canon.db"
+    with Registry.open(str(db)) as reg:
+        assert reg.path == db
+    assert (db.parent / "README").read_text().startswith("This directory is canon's state")
+    assert sorted(p.name for p in db.parent.iterdir()) == ["README", "canon.db"]
+
+
+def test_db_is_built_beside_its_place_not_in_tmpdir(tmp_path, monkeypatch):
+    # an unusable TMPDIR must not matter: the db is made in its own directory, then linked
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmpdir"))
+    with Registry.open(tmp_path / "state" / "canon.db") as reg:
+        assert reg.verify_chain().ok
+
+
+def test_a_db_made_first_by_another_process_is_kept(tmp_path):
+    db = tmp_path / "canon.db"
+    with Registry.open(db) as reg:
+        reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A)
+    (tmp_path / "README").write_text("kept")
+    _create_atomically(db)  # lost the race: the other process's db stays, no error
+    assert read_registry(db, "gitea").commit == A
+    assert (tmp_path / "README").read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".canon-db")) == []
+
+
+def test_newer_schema_is_refused_with_what_to_do(tmp_path):
+    db = tmp_path / "canon.db"
+    Registry.open(db).close()
+    _edit(db, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RegistryError) as e:
+        Registry.open(db)
+    assert str(e.value) == (
+        f"{db}: schema version {SCHEMA_VERSION + 1} is newer than this canon "
+        f"({SCHEMA_VERSION}); upgrade canon"
+    )
+
+
+def test_not_a_database_says_what_to_do(tmp_path):
+    db = tmp_path / "canon.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(RegistryError) as e:
+        Registry.open(db)
+    assert str(e.value).startswith(f"{db}: not a usable canon registry (")
+    assert str(e.value).endswith("); move it aside and re-run, or restore it from a backup")
+
+
+def test_a_failing_migration_leaves_the_old_schema(tmp_path, monkeypatch):
+    db = tmp_path / "canon.db"
+    with Registry.open(db) as reg:
+        reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A)
+    bad = "CREATE TABLE half_done (x INTEGER); CREATE TABLE canonicals (x INTEGER)"
+    monkeypatch.setattr(registry, "MIGRATIONS", [*registry.MIGRATIONS, bad])
+    monkeypatch.setattr(registry, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(RegistryError, match="not a usable canon registry"):
+        Registry.open(db)
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "half_done" not in tables
+    con.close()
+
+
+def test_registry_opened_in_one_thread_serves_another(tmp_path):
+    # the sweep's workers hand a registry to a thread and close it there
+    reg = Registry.open(tmp_path / "canon.db")
+    out, errors = [], []
+
+    def work():
+        try:
+            out.append(reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A).id)
+            reg.close()
+        except Exception as e:  # reported below, not lost in the thread
+            errors.append(e)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert errors == [] and out == [1]
