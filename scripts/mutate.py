@@ -8,8 +8,10 @@ in the working directory, so every module gets a work copy of the repo under
 then makes its own ``mutants/`` inside it.  Results stay there for ``mutmut show``.
 
 Score = killed / (mutants - listed equivalents).  Equivalent mutants (a change no
-user could notice) are listed by name in ``tests/mutation-equivalents.md``, one
-line of reason each; a listed mutant that is killed is reported as a stale entry.
+user could notice) are listed in ``tests/mutation-equivalents.md`` by function and
+mutated line (not by mutant number, which shifts when the code changes), one line of
+reason each; a listed mutant that is killed, or an entry that matches no mutant any
+more, is reported as stale.
 Not part of CI: it is slow and CPU-heavy (``JOBS`` defaults to 1).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -36,11 +39,31 @@ def load_settings() -> tuple[dict, dict]:
     return data, data["tool"]["canon"]["mutate"]
 
 
-def equivalents() -> set[str]:
-    """Mutant names listed in tests/mutation-equivalents.md (``- `name` — reason``)."""
+def equivalents() -> dict[tuple[str, str], str]:
+    """(function, mutated line) -> reason, from ``- `function` `line` — reason`` entries."""
     if not EQUIVALENTS.exists():
-        return set()
-    return set(re.findall(r"^- `([\w.]+__mutmut_\d+)`", EQUIVALENTS.read_text(), re.M))
+        return {}
+    entries = re.findall(r"^- `([^`]+)` `(.+)` — (.+)$", EQUIVALENTS.read_text(), re.M)
+    return {(fn, line): reason for fn, line, reason in entries}
+
+
+def signatures(work: Path, module: str, names: list[str]) -> dict[str, tuple[str, str]]:
+    """mutant name -> (function, mutated line), from mutmut's own diff of each mutant."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    here = os.getcwd()
+    os.chdir(work)
+    try:
+        out = {}
+        for name in names:
+            diff = get_diff_for_mutant(name, path=Path(module)).splitlines()
+            plus = [d[1:].strip() for d in diff if d.startswith("+") and not d.startswith("+++")]
+            minus = [d[1:].strip() for d in diff if d.startswith("-") and not d.startswith("---")]
+            line = " / ".join(plus) if plus else "removed: " + " / ".join(minus)
+            out[name] = (name.partition("__mutmut_")[0], line)
+        return out
+    finally:
+        os.chdir(here)
 
 
 def mutant_names(module: str) -> list[str]:
@@ -108,13 +131,13 @@ def run(module: str, tests: list[str], data: dict, args) -> dict:
 
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     status = {k: status_by_exit_code[codes[k]] for k in chosen if k in codes}
-    equiv = equivalents()
-    return {"module": module, "work": work, "total": len(names), "status": status, "equiv": equiv}
+    sigs = signatures(work, module, list(status))
+    return {"module": module, "work": work, "total": len(names), "status": status, "sigs": sigs}
 
 
 def report(r: dict) -> tuple[str, int, int, int, int]:
-    status, equiv = r["status"], r["equiv"]
-    listed = {k for k in status if k in equiv}
+    status, sigs, equiv = r["status"], r["sigs"], equivalents()
+    listed = {k for k in status if sigs[k] in equiv}
     killed = [k for k in status if status[k] in KILLED and k not in listed]
     stale = sorted(k for k in listed if status[k] in KILLED)
     survived = sorted(k for k in status if status[k] not in KILLED and k not in listed)
@@ -122,9 +145,18 @@ def report(r: dict) -> tuple[str, int, int, int, int]:
     counted = n - len(listed) + len(stale)
     score = 100.0 * (len(killed) + len(stale)) / counted if counted else 100.0
     for k in survived:
-        print(f"   survived: {k} ({status[k]})")
+        fn, line = sigs[k]
+        print(f"   survived ({status[k]}): {k}\n      - `{fn}` `{line}` — ")
     for k in stale:
-        print(f"   listed as equivalent but killed (drop it from {EQUIVALENTS.name}): {k}")
+        fn, line = sigs[k]
+        print(
+            f"   listed as equivalent but killed, drop it from {EQUIVALENTS.name}: `{fn}` `{line}`"
+        )
+    prefix = r["module"].removesuffix(".py").replace("/", ".") + "."
+    if n == r["total"]:  # a full run can tell which entries match no mutant at all
+        seen = set(sigs.values())
+        for fn, line in sorted(k for k in equiv if k[0].startswith(prefix) and k not in seen):
+            print(f"   no mutant matches this {EQUIVALENTS.name} entry any more: `{fn}` `{line}`")
     if survived:
         print(f"   see one: cd {r['work'].relative_to(ROOT)} && mutmut show <name>")
     sampled = f" (sample of {r['total']})" if n < r["total"] else ""
@@ -143,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--jobs", type=int, default=1, help="mutmut --max-children (default 1)")
     ap.add_argument("--keep", action="store_true", help="reuse mutmut's cached results")
+    ap.add_argument(
+        "--report-only", action="store_true", help="only score the last run's results again"
+    )
     args = ap.parse_args(argv)
     rows = []
     for module in args.modules or settings["core"]:
