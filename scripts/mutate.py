@@ -113,17 +113,23 @@ def run(module: str, tests: list[str], data: dict, args) -> dict:
     chosen = names
     if args.sample and args.sample < len(names):
         chosen = sorted(random.Random(args.seed).sample(names, args.sample))
-    work = work_copy(module, tests, data, fresh=not args.keep)
-    mutmut = Path(sys.executable).parent / "mutmut"
-    cmd = [str(mutmut), "run", "--max-children", str(args.jobs)]
-    if chosen is not names:
-        cmd += chosen
     print(
         f"== {module}: {len(chosen)} of {len(names)} mutants against {' '.join(tests)}", flush=True
     )
-    log = work / "mutmut.log"
-    with log.open("w") as out:
-        rc = subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT).returncode
+    work = ROOT / "mutants" / module.removesuffix(".py").replace("/", ".")
+    log, rc = work / "mutmut.log", "not run"
+    if not args.report_only:
+        work = work_copy(module, tests, data, fresh=not args.keep)
+        cmd = [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(args.jobs)]
+        if chosen is not names:
+            cmd += chosen
+        # child processes (papermill kernels, `python -m canonlib`) import the work copy too,
+        # not the editable install of the checkout
+        env = {**os.environ, "PYTHONPATH": str(work / "mutants")}
+        with log.open("w") as out:
+            rc = subprocess.run(
+                cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT
+            ).returncode
     meta = work / "mutants" / f"{module}.meta"
     if not meta.exists():
         sys.exit(f"mutate: mutmut made no results for {module} (rc {rc}); see {log}")
