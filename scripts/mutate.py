@@ -131,6 +131,8 @@ def run(module: str, tests: list[str], data: dict, args) -> dict:
                 cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT
             ).returncode
     meta = work / "mutants" / f"{module}.meta"
+    if rc not in (0, "not run"):  # a score from a run that broke would be a lie
+        sys.exit(f"mutate: mutmut failed for {module} (rc {rc}); see {log}")
     if not meta.exists():
         sys.exit(f"mutate: mutmut made no results for {module} (rc {rc}); see {log}")
     from mutmut.stats import status_by_exit_code

@@ -1,9 +1,9 @@
-"""verify: the promotion-chain head an evidence run recorded must still be in the registry.
+"""verify: the promotion-chain head an evidence run recorded.
 
-A real evidence run (papermill, one small notebook) over a real registry and a real mirror;
-then the manifest's head is replaced, or the registry is rolled back to a backup taken
-before the run's last promotion.  Only the chain-head claim may notice the first; the
-second also loses the claimed canonical.
+A real evidence run (papermill, one small notebook) over a real registry and a real mirror.
+Then the manifest's head is replaced by one the bundled registry does not end with: only
+the chain-head claim may notice.  Or the live registry is rolled back to a backup taken
+before the run's last promotion: the bundle alone cannot know, `--state` must say so.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from tests.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
-HEAD_CLAIM = "recorded chain head still in the chain"
+HEAD_CLAIM = "recorded chain head is the bundled registry's"
+HELD_CLAIM = "live registry still holds the run's chain"
 
 
 def notebook(path):
@@ -62,8 +63,12 @@ def world(tmp_path):
     return cfg, run.dir, head, tmp_path / "before-1.1.0.db"
 
 
+SUITE_CLAIM = "suite complete"  # a one-notebook "custom" suite is never a declared suite
+
+
 def failed(claims):
-    return {c.name: c.detail for c in claims if not c.ok}
+    """Failed claims, but for the suite claim (see test_untouched_evidence_verifies)."""
+    return {c.name: c.detail for c in claims if not c.ok and c.name != SUITE_CLAIM}
 
 
 def set_head(ev, head):
@@ -75,36 +80,47 @@ def set_head(ev, head):
 def test_untouched_evidence_verifies(world):
     cfg, ev, head, _ = world
     assert json.loads((ev / MANIFEST).read_text())["predicate"]["canon"]["chain"]["head"] == head
-    claims = verify(ev, cfg)
+    claims = verify(ev, state=cfg.state_dir)
     assert failed(claims) == {}
-    assert any(c.name == HEAD_CLAIM for c in claims)
+    assert [c.name for c in claims if not c.ok] == [SUITE_CLAIM]  # the only claim left out
+    assert {HEAD_CLAIM, HELD_CLAIM} <= {c.name for c in claims}
 
 
-@pytest.mark.parametrize(
-    "forged",
-    [hashlib.sha256(b"a promotion this registry never made").hexdigest(), "f" * 64, ""],
-)
-def test_head_the_registry_does_not_hold_is_named(world, forged):
+FORGED = [
+    hashlib.sha256(b"a promotion this registry never made").hexdigest(),
+    "f" * 64,
+    GENESIS,  # the empty chain's head, as if nothing had been promoted
+    "",
+]
+
+
+@pytest.mark.parametrize("forged", FORGED)
+def test_head_the_bundled_registry_does_not_end_with_is_named(world, forged):
     cfg, ev, _, _ = world
     set_head(ev, forged)
-    assert failed(verify(ev, cfg)) == {HEAD_CLAIM: f"head {forged[:16]}"}
+    assert failed(verify(ev)) == {HEAD_CLAIM: f"head {forged[:16]}"}
 
 
-def test_head_of_an_empty_chain_stays_valid(world):
-    # evidence recorded before the first promotion: every later chain still starts there
-    cfg, ev, _, _ = world
-    set_head(ev, GENESIS)
-    assert failed(verify(ev, cfg)) == {}
+def test_an_older_head_of_the_same_chain_is_not_enough(world):
+    # the first promotion's hash is in the chain, but the run recorded the chain's head
+    cfg, ev, head, _ = world
+    with Registry.open(cfg.db_path) as reg:
+        first = reg.history()[0].hash
+    assert first != head
+    set_head(ev, first)
+    assert failed(verify(ev)) == {HEAD_CLAIM: f"head {first[:16]}"}
 
 
-def test_registry_rolled_back_after_the_run_is_caught(world):
+def test_registry_rolled_back_after_the_run_is_caught_with_state(world):
     cfg, ev, head, before = world
     backup(before, cfg.db_path)  # an operator restores last week's backup
     with Registry.open(cfg.db_path) as reg:
         assert reg.verify_chain().ok  # the rolled-back chain is intact in itself...
         assert reg.chain_head() != head
-    bad = failed(verify(ev, cfg))
-    # ...but the head the evidence recorded is gone, and so is the canonical it claimed
-    assert bad[HEAD_CLAIM] == f"head {head[:16]}"
-    assert "NOT in the promotion history" in bad["canonical gitea: commit == tag"]
-    assert set(bad) == {HEAD_CLAIM, "canonical gitea: commit == tag"}
+    assert failed(verify(ev)) == {}  # ...and the bundle alone cannot know
+    bad = failed(verify(ev, state=cfg.state_dir))
+    assert bad[HELD_CLAIM] == (
+        f"promotions row 2 (gitea 1.1.0+1) is missing in {cfg.db_path}: "
+        "the registry was rolled back to an older copy or its history rewritten"
+    )
+    assert set(bad) == {HELD_CLAIM, "live canonicals descend from the bundled ones"}
