@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = []
     for module in args.modules or settings["core"]:
-        tests = settings["tests"].get(module)
+        patterns = settings["tests"].get(module, [])
+        tests = sorted({str(t.relative_to(ROOT)) for p in patterns for t in ROOT.glob(p)})
         if not tests:
             known = ", ".join(settings["tests"])
             print(
