@@ -125,6 +125,8 @@ def run(module: str, tests: list[str], data: dict, args) -> dict:
             cmd += chosen
         # child processes (papermill kernels, `python -m canonlib`) import the work copy too,
         # not the editable install of the checkout
+        # (made now: Python caches a sys.path entry that does not exist yet as a dead end)
+        (work / "mutants").mkdir(exist_ok=True)
         env = {**os.environ, "PYTHONPATH": str(work / "mutants")}
         with log.open("w") as out:
             rc = subprocess.run(
