@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import textwrap
@@ -90,18 +91,24 @@ def plan_notes(rows: list[dict]) -> list[str]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import raise_interrupted, sweep
+    from .sweep import canonical_incidents, raise_interrupted, sweep
 
     config = _config(args)
     signal.signal(signal.SIGTERM, raise_interrupted)
     result = sweep(config, only=args.recipe or None, plan=args.plan, retry=args.retry or None,
                    progress=not args.json and sys.stderr.isatty())  # fmt: skip
+    for note in result.notes:
+        print(f"canon: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.rows, indent=1, sort_keys=True))
     else:
         print(sweep_table(result.rows))
         for name, excluded_why in result.fleet.excluded:
             print(f"excluded: {name}: {excluded_why}")
+        for recipe, incident, acked in canonical_incidents(result.rows):
+            then = ("acknowledged by its HOLD" if acked else "the sweep exits 1 until you set HOLD "
+                    "in its recipe_meta.py or a new release is promoted")  # fmt: skip
+            print(f"INCIDENT {recipe}: {incident}; {then}")
         for row in result.rows:
             if row.get("error") and not result.plan:
                 print(f"{row['recipe']}: {row['error']}", file=sys.stderr)
@@ -116,10 +123,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _warn_if_behind(config) -> None:
+    """Read-only commands still work on a registry that is behind; they say so."""
+    from .backends import make_backend
+    from .registry_guard import behind_warning
+
+    warning = behind_warning(config.db_path, make_backend(config))
+    if warning:
+        print(warning, file=sys.stderr)
+
+
+def _require_current(config, doing: str) -> None:
+    """Mutating commands refuse (exit 2) on a registry behind the deployed canonicals."""
+    from .backends import make_backend
+    from .registry_guard import require_current
+
+    require_current(config.db_path, make_backend(config), doing)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import status_rows
 
-    rows = status_rows(_config(args))
+    config = _config(args)
+    _warn_if_behind(config)
+    rows = status_rows(config)
     if args.json:
         print(json.dumps(rows, indent=1, sort_keys=True))
     else:
@@ -135,6 +162,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                     "hold",
                     "pin",
                     "last_label",
+                    "incident",
                 ],
             )
         )
@@ -159,7 +187,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     from .registry import Registry
 
     config = _config(args)
-    with Registry.open(config.db_path) as reg:
+    _warn_if_behind(config)
+    if not config.db_path.exists():
+        print(f"{args.recipe}: no registry at {config.db_path}")
+        return 0
+    with Registry.open(config.db_path, create=False) as reg:
         promos = [asdict(p) for p in reg.history(args.recipe)]
         results = reg.results(recipe=args.recipe)
         if not promos and not results:
@@ -239,6 +271,8 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
     from .sweep import raise_interrupted
 
     config = _config(args)
+    if args.suite != "verify":  # the suites sweep and promote: not on a registry that is behind
+        _require_current(config, f"run the {args.suite} evidence suite")
     signal.signal(
         signal.SIGTERM, raise_interrupted
     )  # stop the whole tree, mark the dir interrupted
@@ -258,6 +292,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .evidence.verify import verify
 
     state = args.state_dir or (_config(args).state_dir if args.state else None)
+    if args.state and not args.state_dir:  # checked against the live registry: say if it is behind
+        _warn_if_behind(_config(args))
     claims = verify(args.dir, state=state, upstream=args.upstream, key=args.key,
                     require_signature=args.require_signature)  # fmt: skip
     return _print_claims(claims, args.json)
@@ -303,6 +339,84 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import doctor
 
     return _print_claims(doctor(args.config, Path(args.unit) if args.unit else None), args.json)
+
+
+def _registry_lock(config, what: str):
+    from .registry import utcnow
+    from .sweep import sweep_lock
+
+    return sweep_lock(config.lock_path, f"pid={os.getpid()} {what} started={utcnow()}")
+
+
+def cmd_registry_backup(args: argparse.Namespace) -> int:
+    from .registry_guard import backup, backups_dir
+
+    config = _config(args)
+    dest = Path(args.file) if args.file else backups_dir(config.state_dir) / f"manual-{_stamp()}.db"
+    with _registry_lock(config, "registry backup"):
+        print(backup(config.db_path, dest))
+    return 0
+
+
+def cmd_registry_restore(args: argparse.Namespace) -> int:
+    from .backends import make_backend
+    from .registry_guard import restore
+
+    config = _config(args)
+    with _registry_lock(config, "registry restore"):
+        for note in restore(config.db_path, Path(args.file), make_backend(config)):
+            print(note)
+    return 0
+
+
+def cmd_registry_rebuild(args: argparse.Namespace) -> int:
+    from .backends import make_backend
+    from .registry_guard import rebuild
+
+    config = _config(args)
+    with _registry_lock(config, "registry rebuild"):
+        notes = rebuild(config.db_path, make_backend(config),
+                        base=Path(args.from_file) if args.from_file else None)  # fmt: skip
+    for note in notes:
+        print(note)
+    return 0
+
+
+def _stamp() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _add_registry_commands(sub) -> None:
+    rg = sub.add_parser(
+        "registry", help="back up, restore or rebuild the registry (state/canon.db)",
+        description="The registry must never be behind the deployed canonicals. A sweep refuses "
+        "(exit 2) when it is missing, empty, damaged, rolled back or lost rows; these are the way out.",
+    )  # fmt: skip
+    rgsub = rg.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
+    b = rgsub.add_parser(
+        "backup", help="a consistent copy (SQLite online backup) to FILE",
+        description="Copy the registry with SQLite's online backup API (default FILE: "
+        "state/backups/manual-<time>.db). A sweep also keeps its last 5 automatic backups there.",
+    )  # fmt: skip
+    b.add_argument("file", nargs="?")
+    b.set_defaults(func=cmd_registry_backup)
+    r = rgsub.add_parser(
+        "restore", help="replace the registry with FILE, after checking it",
+        description="Check FILE (sound, promotion chain intact, not behind the slots' markers) and "
+        "replace the registry with it atomically; the replaced registry is kept in state/backups.",
+    )  # fmt: skip
+    r.add_argument("file")
+    r.set_defaults(func=cmd_registry_restore)
+    rb = rgsub.add_parser(
+        "rebuild", help="recreate the canonicals from the slots' markers",
+        description="Start from --from FILE, else the current registry when its chain checks, else "
+        "an empty one; add a `rebuild` row to the promotion chain for every canonical slot the "
+        "registry does not name; re-mark the slots. The replaced registry is kept in state/backups.",
+    )  # fmt: skip
+    rb.add_argument("--from", dest="from_file", metavar="FILE", help="a backup to start from")
+    rb.set_defaults(func=cmd_registry_rebuild)
 
 
 def cmd_harness(args: argparse.Namespace) -> int:
@@ -536,6 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
     cosub.add_parser("example", help="print an annotated canon.toml").set_defaults(
         func=cmd_config_example
     )
+
+    _add_registry_commands(sub)
 
     h = sub.add_parser(
         "harness", help="the built-in cold-run harness (started by canon sweep)",

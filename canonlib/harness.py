@@ -33,6 +33,7 @@ from .backends import Backend, BackendError, make_backend
 from .backends.common import BackendUnavailable, run_group
 from .config import load_config
 from .errors import CanonError
+from .marker import COLD, SlotMarker, new_slot_name, now_utc
 from .meta import RUNGS, RecipeMeta, load_meta
 
 VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
@@ -143,7 +144,6 @@ class Harness:
         self.base_kind = env.get("CCCI_UPGRADE_BASE_KIND", "skip")
         self.base_reason = env.get("CCCI_UPGRADE_BASE_REASON", "")
         self.result_file = Path(env["CCCI_RESULT_FILE"])
-        self.slot = f"cold-{self.recipe}-{self.commit[:10]}"
         self.rungs: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
         self.warnings: list[str] = []
@@ -154,6 +154,8 @@ class Harness:
         self.config = load_config()
         self.meta: RecipeMeta = load_meta(self.config.fleet_tests / self.recipe)
         self.backend: Backend = make_backend(self.config, run_dir=self.result_file.parent)
+        self.run_id = env.get("CANON_RUN_ID") or None
+        self.slot = new_slot_name("cold", self.recipe, set(self.backend.slots()))  # unique to this run
 
     def log(self, text: str) -> None:
         if text.strip():
@@ -168,6 +170,9 @@ class Harness:
         )
 
     def install(self, slot: str, tree: Path, version: str, commit: str) -> None:
+        marker = SlotMarker(slot=slot, recipe=self.recipe, role=COLD, version=version,
+                            commit=commit, run_id=self.run_id, created_at=now_utc())
+        self.backend.mark(slot, marker)
         self.backend.provision(slot, tree, self.meta)
         self.backend.deploy(slot, tree, self.meta, version=version, commit=commit)
         self.backend.run_install_steps(slot, self.meta)

@@ -1,22 +1,28 @@
 """Promote: a faithful install of the tested release into a new canonical slot.
 
-Same backend calls as the cold run: clean tree check -> provision -> deploy
-into the *next* slot -> install steps -> ready probes -> snapshot -> undeploy
-(data kept) -> re-read the tag from the mirror -> record (the swap: the
-registry now names the new slot) -> retire the old slot.  Any failure before
-the record tears the next slot down and leaves the old canonical deployed and
-recorded; the failure is returned, never raised.
+Same backend calls as the cold run: clean tree check -> a new slot with a name
+unique to this run, marked ``next`` -> provision -> deploy -> install steps ->
+ready probes -> snapshot -> undeploy (data kept) -> re-read the tag from the
+mirror -> record (the swap: the registry now names the new slot) -> mark the
+new slot ``canonical`` and write the state file -> retire the old slot, but
+only when its own marker says it is this recipe's previous canonical.  Any
+failure before the record tears down the slot this promote made (never
+another) and leaves the old canonical deployed and recorded; the failure is
+returned, never raised.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import __version__
 from .backends import Backend
 from .errors import CanonError
+from .marker import CANONICAL, NEXT, RETIRED, SlotMarker, new_slot_name, now_utc
 from .meta import RecipeMeta
 from .mirror import Checkout, Mirror
 from .registry import Registry
+from .registry_guard import write_state
 
 
 @dataclass
@@ -32,14 +38,9 @@ class PromoteRefused(CanonError):
     pass
 
 
-def next_slot(recipe: str, registry: Registry) -> str:
-    n = len(registry.history(recipe)) + 1
-    current = registry.read_registry(recipe)
-    slot = f"warm-{recipe}-{n}"
-    while current and current.deployment == slot:  # never deploy over the live canonical
-        n += 1
-        slot = f"warm-{recipe}-{n}"
-    return slot
+def next_slot(recipe: str, backend: Backend) -> str:
+    """A slot name no other run can produce (and not one the backend already has)."""
+    return new_slot_name("warm", recipe, set(backend.slots()) | set(backend.markers()))
 
 
 def promote(
@@ -53,10 +54,14 @@ def promote(
     if problem:
         return PromoteResult(False, step, error=f"{step}: {problem}")
     previous = registry.read_registry(recipe)
-    slot = next_slot(recipe, registry)
+    slot = next_slot(recipe, backend)
+    marker = SlotMarker(slot=slot, recipe=recipe, role=NEXT, version=checkout.tag,
+                        commit=checkout.commit, run_id=run_id, created_at=now_utc(),
+                        previous_slot=previous.deployment if previous else None,
+                        canon_version=__version__)  # fmt: skip
     try:
-        step = "teardown leftovers"
-        backend.teardown(slot)  # a killed earlier promote may have left this slot half-made
+        step = "mark"
+        backend.mark(slot, marker)  # first: the slot exists only with its marker
         step = "provision"
         backend.provision(slot, checkout.path, meta)
         step = "deploy"
@@ -77,21 +82,46 @@ def promote(
                 f"tag {checkout.tag} moved during the run (tested {checkout.commit[:12]}, {where})"
             )
         step = "record"
-        registry.record_promotion(recipe, checkout.tag, checkout.tag, checkout.commit,
-                                  deployment=slot, run_id=run_id, now=now)  # fmt: skip
+        promo = registry.record_promotion(recipe, checkout.tag, checkout.tag, checkout.commit,
+                                          deployment=slot, run_id=run_id, now=now)  # fmt: skip
     except BaseException as e:  # every failure is recorded and the sweep goes on; signals go on up
         result = PromoteResult(False, step, slot, error=f"{step}: {e}")
         try:
-            backend.teardown(slot)
+            backend.teardown(slot)  # the slot this promote made and marked `next`, nothing else
         except Exception as te:  # noqa: BLE001
             result.warnings.append(f"teardown of {slot} after failed promote: {te}")
         if not isinstance(e, Exception):
             raise
         return result
     result = PromoteResult(True, "done", slot)
+    try:  # the promotion stands from here on; a failure below is a warning the next start repairs
+        backend.mark(
+            slot, marker.as_role(CANONICAL, promotion_id=promo.id, promotion_hash=promo.hash)
+        )
+        write_state(registry)
+    except Exception as e:  # noqa: BLE001
+        result.warnings.append(f"marking {slot} canonical failed ({e}); the next sweep repairs it")
+        return result
     if previous and previous.deployment and previous.deployment != slot:
-        try:
-            backend.teardown(previous.deployment)
-        except Exception as e:  # noqa: BLE001 -- the promotion stands; the old slot is just left over
-            result.warnings.append(f"retiring {previous.deployment} failed: {e}")
+        result.warnings += retire(backend, previous.deployment, recipe, previous.commit)
     return result
+
+
+def retire(backend: Backend, slot: str, recipe: str, commit: str) -> list[str]:
+    """Tear down ``slot`` only when its marker says it is ``recipe``'s canonical at ``commit``."""
+    try:
+        old = backend.markers().get(slot)
+        if (
+            old is None
+            or old.recipe != recipe
+            or old.role not in (CANONICAL, RETIRED)
+            or old.commit != commit
+        ):
+            what = f"{old.role} {old.recipe} {old.version}" if old else "no marker"
+            return [f"left {slot} in place: its marker ({what}) does not say it is "
+                    f"{recipe}'s previous canonical"]  # fmt: skip
+        backend.mark(slot, old.as_role(RETIRED))
+        backend.teardown(slot)
+    except Exception as e:  # noqa: BLE001 -- the promotion stands; the old slot is just left over
+        return [f"retiring {slot} failed: {e}"]
+    return []

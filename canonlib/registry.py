@@ -9,6 +9,7 @@ previous row's hash, so an edited history row is detectable.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -99,6 +100,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE results ADD COLUMN harness TEXT;
     ALTER TABLE results ADD COLUMN known_red_run TEXT;
     """,
+    # 3: a promotion row's kind: "promote", or "rebuild" (recreated from the slots' markers)
+    """
+    ALTER TABLE promotions ADD COLUMN kind TEXT NOT NULL DEFAULT 'promote';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -110,7 +115,25 @@ Inspect it with `canon status`, `canon history RECIPE` and `canon verify`.
 
 
 class RegistryError(CanonError):
-    pass
+    """The registry file is unusable or damaged: a state problem (exit 2)."""
+
+    exit_code = 2
+
+
+def _damaged(method):
+    """A damaged page surfaces as sqlite3.DatabaseError mid-query: one clear error instead."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise RegistryError(
+                f"{self.path}: the registry is damaged ({e}); restore a backup with "
+                "`canon registry restore FILE` or recreate it with `canon registry rebuild`"
+            ) from None
+
+    return wrapper
 
 
 def utcnow() -> str:
@@ -142,11 +165,17 @@ class Promotion:
     run_id: str | None
     prev_hash: str
     hash: str
+    kind: str = "promote"
 
     def body(self) -> dict[str, Any]:
-        """The hashed part: every field but ``hash`` (``prev_hash`` included)."""
+        """The hashed part: every field but ``hash`` (``prev_hash`` included).
+
+        ``kind`` is hashed only when it is not the default "promote", so rows
+        written before it existed keep their hashes."""
         d = asdict(self)
         del d["hash"]
+        if d["kind"] == "promote":
+            del d["kind"]
         return d
 
 
@@ -167,7 +196,7 @@ def _promotion(row: sqlite3.Row) -> Promotion:
     return Promotion(
         row["id"], row["recipe"], row["version"], row["tag"], row["commit_sha"], row["deployment"],
         row["previous_version"], row["previous_commit"], row["promoted_at"], row["run_id"],
-        row["prev_hash"], row["hash"],
+        row["prev_hash"], row["hash"], row["kind"],
     )  # fmt: skip
 
 
@@ -187,10 +216,13 @@ class Registry:
 
     # -- opening -------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Registry:
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> Registry:
+        """Open (and migrate) the registry; ``create=False`` refuses a missing file."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
+            if not create:
+                raise RegistryError(f"{path}: no registry here")
+            path.parent.mkdir(parents=True, exist_ok=True)
             _create_atomically(path)
         conn = None
         try:
@@ -229,28 +261,38 @@ class Registry:
             self._conn.execute("COMMIT")
 
     # -- canonicals ----------------------------------------------------------
+    @_damaged
     def read_registry(self, recipe: str) -> Canonical | None:
         """The recipe's current canonical, or None when it was never promoted."""
         row = self._conn.execute("SELECT * FROM canonicals WHERE recipe = ?", (recipe,)).fetchone()
         return _canonical(row) if row else None
 
+    @_damaged
     def canonicals(self) -> list[Canonical]:
         rows = self._conn.execute("SELECT * FROM canonicals ORDER BY recipe").fetchall()
         return [_canonical(r) for r in rows]
 
+    @_damaged
     def record_promotion(
         self, recipe: str, version: str, tag: str, commit: str, *,
         deployment: str | None = None, run_id: str | None = None, now: str | None = None,
+        kind: str = "promote",
     ) -> Promotion:  # fmt: skip
-        """Make (version, commit) the recipe's canonical and append it to the history chain."""
+        """Make (version, commit) the recipe's canonical and append it to the history chain.
+
+        ``kind`` is "promote", or "rebuild" for a canonical recreated from its slot's marker."""
         now = now or utcnow()
         self._conn.execute("PRAGMA synchronous=FULL")  # a promotion survives power loss too
         try:
-            return self._record_promotion(recipe, version, tag, commit, deployment, run_id, now)
+            return self._record_promotion(
+                recipe, version, tag, commit, deployment, run_id, now, kind
+            )
         finally:
             self._conn.execute("PRAGMA synchronous=NORMAL")
 
-    def _record_promotion(self, recipe, version, tag, commit, deployment, run_id, now) -> Promotion:
+    def _record_promotion(
+        self, recipe, version, tag, commit, deployment, run_id, now, kind
+    ) -> Promotion:
         with self._tx() as c:
             prev = c.execute("SELECT * FROM canonicals WHERE recipe = ?", (recipe,)).fetchone()
             last = c.execute("SELECT hash FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
@@ -262,6 +304,8 @@ class Registry:
                 previous_commit=prev["commit_sha"] if prev else None,
                 promoted_at=now, run_id=run_id, prev_hash=last["hash"] if last else GENESIS,
             )  # fmt: skip
+            if kind != "promote":
+                body["kind"] = kind
             promo = Promotion(**body, hash=promotion_hash(body))
             self._insert_history(c, promo)
             self._upsert_canonical(c, promo)
@@ -270,10 +314,10 @@ class Registry:
     def _insert_history(self, c: sqlite3.Connection, p: Promotion) -> None:
         c.execute(
             "INSERT INTO promotions (id, recipe, version, tag, commit_sha, deployment,"
-            " previous_version, previous_commit, promoted_at, run_id, prev_hash, hash)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " previous_version, previous_commit, promoted_at, run_id, prev_hash, hash, kind)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (p.id, p.recipe, p.version, p.tag, p.commit, p.deployment, p.previous_version,
-             p.previous_commit, p.promoted_at, p.run_id, p.prev_hash, p.hash),
+             p.previous_commit, p.promoted_at, p.run_id, p.prev_hash, p.hash, p.kind),
         )  # fmt: skip
 
     def _upsert_canonical(self, c: sqlite3.Connection, p: Promotion) -> None:
@@ -286,6 +330,7 @@ class Registry:
             (p.recipe, p.version, p.tag, p.commit, p.deployment, p.promoted_at, p.run_id),
         )
 
+    @_damaged
     def history(self, recipe: str | None = None) -> list[Promotion]:
         """Promotions, oldest first (all recipes when ``recipe`` is None)."""
         if recipe is None:
@@ -296,10 +341,12 @@ class Registry:
             ).fetchall()
         return [_promotion(r) for r in rows]
 
+    @_damaged
     def chain_head(self) -> str:
         row = self._conn.execute("SELECT hash FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
         return row["hash"] if row else GENESIS
 
+    @_damaged
     def verify_chain(self) -> ChainCheck:
         """Re-hash every promotion; check links, and that each canonical is its last promotion."""
         problems: list[str] = []
@@ -330,6 +377,7 @@ class Registry:
         return ChainCheck(not problems, prev, len(promos), problems)
 
     # -- runs and results ----------------------------------------------------
+    @_damaged
     def start_run(self, run_id: str, kind: str, *, now: str | None = None, **info: Any) -> None:
         row = {k: info.get(k) for k in RUN_FIELDS}
         row.update(run_id=run_id, kind=kind, started_at=now or utcnow(), status="running")
@@ -339,6 +387,7 @@ class Registry:
                 [row[k] for k in RUN_FIELDS],
             )
 
+    @_damaged
     def finish_run(self, run_id: str, status: str, *, now: str | None = None) -> None:
         with self._tx() as c:
             c.execute(
@@ -346,16 +395,36 @@ class Registry:
                 (status, now or utcnow(), run_id),
             )
 
+    @_damaged
+    def abandon_running(self, *, now: str | None = None) -> list[str]:
+        """Runs left ``running`` by a canon that died: call only while holding the sweep lock."""
+        with self._tx() as c:
+            ids = [r[0] for r in c.execute("SELECT run_id FROM runs WHERE status = 'running'")]
+            c.execute(
+                "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE status = 'running'",
+                (now or utcnow(),),
+            )
+        return ids
+
+    @_damaged
+    def quick_check(self) -> str | None:
+        """None when SQLite's quick_check finds the file sound, else its first complaint."""
+        rows = [r[0] for r in self._conn.execute("PRAGMA quick_check")]
+        return None if rows == ["ok"] else "; ".join(rows[:3])
+
+    @_damaged
     def run(self, run_id: str) -> dict[str, Any] | None:
         row = self._conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return dict(row) if row else None
 
+    @_damaged
     def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
         q, args = "SELECT * FROM runs", ()
         if kind:
             q, args = q + " WHERE kind = ?", (kind,)
         return [dict(r) for r in self._conn.execute(q + " ORDER BY started_at, run_id", args)]
 
+    @_damaged
     def record_result(self, run_id: str, row: dict[str, Any]) -> None:
         values = [
             json.dumps(row.get(k)) if k in _JSON_FIELDS else row.get(k) for k in RESULT_FIELDS
@@ -367,6 +436,7 @@ class Registry:
                 [run_id, *values],
             )
 
+    @_damaged
     def results(self, run_id: str | None = None, recipe: str | None = None) -> list[dict[str, Any]]:
         q = "SELECT r.* FROM results r JOIN runs USING (run_id) WHERE 1=1"
         args: list[str] = []

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .config import Config
+from .errors import CanonError
 from .fleet import discover
-from .registry import Registry
+from .registry import Canonical, Registry
 
 
 def age_days(promoted_at: str, now: datetime) -> float:
@@ -19,11 +20,12 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
     now = now or datetime.now(UTC)
     fleet = discover(config.fleet)
     metas = {r.name: r for r in fleet.recipes}
-    with Registry.open(config.db_path) as reg:
-        canon = {c.recipe: c for c in reg.canonicals()}
-        last = {}
-        for row in reg.results():
-            last[row["recipe"]] = row["label"]
+    canon, last = {}, {}
+    if config.db_path.exists():  # a missing registry is reported, never recreated, by status
+        with Registry.open(config.db_path, create=False) as reg:
+            canon = {c.recipe: c for c in reg.canonicals()}
+            for row in reg.results():
+                last[row["recipe"]] = row["label"]
     rows = []
     for name in sorted(metas.keys() | canon.keys()):
         fr, c = metas.get(name), canon.get(name)
@@ -39,9 +41,23 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
             "hold": meta.HOLD if meta else None,
             "pin": meta.UPGRADE_BASE_VERSION if meta else None,
             "last_label": last.get(name),
+            "incident": _incident(config, c),
             "error": fr.error if fr else "not in the fleet any more",
         })  # fmt: skip
     return rows
+
+
+def _incident(config: Config, c: Canonical | None) -> str | None:
+    """The canonical's tag deleted or moved in the mirror (as of the last sync), else None."""
+    if c is None or not config.mirror_path(c.recipe).is_dir():
+        return None
+    from .sweep import _mirror, canonical_incident
+
+    try:
+        now = _mirror(config, c.recipe).tag_commit(c.tag)
+    except CanonError as e:
+        return f"cannot read {c.tag} in the mirror: {e}"
+    return canonical_incident(c, {c.tag: now} if now else {})
 
 
 def redundant_pins(config: Config) -> list[dict[str, Any]]:

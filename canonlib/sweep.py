@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__, git, policy
+from . import __version__, git, policy, registry_guard
 from .backends import make_backend
 from .config import Config
 from .errors import CanonError, UsageError
@@ -104,6 +104,26 @@ def any_failing(rows: list[dict[str, Any]]) -> bool:
     return any(str(r["label"]).startswith(FAILING_LABELS) for r in rows)
 
 
+CANONICAL_INCIDENT = "canonical "
+
+
+def canonical_incident(canonical: Any, tags: dict[str, str]) -> str | None:
+    """The canonical's tag deleted or moved upstream (``tags``: the mirror's tag -> commit)."""
+    if canonical is None:
+        return None
+    now = tags.get(canonical.tag)
+    if now == canonical.commit:
+        return None
+    what = "deleted upstream" if now is None else f"moved upstream to {now[:12]}"
+    return f"{CANONICAL_INCIDENT}{canonical.tag} ({canonical.commit[:12]}): its tag was {what}"
+
+
+def canonical_incidents(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
+    """(recipe, incident, acknowledged) for every canonical incident; a HOLD acknowledges it."""
+    return [(r["recipe"], i, r.get("decision") == policy.SKIP_HELD) for r in rows
+            for i in (r.get("incidents") or []) if str(i).startswith(CANONICAL_INCIDENT)]  # fmt: skip
+
+
 @dataclass
 class SweepResult:
     run_id: str
@@ -113,10 +133,13 @@ class SweepResult:
     fleet: Fleet
     plan: bool = False
     sync_reports: dict[str, SyncReport] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the start found and did (reaped slots …)
 
     @property
     def exit_code(self) -> int:
-        return 1 if any_failing(self.rows) else 0
+        """1 for a failing label, or a canonical incident not acknowledged by a HOLD."""
+        open_incidents = [i for i in canonical_incidents(self.rows) if not i[2]]
+        return 1 if any_failing(self.rows) or open_incidents else 0
 
 
 def _mirror(config: Config, recipe: str) -> Mirror:
@@ -156,7 +179,7 @@ class _Sweep:
     """One sweep's state; ``recipe_turn`` is one recipe's isolated path through it."""
 
     def __init__(self, config: Config, registry: Registry, run_id: str, run_dir: Path, plan: bool,
-                 harness: str, retry: frozenset[str] = frozenset()):  # fmt: skip
+                 harness: str, retry: frozenset[str] = frozenset(), backend=None):  # fmt: skip
         self.config = config
         self.run_id = run_id
         self.run_dir = run_dir
@@ -166,7 +189,7 @@ class _Sweep:
         self.stop = (
             threading.Event()
         )  # set when the sweep is interrupted: workers abort their cold runs
-        self._backend = None
+        self._backend = backend
         self._local = threading.local()
         self._local.registry = registry  # the sweep's own thread uses the sweep's connection
         self._opened: list[Registry] = []
@@ -262,6 +285,10 @@ class _Sweep:
         # labels come from the registry after the turn; a turn that ran nothing changed nothing
         after = self.registry.read_registry(fr.name) if row["tested_commit"] else before
         row["canonical_after"] = after.version if after else None
+        if isinstance(synced, SyncReport):  # the canonical (after the turn) against upstream's tags
+            incident = canonical_incident(after, synced.tags)
+            if incident:
+                row["incidents"] = [*(row["incidents"] or []), incident]
         row["label"] = policy.label(
             outcome, after.version if after else None, after.commit if after else None
         )
@@ -369,7 +396,11 @@ def sweep(
     holder = f"pid={os.getpid()} run={run_id} started={utcnow()}"
     code = code_identity()
     harness = harness_identity(code, config.harness_command)
-    with sweep_lock(config.lock_path, holder), Registry.open(config.db_path) as registry:
+    with (
+        sweep_lock(config.lock_path, holder),
+        _checked_registry(config, plan) as (registry, backend),
+    ):
+        notes = [] if plan else _recover(registry, backend, run_id)
         if not plan:
             run_dir.mkdir(parents=True, exist_ok=True)
             registry.start_run(
@@ -377,7 +408,9 @@ def sweep(
                 config_hash=config.digest, **{k: v for k, v in code.items() if k != "code_dirty"},
             )  # fmt: skip
         reports = sync_all(config, [r.name for r in todo if r.meta is not None])
-        s = _Sweep(config, registry, run_id, run_dir, plan, harness, frozenset(retry or ()))
+        s = _Sweep(
+            config, registry, run_id, run_dir, plan, harness, frozenset(retry or ()), backend
+        )
         rows: list[dict[str, Any]] = []
         status = "ok"
         try:
@@ -398,4 +431,23 @@ def sweep(
                 registry.finish_run(run_id, status)
     rows.sort(key=lambda r: r["recipe"])
     sync_reports = {k: v for k, v in reports.items() if isinstance(v, SyncReport)}
-    return SweepResult(run_id, run_dir, rows, status, fleet, plan, sync_reports)
+    return SweepResult(run_id, run_dir, rows, status, fleet, plan, sync_reports, notes)
+
+
+@contextlib.contextmanager
+def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, Any]]:
+    """Under the lock: refuse a registry behind the deployed canonicals (a missing one is
+    never recreated), back it up before a sweep writes, then open it."""
+    backend = make_backend(config)
+    registry_guard.require_current(config.db_path, backend, "plan" if plan else "sweep")
+    if not plan:
+        registry_guard.auto_backup(config.db_path)
+    with Registry.open(config.db_path) as registry:
+        yield registry, backend
+
+
+def _recover(registry: Registry, backend: Any, run_id: str) -> list[str]:
+    """Runs a dead canon left ``running`` are abandoned; its slots finished or reaped."""
+    notes = [f"run {r} was left running by a canon that died: marked abandoned"
+             for r in registry.abandon_running()]  # fmt: skip
+    return notes + registry_guard.recover(registry, backend, run_id)

@@ -253,8 +253,9 @@ def test_sigkill_during_promote_keeps_a_whole_registry_and_rerun_completes(ws, t
     assert row["label"] == "PASS (promoted)" and row["canonical_after"] == "6.0.2+28.0.3-fpm"
     with Registry.open(ws.config.db_path) as reg:
         dep = reg.read_registry("nextcloud").deployment
+        other = reg.read_registry("custom-html").deployment
     slots = sorted(p.name for p in ws.config.slots_dir.iterdir())
-    assert slots == sorted([dep, "warm-custom-html-1"])  # the half-made slot was cleaned up
+    assert slots == sorted([dep, other])  # the half-made slot was reaped
 
 
 def test_status_pins_history(ws):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import CanonError
+from ..marker import SlotMarker
 from ..meta import RecipeMeta
 
 
@@ -48,7 +49,15 @@ class Backend(Protocol):
         """Stop the app, keep its data (the canonical slot between sweeps)."""
 
     def teardown(self, slot: str) -> None:
-        """Remove app, data, snapshots and secrets; a missing slot is fine."""
+        """Remove app, data, snapshots and secrets; a missing slot is fine.
+
+        Refuses (BackendError) a slot whose marker says ``canonical``."""
+
+    def mark(self, slot: str, marker: SlotMarker) -> None:
+        """Write ``marker`` on ``slot`` (creating what the slot needs to carry it)."""
+
+    def markers(self) -> dict[str, SlotMarker]:
+        """Every slot that carries a marker, by slot name."""
 
     def deployed(self, slot: str) -> dict[str, Any] | None:
         """What is in ``slot``: recipe, version, commit; None when empty."""

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import git
+from ..marker import SlotMarker
 from ..meta import RecipeMeta
 from . import BackendError
 from .common import BackendUnavailable, generate_secret, render_env, run_group, wait_probes
@@ -242,6 +243,13 @@ class AbraBackend:
         self._write_record(slot, state="undeployed")
 
     def teardown(self, slot: str) -> None:
+        marker = self.marker(slot)
+        if marker is not None and marker.is_canonical:
+            raise BackendError(
+                "teardown",
+                f"slot {slot} carries a canonical marker ({marker.recipe} {marker.version}); "
+                "canon never tears a canonical down",
+            )
         rec = self._record(slot)
         try:
             if rec:
@@ -262,8 +270,38 @@ class AbraBackend:
                 self._run("app", "remove", d, "--force", "--no-input", step="teardown")
                 with contextlib.suppress(FileNotFoundError):
                     self._record_path(slot).unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self._marker_path(slot).unlink()
         finally:
             self._release_server(slot)
+
+    # -- markers (a file per slot beside the slot records) --------------------------
+    def _marker_path(self, slot: str) -> Path:
+        return self.abra_dir / "canon-markers" / f"{slot}.json"
+
+    def mark(self, slot: str, marker: SlotMarker) -> None:
+        p = self._marker_path(slot)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(marker.to_dict(), indent=1, sort_keys=True))
+        os.replace(tmp, p)
+
+    def marker(self, slot: str) -> SlotMarker | None:
+        try:
+            return SlotMarker.from_dict(json.loads(self._marker_path(slot).read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError, KeyError) as e:
+            raise BackendError("marker", f"slot {slot}: unreadable marker: {e}") from None
+
+    def markers(self) -> dict[str, SlotMarker]:
+        d = self.abra_dir / "canon-markers"
+        out = {}
+        for p in sorted(d.glob("*.json")) if d.exists() else []:
+            m = self.marker(p.stem)
+            if m is not None:
+                out[p.stem] = m
+        return out
 
     def deployed(self, slot: str) -> dict[str, Any] | None:
         rec = self._record(slot)

@@ -7,6 +7,11 @@
     <root>/<slot>/snapshots/<id>/ copies of data/
     <root>/<slot>/.env            .env.sample + the meta's ENV_OVERLAY
     <root>/<slot>/deployed.json   recipe, version, commit, state
+    <root>/<slot>/canon-slot.json the slot's marker (who made it, its role)
+
+A slot whose marker says ``canonical`` is never torn down: a canonical is
+retired by re-marking it ``retired`` first (promote does that, and only for
+the previous canonical of the same recipe).
 
 Install steps and command probes run with ``sh -c`` in ``app/``, with the
 slot's paths and .env values in their environment.
@@ -23,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..marker import MARKER_FILE, SlotMarker
 from ..meta import RecipeMeta
 from . import BackendError
 from .common import generate_secret, parse_env, render_env, run_command, wait_probes
@@ -164,7 +170,43 @@ class LocalBackend:
             self._write_state(slot, state="undeployed")
 
     def teardown(self, slot: str) -> None:
+        marker = self.marker(slot)
+        if marker is not None and marker.is_canonical:
+            raise BackendError(
+                "teardown",
+                f"slot {slot} carries a canonical marker ({marker.recipe} {marker.version}); "
+                "canon never tears a canonical down",
+            )
         shutil.rmtree(self._slot(slot), ignore_errors=True)
+
+    # -- markers -------------------------------------------------------------------
+    def mark(self, slot: str, marker: SlotMarker) -> None:
+        """Write ``marker`` into the slot (creating the slot dir), atomically."""
+        d = self._slot(slot)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{MARKER_FILE}.tmp"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(marker.to_dict(), indent=1, sort_keys=True))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, d / MARKER_FILE)
+
+    def marker(self, slot: str) -> SlotMarker | None:
+        try:
+            return SlotMarker.from_dict(json.loads((self._slot(slot) / MARKER_FILE).read_text()))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (ValueError, TypeError, KeyError) as e:
+            raise BackendError("marker", f"slot {slot}: unreadable {MARKER_FILE}: {e}") from None
+
+    def markers(self) -> dict[str, SlotMarker]:
+        """Every slot's marker; a slot without one (made by an older canon) is left out."""
+        out = {}
+        for slot in self.slots():
+            m = self.marker(slot)
+            if m is not None:
+                out[slot] = m
+        return out
 
     def deployed(self, slot: str) -> dict[str, Any] | None:
         try:
