@@ -155,7 +155,9 @@ class Harness:
         self.meta: RecipeMeta = load_meta(self.config.fleet_tests / self.recipe)
         self.backend: Backend = make_backend(self.config, run_dir=self.result_file.parent)
         self.run_id = env.get("CANON_RUN_ID") or None
-        self.slot = new_slot_name("cold", self.recipe, set(self.backend.slots()))  # unique to this run
+        self.slot = new_slot_name(
+            "cold", self.recipe, set(self.backend.slots())
+        )  # unique to this run
 
     def log(self, text: str) -> None:
         if text.strip():
@@ -170,8 +172,15 @@ class Harness:
         )
 
     def install(self, slot: str, tree: Path, version: str, commit: str) -> None:
-        marker = SlotMarker(slot=slot, recipe=self.recipe, role=COLD, version=version,
-                            commit=commit, run_id=self.run_id, created_at=now_utc())
+        marker = SlotMarker(
+            slot=slot,
+            recipe=self.recipe,
+            role=COLD,
+            version=version,
+            commit=commit,
+            run_id=self.run_id,
+            created_at=now_utc(),
+        )
         self.backend.mark(slot, marker)
         self.backend.provision(slot, tree, self.meta)
         self.backend.deploy(slot, tree, self.meta, version=version, commit=commit)
