@@ -171,15 +171,23 @@ def test_retry_a_new_commit_on_the_tag_and_a_new_canon_run_it_again(fleet, monke
 @pytest.mark.slow
 def test_disk_full_and_a_killed_harness_are_errors_never_known_red(fleet):
     ws = fleet
-    lint_commit = ws.upstreams["lintred"].head("1.0.0+2.0^{commit}")
-    # disk full, for real: the slot's .env is /dev/full, so the deploy's write gets ENOSPC
-    slot = ws.config.slots_dir / f"cold-lintred-{lint_commit[:10]}"
-    slot.mkdir(parents=True)
-    (slot / ".env").symlink_to("/dev/full")
+    # disk full, for real: the harness runs in its own mount namespace where the slots dir is a
+    # full tmpfs (cold slot names are unique to each run now: nothing can be planted ahead)
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare -rm (user + mount namespace) is not permitted here")
+    toml = ws.root / "canon.toml"
+    plain = toml.read_text()
+    harness = f'command = ["{sys.executable}", "-m", "canonlib", "harness"]'
+    assert harness in plain
+    full = (f'mount -t tmpfs -o size=8k tmpfs {ws.config.slots_dir} && '
+            f'(cat /dev/zero > {ws.config.slots_dir}/fill 2>/dev/null; exec "$0" -m canonlib harness)')  # fmt: skip
+    ws.config.slots_dir.mkdir(parents=True, exist_ok=True)
+    toml.write_text(plain.replace(harness, f'command = ["unshare", "-rm", "sh", "-c", {json.dumps(full)}, '
+                                  f'"{sys.executable}"]'))  # fmt: skip
     (row,) = sweep(ws.config, only=["lintred"]).rows
     assert row["label"].startswith("ERROR (cold run: harness: install:"), row["label"]
     assert "No space left on device" in row["reason"] and row["verdict"] is None
-    # (the harness tore its slot down, the /dev/full link with it)
+    toml.write_text(plain)
     # a harness killed from outside: the fleet test SIGKILLs its parent, the harness
     kill = ws.fleet / "tests" / "lintred" / "test_kill.py"
     kill.write_text("import os, signal\n\ndef test_kill_the_harness():\n"
