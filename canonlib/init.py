@@ -29,7 +29,7 @@ state_dir = "state"             # registry, mirrors, slots -- back it up (docs/o
 evidence_dir = "evidence"       # `canon evidence run` writes here
 # each recipe's upstream; {recipe} is its directory name under fleet/tests/
 upstream = "https://git.coopcloud.tech/coop-cloud/{recipe}.git"
-branch = "main"
+# branch = "main"               # unset: main, else upstream's default branch
 
 [backend]
 kind = "local"                  # a slot is a directory; "abra" deploys to real servers
