@@ -32,7 +32,7 @@ def pages() -> list[Path]:
 
 def test_the_newcomer_path_is_covered():
     names = {p.name for p in pages()}
-    assert {"getting-started.md", "concepts.md", "labels.md"} <= names
+    assert {"getting-started.md", "concepts.md", "labels.md", "operating.md"} <= names
     start = "\n".join(runnable(DOCS / "getting-started.md"))
     for step in ("canon init mycanon", "sweep --plan", "canon --config mycanon/canon.toml sweep\n"):
         assert step in start
@@ -61,6 +61,9 @@ def test_runnable_examples_run_as_written(tmp_path, page):
     if page.name == "labels.md":
         held = text.index("custom-html: held (HOLD in its recipe_meta.py)")
         assert text.index("custom-html: would cold-test 1.13.0+1.31.1") > held
+    if page.name == "operating.md":
+        assert "exit 2: refused; the canonical is untouched" in text
+        assert text.rstrip().splitlines()[-2].split()[-2:] == ["SKIP", "(no-new-version)"]
     if page.name == "concepts.md":
         assert text.splitlines()[-1] == "1.10.0+1.29.0"
 
