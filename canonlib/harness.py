@@ -35,6 +35,7 @@ from .config import load_config
 from .errors import CanonError
 from .marker import COLD, SlotMarker, new_slot_name, now_utc
 from .meta import RUNGS, RecipeMeta, load_meta
+from .process import watch_parent
 
 VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
 
@@ -345,6 +346,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     signal.signal(signal.SIGTERM, _terminate)
+    watch_parent()  # a SIGKILLed canon cannot reach this session: end (and tear down) with it
     try:
         h = Harness(env)
     except (CanonError, OSError) as e:  # config, meta or backend: the harness could not start

@@ -11,6 +11,7 @@ commit.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import git
+from . import git, process
 from .errors import CanonError
 from .versions import InvalidRecipeVersion, parse_version
 
@@ -98,6 +99,64 @@ def _gist(e: git.GitError) -> str:
     return next(
         (ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[0] if lines else str(e)
     )
+
+
+# -- leftovers of dead runs ----------------------------------------------------
+# Checkouts and unfinished clones carry their maker's pid in their name
+# (``<recipe>~<pid>~<random>``): a dead maker's leftovers are reaped on the next
+# start, a live one's are never touched.  Names without an owner come from an older
+# canon and go once they are a day old.
+_OWNER = re.compile(r"~(\d+)~")
+LEGACY_AGE_S = 24 * 3600
+
+
+def _owner() -> str:
+    return f"~{os.getpid()}~"
+
+
+def _left_by_dead_run(entry: Path, now: float) -> bool:
+    m = _OWNER.search(entry.name)
+    if m:
+        return not process.pid_alive(int(m.group(1)))
+    try:
+        return now - entry.lstat().st_mtime > LEGACY_AGE_S
+    except OSError:
+        return False
+
+
+def _entries(directory: Path) -> list[Path]:
+    try:
+        return sorted(directory.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def reap_leftovers(checkouts_dir: str | Path, mirrors_dir: str | Path) -> list[str]:
+    """Remove checkouts and unfinished mirror clones whose run is dead; say what went.
+
+    Call it on start, under the sweep lock.  Returns one line per directory that
+    had leftovers (none: an empty list).
+    """
+    now = time.time()
+    checkouts_dir, mirrors_dir = Path(checkouts_dir), Path(mirrors_dir)
+    groups = [
+        ("checkout", checkouts_dir, _entries(checkouts_dir)),
+        ("unfinished mirror clone", mirrors_dir,
+         [p for p in _entries(mirrors_dir) if p.name.startswith(".") and ("-new" in p.name or "-broken" in p.name)]),
+    ]  # fmt: skip
+    notes = []
+    for what, where, entries in groups:
+        gone = [p for p in entries if _left_by_dead_run(p, now)]
+        for p in gone:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        if gone:
+            names = ", ".join(p.name for p in gone[:5]) + (" …" if len(gone) > 5 else "")
+            notes.append(f"reaped {len(gone)} {what}(s) left by dead runs in {where}: {names}")
+    return notes
 
 
 def _tag_map(refs: dict[str, str], peeled: dict[str, str]) -> dict[str, str]:
@@ -268,7 +327,9 @@ class Mirror:
         target = self.path
         if fresh:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            target = Path(tempfile.mkdtemp(prefix=f".{self.recipe}-new-", dir=self.path.parent))
+            target = Path(
+                tempfile.mkdtemp(prefix=f".{self.recipe}-new{_owner()}", dir=self.path.parent)
+            )
             git.run(["init", "--quiet", "--bare", str(target)], timeout=60)
         try:
             git.run(
@@ -291,7 +352,7 @@ class Mirror:
             raise SyncError(f"{self.recipe}: cannot fetch from {self.url}: {_gist(e)}") from None
         if fresh:
             if self.path.exists():  # the unusable old mirror
-                aside = self.path.with_name(f".{self.path.name}-broken-{time.time_ns()}")
+                aside = self.path.with_name(f".{self.path.name}-broken{_owner()}{time.time_ns()}")
                 self.path.rename(aside)
                 shutil.rmtree(aside, ignore_errors=True)
             target.rename(self.path)
@@ -386,7 +447,7 @@ class Mirror:
     @contextlib.contextmanager
     def _checkout_at(self, commit: str, label: str) -> Iterator[Checkout]:
         self.checkouts_dir.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix=f"{self.recipe}-", dir=self.checkouts_dir))
+        path = Path(tempfile.mkdtemp(prefix=f"{self.recipe}{_owner()}", dir=self.checkouts_dir))
         try:
             try:
                 git.clone_at(self.path, path, commit)

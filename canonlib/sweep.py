@@ -31,7 +31,7 @@ from .config import Config
 from .errors import CanonError, UsageError
 from .fleet import Fleet, FleetRecipe, discover
 from .knownred import harness_identity, tests_digest
-from .mirror import Mirror, SyncReport
+from .mirror import Mirror, SyncReport, reap_leftovers
 from .promote import promote
 from .registry import RESULT_FIELDS, Registry, utcnow
 from .runner import cold_run
@@ -401,6 +401,8 @@ def sweep(
         _checked_registry(config, plan) as (registry, backend),
     ):
         notes = [] if plan else _recover(registry, backend, run_id)
+        if not plan:  # checkouts and clones a dead run left behind
+            notes += reap_leftovers(config.state_dir / "checkouts", config.mirrors_dir)
         if not plan:
             run_dir.mkdir(parents=True, exist_ok=True)
             registry.start_run(
