@@ -235,6 +235,26 @@ def test_tamper_recorded_values_edited_and_rehashed(tampered):
                "bundled registry says 'SKIP (held)'" in s for s in bad), bad  # fmt: skip
 
 
+def test_tamper_shown_table_edited_and_rehashed(tampered):
+    """Only what a reader sees changes (the rendered table), not the record: still caught."""
+    doc = json.loads((tampered / "sweep.ipynb").read_text())
+    edited = 0
+    for cell in doc["cells"]:
+        for o in cell.get("outputs", []):
+            for mime in ("text/plain", "text/html"):
+                text = "".join(o.get("data", {}).get(mime, []))
+                if "recorded sweep_rows" in text or 'data-record="sweep_rows"' in text:
+                    o["data"][mime] = text.replace("SKIP (held)", "PASS (promoted)")
+                    edited += 1
+    assert edited == 2
+    (tampered / "sweep.ipynb").write_text(json.dumps(doc))
+    rehash(tampered)
+    bad = failed(verify(tampered))
+    assert any(
+        s.startswith("notebook sweep: shows what it recorded") and "sweep_rows" in s for s in bad
+    ), bad
+
+
 def test_tamper_recorded_claim_edited_and_rehashed(tampered):
     def flip(rec):
         for c in rec.get("claims", []):

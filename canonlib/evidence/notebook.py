@@ -27,10 +27,21 @@ import pandas as pd  # noqa: E402
 
 from ..claims import Claim  # noqa: E402
 from ..config import Config, load_config  # noqa: E402
+from ..meta import RUNGS  # noqa: E402
 from ..registry import Registry  # noqa: E402
 from ..sweep import Interrupted, raise_interrupted, sweep  # noqa: E402
 from . import proofs  # noqa: E402
-from .records import HISTORY_COLUMNS, SHOWN_COLUMNS, record, shown_rows  # noqa: E402
+from .records import (  # noqa: E402
+    BEFORE_AFTER_COLUMNS,
+    CLAIM_COLUMNS,
+    DISK_COLUMNS,
+    HISTORY_COLUMNS,
+    SAMEVER_COLUMNS,
+    SHOWN_COLUMNS,
+    before_after,
+    record,
+    shown_rows,
+)
 
 
 def show(fig) -> None:
@@ -72,7 +83,7 @@ def record_rows(
     shown = sorted(
         shown_rows(rows, columns), key=lambda r: (str(r.get("recipe")), str(r.get("run_id")))
     )
-    record(name, shown)
+    record(name, shown, columns)
     return frame(shown, columns)
 
 
@@ -82,7 +93,7 @@ def frame(rows: list[dict[str, Any]], columns: list[str] = ROW_COLUMNS) -> pd.Da
 
 
 def record_claims(claims: list[Claim]) -> pd.DataFrame:
-    record("claims", [c.to_dict() for c in claims])
+    record("claims", [c.to_dict() for c in claims], CLAIM_COLUMNS)
     return pd.DataFrame([c.to_dict() for c in claims])
 
 
@@ -123,9 +134,10 @@ def labels_and_durations(rows: list[dict[str, Any]]):
 
 
 def canonicals_before_after(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    df = frame(rows, ["recipe", "canonical_before", "canonical_after", "label"])
-    df["changed"] = df["canonical_before"] != df["canonical_after"]
-    return df
+    """Record and show each recipe's canonical before and after the sweep."""
+    value = before_after(rows)
+    record("canonicals_before_after", value, BEFORE_AFTER_COLUMNS)
+    return frame(value, BEFORE_AFTER_COLUMNS)
 
 
 def determinism(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -159,16 +171,21 @@ def _keep_scratch_db(facts: dict[str, Any], evidence_dir: str, name: str) -> Non
 
 
 def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
+    """Run the tagged-promote proof; record its facts (shown) for verify to re-derive the claims from."""
     with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
         facts = _until_signal(proofs.prove_tagged_promote, cfg, recipe, Path(tmp))
         _keep_scratch_db(facts, evidence_dir, "tagged_promote")
+    record("tagged_promote", {k: v for k, v in facts.items() if k != "claims"})
     return facts
 
 
 def samever(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
+    """Run the same-version proof; record its facts and the three scratch sweeps' rows (shown)."""
     with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
         facts = _until_signal(proofs.prove_samever, cfg, recipe, Path(tmp))
         _keep_scratch_db(facts, evidence_dir, "samever")
+    record("samever", {k: v for k, v in facts.items() if k not in ("claims", "rows")})
+    record("samever_rows", shown_rows(facts["rows"], SAMEVER_COLUMNS), SAMEVER_COLUMNS)
     return facts
 
 
@@ -182,7 +199,7 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
                   "snapshot_bytes": r.snapshot_bytes} for r in rep["rows"]],
         "shared": rep["shared"], "total_bytes": rep["total"], "budget_bytes": rep["budget"],
     }  # fmt: skip
-    record("disk", summary)
+    record("disk", summary, DISK_COLUMNS)
     df = pd.DataFrame(summary["rows"])
     fig, ax = plt.subplots(figsize=(9, 3.5))
     if not df.empty:
@@ -212,7 +229,7 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
     record("investigated", recipe)
     hist = record_rows("investigate_rows", rows, HISTORY_COLUMNS)
     rungs_rows = [{"run_id": r["run_id"], **(r["rungs"] or {})} for r in rows if r["rungs"]]
-    record("investigate_rungs", rungs_rows)
+    record("investigate_rungs", rungs_rows, ["run_id", *RUNGS])
     rungs = pd.DataFrame(rungs_rows)
     tail = ""
     failing = [

@@ -15,6 +15,7 @@ What the notebooks show of a sweep row is :data:`SHOWN_COLUMNS`
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,19 @@ RECORDS = "records.json"
 SHOWN_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after", "upgrade_base_kind",
                  "upgrade_base", "level", "tests_executed", "gate", "label", "error"]  # fmt: skip
 HISTORY_COLUMNS = ["run_id", "decision", "latest", "canonical_after", "level", "label", "error"]
+SAMEVER_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after", "upgrade_base_kind",
+                   "upgrade_base", "label"]  # fmt: skip
+BEFORE_AFTER_COLUMNS = ["recipe", "canonical_before", "canonical_after", "changed"]
+CLAIM_COLUMNS = ["name", "ok", "detail"]
+DISK_COLUMNS = ["recipe", "mirror_bytes", "slot_bytes", "snapshot_bytes"]
+
+
+def before_after(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each recipe's canonical before and after a sweep; ``changed`` only when they differ."""
+    out = [{"recipe": r.get("recipe"), "canonical_before": r.get("canonical_before"),
+            "canonical_after": r.get("canonical_after"),
+            "changed": r.get("canonical_before") != r.get("canonical_after")} for r in rows]  # fmt: skip
+    return sorted(out, key=lambda r: str(r["recipe"]))
 
 
 def shown_rows(
@@ -34,17 +48,105 @@ def shown_rows(
     return [{c: r.get(c) for c in columns} for r in rows]
 
 
-# -- inside a notebook ------------------------------------------------------------
+# -- what a record shows ------------------------------------------------------------
+# A recorded value is shown by the very output that records it: text/plain (and, for a
+# table, text/html) rendered here from the value.  verify re-renders and compares, so a
+# notebook whose shown text was edited fails even with the hashes recomputed.  Keep these
+# renderers stable: a change is a change of what old evidence verifies as.
 
 
-def record(name: str, value: Any) -> None:
-    """Record a named value in the executing notebook's output (read back by the manifest and verify)."""
+# A recorded value is shown by the very output that records it: text/plain (and, for a
+# table, text/html) rendered here from the value.  verify re-renders and compares, so a
+# notebook whose shown text was edited fails even when the hashes were recomputed.
+# Keep these renderers stable: a change is a change of what old evidence verifies as.
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True)
+    return str(v)
+
+
+def table_rows(value: Any) -> list[dict[str, Any]]:
+    """The rows a table record shows: the value itself, or a dict's ``rows``."""
+    rows = value.get("rows", []) if isinstance(value, dict) else value
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def render_text(name: str, value: Any, columns: list[str] | None = None) -> str:
+    if not columns:
+        return f"recorded {name} = {json.dumps(value, sort_keys=True)[:200]}"
+    cells = [[_cell(r.get(c)) for c in columns] for r in table_rows(value)]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]  # fmt: skip
+    lines += [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    if isinstance(value, dict):
+        rest = {k: v for k, v in value.items() if k != "rows"}
+        lines.append(json.dumps(rest, sort_keys=True))
+    return f"recorded {name}:\n" + "\n".join(lines)
+
+
+def render_html(name: str, value: Any, columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in columns) + "</tr>"
+        for r in table_rows(value)
+    )
+    rest = ""
+    if isinstance(value, dict):
+        extra = {k: v for k, v in value.items() if k != "rows"}
+        rest = f"<p>{html.escape(json.dumps(extra, sort_keys=True))}</p>"
+    return (
+        f'<table class="canon-record" data-record="{html.escape(name)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>{rest}"
+    )
+
+
+def record_output(name: str, value: Any, columns: list[str] | None = None) -> tuple[dict, dict]:
+    """(data, metadata) of the display output that records ``name`` and shows it."""
+    data: dict[str, Any] = {
+        RECORD_MIME: {name: value},
+        "text/plain": render_text(name, value, columns),
+    }
+    if columns:
+        data["text/html"] = render_html(name, value, columns)
+    return data, ({RECORD_MIME: {"columns": columns}} if columns else {})
+
+
+def record(name: str, value: Any, columns: list[str] | None = None) -> None:
+    """Record a named value in the executing notebook's output, shown as text (or, with
+    ``columns``, as a table of its rows); the manifest and verify read it back."""
     from IPython.display import display
 
-    display(
-        {RECORD_MIME: {name: value}, "text/plain": f"recorded {name} = {json.dumps(value)[:200]}"},
-        raw=True,
-    )
+    data, metadata = record_output(name, value, columns)
+    display(data, raw=True, metadata=metadata)
+
+
+def shown_problems(nb: dict) -> list[str]:
+    """Record outputs whose shown text is not the rendering of their recorded value."""
+    problems = []
+    for i, cell in enumerate(nb.get("cells", []), start=1):
+        for o in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            data = o.get("data", {})
+            rec = data.get(RECORD_MIME)
+            if not isinstance(rec, dict):
+                continue
+            columns = (o.get("metadata", {}).get(RECORD_MIME) or {}).get("columns")
+            for name, value in rec.items():
+                want, _ = record_output(name, value, columns)
+                for mime in ("text/plain", "text/html"):
+                    got = data.get(mime)
+                    got = "".join(got) if isinstance(got, list) else got
+                    if want.get(mime) != got:
+                        problems.append(
+                            f"cell {i} shows {name} as something other than its recorded value ({mime} edited)"
+                        )
+    return problems
 
 
 def read_records(nb: dict) -> dict[str, Any]:

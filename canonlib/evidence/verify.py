@@ -48,9 +48,12 @@ from .manifest import (
 from .records import (
     HISTORY_COLUMNS,
     RECORDS,
+    SAMEVER_COLUMNS,
+    before_after,
     completion_problems,
     load_notebook,
     read_records,
+    shown_problems,
     shown_rows,
 )
 from .suites import SUITES, file_problem, required_files
@@ -178,8 +181,9 @@ def _records(
             doc = load_notebook(path)
             problems = completion_problems(doc)
             recs[nb] = read_records(doc)
+            edited = shown_problems(doc)
         except (OSError, ValueError, AttributeError, TypeError) as e:
-            problems = [f"unreadable: {e}"]
+            problems, edited = [f"unreadable: {e}"], []
         out.append(
             Claim(
                 f"notebook {nb}.ipynb",
@@ -188,6 +192,8 @@ def _records(
             )
         )
         if nb in recs:
+            out.append(Claim(f"notebook {nb}: shows what it recorded", not edited,
+                             "; ".join(edited) or "every recorded value is shown as rendered from it"))  # fmt: skip
             same_json = isinstance(in_json, dict) and in_json.get(nb) == recs[nb]
             same_manifest = listed.get(nb) == recs[nb]
             out.append(Claim(f"notebook {nb}: records.json and manifest say what it recorded",
@@ -269,8 +275,13 @@ def _shown(d: Path, recs: dict[str, dict], reg: Registry, config: dict[str, Any]
     out: list[Claim] = []
     for nb, r in recs.items():
         if "sweep_run_id" in r:
+            rows = reg.results(r["sweep_run_id"])
             out.append(_rows_claim(f"{nb}: rows shown for run {r['sweep_run_id']}", r.get("sweep_rows"),
-                                   shown_rows(reg.results(r["sweep_run_id"]))))  # fmt: skip
+                                   shown_rows(rows)))  # fmt: skip
+            if "canonicals_before_after" in r:
+                ok = r["canonicals_before_after"] == before_after(rows)
+                out.append(Claim(f"{nb}: canonicals before and after run {r['sweep_run_id']}", ok,
+                                 f"{len(rows)} recipes" if ok else "differ from the bundled registry"))  # fmt: skip
         if "determinism_run_id" in r:
             rid = r["determinism_run_id"]
             out.append(_rows_claim(f"{nb}: rows shown for run {rid}", r.get("determinism_rows"),
@@ -295,6 +306,11 @@ def _shown(d: Path, recs: dict[str, dict], reg: Registry, config: dict[str, Any]
         if "samever" in r:
             f = r["samever"]
             with _scratch(d, f["scratch_db"]) as db:
+                with Registry.open(db) as scratch:
+                    runs = [x for rid in f["runs"] for x in scratch.results(rid, f["recipe"])]
+                ok = r.get("samever_rows") == shown_rows(runs, SAMEVER_COLUMNS)
+                out.append(Claim(f"{nb}: the three scratch sweeps shown", ok,
+                                 f"{len(runs)} rows" if ok else "differ from the scratch registry"))  # fmt: skip
                 out += _claims_claim(
                     nb,
                     r.get("claims"),
