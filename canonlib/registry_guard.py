@@ -35,6 +35,7 @@ from .registry import GENESIS, Registry, RegistryError, utcnow
 STATE_FILE = "canonicals.json"
 BACKUPS_DIR = "backups"
 KEEP_BACKUPS = 5
+SHOWN = 8  # problems listed in a refusal
 WAY_OUT = (
     "nothing was changed; the way out: `canon registry restore FILE` (a backup: {backups}) "
     "or `canon registry rebuild` (recreates the canonicals from the slots' markers)"
@@ -126,7 +127,9 @@ class Finding:
         backups = newest_backup(self.db.parent)
         where = str(backups) if backups else f"none in {self.db.parent / BACKUPS_DIR}"
         lines = [f"registry {self.db} is behind the deployed canonicals; refusing to {doing}:"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  - {p}" for p in self.problems[:SHOWN]]
+        if len(self.problems) > SHOWN:
+            lines.append(f"  - and {len(self.problems) - SHOWN} more")
         lines.append("  " + WAY_OUT.format(backups=where))
         return "\n".join(lines)
 
@@ -185,6 +188,9 @@ def _compare(reg: Registry, markers: dict[str, SlotMarker], state: dict[str, Any
     for slot, m in sorted(markers.items()):
         p = by_id.get(m.promotion_id) if m.promotion_id is not None else None
         mine = last.get(m.recipe)
+        c = canon.get(m.recipe)
+        if c is not None and c.deployment == slot and c.commit == m.commit:
+            continue  # the registry names exactly this slot (its row may be a rebuild's)
         if m.promotion_id is not None and (p is None or p.hash != m.promotion_hash):
             if mine is not None and mine.id > m.promotion_id and mine.hash in hashes:
                 continue  # the registry is ahead of this slot (a newer promotion replaced it)
@@ -216,6 +222,12 @@ def _compare(reg: Registry, markers: dict[str, SlotMarker], state: dict[str, Any
         for recipe, entry in sorted(state["canonicals"].items()):
             pid = entry.get("promotion_id")
             p = by_id.get(pid)
+            c = canon.get(recipe)
+            if c is not None and (c.deployment, c.commit) == (
+                entry.get("slot"),
+                entry.get("commit"),
+            ):
+                continue
             if pid is not None and (p is None or p.hash != entry.get("promotion_hash")):
                 finding.problems.append(
                     f"{recipe}: {STATE_FILE} names promotion #{pid} ({entry.get('version')}), "
@@ -353,7 +365,7 @@ def restore(db: Path, src: Path, backend: Any) -> list[str]:
         if finding.behind:
             raise RegistryBehind(
                 f"{src} is behind the deployed canonicals too:\n"
-                + "\n".join(f"  - {p}" for p in finding.problems)
+                + "\n".join(f"  - {p}" for p in finding.problems[:SHOWN])
                 + f"\n  restore a newer backup, or `canon registry rebuild --from {src}` "
                 "(keeps its history and re-adds what the markers hold)"
             )

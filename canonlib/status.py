@@ -26,6 +26,8 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
             canon = {c.recipe: c for c in reg.canonicals()}
             for row in reg.results():
                 last[row["recipe"]] = row["label"]
+    from_markers = _marked_canonicals(config, canon)
+    canon.update(from_markers)
     rows = []
     for name in sorted(metas.keys() | canon.keys()):
         fr, c = metas.get(name), canon.get(name)
@@ -37,14 +39,38 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
             "commit": c.commit[:12] if c else None,
             "deployment": c.deployment if c else None,
             "promoted_at": c.promoted_at if c else None,
-            "age_days": age_days(c.promoted_at, now) if c else None,
+            "age_days": age_days(c.promoted_at, now) if c and c.promoted_at else None,
             "hold": meta.HOLD if meta else None,
             "pin": meta.UPGRADE_BASE_VERSION if meta else None,
             "last_label": last.get(name),
             "incident": _incident(config, c),
+            "source": ("slot marker (the registry does not hold it)" if name in from_markers
+                       else "registry" if c else None),
             "error": fr.error if fr else "not in the fleet any more",
         })  # fmt: skip
     return rows
+
+
+def _marked_canonicals(config: Config, canon: dict[str, Canonical]) -> dict[str, Canonical]:
+    """Canonicals the slots' markers hold and the registry does not (a registry that is behind)."""
+    from .backends import make_backend
+    from .marker import CANONICAL
+
+    out: dict[str, Canonical] = {}
+    try:
+        markers = make_backend(config).markers()
+    except CanonError:
+        return out
+    newest: dict[str, tuple[int, str]] = {}
+    for slot, m in sorted(markers.items()):
+        if m.role != CANONICAL or m.recipe in canon:
+            continue
+        key = (m.promotion_id or 0, m.created_at)
+        if m.recipe not in newest or key > newest[m.recipe]:
+            newest[m.recipe] = key
+            out[m.recipe] = Canonical(m.recipe, m.version, m.version, m.commit, slot,
+                                      m.created_at, m.run_id)  # fmt: skip
+    return out
 
 
 def _incident(config: Config, c: Canonical | None) -> str | None:

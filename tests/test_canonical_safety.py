@@ -161,8 +161,14 @@ def test_deleted_registry_refuses_then_rebuild_makes_the_next_sweep_a_noop(ws):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     err = _refuses(ws, before, "the registry file is missing", "2 canonical(s) are deployed")
     assert not db.exists(), "a refused sweep must not recreate the registry"
-    st = canon(ws.root, "status")
+    st = canon(ws.root, "status", "--json")
     assert st.returncode == 0 and "registry is behind" in st.stderr and not db.exists()
+    shown = {row["recipe"]: row for row in json.loads(st.stdout)}
+    assert shown["nextcloud"]["canonical"] == "6.0.1+28.0.2-fpm"
+    assert (
+        shown["nextcloud"]["source"].startswith("slot marker")
+        and shown["nextcloud"]["age_days"] == 0.0
+    )
     ev = canon(ws.root, "evidence", "run", "weekly")
     assert ev.returncode == 2 and "refusing to run the weekly evidence suite" in ev.stderr, (
         ev.stderr
@@ -211,7 +217,10 @@ def test_rolled_back_registry_refuses_restore_of_it_refuses_rebuild_from_it_work
     for suffix in ("-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     shutil.copy(old, db)  # the operator "restores" last week's copy by hand
-    _refuses(ws, before, "custom-html: slot", "which the registry does not hold")
+    err = _refuses(ws, before, "custom-html: slot", "which the registry does not hold")
+    assert (
+        "nextcloud: slot" not in err
+    )  # the registry still names nextcloud's slot: not behind there
     r = canon(ws.root, "registry", "restore", str(old))
     assert r.returncode == 2 and "behind the deployed canonicals too" in r.stderr, r.stderr
     r = canon(ws.root, "registry", "rebuild", "--from", str(old))
