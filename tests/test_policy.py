@@ -8,8 +8,10 @@ import pytest
 
 from canonlib.policy import (
     Outcome,
+    RedKey,
     gate_reason,
     is_green,
+    known_red,
     label,
     level,
     rung_list,
@@ -191,3 +193,29 @@ RUN_GREEN = dict(
 )  # fmt: skip
 def test_label_comes_from_the_registry(outcome, record, expected):
     assert label(outcome, *record) == expected
+
+
+# known_red says "or None", and sweep code tests `is None`; other rows never stop the search
+RED_KEY = RedKey("2.0.0+1.0", "c" * 40, "sha256:tests", "canon; canon harness")
+
+
+def red_row(run_id, verdict, commit=RED_KEY.commit):
+    return {"run_id": run_id, "decision": "run", "latest": RED_KEY.tag, "tested_commit": commit,
+            "fleet_tests": RED_KEY.fleet_tests, "harness": RED_KEY.harness, "verdict": verdict}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "earlier, want",
+    [
+        ([], None),
+        ([red_row("r1", "red"), red_row("r2", "green")], None),
+        ([red_row("r0", "red", commit="d" * 40), red_row("r1", "red")], "r1"),
+        ([red_row("r0", "green", commit="d" * 40), red_row("r1", "red")], "r1"),
+    ],
+)
+def test_known_red_none_and_search_past_other_keys(earlier, want):
+    got = known_red(earlier, RED_KEY)
+    if want is None:
+        assert got is None
+    else:
+        assert got["run_id"] == want
