@@ -123,11 +123,10 @@ def run(module: str, tests: list[str], data: dict, args) -> dict:
         cmd = [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(args.jobs)]
         if chosen is not names:
             cmd += chosen
-        # child processes (papermill kernels, `python -m canonlib`) import the work copy too,
-        # not the editable install of the checkout
-        # (made now: Python caches a sys.path entry that does not exist yet as a dead end)
-        (work / "mutants").mkdir(exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(work / "mutants")}
+        # child processes (papermill kernels, `python -m canonlib`) import the work copy's
+        # unmutated canonlib, as in the checkout it was copied from, not whatever the
+        # editable install points at (mutmut drops this entry from its own sys.path)
+        env = {**os.environ, "PYTHONPATH": str(work)}
         with log.open("w") as out:
             rc = subprocess.run(
                 cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT
