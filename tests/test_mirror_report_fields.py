@@ -1,0 +1,34 @@
+"""mirror.py: what a sync report and a checkout say about themselves, on a real upstream.
+
+The sweep's rows, its log line and the evidence name the recipe, the upstream URL and the
+branch from the report; checkouts land next to the mirrors (same filesystem, one place to
+clean), named for the recipe.
+"""
+
+from __future__ import annotations
+
+from canonlib.mirror import Mirror
+
+
+def test_report_names_recipe_url_and_branch(upstream, tmp_path):
+    upstream.tag("1.0.0+1.0")
+    m = Mirror("gitea", tmp_path / "state" / "mirrors" / "gitea.git", upstream.url)
+    r = m.sync()
+    assert (r.recipe, r.url, r.branch) == ("gitea", upstream.url, "main")
+    assert r.summary().startswith("gitea: fetched; ") and r.summary().endswith("; +1 tag(s)")
+    upstream.commit()
+    r2 = m.sync()
+    assert r2.summary().startswith("gitea: fetched; main ")
+    assert r2.summary().endswith(" (fast-forward)")
+
+
+def test_checkouts_land_beside_the_mirrors_named_for_the_recipe(upstream, tmp_path):
+    upstream.tag("1.0.0+1.0")
+    mirrors = tmp_path / "state" / "mirrors"
+    m = Mirror("gitea", mirrors / "gitea.git", upstream.url)
+    m.sync()
+    with m.checkout("1.0.0+1.0") as co:
+        assert co.path.parent == mirrors / "checkouts"
+        assert co.path.name.startswith("gitea-")
+        assert (co.path / "compose.yml").is_file()
+    assert list((mirrors / "checkouts").iterdir()) == []
