@@ -450,3 +450,22 @@ def test_registry_opened_in_one_thread_serves_another(tmp_path):
     t.start()
     t.join()
     assert errors == [] and out == [1]
+
+
+def test_a_rebuild_promotion_keeps_its_kind_in_the_chain(tmp_path):
+    with Registry.open(tmp_path / "canon.db") as reg:
+        p1 = reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A, now=NOW)
+        p2 = reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A, now=NOW, kind="rebuild")
+        assert [p.kind for p in reg.history()] == ["promote", "rebuild"] == [p1.kind, p2.kind]
+        assert reg.history()[-1] == p2
+        assert reg.verify_chain().ok
+        # the kind is hashed: the same row as a plain promotion would hash differently
+        assert p2.hash != promotion_hash({k: v for k, v in p2.body().items() if k != "kind"})
+
+
+def test_open_without_create_refuses_a_missing_registry(tmp_path):
+    db = tmp_path / "state" / "canon.db"
+    with pytest.raises(RegistryError) as e:
+        Registry.open(db, create=False)
+    assert str(e.value) == f"{db}: no registry here"
+    assert not db.exists()
