@@ -29,6 +29,6 @@ def test_checkouts_land_beside_the_mirrors_named_for_the_recipe(upstream, tmp_pa
     m.sync()
     with m.checkout("1.0.0+1.0") as co:
         assert co.path.parent == mirrors / "checkouts"
-        assert co.path.name.startswith("gitea-")
+        assert co.path.name.startswith("gitea")
         assert (co.path / "compose.yml").is_file()
     assert list((mirrors / "checkouts").iterdir()) == []
