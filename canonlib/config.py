@@ -24,7 +24,7 @@ from .errors import UsageError
 from .files import FileProblem, read_small_file
 
 DEFAULT_UPSTREAM = "https://git.coopcloud.tech/coop-cloud/{recipe}.git"
-BACKENDS = ("local", "abra")
+BACKENDS = ("local", "abra", "swarm")
 CONFIG_CAP_BYTES = 1024 * 1024
 WEEK_S = 7 * 24 * 3600
 # (low, high) of every number in canon.toml; a value outside is a config error, not an overflow later
@@ -46,7 +46,8 @@ upstream = "https://git.coopcloud.tech/coop-cloud/{recipe}.git"
 # branch = "main"               # unset: main, else upstream's default branch (with a warning)
 
 [backend]
-kind = "local"                  # or "abra"
+kind = "local"                  # or "swarm" (docker stack deploy), "abra"
+# context = "myserver"          # swarm: a docker context (default: the current one)
 # servers = ["swarm1.example.org"]   # abra: one cold run per server at a time
 # parallel = 2                  # cold runs at once (default: one per abra server; 1 for local)
 

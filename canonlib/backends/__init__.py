@@ -1,7 +1,8 @@
 """Deploy backends: where a recipe at one exact commit gets installed.
 
-``local`` (embedded default, used by the demo and tests) and ``abra`` (real
-Co-op Cloud through the abra CLI).  The cold run and the promote use the very
+``local`` (embedded default, used by the demo and tests), ``swarm`` (a real
+Docker Swarm through ``docker stack deploy``) and ``abra`` (real Co-op Cloud
+through the abra CLI).  The cold run and the promote use the very
 same backend calls: a promote is a faithful install, not a shortcut.
 """
 
@@ -80,4 +81,29 @@ def make_backend(config: Any, *, run_dir: Path | None = None) -> Backend:
         from .abra import AbraBackend
 
         return AbraBackend.from_config(config, run_dir=run_dir)
+    if kind == "swarm":
+        from .swarm import SwarmBackend
+
+        return SwarmBackend.from_config(config, run_dir=run_dir)
     raise BackendError("config", f"unknown backend {kind!r}")
+
+
+def reap_leftovers(backend: Backend, out: Any = None) -> list[str]:
+    """Tear down what a killed canon left behind (non-canonical slots whose maker is gone).
+
+    Backends that can tell (``swarm``: markers carry their maker's host and pid) have
+    ``reap()``; a failure here is said and the sweep goes on.
+    """
+    reap = getattr(backend, "reap", None)
+    if reap is None:
+        return []
+    try:
+        gone = reap()
+    except CanonError as e:
+        if out:
+            out(f"canon: could not look for leftovers of killed runs: {e}")
+        return []
+    for slot in gone:
+        if out:
+            out(f"canon: removed slot {slot}, left behind by a killed run")
+    return gone

@@ -1,0 +1,167 @@
+"""The swarm backend on a real Docker Swarm (scripts/swarm-up): install, upgrade, backup, teardown, faults.
+
+Every test here ends with the leftovers check: ``docker`` lists nothing canon
+made that is not a canonical.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from canonlib.backends import BackendError
+from canonlib.backends.swarm import SwarmBackend
+from canonlib.marker import CANONICAL, COLD, SlotMarker, now_utc
+from canonlib.meta import RecipeMeta
+from tests.swarmkit import (
+    IMAGE,
+    docker,
+    non_canonical_leftovers,
+    recipe_files,
+    remove_slots,
+    require_swarm,
+    write_tree,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def swarm(tmp_path):
+    """A swarm backend on the real engine; afterwards nothing non-canonical may be left."""
+    require_swarm()
+    assert non_canonical_leftovers() == [], "the swarm was not clean before the test"
+    backend = SwarmBackend(tmp_path / "swarm", helper_image=IMAGE, timeout_s=60, run_id="test-run")
+    made_canonical: set[str] = set()
+    backend.test_canonicals = made_canonical  # tests that mark a canonical register it here
+    yield backend
+    left = non_canonical_leftovers()
+    remove_slots(made_canonical | {x.split("(slot ")[1].rstrip(")") for x in left})
+    assert left == [], f"canon left these on the swarm: {left}"
+
+
+def meta(tmp_path, **values) -> RecipeMeta:
+    values.setdefault("DEPLOY_TIMEOUT_S", 60)
+    return RecipeMeta("r", tmp_path / "recipe_meta.py", values)
+
+
+def labels_of(kind: str, slot: str) -> list[dict[str, str]]:
+    import json
+
+    ids = docker(kind, "ls", "-q", "--filter", f"label=canon.slot={slot}").split()
+    docs = json.loads(docker(kind, "inspect", *ids)) if ids else []
+    return [(d.get("Spec") or d).get("Labels") or {} for d in docs]
+
+
+def test_install_upgrade_backup_teardown_on_a_real_swarm(swarm, tmp_path):
+    v1 = write_tree(tmp_path / "v1", recipe_files("1.0.0"))
+    v2 = write_tree(tmp_path / "v2", recipe_files("1.1.0", secret_version="v2"))
+    m = meta(tmp_path, SECRETS={"db_password": None},
+             INSTALL_STEPS=["app: echo seeded > /data/seed.txt"],
+             READY_PROBES=[{"cmd": "test -s /run/secrets/db_password && grep -q hello /etc/app.conf",
+                            "retries": 20, "interval_s": 0.5}])  # fmt: skip
+    slot = "cold-r-0123456789"
+    swarm.provision(slot, v1, m)
+    swarm.deploy(slot, v1, m, version="1.0.0", commit="a" * 40)
+    swarm.run_install_steps(slot, m)
+    swarm.wait_ready(slot, m)
+
+    # abra's versioned secret name, a value of the .env.sample's `# length=24`, never on argv
+    stack = "cold-r-0123456789"
+    assert docker("secret", "ls", "--format", "{{.Name}}", "--filter", f"label=canon.slot={slot}").split() == [
+        f"{stack}_db_password_v1"]  # fmt: skip
+    r = swarm.exec(slot, "wc -c < /run/secrets/db_password", timeout=10, what="test")
+    assert r.stdout.strip() == "24"
+    # interpolation: STACK_NAME and the .env values reach the service; the version label is the tag
+    r = swarm.exec(slot, "cat /data/www/index.html; echo $GREETING", timeout=10, what="test")
+    assert r.stdout.split() == [stack, "hi"]
+    svc = labels_of("service", slot)
+    assert len(svc) == 1 and svc[0][f"coop-cloud.{stack}.version"] == "1.0.0"
+    # everything the slot made carries its slot and run labels
+    for kind in ("service", "volume", "secret", "config", "network"):
+        got = labels_of(kind, slot)
+        assert got and all(
+            x["canon.run_id"] == "test-run" and x["canon.recipe"] == "r" for x in got
+        ), kind
+    assert swarm.markers()[slot].role == COLD
+    assert swarm.deployed(slot)["version"] == "1.0.0"
+
+    # L2: the next tag on the same stack and volumes; a new secret version is a new secret
+    swarm.provision(slot, v2, m)
+    swarm.deploy(slot, v2, m, version="1.1.0", commit="b" * 40)
+    swarm.wait_ready(slot, m)
+    assert labels_of("service", slot)[0][f"coop-cloud.{stack}.version"] == "1.1.0"
+    assert (
+        swarm.exec(slot, "cat /data/seed.txt", timeout=10, what="test").stdout.strip() == "seeded"
+    )
+    names = docker(
+        "secret", "ls", "--format", "{{.Name}}", "--filter", f"label=canon.slot={slot}"
+    ).split()
+    assert sorted(names) == [f"{stack}_db_password_v1", f"{stack}_db_password_v2"]
+
+    # L3: archive the volumes, wipe, restore
+    snap = swarm.snapshot(slot)
+    swarm.wipe_data(slot)
+    assert swarm.exec(slot, "cat /data/seed.txt", timeout=10, what="test").returncode != 0
+    swarm.restore(slot, snap)
+    swarm.wait_ready(slot, m)
+    assert (
+        swarm.exec(slot, "cat /data/seed.txt", timeout=10, what="test").stdout.strip() == "seeded"
+    )
+
+    swarm.teardown(slot)
+    assert swarm.markers() == {} and swarm.deployed(slot) is None
+
+
+def test_a_file_docker_rejects_fails_with_dockers_message(swarm, tmp_path):
+    bad = recipe_files(
+        "1.0.0",
+        compose='version: "3.8"\nservices:\n  app:\n    image: x\n    ports: "not-a-list"\n',
+    )
+    tree = write_tree(tmp_path / "bad", bad)
+    m = meta(tmp_path)
+    with pytest.raises(BackendError, match=r"docker rejects compose.yml at 1.0.0: .*ports"):
+        swarm.deploy("cold-bad-1", tree, m, version="1.0.0", commit="c" * 40)
+    swarm.teardown("cold-bad-1")
+
+
+def test_no_compose_yml_is_not_a_recipe(swarm, tmp_path):
+    tree = write_tree(tmp_path / "empty", {"README.md": "hi\n"})
+    with pytest.raises(BackendError, match="not a recipe: no compose.yml at 2.0.0"):
+        swarm.deploy("cold-empty-1", tree, meta(tmp_path), version="2.0.0", commit="d" * 40)
+    swarm.teardown("cold-empty-1")
+
+
+def test_a_service_that_never_converges_fails_within_its_deadline_with_the_task_error(
+    swarm, tmp_path
+):
+    compose = f'version: "3.8"\nservices:\n  app:\n    image: {IMAGE}\n    command: ["sh", "-c", "echo dying; exit 3"]\n'
+    tree = write_tree(tmp_path / "crash", recipe_files("1.0.0", compose=compose))
+    m = meta(tmp_path, DEPLOY_TIMEOUT_S=6)
+    with pytest.raises(
+        BackendError, match=r"did not converge within 6s: service .*0/1 tasks running.*exit \(3\)"
+    ):
+        swarm.deploy("cold-crash-1", tree, m, version="1.0.0", commit="e" * 40)
+    swarm.teardown("cold-crash-1")
+
+
+def test_a_canonical_is_never_torn_down_and_markers_survive_a_new_backend(swarm, tmp_path):
+    compose = f'version: "3.8"\nservices:\n  app:\n    image: {IMAGE}\n    command: ["sleep", "600"]\n    volumes: [data:/data]\nvolumes:\n  data:\n'
+    tree = write_tree(tmp_path / "c", recipe_files("1.0.0", compose=compose))
+    m = meta(tmp_path)
+    slot = "warm-r-abcdef01"
+    marker = SlotMarker(slot=slot, recipe="r", role="next", version="1.0.0", commit="f" * 40,
+                        run_id="test-run", created_at=now_utc())  # fmt: skip
+    swarm.mark(slot, marker)
+    swarm.provision(slot, tree, m)
+    swarm.deploy(slot, tree, m, version="1.0.0", commit="f" * 40)
+    swarm.mark(slot, marker.as_role(CANONICAL, promotion_id=1))
+    swarm.test_canonicals.add(slot)
+    again = SwarmBackend(
+        tmp_path / "elsewhere", helper_image=IMAGE, instance=swarm.instance
+    )  # labels only
+    assert again.markers()[slot].role == CANONICAL
+    assert again.deployed(slot)["commit"] == "f" * 40
+    with pytest.raises(BackendError, match="canonical marker"):
+        again.teardown(slot)
+    assert docker("service", "ls", "-q", "--filter", f"label=canon.slot={slot}").split()
+    assert slot not in again.leftovers()
