@@ -31,6 +31,7 @@ import yaml
 from . import git, policy
 from .backends import Backend, BackendError, make_backend
 from .backends.common import BackendUnavailable, run_group
+from .backends.compose import not_a_recipe
 from .config import load_config
 from .errors import CanonError
 from .marker import COLD, SlotMarker, new_slot_name, now_utc

@@ -41,6 +41,7 @@ def test_env_overlay_and_data_survive_redeploy(tmp_path):
     src = tmp_path / "recipe"
     src.mkdir()
     (src / ".env.sample").write_text("TYPE=x\nDOMAIN=x.example.com\n#SMTP_HOST=\n")
+    (src / "compose.yml").write_text("services:\n  app:\n    image: x\n")
     b = LocalBackend(tmp_path / "slots")
     meta = RecipeMeta(
         "x", tmp_path / "recipe_meta.py", {"ENV_OVERLAY": {"SMTP_HOST": "mail", "EXTRA": "1"}}

@@ -32,6 +32,7 @@ from ..marker import MARKER_FILE, SlotMarker
 from ..meta import RecipeMeta
 from . import BackendError
 from .common import generate_secret, parse_env, render_env, run_command, wait_probes
+from .compose import parse_compose_files
 
 _SLOT = re.compile(r"[a-z0-9][a-z0-9._-]{0,150}", re.ASCII)
 
@@ -119,7 +120,13 @@ class LocalBackend:
             raise
         sample = new / ".env.sample"
         overlay = {"STACK_NAME": slot, **meta.ENV_OVERLAY}
-        (d / ".env").write_text(render_env(sample.read_text() if sample.exists() else "", overlay))
+        env_text = render_env(sample.read_text() if sample.exists() else "", overlay)
+        try:  # the compose files it would deploy must at least parse (docker is not needed here)
+            parse_compose_files(new, parse_env(env_text), version)
+        except BackendError:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        (d / ".env").write_text(env_text)
         old = d / "app.old"
         shutil.rmtree(old, ignore_errors=True)
         if (d / "app").exists():
