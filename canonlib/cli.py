@@ -237,7 +237,7 @@ def _unknown_recipe(recipe: str, config, reg) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.dir, evidence=not args.no_evidence)
+    return run_demo(args.dir, evidence=not args.no_evidence, backend=args.backend)
 
 
 def cmd_config_example(args: argparse.Namespace) -> int:
@@ -548,6 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     de.add_argument("dir", nargs="?", default="demo")
     de.add_argument("--no-evidence", action="store_true", help="run the sweeps only, no notebooks")
+    de.add_argument("--backend", choices=("local", "swarm"), default="local",
+                    help="local (embedded, no docker) or swarm (the local docker engine's swarm: "
+                         "scripts/swarm-up; recipe images are built locally)")  # fmt: skip
     de.set_defaults(func=cmd_demo)
 
     ev = sub.add_parser(

@@ -9,6 +9,7 @@ and the labels it must produce are in :data:`EXPECTED`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -16,7 +17,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from . import git
+from . import demo_swarm, git
 from .upstream import IDENTITY, UpstreamRepo
 
 VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
@@ -57,13 +58,23 @@ networks:
 
 def recipe_files(recipe: str, tag: str, *, label_version: str | None = None, app_conf: str = "ok\n",
                  release_note: bool = True, image: str | None = None,
-                 extra: dict[str, str] | None = None) -> dict[str, str]:  # fmt: skip
-    """The files of a Co-op Cloud recipe released as ``tag``."""
-    app = tag.split("+", 1)[1] if "+" in tag else "latest"
+                 extra: dict[str, str] | None = None, swarm: bool = False) -> dict[str, str]:  # fmt: skip
+    """The files of a Co-op Cloud recipe released as ``tag`` (``swarm``: runnable on a real swarm)."""
+    image = image or demo_image(recipe, tag)
+    compose = compose_yml(recipe, label_version or tag, image)
+    abra_sh = "export APP_CONF_VERSION=v1\n"
+    if swarm:
+
+        hook = (extra or {}).get("post-install.sh")
+        compose = demo_swarm.compose_yml(recipe, label_version or tag, image, hook=hook is not None)
+        if hook is not None:
+            abra_sh += (
+                f"export POST_INSTALL_VERSION=h{hashlib.sha256(hook.encode()).hexdigest()[:8]}\n"
+            )
     files = {
-        "compose.yml": compose_yml(recipe, label_version or tag, image or f"{recipe}:{app}"),
+        "compose.yml": compose,
         ".env.sample": f"TYPE={recipe}\nDOMAIN={recipe}.example.com\n#LETS_ENCRYPT_ENV=production\n",
-        "abra.sh": "export APP_CONF_VERSION=v1\n",
+        "abra.sh": abra_sh,
         "README.md": f"# {recipe}\n\nA Co-op Cloud recipe (demo).\n",
         "app.conf": app_conf,
         "meta.json": json.dumps({"recipe": recipe, "version": tag}) + "\n",
@@ -72,6 +83,10 @@ def recipe_files(recipe: str, tag: str, *, label_version: str | None = None, app
     if release_note:
         files[f"release/{tag}"] = f"{recipe} {tag}: see upstream changelog.\n"
     return files
+
+
+def demo_image(recipe: str, tag: str) -> str:
+    return f"{recipe}:{tag.split('+', 1)[1] if '+' in tag else 'latest'}"
 
 
 # -- the fleet -------------------------------------------------------------------
@@ -110,6 +125,17 @@ EXTRA_META = {
     "hello-fixture": "FIXTURE = True\n",
 }  # fmt: skip
 
+BACKEND_LOCAL = """\
+[backend]
+kind = "local"
+"""
+BACKEND_SWARM = f"""\
+[backend]
+kind = "swarm"                  # the local docker engine's swarm (scripts/swarm-up)
+helper_image = "{demo_swarm.BASE_IMAGE}"
+warm = "running"
+"""
+
 HOLD_GITEA = 'HOLD = "gitea 1.15.3 migrations need a manual step; hold until the recipe docs it"\n'
 
 KEYCLOAK_BROKEN_HOOK = textwrap.dedent("""\
@@ -125,10 +151,12 @@ RECIPES = ["bluesky-pds", "bonfire", "custom-html", "gitea", "hello-fixture", "k
 
 
 class Demo:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, backend: str = "local"):
         self.root = root.resolve()
         self.fleet = self.root / "fleet"
         self.up: dict[str, UpstreamRepo] = {}
+        self.swarm = backend == "swarm"
+        self.images: set[str] = set()
 
     @property
     def config_path(self) -> Path:
@@ -141,14 +169,11 @@ class Demo:
         )
         self.config_path.write_text(
             textwrap.dedent(f'''\
-            # the demo's canon.toml: a local backend, upstreams on this disk
+            # the demo's canon.toml: upstreams on this disk, the backend below
             fleet = "fleet"
             state_dir = "state"
             evidence_dir = "evidence"
             upstream = "{self.root}/upstream/{{recipe}}"
-
-            [backend]
-            kind = "local"
 
             [harness]
             timeout_s = 300
@@ -163,15 +188,20 @@ class Demo:
             # upstream moved and nobody told us: this recipe's sync fails every week
             upstream = "{self.root}/upstream/lasuite-docs-moved"
         ''')
+            + "\n"
+            + (BACKEND_SWARM if self.swarm else BACKEND_LOCAL)
         )
         git.run(["init", "--quiet", str(self.fleet)], config=IDENTITY)
         for name in RECIPES:
             d = self.fleet / "tests" / name
             d.mkdir(parents=True)
-            (d / "recipe_meta.py").write_text(
-                f'"""{name}: fleet meta."""\n' + META + EXTRA_META.get(name, "")
+            meta, test = (
+                (demo_swarm.meta(name), demo_swarm.FLEET_TEST) if self.swarm else (META, FLEET_TEST)
             )
-            (d / f"test_{name.replace('-', '_')}.py").write_text(FLEET_TEST)
+            (d / "recipe_meta.py").write_text(
+                f'"""{name}: fleet meta."""\n' + meta + EXTRA_META.get(name, "")
+            )
+            (d / f"test_{name.replace('-', '_')}.py").write_text(test)
             if name != "lasuite-docs":
                 self.up[name] = UpstreamRepo(self.root / "upstream" / name)
                 self.up[name].commit(
@@ -184,8 +214,14 @@ class Demo:
         git.run(["commit", "--quiet", "-m", msg], cwd=self.fleet, config=IDENTITY)
 
     def rel(self, recipe: str, tag: str, *, annotated: bool = True, **kw) -> str:
+        if self.swarm:  # the release's image, built locally: no registry needed
+            image = demo_image(recipe, tag)
+            if image not in self.images:
+                demo_swarm.build_images({image: recipe})
+                self.images.add(image)
         up = self.up[recipe]
-        commit = up.commit(recipe_files(recipe, tag, **kw), f"chore: publish {tag} release")
+        files = recipe_files(recipe, tag, swarm=self.swarm, **kw)
+        commit = up.commit(files, f"chore: publish {tag} release")
         up.tag(tag, annotated=annotated)
         return commit
 
@@ -307,7 +343,7 @@ def verify_from_cold(evidence_dir: Path, out: Callable[[str], None]) -> list[str
     return [f"verify from cold: {c.name}: {c.detail}" for c in claims if not c.ok]
 
 
-def prepare(root: str | Path) -> Demo:
+def prepare(root: str | Path, backend: str = "local") -> Demo:
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         if not (root / MARKER).exists():
@@ -316,20 +352,29 @@ def prepare(root: str | Path) -> Demo:
             raise UsageError(
                 f"{root} exists and was not made by `canon demo`; pick an empty or new DIR"
             )
+        if (root / "state" / "swarm").is_dir():  # the last demo ran on the swarm: its stacks go too
+            from .backends.swarm import SwarmBackend
+
+            SwarmBackend(root / "state" / "swarm").purge()
         shutil.rmtree(root)
-    demo = Demo(root)
+    if backend == "swarm":
+        demo_swarm.ensure_proxy_network()
+    demo = Demo(root, backend)
     demo.build()
     return demo
 
 
-def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], None] = print) -> int:
-    """Build the demo in ``root`` and play its weeks; weeks 3 and 'again' run inside the evidence suite."""
+def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], None] = print,
+             backend: str = "local") -> int:  # fmt: skip
+    """Build the demo in ``root`` and play its weeks; weeks 3 and 'again' run inside the evidence suite.
+
+    ``backend`` is ``local`` (embedded, no docker) or ``swarm`` (the local engine's swarm)."""
     from .claims import sweep_table
     from .config import load_config
     from .registry import Registry
     from .sweep import sweep
 
-    demo = prepare(root)
+    demo = prepare(root, backend)
     config = load_config(demo.config_path, env_overrides=False)
     out(f"demo workspace: {demo.root}  (fleet {demo.fleet}, config {demo.config_path})")
     problems: list[str] = []

@@ -1,0 +1,149 @@
+"""The demo fleet on a real Docker Swarm (``canon demo --backend swarm``).
+
+Same recipes, weeks and expected labels as the local demo; what changes is
+what a release holds and how the fleet tests look at a slot:
+
+- each recipe's image (``<recipe>:<app version>``) is built locally from the
+  test image ``scripts/swarm-up`` makes (busybox, no registry needed): a tiny
+  httpd serving ``/var/lib/<recipe>``;
+- ``compose.yml`` mounts ``app.conf`` (and a release's ``post-install.sh``) as
+  versioned swarm configs, like real recipes do;
+- install steps and probes run inside the service's container (``docker
+  exec``), and the fleet tests read the slot through ``docker exec`` too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import textwrap
+from pathlib import Path
+
+from .errors import UsageError
+
+BASE_IMAGE = "canon-test/busybox:1"
+VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
+
+
+def compose_yml(recipe: str, label_version: str, image: str, *, hook: bool) -> str:
+    hook_mount = (
+        "      - source: post_install\n        target: /post-install.sh\n        mode: 0555\n"
+    )
+    hook_config = "  post_install:\n    name: ${STACK_NAME}_post_install_${POST_INSTALL_VERSION}\n    file: post-install.sh\n"
+    return f"""\
+---
+version: "3.8"
+
+services:
+  app:
+    image: {image}
+    networks:
+      - proxy
+    environment:
+      - DOMAIN
+      - STACK_NAME
+    volumes:
+      - data:/var/lib/{recipe}
+    configs:
+      - source: app_conf
+        target: /etc/app.conf
+{hook_mount if hook else ""}\
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 2s
+      retries: 30
+    deploy:
+      restart_policy:
+        condition: on-failure
+      labels:
+        - "traefik.enable=true"
+        - "traefik.http.routers.${{STACK_NAME}}.rule=Host(`${{DOMAIN}}`)"
+        - "{VERSION_LABEL}={label_version}"
+
+volumes:
+  data:
+
+configs:
+  app_conf:
+    name: ${{STACK_NAME}}_app_conf_${{APP_CONF_VERSION}}
+    file: app.conf
+{hook_config if hook else ""}
+networks:
+  proxy:
+    external: true
+"""
+
+
+def meta(recipe: str) -> str:
+    data = f"/var/lib/{recipe}"
+    return textwrap.dedent(f"""\
+        WARM_CANONICAL = True
+        INSTALL_STEPS = ['app: echo seeded > {data}/seed.txt', 'app: test ! -x /post-install.sh || /post-install.sh']
+        READY_PROBES = [{{"cmd": "app: test -f {data}/seed.txt", "retries": 3, "interval_s": 0.5}}]
+        DEPLOY_TIMEOUT_S = 120
+    """)
+
+
+FLEET_TEST = textwrap.dedent('''\
+    """Functional tests the operator keeps for this recipe; they look into the slot's container."""
+    import os
+    import subprocess
+
+    RECIPE = os.environ["CCCI_RECIPE"]
+    STACK = os.environ["CANON_STACK"]
+    CONTEXT = os.environ.get("CANON_DOCKER_CONTEXT")
+    DOCKER = ["docker", *(["--context", CONTEXT] if CONTEXT else [])]
+
+
+    def in_app(cmd):
+        ids = subprocess.run([*DOCKER, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={STACK}_app",
+                              "--filter", "status=running"], capture_output=True, text=True, check=True).stdout.split()
+        assert ids, f"no running container of {STACK}_app"
+        return subprocess.run([*DOCKER, "exec", ids[0], "sh", "-c", cmd], capture_output=True, text=True)
+
+
+    def test_app_serves():
+        assert in_app("wget -q -O- http://127.0.0.1:8080/ >/dev/null").returncode == 0
+
+
+    def test_seeded_data_is_there():
+        assert in_app(f"cat /var/lib/{RECIPE}/seed.txt").stdout.strip() == "seeded"
+
+
+    def test_app_config_is_sane():
+        conf = in_app("cat /etc/app.conf")
+        assert conf.returncode == 0 and "broken" not in conf.stdout
+''')
+
+DOCKERFILE = """\
+FROM {base}
+CMD ["sh", "-c", "mkdir -p /var/lib/{recipe} && exec httpd -f -p 8080 -h /var/lib/{recipe}"]
+"""
+
+
+def build_images(images: dict[str, str], docker: str = "docker") -> None:
+    """Build each ``image -> recipe`` locally on top of the swarm-up test image."""
+    if subprocess.run(
+        [docker, "image", "inspect", BASE_IMAGE], capture_output=True, check=False
+    ).returncode:
+        raise UsageError(f"the demo on the swarm needs {BASE_IMAGE}: run scripts/swarm-up first")
+    for image, recipe in sorted(images.items()):
+        with tempfile.TemporaryDirectory() as ctx:
+            (Path(ctx) / "Dockerfile").write_text(DOCKERFILE.format(base=BASE_IMAGE, recipe=recipe))
+            proc = subprocess.run([docker, "build", "-q", "-t", image, ctx], capture_output=True, text=True,
+                                  check=False, timeout=600)  # fmt: skip
+            if proc.returncode:
+                raise UsageError(
+                    f"building demo image {image} failed: {proc.stderr.strip()[-300:]}"
+                )
+
+
+def ensure_proxy_network(docker: str = "docker") -> None:
+    """Co-op Cloud recipes join the external ``proxy`` network traefik makes; the demo makes it."""
+    if subprocess.run(
+        [docker, "network", "inspect", "proxy"], capture_output=True, check=False
+    ).returncode:
+        subprocess.run([docker, "network", "create", "-d", "overlay", "--attachable", "proxy"],
+                       capture_output=True, check=True)  # fmt: skip
