@@ -64,7 +64,6 @@ def recipe_files(recipe: str, tag: str, *, label_version: str | None = None, app
     compose = compose_yml(recipe, label_version or tag, image)
     abra_sh = "export APP_CONF_VERSION=v1\n"
     if swarm:
-
         hook = (extra or {}).get("post-install.sh")
         compose = demo_swarm.compose_yml(recipe, label_version or tag, image, hook=hook is not None)
         if hook is not None:
