@@ -88,17 +88,18 @@ def make_backend(config: Any, *, run_dir: Path | None = None) -> Backend:
     raise BackendError("config", f"unknown backend {kind!r}")
 
 
-def reap_leftovers(backend: Backend, out: Any = None) -> list[str]:
+def reap_leftovers(backend: Backend, *, keep: set[str] = frozenset(), out: Any = None) -> list[str]:
     """Tear down what a killed canon left behind (non-canonical slots whose maker is gone).
 
-    Backends that can tell (``swarm``: markers carry their maker's host and pid) have
-    ``reap()``; a failure here is said and the sweep goes on.
+    What goes is decided by the slots' own markers; ``keep`` (the deployments the
+    registry names) only ever protects.  Backends that can tell (``swarm``: markers
+    carry their maker's host and pid) have ``reap()``; a failure is said, the sweep goes on.
     """
     reap = getattr(backend, "reap", None)
     if reap is None:
         return []
     try:
-        gone = reap()
+        gone = reap(keep=keep)
     except CanonError as e:
         if out:
             out(f"canon: could not look for leftovers of killed runs: {e}")

@@ -693,23 +693,27 @@ class SwarmBackend:
         return sorted({r["Spec"]["Labels"][LABEL_SLOT] for r in self._records()})
 
     # -- the janitor ------------------------------------------------------------------------
-    def leftovers(self) -> list[str]:
-        """Non-canonical slots whose making process is gone (a killed canon's)."""
+    def leftovers(self, keep: Iterable[str] = ()) -> list[str]:
+        """Non-canonical slots whose making process is gone (a killed canon's), except ``keep``."""
         out = []
         newest: dict[str, dict[str, Any]] = {}
         for rec in self._records():
             newest[rec["Spec"]["Labels"][LABEL_SLOT]] = rec
         for slot, rec in sorted(newest.items()):
             labels = rec["Spec"]["Labels"]
-            if labels.get("canon.role") != "canonical" and not maker_alive(labels):
+            if (
+                labels.get("canon.role") != "canonical"
+                and not maker_alive(labels)
+                and slot not in keep
+            ):
                 out.append(slot)
         return out
 
-    def reap(self) -> list[str]:
+    def reap(self, keep: Iterable[str] = ()) -> list[str]:
         """Tear down :meth:`leftovers`; returns what it removed."""
         self.check_engine()
         done = []
-        for slot in self.leftovers():
+        for slot in self.leftovers(set(keep)):
             self.teardown(slot)
             done.append(slot)
         return done
