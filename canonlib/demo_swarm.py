@@ -119,7 +119,7 @@ FLEET_TEST = textwrap.dedent('''\
 
 DOCKERFILE = """\
 FROM {base}
-CMD ["sh", "-c", "mkdir -p /var/lib/{recipe} && exec httpd -f -p 8080 -h /var/lib/{recipe}"]
+CMD ["sh", "-c", "mkdir -p /var/lib/{recipe} /srv && echo {recipe} > /srv/index.html && exec httpd -f -p 8080 -h /srv"]
 """
 
 

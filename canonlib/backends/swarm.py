@@ -103,11 +103,12 @@ class Docker:
         if self.log:
             with self.log.open("a") as f:
                 f.write(f"$ docker {' '.join(args)}\n")
-                f.write(
-                    "[output withheld: may contain secrets]\n"
-                    if quiet
-                    else out[-4000:] + err[-4000:]
-                )
+                if quiet:
+                    f.write("[output withheld: may contain secrets]\n")
+                elif args[0] not in ("inspect", "ls") and (len(args) < 2 or args[1] not in ("inspect", "ls")):
+                    f.write(out[-2000:] + err[-2000:])
+                else:
+                    f.write(err[-2000:])
         if check and proc.returncode != 0:
             detail = err.strip() or ("" if quiet else out.strip())
             raise BackendError(step, f"docker {' '.join(args[:3])} failed: {detail[-800:]}")

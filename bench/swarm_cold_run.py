@@ -1,0 +1,90 @@
+"""One cold install on the swarm through canon, against the bare docker commands it issues.
+
+canon:  SwarmBackend provision -> deploy (converged) -> ready probe -> teardown
+bare:   docker stack config; docker secret create; docker stack deploy; poll
+        docker service ls until 1/1; docker stack rm; wait for the containers;
+        docker volume rm; docker secret rm
+
+Both on the same recipe (busybox httpd with a secret, a config, a named volume
+and a healthcheck), alternated, in the same run.  Prints the medians and
+canon's ratio (target <= 1.2x).  Needs the swarm: scripts/swarm-up.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from canonlib.backends.swarm import SwarmBackend  # noqa: E402
+from canonlib.meta import RecipeMeta  # noqa: E402
+from tests.swarmkit import IMAGE, recipe_files, swarm_problem, write_tree  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+
+
+def docker(*args: str, input: str | None = None) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, input=input).stdout
+
+
+def canon_run(tree: Path, work: Path, slot: str) -> float:
+    b = SwarmBackend(work, helper_image=IMAGE, timeout_s=120)
+    meta = RecipeMeta("bench", work / "recipe_meta.py", {"DEPLOY_TIMEOUT_S": 120,
+                      "READY_PROBES": [{"cmd": "test -d /data/www", "retries": 20, "interval_s": 0.2}]})  # fmt: skip
+    t = time.perf_counter()
+    b.provision(slot, tree, meta)
+    b.deploy(slot, tree, meta, version="1.0.0", commit="0" * 40)
+    b.wait_ready(slot, meta)
+    b.teardown(slot)
+    return time.perf_counter() - t
+
+
+def bare_run(tree: Path, stack: str) -> float:
+    env = {**os.environ, "STACK_NAME": stack, "DOMAIN": f"{stack}.bench", "GREETING": "hi",
+           "SECRET_DB_PASSWORD_VERSION": "v1", "APP_CONF_VERSION": "v1"}  # fmt: skip
+    t = time.perf_counter()
+    rendered = subprocess.run(["docker", "stack", "config", "-c", "compose.yml"], cwd=tree, env=env,
+                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+    docker("secret", "create", f"{stack}_db_password_v1", "-", input="x" * 24)
+    subprocess.run(["docker", "stack", "deploy", "--detach=true", "--resolve-image", "never", "-c", "-", stack],
+                   input=rendered.replace("$", "$$"), text=True, capture_output=True, check=True)  # fmt: skip
+    while docker("service", "ls", "--filter", f"name={stack}_app", "--format", "{{.Replicas}}").strip() != "1/1":
+        time.sleep(0.5)
+    docker("exec", docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_app").split()[0],
+           "sh", "-c", "test -d /data/www")  # fmt: skip
+    docker("stack", "rm", stack)
+    while docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={stack}").strip():
+        time.sleep(0.3)
+    docker("volume", "rm", f"{stack}_data")
+    docker("secret", "rm", f"{stack}_db_password_v1")
+    while docker("network", "ls", "-q", "--filter", f"name={stack}_default").strip():
+        time.sleep(0.3)
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    problem = swarm_problem()
+    if problem:
+        print(f"swarm_cold_run: skipped: {problem}")
+        return 0
+    canon, bare = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = write_tree(Path(tmp) / "recipe", recipe_files("1.0.0"))
+        for i in range(ROUNDS):
+            bare.append(bare_run(tree, f"bench-bare-{i}"))
+            canon.append(canon_run(tree, Path(tmp) / "swarm", f"cold-bench-{i}"))
+    c, b = statistics.median(canon), statistics.median(bare)
+    print(f"swarm cold run ({ROUNDS} rounds): canon {c:.2f}s  bare docker {b:.2f}s  "
+          f"ratio {c / b:.2f}x (target <= 1.2x)")  # fmt: skip
+    print("  canon: " + " ".join(f"{x:.2f}" for x in canon) + "   bare: " + " ".join(f"{x:.2f}" for x in bare))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
