@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo docs lint bench mutate clean
+.PHONY: test demo demo-swarm swarm docs lint bench mutate clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m canonlib demo demo
 
+# the demo fleet on a real Docker Swarm (this machine's engine, brought up by scripts/swarm-up)
+demo-swarm: $(VENV)/.installed swarm
+	$(PY) -m canonlib demo --backend swarm demo-swarm
+
+swarm:
+	scripts/swarm-up
+
 docs: $(VENV)/.installed
 	$(PY) -m canonlib.reference docs/reference
 
@@ -27,6 +34,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/mirror_sync.py
 	$(PY) bench/evidence_weekly.py
 	$(PY) bench/verify_offline.py
+	$(PY) bench/swarm_cold_run.py
 
 # mutation testing, not part of CI: `make mutate` (the core) or `make mutate MODULE=canonlib/x.py`;
 # SAMPLE=n tests a seeded sample of n mutants; JOBS=n mutmut processes (default 1)
@@ -38,4 +46,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache mutants
+	rm -rf $(VENV) demo demo-swarm .pytest_cache mutants
