@@ -409,8 +409,9 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
     "backend.kind": ConfigKey(
         f"one of {', '.join(BACKENDS)}",
         '"local"',
-        "Where slots live: `local` (a directory per slot, no docker; the demo and tests) "
-        "or `abra` (real Co-op Cloud servers through the abra CLI).",
+        "Where slots live: `local` (a directory per slot, no docker; the demo and tests), "
+        "`swarm` (a real Docker Swarm through `docker stack deploy`, what abra does under the "
+        "hood) or `abra` (real Co-op Cloud servers through the abra CLI).",
         'kind = "abra"',
     ),
     "backend.servers": ConfigKey(
@@ -433,9 +434,50 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
     ),
     "backend.timeout_s": ConfigKey(
         "number",
-        "900",
-        "abra: seconds for any one abra command.",
+        "900 (abra), 120 (swarm)",
+        "abra: seconds for any one abra command; swarm: for any one docker command (convergence "
+        "waits use the recipe's DEPLOY_TIMEOUT_S).",
         "timeout_s = 1200",
+    ),
+    "backend.context": ConfigKey(
+        "string",
+        "(the docker CLI's current context)",
+        "swarm: the docker context whose engine is a swarm manager, e.g. one made with "
+        "`docker context create myserver --docker host=ssh://root@myserver.example.org`.",
+        'context = "myserver"',
+    ),
+    "backend.helper_image": ConfigKey(
+        "string",
+        '"busybox:1"',
+        "swarm: the image of the helper container that archives and restores named volumes "
+        "(L3 backup/restore, warm snapshots); it needs sh, tar and rm.",
+        'helper_image = "busybox:1.36"',
+    ),
+    "backend.warm": ConfigKey(
+        '"running" or "snapshot"',
+        '"running"',
+        "swarm: a promoted canonical's stack stays running, or (`snapshot`) its volumes are "
+        "archived and its services removed, volumes kept.",
+        'warm = "running"',
+    ),
+    "backend.domain": ConfigKey(
+        "string",
+        '"canon.localhost"',
+        "swarm: slots get DOMAIN=<slot>.<domain> unless the meta's ENV_OVERLAY sets DOMAIN.",
+        'domain = "ci.example.org"',
+    ),
+    "backend.instance": ConfigKey(
+        "string",
+        "a hash of the state dir",
+        "swarm: the label (canon.instance) that keeps this canon's slots apart from another "
+        "canon's on the same swarm; cleanup only ever looks at its own.",
+        'instance = "canon-ci"',
+    ),
+    "backend.docker": ConfigKey(
+        "string",
+        '"docker"',
+        "swarm: the docker CLI to run (a name on PATH or a path).",
+        'docker = "/usr/bin/docker"',
     ),
     "harness.command": ConfigKey(
         "string or list of strings",
