@@ -105,7 +105,9 @@ class Docker:
                 f.write(f"$ docker {' '.join(args)}\n")
                 if quiet:
                     f.write("[output withheld: may contain secrets]\n")
-                elif args[0] not in ("inspect", "ls") and (len(args) < 2 or args[1] not in ("inspect", "ls")):
+                elif args[0] not in ("inspect", "ls") and (
+                    len(args) < 2 or args[1] not in ("inspect", "ls")
+                ):
                     f.write(out[-2000:] + err[-2000:])
                 else:
                     f.write(err[-2000:])
@@ -186,9 +188,17 @@ def convergence_problem(
     return None
 
 
+def _full_ids(
+    services: list[dict[str, Any]], short: Mapping[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
+    """``docker service ls`` counts (short IDs) keyed by the inspected services' full IDs."""
+    return {s["ID"]: c for s in services for sid, c in short.items() if s["ID"].startswith(sid)}
+
+
 def _replicas(text: str) -> tuple[int, int]:
-    """``1/1`` or ``0/1 (1/1 completed)`` → (running, desired)."""
-    head = text.split()[0] if text else "0/0"
+    """``1/1`` → (1, 1); a job's ``0/1 (1/1 completed)`` → (1, 1): its tasks are done."""
+    head = text.split("(")[1] if "completed" in text else text
+    head = head.split()[0] if head.strip() else "0/0"
     a, _, b = head.partition("/")
     try:
         return int(a), int(b)
@@ -227,6 +237,7 @@ class SwarmBackend:
             instance or hashlib.sha256(str(self.work.resolve()).encode()).hexdigest()[:12]
         )
         self._checked = False
+        self._cache: dict[str, dict[str, Any]] = {}  # slot -> its newest record
 
     @classmethod
     def from_config(cls, config: Any, *, run_dir: Path | None = None) -> SwarmBackend:
@@ -294,14 +305,23 @@ class SwarmBackend:
         return sorted(docs, key=lambda d: (d["Spec"]["Labels"].get("canon.seq", ""), d["ID"]))
 
     def _record(self, slot: str) -> dict[str, Any] | None:
-        recs = self._records(slot)
-        return recs[-1] if recs else None
+        """The slot's newest record; cached: a slot's records are written by the one run that made it."""
+        if slot not in self._cache:
+            recs = self._records(slot)
+            if not recs:
+                return None
+            self._cache[slot] = recs[-1]
+        return self._cache[slot]
 
     def _write_record(
         self, slot: str, marker: SlotMarker, deployed: Mapping[str, Any] | None
     ) -> None:
         seq = f"{time.time_ns():016x}"
-        old = [r["ID"] for r in self._records(slot)]
+        old = (
+            [self._cache[slot]["ID"]]
+            if slot in self._cache
+            else [r["ID"] for r in self._records(slot)]
+        )
         labels = {
             **marker.labels(),
             **process_identity(),
@@ -313,8 +333,12 @@ class SwarmBackend:
             {"marker": marker.to_dict(), "deployed": dict(deployed or {})}, sort_keys=True
         )
         args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
-        self.docker.run("config", "create", *args, f"canon_{stack_name(slot)}_{seq}", "-", input=data,
-                        step="marker")  # fmt: skip
+        name = f"canon_{stack_name(slot)}_{seq}"
+        new_id = self.docker.run(
+            "config", "create", *args, name, "-", input=data, step="marker"
+        ).stdout.strip()
+        self._cache[slot] = {"ID": new_id, "Spec": {"Name": name, "Labels": labels,
+                                                    "Data": base64.b64encode(data.encode()).decode()}}  # fmt: skip
         if old:
             self.docker.run("config", "rm", *old, step="marker", check=False)
 
@@ -432,28 +456,36 @@ class SwarmBackend:
                         timeout=max(self.docker.timeout_s, deadline_s))  # fmt: skip
         self.wait_converged(slot, deadline_s)
 
-    def _services(self, slot: str) -> list[dict[str, Any]]:
-        return self.docker.inspect(
-            "service", self.docker.ids("service", self._sel(slot), "deploy"), "deploy"
-        )
-
     def wait_converged(self, slot: str, deadline_s: float) -> None:
-        """Every service's tasks running (healthy where a healthcheck exists), or the failing task's error."""
+        """Every service's tasks running (healthy where a healthcheck exists), or the failing task's error.
+
+        One ``docker service ls`` per poll; the services are inspected (update state) once
+        their tasks all run, and at the deadline (for the message)."""
         end = time.monotonic() + deadline_s
+        filters = [
+            "--filter",
+            f"label={LABEL_SLOT}={slot}",
+            "--filter",
+            f"label={LABEL_INSTANCE}={self.instance}",
+        ]
         while True:
-            services = self._services(slot)
-            rows = self.docker.lines("service", "ls", "--filter", f"label={LABEL_SLOT}={slot}", "--filter", f"label={LABEL_INSTANCE}={self.instance}",
-                                     "--format", "{{.ID}} {{.Replicas}}", step="deploy")  # fmt: skip
-            counts = {}
-            for row in rows:
-                sid, _, rep = row.partition(" ")
-                counts.update(
-                    {s["ID"]: _replicas(rep) for s in services if s["ID"].startswith(sid)}
-                )
-            problem = convergence_problem(services, counts)
-            if problem is None:
-                return
+            rows = self.docker.lines(
+                "service", "ls", *filters, "--format", "{{.ID}} {{.Replicas}}", step="deploy"
+            )
+            short = {sid: _replicas(rep) for sid, _, rep in (row.partition(" ") for row in rows)}
+            services: list[dict[str, Any]] = []
+            if not rows:
+                problem = "no services"
+            elif any(d == 0 or r < d for r, d in short.values()):
+                problem = "tasks not running yet"
+            else:
+                services = self.docker.inspect("service", short, "deploy")
+                problem = convergence_problem(services, _full_ids(services, short))
+                if problem is None:
+                    return
             if time.monotonic() > end:
+                services = services or self.docker.inspect("service", short, "deploy")
+                problem = convergence_problem(services, _full_ids(services, short)) or problem
                 raise BackendError("deploy", f"slot {slot} did not converge within {deadline_s:g}s: "
                                    f"{problem}{self._task_error(services)}")  # fmt: skip
             time.sleep(0.5)
@@ -656,6 +688,7 @@ class SwarmBackend:
                     )
                 time.sleep(0.5)  # networks linger a moment after their containers
         shutil.rmtree(self._dir(slot), ignore_errors=True)
+        self._cache.pop(slot, None)
         records = self._record_ids(slot, "config")
         if records:
             self.docker.run("config", "rm", *records, step="teardown")
