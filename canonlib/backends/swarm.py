@@ -38,6 +38,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,9 @@ class SwarmBackend:
         )
         self._checked = False
         self._cache: dict[str, dict[str, Any]] = {}  # slot -> its newest record
+        self._rendered: dict[
+            tuple[str, str], tuple[dict[str, Any], str]
+        ] = {}  # provision -> deploy
 
     @classmethod
     def from_config(cls, config: Any, *, run_dir: Path | None = None) -> SwarmBackend:
@@ -306,22 +310,17 @@ class SwarmBackend:
 
     def _record(self, slot: str) -> dict[str, Any] | None:
         """The slot's newest record; cached: a slot's records are written by the one run that made it."""
-        if slot not in self._cache:
+        if slot not in self._cache:  # None: known to have none
             recs = self._records(slot)
-            if not recs:
-                return None
-            self._cache[slot] = recs[-1]
+            self._cache[slot] = recs[-1] if recs else None
         return self._cache[slot]
 
     def _write_record(
         self, slot: str, marker: SlotMarker, deployed: Mapping[str, Any] | None
     ) -> None:
         seq = f"{time.time_ns():016x}"
-        old = (
-            [self._cache[slot]["ID"]]
-            if slot in self._cache
-            else [r["ID"] for r in self._records(slot)]
-        )
+        rec = self._record(slot)
+        old = [rec["ID"]] if rec else []
         labels = {
             **marker.labels(),
             **process_identity(),
@@ -417,13 +416,15 @@ class SwarmBackend:
     def provision(self, slot: str, checkout: Path, meta: RecipeMeta) -> None:
         self.check_engine()
         self._ensure_marker(slot, meta.recipe)
-        rendered, env_text, env = self._render(slot, checkout, meta, _tag(checkout))
+        rendered, env_text, env = self._render(slot, checkout, meta, Path(checkout).name)
+        self._rendered[(slot, str(checkout))] = (rendered, env_text)
         labels = self._labels(slot, meta.recipe)
-        existing = {d["Spec"]["Name"]: d for d in self.docker.inspect(
-            "secret", self.docker.ids("secret", {}, "provision"), "provision")}  # fmt: skip
+        names = set(self.docker.lines("secret", "ls", "--format", "{{.Name}}", step="provision"))
         for spec in secret_specs(rendered, stack_name(slot), env, env_text, meta.SECRETS):
-            have = existing.get(spec.name)
-            if have is not None:  # kept: an upgrade keeps its secrets; a new version is a new name
+            if (
+                spec.name in names
+            ):  # kept: an upgrade keeps its secrets; a new version is a new name
+                have = self.docker.inspect("secret", [spec.name], "provision")[0]
                 if have["Spec"].get("Labels", {}).get(LABEL_SLOT) != slot:
                     raise BackendError("provision", f"secret {spec.name} exists and is not slot {slot}'s: "
                                        "canon does not touch it; remove it or pick another slot")  # fmt: skip
@@ -437,17 +438,18 @@ class SwarmBackend:
     ) -> None:
         self.check_engine()
         self._ensure_marker(slot, meta.recipe)
-        rendered, env_text, _env = self._render(slot, checkout, meta, version)
+        cached = self._rendered.pop((slot, str(checkout)), None)
+        rendered, env_text = cached or self._render(slot, checkout, meta, version)[:2]
         doc = with_labels(rendered, self._labels(slot, meta.recipe))
         d = self._dir(slot)
         d.mkdir(parents=True, exist_ok=True)
         (d / ".env").write_text(env_text)
         _pin_files(doc, d / "files", Path(checkout))
         (d / "compose.yml").write_text(yaml.safe_dump(literal(doc), sort_keys=False))
-        self._set_deployed(slot, recipe=meta.recipe, version=version, commit=commit, state="deploying",
-                           services=service_names(rendered), deadline_s=meta.DEPLOY_TIMEOUT_S)  # fmt: skip
         self._up(slot, meta.DEPLOY_TIMEOUT_S)
-        self._set_deployed(slot, state="deployed", deployed_at=time.time())
+        self._set_deployed(slot, recipe=meta.recipe, version=version, commit=commit, state="deployed",
+                           services=service_names(rendered), deadline_s=meta.DEPLOY_TIMEOUT_S,
+                           deployed_at=time.time())  # fmt: skip
 
     def _up(self, slot: str, deadline_s: float) -> None:
         """Deploy the slot's rendered stack and wait for it to converge."""
@@ -653,7 +655,10 @@ class SwarmBackend:
         self._set_deployed(slot, state="undeployed")
 
     def teardown(self, slot: str) -> None:
-        """Everything labelled with this slot, then its marker; never a canonical."""
+        """Everything labelled with this slot, then its marker; never a canonical.
+
+        Services first, then their containers (forced), then the slot's volumes, secrets,
+        configs and networks (listed and removed kind by kind, side by side), the marker last."""
         self.check_engine()
         marker = self.marker(slot)
         if marker is not None and marker.is_canonical:
@@ -665,40 +670,48 @@ class SwarmBackend:
             self.docker.run("service", "rm", *services, step="teardown", check=False)
         end = time.monotonic() + self.docker.timeout_s
         while containers := self.docker.ids("container", want, "teardown"):
-            self.docker.run("rm", "-f", *containers, step="teardown", check=False)
-            if time.monotonic() > end:
-                raise BackendError("teardown", f"slot {slot}: containers {containers} will not go")
-            time.sleep(0.3)
-        for kind in ("volume", "secret", "config", "network"):
-            for attempt in range(20):
-                ids = [
-                    i
-                    for i in self.docker.ids(kind, want, "teardown")
-                    if i not in self._record_ids(slot, kind)
-                ]
-                if not ids:
-                    break
-                r = self.docker.run(kind, "rm", *ids, step="teardown", check=False)
-                if r.returncode == 0:
-                    break
-                if attempt == 19:
+            if self.docker.run("rm", "-f", *containers, step="teardown", check=False).returncode:
+                if time.monotonic() > end:
                     raise BackendError(
-                        "teardown",
-                        f"slot {slot}: docker {kind} rm failed: {r.stderr.strip()[-300:]}",
+                        "teardown", f"slot {slot}: containers {containers} will not go"
                     )
-                time.sleep(0.5)  # networks linger a moment after their containers
+                time.sleep(0.3)
+        filters = [a for k, v in want.items() for a in ("--filter", f"label={k}={v}")]
+        rows = self.docker.lines(
+            "config", "ls", *filters, "--format", "{{.ID}} {{.Labels}}", step="teardown"
+        )
+        records = [
+            i
+            for i, _, labels in (r.partition(" ") for r in rows)
+            if f"{RECORD}=1" in labels.split(",")
+        ]
+        with ThreadPoolExecutor(max_workers=3) as pool:  # independent kinds, side by side
+            list(
+                pool.map(
+                    lambda kind: self._remove_all(slot, kind, records),
+                    ("volume", "secret", "config"),
+                )
+            )
+        self._remove_all(slot, "network", records)  # after the rest: networks linger a moment
         shutil.rmtree(self._dir(slot), ignore_errors=True)
         self._cache.pop(slot, None)
-        records = self._record_ids(slot, "config")
         if records:
             self.docker.run("config", "rm", *records, step="teardown")
 
-    def _record_ids(self, slot: str, kind: str) -> list[str]:
-        return (
-            self.docker.ids("config", {RECORD: "1", **self._sel(slot)}, "teardown")
-            if kind == "config"
-            else []
-        )
+    def _remove_all(self, slot: str, kind: str, keep: list[str]) -> None:
+        """Every ``kind`` object labelled with ``slot`` except ``keep``, retried a while."""
+        for attempt in range(20):
+            ids = [i for i in self.docker.ids(kind, self._sel(slot), "teardown") if i not in keep]
+            if not ids:
+                return
+            r = self.docker.run(kind, "rm", *ids, step="teardown", check=False)
+            if r.returncode == 0:
+                return
+            if attempt == 19:
+                raise BackendError(
+                    "teardown", f"slot {slot}: docker {kind} rm failed: {r.stderr.strip()[-300:]}"
+                )
+            time.sleep(0.5)
 
     def deployed(self, slot: str) -> dict[str, Any] | None:
         rec = self._record(slot)
@@ -785,13 +798,6 @@ def _pin_files(doc: dict[str, Any], dest: Path, checkout: Path) -> None:
                 target = dest / f"{kind}-{name}"
                 shutil.copyfile(src, target)
                 spec["file"] = str(target)
-
-
-def _tag(checkout: Path) -> str:
-    from .. import git
-
-    r = git.run(["describe", "--tags", "--exact-match", "HEAD"], cwd=Path(checkout), check=False)
-    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else Path(checkout).name
 
 
 def _missing(slot: str) -> SlotMarker:
