@@ -256,8 +256,9 @@ def verdict_of(prefix: str = "") -> Iterator[list[Verdict]]:
 
 def rung_install(h: Harness) -> Verdict:
     """L1: provision, deploy, install steps, ready probes, in the cold slot."""
-    if not (h.recipe_dir / "compose.yml").is_file():
-        return policy.FAIL, f"compose.yml missing: {h.recipe} at {h.version} is not a recipe"
+    problem = not_a_recipe(h.recipe_dir, h.version)  # any backend: no compose.yml, no recipe
+    if problem:
+        return policy.FAIL, problem
     with verdict_of() as v:
         h.install(h.slot, h.recipe_dir, h.version, h.commit)
         h.installed = True

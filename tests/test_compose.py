@@ -174,3 +174,14 @@ def test_convergence_problem(services, counts, want):
 )
 def test_split_step(step, want):
     assert split_step(step, "app") == want
+
+
+def test_no_engine_is_the_environments_fault_not_the_recipes(tmp_path, monkeypatch):
+    from canonlib.backends.common import BackendUnavailable
+    from canonlib.backends.swarm import SwarmBackend
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    with pytest.raises(BackendUnavailable, match="does not answer.*scripts/swarm-up"):
+        SwarmBackend(tmp_path / "w").check_engine()
+    with pytest.raises(BackendUnavailable, match="not found: install docker"):
+        SwarmBackend(tmp_path / "w", docker=str(tmp_path / "no-docker")).check_engine()

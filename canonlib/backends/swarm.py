@@ -48,7 +48,7 @@ from ..marker import COLD, NEXT, RETIRED, SlotMarker, now_utc
 from ..meta import RecipeMeta
 from ..process import kill_group
 from . import BackendError
-from .common import generate_secret, probe_once
+from .common import BackendUnavailable, generate_secret, probe_once
 from .compose import (
     app_env,
     compose_files,
@@ -90,7 +90,7 @@ class Docker:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, errors="replace", start_new_session=True,
             )  # fmt: skip
         except FileNotFoundError:
-            raise BackendError(
+            raise BackendUnavailable(
                 step, f"{argv[0]} not found: install docker (scripts/swarm-up)"
             ) from None
         try:
@@ -265,16 +265,16 @@ class SwarmBackend:
             r = self.docker.run("info", "--format", "{{.Swarm.LocalNodeState}}", step="swarm", check=False,
                                 timeout=30)  # fmt: skip
         except BackendError as e:
-            raise BackendError(
+            raise BackendUnavailable(
                 "swarm", f"{where} does not answer ({e}); run scripts/swarm-up"
             ) from None
         state = r.stdout.strip()
         if r.returncode != 0:
-            raise BackendError(
+            raise BackendUnavailable(
                 "swarm", f"{where} does not answer: {r.stderr.strip()[-300:]}; run scripts/swarm-up"
             )
         if state != "active":
-            raise BackendError(
+            raise BackendUnavailable(
                 "swarm", f"{where} is not in an active swarm ({state}): docker swarm init"
             )
         self._checked = True
