@@ -14,10 +14,11 @@ from canonlib.backends.compose import (
     not_a_recipe,
     parse_compose_files,
     secret_specs,
+    split_step,
     stack_name,
     with_labels,
 )
-from canonlib.backends.swarm import _replicas, convergence_problem, split_step
+from canonlib.backends.swarm import _replicas, convergence_problem
 
 
 @pytest.mark.parametrize(

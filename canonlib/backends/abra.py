@@ -11,8 +11,11 @@ one cold run at a time (a lock file per server), so cold runs fan out.
 The abra command sequence, per slot (domain = ``<slot>.<server>``)::
 
     abra app new <recipe> --server S --domain D --chaos --no-input
-    abra app secret insert D <name> v1 <file> --file --no-input   (generator given)
-    abra app secret generate D <name> v1 --no-input               (no generator)
+    abra app secret insert D <name> <v> <file> --file --no-input  (generator given)
+    abra app secret generate D <name> <v> --no-input              (no generator)
+
+(``<v>`` is the env's ``SECRET_<NAME>_VERSION``, else ``v1``; the compose files are
+parsed before each deploy, and ``service: cmd`` steps are split, as the swarm backend does.)
     abra app deploy D --chaos --force --no-input
     abra app run D <service> --no-input -- sh -c <step>           (install steps)
     abra app ps D --no-input                                      (ready probe)
@@ -39,9 +42,15 @@ from .. import git
 from ..marker import SlotMarker
 from ..meta import RecipeMeta
 from . import BackendError
-from .common import BackendUnavailable, generate_secret, render_env, run_group, wait_probes
-
-VERSION = "v1"
+from .common import (
+    BackendUnavailable,
+    generate_secret,
+    parse_env,
+    render_env,
+    run_group,
+    wait_probes,
+)
+from .compose import parse_compose_files, secret_version, split_step
 
 
 class AbraBackend:
@@ -173,17 +182,20 @@ class AbraBackend:
         env_file = self.abra_dir / "servers" / server / f"{domain}.env"
         sample = Path(checkout) / ".env.sample"
         overlay = {"TYPE": meta.recipe, "DOMAIN": domain, **meta.ENV_OVERLAY}
-        env_file.write_text(render_env(sample.read_text() if sample.exists() else "", overlay))
+        env_text = render_env(sample.read_text() if sample.exists() else "", overlay)
+        env_file.write_text(env_text)
+        env = parse_env(env_text)
         for name, generator in meta.SECRETS.items():
+            version = secret_version(env, name)  # abra's: SECRET_<NAME>_VERSION, else v1
             if generator is None:
-                self._run("app", "secret", "generate", domain, name, VERSION, "--no-input",
+                self._run("app", "secret", "generate", domain, name, version, "--no-input",
                           step="provision", quiet=True)  # fmt: skip
                 continue
             fd, tmp = tempfile.mkstemp(prefix="canon-secret-")
             try:
                 with os.fdopen(fd, "w") as f:  # mkstemp files are 0600
                     f.write(generate_secret(generator))
-                self._run("app", "secret", "insert", domain, name, VERSION, tmp, "--file", "--no-input",
+                self._run("app", "secret", "insert", domain, name, version, tmp, "--file", "--no-input",
                           step="provision", quiet=True)  # fmt: skip
             finally:
                 os.unlink(tmp)
@@ -192,6 +204,10 @@ class AbraBackend:
         self, slot: str, checkout: Path, meta: RecipeMeta, *, version: str, commit: str
     ) -> None:
         domain = self._domain(slot)
+        rec = self._record(slot) or {}
+        env_file = self.abra_dir / "servers" / rec.get("server", "") / f"{domain}.env"
+        env = parse_env(env_file.read_text()) if env_file.is_file() else {}
+        parse_compose_files(Path(checkout), env, version)  # a broken compose fails here, named
         self._place_recipe(Path(checkout), meta.recipe)
         self._run("app", "deploy", domain, "--chaos", "--force", "--no-input", step="deploy")
         self._write_record(
@@ -201,10 +217,8 @@ class AbraBackend:
     def run_install_steps(self, slot: str, meta: RecipeMeta) -> None:
         domain = self._domain(slot)
         for step in meta.INSTALL_STEPS:
-            service, sep, cmd = step.partition(":")
-            if not sep or " " in service.strip():
-                service, cmd = "app", step
-            self._run("app", "run", domain, service.strip(), "--no-input", "--", "sh", "-c", cmd.strip(),
+            service, cmd = split_step(step, "app")
+            self._run("app", "run", domain, service, "--no-input", "--", "sh", "-c", cmd,
                       step="install")  # fmt: skip
 
     def wait_ready(self, slot: str, meta: RecipeMeta) -> None:

@@ -121,6 +121,15 @@ def parse_compose_files(tree: Path, env: Mapping[str, str], tag: str) -> dict[st
     return merged
 
 
+def split_step(step: str, default: str) -> tuple[str, str]:
+    """``"db: psql …"`` → (db, psql …); a step without a ``service:`` prefix runs in ``default``
+    (abra's ``app run <service>``: install steps and ``cmd`` probes in a service's container)."""
+    service, sep, cmd = step.partition(":")
+    if not sep or not service.strip() or " " in service.strip() or "/" in service:
+        return default, step
+    return service.strip(), cmd.strip()
+
+
 # -- secrets -------------------------------------------------------------------------
 
 

@@ -55,6 +55,7 @@ from .compose import (
     literal,
     secret_specs,
     service_names,
+    split_step,
     stack_name,
     with_labels,
 )
@@ -205,14 +206,6 @@ def _replicas(text: str) -> tuple[int, int]:
         return int(a), int(b)
     except ValueError:
         return 0, 0
-
-
-def split_step(step: str, default: str) -> tuple[str, str]:
-    """``"db: psql …"`` → (db, psql …); a step without a ``service:`` prefix runs in ``default``."""
-    service, sep, cmd = step.partition(":")
-    if not sep or not service.strip() or " " in service.strip() or "/" in service:
-        return default, step
-    return service.strip(), cmd.strip()
 
 
 class SwarmBackend:
