@@ -51,6 +51,7 @@ def test_slot_env_of_a_deployed_recipe_uses_the_rules(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / ".env.sample").write_text(SAMPLE)
+    (src / "compose.yml").write_text("services:\n  app:\n    image: r\n")
     b = LocalBackend(tmp_path / "slots")
     b.provision("s1", src, meta)
     b.deploy("s1", src, meta, version="1.0.0", commit="a" * 40)

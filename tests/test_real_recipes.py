@@ -90,7 +90,8 @@ def test_reasons_warnings_and_known_red_across_three_sweeps(fleet):
     assert f"L5 lint: no service carries the label {LABEL}" in table["lintred"]
     assert "FAIL (level 4/5)" in table["lintred"]
     assert (
-        "L1 install: compose.yml missing" in table["crate"] and "FAIL (level 0/5)" in table["crate"]
+        "L1 install: not a recipe: no compose.yml" in table["crate"]
+        and "FAIL (level 0/5)" in table["crate"]
     )
     assert "PASS (promoted)" in table["nonote"]
     assert "warning: no release note release/1.2.0+3.0" in table["nonote"]
@@ -110,7 +111,7 @@ def test_reasons_warnings_and_known_red_across_three_sweeps(fleet):
     hist = canon(ws, "history", "lintred")
     assert hist.returncode == 0 and "L5 lint: no service carries the label" in hist.stdout
     hist_json = json.loads(canon(ws, "history", "crate", "--json").stdout)
-    assert hist_json["results"][0]["reason"].startswith("L1 install: compose.yml missing")
+    assert hist_json["results"][0]["reason"].startswith("L1 install: not a recipe: no compose.yml")
 
     # -- sweep 2: nothing changed, so no harness runs at all; the red ones are known-red
     r2 = canon(ws, "sweep", "--json")
