@@ -2,7 +2,7 @@
 
 canon:  SwarmBackend provision -> deploy (converged) -> ready probe -> teardown
 bare:   docker stack config; docker secret create; docker stack deploy; poll
-        docker service ls until 1/1; docker exec (the probe); docker service rm;
+        docker service ps until the task runs and stays STABLE_S; docker exec (the probe); docker service rm;
         docker rm -f (the containers); docker volume/secret/config/network rm
 
 Both on the same recipe (busybox httpd with a secret, a config, a named volume
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from canonlib.backends.swarm import SwarmBackend  # noqa: E402
+from canonlib.backends.swarm import STABLE_S, SwarmBackend  # noqa: E402
 from canonlib.meta import RecipeMeta  # noqa: E402
 from tests.swarmkit import IMAGE, recipe_files, swarm_problem, write_tree  # noqa: E402
 
@@ -49,6 +49,23 @@ def canon_run(tree: Path, work: Path, slot: str) -> tuple[float, float]:
     return installed - t, time.perf_counter() - installed
 
 
+def converge(stack: str) -> None:
+    """Poll until the task runs, then until the same task has stayed running STABLE_S (as canon waits)."""
+    first: tuple[str, float] | None = None
+    while True:
+        rows = docker("service", "ps", f"{stack}_app", "--filter", "desired-state=running", "--no-trunc",
+                      "--format", "{{.ID}} {{.CurrentState}}").splitlines()  # fmt: skip
+        running = [r.split()[0] for r in rows if " Running" in r]
+        if len(running) == 1:
+            if first is None or first[0] != running[0]:
+                first = (running[0], time.monotonic())
+            elif time.monotonic() - first[1] >= STABLE_S:
+                return
+        else:
+            first = None
+        time.sleep(0.5)
+
+
 def bare_run(tree: Path, stack: str) -> tuple[float, float]:
     """(install, teardown) seconds."""
     env = {**os.environ, "STACK_NAME": stack, "DOMAIN": f"{stack}.bench", "GREETING": "hi",
@@ -59,13 +76,7 @@ def bare_run(tree: Path, stack: str) -> tuple[float, float]:
     docker("secret", "create", f"{stack}_db_password_v1", "-", input="x" * 24)
     subprocess.run(["docker", "stack", "deploy", "--detach=true", "--resolve-image", "never", "-c", "-", stack],
                    input=rendered.replace("$", "$$"), text=True, capture_output=True, check=True)  # fmt: skip
-    while (
-        docker(
-            "service", "ls", "--filter", f"name={stack}_app", "--format", "{{.Replicas}}"
-        ).strip()
-        != "1/1"
-    ):
-        time.sleep(0.5)
+    converge(stack)
     docker("exec", docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_app").split()[0],
            "sh", "-c", "test -d /data/www")  # fmt: skip
     installed = time.perf_counter()

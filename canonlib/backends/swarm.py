@@ -64,6 +64,7 @@ RECORD = "canon.record"
 LABEL_SLOT = "canon.slot"
 LABEL_INSTANCE = "canon.instance"
 WARM_MODES = ("running", "snapshot")
+STABLE_S = 3.0  # a converged slot's tasks stay the same this long
 _ENV_PASS = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
              "DOCKER_TLS_VERIFY")  # fmt: skip
 
@@ -232,6 +233,7 @@ class SwarmBackend:
         )
         self._checked = False
         self._cache: dict[str, dict[str, Any]] = {}  # slot -> its newest record
+        self._stable: dict[str, frozenset[str]] = {}  # slot -> the tasks last seen stable
         self._rendered: dict[
             tuple[str, str], tuple[dict[str, Any], str]
         ] = {}  # provision -> deploy
@@ -454,9 +456,12 @@ class SwarmBackend:
     def wait_converged(self, slot: str, deadline_s: float) -> None:
         """Every service's tasks running (healthy where a healthcheck exists), or the failing task's error.
 
-        One ``docker service ls`` per poll; the services are inspected (update state) once
-        their tasks all run, and at the deadline (for the message)."""
+        One ``docker service ls`` per poll; once every task runs, the services are inspected
+        (update state) and the running tasks must stay the same for :data:`STABLE_S` (a task
+        that starts and crashes is "running" for a moment, as ``docker service create``'s own
+        convergence check knows).  A set of tasks already seen stable for the slot counts at once."""
         end = time.monotonic() + deadline_s
+        first_seen: tuple[frozenset[str], float] | None = None
         filters = [
             "--filter",
             f"label={LABEL_SLOT}={slot}",
@@ -469,6 +474,7 @@ class SwarmBackend:
             )
             short = {sid: _replicas(rep) for sid, _, rep in (row.partition(" ") for row in rows)}
             services: list[dict[str, Any]] = []
+            tasks = None
             if not rows:
                 problem = "no services"
             elif any(d == 0 or r < d for r, d in short.values()):
@@ -476,14 +482,35 @@ class SwarmBackend:
             else:
                 services = self.docker.inspect("service", short, "deploy")
                 problem = convergence_problem(services, _full_ids(services, short))
-                if problem is None:
-                    return
+                tasks = None if problem else self._running_tasks(short)
+                problem = problem or (None if tasks else "tasks not running yet")
+            now = time.monotonic()
+            if tasks is None:
+                first_seen = None
+            elif tasks == self._stable.get(slot):
+                return
+            elif first_seen is None or first_seen[0] != tasks:
+                first_seen, problem = (tasks, now), "tasks not stable yet"
+            elif now - first_seen[1] >= STABLE_S:
+                self._stable[slot] = tasks
+                return
+            else:
+                problem = f"tasks running for less than {STABLE_S:g}s"
             if time.monotonic() > end:
                 services = services or self.docker.inspect("service", short, "deploy")
                 problem = convergence_problem(services, _full_ids(services, short)) or problem
                 raise BackendError("deploy", f"slot {slot} did not converge within {deadline_s:g}s: "
                                    f"{problem}{self._task_error(services)}")  # fmt: skip
             time.sleep(0.5)
+
+    def _running_tasks(self, services: Iterable[str]) -> frozenset[str] | None:
+        """The IDs of the tasks meant to run, when every one of them is running; else None."""
+        rows = self.docker.lines("service", "ps", *services, "--filter", "desired-state=running", "--no-trunc",
+                                 "--format", "{{.ID}} {{.CurrentState}}", step="deploy")  # fmt: skip
+        ids = [
+            tid for tid, _, state in (r.partition(" ") for r in rows) if state.startswith("Running")
+        ]
+        return frozenset(ids) if ids and len(ids) == len(rows) else None
 
     def _task_error(self, services: list[dict[str, Any]]) -> str:
         """The newest task error among the slot's services, for the failure message."""
