@@ -64,10 +64,9 @@ def canon_objects() -> dict[str, list[dict[str, str]]]:
         ids = docker(*ls, "--filter", "label=canon.slot").split()
         if not ids:
             continue
-        docs = json.loads(
-            docker(kind if kind != "container" else "container", "inspect", *ids) or "[]"
-        )
-        out[kind] = [_labels(kind, d) for d in docs]
+        # one by one: an object going away between ls and inspect is simply gone
+        docs = [json.loads(docker(kind, "inspect", i, check=False) or "[]") for i in ids]
+        out[kind] = [_labels(kind, d[0]) for d in docs if d]
     return out
 
 

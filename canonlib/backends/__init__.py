@@ -86,25 +86,3 @@ def make_backend(config: Any, *, run_dir: Path | None = None) -> Backend:
 
         return SwarmBackend.from_config(config, run_dir=run_dir)
     raise BackendError("config", f"unknown backend {kind!r}")
-
-
-def reap_leftovers(backend: Backend, *, keep: set[str] = frozenset(), out: Any = None) -> list[str]:
-    """Tear down what a killed canon left behind (non-canonical slots whose maker is gone).
-
-    What goes is decided by the slots' own markers; ``keep`` (the deployments the
-    registry names) only ever protects.  Backends that can tell (``swarm``: markers
-    carry their maker's host and pid) have ``reap()``; a failure is said, the sweep goes on.
-    """
-    reap = getattr(backend, "reap", None)
-    if reap is None:
-        return []
-    try:
-        gone = reap(keep=keep)
-    except CanonError as e:
-        if out:
-            out(f"canon: could not look for leftovers of killed runs: {e}")
-        return []
-    for slot in gone:
-        if out:
-            out(f"canon: removed slot {slot}, left behind by a killed run")
-    return gone

@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
@@ -138,31 +137,6 @@ class Docker:
         if not ids:
             return []
         return json.loads(self.run(kind, "inspect", *ids, step=step).stdout or "[]")
-
-
-def _pid_start(pid: int) -> str | None:
-    """The start time of ``pid`` (field 22 of /proc/pid/stat): with the pid, a process identity."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def process_identity() -> dict[str, str]:
-    return {"canon.host": socket.gethostname(), "canon.pid": str(os.getpid()),
-            "canon.pidstart": _pid_start(os.getpid()) or ""}  # fmt: skip
-
-
-def maker_alive(labels: Mapping[str, str]) -> bool:
-    """Is the process that made a record still running?  Unknown (other host) counts as alive."""
-    if labels.get("canon.host") != socket.gethostname():
-        return True
-    try:
-        pid = int(labels.get("canon.pid", ""))
-    except ValueError:
-        return False
-    return _pid_start(pid) == labels.get("canon.pidstart") and _pid_start(pid) is not None
 
 
 def convergence_problem(
@@ -318,7 +292,6 @@ class SwarmBackend:
         old = [rec["ID"]] if rec else []
         labels = {
             **marker.labels(),
-            **process_identity(),
             RECORD: "1",
             **self._sel(slot),
             "canon.seq": seq,
@@ -758,32 +731,6 @@ class SwarmBackend:
     def slots(self) -> list[str]:
         self.check_engine()
         return sorted({r["Spec"]["Labels"][LABEL_SLOT] for r in self._records()})
-
-    # -- the janitor ------------------------------------------------------------------------
-    def leftovers(self, keep: Iterable[str] = ()) -> list[str]:
-        """Non-canonical slots whose making process is gone (a killed canon's), except ``keep``."""
-        out = []
-        newest: dict[str, dict[str, Any]] = {}
-        for rec in self._records():
-            newest[rec["Spec"]["Labels"][LABEL_SLOT]] = rec
-        for slot, rec in sorted(newest.items()):
-            labels = rec["Spec"]["Labels"]
-            if (
-                labels.get("canon.role") != "canonical"
-                and not maker_alive(labels)
-                and slot not in keep
-            ):
-                out.append(slot)
-        return out
-
-    def reap(self, keep: Iterable[str] = ()) -> list[str]:
-        """Tear down :meth:`leftovers`; returns what it removed."""
-        self.check_engine()
-        done = []
-        for slot in self.leftovers(set(keep)):
-            self.teardown(slot)
-            done.append(slot)
-        return done
 
     def purge(self) -> list[str]:
         """Every slot of this canon instance, canonicals too: only for ``canon demo``'s reset of
