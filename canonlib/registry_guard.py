@@ -283,6 +283,7 @@ def backup(db: Path, dest: Path) -> Path:
             out = sqlite3.connect(tmp)
             try:
                 src.backup(out)
+                out.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal/-shm
             finally:
                 out.close()
         finally:
@@ -312,8 +313,9 @@ def auto_backup(db: Path, keep: int = KEEP_BACKUPS) -> Path | None:
     d = backups_dir(db.parent)
     dest = backup(db, d / f"canon-{_stamp()}.db")
     for old in sorted(d.glob("canon-*.db"))[:-keep]:
-        with contextlib.suppress(FileNotFoundError):
-            old.unlink()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{old}{suffix}")
     return dest
 
 

@@ -340,6 +340,10 @@ def test_registry_backup_uses_the_online_api_and_keeps_the_last_five(ws):
         assert canon(ws.root, "sweep").returncode == 0
     backups = sorted((ws.config.state_dir / "backups").glob("canon-*.db"))
     assert len(backups) == 5
+    r = canon(ws.root, "registry", "restore", str(backups[-1]))
+    assert r.returncode == 0, r.stderr
+    # each backup is one self-contained file: restoring one leaves no -wal/-shm beside it
+    assert sorted(p.name for p in backups[-1].parent.glob("canon-*")) == [p.name for p in backups]
     with sqlite3.connect(backups[-1]) as c:
         assert c.execute("SELECT COUNT(*) FROM canonicals").fetchone()[0] == 2
     assert db.exists()
