@@ -271,6 +271,8 @@ class Demo:
         self.up["traefik"].commit(msg="fix: rebuild v2.4.8")
         self.up["traefik"].tag("v2.4.8", annotated=False, force=True)  # an upstream tag moved
         self.rel("traefik", "2.5.0+2.11.0")
+        # released with the version label not bumped: red at L5, then known-red until it changes
+        self.rel("bluesky-pds", "0.3.0+v0.5", label_version="0.2.0+v0.4")
 
     def week3(self) -> None:
         self.rel("plausible", "3.0.1+v2.0.0")
@@ -286,14 +288,14 @@ EXPECTED: dict[str, dict[str, str]] = {
         "traefik": "PASS (promoted)",
     },
     "week 2": {
-        "bluesky-pds": "SKIP (no-new-version)", "bonfire": "SKIP (no-new-version)",
+        "bluesky-pds": "FAIL (level 4/5)", "bonfire": "SKIP (no-new-version)",
         "custom-html": "PASS (promoted)", "gitea": "SKIP (held)", "keycloak": "GREEN-BUT-PROMOTE-FAILED",
         "lasuite-docs": "ERROR (sync:", "mailu": "SKIP (never-released)",
         "nextcloud": "SKIP (no-new-version)", "plausible": "FAIL (level 1/5)",
         "traefik": "GREEN-NOT-PROMOTED (tag incident",
     },
     "week 3": {
-        "bluesky-pds": "SKIP (no-new-version)", "bonfire": "SKIP (no-new-version)",
+        "bluesky-pds": "SKIP (known-red)", "bonfire": "SKIP (no-new-version)",
         "custom-html": "SKIP (no-new-version)", "gitea": "SKIP (held)", "keycloak": "PASS (promoted)",
         "lasuite-docs": "ERROR (sync:", "mailu": "SKIP (never-released)",
         "nextcloud": "SKIP (no-new-version)", "plausible": "PASS (promoted)", "traefik": "PASS (promoted)",

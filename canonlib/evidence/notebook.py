@@ -150,14 +150,17 @@ def determinism(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def pick_recipe(cfg: Config, recipe: str) -> str:
-    """The given recipe, or the first one with a canonical (a recipe known to go green)."""
+    """The given recipe, or the first whose canonical is its latest tested release (a recipe known
+    to go green: one whose newest tag is red or known-red would fail the proofs for that reason)."""
     if recipe:
         return recipe
     with Registry.open(cfg.db_path) as reg:
-        have = [c.recipe for c in reg.canonicals()]
+        have = sorted(c.recipe for c in reg.canonicals())
+        settled = [r for r in have if all(x["latest"] == reg.read_registry(r).version
+                                          for x in reg.results(recipe=r)[-1:])]  # fmt: skip
     if not have:
         raise ValueError("no recipe has a canonical yet: run a sweep first, or pass recipe=")
-    return sorted(have)[0]
+    return (settled or have)[0]
 
 
 def _keep_scratch_db(facts: dict[str, Any], evidence_dir: str, name: str) -> None:

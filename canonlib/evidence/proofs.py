@@ -204,22 +204,40 @@ def samever_claims(db: Path, recipe: str, run_ids: list[str], tag: str) -> list[
 # -- determinism ---------------------------------------------------------------------
 
 
+def settled(row: dict[str, Any] | None) -> bool:
+    """Whether a sweep's row left nothing to do for its tag: promoted, red (a verdict, remembered
+    as known-red), or a skip.  Unsettled: an ERROR, a timeout, a green release not promoted."""
+    if row is None:
+        return False
+    label = str(row.get("label"))
+    return label.startswith("SKIP") or label == "PASS (promoted)" or row.get("verdict") == "red"
+
+
 def determinism_claims(reg: Registry, run_id: str) -> list[Claim]:
-    """A sweep straight after another: no promotion, and every recipe already at its latest ran nothing."""
+    """A sweep straight after another: what the first settled runs no harness and is not promoted;
+    only its unfinished business (an ERROR, a timeout, a green release not promoted) is tried again."""
     rows = reg.results(run_id)
-    promos = [p for p in reg.history() if p.run_id == run_id]
-    reran = [r["recipe"] for r in rows if r["decision"] == "run"]
-    settled = [r for r in rows if r["decision"] != "run"]
+    sweeps = [r["run_id"] for r in reg.runs("sweep")]
+    at = sweeps.index(run_id) if run_id in sweeps else 0
+    first_id = sweeps[at - 1] if at > 0 else None
+    first = {r["recipe"]: r for r in reg.results(first_id)} if first_id else {}
+    done = [r for r in rows if settled(first.get(r["recipe"]))]
+    ran = [r for r in rows if r["tested_commit"] is not None or r["log_path"] is not None]
+    idle = [r for r in rows if r not in ran]
+    promoted = {p.recipe for p in reg.history() if p.run_id == run_id}
+    known_red = sorted(r["recipe"] for r in rows if r["decision"] == policy.SKIP_KNOWN_RED)
     return [
-        Claim("the second sweep has rows", bool(rows), f"{len(rows)} rows in run {run_id}"),
-        Claim("no promotion written", not promos, f"{len(promos)} promotion(s) with run {run_id}"),
-        Claim("settled recipes ran no harness", all(r["tested_commit"] is None and r["log_path"] is None
-                                                   for r in settled), f"{len(settled)} settled"),
-        Claim("settled recipes are SKIP or a stage ERROR", all(str(r["label"]).startswith(("SKIP", "ERROR"))
-                                                                for r in settled), ", ".join(sorted({r['label'][:24] for r in settled}))),
-        Claim("re-runs only where latest is still above the canonical",
-              all(r["canonical_before"] != r["latest"] for r in rows if r["decision"] == "run"),
-              f"documented exceptions (still red or promote-failed): {', '.join(reran) or 'none'}"),
+        Claim("the second sweep has rows, after a first", bool(rows) and first_id is not None,
+              f"{len(rows)} rows in run {run_id}, after sweep {first_id}"),
+        Claim("what the first sweep settled ran no harness", not [r for r in done if r in ran],
+              f"{len(done)} settled (known-red: {', '.join(known_red) or 'none'}); "
+              f"ran anyway: {', '.join(r['recipe'] for r in done if r in ran) or 'none'}"),
+        Claim("no promotion written for a settled recipe", not promoted & {r["recipe"] for r in done},
+              f"promotions in run {run_id}: {', '.join(sorted(promoted)) or 'none'}"),
+        Claim("a harness ran only for unfinished business", all(not settled(first.get(r["recipe"])) for r in ran),
+              f"tried again: {', '.join(r['recipe'] + ' (was ' + str(first.get(r['recipe'], {}).get('label')) + ')' for r in ran) or 'none'}"),
+        Claim("rows that ran nothing are SKIP or a stage ERROR", all(str(r["label"]).startswith(("SKIP", "ERROR"))
+                                                                   for r in idle), ", ".join(sorted({r['label'][:24] for r in idle}))),
     ]  # fmt: skip
 
 

@@ -24,8 +24,10 @@ from typing import Any
 RECORD_MIME = "application/vnd.canon.record+json"
 RECORDS = "records.json"
 SHOWN_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after", "upgrade_base_kind",
-                 "upgrade_base", "level", "tests_executed", "gate", "label", "error"]  # fmt: skip
-HISTORY_COLUMNS = ["run_id", "decision", "latest", "canonical_after", "level", "label", "error"]
+                 "upgrade_base", "level", "tests_executed", "gate", "label", "error", "reason",
+                 "warnings", "known_red_run"]  # fmt: skip
+HISTORY_COLUMNS = ["run_id", "decision", "latest", "canonical_after", "level", "label", "error",
+                   "reason", "warnings"]  # fmt: skip
 SAMEVER_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after", "upgrade_base_kind",
                    "upgrade_base", "label"]  # fmt: skip
 BEFORE_AFTER_COLUMNS = ["recipe", "canonical_before", "canonical_after", "changed"]
