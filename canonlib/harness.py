@@ -212,7 +212,10 @@ class Harness:
                     self.set(rung, *fn(self))
                 except EnvironmentFault as e:
                     self.error = f"{rung}: {e}"
-                    self.log(f"[canon harness] {self.recipe} {rung}: no verdict: {e}")
+                except Exception as e:  # noqa: BLE001 -- a bug in canon is no verdict either
+                    self.error = f"{rung}: unexpected {type(e).__name__}: {e}"
+                if self.error:
+                    self.log(f"[canon harness] {self.recipe} {rung}: no verdict: {self.error}")
                     return
 
     def teardown(self, slot: str) -> None:
