@@ -33,6 +33,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/sort_versions.py
 	$(PY) bench/mirror_sync.py
 	$(PY) bench/evidence_weekly.py
+	$(PY) bench/known_red.py
 	$(PY) bench/verify_offline.py
 	$(PY) bench/swarm_cold_run.py
 

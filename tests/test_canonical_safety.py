@@ -259,7 +259,7 @@ def test_damaged_pages_give_clear_errors_not_tracebacks(ws):
 
 def wait_for(path: Path, proc: subprocess.Popen, limit: float = 180) -> None:
     end = time.monotonic() + limit
-    while not path.exists():
+    while not path.exists() or not path.read_text().strip():  # created before it is written
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < end, "timed out waiting for the marker"
         time.sleep(0.05)
