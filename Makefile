@@ -36,6 +36,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/known_red.py
 	$(PY) bench/verify_offline.py
 	$(PY) bench/swarm_cold_run.py
+	$(PY) bench/report.py
 
 # mutation testing, not part of CI: `make mutate` (the core) or `make mutate MODULE=canonlib/x.py`;
 # SAMPLE=n tests a seeded sample of n mutants; JOBS=n mutmut processes (default 1)

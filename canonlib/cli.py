@@ -276,8 +276,86 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
     signal.signal(
         signal.SIGTERM, raise_interrupted
     )  # stop the whole tree, mark the dir interrupted
-    ev = run_suite(config, args.suite, params=params, out=lambda line: print(line, flush=True))
+    from .evidence.progress import stderr_out
+
+    ev = run_suite(config, args.suite, params=params, out=lambda line: print(line, flush=True),
+                   progress=stderr_out())  # fmt: skip
     return ev.verdict.exit_code
+
+
+def _evidence_dir_arg(args: argparse.Namespace) -> Path:
+    from .errors import UsageError
+    from .evidence.report import latest_dir
+
+    if args.dir is not None:
+        if not (args.dir / "manifest.json").exists():
+            raise UsageError(f"{args.dir}: not an evidence dir (no manifest.json); "
+                             "`canon evidence latest` prints the newest")  # fmt: skip
+        return args.dir
+    config = _config(args)
+    d = latest_dir(config.evidence_dir)
+    if d is None:
+        raise UsageError(
+            f"no evidence in {config.evidence_dir} yet: run `canon evidence run weekly`"
+        )
+    return d
+
+
+def cmd_evidence_latest(args: argparse.Namespace) -> int:
+    args.dir = None
+    print(_evidence_dir_arg(args))
+    return 0
+
+
+def cmd_evidence_open(args: argparse.Namespace) -> int:
+    from .errors import UsageError
+    from .evidence.report import open_index
+
+    d = _evidence_dir_arg(args)
+    path, opened = open_index(d)
+    if not path.exists():
+        raise UsageError(f"{d}: no index.html (written by evidence runs since reports began); "
+                         f"see {d / 'manifest.json'}")  # fmt: skip
+    print(path if opened else f"no display to open it on; the page is: {path}")
+    return 0
+
+
+def cmd_investigate(args: argparse.Namespace) -> int:
+    from .errors import UsageError
+    from .evidence import investigate
+    from .evidence.progress import stderr_out
+    from .evidence.report import INDEX
+    from .evidence.run import notebooks_dir, run_suite
+    from .registry import Registry
+    from .term import did_you_mean
+
+    config = _config(args)
+    if not config.db_path.exists():
+        raise UsageError(f"no registry at {config.db_path}: run `canon sweep` first")
+    with Registry.open(config.db_path) as reg:
+        rows = reg.results()
+    known = sorted({str(r["recipe"]) for r in rows})
+    if args.recipe and args.recipe not in known:
+        raise UsageError(f"{args.recipe}: no results in {config.db_path}"
+                         f"{did_you_mean(args.recipe, known)}")  # fmt: skip
+    recipe = investigate.pick(rows, args.recipe)
+    if recipe is None:
+        print(
+            "nothing to investigate: no recipe has a failing result; name one: canon investigate RECIPE"
+        )
+        return 0
+    streak = next((s for s in investigate.failing_streaks(rows) if s.recipe == recipe), None)
+    why = f" (failing since run {streak.since_run}, {streak.runs} run(s))" if streak else ""
+    err = stderr_out()
+    err(f"investigating {recipe}{why}")
+    ev = run_suite(config, "investigate", params={"recipe": recipe}, out=err,
+                   notebooks=[notebooks_dir() / "investigate.ipynb"])  # fmt: skip
+    rec = next((n.records for n in ev.notebooks if n.name == "investigate"), {})
+    if rec.get("investigate_reason"):
+        print(f"{recipe}: {rec['investigate_reason']}")
+    print(ev.dir)
+    print(ev.dir / INDEX)
+    return 0 if ev.ok else 1
 
 
 def _print_claims(claims, as_json: bool) -> int:
@@ -575,6 +653,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--param", action="append", metavar="KEY=VALUE", help="any other notebook parameter"
     )
     er.set_defaults(func=cmd_evidence_run)
+
+    el = evsub.add_parser("latest", help="print the newest evidence dir")
+    el.set_defaults(func=cmd_evidence_latest)
+    eo = evsub.add_parser(
+        "open", help="open an evidence dir's index.html (default: the newest)",
+        description="Open DIR/index.html in a browser; with no display, print its path.",
+    )  # fmt: skip
+    eo.add_argument("dir", nargs="?", type=Path, help="an evidence dir (default: the newest)")
+    eo.set_defaults(func=cmd_evidence_open)
+
+    inv = sub.add_parser(
+        "investigate", help="why a recipe fails: its history, rungs and last log, as evidence",
+        description="Execute the investigate notebook for RECIPE into its own evidence dir, without a "
+        "sweep: no mirror is fetched, no registry row is written. With no RECIPE, the recipe that has "
+        "been failing longest. Prints the reason, the dir and its index.html.",
+    )  # fmt: skip
+    inv.add_argument("recipe", nargs="?", help="the recipe (default: the one failing longest)")
+    inv.set_defaults(func=cmd_investigate)
 
     ve = sub.add_parser(
         "verify", help="re-check an evidence dir from cold, with nothing but the dir",

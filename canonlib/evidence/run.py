@@ -36,6 +36,7 @@ from ..sweep import Interrupted, new_run_id
 from . import signing
 from .bundle import write_refs_and_config, write_registry
 from .manifest import ENVELOPE, bundled_facts, claimed_sweep_runs, statement, write_manifest
+from .progress import watch_sweeps
 from .records import (
     RECORDS,
     EvidenceRun,
@@ -44,6 +45,7 @@ from .records import (
     notebook_problems,
     read_records,
 )
+from .report import add_report
 from .suites import SUITES
 from .verdict import Verdict, verdict
 
@@ -139,7 +141,7 @@ def execute(src: Path, dest: Path, params: dict[str, Any], *, cwd: Path, timeout
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         }
         argv = [sys.executable, "-m", "papermill", str(src), str(dest), "-k", "canon", "--language", "python", "--cwd", str(cwd),
-                "--execution-timeout", str(int(cell_timeout_s)), "--no-progress-bar",
+                "--execution-timeout", str(int(cell_timeout_s)), "--no-progress-bar", "--log-output",
                 "-y", json.dumps(params)]  # fmt: skip
         with open(log, "ab") as logf:
             proc = subprocess.Popen(argv, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -188,13 +190,14 @@ def _finish_notebook(nb_run: NotebookRun, log: Path, d: Path, timeout_s: float) 
 def run_suite(
     config: Config, suite: str, *, params: dict[str, Any] | None = None, out: Callable[[str], None] = print,
     notebooks: list[Path] | None = None, timeout_s: float = NOTEBOOK_TIMEOUT_S,
-    cell_timeout_s: float = CELL_TIMEOUT_S,
+    cell_timeout_s: float = CELL_TIMEOUT_S, progress: Callable[[str], None] | None = None,
 ) -> EvidenceRun:  # fmt: skip
     """Execute a suite's notebooks into a new evidence dir; write records, bundle, manifest, signature.
 
     ``suite`` names a list in :data:`SUITES` (or labels ``notebooks`` when those are given);
     ``params`` are passed to every notebook (``config_path`` and ``evidence_dir`` are always set);
-    ``timeout_s`` is the outer watchdog per notebook, ``cell_timeout_s`` papermill's per cell.
+    ``timeout_s`` is the outer watchdog per notebook, ``cell_timeout_s`` papermill's per cell;
+    ``progress`` (default ``out``) hears each notebook start and end and each sweep row as it lands.
     The returned run's :attr:`~EvidenceRun.verdict` is the week's verdict (exit code included).
     """
     if notebooks is None:
@@ -207,19 +210,22 @@ def run_suite(
     started = utcnow()
     base_params = {"config_path": str(config.path or ""), "evidence_dir": str(d), **(params or {})}
     ev = EvidenceRun(d, suite, [])
-    logs = Path(tempfile.mkdtemp(prefix="canon-evidence-logs-"))
+    progress = progress or out
+    logs = d / "logs"  # papermill's logs, kept in the dir
+    logs.mkdir()
     try:
         for src in notebooks:
             name = src.stem
-            out(f"  running {name} ...")
+            progress(f"  running {name} ...")
             log = logs / f"{name}.log"
             nb_run = NotebookRun(name, d / f"{name}.ipynb", None, 0.0)
             ev.notebooks.append(nb_run)
-            rc, timed_out, secs = execute(src, nb_run.path, base_params, cwd=d, timeout_s=timeout_s,
-                                          cell_timeout_s=cell_timeout_s, log=log)  # fmt: skip
+            with watch_sweeps(config.runs_dir, progress):
+                rc, timed_out, secs = execute(src, nb_run.path, base_params, cwd=d, timeout_s=timeout_s,
+                                              cell_timeout_s=cell_timeout_s, log=log)  # fmt: skip
             nb_run.rc, nb_run.timed_out, nb_run.seconds = rc, timed_out, round(secs, 2)
             _finish_notebook(nb_run, log, d, timeout_s)
-            out(
+            progress(
                 f"  {name}: {'ok' if nb_run.ok else 'FAILED: ' + '; '.join(nb_run.problems)} ({secs:.1f}s)"
             )
     except (Interrupted, KeyboardInterrupt) as e:
@@ -233,8 +239,6 @@ def run_suite(
             finish(config, ev, run_id=run_id, params=base_params, started=started, interrupted=why)
             out(f"evidence {suite}: interrupted by {why}; the dir is marked interrupted: {d}")
         raise
-    finally:
-        shutil.rmtree(logs, ignore_errors=True)
     finish(config, ev, run_id=run_id, params=base_params, started=started)
     out(f"evidence {suite}: {ev.verdict.summary() if ev.verdict else '?'}")
     out(str(d))
@@ -273,6 +277,7 @@ def finish(config: Config, ev: EvidenceRun, *, run_id: str, params: dict, starte
     ev.verdict = verdict(notebooks_ok, facts["rows"])
     stmt = statement(config, ev, ev.verdict, facts, run_id=run_id, params=params, started=started,
                      interrupted=interrupted)  # fmt: skip
+    add_report(d, stmt)  # summary.md, index.html, <nb>.html: rendered from stmt, hashed into it
     payload = write_manifest(d, stmt)
     kp = signing.key_paths(config.state_dir)
     if kp.private.exists():

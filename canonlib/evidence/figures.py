@@ -1,0 +1,221 @@
+"""The evidence figures, each with its alt text: a reader sees the answer, a screen reader hears it.
+
+- :func:`sweep_figure`: one bar per recipe (its seconds), coloured by outcome, its
+  label and reason written beside it; the run id and date in the title;
+- :func:`disk_figure`: bytes per recipe (mirror, slot, snapshots) and the whole
+  (mirrors, slots, snapshots, evidence, state) against the budget, drawn;
+- :func:`rungs_figure`: a recipe's rung statuses run by run.
+
+Used by the notebooks (:func:`show`) and by ``index.html`` (:func:`png_b64`).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import textwrap
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("agg")  # rendered to PNG, whatever the kernel's backend
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from ..meta import RUNGS  # noqa: E402
+from .report import OUTCOMES, human_bytes, missing, outcome, reason, short_date  # noqa: E402
+
+REASON_CHARS = 80  # beside a bar; the tables carry the full reason
+PNG_META = {"Software": None}  # no version stamp: the same values give the same bytes
+
+
+def unit_for(max_bytes: float) -> tuple[str, float]:
+    """The unit a byte axis reads best in: ``("KiB", 1024)``, ``("MiB", …)`` or ``("GiB", …)``."""
+    if max_bytes >= 1 << 30:
+        return "GiB", float(1 << 30)
+    if max_bytes >= 1 << 20:
+        return "MiB", float(1 << 20)
+    return "KiB", 1024.0
+
+
+def _num(v: Any) -> float:
+    return 0.0 if missing(v) else float(v)
+
+
+def sweep_alt(rows: list[dict[str, Any]], run_id: Any, started: Any) -> str:
+    by: dict[str, list[str]] = {}
+    for r in rows:
+        by.setdefault(outcome(r.get("label")), []).append(str(r.get("recipe")))
+    parts = [f"{k}: {', '.join(by[k])}" for k in OUTCOMES if k in by]
+    failing = [f"{r.get('recipe')} {r.get('label')}: {reason(r)}" for r in rows
+               if outcome(r.get("label")) in ("ERROR", "FAIL", "GREEN-BUT-PROMOTE-FAILED")]  # fmt: skip
+    alt = (
+        f"Bar chart of sweep {run_id} on {short_date(started)}: seconds per recipe for "
+        f"{len(rows)} recipes, coloured by outcome. " + "; ".join(parts) + "."
+    )
+    return alt + (" Failing: " + "; ".join(failing) + "." if failing else " Nothing failed.")
+
+
+def sweep_figure(rows: list[dict[str, Any]], run_id: Any, started: Any):
+    """One bar per recipe: its seconds, coloured by outcome, label and reason beside it."""
+    rows = sorted(rows, key=lambda r: str(r.get("recipe")), reverse=True)  # top-down alphabetical
+    secs = [_num(r.get("duration_s")) for r in rows]
+    top = max(secs + [1.0])
+    fig, ax = plt.subplots(figsize=(12, 0.42 * len(rows) + 1.9), layout="constrained")
+    kinds = [outcome(r.get("label")) for r in rows]
+    y = range(len(rows))
+    ax.barh(y, [max(s, top * 0.004) for s in secs], color=[OUTCOMES[k][0] for k in kinds],
+            edgecolor="#333", linewidth=0.5)  # fmt: skip
+    for i, r in enumerate(rows):
+        why = reason(r)
+        text = f"{r.get('label')}" + (
+            f" — {why}" if why != "-" and why not in str(r.get("label")) else ""
+        )
+        text = textwrap.shorten(text, REASON_CHARS, placeholder=" …")
+        ax.text(secs[i] + top * 0.01, i, text, va="center", fontsize=8)
+    ax.set_yticks(list(y), [str(r.get("recipe")) for r in rows])
+    ax.set_xlim(0, top * 2.1)  # room for the words beside the bars
+    ax.set_xlabel("seconds (sync + cold run + promote)")
+    ax.set_ylabel("recipe")
+    ax.set_title(f"sweep {run_id} — {short_date(started)}: {len(rows)} recipes by outcome")
+    present = [k for k in OUTCOMES if k in kinds]
+    fig.legend(handles=[Patch(color=OUTCOMES[k][0], label=k) for k in present],
+               loc="outside lower center", ncol=min(len(present), 6), fontsize=8, frameon=False)  # fmt: skip
+    return fig, sweep_alt(rows[::-1], run_id, started)
+
+
+DISK_PARTS = ("mirror", "canonical slot", "snapshots")
+DISK_COLOURS = {"mirror": "#4c72b0", "canonical slot": "#55a868", "snapshots": "#8172b2",
+                "evidence": "#ccb974", "state": "#64b5cd", "other slots": "#c44e52"}  # fmt: skip
+
+
+def disk_parts(disk: dict[str, Any], recipes: list[str] | None = None) -> list[dict[str, Any]]:
+    """Per recipe: mirror, slot without its snapshots, snapshots; every recipe of ``recipes`` too
+    (zero when it has no mirror or slot)."""
+    rows = {str(r.get("recipe")): r for r in disk.get("rows") or []}
+    names = sorted(set(rows) | set(recipes or []))
+    out = []
+    for name in names:
+        r = rows.get(name, {})
+        snap = _num(r.get("snapshot_bytes"))
+        out.append({"recipe": name, "mirror": _num(r.get("mirror_bytes")),
+                    "canonical slot": max(_num(r.get("slot_bytes")) - snap, 0.0), "snapshots": snap})  # fmt: skip
+    return out
+
+
+def disk_whole(disk: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, float]:
+    shared = disk.get("shared") or {}
+
+    def pick(word: str) -> float:
+        return sum(_num(v) for k, v in shared.items() if str(k).startswith(word))
+
+    return {
+        "mirror": sum(p["mirror"] for p in parts),
+        "canonical slot": sum(p["canonical slot"] for p in parts),
+        "snapshots": sum(p["snapshots"] for p in parts),
+        "evidence": pick("evidence"),
+        "state": pick("state"),
+        "other slots": pick("other"),
+    }
+
+
+def disk_alt(disk: dict[str, Any], parts: list[dict[str, Any]], whole: dict[str, float]) -> str:
+    total, budget = disk.get("total_bytes"), disk.get("budget_bytes")
+    biggest = sorted(parts, key=lambda p: -(p["mirror"] + p["canonical slot"] + p["snapshots"]))[:3]
+    within = _num(total) <= _num(budget)
+    return (
+        f"Disk use: {human_bytes(total)} of a {human_bytes(budget)} budget "
+        f"({'within' if within else 'OVER'} budget). "
+        + ", ".join(f"{k} {human_bytes(v)}" for k, v in whole.items())
+        + f". {len(parts)} recipes drawn; the largest: "
+        + ", ".join(
+            f"{p['recipe']} {human_bytes(p['mirror'] + p['canonical slot'] + p['snapshots'])}"
+            for p in biggest
+        )
+        + "."
+    )
+
+
+def disk_figure(disk: dict[str, Any], *, recipes: list[str] | None = None, title: Any = ""):
+    """Left: bytes per recipe (every recipe, zero drawn as zero); right: the whole, the budget drawn."""
+    parts = disk_parts(disk, recipes)
+    whole = disk_whole(disk, parts)
+    budget = _num(disk.get("budget_bytes"))
+    n = max(len(parts), 1)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 0.35 * n + 2.4), layout="constrained",
+                               gridspec_kw={"width_ratios": [3, 2]})  # fmt: skip
+    name, div = unit_for(max([sum(p[k] for k in DISK_PARTS) for p in parts] + [1]))
+    left = [0.0] * len(parts)
+    ys = range(len(parts))
+    for k in DISK_PARTS:
+        vals = [p[k] / div for p in parts]
+        a.barh(ys, vals, left=left, color=DISK_COLOURS[k], label=k)
+        left = [x + v for x, v in zip(left, vals, strict=True)]
+    a.set_yticks(list(ys), [p["recipe"] for p in parts])
+    a.invert_yaxis()
+    a.set_xlabel(name)
+    a.set_title("per recipe")
+    wname, wdiv = unit_for(max(sum(whole.values()), budget, 1))
+    at = 0.0
+    for k, v in whole.items():
+        b.barh([0], [v / wdiv], left=[at], color=DISK_COLOURS[k], label=k)
+        at += v / wdiv
+    if budget:
+        b.axvline(budget / wdiv, color="#b2182b", linestyle="--", linewidth=2, label="budget")
+        b.set_xlim(0, max(at, budget / wdiv) * 1.08)
+    b.set_yticks([0], ["all"])
+    b.set_xlabel(wname)
+    share = f"{100 * _num(disk.get('total_bytes')) / budget:.1f}% of" if budget else "no"
+    b.set_title(f"total {human_bytes(disk.get('total_bytes'))}: {share} budget")
+    fig.suptitle(f"disk use {title}".strip())
+    handles, labels = b.get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False
+    )
+    return fig, disk_alt(disk, parts, whole)
+
+
+RUNG_COLOURS = {"pass": "#1a9850", "fail": "#d73027", "skip": "#bdbdbd", "unverified": "#ffffff"}
+
+
+def rungs_figure(rungs_rows: list[dict[str, Any]], recipe: str):
+    """Rung statuses run by run (rows: runs, oldest first; columns: L1..L5)."""
+    from matplotlib.colors import to_rgb
+
+    runs = [str(r.get("run_id")) for r in rungs_rows]
+    grid = [[to_rgb(RUNG_COLOURS.get(str(r.get(k) or "unverified"), "#ffffff")) for k in RUNGS]
+            for r in rungs_rows]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(8, 0.35 * max(len(runs), 1) + 1.8), layout="constrained")
+    if grid:
+        ax.imshow(grid, aspect="auto")
+    ax.set_xticks(range(len(RUNGS)), [f"L{i} {n}" for i, n in enumerate(RUNGS, start=1)])
+    ax.set_yticks(range(len(runs)), runs)
+    ax.set_xlabel("rung")
+    ax.set_ylabel("sweep run (oldest at the top)")
+    ax.set_title(f"{recipe}: rung statuses over time")
+    fig.legend(handles=[Patch(facecolor=c, edgecolor="#555", label=k) for k, c in RUNG_COLOURS.items()],
+               loc="outside lower center", ncol=4, fontsize=8, frameon=False)  # fmt: skip
+    fails = [f"{r.get('run_id')}: " + ", ".join(k for k in RUNGS if r.get(k) == "fail")
+             for r in rungs_rows if any(r.get(k) == "fail" for k in RUNGS)]  # fmt: skip
+    alt = (f"Rung statuses of {recipe} over {len(runs)} runs. "
+           + ("Failing rungs: " + "; ".join(fails) + "." if fails else "No rung failed."))  # fmt: skip
+    return fig, alt
+
+
+def png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, metadata=PNG_META)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def png_b64(fig, alt: str) -> tuple[str, str]:
+    return base64.b64encode(png_bytes(fig)).decode(), alt
+
+
+def show(fig, alt: str) -> None:
+    """Put ``fig`` into the notebook as a PNG with its alt text (and the text printed beneath)."""
+    from IPython.display import Image, Markdown, display
+
+    display(Image(data=png_bytes(fig), format="png"), metadata={"image/png": {"alt": alt}})
+    display(Markdown(f"*{alt}*"))

@@ -1,0 +1,108 @@
+"""Investigating one recipe without a sweep: which one, and why it fails.
+
+Pure choices over result rows (:func:`failing_streaks`, :func:`pick`) and
+:func:`investigation`, everything the investigate notebook records about a
+recipe: its history, its rung statuses run by run, the reason of its last
+failing row and that row's log tail.  Nothing here writes: no mirror is
+fetched, no registry row is added (``canon investigate`` checks the run count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..meta import RUNGS
+from .report import FAILING, outcome, reason
+
+TAIL_CHARS = 3000
+HISTORY_COLUMNS = ["run_id", "decision", "latest", "canonical_after", "level", "label", "error"]
+
+
+def failing(row: dict[str, Any]) -> bool:
+    """A row that keeps a recipe failing: FAIL, ERROR, GREEN-BUT-PROMOTE-FAILED, or a skip
+    because its latest tag is known red."""
+    return outcome(row.get("label")) in FAILING or row.get("decision") == "skip:known-red"
+
+
+@dataclass(frozen=True)
+class Streak:
+    recipe: str
+    since_run: str  # the first run of the failing streak that is still going on
+    runs: int
+
+
+def failing_streaks(rows: list[dict[str, Any]]) -> list[Streak]:
+    """Each recipe whose latest row is failing, with the run its streak began; ``rows`` in run
+    order (as the registry returns them).  Longest-failing first (earliest start, then most runs)."""
+    order: dict[str, int] = {}
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        order.setdefault(str(r.get("run_id")), len(order))
+        by.setdefault(str(r.get("recipe")), []).append(r)
+    out = []
+    for recipe, rs in by.items():
+        n = 0
+        while n < len(rs) and failing(rs[-1 - n]):
+            n += 1
+        if n:
+            out.append(Streak(recipe, str(rs[-n].get("run_id")), n))
+    return sorted(out, key=lambda s: (order[s.since_run], -s.runs, s.recipe))
+
+
+def pick(rows: list[dict[str, Any]], recipe: str | None = None) -> str | None:
+    """``recipe`` when given; else the recipe failing longest; else the last one that failed at
+    all; else None."""
+    if recipe:
+        return recipe
+    streaks = failing_streaks(rows)
+    if streaks:
+        return streaks[0].recipe
+    bad = [str(r.get("recipe")) for r in rows if failing(r)]
+    return bad[-1] if bad else None
+
+
+def rung_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run that ran the harness: ``run_id`` and each rung's status (``-`` unknown)."""
+    return [
+        {"run_id": r.get("run_id"), **{k: (r.get("rungs") or {}).get(k) for k in RUNGS}}
+        for r in rows
+        if isinstance(r.get("rungs"), dict) and r.get("rungs")
+    ]
+
+
+def log_tail(path: Any, chars: int = TAIL_CHARS) -> str:
+    if not path:
+        return ""
+    p = Path(str(path))
+    try:
+        with open(p, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(size - chars, 0))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def investigation(recipe: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the investigate notebook records for ``recipe`` from its result ``rows`` (run order)."""
+    bad = [r for r in rows if failing(r)]
+    last = bad[-1] if bad else None
+    streak = next((s for s in failing_streaks(rows) if s.recipe == recipe), None)
+    if last is None:
+        why = "no failing row: every recorded run of it passed or skipped"
+    else:
+        why = f"{last.get('label')} in run {last.get('run_id')}: {reason(last)}"
+    return {
+        "investigated": recipe,
+        "investigate_rows": [
+            {c: r.get(c) for c in HISTORY_COLUMNS} | {"reason": r.get("reason")} for r in rows
+        ],  # fmt: skip
+        "investigate_rungs": rung_rows(rows),
+        "investigate_reason": why,
+        "investigate_failing_since": streak.since_run if streak else None,
+        "investigate_failing_runs": streak.runs if streak else 0,
+        "investigate_log_tail": log_tail(last.get("log_path")) if last else "",
+    }

@@ -1,0 +1,97 @@
+"""Live progress of an evidence run on stderr, so the journal is never silent for hours.
+
+A notebook's sweep runs in a kernel two processes away; each recipe's row is
+appended to ``<state>/runs/<run>/results.jsonl`` the moment its turn ends.
+:func:`watch_sweeps` tails those files while a notebook runs and prints one line
+per recipe (decision and label) as it lands.  Plain lines when the stream is not
+a TTY (the journal gets them whole); on a TTY the outcome word is coloured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from .. import term
+
+POLL_S = 0.5
+
+
+def stderr_out(stream: TextIO | None = None) -> Callable[[str], None]:
+    """A line printer for ``stream`` (stderr): coloured outcome words on a TTY, plain otherwise."""
+    stream = stream or sys.stderr
+    paint = term.use_colour(stream)
+
+    def out(line: str) -> None:
+        # progress is a courtesy: a closed stderr never stops the run
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            print(term.colour(line) if paint else line, file=stream, flush=True)
+
+    return out
+
+
+def row_line(run_id: str, row: dict) -> str:
+    decision = row.get("decision") or "-"
+    return f"    {run_id}: {row.get('recipe')}: {decision} -> {row.get('label')}"
+
+
+class SweepTail:
+    """Tails every ``results.jsonl`` under ``runs_dir`` written since it started."""
+
+    def __init__(self, runs_dir: Path, out: Callable[[str], None]):
+        self.runs_dir = Path(runs_dir)
+        self.out = out
+        self.since = time.time() - 1.0
+        self.offsets: dict[Path, int] = {}
+        self.lines = 0
+
+    def poll(self) -> None:
+        if not self.runs_dir.is_dir():
+            return
+        for f in sorted(self.runs_dir.glob("*/results.jsonl")):
+            try:
+                if f not in self.offsets and f.stat().st_mtime < self.since:
+                    self.offsets[f] = f.stat().st_size  # an older run: not this notebook's
+                    continue
+                with open(f, "rb") as fh:
+                    fh.seek(self.offsets.get(f, 0))
+                    data = fh.read()
+            except OSError:
+                continue
+            done = data.rfind(b"\n") + 1  # only whole lines; the rest next time
+            self.offsets[f] = self.offsets.get(f, 0) + done
+            for raw in data[:done].splitlines():
+                try:
+                    row = json.loads(raw)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(row, dict):
+                    self.lines += 1
+                    self.out(row_line(f.parent.name, row))
+
+
+@contextmanager
+def watch_sweeps(runs_dir: Path, out: Callable[[str], None], poll_s: float = POLL_S) -> Iterator[SweepTail]:  # fmt: skip
+    """While the block runs, print each recipe's row of any sweep that starts, as it lands."""
+    tail = SweepTail(runs_dir, out)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(poll_s):
+            tail.poll()
+
+    t = threading.Thread(target=loop, name="canon-progress", daemon=True)
+    t.start()
+    try:
+        yield tail
+    finally:
+        stop.set()
+        t.join()
+        tail.poll()  # the rows that landed in the last half second

@@ -1,0 +1,199 @@
+"""The report end to end: a real weekly evidence run (real papermill, real kernels) on a small fleet
+with a PASS, a FAIL and an ERROR recipe writes summary.md and index.html, hashed in the manifest;
+`canon investigate` picks the recipe failing longest without touching the registry; and the page
+is opened in a real headless Chromium (Debian's `chromium`) and checked as a person would see it.
+The only stand-in is none: no fake abra is needed (local backend)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from canonlib.cli import main
+from canonlib.evidence.manifest import MANIFEST
+from canonlib.evidence.report import ROW_COLOURS, latest_dir
+from canonlib.evidence.run import run_suite
+from canonlib.registry import Registry
+from canonlib.sweep import sweep
+from tests.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory):
+    """Two weeks of a small fleet; the second as the weekly evidence suite."""
+    root = tmp_path_factory.mktemp("report") / "ws"
+    root.mkdir()
+    ws = Workspace(root)
+    ws.recipe("good")
+    ws.release("good", "1.0.0+1.0")
+    ws.recipe("red")
+    ws.release("red", "1.0.0+1.0")
+    ws.recipe("gone")  # its upstream vanishes: an ERROR every week
+    shutil.rmtree(root / "upstream" / "gone")
+    sweep(ws.config)  # week 1: good and red promoted, gone ERROR
+    ws.release("red", "2.0.0+2.0", app_conf="broken=true  # 2.0.0 is broken\n")
+    ws.release("good", "1.1.0+1.0")
+    progress: list[str] = []
+    ev = run_suite(ws.config, "weekly", out=lambda s: None, progress=progress.append)
+    return ws, ev, progress
+
+
+def canon(ws: Workspace, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["--config", str(ws.root / "canon.toml"), *args])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_every_run_writes_a_summary_and_an_index_hashed_in_the_manifest(week):
+    ws, ev, _ = week
+    files = json.loads((ev.dir / MANIFEST).read_text())["predicate"]["canon"]["files"]
+    for name in ("summary.md", "index.html", "sweep.html", "determinism.html", "disk_budget.html"):
+        assert name in files, name
+    summary = (ev.dir / "summary.md").read_text()
+    recipes = summary.split("## Recipes")[1].split("## ")[0]
+    rows = {
+        line.split("|")[1].strip(): line for line in recipes.splitlines() if line.startswith("| ")
+    }
+    assert (
+        "FAIL (level" in rows["red"] and "failed" in rows["red"].split("|")[3]
+    )  # the rung, in words
+    assert "ERROR (sync:" in rows["gone"] and "cannot fetch" in rows["gone"].split("|")[3]
+    assert "PASS (promoted)" in rows["good"]
+    assert re.search(r"\| good \| 1\.0\.0\+1\.0 \| 1\.1\.0\+1\.0 \| yes \|", summary)
+    assert re.search(r"\| gone \| - \| - \| no \|", summary)  # missing -> missing is no change
+    assert "NaN" not in summary and not re.search(r"\| \d+\.0 \|", recipes)  # levels, counts: ints
+    assert "## Disk" in summary and "budget" in summary
+
+
+def test_the_reports_verify_with_the_rest(week):
+    ws, ev, _ = week
+    rc, out, _ = canon(ws, "verify", str(ev.dir))
+    assert rc == 0, out
+    (ev.dir / "index.html").write_text((ev.dir / "index.html").read_text().replace("ERROR", "PASS"))
+    try:
+        rc, out, _ = canon(ws, "verify", str(ev.dir))
+        assert rc == 1 and "index.html" in out
+    finally:
+        (ev.dir / "index.html").write_text(
+            (ev.dir / "index.html").read_text().replace("PASS", "ERROR")
+        )
+
+
+def test_progress_names_each_notebook_and_each_recipe_as_it_lands(week):
+    _, _, progress = week
+    text = "\n".join(progress)
+    assert "running sweep ..." in text and "disk_budget: ok" in text
+    for recipe, label in (
+        ("good", "PASS (promoted)"),
+        ("red", "FAIL (level"),
+        ("gone", "ERROR (sync:"),
+    ):
+        assert re.search(rf": {recipe}: \S+ -> {re.escape(label)}", text), (recipe, text)
+    assert text.index(": red: ") < text.index("  sweep: ")  # streamed during the notebook
+    log = week[1].dir / "logs" / "sweep.log"
+    assert log.exists() and "Executing" in log.read_text()  # papermill's log, kept
+
+
+def test_latest_and_open_without_a_display(week, monkeypatch):
+    ws, ev, _ = week
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert latest_dir(ws.config.evidence_dir) == ev.dir
+    rc, out, _ = canon(ws, "evidence", "latest")
+    assert rc == 0 and out.strip() == str(ev.dir)
+    rc, out, _ = canon(ws, "evidence", "open")
+    assert rc == 0 and out.strip().endswith(str(ev.dir / "index.html")) and "no display" in out
+    rc, _, err = canon(ws, "evidence", "open", str(ws.root))
+    assert rc == 2 and "not an evidence dir" in err
+
+
+def test_investigate_picks_the_recipe_failing_longest_and_writes_nothing_else(week):
+    ws, _, _ = week
+    with Registry.open(ws.config.db_path) as reg:
+        runs, results = len(reg.runs()), len(reg.results())
+    mirrors = sorted(p.name for p in ws.config.mirrors_dir.iterdir())
+    rc, out, err = canon(ws, "investigate")
+    assert rc == 0, err
+    assert (
+        "investigating gone (failing since run" in err
+    )  # gone failed both weeks, red only this one
+    lines = out.strip().splitlines()
+    d, index = Path(lines[-2]), Path(lines[-1])
+    assert index == d / "index.html" and index.exists()
+    assert "gone: ERROR (sync:" in out and "cannot fetch" in out
+    with Registry.open(ws.config.db_path) as reg:
+        assert (len(reg.runs()), len(reg.results())) == (runs, results)
+    assert sorted(p.name for p in ws.config.mirrors_dir.iterdir()) == mirrors
+    page = index.read_text()
+    assert "Investigation: gone" in page and "cannot fetch" in page
+    rc, out, err = canon(ws, "investigate", "red")
+    assert rc == 0 and "red: FAIL (level" in out
+    rc, _, err = canon(ws, "investigate", "gonne")
+    assert rc == 2 and "did you mean gone?" in err
+
+
+# -- in a real browser ------------------------------------------------------------------
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
+        pytest.skip("no chromium on PATH (apt-get install chromium); CI installs it and runs this")
+    return exe
+
+
+def browse(exe: str, tmp: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
+    return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+def test_index_in_a_real_browser(week, tmp_path):
+    exe = chromium()
+    _, ev, _ = week
+    index = ev.dir / "index.html"
+    dom = browse(exe, tmp_path, index.as_uri(), "--dump-dom").stdout
+    row_re = r'<tr style="background:(#[0-9a-f]{6})" data-recipe="([^"]+)"'
+    by_recipe = {m.group(2): m.group(1) for m in re.finditer(row_re, dom)}
+    assert sorted(by_recipe) == ["gone", "good", "red"]  # every recipe present
+    assert by_recipe["gone"] == ROW_COLOURS["ERROR"] and by_recipe["red"] == ROW_COLOURS["FAIL"]
+    assert by_recipe["good"] == ROW_COLOURS["PASS"] and len(set(by_recipe.values())) == 3
+    gone = re.search(r'data-recipe="gone".*?</tr>', dom, re.S).group(0)
+    assert "cannot fetch" in gone  # the failing row carries its reason, whole
+    red = re.search(r'data-recipe="red".*?</tr>', dom, re.S).group(0)
+    assert "L1 install failed" in red or "failed" in red
+    assert 'id="verdict"' in dom and "FAILED" in dom
+    assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="Bar chart of sweep', dom)
+    links = re.findall(r'<a href="([^"#:]+\.html)">', dom)
+    assert sorted(links) == ["determinism.html", "disk_budget.html", "sweep.html"]
+    for link in links:  # each link resolves to the rendered notebook, code hidden, outputs kept
+        page = browse(exe, tmp_path, (ev.dir / link).as_uri(), "--dump-dom").stdout
+        assert 'href="index.html"' in page and "<h1" in page and "recorded complete" in page, link
+        assert "nbk." not in page and "import" not in page, link  # the code is hidden
+    shot = tmp_path / "index.png"
+    r = browse(exe, tmp_path, index.as_uri(), f"--screenshot={shot}", "--window-size=1400,1600")
+    assert shot.exists(), r.stderr
+    import matplotlib.image as mpimg
+
+    pixels = (mpimg.imread(shot)[:, :, :3] * 255).round().astype(int).reshape(-1, 3)
+    want = tuple(int(ROW_COLOURS["ERROR"][i : i + 2], 16) for i in (1, 3, 5))
+    assert ((pixels == want).all(axis=1)).sum() > 500  # the failure colour is on screen
+    keep = os.environ.get("CANON_SCREENSHOT")
+    if keep:
+        shutil.copy2(shot, keep)

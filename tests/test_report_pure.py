@@ -1,0 +1,186 @@
+"""The report's pure parts, table-tested: cells, outcomes, reasons, canonical changes, which recipe
+to investigate, and the live-progress tail over a real file."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from canonlib.evidence import figures, investigate
+from canonlib.evidence.progress import SweepTail
+from canonlib.evidence.report import (
+    canonical_changes,
+    cell,
+    human_bytes,
+    outcome,
+    reason,
+    sweep_rows,
+    verdict_line,
+)
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [(None, "-"), (math.nan, "-"), ("", "-"), ([], "-"), (5.0, "5"), (9, "9"), (2.25, "2.2"),
+     (True, "yes"), (["a", "b"], "a; b"), ("x" * 300, "x" * 300)],
+)  # fmt: skip
+def test_cell(value, shown):
+    assert cell(value) == shown
+
+
+@pytest.mark.parametrize(
+    "label, kind",
+    [("PASS (promoted)", "PASS"), ("GREEN-BUT-PROMOTE-FAILED (x)", "GREEN-BUT-PROMOTE-FAILED"),
+     ("GREEN-NOT-PROMOTED (tag incident)", "GREEN-NOT-PROMOTED"), ("FAIL (level 3/5)", "FAIL"),
+     ("ERROR (sync: x)", "ERROR"), ("SKIP (held)", "SKIP"), (None, "?"), ("FAILURE", "?")],
+)  # fmt: skip
+def test_outcome(label, kind):
+    assert outcome(label) == kind
+
+
+@pytest.mark.parametrize(
+    "row, words",
+    [
+        ({"label": "FAIL (level 1/5)", "rungs": {"install": "pass", "upgrade": "fail"}}, "L2 upgrade failed"),
+        ({"label": "FAIL (timeout)", "rungs": {"install": "fail"}}, "the harness timed out in L1 install"),
+        ({"label": "ERROR (sync: gone)", "error": "sync: gone"}, "sync: gone"),
+        ({"label": "FAIL (level 1/5)", "reason": "L2 upgrade: exit 3", "error": None}, "L2 upgrade: exit 3"),
+        ({"label": "SKIP (no-new-version)", "decision": "skip:no-new-version", "canonical_before": "1.0.0"},
+         "no release newer than the canonical 1.0.0"),
+        ({"label": "GREEN-NOT-PROMOTED (tag incident)", "gate": "tag moved"}, "not promoted: tag moved"),
+        ({"label": "PASS (promoted)", "latest": "2.0.0"}, "2.0.0 is the canonical now"),
+    ],
+)  # fmt: skip
+def test_reason_in_words(row, words):
+    assert reason(row) == words
+
+
+def test_missing_to_missing_is_not_a_change():
+    rows = [{"recipe": "a", "canonical_before": None, "canonical_after": None},
+            {"recipe": "b", "canonical_before": math.nan, "canonical_after": None},
+            {"recipe": "c", "canonical_before": None, "canonical_after": "1.0.0"},
+            {"recipe": "d", "canonical_before": "1.0.0", "canonical_after": "1.0.0"}]  # fmt: skip
+    assert [c["changed"] for c in canonical_changes(rows)] == [False, False, True, False]
+
+
+def test_human_bytes():
+    assert [human_bytes(n) for n in (None, 10, 2048, 5 << 20)] == [
+        "-",
+        "10 B",
+        "2.0 KiB",
+        "5.0 MiB",
+    ]
+
+
+def test_sweep_rows_lay_the_recorded_values_over_the_bundled_rows():
+    results = [{"run_id": "r1", "recipe": "a", "label": "PASS (promoted)", "reason": None, "warnings": ["w"]},
+               {"run_id": "r0", "recipe": "a", "label": "old"}]  # fmt: skip
+    run, rows = sweep_rows(
+        {"sweep": {"sweep_run_id": "r1", "sweep_rows": [{"recipe": "a", "label": "X"}]}}, results
+    )
+    assert run == "r1" and rows == [
+        {"run_id": "r1", "recipe": "a", "label": "X", "reason": None, "warnings": ["w"]}
+    ]
+    assert sweep_rows({}, results) == (None, [])
+
+
+def test_verdict_line_names_the_failing_recipes():
+    canon = {"verdict": {"failed_notebooks": ["sweep"], "failing_rows": [
+        {"recipe": "b", "label": "ERROR (x)"}, {"recipe": "a", "label": "FAIL (level 1/5)"}]}}  # fmt: skip
+    assert (
+        verdict_line(canon, "FAILED")
+        == "FAILED: notebook sweep failed; a FAIL (level 1/5); b ERROR (x)"
+    )
+    assert verdict_line({}, "PASSED") == "PASSED"
+
+
+def rows_of(*weeks):
+    return [{"run_id": f"w{i}", "recipe": r, "label": label, "decision": dec}
+            for i, week in enumerate(weeks) for r, (label, dec) in week.items()]  # fmt: skip
+
+
+P, E, F = ("PASS (promoted)", "run"), ("ERROR (sync: x)", "run"), ("FAIL (level 1/5)", "run")
+KR = ("SKIP (known-red)", "skip:known-red")
+
+
+def test_pick_the_recipe_failing_longest_not_the_last_to_fail():
+    rows = rows_of({"a": P, "b": E, "c": F}, {"a": F, "b": E, "c": P}, {"a": F, "b": E, "c": P})
+    assert [s.recipe for s in investigate.failing_streaks(rows)] == ["b", "a"]
+    assert investigate.pick(rows) == "b"
+    assert investigate.pick(rows, "c") == "c"
+
+
+def test_a_known_red_skip_keeps_the_streak_and_a_pass_ends_it():
+    rows = rows_of({"a": F, "b": P}, {"a": KR, "b": E}, {"a": KR, "b": E})
+    (a, b) = investigate.failing_streaks(rows)
+    assert (a.recipe, a.since_run, a.runs) == ("a", "w0", 3) and (b.recipe, b.since_run) == (
+        "b",
+        "w1",
+    )
+    fixed = rows_of({"a": F}, {"a": P})
+    assert investigate.failing_streaks(fixed) == [] and investigate.pick(fixed) == "a"
+    assert investigate.pick(rows_of({"a": P})) is None
+
+
+def test_investigation_names_the_reason_and_the_log_tail(tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text("x" * 5000 + "\nE   AssertionError: app.conf is broken\n")
+    rows = [{"run_id": "w0", "recipe": "a", "label": "PASS (promoted)", "rungs": {"install": "pass"}},
+            {"run_id": "w1", "recipe": "a", "label": "FAIL (level 0/5)", "rungs": {"install": "fail"},
+             "log_path": str(log)}]  # fmt: skip
+    inv = investigate.investigation("a", rows)
+    assert inv["investigate_reason"] == "FAIL (level 0/5) in run w1: L1 install failed"
+    assert (
+        inv["investigate_log_tail"].endswith("app.conf is broken\n")
+        and len(inv["investigate_log_tail"]) == 3000
+    )
+    assert [r["install"] for r in inv["investigate_rungs"]] == ["pass", "fail"]
+    assert inv["investigate_failing_since"] == "w1"
+
+
+def test_progress_tail_prints_whole_lines_of_new_runs_only(tmp_path):
+    old = tmp_path / "old-run" / "results.jsonl"
+    old.parent.mkdir()
+    old.write_text(json.dumps({"recipe": "stale", "label": "PASS"}) + "\n")
+    import os
+
+    os.utime(old, (0, 0))
+    lines: list[str] = []
+    tail = SweepTail(tmp_path, lines.append)
+    new = tmp_path / "new-run" / "results.jsonl"
+    new.parent.mkdir()
+    row = json.dumps({"recipe": "a", "decision": "run", "label": "FAIL (level 1/5)"})
+    new.write_text(row + "\n" + row[:10])  # a line still being written
+    tail.poll()
+    assert lines == ["    new-run: a: run -> FAIL (level 1/5)"]
+    with open(new, "a") as f:
+        f.write(row[10:] + "\n")
+    tail.poll()
+    assert len(lines) == 2 and "stale" not in "".join(lines)
+
+
+def test_figures_carry_alt_text_naming_the_failures():
+    rows = [{"recipe": "a", "label": "ERROR (sync: gone)", "error": "sync: gone", "duration_s": 0.0},
+            {"recipe": "b", "label": "PASS (promoted)", "latest": "1.0.0", "duration_s": 3.5}]  # fmt: skip
+    fig, alt = figures.sweep_figure(rows, "run-1", "2026-11-27T21:57:27Z")
+    ax = fig.axes[0]
+    assert "run-1" in ax.get_title() and "2026-11-27 21:57 UTC" in ax.get_title()
+    assert ax.get_xlabel().startswith("seconds") and ax.get_ylabel() == "recipe"
+    colours = {p.get_facecolor()[:3] for p in ax.patches}
+    assert len(colours) == 2  # ERROR is not coloured like PASS
+    assert "a ERROR (sync: gone): sync: gone" in alt and "run-1" in alt
+    disk = {"rows": [{"recipe": "b", "mirror_bytes": 3 << 20, "slot_bytes": 2 << 20, "snapshot_bytes": 1 << 20}],
+            "shared": {"evidence": 1 << 20, "state (registry, runs, logs)": 4096}, "total_bytes": 6 << 20,
+            "budget_bytes": 100 << 20}  # fmt: skip
+    fig, alt = figures.disk_figure(disk, recipes=["a", "b"])
+    left, right = fig.axes
+    assert [t.get_text() for t in left.get_yticklabels()] == [
+        "a",
+        "b",
+    ]  # a has no mirror: still drawn
+    assert left.get_xlabel() == "MiB" and right.get_xlabel() == "MiB"
+    assert any(line.get_label() == "budget" for line in right.get_lines())
+    assert "6.0 MiB of a 100.0 MiB budget (within budget)" in alt and "evidence 1.0 MiB" in alt
+    figures.png_bytes(fig)
