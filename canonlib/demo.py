@@ -420,9 +420,11 @@ def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], No
     out(f"excluded from the sweep: {', '.join(f'{n} ({why})' for n, why in result.fleet.excluded)}")
     if problems:
         out("\nthe demo did not go as designed:\n  " + "\n  ".join(problems))
-        return 1
-    out("\nevery label came out as designed; `make demo` again starts afresh")
-    return 0
+    else:
+        out("\nevery label came out as designed; `make demo` again starts afresh")
+    if evidence:  # the last line: the page a person opens
+        out(f"the report, for a browser: {ev.dir / 'index.html'}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

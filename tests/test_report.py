@@ -44,7 +44,13 @@ def week(tmp_path_factory):
     ws.release("red", "2.0.0+2.0", app_conf="broken=true  # 2.0.0 is broken\n")
     ws.release("good", "1.1.0+1.0")
     progress: list[str] = []
-    ev = run_suite(ws.config, "weekly", out=lambda s: None, progress=progress.append)
+    step = root / "step-summary.md"
+    step.write_text("earlier step\n")
+    os.environ["GITHUB_STEP_SUMMARY"] = str(step)
+    try:
+        ev = run_suite(ws.config, "weekly", out=lambda s: None, progress=progress.append)
+    finally:
+        del os.environ["GITHUB_STEP_SUMMARY"]
     return ws, ev, progress
 
 
@@ -74,6 +80,9 @@ def test_every_run_writes_a_summary_and_an_index_hashed_in_the_manifest(week):
     assert re.search(r"\| gone \| - \| - \| no \|", summary)  # missing -> missing is no change
     assert "NaN" not in summary and not re.search(r"\| \d+\.0 \|", recipes)  # levels, counts: ints
     assert "## Disk" in summary and "budget" in summary
+    assert (
+        ws.root / "step-summary.md"
+    ).read_text() == "earlier step\n" + summary + "\n"  # appended
 
 
 def test_the_reports_verify_with_the_rest(week):

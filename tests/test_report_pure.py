@@ -136,7 +136,10 @@ def test_investigation_names_the_reason_and_the_log_tail(tmp_path):
         inv["investigate_log_tail"].endswith("app.conf is broken\n")
         and len(inv["investigate_log_tail"]) == 3000
     )
-    assert [r["install"] for r in inv["investigate_rungs"]] == ["pass", "fail"]
+    assert inv["investigate_rungs"] == [
+        {"run_id": "w0", "install": "pass"},
+        {"run_id": "w1", "install": "fail"},
+    ]
     assert inv["investigate_failing_since"] == "w1"
 
 

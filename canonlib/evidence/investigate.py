@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..meta import RUNGS
 from .report import FAILING, outcome, reason
 
 TAIL_CHARS = 3000
-HISTORY_COLUMNS = ["run_id", "decision", "latest", "canonical_after", "level", "label", "error"]
 
 
 def failing(row: dict[str, Any]) -> bool:
@@ -64,11 +62,11 @@ def pick(rows: list[dict[str, Any]], recipe: str | None = None) -> str | None:
 
 
 def rung_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per run that ran the harness: ``run_id`` and each rung's status (``-`` unknown)."""
+    """One row per run that ran the harness: ``run_id`` and the rung statuses it recorded."""
     return [
-        {"run_id": r.get("run_id"), **{k: (r.get("rungs") or {}).get(k) for k in RUNGS}}
+        {"run_id": r.get("run_id"), **r["rungs"]}
         for r in rows
-        if isinstance(r.get("rungs"), dict) and r.get("rungs")
+        if isinstance(r.get("rungs"), dict) and r["rungs"]
     ]
 
 
@@ -97,9 +95,6 @@ def investigation(recipe: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         why = f"{last.get('label')} in run {last.get('run_id')}: {reason(last)}"
     return {
         "investigated": recipe,
-        "investigate_rows": [
-            {c: r.get(c) for c in HISTORY_COLUMNS} | {"reason": r.get("reason")} for r in rows
-        ],  # fmt: skip
         "investigate_rungs": rung_rows(rows),
         "investigate_reason": why,
         "investigate_failing_since": streak.since_run if streak else None,

@@ -121,16 +121,13 @@ def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
             "excluded": result.fleet.excluded}  # fmt: skip
 
 
-def labels_and_durations(rows: list[dict[str, Any]]):
-    df = frame(rows, ["recipe", "label", "duration_s"])
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.5))
-    df["label"].str.extract(r"^([A-Z-]+)")[0].value_counts().plot.barh(ax=a, color="#4c72b0")
-    a.set_title("labels")
-    a.set_ylabel("")
-    df.set_index("recipe")["duration_s"].fillna(0).plot.barh(ax=b, color="#55a868")
-    b.set_title("seconds per recipe")
-    fig.tight_layout()
-    show(fig)
+def labels_and_durations(rows: list[dict[str, Any]], run_id: str = "", started: str = "") -> None:
+    """The sweep figure: one bar per recipe coloured by outcome, its reason beside it (alt text below)."""
+    from ..registry import utcnow
+    from .figures import show as show_alt
+    from .figures import sweep_figure
+
+    show_alt(*sweep_figure(rows, run_id, started or utcnow()))
 
 
 def canonicals_before_after(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -204,25 +201,29 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     }  # fmt: skip
     record("disk", summary, DISK_COLUMNS)
     df = pd.DataFrame(summary["rows"])
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    if not df.empty:
-        df.set_index("recipe")[["mirror_bytes", "slot_bytes"]].plot.barh(stacked=True, ax=ax)
-    ax.set_title(
-        f"bytes per recipe; total {summary['total_bytes']:,} of budget {summary['budget_bytes']:,}"
-    )
-    fig.tight_layout()
-    show(fig)
+    from ..fleet import discover
+    from .figures import disk_figure
+    from .figures import show as show_alt
+    from .report import human_bytes
+
+    try:
+        recipes = [r.name for r in discover(cfg.fleet).recipes]  # every recipe drawn, zero or not
+    except Exception:  # noqa: BLE001 -- a fleet that cannot be read still gets its disk figure
+        recipes = []
+    title = f"— budget {human_bytes(summary['budget_bytes'])}"
+    show_alt(*disk_figure(summary, recipes=recipes, title=title))
     return df, summary, record_claims(proofs.disk_claims(summary))
 
 
 def pick_investigate(cfg: Config, recipe: str) -> str:
-    """The given recipe, else the last one that failed (FAIL or GREEN-BUT…), else the first with results."""
+    """The given recipe, else the one failing longest, else the last that failed, else the first."""
+    from .investigate import pick
+
     if recipe:
         return recipe
     with Registry.open(cfg.db_path) as reg:
         rows = reg.results()
-    bad = [r["recipe"] for r in rows if str(r["label"]).startswith(("FAIL", "GREEN-BUT"))]
-    return (bad[-1:] or [r["recipe"] for r in rows][:1] or [""])[0]
+    return pick(rows) or ([r["recipe"] for r in rows][:1] or [""])[0]
 
 
 def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -234,13 +235,21 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
     rungs_rows = [{"run_id": r["run_id"], **(r["rungs"] or {})} for r in rows if r["rungs"]]
     record("investigate_rungs", rungs_rows, ["run_id", *RUNGS])
     rungs = pd.DataFrame(rungs_rows)
-    tail = ""
-    failing = [
-        r for r in rows if str(r["label"]).startswith(("FAIL", "ERROR", "GREEN")) and r["log_path"]
-    ]
-    if failing and Path(failing[-1]["log_path"]).exists():
-        tail = Path(failing[-1]["log_path"]).read_text(errors="replace")[-3000:]
-    return hist, rungs, tail
+    from .figures import rungs_figure
+    from .figures import show as show_alt
+    from .investigate import investigation
+
+    inv = investigation(recipe, rows)  # the reason, the streak and the last failing log's tail
+    for key in ("investigate_reason", "investigate_failing_since", "investigate_failing_runs",
+                "investigate_log_tail"):  # fmt: skip
+        record(key, inv[key])
+    print(f"{recipe}: {inv['investigate_reason']}")
+    if inv["investigate_failing_since"]:
+        since, n = inv["investigate_failing_since"], inv["investigate_failing_runs"]
+        print(f"failing since run {since} ({n} run(s))")
+    if rungs_rows:
+        show_alt(*rungs_figure(rungs_rows, recipe))
+    return hist, rungs, inv["investigate_log_tail"] or "(no log: it never reached the harness)"
 
 
 def verify_table(target: str) -> tuple[pd.DataFrame, bool]:

@@ -662,24 +662,3 @@ def add_report(d: str | Path, stmt: dict[str, Any], out=print) -> dict[str, Any]
         out(f"  report: could not render summary.md/index.html: {type(e).__name__}: {e}")
     stmt.setdefault("predicate", {}).setdefault("canon", {})["files"] = hash_tree(d)
     return stmt
-
-
-def summary_claim(d: str | Path, stmt: dict[str, Any]):
-    """A claim for ``canon verify``: ``summary.md`` is exactly what the manifest and the records
-    render to (so the page people read cannot drift from what is verified)."""
-    from ..claims import Claim
-
-    f = Path(d) / SUMMARY
-    if not f.exists():
-        return Claim(
-            "summary.md renders the records", True, "no summary.md (a run from before reports)"
-        )
-    try:
-        want = summary_md(report_view(d, stmt))
-    except Exception as e:  # noqa: BLE001 -- a malformed manifest is a failed claim, not a crash
-        return Claim(
-            "summary.md renders the records", False, f"cannot render: {type(e).__name__}: {e}"
-        )
-    same = f.read_text() == want
-    return Claim("summary.md renders the records", same,
-                 "identical" if same else f"{f}: differs from what the manifest and records.json render")  # fmt: skip
