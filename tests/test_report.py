@@ -74,7 +74,10 @@ def test_every_run_writes_a_summary_and_an_index_hashed_in_the_manifest(week):
     assert (
         "FAIL (level" in rows["red"] and "failed" in rows["red"].split("|")[3]
     )  # the rung, in words
-    assert "ERROR (sync:" in rows["gone"] and "cannot fetch" in rows["gone"].split("|")[3]
+    assert (
+        "ERROR (see reason)" in rows["gone"]
+        and "sync: gone: cannot fetch" in rows["gone"].split("|")[3]
+    )
     assert "PASS (promoted)" in rows["good"]
     assert re.search(r"\| good \| 1\.0\.0\+1\.0 \| 1\.1\.0\+1\.0 \| yes \|", summary)
     assert re.search(r"\| gone \| - \| - \| no \|", summary)  # missing -> missing is no change
@@ -140,7 +143,7 @@ def test_investigate_picks_the_recipe_failing_longest_and_writes_nothing_else(we
     lines = out.strip().splitlines()
     d, index = Path(lines[-2]), Path(lines[-1])
     assert index == d / "index.html" and index.exists()
-    assert "gone: ERROR (sync:" in out and "cannot fetch" in out
+    assert "gone: ERROR in run" in out and "sync: gone: cannot fetch" in out
     with Registry.open(ws.config.db_path) as reg:
         assert (len(reg.runs()), len(reg.results())) == (runs, results)
     assert sorted(p.name for p in ws.config.mirrors_dir.iterdir()) == mirrors

@@ -14,6 +14,7 @@ from canonlib.evidence.report import (
     canonical_changes,
     cell,
     human_bytes,
+    label_head,
     outcome,
     reason,
     sweep_rows,
@@ -55,6 +56,17 @@ def test_outcome(label, kind):
 )  # fmt: skip
 def test_reason_in_words(row, words):
     assert reason(row) == words
+
+
+def test_a_long_label_defers_to_its_reason_only_when_the_reason_says_it():
+    err = {
+        "label": "ERROR (sync: gone: cannot fetch from /somewhere/far/away)",
+        "error": "sync: gone: cannot fetch from /somewhere/far/away",
+    }
+    assert label_head(err) == "ERROR (see reason)"
+    odd = {"label": "ERROR (something the reason does not say at all)", "error": "other"}
+    assert label_head(odd) == odd["label"]
+    assert label_head({"label": "FAIL (level 1/5)"}) == "FAIL (level 1/5)"
 
 
 def test_missing_to_missing_is_not_a_change():

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from ..meta import RUNGS  # noqa: E402
-from .report import OUTCOMES, human_bytes, missing, outcome, reason, short_date  # noqa: E402
+from .report import OUTCOMES, human_bytes, label_head, missing, outcome, reason, short_date  # noqa: E402
 
 REASON_CHARS = 80  # beside a bar; the tables carry the full reason
 PNG_META = {"Software": None}  # no version stamp: the same values give the same bytes
@@ -67,10 +67,8 @@ def sweep_figure(rows: list[dict[str, Any]], run_id: Any, started: Any):
     ax.barh(y, [max(s, top * 0.004) for s in secs], color=[OUTCOMES[k][0] for k in kinds],
             edgecolor="#333", linewidth=0.5)  # fmt: skip
     for i, r in enumerate(rows):
-        why = reason(r)
-        text = f"{r.get('label')}" + (
-            f" — {why}" if why != "-" and why not in str(r.get("label")) else ""
-        )
+        why, head = reason(r), label_head(r)
+        text = head + (f" — {why}" if why != "-" and why not in head else "")
         text = textwrap.shorten(text, REASON_CHARS, placeholder=" …")
         ax.text(secs[i] + top * 0.01, i, text, va="center", fontsize=8)
     ax.set_yticks(list(y), [str(r.get("recipe")) for r in rows])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .report import FAILING, outcome, reason
+from .report import FAILING, label_head, outcome, reason
 
 TAIL_CHARS = 3000
 
@@ -92,7 +92,9 @@ def investigation(recipe: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     if last is None:
         why = "no failing row: every recorded run of it passed or skipped"
     else:
-        why = f"{last.get('label')} in run {last.get('run_id')}: {reason(last)}"
+        head = label_head(last)
+        head = outcome(last.get("label")) if head.endswith("(see reason)") else head
+        why = f"{head} in run {last.get('run_id')}: {reason(last)}"
     return {
         "investigated": recipe,
         "investigate_rungs": rung_rows(rows),

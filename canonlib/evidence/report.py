@@ -45,6 +45,7 @@ ROW_COLOURS: dict[str, str] = {
     "GREEN-NOT-PROMOTED": "#fdf1c7", "PASS": "#d9f0d3", "SKIP": "#eeeeee", "?": "#e7dcf0",
 }  # fmt: skip
 FAILING = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED")
+LABEL_CHARS = 32  # a longer label is shown as its outcome when the reason says the rest
 SKIP_WORDS = {
     "skip:no-new-version": "no release newer than the canonical {canonical_before}",
     "skip:never-released": "upstream has no release tag yet",
@@ -122,6 +123,23 @@ def reason(row: dict[str, Any]) -> str:
     if kind == "PASS":
         return f"{row.get('latest') or 'it'} is the canonical now"
     return "-"
+
+
+def label_head(row: dict[str, Any]) -> str:
+    """The label as a table shows it beside its reason: whole when short; when its words in
+    parentheses are long and the reason already says them, the outcome and ``(see reason)``."""
+    label = str(row.get("label") or "")
+    inner = label.partition("(")[2].rstrip(")")
+    if len(label) <= LABEL_CHARS or not inner or inner not in reason(row):
+        return label or "-"
+    return f"{outcome(label)} (see reason)"
+
+
+def code_line(code: dict[str, Any]) -> str:
+    version = code.get("version") or code.get("code_version") or "-"
+    commit = str(code.get("commit") or code.get("code_commit") or "")[:12]
+    dirty = " (dirty)" if code.get("dirty") or code.get("code_dirty") else ""
+    return f"{version} {commit}{dirty}".strip()
 
 
 def notes(row: dict[str, Any]) -> str:
@@ -301,8 +319,7 @@ def summary_md(v: View) -> str:
         f"**{v.verdict_line}**",
         "",
         f"- run `{v.run_id}`, {short_date(v.started)} → {short_date(v.finished)}",
-        f"- fleet commit {fleet}{' (dirty)' if v.fleet_dirty else ''}; canon "
-        f"{v.code.get('version', '-')} `{str(v.code.get('commit') or v.code.get('code_commit') or '-')[:12]}`",
+        f"- fleet commit {fleet}{' (dirty)' if v.fleet_dirty else ''}; canon {code_line(v.code)}",
     ]
     if v.interrupted:
         lines.append(f"- **interrupted by {v.interrupted}**: this dir holds what ran until then")
@@ -310,7 +327,7 @@ def summary_md(v: View) -> str:
         lines += ["", f"## Recipes (sweep `{v.sweep_run_id}`)", ""]
         lines += md_table(
             ["recipe", "label", "reason", "warnings / incidents", "latest", "level", "tests"],
-            [[r.get("recipe"), r.get("label"), reason(r), notes(r), r.get("latest"), r.get("level"),
+            [[r.get("recipe"), label_head(r), reason(r), notes(r), r.get("latest"), r.get("level"),
               r.get("tests_executed")] for r in v.rows],
         )  # fmt: skip
         changes = canonical_changes(v.rows)
@@ -365,10 +382,11 @@ CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:78em;
 padding:0 1em;color:#222;line-height:1.4}
 h1{font-size:1.6em;margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.5em 0;width:100%} th,td{border:1px solid #bbb;
+table{border-collapse:collapse;margin:.5em 0} th,td{border:1px solid #bbb;
 padding:.3em .5em;text-align:left;vertical-align:top} th{background:#f3f3f3}
-td.reason{white-space:normal;overflow-wrap:anywhere;min-width:22em;max-width:40em}
-td.label{max-width:18em;overflow-wrap:anywhere}
+td.reason{white-space:normal;overflow-wrap:anywhere;min-width:18em;max-width:36em}
+td.notes{white-space:normal;overflow-wrap:anywhere;max-width:16em}
+td.label{white-space:nowrap}
 td.num{text-align:right}
 .verdict{display:inline-block;padding:.3em .8em;border-radius:.3em;color:#fff;font-weight:bold}
 .PASSED{background:#1a9850} .FAILED{background:#b2182b}
@@ -439,7 +457,7 @@ def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, 
         f"<dt>started</dt><dd>{html.escape(short_date(v.started))}</dd>",
         f"<dt>finished</dt><dd>{html.escape(short_date(v.finished))}</dd>",
         f"<dt>fleet commit</dt><dd><code>{html.escape(fleet)}</code></dd>",
-        f"<dt>canon</dt><dd>{_e(v.code.get('version'))} <code>{_e(str(v.code.get('commit') or v.code.get('code_commit') or '')[:12])}</code></dd>",
+        f"<dt>canon</dt><dd>{html.escape(code_line(v.code))}</dd>",
         "</dl>",
     ]  # fmt: skip
     if v.interrupted:
@@ -452,11 +470,11 @@ def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, 
             html_table(
                 ["recipe", "label", "reason", "warnings / incidents", "latest", "canonical before",
                  "canonical after", "level", "tests", "seconds"],
-                [[r.get("recipe"), r.get("label"), reason(r), notes(r), r.get("latest"), r.get("canonical_before"),
+                [[r.get("recipe"), label_head(r), reason(r), notes(r), r.get("latest"), r.get("canonical_before"),
                   r.get("canonical_after"), r.get("level"), r.get("tests_executed"), r.get("duration_s")]
                  for r in v.rows],
                 styles=[_row_style(r.get("label")) for r in v.rows],
-                classes={1: "label", 2: "reason", 3: "reason", 7: "num", 8: "num", 9: "num"},
+                classes={1: "label", 2: "reason", 3: "notes", 7: "num", 8: "num", 9: "num"},
                 row_attrs=[f'data-recipe="{html.escape(str(r.get("recipe")))}" '
                            f'data-outcome="{outcome(r.get("label"))}"' for r in v.rows],
             ),
@@ -530,7 +548,7 @@ def investigate_html(inv: dict[str, Any]) -> list[str]:
             html_table(
                 ["run", "decision", "latest", "canonical after", "level", "label", "reason"],
                 [[r.get("run_id"), r.get("decision"), r.get("latest"), r.get("canonical_after"),
-                  r.get("level"), r.get("label"), reason(r)] for r in rows],
+                  r.get("level"), label_head(r), reason(r)] for r in rows],
                 styles=[_row_style(r.get("label")) for r in rows], classes={6: "reason"},
             )
         )  # fmt: skip
