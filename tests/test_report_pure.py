@@ -199,3 +199,21 @@ def test_figures_carry_alt_text_naming_the_failures():
     assert any(line.get_label() == "budget" for line in right.get_lines())
     assert "6.0 MiB of a 100.0 MiB budget (within budget)" in alt and "evidence 1.0 MiB" in alt
     figures.png_bytes(fig)
+
+
+def test_progress_lines_are_plain_off_a_tty_and_coloured_on_one(monkeypatch):
+    import io
+    import os
+
+    from canonlib.evidence.progress import stderr_out
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    plain = io.StringIO()
+    stderr_out(plain)("    run-1: a: run -> ERROR (sync: x)")
+    assert plain.getvalue() == "    run-1: a: run -> ERROR (sync: x)\n"
+    master, slave = os.openpty()
+    with open(slave, "w") as tty:
+        stderr_out(tty)("    run-1: a: run -> ERROR (sync: x)")
+    seen = os.read(master, 4096).decode()
+    os.close(master)
+    assert "\033[31mERROR\033[0m" in seen

@@ -20,6 +20,7 @@ import html
 import json
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -575,14 +576,37 @@ pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}
 """
 
 
-def render_notebook(src: Path, dest: Path) -> None:
-    """``src`` as a page with its code hidden and its outputs kept; no scripts, nothing fetched."""
-    from nbconvert import HTMLExporter
+_EXPORTER: list[Any] = []
+_EXPORTER_LOCK = threading.Lock()
 
-    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)  # fmt: skip
-    body, _ = exporter.from_filename(str(src))
-    title = html.escape(src.stem)
+
+def notebook_exporter():
+    """nbconvert's HTML exporter (the bare template, code and prompts hidden, outputs kept), made
+    once per process with its template compiled."""
+    with _EXPORTER_LOCK:
+        if not _EXPORTER:
+            import nbformat
+            from nbconvert import HTMLExporter
+
+            ex = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
+                              exclude_output_prompt=True)  # fmt: skip
+            ex.from_notebook_node(nbformat.v4.new_notebook())  # compiles the template
+            _EXPORTER.append(ex)
+        return _EXPORTER[0]
+
+
+def warm_up() -> threading.Thread:
+    """Load nbconvert in the background while the notebooks run (canon itself only waits then),
+    so writing the report at the end costs little."""
+    t = threading.Thread(target=notebook_exporter, name="canon-report-warm-up", daemon=True)
+    t.start()
+    return t
+
+
+def render_notebook(nb, name: str, dest: Path, exporter) -> None:
+    """Notebook ``nb`` as a page of its own: no scripts, nothing fetched, a link back to the index."""
+    body, _ = exporter.from_notebook_node(nb)
+    title = html.escape(name)
     dest.write_text(
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f'<style>{NOTEBOOK_CSS}</style></head><body><p><a href="{INDEX}">← the run\'s index</a></p>\n'
@@ -590,33 +614,50 @@ def render_notebook(src: Path, dest: Path) -> None:
     )
 
 
+def notebook_figures(nb: dict) -> list[tuple[str, str]]:
+    """The figures a notebook shows with alt text, as (base64 PNG, alt): the index reuses them
+    rather than drawing them again (they were drawn from the same rows)."""
+    out = []
+    for cell in nb.get("cells", []):
+        for o in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            png = (o.get("data") or {}).get("image/png")
+            alt = ((o.get("metadata") or {}).get("image/png") or {}).get("alt")
+            if isinstance(png, str) and isinstance(alt, str) and alt:
+                out.append((png.replace("\n", ""), alt))
+    return out
+
+
+FIGURE_OF = {"sweep": "sweep", "disk_budget": "disk", "investigate": "investigate"}
+
+
 def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
     """Write ``summary.md``, ``index.html`` and ``<nb>.html`` per executed notebook into ``d``."""
-    from . import figures
+    import nbformat
 
     d = Path(d)
     v = report_view(d, stmt)
     links: dict[str, str] = {}
+    figs: dict[str, tuple[str, str]] = {}
     written: list[Path] = []
+    exporter = None
     for n in v.notebooks:
-        src = d / str(n.get("file") or f"{n.get('name')}.ipynb")
+        name = str(n.get("name"))
+        src = d / str(n.get("file") or f"{name}.ipynb")
         if not src.exists():
             continue
-        dest = d / f"{n.get('name')}.html"
+        dest = d / f"{name}.html"
         try:
-            render_notebook(src, dest)
+            nb = nbformat.reads(src.read_text(), as_version=4)
+            exporter = exporter or notebook_exporter()
+            render_notebook(nb, name, dest, exporter)
+            shown = notebook_figures(nb)
+            if shown and name in FIGURE_OF:
+                figs[FIGURE_OF[name]] = shown[0]
         except Exception as e:  # noqa: BLE001 -- a broken notebook is shown as such, not a crash
             dest.write_text(f"<!DOCTYPE html><p>{html.escape(src.name)} could not be rendered: "
                             f"{html.escape(str(e))}</p>\n")  # fmt: skip
-        links[str(n.get("name"))] = dest.name
+        links[name] = dest.name
         written.append(dest)
-    figs: dict[str, tuple[str, str]] = {}
-    if v.rows:
-        figs["sweep"] = figures.png_b64(*figures.sweep_figure(v.rows, v.sweep_run_id, v.started))
-    if v.disk:
-        figs["disk"] = figures.png_b64(
-            *figures.disk_figure(v.disk, recipes=v.recipes, title=v.run_id)
-        )
     md = summary_md(v)
     (d / SUMMARY).write_text(md)
     (d / INDEX).write_text(index_html(v, links=links, figures=figs))

@@ -45,7 +45,7 @@ from .records import (
     notebook_problems,
     read_records,
 )
-from .report import add_report
+from .report import add_report, warm_up
 from .suites import SUITES
 from .verdict import Verdict, verdict
 
@@ -211,6 +211,7 @@ def run_suite(
     base_params = {"config_path": str(config.path or ""), "evidence_dir": str(d), **(params or {})}
     ev = EvidenceRun(d, suite, [])
     progress = progress or out
+    warm_up()  # nbconvert loads while the notebooks run
     logs = d / "logs"  # papermill's logs, kept in the dir
     logs.mkdir()
     try:
