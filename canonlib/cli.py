@@ -309,13 +309,13 @@ def cmd_evidence_latest(args: argparse.Namespace) -> int:
 
 def cmd_evidence_open(args: argparse.Namespace) -> int:
     from .errors import UsageError
-    from .evidence.report import open_index
+    from .evidence.report import INDEX, open_index
 
     d = _evidence_dir_arg(args)
-    path, opened = open_index(d)
-    if not path.exists():
+    if not (d / INDEX).exists():
         raise UsageError(f"{d}: no index.html (written by evidence runs since reports began); "
                          f"see {d / 'manifest.json'}")  # fmt: skip
+    path, opened = open_index(d)
     print(path if opened else f"no display to open it on; the page is: {path}")
     return 0
 

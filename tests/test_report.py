@@ -117,7 +117,7 @@ def test_progress_names_each_notebook_and_each_recipe_as_it_lands(week):
     assert log.exists() and "Executing" in log.read_text()  # papermill's log, kept
 
 
-def test_latest_and_open_without_a_display(week, monkeypatch):
+def test_latest_and_open_without_a_display(week, monkeypatch, tmp_path):
     ws, ev, _ = week
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -128,6 +128,11 @@ def test_latest_and_open_without_a_display(week, monkeypatch):
     assert rc == 0 and out.strip().endswith(str(ev.dir / "index.html")) and "no display" in out
     rc, _, err = canon(ws, "evidence", "open", str(ws.root))
     assert rc == 2 and "not an evidence dir" in err
+    old = tmp_path / "old-run"
+    old.mkdir()
+    shutil.copy2(ev.dir / MANIFEST, old / MANIFEST)
+    rc, _, err = canon(ws, "evidence", "open", str(old))
+    assert rc == 2 and "no index.html" in err
 
 
 def test_investigate_picks_the_recipe_failing_longest_and_writes_nothing_else(week):
