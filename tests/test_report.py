@@ -72,7 +72,7 @@ def test_every_run_writes_a_summary_and_an_index_hashed_in_the_manifest(week):
         line.split("|")[1].strip(): line for line in recipes.splitlines() if line.startswith("| ")
     }
     assert (
-        "FAIL (level" in rows["red"] and "failed" in rows["red"].split("|")[3]
+        "FAIL (level" in rows["red"] and "L2 upgrade" in rows["red"].split("|")[3]
     )  # the rung, in words
     assert (
         "ERROR (see reason)" in rows["gone"]
@@ -194,7 +194,7 @@ def test_index_in_a_real_browser(week, tmp_path):
     gone = re.search(r'data-recipe="gone".*?</tr>', dom, re.S).group(0)
     assert "cannot fetch" in gone  # the failing row carries its reason, whole
     red = re.search(r'data-recipe="red".*?</tr>', dom, re.S).group(0)
-    assert "L1 install failed" in red or "failed" in red
+    assert "L2 upgrade" in red and "test_app_config_is_sane" in red  # the failing rung and test
     assert 'id="verdict"' in dom and "FAILED" in dom
     assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="Bar chart of sweep', dom)
     links = re.findall(r'<a href="([^"#:]+\.html)">', dom)

@@ -7,8 +7,8 @@ manifest): the same values ``canon verify`` checks, so the page cannot say
 something the evidence does not.
 
 - :func:`report_view` gathers those values into a :class:`View` (pure);
-- :func:`summary_md` and :func:`index_html` render it (pure; the figures are
-  :mod:`.figures`);
+- :func:`summary_md` and :func:`index_html` render it (pure); the page shows the
+  figures the notebooks drew (:mod:`.figures`, each with its alt text);
 - :func:`write_report` writes ``summary.md``, ``index.html`` and each
   notebook as ``<nb>.html`` (nbconvert, code hidden, outputs kept) into the
   dir, and appends the summary to ``$GITHUB_STEP_SUMMARY`` when it is set.
