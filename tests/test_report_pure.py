@@ -156,7 +156,9 @@ def test_investigation_names_the_reason_and_the_log_tail(tmp_path):
     skipped = rows + [
         {"run_id": "w2", "recipe": "a", "label": "SKIP (known-red)", "decision": "skip:known-red"}
     ]
-    inv = investigate.investigation("a", skipped)  # the reason and log are the failing run's, not the skip's
+    inv = investigate.investigation(
+        "a", skipped
+    )  # the reason and log are the failing run's, not the skip's
     assert (
         inv["investigate_reason"].startswith("FAIL (level 0/5) in run w1")
         and inv["investigate_failing_runs"] == 2
