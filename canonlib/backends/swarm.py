@@ -662,7 +662,16 @@ class SwarmBackend:
         if services:
             self.docker.run("service", "rm", *services, step="teardown", check=False)
         end = time.monotonic() + self.docker.timeout_s
-        while containers := self.docker.ids("container", want, "teardown"):
+        quiet = 0  # a task the orchestrator was still starting can make its container late
+        while True:
+            containers = self.docker.ids("container", want, "teardown")
+            if not containers:
+                if not services or quiet >= 3:
+                    break
+                quiet += 1
+                time.sleep(0.5)
+                continue
+            quiet = 0
             if self.docker.run("rm", "-f", *containers, step="teardown", check=False).returncode:
                 if time.monotonic() > end:
                     raise BackendError(
