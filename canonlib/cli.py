@@ -17,7 +17,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .claims import claim_lines, sweep_table, table, why
+from .claims import SWEEP_COLUMNS, why
+from .clistyle import (
+    CanonParser,
+    add_json,
+    add_quiet_failed,
+    print_claims,
+    print_json,
+    print_lines,
+    print_table,
+)
 from .errors import CanonError
 from .versions import is_version, latest_release, sort_versions
 
@@ -40,6 +49,14 @@ def _read_tags(stream) -> list[str]:
 
 def cmd_versions_sort(args: argparse.Namespace) -> int:
     tags = _read_tags(sys.stdin)
+    if args.json:
+        print_json(
+            {
+                "versions": sort_versions(tags),
+                "not_versions": [t for t in tags if not is_version(t)],
+            }
+        )
+        return 0
     for tag in sort_versions(tags):
         print(tag)
     for tag in tags:
@@ -54,7 +71,12 @@ def cmd_versions_latest(args: argparse.Namespace) -> int:
     if latest is None:
         kind = "release or prerelease" if args.allow_prerelease else "release"
         print(f"canon: no {kind} tag among {len(tags)} tag(s) read from stdin", file=sys.stderr)
+        if args.json:
+            print_json({"latest": None})
         return 3
+    if args.json:
+        print_json({"latest": latest})
+        return 0
     print(latest)
     return 0
 
@@ -102,21 +124,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.rows, indent=1, sort_keys=True))
     else:
-        print(sweep_table(result.rows))
+        print_table(
+            [{**r, "reason": why(r) or None} for r in result.rows], [*SWEEP_COLUMNS, "reason"]
+        )
         for name, excluded_why in result.fleet.excluded:
             print(f"excluded: {name}: {excluded_why}")
         for recipe, incident, acked in canonical_incidents(result.rows):
             then = ("acknowledged by its HOLD" if acked else "the sweep exits 1 until you set HOLD "
                     "in its recipe_meta.py or a new release is promoted")  # fmt: skip
-            print(f"INCIDENT {recipe}: {incident}; {then}")
+            print_lines([f"INCIDENT {recipe}: {incident}; {then}"])
         for row in result.rows:
             if row.get("error") and not result.plan:
                 print(f"{row['recipe']}: {row['error']}", file=sys.stderr)
         if result.plan:
-            print("\n".join(plan_notes(result.rows)))
+            print_lines(plan_notes(result.rows))
         else:
-            print(
-                f"run {result.run_id}: {result.status}; results in {result.run_dir / 'results.jsonl'}"
+            print_lines(
+                [
+                    f"run {result.run_id}: {result.status}; results in {result.run_dir / 'results.jsonl'}"
+                ]
             )
     if result.plan:  # a plan fails only where a recipe could not even be planned
         return 1 if any(str(r["label"]).startswith("ERROR") for r in result.rows) else 0
@@ -150,21 +176,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1, sort_keys=True))
     else:
-        print(
-            table(
-                rows,
-                [
-                    "recipe",
-                    "enrolled",
-                    "canonical",
-                    "commit",
-                    "age_days",
-                    "hold",
-                    "pin",
-                    "last_label",
-                    "incident",
-                ],
-            )
+        print_table(
+            rows,
+            [
+                "recipe",
+                "enrolled",
+                "canonical",
+                "commit",
+                "age_days",
+                "hold",
+                "pin",
+                "last_label",
+                "incident",
+            ],
         )
     return 0
 
@@ -173,6 +197,9 @@ def cmd_pins(args: argparse.Namespace) -> int:
     from .status import redundant_pins
 
     pins = redundant_pins(_config(args))
+    if args.json:
+        print_json(pins)
+        return 0
     for p in pins:
         print(f"{p['recipe']}: UPGRADE_BASE_VERSION = {p['pin']!r} equals the canonical; "
               f"remove it from {p['meta']} (the dynamic base now gives the same)")  # fmt: skip
@@ -189,8 +216,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     config = _config(args)
     _warn_if_behind(config)
     if not config.db_path.exists():
-        print(f"{args.recipe}: no registry at {config.db_path}")
-        return 0
+        return _unknown_recipe(args.recipe, config, None)
     with Registry.open(config.db_path, create=False) as reg:
         promos = [asdict(p) for p in reg.history(args.recipe)]
         results = reg.results(recipe=args.recipe)
@@ -201,27 +227,27 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     for p in promos:
         p["commit"] = p["commit"][:12]
-    print(
-        table(
-            promos,
-            ["id", "promoted_at", "version", "commit", "previous_version", "deployment", "run_id"],
-        )
+    print_table(
+        promos,
+        ["id", "promoted_at", "version", "commit", "previous_version", "deployment", "run_id"],
     )
     print()
     for r in results:
         r["reason"] = why(r) or None
-    print(table(results, ["run_id", "decision", "latest", "level", "label", "reason"]))
+    print_table(results, ["run_id", "decision", "latest", "level", "label", "reason"])
     return 0
 
 
-def _unknown_recipe(recipe: str, config, reg) -> int:
+def _unknown_recipe(recipe: str, config, reg) -> int:  # reg None: no registry yet
     """``history`` of a recipe with no rows: exit 1, naming the closest known recipe."""
     import contextlib
     import difflib
 
     from .fleet import discover
 
-    known = {p.recipe for p in reg.history()} | {r["recipe"] for r in reg.results()}
+    known = set()
+    if reg is not None:
+        known = {p.recipe for p in reg.history()} | {r["recipe"] for r in reg.results()}
     with contextlib.suppress(CanonError):  # no fleet here: the registry's names are all we know
         known |= {r.name for r in discover(config.fleet).recipes}
     if recipe in known:
@@ -278,8 +304,16 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
     )  # stop the whole tree, mark the dir interrupted
     from .evidence.progress import stderr_out
 
-    ev = run_suite(config, args.suite, params=params, out=lambda line: print(line, flush=True),
+    progress = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
+    ev = run_suite(config, args.suite, params=params,
+                   out=lambda line: print(line, flush=True, file=progress),
                    progress=stderr_out())  # fmt: skip
+    if args.json:
+        print_json({"dir": str(ev.dir), "suite": ev.suite, "result": ev.verdict.result,
+                    "failed_notebooks": ev.verdict.failed_notebooks,
+                    "failing_rows": ev.verdict.failing_rows,
+                    "notebooks": [{"name": n.name, "ok": n.ok, "seconds": n.seconds,
+                                   "problems": n.problems} for n in ev.notebooks]})  # fmt: skip
     return ev.verdict.exit_code
 
 
@@ -358,14 +392,6 @@ def cmd_investigate(args: argparse.Namespace) -> int:
     return 0 if ev.ok else 1
 
 
-def _print_claims(claims, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps([c.to_dict() for c in claims], indent=1))
-    else:
-        print("\n".join(claim_lines(claims)))
-    return 0 if all(c.ok for c in claims) else 1
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     from .evidence.verify import verify
 
@@ -374,13 +400,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
         _warn_if_behind(_config(args))
     claims = verify(args.dir, state=state, upstream=args.upstream, key=args.key,
                     require_signature=args.require_signature)  # fmt: skip
-    return _print_claims(claims, args.json)
+    return print_claims(claims, args)
 
 
 def cmd_keys_init(args: argparse.Namespace) -> int:
     from .evidence.signing import init_keys
 
     kp = init_keys(_config(args).state_dir)
+    if args.json:
+        print_json({"private": str(kp.private), "public": str(kp.public)})
+        return 0
     print(f"private key: {kp.private} (0600; keep it on this machine)")
     print(f"public key:  {kp.public}")
     print("every evidence run now writes manifest.dsse.json beside manifest.json; commit the public key "
@@ -400,7 +429,11 @@ def cmd_systemd_render(args: argparse.Namespace) -> int:
                     fleet=Path(args.fleet) if args.fleet else None,
                     working_directory=Path(args.working_directory) if args.working_directory else None,
                     user=args.user, on_failure=args.on_failure)  # fmt: skip
-    for p in render(_config(args), Path(args.output), o):
+    written = render(_config(args), Path(args.output), o)
+    if args.json:
+        print_json({"written": [str(p) for p in written]})
+        return 0
+    for p in written:
         print(p)
     print(f"install: sudo cp {args.output}/canon-sweep.* /etc/systemd/system/ && "
           "sudo systemctl daemon-reload && sudo systemctl enable --now canon-sweep.timer")  # fmt: skip
@@ -410,13 +443,13 @@ def cmd_systemd_render(args: argparse.Namespace) -> int:
 def cmd_systemd_verify(args: argparse.Namespace) -> int:
     from .systemd import verify_units
 
-    return _print_claims(verify_units(Path(args.dir)), False)
+    return print_claims(verify_units(Path(args.dir)), args)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import doctor
 
-    return _print_claims(doctor(args.config, Path(args.unit) if args.unit else None), args.json)
+    return print_claims(doctor(args.config, Path(args.unit) if args.unit else None), args)
 
 
 def _registry_lock(config, what: str):
@@ -432,7 +465,8 @@ def cmd_registry_backup(args: argparse.Namespace) -> int:
     config = _config(args)
     dest = Path(args.file) if args.file else backups_dir(config.state_dir) / f"manual-{_stamp()}.db"
     with _registry_lock(config, "registry backup"):
-        print(backup(config.db_path, dest))
+        copy = backup(config.db_path, dest)
+    print_json({"backup": str(copy)}) if args.json else print(copy)
     return 0
 
 
@@ -442,8 +476,8 @@ def cmd_registry_restore(args: argparse.Namespace) -> int:
 
     config = _config(args)
     with _registry_lock(config, "registry restore"):
-        for note in restore(config.db_path, Path(args.file), make_backend(config)):
-            print(note)
+        notes = list(restore(config.db_path, Path(args.file), make_backend(config)))
+    print_json({"notes": notes}) if args.json else print_lines(notes)
     return 0
 
 
@@ -455,8 +489,7 @@ def cmd_registry_rebuild(args: argparse.Namespace) -> int:
     with _registry_lock(config, "registry rebuild"):
         notes = rebuild(config.db_path, make_backend(config),
                         base=Path(args.from_file) if args.from_file else None)  # fmt: skip
-    for note in notes:
-        print(note)
+    print_json({"notes": list(notes)}) if args.json else print_lines(notes)
     return 0
 
 
@@ -478,14 +511,18 @@ def _add_registry_commands(sub) -> None:
         description="Copy the registry with SQLite's online backup API (default FILE: "
         "state/backups/manual-<time>.db). A sweep also keeps its last 5 automatic backups there.",
     )  # fmt: skip
-    b.add_argument("file", nargs="?")
+    b.add_argument(
+        "file", nargs="?", help="where to write the copy (default: state/backups/manual-<time>.db)"
+    )
+    add_json(b, "the backup's path")
     b.set_defaults(func=cmd_registry_backup)
     r = rgsub.add_parser(
         "restore", help="replace the registry with FILE, after checking it",
         description="Check FILE (sound, promotion chain intact, not behind the slots' markers) and "
         "replace the registry with it atomically; the replaced registry is kept in state/backups.",
     )  # fmt: skip
-    r.add_argument("file")
+    r.add_argument("file", help="the backup to restore (a registry .db file)")
+    add_json(r, "what was done")
     r.set_defaults(func=cmd_registry_restore)
     rb = rgsub.add_parser(
         "rebuild", help="recreate the canonicals from the slots' markers",
@@ -494,6 +531,7 @@ def _add_registry_commands(sub) -> None:
         "registry does not name; re-mark the slots. The replaced registry is kept in state/backups.",
     )  # fmt: skip
     rb.add_argument("--from", dest="from_file", metavar="FILE", help="a backup to start from")
+    add_json(rb, "what was done")
     rb.set_defaults(func=cmd_registry_rebuild)
 
 
@@ -507,6 +545,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from .init import init, next_steps
 
     scaffold = init(args.dir)
+    if args.json:
+        print_json({k: str(v) for k, v in vars(scaffold).items()})
+        return 0
     print(next_steps(scaffold, "canon" if _on_path() else f"{sys.executable} -m canonlib"))
     return 0
 
@@ -540,18 +581,19 @@ def add_init_and_meta(sub) -> None:
         "overwrites an existing canon.toml or fleet.",
     )  # fmt: skip
     ini.add_argument("dir", metavar="DIR", help="directory to create the install in (new or empty)")
+    add_json(ini, "the paths written")
     ini.set_defaults(func=cmd_init)
     me = sub.add_parser("meta", help="the recipe_meta.py keys")
     mesub = me.add_subparsers(dest="meta_command", metavar="ACTION", required=True)
     mk = mesub.add_parser(
         "keys", help="print every recipe_meta.py key: type, default, meaning, example"
     )
-    mk.add_argument("--json", action="store_true", help="print the keys as a JSON list")
+    add_json(mk, "the keys")
     mk.set_defaults(func=cmd_meta_keys)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CanonParser(
         prog="canon",
         description="Keep a known-good canonical deployment of every Co-op Cloud recipe "
         "current, and prove it.",
@@ -572,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
         "oldest first, by semver precedence of the recipe part, then the app part. "
         "Tags that are not versions are named on stderr.",
     )  # fmt: skip
+    add_json(vs, "the versions and the tags that are not")
     vs.set_defaults(func=cmd_versions_sort)
     vl = vsub.add_parser(
         "latest", help="print the newest release",
@@ -581,6 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     vl.add_argument(
         "--allow-prerelease", action="store_true", help="count prereleases (1.0.0-rc1) as releases"
     )
+    add_json(vl, "the newest release (null when none)")
     vl.set_defaults(func=cmd_versions_latest)
     sw = sub.add_parser(
         "sweep", help="the weekly job: sync, decide, cold-test, gate, promote, label",
@@ -601,21 +645,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry", action="append", metavar="R",
         help="cold-test R's latest tag even if it is known-red (repeatable)",
     )  # fmt: skip
-    sw.add_argument("--json", action="store_true", help="print the result rows as a JSON list")
+    add_json(sw, "the result rows, a list")
     sw.set_defaults(func=cmd_sweep)
 
     st = sub.add_parser("status", help="the canonicals, their age, holds and pins")
-    st.add_argument("--json", action="store_true")
+    add_json(st, "one row per recipe, a list")
     st.set_defaults(func=cmd_status)
 
-    sub.add_parser(
+    pi = sub.add_parser(
         "pins", help="upgrade-base pins the canonical now makes redundant",
         description="List recipes whose UPGRADE_BASE_VERSION equals their canonical: the pin can go.",
-    ).set_defaults(func=cmd_pins)  # fmt: skip
+    )  # fmt: skip
+    add_json(pi, "the redundant pins, a list")
+    pi.set_defaults(func=cmd_pins)
 
     hi = sub.add_parser("history", help="a recipe's promotions and sweep results")
-    hi.add_argument("recipe")
-    hi.add_argument("--json", action="store_true")
+    hi.add_argument("recipe", help="the recipe (its directory name under the fleet's tests/)")
+    add_json(hi, "{promotions, results}")
     hi.set_defaults(func=cmd_history)
 
     de = sub.add_parser(
@@ -624,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Co-op Cloud recipes with their real tag histories, a fleet tree and canon.toml; then sweep "
         "it week by week, print the results and where the evidence is. Running it again starts afresh.",
     )  # fmt: skip
-    de.add_argument("dir", nargs="?", default="demo")
+    de.add_argument("dir", nargs="?", default="demo", help="where to build it (default: ./demo)")
     de.add_argument("--no-evidence", action="store_true", help="run the sweeps only, no notebooks")
     de.add_argument("--backend", choices=("local", "swarm"), default="local",
                     help="local (embedded, no docker) or swarm (the local docker engine's swarm: "
@@ -643,7 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--target). Exit 1 (verdict FAILED) when any notebook or claim fails or a recorded sweep has a "
         "FAIL, ERROR or GREEN-BUT-PROMOTE-FAILED row; the last line printed is the evidence dir.",
     )  # fmt: skip
-    er.add_argument("suite", choices=["weekly", "proofs", "all", "investigate", "verify"])
+    er.add_argument("suite", choices=["weekly", "proofs", "all", "investigate", "verify"],
+                    help="which notebooks to run")  # fmt: skip
     er.add_argument("--target", help="verify: the evidence dir to verify")
     er.add_argument(
         "--recipe", help="proofs/investigate: the recipe to use (default: chosen from the registry)"
@@ -652,6 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument(
         "--param", action="append", metavar="KEY=VALUE", help="any other notebook parameter"
     )
+    add_json(er, "the run's dir, verdict and notebooks (progress goes to stderr)")
     er.set_defaults(func=cmd_evidence_run)
 
     el = evsub.add_parser("latest", help="print the newest evidence dir")
@@ -693,14 +741,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ed25519 public key (PEM) the manifest's DSSE signature must verify with")  # fmt: skip
     ve.add_argument("--require-signature", action="store_true",
                     help="fail when the dir is unsigned or the signature is not checked")  # fmt: skip
-    ve.add_argument("--json", action="store_true", help="print the claims as a JSON list")
+    add_quiet_failed(ve)
+    add_json(ve, "the claims, a list")
     ve.set_defaults(func=cmd_verify)
 
     ke = sub.add_parser("keys", help="the evidence signing key")
     kesub = ke.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    kesub.add_parser(
+    ki = kesub.add_parser(
         "init", help="make an ed25519 key pair in the state dir; evidence runs then sign their manifest",
-    ).set_defaults(func=cmd_keys_init)  # fmt: skip
+    )  # fmt: skip
+    add_json(ki, "the key files' paths")
+    ki.set_defaults(func=cmd_keys_init)
 
     sd = sub.add_parser("systemd", help="render and verify the weekly service + timer")
     sdsub = sd.add_subparsers(dest="systemd_command", metavar="ACTION", required=True)
@@ -728,11 +779,15 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--on-failure", metavar="UNIT",
                     help="OnFailure= unit to start when the week is FAILED or the run breaks, "
                     "e.g. canon-notify@%%n.service")  # fmt: skip
+    add_json(sr, "the files written")
     sr.set_defaults(func=cmd_systemd_render)
     sv = sdsub.add_parser(
         "verify", help="systemd-analyze verify the units and check the calendar is weekly"
     )
-    sv.add_argument("dir", nargs="?", default="systemd")
+    sv.add_argument("dir", nargs="?", default="systemd",
+                    help="the directory holding the rendered units (default: systemd)")  # fmt: skip
+    add_quiet_failed(sv)
+    add_json(sv, "the claims, a list")
     sv.set_defaults(func=cmd_systemd_verify)
 
     dr = sub.add_parser(
@@ -741,7 +796,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(CANON_CONFIG, CCCI_REPO, PATH) and WorkingDirectory= instead of this shell's.",
     )  # fmt: skip
     dr.add_argument("--unit", help="a rendered canon-sweep.service")
-    dr.add_argument("--json", action="store_true")
+    add_quiet_failed(dr)
+    add_json(dr, "the checks, a list")
     dr.set_defaults(func=cmd_doctor)
 
     co = sub.add_parser("config", help="configuration helpers")

@@ -22,6 +22,7 @@ from typing import Any
 from . import git
 from .errors import UsageError
 from .files import FileProblem, read_small_file
+from .term import did_you_mean
 
 DEFAULT_UPSTREAM = "https://git.coopcloud.tech/coop-cloud/{recipe}.git"
 BACKENDS = ("local", "abra", "swarm")
@@ -201,9 +202,7 @@ def load_config(
             return default
         return value
 
-    known = {"fleet", "state_dir", "evidence_dir", "upstream", "push", "branch", "backend",
-             "harness", "sync", "budget", "recipes"}  # fmt: skip
-    problems += [f"unknown key {k!r}" for k in raw if k not in known]
+    problems += unknown_keys(raw)
 
     fleet_s = environ.get("CCCI_REPO") or take(raw, "fleet", str, None, "")
     if not fleet_s:
@@ -234,6 +233,7 @@ def load_config(
     if backend["kind"] not in BACKENDS:
         problems.append(
             f"backend.kind must be one of {', '.join(BACKENDS)}, got {backend['kind']!r}"
+            + did_you_mean(str(backend["kind"]), BACKENDS)
         )
     if "servers" in backend and not (
         isinstance(backend["servers"], list) and all(isinstance(s, str) for s in backend["servers"])
@@ -525,3 +525,26 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
         'branch = "master"',
     ),
 }
+
+
+def unknown_keys(raw: dict[str, Any]) -> list[str]:
+    """A problem for each key of canon.toml that is not in :data:`CONFIG_KEYS`, with the closest.
+
+    ``[recipes.<name>]`` tables are checked where they are read; in ``[backend]`` only a key
+    close to a known one (a typo) is a problem, since a backend may read keys of its own.
+    """
+    known = {k for k in CONFIG_KEYS if not k.startswith("recipes.")}
+    tables = {k.partition(".")[0] for k in known if "." in k}
+    problems = []
+    for key, value in raw.items():
+        if key == "recipes" or key in tables and not isinstance(value, dict):
+            continue  # a table that is not a table is a type error, said where it is read
+        names = [f"{key}.{sub}" for sub in value] if key in tables else [key]
+        for name in names:
+            if name in known:
+                continue
+            hint = did_you_mean(name, sorted(known | tables if "." not in name else known))
+            if key == "backend" and not hint:
+                continue  # a backend may read keys of its own; only a likely typo is an error
+            problems.append(f"unknown key {name!r}{hint}")
+    return problems

@@ -35,6 +35,7 @@ from .mirror import Mirror, SyncReport, reap_leftovers
 from .promote import promote
 from .registry import RESULT_FIELDS, Registry, utcnow
 from .runner import cold_run
+from .term import did_you_mean
 from .versions import latest_release
 
 FAILING_LABELS = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED")
@@ -387,7 +388,8 @@ def sweep(
     if only:
         unknown = [r for r in only if r not in known]
         if unknown:
-            raise UsageError(f"not in the fleet {fleet.tests_dir}: {', '.join(unknown)}")
+            hint = did_you_mean(unknown[0], sorted(known)) if len(unknown) == 1 else ""
+            raise UsageError(f"not in the fleet {fleet.tests_dir}: {', '.join(unknown)}{hint}")
         todo = [r for r in todo if r.name in only]
         if not todo:
             raise UsageError(f"none of {', '.join(only)} is enrolled in {fleet.tests_dir}")

@@ -2,8 +2,8 @@
 
 A leaf module (imports nothing of canon's).  Colour only on a TTY and never when
 ``NO_COLOR`` is set (https://no-color.org); tables are cut to the terminal's
-width only on a TTY or when ``COLUMNS`` is set, so piped output and logs keep the
-full text (and ``--json`` always does).
+width only on a TTY, so piped output and logs keep the full text (and
+``--json`` always does).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ GAP = 2  # tabulate's "simple" format puts two spaces between columns
 GREEN, YELLOW, RED, DIM, RESET = "\033[32m", "\033[33m", "\033[31m", "\033[2m", "\033[0m"
 # outcome words, most specific first (GREEN-BUT-PROMOTE-FAILED is a failure, not a green)
 OUTCOMES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"GREEN-BUT-PROMOTE-FAILED|\bFAIL(?:ED)?\b|\bERROR\b"), RED),
+    (re.compile(r"GREEN-BUT-PROMOTE-FAILED|\bFAIL(?:ED)?\b|\bERROR\b|^INCIDENT\b"), RED),
     (re.compile(r"GREEN-NOT-PROMOTED|\bWARN(?:ING)?\b|\bunsigned\b"), YELLOW),
     (re.compile(r"\bPASS(?:ED)?\b|^ok\b"), GREEN),
     (re.compile(r"\bSKIP\b|\bPLAN\b"), DIM),
@@ -41,10 +41,8 @@ def use_colour(stream: TextIO | None = None) -> bool:
 
 
 def width(stream: TextIO | None = None) -> int | None:
-    """The width to fit tables to, or None to print them whole (not a TTY, no COLUMNS)."""
+    """The width to fit tables to on a TTY (``$COLUMNS`` wins there), else None: print them whole."""
     stream = stream or sys.stdout
-    if os.environ.get("COLUMNS", "").isdigit():
-        return int(os.environ["COLUMNS"])
     try:
         tty = stream.isatty()
     except (AttributeError, ValueError):
