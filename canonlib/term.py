@@ -64,15 +64,18 @@ def cut(text: str, limit: int) -> str:
 
 
 def fit_widths(natural: Sequence[int], total: int, gap: int = GAP) -> list[int]:
-    """Column widths that fit ``total``: the widest column gives way first, none below MIN_COL."""
+    """Column widths that fit ``total``: narrow columns keep their width, the wide ones share
+    what is left equally (never below MIN_COL, so a very narrow terminal wraps instead)."""
+    room = total - gap * (len(natural) - 1)
+    if sum(natural) <= room:
+        return list(natural)
     widths = list(natural)
-    over = sum(widths) + gap * (len(widths) - 1) - total
-    while over > 0:
-        i = max(range(len(widths)), key=lambda j: widths[j])
-        if widths[i] <= MIN_COL:
-            break  # as narrow as it goes; the terminal will wrap
-        widths[i] -= 1
-        over -= 1
+    left = len(natural)
+    for i in sorted(range(len(natural)), key=lambda j: natural[j]):
+        share = max(MIN_COL, room // left)
+        widths[i] = min(natural[i], share)
+        room -= widths[i]
+        left -= 1
     return widths
 
 
@@ -83,8 +86,13 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, max_width: i
 
     cells = [[str(c) for c in r] for r in rows]
     heads = [str(h) for h in headers]
-    if max_width:
+    if max_width and cells:
         # tabulate makes a column at least its header + 2 wide (its MIN_PADDING)
+        natural = [max([len(h) + 2, *(len(r[i]) for r in cells)]) for i, h in enumerate(heads)]
+        if sum(natural) + GAP * (len(heads) - 1) > max_width:  # too wide: drop all-empty columns
+            keep = [i for i in range(len(heads)) if any(r[i] not in ("", "-") for r in cells)]
+            heads = [heads[i] for i in keep]
+            cells = [[r[i] for i in keep] for r in cells]
         natural = [max([len(h) + 2, *(len(r[i]) for r in cells)]) for i, h in enumerate(heads)]
         widths = fit_widths(natural, max_width)
         cells = [[cut(c, w) for c, w in zip(r, widths, strict=True)] for r in cells]

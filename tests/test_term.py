@@ -71,3 +71,11 @@ def test_width_only_on_a_tty(monkeypatch):
 def test_did_you_mean():
     assert term.did_you_mean("nextclod", ["nextcloud", "gitea"]) == "; did you mean nextcloud?"
     assert term.did_you_mean("zzz", ["nextcloud", "gitea"]) == ""
+
+
+def test_too_wide_drops_only_columns_with_nothing_in_them():
+    rows = [["custom-html", "-", "PASS (promoted) " + "x" * 60], ["gitea", "-", "SKIP (held)"]]
+    narrow = term.table(rows, ["recipe", "incident", "label"], max_width=50)
+    assert "incident" not in narrow and "custom-html" in narrow and "…" in narrow
+    wide = term.table(rows, ["recipe", "incident", "label"], max_width=200)
+    assert "incident" in wide and "…" not in wide
