@@ -543,7 +543,12 @@ def unknown_keys(raw: dict[str, Any]) -> list[str]:
         for name in names:
             if name in known:
                 continue
-            hint = did_you_mean(name, sorted(known | tables if "." not in name else known))
+            if "." in name:  # compare within the table: a shared prefix is no likeness
+                table, _, sub = name.partition(".")
+                subs = sorted(k.partition(".")[2] for k in known if k.startswith(table + "."))
+                hint = did_you_mean(sub, subs).replace("did you mean ", f"did you mean {table}.")
+            else:
+                hint = did_you_mean(name, sorted(known | tables))
             if key == "backend" and not hint:
                 continue  # a backend may read keys of its own; only a likely typo is an error
             problems.append(f"unknown key {name!r}{hint}")
