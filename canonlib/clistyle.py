@@ -55,9 +55,18 @@ def print_json(value: Any) -> None:
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """``rows`` as a table: cut to the terminal's width on a TTY, outcomes coloured there."""
-    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    body = [[_whole(r.get(c)) for c in columns] for r in rows]
     print(term.table(body, list(columns), max_width=term.width(sys.stdout),
                      paint=term.use_colour(sys.stdout)))  # fmt: skip
+
+
+def _whole(v: Any) -> str:
+    """A cell with its whole text (a terminal cuts it to fit; a pipe or a file keeps it all)."""
+    if isinstance(v, str) and v:
+        return v
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return "; ".join(v) or "-"
+    return cell(v)
 
 
 def print_lines(lines: Iterable[str]) -> None:
