@@ -337,7 +337,11 @@ def _evidence_dir_arg(args: argparse.Namespace) -> Path:
 
 def cmd_evidence_latest(args: argparse.Namespace) -> int:
     args.dir = None
-    print(_evidence_dir_arg(args))
+    d = _evidence_dir_arg(args)
+    if args.json:
+        print_json({"dir": str(d)})
+    else:
+        print(d)
     return 0
 
 
@@ -350,7 +354,10 @@ def cmd_evidence_open(args: argparse.Namespace) -> int:
         raise UsageError(f"{d}: no index.html (written by evidence runs since reports began); "
                          f"see {d / 'manifest.json'}")  # fmt: skip
     path, opened = open_index(d)
-    print(path if opened else f"no display to open it on; the page is: {path}")
+    if args.json:
+        print_json({"index": str(path), "opened": opened})
+    else:
+        print(path if opened else f"no display to open it on; the page is: {path}")
     return 0
 
 
@@ -374,9 +381,13 @@ def cmd_investigate(args: argparse.Namespace) -> int:
                          f"{did_you_mean(args.recipe, known)}")  # fmt: skip
     recipe = investigate.pick(rows, args.recipe)
     if recipe is None:
-        print(
-            "nothing to investigate: no recipe has a failing result; name one: canon investigate RECIPE"
-        )
+        if args.json:
+            print_json({"recipe": None})
+        else:
+            print(
+                "nothing to investigate: no recipe has a failing result; "
+                "name one: canon investigate RECIPE"
+            )
         return 0
     streak = next((s for s in investigate.failing_streaks(rows) if s.recipe == recipe), None)
     why = f" (failing since run {streak.since_run}, {streak.runs} run(s))" if streak else ""
@@ -385,6 +396,10 @@ def cmd_investigate(args: argparse.Namespace) -> int:
     ev = run_suite(config, "investigate", params={"recipe": recipe}, out=err,
                    notebooks=[notebooks_dir() / "investigate.ipynb"])  # fmt: skip
     rec = next((n.records for n in ev.notebooks if n.name == "investigate"), {})
+    if args.json:
+        print_json({"recipe": recipe, "reason": rec.get("investigate_reason"), "dir": str(ev.dir),
+                    "index": str(ev.dir / INDEX), "ok": ev.ok})  # fmt: skip
+        return 0 if ev.ok else 1
     if rec.get("investigate_reason"):
         print(f"{recipe}: {rec['investigate_reason']}")
     print(ev.dir)
@@ -703,12 +718,14 @@ def build_parser() -> argparse.ArgumentParser:
     er.set_defaults(func=cmd_evidence_run)
 
     el = evsub.add_parser("latest", help="print the newest evidence dir")
+    add_json(el, "the dir")
     el.set_defaults(func=cmd_evidence_latest)
     eo = evsub.add_parser(
         "open", help="open an evidence dir's index.html (default: the newest)",
         description="Open DIR/index.html in a browser; with no display, print its path.",
     )  # fmt: skip
     eo.add_argument("dir", nargs="?", type=Path, help="an evidence dir (default: the newest)")
+    add_json(eo, "the page's path and whether it was opened")
     eo.set_defaults(func=cmd_evidence_open)
 
     inv = sub.add_parser(
@@ -718,6 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
         "been failing longest. Prints the reason, the dir and its index.html.",
     )  # fmt: skip
     inv.add_argument("recipe", nargs="?", help="the recipe (default: the one failing longest)")
+    add_json(inv, "the recipe, reason, dir and page")
     inv.set_defaults(func=cmd_investigate)
 
     ve = sub.add_parser(
