@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -145,14 +145,18 @@ def probe_once(probe: Mapping[str, Any], *, cwd: Path | None, env: Mapping[str, 
 
 
 def wait_probes(probes: list[Mapping[str, Any]], *, cwd: Path | None, env: Mapping[str, str],
-                deadline_s: float, slot: str) -> None:  # fmt: skip
-    """Each probe must pass, retried (``retries``, ``interval_s``) until the shared deadline."""
+                deadline_s: float, slot: str,
+                check: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:  # fmt: skip
+    """Each probe must pass, retried (``retries``, ``interval_s``) until the shared deadline.
+
+    ``check`` runs one probe (default: :func:`probe_once` in ``cwd``) and returns why it failed."""
+    check = check or (lambda probe: probe_once(probe, cwd=cwd, env=env))
     end = time.monotonic() + deadline_s
     for probe in probes:
         retries = int(probe.get("retries", 30))
         interval = float(probe.get("interval_s", 1))
         for attempt in range(retries + 1):
-            why = probe_once(probe, cwd=cwd, env=env)
+            why = check(probe)
             if why is None:
                 break
             if attempt == retries or time.monotonic() + interval > end:

@@ -47,7 +47,7 @@ from ..marker import COLD, NEXT, RETIRED, SlotMarker, now_utc
 from ..meta import RecipeMeta
 from ..process import kill_group
 from . import BackendError
-from .common import BackendUnavailable, generate_secret, probe_once
+from .common import BackendUnavailable, generate_secret, probe_once, wait_probes
 from .compose import (
     app_env,
     compose_files,
@@ -538,17 +538,8 @@ class SwarmBackend:
         end = time.monotonic() + meta.DEPLOY_TIMEOUT_S
         self.wait_converged(slot, meta.DEPLOY_TIMEOUT_S)
         env = self.slot_env(slot)
-        for probe in meta.READY_PROBES:
-            retries, interval = int(probe.get("retries", 30)), float(probe.get("interval_s", 1))
-            for attempt in range(retries + 1):
-                why = self._probe(slot, probe, env)
-                if why is None:
-                    break
-                if attempt == retries or time.monotonic() + interval > end:
-                    raise BackendError(
-                        "ready", f"slot {slot}: probe failed after {attempt + 1} tries: {why}"
-                    )
-                time.sleep(interval)
+        wait_probes(list(meta.READY_PROBES), cwd=None, env=env, deadline_s=end - time.monotonic(),
+                    slot=slot, check=lambda probe: self._probe(slot, probe, env))  # fmt: skip
 
     def _probe(self, slot: str, probe: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
         if "cmd" not in probe:
