@@ -41,7 +41,7 @@ from typing import Any
 from .. import git
 from ..marker import SlotMarker
 from ..meta import RecipeMeta
-from . import BackendError
+from . import BackendError, refuse_canonical
 from .common import (
     BackendUnavailable,
     generate_secret,
@@ -257,13 +257,7 @@ class AbraBackend:
         self._write_record(slot, state="undeployed")
 
     def teardown(self, slot: str) -> None:
-        marker = self.marker(slot)
-        if marker is not None and marker.is_canonical:
-            raise BackendError(
-                "teardown",
-                f"slot {slot} carries a canonical marker ({marker.recipe} {marker.version}); "
-                "canon never tears a canonical down",
-            )
+        refuse_canonical(slot, self.marker(slot))
         rec = self._record(slot)
         try:
             if rec:

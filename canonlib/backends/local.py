@@ -30,7 +30,7 @@ from typing import Any
 
 from ..marker import MARKER_FILE, SlotMarker
 from ..meta import RecipeMeta
-from . import BackendError
+from . import BackendError, refuse_canonical
 from .common import generate_secret, parse_env, render_env, run_command, wait_probes
 from .compose import parse_compose_files
 
@@ -177,13 +177,7 @@ class LocalBackend:
             self._write_state(slot, state="undeployed")
 
     def teardown(self, slot: str) -> None:
-        marker = self.marker(slot)
-        if marker is not None and marker.is_canonical:
-            raise BackendError(
-                "teardown",
-                f"slot {slot} carries a canonical marker ({marker.recipe} {marker.version}); "
-                "canon never tears a canonical down",
-            )
+        refuse_canonical(slot, self.marker(slot))
         shutil.rmtree(self._slot(slot), ignore_errors=True)
 
     # -- markers -------------------------------------------------------------------

@@ -46,7 +46,7 @@ import yaml
 from ..marker import COLD, NEXT, RETIRED, SlotMarker, now_utc
 from ..meta import RecipeMeta
 from ..process import kill_group
-from . import BackendError
+from . import BackendError, refuse_canonical
 from .common import BackendUnavailable, generate_secret, probe_once, wait_probes
 from .compose import (
     app_env,
@@ -644,10 +644,7 @@ class SwarmBackend:
         Services first, then their containers (forced), then the slot's volumes, secrets,
         configs and networks (listed and removed kind by kind, side by side), the marker last."""
         self.check_engine()
-        marker = self.marker(slot)
-        if marker is not None and marker.is_canonical:
-            raise BackendError("teardown", f"slot {slot} carries a canonical marker ({marker.recipe} "
-                               f"{marker.version}); canon never tears a canonical down")  # fmt: skip
+        refuse_canonical(slot, self.marker(slot))
         want = self._sel(slot)
         services = self.docker.ids("service", want, "teardown")
         if services:
