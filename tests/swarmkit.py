@@ -7,6 +7,8 @@ up with ``scripts/swarm-up`` first.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -54,6 +56,22 @@ def require_swarm() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI needs a real swarm: {problem}")
     pytest.skip(problem)
+
+
+# one machine-wide swarm: two test runs on one machine (two worktrees, a second suite)
+# would see each other's slots as leftovers, so each swarm test holds this lock throughout
+LOCK = Path(os.environ.get("CANON_SWARM_TEST_LOCK", "/tmp/canon-swarm-tests.lock"))
+
+
+@contextlib.contextmanager
+def swarm_lock():
+    """Hold the machine-wide swarm-test lock (blocking) for the body."""
+    with LOCK.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def canon_objects() -> dict[str, list[dict[str, str]]]:

@@ -19,6 +19,7 @@ from tests.swarmkit import (
     recipe_files,
     remove_slots,
     require_swarm,
+    swarm_lock,
     write_tree,
 )
 
@@ -29,14 +30,17 @@ pytestmark = pytest.mark.slow
 def swarm(tmp_path):
     """A swarm backend on the real engine; afterwards nothing non-canonical may be left."""
     require_swarm()
-    assert non_canonical_leftovers() == [], "the swarm was not clean before the test"
-    backend = SwarmBackend(tmp_path / "swarm", helper_image=IMAGE, timeout_s=60, run_id="test-run")
-    made_canonical: set[str] = set()
-    backend.test_canonicals = made_canonical  # tests that mark a canonical register it here
-    yield backend
-    left = non_canonical_leftovers()
-    remove_slots(made_canonical | {x.split("(slot ")[1].rstrip(")") for x in left})
-    assert left == [], f"canon left these on the swarm: {left}"
+    with swarm_lock():
+        assert non_canonical_leftovers() == [], "the swarm was not clean before the test"
+        backend = SwarmBackend(
+            tmp_path / "swarm", helper_image=IMAGE, timeout_s=60, run_id="test-run"
+        )
+        made_canonical: set[str] = set()
+        backend.test_canonicals = made_canonical  # tests that mark a canonical register it here
+        yield backend
+        left = non_canonical_leftovers()
+        remove_slots(made_canonical | {x.split("(slot ")[1].rstrip(")") for x in left})
+        assert left == [], f"canon left these on the swarm: {left}"
 
 
 def meta(tmp_path, **values) -> RecipeMeta:

@@ -21,7 +21,14 @@ from canonlib.backends.swarm import SwarmBackend
 from canonlib.demo import KEYCLOAK_BROKEN_HOOK, demo_image, recipe_files
 from canonlib.registry import Registry
 from canonlib.sweep import sweep
-from tests.swarmkit import IMAGE, docker, non_canonical_leftovers, remove_slots, require_swarm
+from tests.swarmkit import (
+    IMAGE,
+    docker,
+    non_canonical_leftovers,
+    remove_slots,
+    require_swarm,
+    swarm_lock,
+)
 from tests.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -34,17 +41,18 @@ META = demo_swarm.meta("app") + 'EXPECTED_NA = {"backup": "covered by test_swarm
 def sws(tmp_path):
     """A workspace whose backend is the real swarm; afterwards only canonicals may be left."""
     require_swarm()
-    assert non_canonical_leftovers() == [], "the swarm was not clean before the test"
-    demo_swarm.ensure_proxy_network()
-    ws = Workspace(tmp_path)
-    with (tmp_path / "canon.toml").open("a") as f:
-        f.write(f'\n[backend]\nkind = "swarm"\nhelper_image = "{IMAGE}"\ntimeout_s = 60\n')
-    ws.recipe("app", meta=META, test=demo_swarm.FLEET_TEST)
-    yield ws
-    backend = SwarmBackend(ws.config.state_dir / "swarm")
-    left = non_canonical_leftovers()
-    remove_slots(set(backend.slots()) | {x.split("(slot ")[1].rstrip(")") for x in left})
-    assert left == [], f"canon left these on the swarm: {left}"
+    with swarm_lock():
+        assert non_canonical_leftovers() == [], "the swarm was not clean before the test"
+        demo_swarm.ensure_proxy_network()
+        ws = Workspace(tmp_path)
+        with (tmp_path / "canon.toml").open("a") as f:
+            f.write(f'\n[backend]\nkind = "swarm"\nhelper_image = "{IMAGE}"\ntimeout_s = 60\n')
+        ws.recipe("app", meta=META, test=demo_swarm.FLEET_TEST)
+        yield ws
+        backend = SwarmBackend(ws.config.state_dir / "swarm")
+        left = non_canonical_leftovers()
+        remove_slots(set(backend.slots()) | {x.split("(slot ")[1].rstrip(")") for x in left})
+        assert left == [], f"canon left these on the swarm: {left}"
 
 
 def release(ws: Workspace, tag: str, **kw) -> str:
