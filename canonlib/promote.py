@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from . import __version__
 from .backends import Backend
 from .errors import CanonError
+from .faults import point
 from .marker import CANONICAL, NEXT, RETIRED, SlotMarker, new_slot_name, now_utc
 from .meta import RecipeMeta
 from .mirror import Checkout, Mirror
@@ -62,10 +63,12 @@ def promote(
     try:
         step = "mark"
         backend.mark(slot, marker)  # first: the slot exists only with its marker
+        point("promote:marked-next")
         step = "provision"
         backend.provision(slot, checkout.path, meta)
         step = "deploy"
         backend.deploy(slot, checkout.path, meta, version=checkout.tag, commit=checkout.commit)
+        point("promote:deployed")
         step = "install"
         backend.run_install_steps(slot, meta)
         step = "ready"
@@ -74,6 +77,7 @@ def promote(
         backend.snapshot(slot)
         step = "undeploy"
         backend.undeploy(slot)
+        point("promote:undeployed")
         step = "tag check"
         now_commit = mirror.tag_commit(checkout.tag)
         if now_commit != checkout.commit:
@@ -84,6 +88,7 @@ def promote(
         step = "record"
         promo = registry.record_promotion(recipe, checkout.tag, checkout.tag, checkout.commit,
                                           deployment=slot, run_id=run_id, now=now)  # fmt: skip
+        point("promote:recorded")
     except BaseException as e:  # every failure is recorded and the sweep goes on; signals go on up
         result = PromoteResult(False, step, slot, error=f"{step}: {e}")
         try:
@@ -98,7 +103,9 @@ def promote(
         backend.mark(
             slot, marker.as_role(CANONICAL, promotion_id=promo.id, promotion_hash=promo.hash)
         )
+        point("promote:marked-canonical")
         write_state(registry)
+        point("promote:state-written")
     except Exception as e:  # noqa: BLE001
         result.warnings.append(f"marking {slot} canonical failed ({e}); the next sweep repairs it")
         return result
@@ -121,6 +128,7 @@ def retire(backend: Backend, slot: str, recipe: str, commit: str) -> list[str]:
             return [f"left {slot} in place: its marker ({what}) does not say it is "
                     f"{recipe}'s previous canonical"]  # fmt: skip
         backend.mark(slot, old.as_role(RETIRED))
+        point("promote:old-marked-retired")
         backend.teardown(slot)
     except Exception as e:  # noqa: BLE001 -- the promotion stands; the old slot is just left over
         return [f"retiring {slot} failed: {e}"]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CanonError, StateError
+from .faults import point
 from .guard import sqlite_state_message
 
 GENESIS = "0" * 64
@@ -308,6 +309,7 @@ class Registry:
                 body["kind"] = kind
             promo = Promotion(**body, hash=promotion_hash(body))
             self._insert_history(c, promo)
+            point("registry:mid-record")
             self._upsert_canonical(c, promo)
         return promo
 

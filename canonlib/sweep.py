@@ -29,6 +29,7 @@ from . import __version__, git, policy, registry_guard
 from .backends import make_backend
 from .config import Config
 from .errors import CanonError, UsageError
+from .faults import point
 from .fleet import Fleet, FleetRecipe, discover
 from .knownred import harness_identity, tests_digest
 from .mirror import Mirror, SyncReport, reap_leftovers
@@ -215,6 +216,7 @@ class _Sweep:
         row = self.recipe_turn(fr, synced)
         if not self.plan:
             self.registry.record_result(self.run_id, row)
+            point("sweep:row-recorded")
             with self._write, open(self.run_dir / "results.jsonl", "a") as f:
                 f.write(json.dumps(row, sort_keys=True) + "\n")
         return row
