@@ -62,7 +62,9 @@ class SyncReport:
 
     def summary(self) -> str:
         parts = [f"{self.recipe}: {'fetched' if self.fetched else 'unchanged (fetch skipped)'}"]
-        if self.branch_old != self.branch_new:
+        if self.branch_old is None and self.branch_new:
+            parts.append(f"{self.branch} at {self.branch_new[:12]} (first sync)")
+        elif self.branch_old != self.branch_new:
             ff = "fast-forward" if self.fast_forward else "FORCED"
             parts.append(
                 f"{self.branch} {str(self.branch_old)[:12]} -> {str(self.branch_new)[:12]} ({ff})"
