@@ -145,6 +145,7 @@ class Harness:
         self.base = env.get("CCCI_UPGRADE_BASE") or None
         self.base_kind = env.get("CCCI_UPGRADE_BASE_KIND", "skip")
         self.base_reason = env.get("CCCI_UPGRADE_BASE_REASON", "")
+        self.base_commit = env.get("CCCI_UPGRADE_BASE_COMMIT") or None
         self.result_file = Path(env["CCCI_RESULT_FILE"])
         self.rungs: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
@@ -160,6 +161,23 @@ class Harness:
         self.slot = new_slot_name(
             "cold", self.recipe, set(self.backend.slots())
         )  # unique to this run
+
+    def upgrade_base_commit(self) -> str:
+        """The base's commit (the sweep's, else its tag's); a missing one is no verdict."""
+        ref = self.base_commit or f"refs/tags/{self.base}"
+        if not self.base_commit:
+            git.check_ref_name(self.base)
+        found = git.run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                        cwd=self.recipe_dir, check=False)  # fmt: skip
+        if found.returncode:
+            raise EnvironmentFault(
+                f"upgrade base {self.base_kind} {self.base} "
+                f"({self.base_commit[:12] if self.base_commit else 'no such tag'}) is not in the "
+                f"mirror, so the upgrade cannot be tested; set UPGRADE_BASE_VERSION "
+                f"in {self.recipe}'s recipe_meta.py to upgrade from another release"
+            )
+        self.base_commit = found.stdout.strip()
+        return self.base_commit
 
     def log(self, text: str) -> None:
         if text.strip():
@@ -229,6 +247,7 @@ class Harness:
         result = {
             "recipe": self.recipe, "version": self.version, "commit": self.commit,
             "upgrade_base": self.base, "upgrade_base_kind": self.base_kind,
+            "upgrade_base_commit": self.base_commit,
             "rungs": rungs, "reasons": self.reasons, "level": policy.level(rungs),
             "tests_executed": self.tests_executed, "warnings": self.warnings,
             "green": self.error is None and policy.is_green(rungs, self.tests_executed),
@@ -274,15 +293,13 @@ def rung_upgrade(h: Harness) -> Verdict:
     if not h.base or h.base_kind == "skip":
         return policy.SKIP, f"no upgrade base: {h.base_reason or 'none resolved'}"
     slot, origin = f"{h.slot}-up", f"from {h.base_kind} {h.base}"
+    base_commit = h.upgrade_base_commit()  # outside verdict_of: a missing base is no verdict
     try:
         with (
             tempfile.TemporaryDirectory(prefix="canon-base-") as tmp,
             verdict_of(f"{origin}: ") as v,
         ):
             base_tree = Path(tmp) / "base"
-            git.check_ref_name(h.base)
-            base_commit = git.run(["rev-parse", "--verify", f"refs/tags/{h.base}^{{commit}}"],
-                                  cwd=h.recipe_dir).stdout.strip()  # fmt: skip
             git.clone_at(h.recipe_dir, base_tree, base_commit)
             h.install(slot, base_tree, h.base, base_commit)
             h.backend.provision(slot, h.recipe_dir, h.meta)  # secrets the new version adds

@@ -145,6 +145,9 @@ class UpgradeBase:
     kind: str  # pin | canonical | step-back | skip
     version: str | None
     reason: str
+    # the exact commit to install first; the sweep fills it in (for the canonical: the
+    # deployed commit from the registry, which still works when its tag is gone upstream)
+    commit: str | None = None
 
 
 def upgrade_base(

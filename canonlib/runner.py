@@ -118,6 +118,7 @@ def cold_run(
         "CCCI_UPGRADE_BASE": (base.version or "") if base else "",
         "CCCI_UPGRADE_BASE_KIND": base.kind if base else "skip",
         "CCCI_UPGRADE_BASE_REASON": base.reason if base else "no base resolved",
+        "CCCI_UPGRADE_BASE_COMMIT": (base.commit or "") if base else "",
         "CCCI_RESULT_FILE": str(result_file),
     }  # fmt: skip
     timeout = min(timeout_s, float(meta.COLD_TIMEOUT_S))

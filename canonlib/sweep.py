@@ -10,6 +10,7 @@ registry after the recipe's turn, never from an exit code.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -268,6 +269,7 @@ class _Sweep:
             if decision == policy.RUN:
                 base = policy.upgrade_base(latest, row["canonical_before"], report.tags,
                                            meta.UPGRADE_BASE_VERSION, allow_prerelease=meta.ALLOW_PRERELEASE)  # fmt: skip
+                base = dataclasses.replace(base, commit=base_commit(base, before, report.tags))
                 row["upgrade_base_kind"], row["upgrade_base"] = base.kind, base.version
                 if self.plan:
                     row["label"] = f"PLAN (run {latest}, base {base.kind})"
@@ -368,6 +370,14 @@ def _turns(
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def base_commit(base: policy.UpgradeBase, canonical: Any, tags: dict[str, str]) -> str | None:
+    """The commit the upgrade rung installs first: what is deployed for the canonical (its
+    tag may be gone or moved upstream), else the base tag's commit in the mirror."""
+    if base.kind == "canonical" and canonical is not None:
+        return canonical.commit
+    return tags.get(base.version) if base.version else None
 
 
 def sweep(
