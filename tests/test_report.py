@@ -92,14 +92,39 @@ def test_the_reports_verify_with_the_rest(week):
     ws, ev, _ = week
     rc, out, _ = canon(ws, "verify", str(ev.dir))
     assert rc == 0, out
-    (ev.dir / "index.html").write_text((ev.dir / "index.html").read_text().replace("ERROR", "PASS"))
+    page = (ev.dir / "index.html").read_text()
+    (ev.dir / "index.html").write_text(page.replace("ERROR", "PASS"))
     try:
         rc, out, _ = canon(ws, "verify", str(ev.dir))
         assert rc == 1 and "index.html" in out
-    finally:
-        (ev.dir / "index.html").write_text(
-            (ev.dir / "index.html").read_text().replace("PASS", "ERROR")
-        )
+    finally:  # exactly as it was (replacing back would also turn PASSED into ERRORED)
+        (ev.dir / "index.html").write_text(page)
+
+
+@pytest.mark.parametrize("page", ["summary.md", "index.html"])
+def test_a_report_page_rewritten_with_its_hash_fails_verify_naming_the_page_and_line(
+    week, tmp_path, page
+):
+    """The quiet rewrite: the page a person reads says PASS where the run said FAIL, and its
+    sha256 in the manifest is rewritten to match (an unsigned dir has nothing else to catch it)."""
+    from canonlib.evidence.manifest import sha256_file
+
+    ws, ev, _ = week
+    d = tmp_path / "copy"
+    shutil.copytree(ev.dir, d)
+    rc, out, _ = canon(ws, "verify", str(d))
+    assert rc == 0 and f"ok    report {page}: rendered from the recorded values" in out, out
+    text = (d / page).read_text()
+    assert "FAIL (level" in text
+    (d / page).write_text(text.replace("FAIL (level", "PASS (level"))
+    m = json.loads((d / MANIFEST).read_text())
+    m["predicate"]["canon"]["files"][page] = sha256_file(d / page)
+    (d / MANIFEST).write_text(json.dumps(m, indent=1))
+    rc, out, _ = canon(ws, "verify", str(d))
+    assert rc == 1, out
+    bad = [line for line in out.splitlines() if line.startswith("FAIL") and "report" in line]
+    assert len(bad) == 1 and f"report {page}" in bad[0] and "PASS (level" in bad[0], out
+    assert "edited after the run" in bad[0]
 
 
 def test_progress_names_each_notebook_and_each_recipe_as_it_lands(week):

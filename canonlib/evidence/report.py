@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..claims import Claim
 from ..meta import RUNGS
 
 SUMMARY = "summary.md"
@@ -636,8 +637,6 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
 
     d = Path(d)
     v = report_view(d, stmt)
-    links: dict[str, str] = {}
-    figs: dict[str, tuple[str, str]] = {}
     written: list[Path] = []
     exporter = None
     for n in v.notebooks:
@@ -650,17 +649,14 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
             nb = nbformat.reads(src.read_text(), as_version=4)
             exporter = exporter or notebook_exporter()
             render_notebook(nb, name, dest, exporter)
-            shown = notebook_figures(nb)
-            if shown and name in FIGURE_OF:
-                figs[FIGURE_OF[name]] = shown[0]
         except Exception as e:  # noqa: BLE001 -- a broken notebook is shown as such, not a crash
             dest.write_text(f"<!DOCTYPE html><p>{html.escape(src.name)} could not be rendered: "
                             f"{html.escape(str(e))}</p>\n")  # fmt: skip
-        links[name] = dest.name
         written.append(dest)
-    md = summary_md(v)
-    (d / SUMMARY).write_text(md)
-    (d / INDEX).write_text(index_html(v, links=links, figures=figs))
+    pages = _pages(d, v)
+    md = pages[SUMMARY]
+    for name, text in pages.items():
+        (d / name).write_text(text)
     step = os.environ.get("GITHUB_STEP_SUMMARY")
     if step:
         try:
@@ -669,6 +665,65 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
         except OSError:
             pass  # a CI nicety; the report itself is written
     return [d / SUMMARY, d / INDEX, *written]
+
+
+def _pages(d: Path, v: View) -> dict[str, str]:
+    """summary.md and index.html for view ``v`` of dir ``d``: each notebook in the dir is linked
+    as ``<nb>.html`` and shows its first figure (read from the notebook, nothing rendered)."""
+    import nbformat
+
+    links: dict[str, str] = {}
+    figs: dict[str, tuple[str, str]] = {}
+    for n in v.notebooks:
+        name = str(n.get("name"))
+        src = d / str(n.get("file") or f"{name}.ipynb")
+        if not src.exists():
+            continue
+        links[name] = f"{name}.html"
+        try:
+            shown = notebook_figures(nbformat.reads(src.read_text(), as_version=4))
+        except Exception:  # noqa: BLE001 -- a broken notebook has no figure to show
+            continue
+        if shown and name in FIGURE_OF:
+            figs[FIGURE_OF[name]] = shown[0]
+    return {SUMMARY: summary_md(v), INDEX: index_html(v, links=links, figures=figs)}
+
+
+def report_claims(d: str | Path, stmt: dict[str, Any]) -> list[Claim]:
+    """summary.md and index.html are what the recorded values render to: a page edited after the
+    run (its hash rewritten in the manifest, too) fails here, naming the first line that differs."""
+    d = Path(d)
+    files = (stmt.get("predicate", {}).get("canon", {}) or {}).get("files") or {}
+    listed = [name for name in (SUMMARY, INDEX) if name in files]
+    if not listed:
+        return [Claim("report pages", True, "this run has no summary.md/index.html to check")]
+    want = _pages(d, report_view(d, stmt))
+    out = []
+    for name in listed:
+        have = (d / name).read_text() if (d / name).is_file() else None
+        if have == want[name]:
+            out.append(Claim(f"report {name}", True, "rendered from the recorded values"))
+            continue
+        if have is None:
+            out.append(Claim(f"report {name}", False, f"{d / name}: missing"))
+            continue
+        got, exp = have.splitlines(), want[name].splitlines()
+        i = next(
+            (i for i, (a, b) in enumerate(zip(got, exp, strict=False)) if a != b),
+            min(len(got), len(exp)),
+        )
+        line, other = (got[i] if i < len(got) else ""), (exp[i] if i < len(exp) else "")
+        j = next((j for j, (a, b) in enumerate(zip(line, other, strict=False)) if a != b),
+                 min(len(line), len(other)))  # fmt: skip
+        where = (
+            f"line {i + 1}, column {j + 1}: {line[max(0, j - 30) : j + 50]!r}"
+            if line
+            else "a line is missing"
+        )
+        out.append(Claim(f"report {name}", False,
+                         f"{d / name}: says what the recorded values do not (edited after the run?); "
+                         f"{where}"))  # fmt: skip
+    return out
 
 
 # -- finding and opening ---------------------------------------------------------------

@@ -56,6 +56,7 @@ from .records import (
     shown_problems,
     shown_rows,
 )
+from .report import report_claims
 from .suites import SUITES, file_problem, required_files
 from .verdict import verdict
 
@@ -504,6 +505,7 @@ def verify(d: str | Path, *, state: Path | None = None, upstream: bool = False, 
     claims += _section("signature", lambda: _signature(d, raw, key, require_signature))
     claims += _section("file hashes", lambda: _files(d, pred))
     claims += _section("suite complete", lambda: _suite(d, pred))
+    claims += _section("report pages", lambda: report_claims(d, m))
     notebooks = SUITES.get(
         pred["suite"], [n.get("name") for n in pred["notebooks"] if isinstance(n, dict)]
     )
