@@ -12,6 +12,7 @@ import os
 import stat
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -43,15 +44,21 @@ FAKE_ABRA = textwrap.dedent("""\
 """)
 
 
-@pytest.fixture
-def fake_abra(tmp_path, monkeypatch):
+def install_abra(tmp_path, monkeypatch, script: str) -> Path:
+    """Put the fake ``abra`` (a Python ``script`` template with ``{python}``) first on PATH."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     exe = bindir / "abra"
-    exe.write_text(FAKE_ABRA.format(python=sys.executable))
+    exe.write_text(script.format(python=sys.executable))
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    log = tmp_path / "abra-argv.jsonl"
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return exe
+
+
+@pytest.fixture
+def fake_abra(tmp_path, monkeypatch):
+    install_abra(tmp_path, monkeypatch, FAKE_ABRA)
+    log = tmp_path / "abra-argv.jsonl"
     monkeypatch.setenv("FAKE_ABRA_LOG", str(log))
     monkeypatch.setenv("FAKE_ABRA_RECIPE", "bluesky-pds")
 

@@ -8,7 +8,6 @@ stand-in the suite allows): a script that does exactly that."""
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,7 @@ from canonlib.backends import BackendError
 from canonlib.backends.abra import AbraBackend
 from canonlib.backends.common import run_command, run_group
 from canonlib.harness import functional_tests
+from tests.test_abra import install_abra
 
 # a child that records its pid, starts a grandchild that records its own, then hangs
 SPAWNER = textwrap.dedent("""\
@@ -124,13 +124,8 @@ time.sleep(300)
 
 
 def test_abra_command_timeout_kills_abra_and_its_children(tmp_path, monkeypatch):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    exe = bindir / "abra"
-    exe.write_text(FAKE_ABRA_HANGS.format(python=sys.executable))
-    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    install_abra(tmp_path, monkeypatch, FAKE_ABRA_HANGS)
     pids_file = tmp_path / "pids"
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_ABRA_PIDS", str(pids_file))
     b = AbraBackend(tmp_path / "abra-dir", ["swarm1"], lock_dir=tmp_path / "locks", timeout_s=3)
     with pytest.raises(BackendError, match="timed out after 3s") as e:
