@@ -35,6 +35,9 @@ def claim_lines(claims: Iterable[Claim]) -> list[str]:
     return lines
 
 
+CELL_CHARS = 90  # a longer cell is cut (the sweep table folds a long label into its reason)
+
+
 def cell(v: Any) -> str:
     """A table cell: ``-`` for missing, short rung maps, lists joined, long text cut at 90."""
     if v is None:
@@ -44,7 +47,7 @@ def cell(v: Any) -> str:
     if isinstance(v, list):
         v = "; ".join(map(str, v)) or "-"
     text = str(v)
-    return text if len(text) <= 90 else text[:87] + "..."
+    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 3] + "..."
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
@@ -62,6 +65,20 @@ def why(row: dict) -> str:
     return "; ".join(parts + [f"warning: {w}" for w in row.get("warnings") or []])
 
 
+def fold_label(row: dict) -> dict:
+    """A label too long for its cell (an ERROR's whole message) as ``ERROR (see reason)``, its
+    words moved to the reason, where they are shown whole."""
+    label = str(row.get("label") or "")
+    if len(label) <= CELL_CHARS:
+        return row
+    head, _, inner = label.partition(" (")
+    return {
+        **row,
+        "label": f"{head} (see reason)",
+        "reason": row.get("reason") or inner.removesuffix(")"),
+    }
+
+
 def sweep_table(rows: list[dict], width: int | None = None) -> str:
     """The sweep table plus a ``reason`` column (reason, then warnings) cut to ``width``:
     ``$COLUMNS``, else the terminal's; not cut when printing to a file or a pipe."""
@@ -69,6 +86,7 @@ def sweep_table(rows: list[dict], width: int | None = None) -> str:
     import shutil
     import sys
 
+    rows = [fold_label(r) for r in rows]
     base = table(rows, SWEEP_COLUMNS).splitlines()
     reasons = [why(r) for r in rows]
     if not any(reasons):

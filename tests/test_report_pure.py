@@ -168,10 +168,8 @@ def test_investigation_names_the_reason_and_the_log_tail(tmp_path):
 def test_progress_tail_prints_whole_lines_of_new_runs_only(tmp_path):
     old = tmp_path / "old-run" / "results.jsonl"
     old.parent.mkdir()
+    # written a moment ago, by the notebook before this one: still not this notebook's
     old.write_text(json.dumps({"recipe": "stale", "label": "PASS"}) + "\n")
-    import os
-
-    os.utime(old, (0, 0))
     lines: list[str] = []
     tail = SweepTail(tmp_path, lines.append)
     new = tmp_path / "new-run" / "results.jsonl"
@@ -184,6 +182,10 @@ def test_progress_tail_prints_whole_lines_of_new_runs_only(tmp_path):
         f.write(row[10:] + "\n")
     tail.poll()
     assert len(lines) == 2 and "stale" not in "".join(lines)
+    with open(old, "a") as f:  # a run that was there before goes on: only its new rows
+        f.write(json.dumps({"recipe": "b", "decision": "run", "label": "PASS (promoted)"}) + "\n")
+    tail.poll()
+    assert lines[2:] == ["    old-run: b: run -> PASS (promoted)"]
 
 
 def test_figures_carry_alt_text_naming_the_failures():

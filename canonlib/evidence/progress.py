@@ -13,7 +13,6 @@ import contextlib
 import json
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,8 +47,12 @@ class SweepTail:
     def __init__(self, runs_dir: Path, out: Callable[[str], None]):
         self.runs_dir = Path(runs_dir)
         self.out = out
-        self.since = time.time() - 1.0
+        # what is already there belongs to earlier runs: only what is appended from now on is shown
         self.offsets: dict[Path, int] = {}
+        if self.runs_dir.is_dir():
+            for f in self.runs_dir.glob("*/results.jsonl"):
+                with contextlib.suppress(OSError):
+                    self.offsets[f] = f.stat().st_size
         self.lines = 0
 
     def poll(self) -> None:
@@ -57,9 +60,6 @@ class SweepTail:
             return
         for f in sorted(self.runs_dir.glob("*/results.jsonl")):
             try:
-                if f not in self.offsets and f.stat().st_mtime < self.since:
-                    self.offsets[f] = f.stat().st_size  # an older run: not this notebook's
-                    continue
                 with open(f, "rb") as fh:
                     fh.seek(self.offsets.get(f, 0))
                     data = fh.read()
