@@ -112,7 +112,8 @@ _OWNER = re.compile(r"~(\d+)~")
 LEGACY_AGE_S = 24 * 3600
 
 
-def _owner() -> str:
+def owner_tag() -> str:
+    """``~pid~``: put in the name of what a run makes, so the next start can tell a dead run's."""
     return f"~{os.getpid()}~"
 
 
@@ -133,8 +134,11 @@ def _entries(directory: Path) -> list[Path]:
         return []
 
 
-def reap_leftovers(checkouts_dir: str | Path, mirrors_dir: str | Path) -> list[str]:
-    """Remove checkouts and unfinished mirror clones whose run is dead; say what went.
+def reap_leftovers(
+    checkouts_dir: str | Path, mirrors_dir: str | Path, tmp_dir: str | Path | None = None
+) -> list[str]:
+    """Remove checkouts, unfinished mirror clones and run temp dirs (``tmp_dir``) whose run is
+    dead; say what went.
 
     Call it on start, under the sweep lock.  Returns one line per directory that
     had leftovers (none: an empty list).
@@ -146,6 +150,8 @@ def reap_leftovers(checkouts_dir: str | Path, mirrors_dir: str | Path) -> list[s
         ("unfinished mirror clone", mirrors_dir,
          [p for p in _entries(mirrors_dir) if p.name.startswith(".") and ("-new" in p.name or "-broken" in p.name)]),
     ]  # fmt: skip
+    if tmp_dir is not None:
+        groups.append(("temp dir", Path(tmp_dir), _entries(Path(tmp_dir))))
     notes = []
     for what, where, entries in groups:
         gone = [p for p in entries if _left_by_dead_run(p, now)]
@@ -330,7 +336,7 @@ class Mirror:
         if fresh:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             target = Path(
-                tempfile.mkdtemp(prefix=f".{self.recipe}-new{_owner()}", dir=self.path.parent)
+                tempfile.mkdtemp(prefix=f".{self.recipe}-new{owner_tag()}", dir=self.path.parent)
             )
             git.run(["init", "--quiet", "--bare", str(target)], timeout=60)
         try:
@@ -354,7 +360,9 @@ class Mirror:
             raise SyncError(f"{self.recipe}: cannot fetch from {self.url}: {_gist(e)}") from None
         if fresh:
             if self.path.exists():  # the unusable old mirror
-                aside = self.path.with_name(f".{self.path.name}-broken{_owner()}{time.time_ns()}")
+                aside = self.path.with_name(
+                    f".{self.path.name}-broken{owner_tag()}{time.time_ns()}"
+                )
                 self.path.rename(aside)
                 shutil.rmtree(aside, ignore_errors=True)
             target.rename(self.path)
@@ -449,7 +457,7 @@ class Mirror:
     @contextlib.contextmanager
     def _checkout_at(self, commit: str, label: str) -> Iterator[Checkout]:
         self.checkouts_dir.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix=f"{self.recipe}{_owner()}", dir=self.checkouts_dir))
+        path = Path(tempfile.mkdtemp(prefix=f"{self.recipe}{owner_tag()}", dir=self.checkouts_dir))
         try:
             try:
                 git.clone_at(self.path, path, commit)

@@ -15,8 +15,10 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +35,7 @@ from .errors import CanonError, UsageError
 from .faults import point
 from .fleet import Fleet, FleetRecipe, discover
 from .knownred import harness_identity, tests_digest
-from .mirror import Mirror, SyncReport, reap_leftovers
+from .mirror import Mirror, SyncReport, owner_tag, reap_leftovers
 from .promote import promote
 from .registry import RESULT_FIELDS, Registry, utcnow
 from .runner import cold_run
@@ -413,11 +415,14 @@ def sweep(
     with (
         sweep_lock(config.lock_path, holder),
         _checked_registry(config, plan) as (registry, backend),
+        contextlib.ExitStack() as stack,
     ):
         notes = [] if plan else _recover(registry, backend, run_id)
-        if not plan:  # checkouts and clones a dead run left behind
-            notes += reap_leftovers(config.state_dir / "checkouts", config.mirrors_dir)
-        if not plan:
+        if not plan:  # checkouts, clones and temp dirs a dead run left behind
+            notes += reap_leftovers(
+                config.state_dir / "checkouts", config.mirrors_dir, config.state_dir / "tmp"
+            )
+            stack.enter_context(private_tmp(config.state_dir / "tmp", run_id))
             run_dir.mkdir(parents=True, exist_ok=True)
             registry.start_run(
                 run_id, "sweep", fleet_path=str(fleet.root), fleet_commit=fleet.commit,
@@ -448,6 +453,26 @@ def sweep(
     rows.sort(key=lambda r: r["recipe"])
     sync_reports = {k: v for k, v in reports.items() if isinstance(v, SyncReport)}
     return SweepResult(run_id, run_dir, rows, status, fleet, plan, sync_reports, notes)
+
+
+@contextlib.contextmanager
+def private_tmp(root: Path, run_id: str) -> Iterator[Path]:
+    """``TMPDIR`` for this run and everything it starts (harness, fleet pytest, git, abra's secret
+    files): ``<root>/<run id>~<pid>~``, 0700, removed when the run ends; a SIGKILLed run's is
+    reaped by the next start, so nothing it wrote is left in /tmp."""
+    path = root / f"{run_id}{owner_tag()}"
+    path.mkdir(mode=0o700, parents=True)
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = str(path)
+    try:
+        yield path
+    finally:
+        if saved[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[0]
+        tempfile.tempdir = saved[1]
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager

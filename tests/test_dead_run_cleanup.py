@@ -4,7 +4,8 @@ Real processes throughout: `python -m canonlib sweep` runs the built-in harness,
 whose functional test (a real pytest in the fleet) parks until canon is killed
 with SIGKILL.  The harness (in its own session, so the kill does not reach it)
 must notice its parent is gone, tear its cold slot down and take its pytest with
-it; the checkout canon left in state/checkouts is reaped by the next sweep,
+it; the checkout canon left in state/checkouts and the run's temp dir in
+state/tmp (the TMPDIR of everything it started) are reaped by the next sweep,
 which says so.
 """
 
@@ -26,13 +27,15 @@ from tests.workspace import Workspace
 PARKED_TEST = textwrap.dedent("""\
     import os
     import pathlib
+    import tempfile
     import time
 
 
     def test_parks_while_asked():
         mark = os.environ.get("CANON_TEST_MARK")
         if mark:
-            pathlib.Path(mark).write_text(f"{os.getpid()} {os.getppid()}")
+            fd, scratch = tempfile.mkstemp(prefix="fleet-test-")  # a fleet test's temp file
+            pathlib.Path(mark).write_text(f"{os.getpid()} {os.getppid()} {scratch}")
             time.sleep(300)
 """)
 
@@ -68,7 +71,11 @@ def test_sigkilled_canon_leaves_no_harness_and_the_next_sweep_reaps(tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
         wait_for(mark.exists, what="the fleet test to start")
-        pytest_pid, harness_pid = map(int, mark.read_text().split())
+        pids, scratch = mark.read_text().rsplit(" ", 1)
+        pytest_pid, harness_pid = map(int, pids.split())
+        # the run's TMPDIR, for everything it starts: state/tmp/<run>~<canon's pid>~, not /tmp
+        run_tmp = Path(scratch).parent
+        assert run_tmp.parent == state / "tmp" and run_tmp.name.endswith(f"~{canon.pid}~"), scratch
         assert running(harness_pid) and running(pytest_pid)
         cold_slots = [p for p in (state / "slots").iterdir() if p.name.startswith("cold-")]
         checkouts = list((state / "checkouts").iterdir())
@@ -85,12 +92,17 @@ def test_sigkilled_canon_leaves_no_harness_and_the_next_sweep_reaps(tmp_path):
     wait_for(lambda: not running(pytest_pid), what=f"pytest {pytest_pid} to end")
     assert not [p for p in cold_slots if p.exists()], "the cold slot was not torn down"
     assert checkouts[0].exists(), "canon died before it could remove its checkout"
+    assert Path(scratch).exists(), "canon died before it could remove its temp dir"
 
     rerun = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert f"reaped 1 checkout(s) left by dead runs in {state / 'checkouts'}" in rerun.stderr
     assert checkouts[0].name in rerun.stderr
     assert not checkouts[0].exists() and list((state / "checkouts").iterdir()) == []
+    assert (
+        f"reaped 1 temp dir(s) left by dead runs in {state / 'tmp'}: {run_tmp.name}" in rerun.stderr
+    )
+    assert list((state / "tmp").iterdir()) == []  # the rerun's own went when it ended
     assert "PASS (promoted)" in rerun.stdout
 
 
