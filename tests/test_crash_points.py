@@ -11,6 +11,11 @@ handler, no ``finally`` runs.  After each kill:
   one slot per recipe, marked canonical and named by the registry, with an
   intact promotion chain; the untouched recipe's data is byte for byte the same;
 - the sweep after that has nothing to do.
+
+The same sweep is also run into a full disk (the state dir on a small tmpfs,
+filled to the last byte at the point, ``CANON_CRASH_HOW=fill-disk``): the
+promotion fails whole before its record, or stands after it with a warning
+naming ENOSPC; once there is space, the next sweep settles as above.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import os
 import pytest
 
 from canonlib.backends.local import LocalBackend
-from canonlib.faults import ENV, POINTS
+from canonlib.faults import ENV, FILLER, POINTS
 from canonlib.marker import CANONICAL
 from canonlib.registry import Registry
 from tests import test_canonical_safety as safety
 from tests.test_canonical_safety import canon, precious, rows_of
+from tests.test_no_tracebacks import mounted
+from tests.workspace import Workspace
 
 # the same two swept recipes, each test on its own copy (fixtures of test_canonical_safety)
 swept, ws = safety.swept, safety.ws
@@ -99,3 +106,68 @@ def test_sigkill_at_every_promote_step_keeps_a_live_canonical_and_the_next_sweep
         again.stdout,
         again.stderr,
     )
+
+
+# -- a disk that fills up mid-promotion -----------------------------------------------------
+
+FULL_AT = ["promote:undeployed", "promote:recorded", "promote:marked-canonical"]
+
+
+@pytest.fixture
+def tight(tmp_path):
+    """Two recipes swept once, the state dir (registry, mirrors, slots) on a small tmpfs."""
+    w = Workspace(tmp_path / "ws")
+    state = w.config.state_dir
+    state.mkdir(parents=True)
+    with mounted("-t", "tmpfs", "-o", "size=64m", "tmpfs", target=state):
+        w.recipe("custom-html")
+        w.release("custom-html", "1.7.1+1.27.2")
+        w.recipe("nextcloud")
+        w.release("nextcloud", "6.0.1+28.0.2-fpm")
+        first = canon(w.root, "sweep", "--json")
+        assert set(rows_of(first).values()) == {"PASS (promoted)"}, first.stderr
+        for recipe, (_, slot) in registry_view(w).items():
+            (w.config.slots_dir / slot / "data" / safety.PRECIOUS).write_text(f"{recipe} data\n")
+        yield w
+
+
+@pytest.mark.parametrize("where", FULL_AT)
+def test_disk_full_mid_promote_keeps_a_live_canonical_and_the_sweep_after_space_returns_settles(
+    tight, where
+):
+    ws = tight
+    backend = LocalBackend(ws.config.slots_dir)
+    before, data = registry_view(ws), precious(ws)
+    ws.release("nextcloud", NEW)
+    env = {**os.environ, ENV: where, "CANON_CRASH_HOW": "fill-disk",
+           "CANON_FILL_DIR": str(ws.config.state_dir)}  # fmt: skip
+    full = canon(ws.root, "sweep", "--json", "--recipe", "nextcloud", env=env)
+    assert "Traceback" not in full.stderr + full.stdout, full.stderr
+    row = {r["recipe"]: r for r in json.loads(full.stdout)}["nextcloud"]
+    if where == "promote:undeployed":  # the record could not be written: the promotion failed
+        assert full.returncode == 1 and row["label"] == "GREEN-BUT-PROMOTE-FAILED", row
+        assert "No space left on device" in row["reason"] or "disk is full" in row["reason"], row
+    else:  # recorded: it stands; what could not be written is a warning the next sweep repairs
+        assert full.returncode == 0 and row["label"] == "PASS (promoted)", row
+        assert any("No space left on device" in w and "the next sweep repairs it" in w
+                   for w in row["warnings"]), row  # fmt: skip
+    (ws.config.state_dir / FILLER).unlink()  # space again
+
+    after = registry_view(ws)
+    version, slot = after["nextcloud"]
+    assert (version == NEW) == (where != "promote:undeployed"), (where, after)
+    assert (ws.config.slots_dir / slot).is_dir() and backend.markers()[slot].recipe == "nextcloud"
+    assert precious(ws) == data, where  # the old canonical is whole until the next sweep retires it
+
+    settle = canon(ws.root, "sweep", "--json")
+    assert settle.returncode == 0, (where, settle.stderr)
+    final = registry_view(ws)
+    assert final["nextcloud"][0] == NEW and final["custom-html"] == before["custom-html"]
+    assert set(backend.slots()) == {d for _, d in final.values()}, (where, backend.slots())
+    assert {s: (m.recipe, m.role) for s, m in backend.markers().items()} == {
+        d: (r, CANONICAL) for r, (_, d) in final.items()
+    }, where
+    untouched = before["custom-html"][1]
+    assert precious(ws)[untouched] == data[untouched]
+    with Registry.open(ws.config.db_path) as reg:
+        assert "running" not in {r["status"] for r in reg.runs("sweep")}, where
