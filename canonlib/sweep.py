@@ -224,6 +224,18 @@ class _Sweep:
                 f.write(json.dumps(row, sort_keys=True) + "\n")
         return row
 
+    def event(self, recipe: str, what: str) -> None:
+        """A line of what is happening now (``progress.jsonl``), for whoever watches the run: a cold
+        run can take an hour, and its row lands only at the end."""
+        if self.plan:
+            return
+        with (
+            contextlib.suppress(OSError),
+            self._write,
+            open(self.run_dir / "progress.jsonl", "a") as f,
+        ):
+            f.write(json.dumps({"recipe": recipe, "event": what}) + "\n")
+
     @property
     def backend(self):
         if self._backend is None:
@@ -277,6 +289,8 @@ class _Sweep:
                     row["label"] = f"PLAN (run {latest}, base {base.kind})"
                     return row
                 stage = "cold run"
+                self.event(fr.name, f"cold-testing {latest} (L2 from {base.kind}"
+                           f"{' ' + base.version if base.version else ''})")  # fmt: skip
                 outcome = self._run_and_promote(fr, meta, latest, base, report, row)
             elif self.plan:
                 row["label"] = f"PLAN ({decision})"
@@ -323,6 +337,7 @@ class _Sweep:
             if cold.green and gate is not None:
                 row["reason"] = f"not promoted: {gate}"
             if cold.green and gate is None:
+                self.event(fr.name, f"green: promoting {latest}")
                 result = promote(co, meta, mirror=mirror, backend=self.backend, registry=self.registry,
                                  run_id=self.run_id)  # fmt: skip
                 if not result.ok:

@@ -131,6 +131,15 @@ def test_progress_names_each_notebook_and_each_recipe_as_it_lands(week):
     _, _, progress = week
     text = "\n".join(progress)
     assert "running sweep ..." in text and "disk_budget: ok" in text
+    # what starts is said when it starts, before the row that ends it
+    started = next(
+        i
+        for i, line in enumerate(progress)
+        if ": red: cold-testing 2.0.0+2.0 (L2 from canonical 1.0.0+1.0) ..." in line
+    )
+    ended = next(i for i, line in enumerate(progress) if ": red: run -> FAIL" in line)
+    assert started < ended
+    assert any(": good: green: promoting 1.1.0+1.0 ..." in line for line in progress), text
     for recipe, label in (
         ("good", "PASS (promoted)"),
         ("red", "FAIL (level"),

@@ -186,6 +186,17 @@ def test_progress_tail_prints_whole_lines_of_new_runs_only(tmp_path):
         f.write(json.dumps({"recipe": "b", "decision": "run", "label": "PASS (promoted)"}) + "\n")
     tail.poll()
     assert lines[2:] == ["    old-run: b: run -> PASS (promoted)"]
+    run = tmp_path / "next-run"
+    run.mkdir()  # a turn that has started and not ended: its event shows, before any row
+    (run / "progress.jsonl").write_text(
+        json.dumps({"recipe": "c", "event": "cold-testing 2.0.0"}) + "\n"
+    )
+    (run / "results.jsonl").write_text(row + "\n")
+    tail.poll()
+    assert lines[3:] == [
+        "    next-run: c: cold-testing 2.0.0 ...",
+        "    next-run: a: run -> FAIL (level 1/5)",
+    ]
 
 
 def test_figures_carry_alt_text_naming_the_failures():

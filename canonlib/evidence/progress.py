@@ -1,9 +1,10 @@
 """Live progress of an evidence run on stderr, so the journal is never silent for hours.
 
 A notebook's sweep runs in a kernel two processes away; each recipe's row is
-appended to ``<state>/runs/<run>/results.jsonl`` the moment its turn ends.
+appended to ``<state>/runs/<run>/results.jsonl`` the moment its turn ends, and
+what it starts meanwhile (a cold run, a promotion) to ``progress.jsonl``.
 :func:`watch_sweeps` tails those files while a notebook runs and prints one line
-per recipe (decision and label) as it lands.  Plain lines when the stream is not
+per recipe (decision and label) as it lands, and one per event as it starts.  Plain lines when the stream is not
 a TTY (the journal gets them whole); on a TTY the outcome word is coloured.
 """
 
@@ -37,6 +38,8 @@ def stderr_out(stream: TextIO | None = None) -> Callable[[str], None]:
 
 
 def row_line(run_id: str, row: dict) -> str:
+    if "event" in row:  # from progress.jsonl: something starting
+        return f"    {run_id}: {row.get('recipe')}: {row['event']} ..."
     decision = row.get("decision") or "-"
     return f"    {run_id}: {row.get('recipe')}: {decision} -> {row.get('label')}"
 
@@ -50,15 +53,20 @@ class SweepTail:
         # what is already there belongs to earlier runs: only what is appended from now on is shown
         self.offsets: dict[Path, int] = {}
         if self.runs_dir.is_dir():
-            for f in self.runs_dir.glob("*/results.jsonl"):
+            for f in self._files():
                 with contextlib.suppress(OSError):
                     self.offsets[f] = f.stat().st_size
         self.lines = 0
 
+    def _files(self) -> list[Path]:
+        """Each run's rows and events, a run's events before its rows (an event starts a turn)."""
+        files = [*self.runs_dir.glob("*/progress.jsonl"), *self.runs_dir.glob("*/results.jsonl")]
+        return sorted(files, key=lambda f: (f.parent.name, f.name != "progress.jsonl"))
+
     def poll(self) -> None:
         if not self.runs_dir.is_dir():
             return
-        for f in sorted(self.runs_dir.glob("*/results.jsonl")):
+        for f in self._files():
             try:
                 with open(f, "rb") as fh:
                     fh.seek(self.offsets.get(f, 0))
