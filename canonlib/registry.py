@@ -9,7 +9,6 @@ previous row's hash, so an edited history row is detectable.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
@@ -121,20 +120,24 @@ class RegistryError(CanonError):
     exit_code = 2
 
 
-def _damaged(method):
-    """A damaged page surfaces as sqlite3.DatabaseError mid-query: one clear error instead."""
+class _DamageGuard:
+    """``with _DamageGuard(path):`` a damaged page surfaces as sqlite3.DatabaseError mid-query:
+    one clear error naming the file instead.  A plain context manager, not a decorator,
+    so that mutation testing (mutmut skips decorated functions) reaches the methods it guards.
+    """
 
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as e:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> None:
+        if isinstance(e, sqlite3.DatabaseError):
             raise RegistryError(
                 f"{self.path}: the registry is damaged ({e}); restore a backup with "
                 "`canon registry restore FILE` or recreate it with `canon registry rebuild`"
             ) from None
-
-    return wrapper
 
 
 def utcnow() -> str:
@@ -262,18 +265,19 @@ class Registry:
             self._conn.execute("COMMIT")
 
     # -- canonicals ----------------------------------------------------------
-    @_damaged
     def read_registry(self, recipe: str) -> Canonical | None:
         """The recipe's current canonical, or None when it was never promoted."""
-        row = self._conn.execute("SELECT * FROM canonicals WHERE recipe = ?", (recipe,)).fetchone()
-        return _canonical(row) if row else None
+        with _DamageGuard(self.path):
+            row = self._conn.execute(
+                "SELECT * FROM canonicals WHERE recipe = ?", (recipe,)
+            ).fetchone()
+            return _canonical(row) if row else None
 
-    @_damaged
     def canonicals(self) -> list[Canonical]:
-        rows = self._conn.execute("SELECT * FROM canonicals ORDER BY recipe").fetchall()
-        return [_canonical(r) for r in rows]
+        with _DamageGuard(self.path):
+            rows = self._conn.execute("SELECT * FROM canonicals ORDER BY recipe").fetchall()
+            return [_canonical(r) for r in rows]
 
-    @_damaged
     def record_promotion(
         self, recipe: str, version: str, tag: str, commit: str, *,
         deployment: str | None = None, run_id: str | None = None, now: str | None = None,
@@ -282,14 +286,15 @@ class Registry:
         """Make (version, commit) the recipe's canonical and append it to the history chain.
 
         ``kind`` is "promote", or "rebuild" for a canonical recreated from its slot's marker."""
-        now = now or utcnow()
-        self._conn.execute("PRAGMA synchronous=FULL")  # a promotion survives power loss too
-        try:
-            return self._record_promotion(
-                recipe, version, tag, commit, deployment, run_id, now, kind
-            )
-        finally:
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+        with _DamageGuard(self.path):
+            now = now or utcnow()
+            self._conn.execute("PRAGMA synchronous=FULL")  # a promotion survives power loss too
+            try:
+                return self._record_promotion(
+                    recipe, version, tag, commit, deployment, run_id, now, kind
+                )
+            finally:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
 
     def _record_promotion(
         self, recipe, version, tag, commit, deployment, run_id, now, kind
@@ -332,127 +337,128 @@ class Registry:
             (p.recipe, p.version, p.tag, p.commit, p.deployment, p.promoted_at, p.run_id),
         )
 
-    @_damaged
     def history(self, recipe: str | None = None) -> list[Promotion]:
         """Promotions, oldest first (all recipes when ``recipe`` is None)."""
-        if recipe is None:
-            rows = self._conn.execute("SELECT * FROM promotions ORDER BY id").fetchall()
-        else:
-            rows = self._conn.execute(
-                "SELECT * FROM promotions WHERE recipe = ? ORDER BY id", (recipe,)
-            ).fetchall()
-        return [_promotion(r) for r in rows]
+        with _DamageGuard(self.path):
+            if recipe is None:
+                rows = self._conn.execute("SELECT * FROM promotions ORDER BY id").fetchall()
+            else:
+                rows = self._conn.execute(
+                    "SELECT * FROM promotions WHERE recipe = ? ORDER BY id", (recipe,)
+                ).fetchall()
+            return [_promotion(r) for r in rows]
 
-    @_damaged
     def chain_head(self) -> str:
-        row = self._conn.execute("SELECT hash FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
-        return row["hash"] if row else GENESIS
+        with _DamageGuard(self.path):
+            row = self._conn.execute(
+                "SELECT hash FROM promotions ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            return row["hash"] if row else GENESIS
 
-    @_damaged
     def verify_chain(self) -> ChainCheck:
         """Re-hash every promotion; check links, and that each canonical is its last promotion."""
-        problems: list[str] = []
-        prev = GENESIS
-        promos = self.history()
-        last_by_recipe: dict[str, Promotion] = {}
-        for p in promos:
-            if p.prev_hash != prev:
-                problems.append(
-                    f"promotions row {p.id} ({p.recipe}): prev_hash does not link to row before it"
-                )
-            if promotion_hash(p.body()) != p.hash:
-                problems.append(
-                    f"promotions row {p.id} ({p.recipe} {p.version}): hash mismatch, row was edited"
-                )
-            prev = p.hash
-            last_by_recipe[p.recipe] = p
-        canon = {c.recipe: c for c in self.canonicals()}
-        for recipe in sorted(canon.keys() | last_by_recipe.keys()):
-            c, p = canon.get(recipe), last_by_recipe.get(recipe)
-            if c is None or p is None:
-                problems.append(f"canonicals row {recipe}: has no matching promotion history")
-            elif (c.version, c.tag, c.commit) != (p.version, p.tag, p.commit):
-                problems.append(
-                    f"canonicals row {recipe}: {c.version}@{c.commit[:12]} differs from its last "
-                    f"promotion (row {p.id}: {p.version}@{p.commit[:12]})"
-                )
-        return ChainCheck(not problems, prev, len(promos), problems)
+        with _DamageGuard(self.path):
+            problems: list[str] = []
+            prev = GENESIS
+            promos = self.history()
+            last_by_recipe: dict[str, Promotion] = {}
+            for p in promos:
+                if p.prev_hash != prev:
+                    problems.append(
+                        f"promotions row {p.id} ({p.recipe}): prev_hash does not link to row before it"
+                    )
+                if promotion_hash(p.body()) != p.hash:
+                    problems.append(
+                        f"promotions row {p.id} ({p.recipe} {p.version}): hash mismatch, row was edited"
+                    )
+                prev = p.hash
+                last_by_recipe[p.recipe] = p
+            canon = {c.recipe: c for c in self.canonicals()}
+            for recipe in sorted(canon.keys() | last_by_recipe.keys()):
+                c, p = canon.get(recipe), last_by_recipe.get(recipe)
+                if c is None or p is None:
+                    problems.append(f"canonicals row {recipe}: has no matching promotion history")
+                elif (c.version, c.tag, c.commit) != (p.version, p.tag, p.commit):
+                    problems.append(
+                        f"canonicals row {recipe}: {c.version}@{c.commit[:12]} differs from its last "
+                        f"promotion (row {p.id}: {p.version}@{p.commit[:12]})"
+                    )
+            return ChainCheck(not problems, prev, len(promos), problems)
 
     # -- runs and results ----------------------------------------------------
-    @_damaged
     def start_run(self, run_id: str, kind: str, *, now: str | None = None, **info: Any) -> None:
-        row = {k: info.get(k) for k in RUN_FIELDS}
-        row.update(run_id=run_id, kind=kind, started_at=now or utcnow(), status="running")
-        with self._tx() as c:
-            c.execute(
-                f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({', '.join('?' * len(RUN_FIELDS))})",
-                [row[k] for k in RUN_FIELDS],
-            )
+        with _DamageGuard(self.path):
+            row = {k: info.get(k) for k in RUN_FIELDS}
+            row.update(run_id=run_id, kind=kind, started_at=now or utcnow(), status="running")
+            with self._tx() as c:
+                c.execute(
+                    f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({', '.join('?' * len(RUN_FIELDS))})",
+                    [row[k] for k in RUN_FIELDS],
+                )
 
-    @_damaged
     def finish_run(self, run_id: str, status: str, *, now: str | None = None) -> None:
-        with self._tx() as c:
+        with _DamageGuard(self.path), self._tx() as c:
             c.execute(
                 "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
                 (status, now or utcnow(), run_id),
             )
 
-    @_damaged
     def abandon_running(self, *, now: str | None = None) -> list[str]:
         """Runs left ``running`` by a canon that died: call only while holding the sweep lock."""
-        with self._tx() as c:
-            ids = [r[0] for r in c.execute("SELECT run_id FROM runs WHERE status = 'running'")]
-            c.execute(
-                "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE status = 'running'",
-                (now or utcnow(),),
-            )
-        return ids
+        with _DamageGuard(self.path):
+            with self._tx() as c:
+                ids = [r[0] for r in c.execute("SELECT run_id FROM runs WHERE status = 'running'")]
+                c.execute(
+                    "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE status = 'running'",
+                    (now or utcnow(),),
+                )
+            return ids
 
-    @_damaged
     def quick_check(self) -> str | None:
         """None when SQLite's quick_check finds the file sound, else its first complaint."""
-        rows = [r[0] for r in self._conn.execute("PRAGMA quick_check")]
-        return None if rows == ["ok"] else "; ".join(rows[:3])
+        with _DamageGuard(self.path):
+            rows = [r[0] for r in self._conn.execute("PRAGMA quick_check")]
+            return None if rows == ["ok"] else "; ".join(rows[:3])
 
-    @_damaged
     def run(self, run_id: str) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return dict(row) if row else None
+        with _DamageGuard(self.path):
+            row = self._conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            return dict(row) if row else None
 
-    @_damaged
     def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
-        q, args = "SELECT * FROM runs", ()
-        if kind:
-            q, args = q + " WHERE kind = ?", (kind,)
-        return [dict(r) for r in self._conn.execute(q + " ORDER BY started_at, run_id", args)]
+        with _DamageGuard(self.path):
+            q, args = "SELECT * FROM runs", ()
+            if kind:
+                q, args = q + " WHERE kind = ?", (kind,)
+            return [dict(r) for r in self._conn.execute(q + " ORDER BY started_at, run_id", args)]
 
-    @_damaged
     def record_result(self, run_id: str, row: dict[str, Any]) -> None:
-        values = [
-            json.dumps(row.get(k)) if k in _JSON_FIELDS else row.get(k) for k in RESULT_FIELDS
-        ]
-        cols = ("run_id",) + RESULT_FIELDS
-        with self._tx() as c:
-            c.execute(
-                f"INSERT OR REPLACE INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                [run_id, *values],
-            )
+        with _DamageGuard(self.path):
+            values = [
+                json.dumps(row.get(k)) if k in _JSON_FIELDS else row.get(k) for k in RESULT_FIELDS
+            ]
+            cols = ("run_id",) + RESULT_FIELDS
+            with self._tx() as c:
+                c.execute(
+                    f"INSERT OR REPLACE INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    [run_id, *values],
+                )
 
-    @_damaged
     def results(self, run_id: str | None = None, recipe: str | None = None) -> list[dict[str, Any]]:
-        q = "SELECT r.* FROM results r JOIN runs USING (run_id) WHERE 1=1"
-        args: list[str] = []
-        if run_id:
-            q, args = q + " AND r.run_id = ?", [*args, run_id]
-        if recipe:
-            q, args = q + " AND r.recipe = ?", [*args, recipe]
-        out = []
-        for r in self._conn.execute(q + " ORDER BY runs.started_at, r.run_id, r.recipe", args):
-            d = dict(r)
-            for k in _JSON_FIELDS:
-                d[k] = json.loads(d[k]) if d[k] is not None else None
-            out.append(d)
-        return out
+        with _DamageGuard(self.path):
+            q = "SELECT r.* FROM results r JOIN runs USING (run_id) WHERE 1=1"
+            args: list[str] = []
+            if run_id:
+                q, args = q + " AND r.run_id = ?", [*args, run_id]
+            if recipe:
+                q, args = q + " AND r.recipe = ?", [*args, recipe]
+            out = []
+            for r in self._conn.execute(q + " ORDER BY runs.started_at, r.run_id, r.recipe", args):
+                d = dict(r)
+                for k in _JSON_FIELDS:
+                    d[k] = json.loads(d[k]) if d[k] is not None else None
+                out.append(d)
+            return out
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -469,3 +469,137 @@ def test_open_without_create_refuses_a_missing_registry(tmp_path):
         Registry.open(db, create=False)
     assert str(e.value) == f"{db}: no registry here"
     assert not db.exists()
+
+
+# -- faults under the registry: damage, a wrong-shaped state dir, a writer holding the lock ------
+
+
+def _damaged_registry(tmp_path):
+    """A registry with history, runs and results whose pages (all but the header) are scribbled
+    over on disk: what a torn write or a bad disk leaves.  It still opens (the header is fine)."""
+    db = tmp_path / "canon.db"
+    with Registry.open(db) as reg:
+        for i in range(20):
+            reg.record_promotion(f"r{i}", "1.0.0+1", "1.0.0+1", A, run_id="r1")
+        reg.start_run("r1", "sweep")
+        for i in range(20):
+            reg.record_result("r1", {"recipe": f"r{i}", "label": "SKIP (held)" * 20})
+        reg._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = reg._conn.execute("PRAGMA page_size").fetchone()[0]
+        n = reg._conn.execute("PRAGMA page_count").fetchone()[0]
+    with open(db, "r+b") as f:
+        f.seek(page)
+        f.write(os.urandom(page * (n - 1)))
+    return db
+
+
+CALLS = {
+    "read_registry": ("r1",), "canonicals": (), "history": (), "chain_head": (),
+    "verify_chain": (), "run": ("r1",), "runs": (), "results": (), "quick_check": (),
+    "abandon_running": (), "finish_run": ("r1", "ok"), "start_run": ("r2", "sweep"),
+    "record_result": ("r1", {"recipe": "x"}),
+    "record_promotion": ("x", "1.0.0+1", "1.0.0+1", B),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_damaged_pages_are_one_clear_error_naming_the_file(tmp_path, method):
+    db = _damaged_registry(tmp_path)
+    with Registry.open(db) as reg, pytest.raises(RegistryError) as e:
+        getattr(reg, method)(*CALLS[method])
+    assert str(e.value) == (
+        f"{db}: the registry is damaged (database disk image is malformed); restore a backup "
+        "with `canon registry restore FILE` or recreate it with `canon registry rebuild`"
+    )
+    assert e.value.exit_code == 2 and e.value.__suppress_context__
+
+
+def test_quick_check_of_a_sound_and_of_a_broken_registry(tmp_path):
+    """Rows that break a NOT NULL rule (written by something that dropped it from the schema)
+    are what SQLite's quick_check reports; canon shows the first three complaints."""
+    db = tmp_path / "canon.db"
+    with Registry.open(db) as reg:
+        for i in range(5):
+            reg.record_promotion(f"r{i}", "1.0.0+1", "1.0.0+1", A)
+        assert reg.quick_check() is None
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA writable_schema=ON")
+    schema = "UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE name = 'canonicals'"
+    con.execute(schema, ("version TEXT NOT NULL", "version TEXT"))
+    con.close()
+    _edit(db, "UPDATE canonicals SET version = NULL")
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA writable_schema=ON")
+    con.execute(schema, ("version TEXT,", "version TEXT NOT NULL,"))
+    con.close()
+    with Registry.open(db) as reg:
+        assert reg.quick_check() == "; ".join(["NULL value in canonicals.version"] * 3)
+
+
+def test_runs_left_running_by_a_dead_canon_are_abandoned(tmp_path):
+    with Registry.open(tmp_path / "canon.db") as reg:
+        reg.start_run("r1", "sweep", now="2026-11-20T00:00:00.000000Z")
+        reg.start_run("r2", "evidence", now="2026-11-20T00:01:00.000000Z")
+        reg.start_run("r3", "sweep", now="2026-11-20T00:02:00.000000Z")
+        reg.finish_run("r2", "ok", now="2026-11-20T00:03:00.000000Z")
+        assert reg.abandon_running(now="2026-11-27T00:00:00.000000Z") == ["r1", "r3"]
+        assert [(r["run_id"], r["status"], r["finished_at"]) for r in reg.runs()] == [
+            ("r1", "abandoned", "2026-11-27T00:00:00.000000Z"),
+            ("r2", "ok", "2026-11-20T00:03:00.000000Z"),
+            ("r3", "abandoned", "2026-11-27T00:00:00.000000Z"),
+        ]
+        assert reg.abandon_running() == []
+
+
+def test_abandoned_without_a_time_is_stamped_now(tmp_path):
+    with Registry.open(tmp_path / "canon.db") as reg:
+        reg.start_run("r1", "sweep", now="2026-11-20T00:00:00.000000Z")
+        before = registry.utcnow()
+        assert reg.abandon_running() == ["r1"]
+        stamped = reg.run("r1")["finished_at"]
+        assert before <= stamped <= registry.utcnow()
+
+
+def test_result_row_written_without_json_fields_reads_back_none(tmp_path):
+    """A row written by an older canon (before a JSON column existed) holds SQL NULL there."""
+    db = tmp_path / "canon.db"
+    with Registry.open(db) as reg:
+        reg.start_run("r1", "sweep")
+    _edit(db, "INSERT INTO results (run_id, recipe, label) VALUES ('r1', 'gitea', 'SKIP (held)')")
+    with Registry.open(db) as reg:
+        (row,) = reg.results("r1")
+        assert (row["rungs"], row["incidents"], row["warnings"]) == (None, None, None)
+
+
+def test_a_directory_where_the_wal_file_belongs_is_a_state_problem(tmp_path):
+    from canonlib.errors import StateError
+
+    db = tmp_path / "canon.db"
+    Registry.open(db).close()
+    (tmp_path / "canon.db-wal").mkdir()
+    with pytest.raises(StateError) as e:
+        Registry.open(db)
+    assert str(e.value) == (
+        f"registry {db}: unable to open database file; make {tmp_path} and its files writable "
+        "for this user, or point state_dir / $CANON_STATE at a writable directory"
+    )
+
+
+def test_a_writer_waits_for_another_writers_lock(tmp_path):
+    """Two canons writing at once (a sweep and `canon registry`): the second waits for the
+    first's transaction -- longer than SQLite's default 5 s -- instead of failing."""
+    db = tmp_path / "canon.db"
+    Registry.open(db).close()
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO runs (run_id, kind, started_at, status) VALUES ('x', 'sweep', 't', 'ok')")  # fmt: skip
+    release = threading.Timer(7.0, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        with Registry.open(db) as reg:
+            reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A)
+            assert [r["run_id"] for r in reg.runs()] == ["x"]  # it waited for the other commit
+            assert reg.read_registry("gitea").version == "1.0.0+1"
+    finally:
+        release.join()
+        other.close()
