@@ -475,7 +475,7 @@ def _upstream(subject: list[Any], refs: dict[str, Any], timeout_s: float) -> lis
             git.check_ref_name(tag)
             ref = f"refs/tags/{tag}"
             listed, peeled = git.ls_remote(url, [ref, ref + "^{}"], timeout=timeout_s)
-        except git.GitError as e:
+        except (git.GitError, git.InvalidRef) as e:  # a forged tag fails its claim, not the rest
             out.append(Claim(name, False, f"cannot list {url}: {e}"))
             continue
         now = peeled.get(ref, listed.get(ref))
