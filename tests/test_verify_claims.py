@@ -157,6 +157,8 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
         "ok signature: unsigned (no manifest.dsse.json)",
         f"ok file hashes: {len(pred['files'])} files match the manifest",
         f"ok suite all complete: {', '.join(NOTEBOOKS)}; nothing undeclared",
+        "ok report summary.md: rendered from the recorded values",
+        "ok report index.html: rendered from the recorded values",
     ]
     for nb in NOTEBOOKS:
         head += [
