@@ -356,34 +356,35 @@ class Registry:
             return row["hash"] if row else GENESIS
 
     def verify_chain(self) -> ChainCheck:
-        """Re-hash every promotion; check links, and that each canonical is its last promotion."""
-        with _DamageGuard(self.path):
-            problems: list[str] = []
-            prev = GENESIS
-            promos = self.history()
-            last_by_recipe: dict[str, Promotion] = {}
-            for p in promos:
-                if p.prev_hash != prev:
-                    problems.append(
-                        f"promotions row {p.id} ({p.recipe}): prev_hash does not link to row before it"
-                    )
-                if promotion_hash(p.body()) != p.hash:
-                    problems.append(
-                        f"promotions row {p.id} ({p.recipe} {p.version}): hash mismatch, row was edited"
-                    )
-                prev = p.hash
-                last_by_recipe[p.recipe] = p
-            canon = {c.recipe: c for c in self.canonicals()}
-            for recipe in sorted(canon.keys() | last_by_recipe.keys()):
-                c, p = canon.get(recipe), last_by_recipe.get(recipe)
-                if c is None or p is None:
-                    problems.append(f"canonicals row {recipe}: has no matching promotion history")
-                elif (c.version, c.tag, c.commit) != (p.version, p.tag, p.commit):
-                    problems.append(
-                        f"canonicals row {recipe}: {c.version}@{c.commit[:12]} differs from its last "
-                        f"promotion (row {p.id}: {p.version}@{p.commit[:12]})"
-                    )
-            return ChainCheck(not problems, prev, len(promos), problems)
+        """Re-hash every promotion; check links, and that each canonical is its last promotion.
+
+        It reads only through history() and canonicals(), each guarded against damage."""
+        problems: list[str] = []
+        prev = GENESIS
+        promos = self.history()
+        last_by_recipe: dict[str, Promotion] = {}
+        for p in promos:
+            if p.prev_hash != prev:
+                problems.append(
+                    f"promotions row {p.id} ({p.recipe}): prev_hash does not link to row before it"
+                )
+            if promotion_hash(p.body()) != p.hash:
+                problems.append(
+                    f"promotions row {p.id} ({p.recipe} {p.version}): hash mismatch, row was edited"
+                )
+            prev = p.hash
+            last_by_recipe[p.recipe] = p
+        canon = {c.recipe: c for c in self.canonicals()}
+        for recipe in sorted(canon.keys() | last_by_recipe.keys()):
+            c, p = canon.get(recipe), last_by_recipe.get(recipe)
+            if c is None or p is None:
+                problems.append(f"canonicals row {recipe}: has no matching promotion history")
+            elif (c.version, c.tag, c.commit) != (p.version, p.tag, p.commit):
+                problems.append(
+                    f"canonicals row {recipe}: {c.version}@{c.commit[:12]} differs from its last "
+                    f"promotion (row {p.id}: {p.version}@{p.commit[:12]})"
+                )
+        return ChainCheck(not problems, prev, len(promos), problems)
 
     # -- runs and results ----------------------------------------------------
     def start_run(self, run_id: str, kind: str, *, now: str | None = None, **info: Any) -> None:

@@ -49,13 +49,11 @@ class DemoEvidence:
 
 
 def code_key() -> str:
-    h = hashlib.sha256(sys.version.encode())
-    files = [Path(__file__)]
-    for top in (CODE, NOTEBOOKS):
-        files += sorted(p for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    """Source files only: mutmut keeps its own bookkeeping (``verify.py.meta``) beside them."""
+    h = hashlib.sha256(sys.version.encode() + Path(__file__).read_bytes())
+    files = sorted(CODE.rglob("*.py")) + sorted(NOTEBOOKS.rglob("*.ipynb"))
     for p in files:
-        h.update(str(p.relative_to(p.parents[1] if p == Path(__file__) else CODE.parent)).encode())
-        h.update(b"\0" + p.read_bytes() + b"\0")
+        h.update(b"\0" + str(p.relative_to(CODE.parent)).encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:16]
 
 

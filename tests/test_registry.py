@@ -593,7 +593,7 @@ def test_a_writer_waits_for_another_writers_lock(tmp_path):
     other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     other.execute("INSERT INTO runs (run_id, kind, started_at, status) VALUES ('x', 'sweep', 't', 'ok')")  # fmt: skip
-    release = threading.Timer(7.0, lambda: other.execute("COMMIT"))
+    release = threading.Timer(6.0, lambda: other.execute("COMMIT"))
     release.start()
     try:
         with Registry.open(db) as reg:

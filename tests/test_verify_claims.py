@@ -46,6 +46,8 @@ def ev(demo, tmp_path) -> Path:
 
 
 def line(c) -> str:
+    # `canon verify --json` prints ok as it is: a reviewer's tool reads true/false, never null
+    assert isinstance(c.ok, bool), c
     return f"{'ok' if c.ok else 'FAIL'} {c.name}: {c.detail}"
 
 
@@ -367,10 +369,14 @@ def test_deleted_edited_and_extra_files_are_each_named(ev):
 
 def test_suite_canon_does_not_declare(ev):
     edit_manifest(ev, _set(["predicate", "canon", "suite"], "nightly"))
-    assert by_name(verify(ev))["suite complete"] == (
+    got = by_name(verify(ev))
+    assert got["suite complete"] == (
         "FAIL suite complete: suite 'nightly' is not one canon declares "
         "(weekly, proofs, all, investigate, verify)"
     )
+    # the notebooks the manifest lists are still each checked
+    for nb in NOTEBOOKS:
+        assert got[f"notebook {nb}.ipynb"] == f"ok notebook {nb}.ipynb: executed to completion"
 
 
 def test_notebook_dropped_from_the_manifest_and_the_dir(ev):
@@ -663,6 +669,22 @@ def test_scratch_sweeps_of_samever_edited(ev):
     assert got["samever: the three scratch sweeps shown"] == (
         "FAIL samever: the three scratch sweeps shown: differ from the scratch registry"
     )
+
+
+def test_samever_proof_reads_only_its_own_recipe(ev):
+    """Another recipe's rows and promotion in the proof's scratch registry (a second recipe in
+    the same scratch sweeps) change none of what the proof says about its recipe."""
+    f = records(ev, "samever")["samever"]
+    db = ev / f["scratch_db"]
+    third = f["runs"][2]
+    sql(db, "INSERT INTO results (run_id, recipe, decision, label, upgrade_base_kind) "
+            "VALUES (?, 'zzz', 'skip:held', 'SKIP (held)', 'skip')", third)  # fmt: skip
+    with Registry.open(db) as reg:
+        reg.record_promotion("zzz", "9.0.0", "9.0.0", "9" * 40)
+    rehash(ev)
+    bad = [s for s in failed(verify(ev)) if s.startswith("FAIL samever: ")]
+    # only the count of all rows checked for step-back moved (it reads every recipe's rows)
+    assert len(bad) == 1 and bad[0].startswith("FAIL samever: no run ever had base kind step-back")
 
 
 def test_scratch_registry_outside_the_dir(ev):

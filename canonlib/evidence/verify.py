@@ -71,15 +71,19 @@ def _section(name: str, fn: Callable[[], list[Claim]]) -> list[Claim]:
         return [Claim(name, False, f"cannot be checked: {type(e).__name__}: {e}")]
 
 
-def _manifest(d: Path) -> tuple[dict[str, Any] | None, bytes, str]:
-    """(statement, its bytes, "") or (None, b"", why it is not a canon manifest)."""
+class _NotManifest(Exception):
+    """Why ``manifest.json`` is not a canon evidence manifest: the one claim verify makes then."""
+
+
+def _manifest(d: Path) -> tuple[dict[str, Any], bytes]:
+    """The statement and its bytes; :class:`_NotManifest` says why there is none."""
     try:
         raw = (d / MANIFEST).read_bytes()
         m = json.loads(raw)
     except FileNotFoundError:
-        return None, b"", f"{d / MANIFEST}: missing"
+        raise _NotManifest(f"{d / MANIFEST}: missing") from None
     except (OSError, ValueError) as e:
-        return None, b"", f"{d / MANIFEST}: not JSON ({e})"
+        raise _NotManifest(f"{d / MANIFEST}: not JSON ({e})") from None
     pred = m.get("predicate") if isinstance(m, dict) else None
     canon = pred.get("canon") if isinstance(pred, dict) else None
     shape = [
@@ -92,8 +96,8 @@ def _manifest(d: Path) -> tuple[dict[str, Any] | None, bytes, str]:
     ]  # fmt: skip
     bad = [why for ok, why in shape if not ok]
     if bad:
-        return None, b"", f"{d / MANIFEST}: not a canon evidence manifest ({'; '.join(bad)})"
-    return m, raw, ""
+        raise _NotManifest(f"{d / MANIFEST}: not a canon evidence manifest ({'; '.join(bad)})")
+    return m, raw
 
 
 # -- the dir itself --------------------------------------------------------------------------
@@ -397,7 +401,7 @@ def _verdict(
 ) -> list[Claim]:
     completed = {c.name.removeprefix("notebook ").removesuffix(".ipynb"): c.ok
                  for c in notebook_claims if c.name.startswith("notebook ") and c.name.endswith(".ipynb")}  # fmt: skip
-    ok = {nb: completed.get(nb, False) and all(isinstance(c, dict) and c.get("ok") for c in r.get("claims", []) or [])
+    ok = {nb: completed[nb] and all(isinstance(c, dict) and c.get("ok") for c in r.get("claims", []) or [])
           for nb, r in recs.items()}  # fmt: skip
     ok.update({nb: False for nb in completed if nb not in recs})
     if pred.get("interrupted"):
@@ -496,9 +500,10 @@ def verify(d: str | Path, *, state: Path | None = None, upstream: bool = False, 
     the DSSE envelope must verify with; ``require_signature``: unsigned or unchecked fails.
     """
     d = Path(d)
-    m, raw, why = _manifest(d)
-    if m is None:
-        return [Claim("manifest", False, why)]
+    try:
+        m, raw = _manifest(d)
+    except _NotManifest as e:
+        return [Claim("manifest", False, str(e))]
     pred = m["predicate"]["canon"]
     subject = m["subject"]
     claims = [Claim("manifest", True, f"run {pred.get('run_id')} suite {pred['suite']}")]
