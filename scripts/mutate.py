@@ -176,6 +176,16 @@ def report(r: dict) -> tuple[str, int, int, int, int]:
     return r["module"], n, len(killed) + len(stale), len(survived), len(listed) - len(stale)
 
 
+def selected(patterns: list[str]) -> list[str]:
+    """Test files (globs) and single tests (``file::name``, for a module's own test that lives
+    in another module's file) to run against a module's mutants."""
+    out = set()
+    for p in patterns:
+        path, sep, node = p.partition("::")
+        out |= {str(t.relative_to(ROOT)) + sep + node for t in ROOT.glob(path)}
+    return sorted(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     data, settings = load_settings()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -190,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = []
     for module in args.modules or settings["core"]:
-        patterns = settings["tests"].get(module, [])
-        tests = sorted({str(t.relative_to(ROOT)) for p in patterns for t in ROOT.glob(p)})
+        tests = selected(settings["tests"].get(module, []))
         if not tests:
             known = ", ".join(settings["tests"])
             print(

@@ -913,6 +913,19 @@ def test_live_state_that_holds_the_run(demo, ev, tmp_path):
     ]
 
 
+def test_live_state_of_a_run_that_claims_no_sweep(demo, ev, tmp_path):
+    """A dir whose manifest names no sweep runs (an investigate-only suite): the live registry
+    is still checked for its chain and canonicals, and there are no rows to compare."""
+    edit_manifest(ev, lambda m: m["predicate"]["canon"].pop("sweep_runs"))
+    claims = verify(ev, state=copy_state(demo, tmp_path / "state"))
+    live = [line(c) for c in claims if c.name.startswith(("live ", "run "))]
+    assert [s.split(":")[0] for s in live] == [
+        "ok live promotion chain intact",
+        "ok live registry still holds the run's chain",
+        "ok live canonicals descend from the bundled ones",
+    ]
+
+
 def test_no_live_registry(ev, tmp_path):
     assert by_name(verify(ev, state=tmp_path))["live registry"] == (
         f"FAIL live registry: {tmp_path / 'canon.db'}: no registry there"
@@ -1003,6 +1016,10 @@ def test_upstream_tag_moved(demo, ev, tmp_path):
     assert got[f"upstream gitea: tag {tag}"] == (
         f"FAIL upstream gitea: tag {tag}: {up} has {tag} at {moved[:12]}; claimed {commit[:12]} "
         "(tag moved or deleted upstream)"
+    )
+    git("tag", "-f", tag, commit, cwd=up)  # put back, as a lightweight tag: that is the same commit
+    assert by_name(verify(ev, upstream=True))[f"upstream gitea: tag {tag}"] == (
+        f"ok upstream gitea: tag {tag}: {up} has {tag} at {commit[:12]}; claimed {commit[:12]}"
     )
     git("tag", "-d", tag, cwd=up)
     got = by_name(verify(ev, upstream=True))

@@ -457,7 +457,7 @@ def _state(state: Path, pred: dict[str, Any], reg: Registry) -> list[Claim]:
             out.append(Claim("live canonicals descend from the bundled ones", not lost and not missing,
                              f"lost: {', '.join(lost)}" if lost else f"{len(live_canon)} live canonicals"))  # fmt: skip
             for rid in pred.get("sweep_runs", []):
-                bundled = sorted(shown_rows(reg.results(rid)), key=lambda r: str(r.get("recipe")))
+                bundled = shown_rows(reg.results(rid))  # one run's rows: ordered by recipe
                 name = f"run {rid}: bundled rows equal the live registry's"
                 out.append(_rows_claim(name, bundled, shown_rows(live.results(rid))))
             return out
