@@ -663,6 +663,17 @@ def test_investigated_history_and_rungs(ev):
     assert by_name(verify(ev))[rungs] == f"FAIL {rungs}: differ from the bundled registry"
 
 
+def test_history_is_compared_in_run_order_whatever_the_start_times_say(ev):
+    """The notebook shows a recipe's history by run id; two runs whose start times disagree with
+    their ids (a clock step, runs within one second) still verify, in the notebook's order."""
+    runs = [r["run_id"] for r in records(ev, "investigate")["investigate_rows"]]
+    assert runs == sorted(runs) and len(runs) >= 2
+    sql(ev / REGISTRY, "UPDATE runs SET started_at = '2000-01-01T00:00:00.000000Z' WHERE run_id = ?", runs[-1])  # fmt: skip
+    rehash(ev)
+    name = "investigate: history shown for lasuite-docs"
+    assert by_name(verify(ev))[name] == f"ok {name}: {len(runs)} rows equal the bundled registry"
+
+
 def test_scratch_sweeps_of_samever_edited(ev):
     edit_records(ev, "samever", "samever_rows", changed(lambda rows: rows[0].__setitem__("label", "SKIP (held)")))  # fmt: skip
     got = by_name(verify(ev))
