@@ -32,7 +32,12 @@ FAKE_ABRA = textwrap.dedent("""\
     if args[:3] == ["app", "secret", "insert"]:
         path = args[6]
         rec["secret_file_mode"] = oct(os.stat(path).st_mode & 0o777)
-        rec["secret_len"] = len(open(path).read())
+        value = open(path).read()
+        rec["secret_len"] = len(value)
+        with open(os.environ["FAKE_ABRA_SECRETS"], "a") as f:  # kept apart, to look for leaks
+            f.write(value + "\\n")
+        if os.environ.get("FAKE_ABRA_FAIL") == "secret insert":
+            print("abra: cannot insert " + value, file=sys.stderr)  # an abra that echoes it
     with open(os.environ["FAKE_ABRA_LOG"], "a") as f:
         f.write(json.dumps(rec) + "\\n")
     if args[:3] == ["app", "secret", "generate"]:
@@ -59,6 +64,7 @@ def install_abra(tmp_path, monkeypatch, script: str) -> Path:
 def fake_abra(tmp_path, monkeypatch):
     install_abra(tmp_path, monkeypatch, FAKE_ABRA)
     log = tmp_path / "abra-argv.jsonl"
+    monkeypatch.setenv("FAKE_ABRA_SECRETS", str(tmp_path / "inserted-secrets"))
     monkeypatch.setenv("FAKE_ABRA_LOG", str(log))
     monkeypatch.setenv("FAKE_ABRA_RECIPE", "bluesky-pds")
 
@@ -143,6 +149,8 @@ def test_exact_command_sequence_and_no_secret_in_logs(ws, tmp_path, fake_abra):
     # no secret value reaches any log: not abra's printed value, not the inserted one
     everything = (tmp_path / "abra.log").read_text() + json.dumps(calls)
     assert "SECRET-VALUE-PRINTED-BY-ABRA" not in everything
+    (inserted,) = (tmp_path / "inserted-secrets").read_text().split()
+    assert len(inserted) == 64 and inserted not in everything
     assert "output withheld" in (tmp_path / "abra.log").read_text()
 
 
@@ -167,6 +175,8 @@ def test_secret_insert_failure_does_not_leak_the_value(ws, tmp_path, fake_abra, 
     with m.checkout("0.2.0+v0.4") as co, pytest.raises(BackendError) as e:
         b.provision("cold-x", co.path, ws.meta("bluesky-pds"))
     assert "output withheld" in str(e.value)
+    (inserted,) = (tmp_path / "inserted-secrets").read_text().split()
+    assert inserted not in str(e.value) and inserted not in (tmp_path / "abra.log").read_text()
 
 
 def test_cold_runs_fan_out_one_per_server(ws, tmp_path, fake_abra):
