@@ -98,8 +98,9 @@ def test_slots_are_unique_and_marked_and_a_canonical_cannot_be_torn_down(ws):
         with pytest.raises(BackendError, match="canonical marker"):
             backend.teardown(slot)
     assert len(precious(ws)) == 2  # nothing was torn down
-    # the cold slots the harness used were unique, marked cold, and are gone
+    # the cold slots the harness used are gone, markers and directories both
     assert all(m.role == CANONICAL for m in markers.values())
+    assert sorted(p.name for p in ws.config.slots_dir.iterdir()) == sorted(markers)
 
 
 def test_marker_round_trips_through_labels():
@@ -347,6 +348,27 @@ def test_registry_backup_uses_the_online_api_and_keeps_the_last_five(ws):
     with sqlite3.connect(backups[-1]) as c:
         assert c.execute("SELECT COUNT(*) FROM canonicals").fetchone()[0] == 2
     assert db.exists()
+
+
+def test_a_backup_holds_what_is_still_in_the_wal(ws, tmp_path):
+    """A write another connection made and SQLite has not checkpointed yet lives only in
+    canon.db-wal: a copy of canon.db would miss it, the online backup must not."""
+    db = ws.config.db_path
+    writer = sqlite3.connect(db)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        with writer:
+            writer.execute("CREATE TABLE probe (x TEXT)")
+            writer.execute("INSERT INTO probe VALUES ('only in the wal')")
+        assert Path(f"{db}-wal").stat().st_size > 0
+        out = tmp_path / "backup.db"
+        r = canon(ws.root, "registry", "backup", str(out))
+        assert r.returncode == 0, r.stderr
+    finally:
+        writer.close()
+    with sqlite3.connect(out) as c:
+        assert c.execute("SELECT x FROM probe").fetchall() == [("only in the wal",)]
 
 
 # -- canonical incidents -----------------------------------------------------------------------
