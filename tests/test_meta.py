@@ -57,7 +57,8 @@ def test_typo_suggests_the_closest_key(tmp_path):
         ("FOO = 1\n", 1, "unknown key FOO"),
     ],
 )
-def test_bad_meta_is_a_clear_error(tmp_path, source, line, words):
+def test_bad_meta_is_a_clear_error(tmp_path, monkeypatch, source, line, words):
+    monkeypatch.chdir(tmp_path)  # where `touch pwned` would write, were it ever run
     d = write(tmp_path, source)
     with pytest.raises(MetaError) as e:
         load_meta(d)
