@@ -46,11 +46,15 @@ def week(tmp_path_factory):
     progress: list[str] = []
     step = root / "step-summary.md"
     step.write_text("earlier step\n")
+    saved = os.environ.get("GITHUB_STEP_SUMMARY")  # on a GitHub runner: the runner's own
     os.environ["GITHUB_STEP_SUMMARY"] = str(step)
     try:
         ev = run_suite(ws.config, "weekly", out=lambda s: None, progress=progress.append)
     finally:
-        del os.environ["GITHUB_STEP_SUMMARY"]
+        if saved is None:
+            del os.environ["GITHUB_STEP_SUMMARY"]
+        else:
+            os.environ["GITHUB_STEP_SUMMARY"] = saved
     return ws, ev, progress
 
 
@@ -169,7 +173,20 @@ def test_latest_and_open_without_a_display(week, monkeypatch, tmp_path):
     assert rc == 2 and "no index.html" in err
 
 
-def test_investigate_picks_the_recipe_failing_longest_and_writes_nothing_else(week):
+@pytest.fixture
+def no_new_evidence(week):
+    """The evidence dirs a test adds to the shared week are removed after it (latest_dir and
+    `evidence latest` in other tests must still find the week's own dir)."""
+    ws, _, _ = week
+    before = set(ws.config.evidence_dir.iterdir())
+    yield
+    for d in set(ws.config.evidence_dir.iterdir()) - before:
+        shutil.rmtree(d)
+
+
+def test_investigate_picks_the_recipe_failing_longest_and_writes_nothing_else(
+    week, no_new_evidence
+):
     ws, _, _ = week
     with Registry.open(ws.config.db_path) as reg:
         runs, results = len(reg.runs()), len(reg.results())
