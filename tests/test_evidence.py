@@ -371,6 +371,9 @@ def test_tag_moved_upstream_after_promotion(signed, weekly):
     ws = weekly[0]
     assert not failed(verify(d, upstream=True))
     up = ws / "upstream" / "custom-html"
+    tag, head = (
+        git("rev-parse", ref, cwd=up).strip() for ref in ("refs/tags/1.14.0+1.31.2", "HEAD")
+    )
     git("commit", "-q", "--allow-empty", "-m", "sneaky", cwd=up)
     git("tag", "-f", "-a", "-m", "moved", "1.14.0+1.31.2", cwd=up)
     try:
@@ -379,8 +382,10 @@ def test_tag_moved_upstream_after_promotion(signed, weekly):
         assert any(
             s.startswith("upstream custom-html: tag 1.14.0+1.31.2") and "moved" in s for s in bad
         ), bad
-    finally:
-        git("tag", "-d", "1.14.0+1.31.2", cwd=up)
+    finally:  # upstream exactly as it was, for the tests that share it: the tag back, no sneaky commit
+        git("update-ref", "refs/tags/1.14.0+1.31.2", tag, cwd=up)
+        git("reset", "-q", "--hard", head, cwd=up)
+    assert not failed(verify(d, upstream=True))
 
 
 def test_tamper_label_in_results_file(tampered):
