@@ -22,6 +22,7 @@ import pytest
 
 from canonlib.mirror import reap_leftovers
 from canonlib.process import pid_alive
+from tests.procs import alive
 from tests.workspace import Workspace
 
 PARKED_TEST = textwrap.dedent("""\
@@ -38,17 +39,6 @@ PARKED_TEST = textwrap.dedent("""\
             pathlib.Path(mark).write_text(f"{os.getpid()} {os.getppid()} {scratch}")
             time.sleep(300)
 """)
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie waiting for a parent that may never reap it."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    except OSError:
-        return pid_alive(pid)
-    return state not in ("Z", "X")
 
 
 def wait_for(condition, timeout: float = 120.0, what: str = "") -> None:
@@ -76,7 +66,7 @@ def test_sigkilled_canon_leaves_no_harness_and_the_next_sweep_reaps(tmp_path):
         # the run's TMPDIR, for everything it starts: state/tmp/<run>~<canon's pid>~, not /tmp
         run_tmp = Path(scratch).parent
         assert run_tmp.parent == state / "tmp" and run_tmp.name.endswith(f"~{canon.pid}~"), scratch
-        assert running(harness_pid) and running(pytest_pid)
+        assert alive(harness_pid) and alive(pytest_pid)
         cold_slots = [p for p in (state / "slots").iterdir() if p.name.startswith("cold-")]
         checkouts = list((state / "checkouts").iterdir())
         assert cold_slots and len(checkouts) == 1
@@ -88,8 +78,8 @@ def test_sigkilled_canon_leaves_no_harness_and_the_next_sweep_reaps(tmp_path):
         canon.stdout.close()
         canon.stderr.close()
     # the harness notices its parent is gone, tears its slot down and ends its pytest
-    wait_for(lambda: not running(harness_pid), what=f"harness {harness_pid} to end")
-    wait_for(lambda: not running(pytest_pid), what=f"pytest {pytest_pid} to end")
+    wait_for(lambda: not alive(harness_pid), what=f"harness {harness_pid} to end")
+    wait_for(lambda: not alive(pytest_pid), what=f"pytest {pytest_pid} to end")
     assert not [p for p in cold_slots if p.exists()], "the cold slot was not torn down"
     assert checkouts[0].exists(), "canon died before it could remove its checkout"
     assert Path(scratch).exists(), "canon died before it could remove its temp dir"

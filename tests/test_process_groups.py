@@ -21,6 +21,7 @@ from canonlib.backends import BackendError
 from canonlib.backends.abra import AbraBackend
 from canonlib.backends.common import run_command, run_group
 from canonlib.harness import functional_tests
+from tests.procs import alive, settled_dead
 from tests.test_abra import install_abra
 
 # a child that records its pid, starts a grandchild that records its own, then hangs
@@ -32,24 +33,6 @@ SPAWNER = textwrap.dedent("""\
         f.write(f"{os.getpid()} {grandchild.pid}")
     time.sleep(300)
 """)
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (a zombie is dead, waiting to be reaped)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
-
-
-def settled_dead(pids: list[int]) -> bool:
-    """Whether every pid is gone; SIGKILL is asynchronous, so give the kernel a moment."""
-    for _ in range(100):
-        if not any(alive(p) for p in pids):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def read_pids(path: Path) -> list[int]:

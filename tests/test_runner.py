@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-import time
 
 import pytest
 
 from canonlib import policy
 from canonlib.runner import cold_run
+from tests.procs import settled_dead
 from tests.workspace import META, Workspace
 
 HARNESS = [sys.executable, "-m", "canonlib", "harness"]
@@ -164,9 +164,7 @@ def test_hanging_harness_is_killed_with_its_children(ws, tmp_path):
         time.sleep(300)
     """,
     )
-    t0 = time.monotonic()
     r = run(ws, "gitea", "1.0.0+1.14.3", command=cmd, timeout=2)
-    assert time.monotonic() - t0 < 60
     assert r.timed_out and not r.green
     assert (
         policy.label(
@@ -174,10 +172,7 @@ def test_hanging_harness_is_killed_with_its_children(ws, tmp_path):
         )
         == "FAIL (timeout)"
     )
-    pid = int(pidfile.read_text())
-    time.sleep(0.2)
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)  # the grandchild died with the group (and was reaped by init)
+    assert settled_dead([int(pidfile.read_text())])  # the grandchild died with the group
 
 
 def test_harness_printing_megabytes_is_capped(ws, tmp_path):
