@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from canonlib.registry import Registry
+from tests.need import need
 from tests.workspace import META, Workspace
 
 
@@ -156,11 +157,9 @@ def test_meta_numbers_are_range_checked(ws, source, words):
 @contextlib.contextmanager
 def mounted(*args: str, target: Path):
     """``mount args target`` for the block's length; skip where this test may not mount."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting needs root")
+    need("mounting needs root" if os.geteuid() != 0 else None)
     r = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount here: {r.stderr.strip()}")
+    need(f"cannot mount here: {r.stderr.strip()}" if r.returncode else None)
     try:
         yield
     finally:

@@ -14,11 +14,17 @@ import sys
 import pytest
 
 from canonlib.systemd import read_unit, unit_environment
+from tests.need import need
 from tests.workspace import META, Workspace
 
-needs_systemd = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed"
-)
+
+@pytest.fixture
+def systemd_analyze():
+    need(
+        None
+        if shutil.which("systemd-analyze")
+        else "systemd-analyze is not installed (.ci/run installs systemd)"
+    )
 
 
 def canon(*args, cwd=None, env=None):
@@ -56,8 +62,7 @@ def render(ws, tmp_path, path):
     return out
 
 
-@needs_systemd
-def test_rendered_units_verify_weekly_and_persistent(ws, tmp_path):
+def test_rendered_units_verify_weekly_and_persistent(ws, tmp_path, systemd_analyze):
     out = render(ws, tmp_path, os.environ["PATH"])
     r = canon("systemd", "verify", str(out))
     assert r.returncode == 0, r.stdout

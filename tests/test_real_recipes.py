@@ -20,6 +20,7 @@ from canonlib.demo import recipe_files
 from canonlib.registry import Registry
 from canonlib.sweep import sweep
 from tests.gitrepo import Upstream, git
+from tests.need import need
 from tests.workspace import META, Workspace
 
 LABEL = "coop-cloud.${STACK_NAME}.version"
@@ -174,8 +175,9 @@ def test_disk_full_and_a_killed_harness_are_errors_never_known_red(fleet):
     ws = fleet
     # disk full, for real: the harness runs in its own mount namespace where the slots dir is a
     # full tmpfs (cold slot names are unique to each run now: nothing can be planted ahead)
-    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
-        pytest.skip("unshare -rm (user + mount namespace) is not permitted here")
+    unshare = subprocess.run(["unshare", "-rm", "true"], capture_output=True, text=True)
+    need(f"unshare -rm (user + mount namespace) is not permitted here: {unshare.stderr.strip()}"
+         if unshare.returncode else None)  # fmt: skip
     toml = ws.root / "canon.toml"
     plain = toml.read_text()
     harness = f'command = ["{sys.executable}", "-m", "canonlib", "harness"]'
