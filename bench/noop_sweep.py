@@ -14,6 +14,9 @@ latest release (so the sweep must run no harness: the configured harness is
   (b) the floor: a serial loop of ``git ls-remote`` over the same upstreams;
   (c) the naive way: a serial loop of ``git fetch`` with canon's refspecs
       into the existing mirrors;
+  (d) inside (a): the start-of-sweep state guard alone, in-process (the registry
+      checked against the slots' markers and ``quick_check``, then the automatic
+      backup), to show what "the registry knows when it is behind" costs a week;
 
 and prints medians, a/b, a/c, the per-recipe cost and canon's peak RSS.
 """
@@ -148,6 +151,16 @@ def run_fetch(upstreams: list[Path], mirrors: Path) -> float:
     return time.perf_counter() - t0
 
 
+def run_guard(cfg) -> float:
+    from canonlib import registry_guard
+    from canonlib.backends import make_backend
+
+    t0 = time.perf_counter()
+    registry_guard.require_current(cfg.db_path, make_backend(cfg), "sweep")
+    registry_guard.auto_backup(cfg.db_path)
+    return time.perf_counter() - t0
+
+
 def measure(n: int, repeat: int) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"canon-bench-{n}-") as tmp:
         t0 = time.perf_counter()
@@ -155,7 +168,7 @@ def measure(n: int, repeat: int) -> dict:
         setup = time.perf_counter() - t0
         cfg = load_config(config, env_overrides=False)
         upstreams = sorted((Path(tmp) / "upstream").iterdir())
-        a, b, c, peaks = [], [], [], []
+        a, b, c, d, peaks = [], [], [], [], []
         run_canon(config)  # warm the page cache once, untimed
         for _ in range(repeat):  # interleaved
             dt, peak = run_canon(config)
@@ -163,8 +176,10 @@ def measure(n: int, repeat: int) -> dict:
             peaks.append(peak)
             b.append(run_ls_remote(upstreams))
             c.append(run_fetch(upstreams, cfg.mirrors_dir))
+            d.append(run_guard(cfg))
     ma, mb, mc = statistics.median(a), statistics.median(b), statistics.median(c)
-    return {"n": n, "setup_s": setup, "a": ma, "b": mb, "c": mc, "peak_mb": max(peaks) / 1024,
+    return {"n": n, "setup_s": setup, "a": ma, "b": mb, "c": mc, "d": statistics.median(d),
+            "peak_mb": max(peaks) / 1024,
             "a_runs": a, "b_runs": b, "c_runs": c}  # fmt: skip
 
 
@@ -191,7 +206,8 @@ def main() -> int:
         results.append(r)
         print(f"N={n:5d}  (a) canon sweep {r['a']:.3f}s  (b) ls-remote loop {r['b']:.3f}s  "
               f"(c) fetch loop {r['c']:.3f}s   a/b = {r['a'] / r['b']:.2f}  a/c = {r['a'] / r['c']:.2f}  "
-              f"per recipe {r['a'] / n * 1000:.2f} ms  peak RSS {r['peak_mb']:.1f} MB  (setup {r['setup_s']:.1f}s)",
+              f"per recipe {r['a'] / n * 1000:.2f} ms  peak RSS {r['peak_mb']:.1f} MB  (setup {r['setup_s']:.1f}s)\n"
+              f"         (d) state guard + backup {r['d'] * 1000:.1f} ms = {r['d'] / r['a']:.1%} of (a)",
               flush=True)  # fmt: skip
     if len(results) > 1:
         base = results[0]
