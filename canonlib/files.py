@@ -1,4 +1,5 @@
-"""Reading the small files an operator hands canon (canon.toml, recipe_meta.py), safely.
+"""Reading the small files an operator or an upstream hands canon, safely: canon.toml,
+recipe_meta.py, and a recipe's own compose files, .env.sample and abra.sh.
 
 Such a file must be a regular file under a size cap: a FIFO must not hang
 canon, a link to ``/dev/zero`` must not eat its memory, a directory is named as
@@ -72,3 +73,21 @@ def read_small_file(path: str | os.PathLike[str], cap: int) -> bytes:
     if size > cap:
         raise FileProblem(f"is more than {cap} bytes; the limit is {cap}")
     return b"".join(chunks)
+
+
+RECIPE_FILE_CAP = 1 << 20  # compose files, .env.sample, abra.sh: a few KiB in real recipes
+
+
+def read_tree_file(tree: str | os.PathLike[str], name: str, cap: int = RECIPE_FILE_CAP) -> str:
+    """A recipe file's text: inside the recipe tree (a link out of it, to ``/dev/zero`` or
+    ``/etc/passwd``, is refused), a regular file, at most ``cap`` bytes.
+
+    Raises :class:`FileNotFoundError` when it is missing and :class:`FileProblem` otherwise.
+    """
+    root = Path(tree).resolve()
+    path = Path(tree) / name
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        target = os.readlink(path) if path.is_symlink() else str(resolved)
+        raise FileProblem(f"is a link out of the recipe ({target}); refused")
+    return read_small_file(resolved, cap).decode(errors="replace")

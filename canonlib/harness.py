@@ -34,6 +34,7 @@ from .backends.common import BackendUnavailable, run_group
 from .backends.compose import not_a_recipe
 from .config import load_config
 from .errors import CanonError
+from .files import FileProblem, read_tree_file
 from .marker import COLD, SlotMarker, new_slot_name, now_utc
 from .meta import RUNGS, RecipeMeta, load_meta
 from .process import watch_parent
@@ -54,12 +55,14 @@ def _labels(service: Any) -> dict[str, str]:
 def lint(recipe_dir: Path, tag: str) -> tuple[str, str, list[str]]:
     """(status, reason, warnings) for L5: compose parses, version label == tag, .env.sample."""
     problems, warnings = [], []
-    compose = recipe_dir / "compose.yml"
     try:
-        doc = yaml.safe_load(compose.read_text())
+        doc = yaml.safe_load(read_tree_file(recipe_dir, "compose.yml"))
     except FileNotFoundError:
         doc = None
         problems.append("compose.yml missing")
+    except FileProblem as e:
+        doc = None
+        problems.append(f"compose.yml {e}")
     except yaml.YAMLError as e:
         doc = None
         problems.append(f"compose.yml does not parse: {str(e).splitlines()[0]}")

@@ -50,7 +50,7 @@ from .common import (
     run_group,
     wait_probes,
 )
-from .compose import parse_compose_files, secret_version, split_step
+from .compose import env_sample, parse_compose_files, secret_version, split_step
 
 
 class AbraBackend:
@@ -180,9 +180,8 @@ class AbraBackend:
             slot, server=server, domain=domain, recipe=meta.recipe, state="provisioned"
         )
         env_file = self.abra_dir / "servers" / server / f"{domain}.env"
-        sample = Path(checkout) / ".env.sample"
         overlay = {"TYPE": meta.recipe, "DOMAIN": domain, **meta.ENV_OVERLAY}
-        env_text = render_env(sample.read_text() if sample.exists() else "", overlay)
+        env_text = render_env(env_sample(Path(checkout)), overlay)
         env_file.write_text(env_text)
         env = parse_env(env_text)
         for name, generator in meta.SECRETS.items():

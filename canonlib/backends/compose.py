@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from ..files import FileProblem, read_tree_file
 from . import BackendError
 from .common import parse_env, render_env
 
@@ -56,16 +57,27 @@ def stack_name(slot: str) -> str:
 def abra_sh_exports(tree: Path) -> dict[str, str]:
     """The literal ``export NAME=value`` lines of ``abra.sh`` (read, never executed)."""
     try:
-        text = (Path(tree) / "abra.sh").read_text(errors="replace")
-    except (FileNotFoundError, IsADirectoryError):
+        text = read_tree_file(tree, "abra.sh")
+    except FileNotFoundError:
         return {}
+    except FileProblem as e:
+        raise BackendError("provision", f"abra.sh {e}") from None
     return {m[1]: m[3] for line in text.splitlines() if (m := _EXPORT.match(line))}
+
+
+def env_sample(tree: Path) -> str:
+    """The recipe's ``.env.sample`` ("" when it has none); a hostile one is refused, named."""
+    try:
+        return read_tree_file(tree, ".env.sample")
+    except FileNotFoundError:
+        return ""
+    except FileProblem as e:
+        raise BackendError("provision", f".env.sample {e}") from None
 
 
 def app_env(tree: Path, overlay: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     """(the app's .env text, its values): ``.env.sample`` + overlay, then abra.sh's exports."""
-    sample = Path(tree) / ".env.sample"
-    text = render_env(sample.read_text(errors="replace") if sample.is_file() else "", overlay)
+    text = render_env(env_sample(tree), overlay)
     env = {k: _INLINE_COMMENT.sub("", v) for k, v in parse_env(text).items()}
     env.update(abra_sh_exports(tree))
     return text, env
@@ -102,7 +114,9 @@ def parse_compose_files(tree: Path, env: Mapping[str, str], tag: str) -> dict[st
     for path in compose_files(tree, env, tag):
         rel = path.relative_to(Path(tree).resolve())
         try:
-            doc = yaml.safe_load(path.read_text(errors="replace"))
+            doc = yaml.safe_load(read_tree_file(tree, str(rel)))
+        except FileProblem as e:
+            raise BackendError("deploy", f"{rel} at {tag} {e}") from None
         except yaml.YAMLError as e:
             raise BackendError(
                 "deploy", f"{rel} at {tag} does not parse: {str(e).splitlines()[0]}"

@@ -32,7 +32,7 @@ from ..marker import MARKER_FILE, SlotMarker
 from ..meta import RecipeMeta
 from . import BackendError, refuse_canonical
 from .common import generate_secret, parse_env, render_env, run_command, wait_probes
-from .compose import parse_compose_files
+from .compose import env_sample, parse_compose_files
 
 _SLOT = re.compile(r"[a-z0-9][a-z0-9._-]{0,150}", re.ASCII)
 
@@ -118,10 +118,9 @@ class LocalBackend:
         except BaseException:
             shutil.rmtree(new, ignore_errors=True)
             raise
-        sample = new / ".env.sample"
         overlay = {"STACK_NAME": slot, **meta.ENV_OVERLAY}
-        env_text = render_env(sample.read_text() if sample.exists() else "", overlay)
         try:  # the compose files it would deploy must at least parse (docker is not needed here)
+            env_text = render_env(env_sample(new), overlay)
             parse_compose_files(new, parse_env(env_text), version)
         except BackendError:
             shutil.rmtree(new, ignore_errors=True)
