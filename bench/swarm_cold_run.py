@@ -6,7 +6,7 @@ bare:   docker stack config; docker secret create; docker stack deploy; poll
         docker rm -f (the containers); docker volume/secret/config/network rm
 
 Both on the same recipe (busybox httpd with a secret, a config, a named volume
-and a healthcheck), alternated, in the same run.  Prints the medians and
+and a healthcheck), alternated, in the same run.  Prints the medians, overall and per phase, and
 canon's ratio (target <= 1.2x).  Needs the swarm: scripts/swarm-up.
 """
 
@@ -35,24 +35,31 @@ def docker(*args: str, input: str | None = None) -> str:
     ).stdout
 
 
-def canon_run(tree: Path, work: Path, slot: str) -> tuple[float, float]:
-    """(install, teardown) seconds."""
+PHASES = ("render + secrets", "deploy + converge", "ready probe", "teardown")
+
+
+def canon_run(tree: Path, work: Path, slot: str) -> list[float]:
+    """Seconds per phase (:data:`PHASES`)."""
     b = SwarmBackend(work, helper_image=IMAGE, timeout_s=120)
     meta = RecipeMeta("bench", work / "recipe_meta.py", {"DEPLOY_TIMEOUT_S": 120,
                       "READY_PROBES": [{"cmd": "test -d /data/www", "retries": 20, "interval_s": 0.2}]})  # fmt: skip
-    t = time.perf_counter()
+    t = [time.perf_counter()]
     b.provision(slot, tree, meta)
+    t.append(time.perf_counter())
     b.deploy(slot, tree, meta, version="1.0.0", commit="0" * 40)
+    t.append(time.perf_counter())
     b.wait_ready(slot, meta)
-    installed = time.perf_counter()
+    t.append(time.perf_counter())
     b.teardown(slot)
-    return installed - t, time.perf_counter() - installed
+    t.append(time.perf_counter())
+    return [b - a for a, b in zip(t, t[1:], strict=False)]
 
 
 def converge(stack: str) -> None:
     """Poll until the task runs, then until the same task has stayed running STABLE_S (as canon waits)."""
     first: tuple[str, float] | None = None
     while True:
+        polled = time.monotonic()
         rows = docker("service", "ps", f"{stack}_app", "--filter", "desired-state=running", "--no-trunc",
                       "--format", "{{.ID}} {{.CurrentState}}").splitlines()  # fmt: skip
         running = [r.split()[0] for r in rows if " Running" in r]
@@ -63,23 +70,25 @@ def converge(stack: str) -> None:
                 return
         else:
             first = None
-        time.sleep(0.5)
+        time.sleep(max(0.05, 0.5 - (time.monotonic() - polled)))  # a poll every 0.5 s, as canon's
 
 
-def bare_run(tree: Path, stack: str) -> tuple[float, float]:
-    """(install, teardown) seconds."""
+def bare_run(tree: Path, stack: str) -> list[float]:
+    """Seconds per phase (:data:`PHASES`)."""
     env = {**os.environ, "STACK_NAME": stack, "DOMAIN": f"{stack}.bench", "GREETING": "hi",
            "SECRET_DB_PASSWORD_VERSION": "v1", "APP_CONF_VERSION": "v1"}  # fmt: skip
-    t = time.perf_counter()
+    t = [time.perf_counter()]
     rendered = subprocess.run(["docker", "stack", "config", "-c", "compose.yml"], cwd=tree, env=env,
                               capture_output=True, text=True, check=True).stdout  # fmt: skip
     docker("secret", "create", f"{stack}_db_password_v1", "-", input="x" * 24)
+    t.append(time.perf_counter())
     subprocess.run(["docker", "stack", "deploy", "--detach=true", "--resolve-image", "never", "-c", "-", stack],
                    input=rendered.replace("$", "$$"), text=True, capture_output=True, check=True)  # fmt: skip
     converge(stack)
+    t.append(time.perf_counter())
     docker("exec", docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_app").split()[0],
            "sh", "-c", "test -d /data/www")  # fmt: skip
-    installed = time.perf_counter()
+    t.append(time.perf_counter())
     # the teardown canon issues: services, containers (forced), then the slot's objects
     docker("service", "rm", f"{stack}_app")
     while ids := docker(
@@ -90,7 +99,8 @@ def bare_run(tree: Path, stack: str) -> tuple[float, float]:
     docker("secret", "rm", f"{stack}_db_password_v1")
     docker("config", "rm", f"{stack}_app_conf_v1")
     docker("network", "rm", f"{stack}_default")
-    return installed - t, time.perf_counter() - installed
+    t.append(time.perf_counter())
+    return [b - a for a, b in zip(t, t[1:], strict=False)]
 
 
 def main() -> int:
@@ -107,9 +117,11 @@ def main() -> int:
     c, b = statistics.median(sum(x) for x in canon), statistics.median(sum(x) for x in bare)
     print(f"swarm cold run ({ROUNDS} rounds, medians): canon {c:.2f}s  bare docker {b:.2f}s  "
           f"ratio {c / b:.2f}x (target <= 1.2x)")  # fmt: skip
-    for what, i in (("install (config, secrets, deploy, converge, probe)", 0), ("teardown", 1)):
+    for i, what in enumerate(PHASES):
         ci, bi = statistics.median(x[i] for x in canon), statistics.median(x[i] for x in bare)
-        print(f"  {what}: canon {ci:.2f}s  bare {bi:.2f}s  ratio {ci / bi:.2f}x")
+        print(f"  {what:18} canon {ci:5.2f}s  bare {bi:5.2f}s  ratio {ci / bi:.2f}x")
+    for what, runs in (("canon", canon), ("bare", bare)):
+        print(f"  each round, {what}: " + "; ".join(" ".join(f"{x:.2f}" for x in r) for r in runs))
     return 0
 
 

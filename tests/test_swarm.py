@@ -6,6 +6,8 @@ made that is not a canonical.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from canonlib.backends import BackendError
@@ -32,9 +34,9 @@ def swarm(tmp_path):
     require_swarm()
     with swarm_lock():
         assert non_canonical_leftovers() == [], "the swarm was not clean before the test"
-        backend = SwarmBackend(
-            tmp_path / "swarm", helper_image=IMAGE, timeout_s=60, run_id="test-run"
-        )
+        # an instance that reads as a number (a float to YAML 1.2) must stay a label string
+        backend = SwarmBackend(tmp_path / "swarm", helper_image=IMAGE, timeout_s=60, run_id="test-run",
+                               instance="73166899739e10")  # fmt: skip
         made_canonical: set[str] = set()
         backend.test_canonicals = made_canonical  # tests that mark a canonical register it here
         yield backend
@@ -169,3 +171,43 @@ def test_a_canonical_is_never_torn_down_and_markers_survive_a_new_backend(swarm,
     with pytest.raises(BackendError, match="canonical marker"):
         again.teardown(slot)
     assert docker("service", "ls", "-q", "--filter", f"label=canon.slot={slot}").split()
+
+
+def task_states(slot: str) -> list[tuple[str, str]]:
+    """(task ID, current state) of the slot's app service, as ``docker service ps`` shows them."""
+    rows = docker("service", "ps", f"{slot}_app", "--no-trunc", "--format", "{{.ID}} {{.CurrentState}}",
+                  check=False).splitlines()  # fmt: skip
+    return [(r.split()[0], r.split()[1]) for r in rows if r.strip()]
+
+
+def test_teardown_while_a_task_is_still_being_prepared_leaves_nothing_behind(swarm, tmp_path):
+    """A task the swarm is still preparing when its service is removed creates its container
+    and volume a moment later.  Injected for real: a deadline too short to converge, then
+    teardown a little after the task says Preparing (0.2-0.75 s in, the agent is creating
+    the container: without the wait, most such teardowns left a container and a volume);
+    once the swarm has dropped the tasks, nothing of the slots may exist."""
+    tree = write_tree(tmp_path / "v1", recipe_files("1.0.0"))
+    m = meta(tmp_path, DEPLOY_TIMEOUT_S=0.01)
+    tasks, seen = [], {}
+    for i, delay in enumerate((0.2, 0.35, 0.5, 0.65)):
+        slot = f"cold-prep-{i}"
+        swarm.provision(slot, tree, m)
+        with pytest.raises(BackendError, match="did not converge within 0.01s"):
+            swarm.deploy(slot, tree, m, version="1.0.0", commit="a" * 40)
+        for _ in range(200):
+            states = task_states(slot)
+            if any(state in ("Preparing", "Starting", "Running") for _, state in states):
+                break
+            time.sleep(0.02)
+        tasks += [t for t, _ in states]
+        time.sleep(delay)
+        seen[slot] = task_states(slot)  # as the teardown starts
+        swarm.teardown(slot)
+    for _ in range(300):  # the swarm drops a removed service's tasks once they are shut down
+        if not any(docker("inspect", "--type", "task", "--format", "{{.ID}}", t, check=False).strip()
+                   for t in tasks):  # fmt: skip
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"tasks {tasks} never went away")
+    assert non_canonical_leftovers() == [], f"the tasks as teardown started: {seen}"

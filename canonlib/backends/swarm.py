@@ -123,11 +123,7 @@ class Docker:
 
     def ids(self, kind: str, labels: Mapping[str, str], step: str) -> list[str]:
         """IDs (names for volumes) of ``kind`` objects carrying every label in ``labels``."""
-        filters = [
-            a
-            for k, v in labels.items()
-            for a in ("--filter", f"label={k}={v}" if v else f"label={k}")
-        ]
+        filters = _filters(labels)
         if kind == "container":
             return self.lines("ps", "-aq", *filters, step=step)
         return self.lines(kind, "ls", "-q", *filters, step=step)
@@ -163,6 +159,29 @@ def convergence_problem(
         if desired == 0 or running < desired:
             return f"service {name}: {running}/{desired} tasks running"
     return None
+
+
+EARLY = frozenset({"new", "allocated", "pending", "assigned", "accepted", "preparing"})
+"""Task states before the task's container (and the volumes it mounts) exists."""
+
+
+def _filters(labels: Mapping[str, str]) -> list[str]:
+    return [
+        a for k, v in labels.items() for a in ("--filter", f"label={k}={v}" if v else f"label={k}")
+    ]
+
+
+def _early(rows: Iterable[str]) -> set[str]:
+    """The IDs among ``{{.ID}} {{.Name}} {{.CurrentState}}`` task rows whose container may not exist yet."""
+    return {f[0] for f in (r.split() for r in rows) if len(f) > 2 and f[2].lower() in EARLY}
+
+
+def _task_of(row: str, service_ids: Iterable[str], names: set[str]) -> bool:
+    """Whether a ``node ps`` row is a task of one of the services: its name is
+    ``<service name>.<slot>``, or ``<service ID>.<slot>`` once the service is gone."""
+    f = row.split()
+    service = f[1].rsplit(".", 1)[0] if len(f) > 1 else ""
+    return service in names or any(service.startswith(i) for i in service_ids if i)
 
 
 def _full_ids(
@@ -207,7 +226,8 @@ class SwarmBackend:
         )
         self._checked = False
         self._cache: dict[str, dict[str, Any]] = {}  # slot -> its newest record
-        self._stable: dict[str, frozenset[str]] = {}  # slot -> the tasks last seen stable
+        # slot -> (its services, their tasks last seen stable)
+        self._stable: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {}
         self._rendered: dict[
             tuple[str, str], tuple[dict[str, Any], str]
         ] = {}  # provision -> deploy
@@ -413,7 +433,9 @@ class SwarmBackend:
         d.mkdir(parents=True, exist_ok=True)
         (d / ".env").write_text(env_text)
         _pin_files(doc, d / "files", Path(checkout))
-        (d / "compose.yml").write_text(yaml.safe_dump(literal(doc), sort_keys=False))
+        # as JSON (which is YAML): every string stays a string.  PyYAML writes 1234e10 bare,
+        # and docker's YAML 1.2 reads that as a float (a label value of 1.234e+13)
+        (d / "compose.yml").write_text(json.dumps(literal(doc), indent=1) + "\n")
         self._up(slot, meta.DEPLOY_TIMEOUT_S)
         self._set_deployed(slot, recipe=meta.recipe, version=version, commit=commit, state="deployed",
                            services=service_names(rendered), deadline_s=meta.DEPLOY_TIMEOUT_S,
@@ -421,6 +443,7 @@ class SwarmBackend:
 
     def _up(self, slot: str, deadline_s: float) -> None:
         """Deploy the slot's rendered stack and wait for it to converge."""
+        self._stable.pop(slot, None)
         self.docker.run("stack", "deploy", "--detach=true", "--prune", "--resolve-image", "never",
                         "-c", str(self._dir(slot) / "compose.yml"), stack_name(slot), step="deploy",
                         timeout=max(self.docker.timeout_s, deadline_s))  # fmt: skip
@@ -432,8 +455,14 @@ class SwarmBackend:
         One ``docker service ls`` per poll; once every task runs, the services are inspected
         (update state) and the running tasks must stay the same for :data:`STABLE_S` (a task
         that starts and crashes is "running" for a moment, as ``docker service create``'s own
-        convergence check knows).  A set of tasks already seen stable for the slot counts at once."""
+        convergence check knows).  A set of tasks already seen stable for the slot counts at once:
+        when the slot's services still run exactly those, one ``docker service ps`` answers."""
         end = time.monotonic() + deadline_s
+        seen = self._stable.get(slot)
+        if seen:
+            with contextlib.suppress(BackendError):  # a service gone: the full check says what
+                if self._running_tasks(seen[0]) == seen[1]:
+                    return
         first_seen: tuple[frozenset[str], float] | None = None
         filters = [
             "--filter",
@@ -442,6 +471,7 @@ class SwarmBackend:
             f"label={LABEL_INSTANCE}={self.instance}",
         ]
         while True:
+            polled = time.monotonic()
             rows = self.docker.lines(
                 "service", "ls", *filters, "--format", "{{.ID}} {{.Replicas}}", step="deploy"
             )
@@ -460,12 +490,12 @@ class SwarmBackend:
             now = time.monotonic()
             if tasks is None:
                 first_seen = None
-            elif tasks == self._stable.get(slot):
+            elif seen and tasks == seen[1]:
                 return
             elif first_seen is None or first_seen[0] != tasks:
                 first_seen, problem = (tasks, now), "tasks not stable yet"
             elif now - first_seen[1] >= STABLE_S:
-                self._stable[slot] = tasks
+                self._stable[slot] = (tuple(short), tasks)
                 return
             else:
                 problem = f"tasks running for less than {STABLE_S:g}s"
@@ -474,7 +504,7 @@ class SwarmBackend:
                 problem = convergence_problem(services, _full_ids(services, short)) or problem
                 raise BackendError("deploy", f"slot {slot} did not converge within {deadline_s:g}s: "
                                    f"{problem}{self._task_error(services)}")  # fmt: skip
-            time.sleep(0.5)
+            time.sleep(max(0.05, 0.5 - (time.monotonic() - polled)))  # a poll every 0.5 s
 
     def _running_tasks(self, services: Iterable[str]) -> frozenset[str] | None:
         """The IDs of the tasks meant to run, when every one of them is running; else None."""
@@ -619,16 +649,60 @@ class SwarmBackend:
     # -- lifecycle -----------------------------------------------------------------------
     def _down(self, slot: str) -> None:
         """The slot's services removed and their containers gone; volumes, secrets, configs kept."""
-        services = self.docker.ids("service", self._sel(slot), "undeploy")
-        if services:
-            self.docker.run("service", "rm", *services, step="undeploy")
+        self._remove_services(slot, "undeploy", force=False)
+
+    def _remove_services(self, slot: str, step: str, *, force: bool) -> None:
+        """The slot's services removed, then every container they made gone (``force``: removed).
+
+        A task the swarm was still preparing when its service went can create its container,
+        and the volumes it mounts, a moment later.  So the slot's tasks are listed before
+        (``service ps``: also tasks not yet on a node) and after (``node ps``: tasks made in
+        between) the ``service rm``, and those still before their container exists are waited
+        out (past ``preparing``, or gone) before the containers are counted."""
+        want = self._sel(slot)
+        self._stable.pop(slot, None)
+        rows = self.docker.lines("service", "ls", *_filters(want), "--format", "{{.ID}} {{.Name}}",
+                                 step=step)  # fmt: skip
         end = time.monotonic() + self.docker.timeout_s
-        while self.docker.ids("container", self._sel(slot), "undeploy"):
+        if rows:
+            ids = [r.split()[0] for r in rows]
+            names = {r.split()[-1] for r in rows}
+            early = _early(self.docker.lines("service", "ps", *ids, "--no-trunc", "--format",
+                                             "{{.ID}} {{.Name}} {{.CurrentState}}", step=step))  # fmt: skip
+            self.docker.run("service", "rm", *ids, step=step, check=not force)
+            mine = (
+                r
+                for r in self.docker.run(
+                    "node",
+                    "ps",
+                    "self",
+                    "--no-trunc",
+                    "--format",
+                    "{{.ID}} {{.Name}} {{.CurrentState}}",
+                    step=step,
+                    check=False,
+                ).stdout.splitlines()  # fmt: skip
+                if _task_of(r, ids, names)
+            )
+            early |= _early(mine)
+            while early:
+                found = self.docker.run("inspect", "--type", "task", "--format", "{{.ID}} {{.Status.State}}",
+                                        *sorted(early), step=step, check=False).stdout  # fmt: skip
+                early = {t for t, _, state in (r.partition(" ") for r in found.splitlines())
+                         if state.strip() in EARLY}  # fmt: skip
+                if early and time.monotonic() > end:
+                    raise BackendError(step, f"slot {slot}: tasks {sorted(early)} still preparing "
+                                       f"after {self.docker.timeout_s:g}s")  # fmt: skip
+                time.sleep(0.1 if early else 0)
+        while containers := self.docker.ids("container", want, step):
+            if (
+                force
+                and not self.docker.run("rm", "-f", *containers, step=step, check=False).returncode
+            ):
+                continue
             if time.monotonic() > end:
-                raise BackendError(
-                    "undeploy",
-                    f"slot {slot}: containers still there after {self.docker.timeout_s:g}s",
-                )
+                raise BackendError(step, f"slot {slot}: containers {containers} still there after "
+                                   f"{self.docker.timeout_s:g}s")  # fmt: skip
             time.sleep(0.3)
 
     def undeploy(self, slot: str) -> None:
@@ -642,56 +716,32 @@ class SwarmBackend:
         """Everything labelled with this slot, then its marker; never a canonical.
 
         Services first, then their containers (forced), then the slot's volumes, secrets,
-        configs and networks (listed and removed kind by kind, side by side), the marker last."""
+        configs and networks (listed side by side, removed side by side), the marker last:
+        a teardown cut short leaves a marked slot the janitor finds."""
         self.check_engine()
         refuse_canonical(slot, self.marker(slot))
+        self._remove_services(slot, "teardown", force=True)
         want = self._sel(slot)
-        services = self.docker.ids("service", want, "teardown")
-        if services:
-            self.docker.run("service", "rm", *services, step="teardown", check=False)
-        end = time.monotonic() + self.docker.timeout_s
-        quiet = 0  # a task the orchestrator was still starting can make its container late
-        while True:
-            containers = self.docker.ids("container", want, "teardown")
-            if not containers:
-                if not services or quiet >= 3:
-                    break
-                quiet += 1
-                time.sleep(0.5)
-                continue
-            quiet = 0
-            if self.docker.run("rm", "-f", *containers, step="teardown", check=False).returncode:
-                if time.monotonic() > end:
-                    raise BackendError(
-                        "teardown", f"slot {slot}: containers {containers} will not go"
-                    )
-                time.sleep(0.3)
-        filters = [a for k, v in want.items() for a in ("--filter", f"label={k}={v}")]
-        rows = self.docker.lines(
-            "config", "ls", *filters, "--format", "{{.ID}} {{.Labels}}", step="teardown"
-        )
-        records = [
-            i
-            for i, _, labels in (r.partition(" ") for r in rows)
-            if f"{RECORD}=1" in labels.split(",")
-        ]
-        with ThreadPoolExecutor(max_workers=3) as pool:  # independent kinds, side by side
-            list(
-                pool.map(
-                    lambda kind: self._remove_all(slot, kind, records),
-                    ("volume", "secret", "config"),
-                )
-            )
-        self._remove_all(slot, "network", records)  # after the rest: networks linger a moment
+        fmt = ("--format", "{{.ID}} {{.Labels}}")
+        kinds = ("volume", "secret", "config", "network")
+        with ThreadPoolExecutor(max_workers=len(kinds)) as pool:  # independent kinds, side by side
+            listed = dict(zip(kinds, pool.map(
+                lambda k: self.docker.lines(k, "ls", *_filters(want), *(fmt if k == "config" else ("-q",)),
+                                            step="teardown"), kinds), strict=True))  # fmt: skip
+            configs = [r.partition(" ") for r in listed["config"]]
+            records = [i for i, _, labels in configs if f"{RECORD}=1" in labels.split(",")]
+            listed["config"] = [i for i, _, _ in configs if i not in records]
+            list(pool.map(lambda k: self._remove_all(slot, k, records, listed[k]), kinds))
         shutil.rmtree(self._dir(slot), ignore_errors=True)
         self._cache.pop(slot, None)
+        self._stable.pop(slot, None)
         if records:
             self.docker.run("config", "rm", *records, step="teardown")
 
-    def _remove_all(self, slot: str, kind: str, keep: list[str]) -> None:
-        """Every ``kind`` object labelled with ``slot`` except ``keep``, retried a while."""
+    def _remove_all(self, slot: str, kind: str, keep: list[str], ids: list[str]) -> None:
+        """``ids`` (``kind`` objects of ``slot``) removed; on a failure (a network that lingers a
+        moment) every ``kind`` object labelled with ``slot`` except ``keep``, retried a while."""
         for attempt in range(20):
-            ids = [i for i in self.docker.ids(kind, self._sel(slot), "teardown") if i not in keep]
             if not ids:
                 return
             r = self.docker.run(kind, "rm", *ids, step="teardown", check=False)
@@ -702,6 +752,7 @@ class SwarmBackend:
                     "teardown", f"slot {slot}: docker {kind} rm failed: {r.stderr.strip()[-300:]}"
                 )
             time.sleep(0.5)
+            ids = [i for i in self.docker.ids(kind, self._sel(slot), "teardown") if i not in keep]
 
     def deployed(self, slot: str) -> dict[str, Any] | None:
         rec = self._record(slot)
