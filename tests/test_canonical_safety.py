@@ -37,22 +37,10 @@ def canon(root: Path, *args: str, **kw) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, **kw)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """Two recipes swept once: two canonicals, each slot holding a data file of the operator's."""
-    w = Workspace(tmp_path_factory.mktemp("swept"))
-    w.recipe("custom-html")
-    w.release("custom-html", "1.7.1+1.27.2")
-    w.recipe("nextcloud")
-    w.release("nextcloud", "6.0.1+28.0.2-fpm")
-    result = sweep(w.config)
-    assert {r["label"] for r in result.rows} == {"PASS (promoted)"}, result.rows
-    return w
-
-
 @pytest.fixture
 def ws(swept, tmp_path):
-    """A private copy of the swept workspace, its own upstreams included."""
+    """A private copy of the swept workspace (tests/conftest.py: two recipes swept once, built
+    once per session), its own upstreams included."""
     root = tmp_path / "ws"
     shutil.copytree(swept.root, root, symlinks=True)
     toml = root / "canon.toml"

@@ -34,8 +34,9 @@ from tests.test_canonical_safety import canon, precious, rows_of
 from tests.test_no_tracebacks import mounted
 from tests.workspace import Workspace
 
-# the same two swept recipes, each test on its own copy (fixtures of test_canonical_safety)
-swept, ws = safety.swept, safety.ws
+# the same two swept recipes (conftest.py, built once a session), each test on its own copy
+# (the ws fixture of test_canonical_safety)
+ws = safety.ws
 
 NEW = "6.0.2+28.0.3-fpm"
 BEFORE_RECORD = {

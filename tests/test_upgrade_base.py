@@ -18,8 +18,9 @@ from tests import test_canonical_safety as safety
 from tests.gitrepo import git
 from tests.test_canonical_safety import canon, rows_of
 
-# the two swept recipes of test_canonical_safety, each test on its own copy
-swept, ws = safety.swept, safety.ws
+# the two swept recipes (conftest.py, built once a session), each test on its own copy
+# (the ws fixture of test_canonical_safety)
+ws = safety.ws
 
 pytestmark = pytest.mark.slow
 
