@@ -16,34 +16,58 @@ import nbformat
 import pytest
 
 from canonlib.config import load_config
-from canonlib.demo import run_demo
 from canonlib.evidence import signing
 from canonlib.evidence.bundle import REGISTRY, backup_registry
 from canonlib.evidence.manifest import ENVELOPE, MANIFEST, canonical_json, hash_tree, subjects
 from canonlib.evidence.records import RECORD_MIME, RECORDS
 from canonlib.evidence.run import run_suite
 from canonlib.evidence.verify import verify
+from tests.demo_evidence import demo_evidence
 from tests.gitrepo import git
+from tests.need import need
 
 pytestmark = pytest.mark.slow
 
 
-def canon(*args, cwd=None, env_extra=None, timeout=600):
-    env = {
+def canon_env() -> dict[str, str]:
+    return {
         k: v for k, v in os.environ.items() if k not in ("CANON_CONFIG", "CANON_STATE", "CCCI_REPO")
     }
+
+
+def canon(*args, cwd=None, env_extra=None, timeout=600):
     return subprocess.run([sys.executable, "-m", "canonlib", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env={**env, **(env_extra or {})})  # fmt: skip
+                          timeout=timeout, cwd=cwd, env={**canon_env(), **(env_extra or {})})  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo") / "ws"
-    lines: list[str] = []
-    rc = run_demo(root, out=lambda text: lines.extend(text.splitlines()))
-    assert rc == 0, "\n".join(lines)
-    evidence = [Path(line.split(": ", 1)[1]) for line in lines if line.startswith("evidence: ")][0]
-    return root, evidence, lines
+def demo():
+    """`canon demo`'s workspace, evidence dir and output: the one demo run of the session, shared
+    with test_verify_claims (tests/demo_evidence.py, cached per code version).  Read-only: tests
+    copy what they change."""
+    d = demo_evidence()
+    assert d.rc == 0, "\n".join(d.lines)
+    return d.root, d.evidence, d.lines
+
+
+def without_state(state: Path, argv: list) -> list[str]:
+    """``argv`` in a private mount namespace where ``state`` is an empty tmpfs: the demo's state
+    is gone for that process only (the shared demo stays whole for everyone else).  Exit 97 if
+    the state can still be seen."""
+    ns = ["unshare", "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        ns[1:1] = ["--user", "--map-root-user"]
+    script = 'mount -t tmpfs -o size=1m canon-no-state "$1" && [ -z "$(ls -A "$1")" ] || exit 97; shift; exec "$@"'
+    return [*ns, "sh", "-c", script, "sh", str(state), *map(str, argv)]
+
+
+def canon_without_state(state: Path, *args, cwd=None) -> subprocess.CompletedProcess[str]:
+    probe = subprocess.run(without_state(state, ["true"]), capture_output=True, text=True)
+    need(f"no private mount namespace here: {probe.stderr.strip()}" if probe.returncode else None)
+    r = subprocess.run(without_state(state, [sys.executable, "-m", "canonlib", *args]), capture_output=True,
+                       text=True, timeout=600, cwd=cwd, env=canon_env())  # fmt: skip
+    assert r.returncode != 97, f"the state could not be hidden: {r.stderr}"
+    return r
 
 
 def copy_ws(src: Path, dst: Path) -> Path:
@@ -112,25 +136,22 @@ def test_demo_evidence_is_failed_and_verifies_from_cold_anywhere(demo, tmp_path)
     assert m["predicate"]["canon"]["verdict"]["recipes"] == ["lasuite-docs"]
     subjects_ = {s["name"]: s for s in m["subject"]}
     assert subjects_["plausible"]["annotations"]["gitTag"] == "3.0.1+v2.0.0"
-    # a copy in an empty dir, no config, the demo's state moved away
-    away = root.parent / "state-moved-away"
-    (root / "state").rename(away)
-    try:
-        copy = cold_copy(evidence, tmp_path)
-        r = canon("verify", copy, cwd=tmp_path)
-        assert r.returncode == 0, r.stdout
-        assert not [line for line in r.stdout.splitlines() if line.startswith("FAIL")]
-        assert ", 0 failed" in r.stdout.splitlines()[-1]
-        for words in ["samever: no run ever had base kind step-back", "tagged_promote: green-but-untagged did not promote",
-                      "determinism: no promotion written", "canonical plausible: commit == tag",
-                      "verdict re-derived: FAILED: lasuite-docs ERROR", "signature: unsigned", "suite all complete",
-                      "disk_budget: disk within budget", "sweep: rows shown for run"]:  # fmt: skip
-            assert words in r.stdout, words
-        j = canon("verify", "--json", copy, cwd=tmp_path)
-        assert j.returncode == 0 and all(c["ok"] for c in json.loads(j.stdout))
-        assert canon("verify", "--require-signature", copy).returncode == 1
-    finally:
-        away.rename(root / "state")
+    # a copy in an empty dir, no config, the demo's state gone (hidden from verify: the demo is shared)
+    state = root / "state"
+    assert (state / "canon.db").is_file()
+    copy = cold_copy(evidence, tmp_path)
+    r = canon_without_state(state, "verify", copy, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not [line for line in r.stdout.splitlines() if line.startswith("FAIL")]
+    assert ", 0 failed" in r.stdout.splitlines()[-1]
+    for words in ["samever: no run ever had base kind step-back", "tagged_promote: green-but-untagged did not promote",
+                  "determinism: no promotion written", "canonical plausible: commit == tag",
+                  "verdict re-derived: FAILED: lasuite-docs ERROR", "signature: unsigned", "suite all complete",
+                  "disk_budget: disk within budget", "sweep: rows shown for run"]:  # fmt: skip
+        assert words in r.stdout, words
+    j = canon_without_state(state, "verify", "--json", copy, cwd=tmp_path)
+    assert j.returncode == 0 and all(c["ok"] for c in json.loads(j.stdout))
+    assert canon_without_state(state, "verify", "--require-signature", copy).returncode == 1
 
 
 def test_verify_suite_records_the_cold_verification(weekly):
