@@ -3,7 +3,8 @@ canon's code and kept on disk, so tests that only READ it (and tamper with copie
 pay minutes of notebooks each session.
 
 The cache key is a hash of every file under ``canonlib/`` and ``notebooks/`` (and of this
-file and the Python version): a change to canon's code builds afresh.  Mutation testing
+file, the Python version and the harness identity the demo's registry records: canon's commit
+and the interpreter): a change to canon's code builds afresh.  Mutation testing
 needs exactly this: mutmut starts a new pytest session per mutant, but writes all of a
 module's mutants into one file once, so the key stays the same across mutants and only
 the first (clean) session builds.
@@ -50,7 +51,15 @@ class DemoEvidence:
 
 def code_key() -> str:
     """Source files only: mutmut keeps its own bookkeeping (``verify.py.meta``) beside them."""
+    from canonlib.knownred import harness_identity
+    from canonlib.sweep import code_identity
+
     h = hashlib.sha256(sys.version.encode() + Path(__file__).read_bytes())
+    # the demo's registry remembers its harness (canon's commit, the interpreter): a later run on a
+    # copy (test_evidence's weekly) counts a known-red tag as known only with the same harness
+    h.update(
+        harness_identity(code_identity(), [sys.executable, "-m", "canonlib", "harness"]).encode()
+    )
     files = sorted(CODE.rglob("*.py")) + sorted(NOTEBOOKS.rglob("*.ipynb"))
     for p in files:
         h.update(b"\0" + str(p.relative_to(CODE.parent)).encode() + b"\0" + p.read_bytes())
