@@ -967,6 +967,14 @@ def test_live_registry_rolled_back(demo, ev, tmp_path):
     )
 
 
+def test_live_registry_that_lost_canonicals_names_each(demo, ev, tmp_path):
+    state = copy_state(demo, tmp_path / "state")
+    sql(state / "canon.db", "DELETE FROM canonicals WHERE recipe IN ('gitea', 'traefik')")
+    assert by_name(verify(ev, state=state))["live canonicals descend from the bundled ones"] == (
+        "FAIL live canonicals descend from the bundled ones: lost: gitea, traefik"
+    )
+
+
 def test_live_history_rewritten(demo, ev, tmp_path):
     state = copy_state(demo, tmp_path / "state")
     db = state / "canon.db"
