@@ -90,6 +90,12 @@ def work_copy(module: str, tests: list[str], data: dict, fresh: bool) -> Path:
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
             shutil.copy2(src, dst)
+    # a mutant that drops a `cwd=` runs its git command in the work copy, and git would find the
+    # enclosing checkout: mirror.py's `symbolic-ref HEAD refs/heads/main` switched this worktree's
+    # HEAD to main (and a `fetch --prune` could rewrite its refs).  A throw-away repo here stops
+    # git's search for a repo at the work copy.
+    if not (work / ".git").exists():
+        subprocess.run(["git", "init", "--quiet", str(work)], check=True)
     mm["only_mutate"] = [module]
     mm["pytest_add_cli_args_test_selection"] = tests
     (work / "pyproject.toml").write_text(_toml({"tool": {"mutmut": mm}}))
