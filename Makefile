@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo demo-swarm swarm docs lint bench mutate clean
+.PHONY: test demo demo-swarm demo-swarm-clean swarm docs lint bench mutate clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,15 @@ test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m canonlib demo demo
 
-# the demo fleet on a real Docker Swarm (this machine's engine, brought up by scripts/swarm-up)
+# the demo fleet on a real Docker Swarm (this machine's engine, brought up by scripts/swarm-up);
+# it holds the swarm tests' lock, so it never runs under a test suite's leftovers check
+SWARM_LOCK ?= /tmp/canon-swarm-tests.lock
 demo-swarm: $(VENV)/.installed swarm
-	$(PY) -m canonlib demo --backend swarm demo-swarm
+	flock $(SWARM_LOCK) $(PY) -m canonlib demo --backend swarm demo-swarm
+
+# remove what demo-swarm left on the swarm: its canonicals' stacks, volumes, secrets, configs, networks
+demo-swarm-clean: $(VENV)/.installed
+	flock $(SWARM_LOCK) $(PY) -m canonlib.demo_swarm clean demo-swarm
 
 swarm:
 	scripts/swarm-up

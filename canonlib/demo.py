@@ -65,7 +65,8 @@ def recipe_files(recipe: str, tag: str, *, label_version: str | None = None, app
     abra_sh = "export APP_CONF_VERSION=v1\n"
     if swarm:
         hook = (extra or {}).get("post-install.sh")
-        compose = demo_swarm.compose_yml(recipe, label_version or tag, image, hook=hook is not None)
+        compose = demo_swarm.compose_yml(recipe, label_version or tag, image, hook=hook is not None,
+                                         db="DEPS" in EXTRA_META.get(recipe, ""))  # fmt: skip
         if hook is not None:
             abra_sh += (
                 f"export POST_INSTALL_VERSION=h{hashlib.sha256(hook.encode()).hexdigest()[:8]}\n"

@@ -25,7 +25,17 @@ BASE_IMAGE = "canon-test/busybox:1"
 VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
 
 
-def compose_yml(recipe: str, label_version: str, image: str, *, hook: bool) -> str:
+DB_SERVICE = """\
+  db:  # the recipe's DEPS: deployed and running before app
+    image: {image}
+    command: ["sh", "-c", "mkdir -p /srv && exec httpd -f -p 8080 -h /srv"]
+    stop_grace_period: 1s
+"""
+
+
+def compose_yml(
+    recipe: str, label_version: str, image: str, *, hook: bool, db: bool = False
+) -> str:
     hook_mount = (
         "      - source: post_install\n        target: /post-install.sh\n        mode: 0555\n"
     )
@@ -61,7 +71,7 @@ services:
         - "traefik.enable=true"
         - "traefik.http.routers.${{STACK_NAME}}.rule=Host(`${{DOMAIN}}`)"
         - "{VERSION_LABEL}={label_version}"
-
+{DB_SERVICE.format(image=image) if db else ""}
 volumes:
   data:
 
@@ -147,3 +157,28 @@ def ensure_proxy_network(docker: str = "docker") -> None:
     ).returncode:
         subprocess.run([docker, "network", "create", "-d", "overlay", "--attachable", "proxy"],
                        capture_output=True, check=True)  # fmt: skip
+
+
+def clean(root: str | Path) -> list[str]:
+    """Every slot a swarm demo in ``root`` left on the swarm (its canonicals too), by its labels."""
+    from .backends.swarm import SwarmBackend
+
+    state = Path(root) / "state" / "swarm"
+    if not (Path(root) / ".canon-demo").exists():
+        raise UsageError(f"{root} was not made by `canon demo`; nothing removed")
+    return SwarmBackend(state).purge()
+
+
+if __name__ == "__main__":  # python -m canonlib.demo_swarm clean DIR (make demo-swarm-clean)
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "clean":
+        sys.exit("usage: python -m canonlib.demo_swarm clean DIR")
+    try:
+        gone = clean(sys.argv[2])
+    except UsageError as e:
+        sys.exit(f"canon: {e}")
+    print(
+        f"removed {len(gone)} demo slot(s) from the swarm"
+        + (f": {', '.join(gone)}" if gone else "")
+    )

@@ -154,6 +154,7 @@ COMPOSE = textwrap.dedent("""\
         deploy:
           labels:
             - "coop-cloud.${{STACK_NAME}}.version={version}"
+    {db}
     volumes:
       data:
     secrets:
@@ -167,10 +168,20 @@ COMPOSE = textwrap.dedent("""\
     """)
 
 
+DB = """\
+  db:
+    image: {image}
+    command: ["sh", "-c", "mkdir -p /srv && exec httpd -f -p 8080 -h /srv"]
+    stop_grace_period: 1s
+"""
+
+
 def recipe_files(version: str, *, secret_version: str = "v1", image: str = IMAGE, compose: str | None = None,
-                 app_conf: str = "greeting=hello\n") -> dict[str, str]:  # fmt: skip
+                 app_conf: str = "greeting=hello\n", db: bool = False) -> dict[str, str]:  # fmt: skip
+    """A recipe's files; ``db``: with a second service, ``db``."""
+    db_service = DB.format(image=image) if db else ""
     return {
-        "compose.yml": compose if compose is not None else COMPOSE.format(image=image, version=version),
+        "compose.yml": compose if compose is not None else COMPOSE.format(image=image, version=version, db=db_service),
         ".env.sample": f"TYPE=r\nDOMAIN=r.example.com\nGREETING=hi\n"
                        f"SECRET_DB_PASSWORD_VERSION={secret_version} # length=24\n",
         "abra.sh": "export APP_CONF_VERSION=v1\n",

@@ -6,7 +6,9 @@ made that is not a canonical.
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime
 
 import pytest
 
@@ -50,18 +52,17 @@ def meta(tmp_path, **values) -> RecipeMeta:
     return RecipeMeta("r", tmp_path / "recipe_meta.py", values)
 
 
-def labels_of(kind: str, slot: str) -> list[dict[str, str]]:
-    import json
-
-    ids = docker(kind, "ls", "-q", "--filter", f"label=canon.slot={slot}").split()
+def labels_of(kind: str, slot: str, name: str | None = None) -> list[dict[str, str]]:
+    by_name = ["--filter", f"name={name}"] if name else []
+    ids = docker(kind, "ls", "-q", "--filter", f"label=canon.slot={slot}", *by_name).split()
     docs = json.loads(docker(kind, "inspect", *ids)) if ids else []
     return [(d.get("Spec") or d).get("Labels") or {} for d in docs]
 
 
 def test_install_upgrade_backup_teardown_on_a_real_swarm(swarm, tmp_path):
-    v1 = write_tree(tmp_path / "v1", recipe_files("1.0.0"))
-    v2 = write_tree(tmp_path / "v2", recipe_files("1.1.0", secret_version="v2"))
-    m = meta(tmp_path, SECRETS={"db_password": None},
+    v1 = write_tree(tmp_path / "v1", recipe_files("1.0.0", db=True))
+    v2 = write_tree(tmp_path / "v2", recipe_files("1.1.0", secret_version="v2", db=True))
+    m = meta(tmp_path, SECRETS={"db_password": None}, DEPS=["db"],
              INSTALL_STEPS=["app: echo seeded > /data/seed.txt"],
              READY_PROBES=[{"cmd": "test -s /run/secrets/db_password && grep -q hello /etc/app.conf",
                             "retries": 20, "interval_s": 0.5}])  # fmt: skip
@@ -80,8 +81,17 @@ def test_install_upgrade_backup_teardown_on_a_real_swarm(swarm, tmp_path):
     # interpolation: STACK_NAME and the .env values reach the service; the version label is the tag
     r = swarm.exec(slot, "cat /data/www/index.html; echo $GREETING", timeout=10, what="test")
     assert r.stdout.split() == [stack, "hi"]
-    svc = labels_of("service", slot)
-    assert len(svc) == 1 and svc[0][f"coop-cloud.{stack}.version"] == "1.0.0"
+    app = labels_of("service", slot, name=f"{stack}_app")
+    assert len(app) == 1 and app[0][f"coop-cloud.{stack}.version"] == "1.0.0"
+    # DEPS: db's task was running before app's service was even created
+    db_task = docker("service", "ps", f"{stack}_db", "-q", "--no-trunc").split()[-1]
+    db_running = when(
+        docker("inspect", "--type", "task", "--format", "{{json .Status.Timestamp}}", db_task)
+    )
+    app_created = when(
+        docker("service", "inspect", f"{stack}_app", "--format", "{{json .CreatedAt}}")
+    )
+    assert db_running < app_created
     # everything the slot made carries its slot and run labels
     for kind in ("service", "volume", "secret", "config", "network"):
         got = labels_of(kind, slot)
@@ -95,7 +105,9 @@ def test_install_upgrade_backup_teardown_on_a_real_swarm(swarm, tmp_path):
     swarm.provision(slot, v2, m)
     swarm.deploy(slot, v2, m, version="1.1.0", commit="b" * 40)
     swarm.wait_ready(slot, m)
-    assert labels_of("service", slot)[0][f"coop-cloud.{stack}.version"] == "1.1.0"
+    assert (
+        labels_of("service", slot, name=f"{stack}_app")[0][f"coop-cloud.{stack}.version"] == "1.1.0"
+    )
     assert (
         swarm.exec(slot, "cat /data/seed.txt", timeout=10, what="test").stdout.strip() == "seeded"
     )
@@ -116,6 +128,24 @@ def test_install_upgrade_backup_teardown_on_a_real_swarm(swarm, tmp_path):
 
     swarm.teardown(slot)
     assert swarm.markers() == {} and swarm.deployed(slot) is None
+
+
+def when(go_time: str) -> datetime:
+    """A docker ``{{json .Time}}`` (RFC 3339, nanoseconds) as a datetime."""
+    text = json.loads(go_time).replace("Z", "+00:00")
+    head, _, rest = text.partition(".")
+    frac, zone = (rest[:-6], rest[-6:]) if rest else ("0", text[-6:])
+    return datetime.fromisoformat(f"{head if rest else head[:-6]}.{frac[:6].ljust(6, '0')}{zone}")
+
+
+def test_deps_that_are_not_services_fail_before_anything_is_made(swarm, tmp_path):
+    tree = write_tree(tmp_path / "v1", recipe_files("1.0.0"))
+    m = meta(tmp_path, DEPS=["db", "app"], SECRETS={"db_password": None})
+    with pytest.raises(BackendError, match=r"r: DEPS 'db' in .*recipe_meta.py is not a service of its compose "
+                       r"files \(app\): on the swarm, DEPS are the recipe's own services"):  # fmt: skip
+        swarm.provision("cold-deps-1", tree, m)
+    assert docker("secret", "ls", "-q", "--filter", "label=canon.slot=cold-deps-1").split() == []
+    swarm.teardown("cold-deps-1")
 
 
 def test_a_file_docker_rejects_fails_with_dockers_message(swarm, tmp_path):

@@ -184,6 +184,18 @@ def _task_of(row: str, service_ids: Iterable[str], names: set[str]) -> bool:
     return service in names or any(service.startswith(i) for i in service_ids if i)
 
 
+def _only(doc: Mapping[str, Any], meta: RecipeMeta) -> dict[str, Any]:
+    """``doc`` with only the services the meta's DEPS name, or an error naming the ones it lacks."""
+    services = doc.get("services") or {}
+    missing = [d for d in meta.DEPS if d not in services]
+    if missing:
+        raise BackendError("deploy", f"{meta.recipe}: DEPS {', '.join(map(repr, missing))} in {meta.path} "
+                           f"{'is not a service' if len(missing) == 1 else 'are not services'} of its "
+                           f"compose files ({', '.join(services) or 'none'}): on the swarm, DEPS are "
+                           "the recipe's own services, deployed and running before the rest")  # fmt: skip
+    return {**doc, "services": {k: v for k, v in services.items() if k in meta.DEPS}}
+
+
 def _full_ids(
     services: list[dict[str, Any]], short: Mapping[str, tuple[int, int]]
 ) -> dict[str, tuple[int, int]]:
@@ -405,6 +417,7 @@ class SwarmBackend:
         self.check_engine()
         self._ensure_marker(slot, meta.recipe)
         rendered, env_text, env = self._render(slot, checkout, meta, Path(checkout).name)
+        _only(rendered, meta)  # DEPS that are not services fail before any secret is made
         self._rendered[(slot, str(checkout))] = (rendered, env_text)
         labels = self._labels(slot, meta.recipe)
         names = set(self.docker.lines("secret", "ls", "--format", "{{.Name}}", step="provision"))
@@ -428,6 +441,7 @@ class SwarmBackend:
         self._ensure_marker(slot, meta.recipe)
         cached = self._rendered.pop((slot, str(checkout)), None)
         rendered, env_text = cached or self._render(slot, checkout, meta, version)[:2]
+        _only(rendered, meta)  # DEPS that are not services fail before anything is deployed
         doc = with_labels(rendered, self._labels(slot, meta.recipe))
         d = self._dir(slot)
         d.mkdir(parents=True, exist_ok=True)
@@ -436,28 +450,44 @@ class SwarmBackend:
         # as JSON (which is YAML): every string stays a string.  PyYAML writes 1234e10 bare,
         # and docker's YAML 1.2 reads that as a float (a label value of 1.234e+13)
         (d / "compose.yml").write_text(json.dumps(literal(doc), indent=1) + "\n")
+        deps = d / "deps.compose.yml"  # the DEPS services alone, deployed and converged first
+        deps.unlink(missing_ok=True)
+        if meta.DEPS:
+            deps.write_text(json.dumps(literal(_only(doc, meta)), indent=1) + "\n")
         self._up(slot, meta.DEPLOY_TIMEOUT_S)
         self._set_deployed(slot, recipe=meta.recipe, version=version, commit=commit, state="deployed",
                            services=service_names(rendered), deadline_s=meta.DEPLOY_TIMEOUT_S,
                            deployed_at=time.time())  # fmt: skip
 
     def _up(self, slot: str, deadline_s: float) -> None:
-        """Deploy the slot's rendered stack and wait for it to converge."""
-        self._stable.pop(slot, None)
-        self.docker.run("stack", "deploy", "--detach=true", "--prune", "--resolve-image", "never",
-                        "-c", str(self._dir(slot) / "compose.yml"), stack_name(slot), step="deploy",
-                        timeout=max(self.docker.timeout_s, deadline_s))  # fmt: skip
-        self.wait_converged(slot, deadline_s)
+        """Deploy the slot's rendered stack and wait for it to converge, all within ``deadline_s``.
 
-    def wait_converged(self, slot: str, deadline_s: float) -> None:
+        With DEPS, their services go first (without ``--prune``: on an upgrade the others keep
+        running) and must run before the whole stack is deployed."""
+        self._stable.pop(slot, None)
+        end = time.monotonic() + deadline_s
+        d = self._dir(slot)
+        for name, deps in (("deps.compose.yml", True), ("compose.yml", False)):
+            if deps and not (d / name).exists():
+                continue
+            self.docker.run("stack", "deploy", "--detach=true", *(() if deps else ("--prune",)),
+                            "--resolve-image", "never", "-c", str(d / name), stack_name(slot), step="deploy",
+                            timeout=max(self.docker.timeout_s, deadline_s))  # fmt: skip
+            self.wait_converged(slot, deadline_s, end=end, stable=not deps)
+
+    def wait_converged(
+        self, slot: str, deadline_s: float, *, end: float | None = None, stable: bool = True
+    ) -> None:
         """Every service's tasks running (healthy where a healthcheck exists), or the failing task's error.
 
         One ``docker service ls`` per poll; once every task runs, the services are inspected
         (update state) and the running tasks must stay the same for :data:`STABLE_S` (a task
         that starts and crashes is "running" for a moment, as ``docker service create``'s own
         convergence check knows).  A set of tasks already seen stable for the slot counts at once:
-        when the slot's services still run exactly those, one ``docker service ps`` answers."""
-        end = time.monotonic() + deadline_s
+        when the slot's services still run exactly those, one ``docker service ps`` answers.
+        ``stable=False`` (DEPS first) returns once every task runs; ``end`` (monotonic) is the
+        deadline when the wait is part of a longer one."""
+        end = end or time.monotonic() + deadline_s
         seen = self._stable.get(slot)
         if seen:
             with contextlib.suppress(BackendError):  # a service gone: the full check says what
@@ -490,7 +520,7 @@ class SwarmBackend:
             now = time.monotonic()
             if tasks is None:
                 first_seen = None
-            elif seen and tasks == seen[1]:
+            elif not stable or (seen and tasks == seen[1]):
                 return
             elif first_seen is None or first_seen[0] != tasks:
                 first_seen, problem = (tasks, now), "tasks not stable yet"
