@@ -182,7 +182,11 @@ def test_a_service_that_never_converges_fails_within_its_deadline_with_the_task_
 
 
 def test_a_canonical_is_never_torn_down_and_markers_survive_a_new_backend(swarm, tmp_path):
-    compose = f'version: "3.8"\nservices:\n  app:\n    image: {IMAGE}\n    command: ["sleep", "600"]\n    volumes: [data:/data]\nvolumes:\n  data:\n'
+    """... and with ``warm = "snapshot"`` a canonical is archived, then undeployed: services
+    gone, volumes, secrets and marker kept, still refused to teardown, and it comes back
+    from its snapshot with its data."""
+    compose = (f'version: "3.8"\nservices:\n  app:\n    image: {IMAGE}\n    command: ["sleep", "600"]\n'
+               '    stop_grace_period: 1s\n    volumes: [data:/data]\nvolumes:\n  data:\n')  # fmt: skip
     tree = write_tree(tmp_path / "c", recipe_files("1.0.0", compose=compose))
     m = meta(tmp_path)
     slot = "warm-r-abcdef01"
@@ -201,6 +205,24 @@ def test_a_canonical_is_never_torn_down_and_markers_survive_a_new_backend(swarm,
     with pytest.raises(BackendError, match="canonical marker"):
         again.teardown(slot)
     assert docker("service", "ls", "-q", "--filter", f"label=canon.slot={slot}").split()
+
+    by_slot = ("--filter", f"label=canon.slot={slot}")
+    assert swarm.exec(slot, "echo kept > /data/f", timeout=10, what="test").returncode == 0
+    snapshot = SwarmBackend(tmp_path / "swarm", helper_image=IMAGE, warm="snapshot", run_id="test-run",
+                            instance=swarm.instance)  # fmt: skip
+    snap = snapshot.snapshot(slot)
+    snapshot.undeploy(slot)
+    assert docker("service", "ls", "-q", *by_slot).split() == []
+    assert docker("ps", "-aq", *by_slot).split() == []
+    assert docker("volume", "ls", "-q", *by_slot).split() == [f"{slot}_data"]
+    assert snapshot.markers()[slot].role == CANONICAL
+    assert snapshot.deployed(slot)["state"] == "undeployed"
+    with pytest.raises(BackendError, match="canonical marker"):
+        snapshot.teardown(slot)
+    snapshot.wipe_data(slot)  # the volume lost, then the canonical back from its snapshot
+    assert snapshot.exec(slot, "cat /data/f", timeout=10, what="test").returncode != 0
+    snapshot.restore(slot, snap)
+    assert snapshot.exec(slot, "cat /data/f", timeout=10, what="test").stdout.strip() == "kept"
 
 
 def task_states(slot: str) -> list[tuple[str, str]]:
