@@ -173,7 +173,10 @@ def _keep_scratch_db(facts: dict[str, Any], evidence_dir: str, name: str) -> Non
 def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
     """Run the tagged-promote proof; record its facts (shown) for verify to re-derive the claims from."""
     with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
-        facts = _until_signal(proofs.prove_tagged_promote, cfg, recipe, Path(tmp))
+        try:
+            facts = _until_signal(proofs.prove_tagged_promote, cfg, recipe, Path(tmp))
+        finally:
+            proofs.purge_scratch(Path(tmp))
         _keep_scratch_db(facts, evidence_dir, "tagged_promote")
     record("tagged_promote", {k: v for k, v in facts.items() if k != "claims"})
     return facts
@@ -182,7 +185,10 @@ def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any
 def samever(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
     """Run the same-version proof; record its facts and the three scratch sweeps' rows (shown)."""
     with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
-        facts = _until_signal(proofs.prove_samever, cfg, recipe, Path(tmp))
+        try:
+            facts = _until_signal(proofs.prove_samever, cfg, recipe, Path(tmp))
+        finally:
+            proofs.purge_scratch(Path(tmp))
         _keep_scratch_db(facts, evidence_dir, "samever")
     record("samever", {k: v for k, v in facts.items() if k not in ("claims", "rows")})
     record("samever_rows", shown_rows(facts["rows"], SAMEVER_COLUMNS), SAMEVER_COLUMNS)

@@ -8,6 +8,7 @@ thing.  Claims (``*_claims``) are pure re-derivations from registry rows, so
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -44,6 +45,11 @@ class Scratch:
         self.repo = UpstreamRepo(self.upstream, config.branch_for(recipe))
         toml = self.workdir / "canon.toml"
         cmd = ", ".join(f'"{c}"' for c in config.harness_command)
+        # the real backend (a swarm fleet's metas and tests only work on the swarm), but the
+        # scratch's own slots: its own state dir, so its own swarm instance label
+        backend = "\n".join(
+            f"{k} = {json.dumps(v)}" for k, v in config.backend.items() if k != "instance"
+        )
         toml.write_text(
             textwrap.dedent(f'''\
             # scratch config of a proof: the real fleet, a scratch upstream and state
@@ -53,11 +59,11 @@ class Scratch:
             upstream = "{self.workdir / "upstream"}/{{recipe}}"
             branch = "{config.branch_for(recipe)}"
             [backend]
-            kind = "local"
+            @backend@
             [harness]
             command = [{cmd}]
             timeout_s = {config.harness_timeout_s}
-        ''')
+        ''').replace("@backend@", backend)
         )
         self.config = load_config(toml, env_overrides=False)
 
@@ -91,6 +97,18 @@ class Scratch:
 # -- tagged promote -------------------------------------------------------------------
 
 
+def purge_scratch(workdir: Path) -> None:
+    """A proof's scratch slots on a swarm outlive its scratch dir: every one goes (canonicals too)."""
+    toml = Path(workdir) / "canon.toml"
+    if not toml.exists():
+        return
+    from ..backends import make_backend
+
+    backend = make_backend(load_config(toml, env_overrides=False))
+    if backend.name == "swarm":
+        backend.purge()
+
+
 def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> dict[str, Any]:
     """A green run on an untagged commit never promotes; the same commit once tagged does."""
     s = Scratch(config, recipe, workdir)
@@ -104,9 +122,9 @@ def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> dict[str
     mirror.sync()
     out: dict[str, Any] = {"recipe": recipe, "tag": tag, "commit": commit, "base_release": latest,
                            "scratch_db": str(s.config.db_path)}  # fmt: skip
-    from ..backends.local import LocalBackend
+    from ..backends import make_backend
 
-    backend = LocalBackend(s.config.slots_dir)
+    backend = make_backend(s.config)  # the scratch's own slots, on the config's backend
     env = s.config.child_env()
     with Registry.open(s.config.db_path) as reg:
         for phase in ("untagged", "tagged"):
