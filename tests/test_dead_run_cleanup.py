@@ -131,3 +131,17 @@ def test_reap_takes_only_what_dead_owners_left(tmp_path):
     )
     assert reap_leftovers(checkouts, mirrors) == []  # nothing more to say
     assert reap_leftovers(tmp_path / "none", tmp_path / "neither") == []
+    # run temp dirs (a sweep's TMPDIR): a dead run's go, a live one's stay; a long list is cut at 5
+    tmp = tmp_path / "tmp"
+    dead_runs = [tmp / f"20260101T00000{i}Z-sweep-a{i}~{dead}~" for i in range(6)]
+    live = tmp / f"20260101T000009Z-sweep-b~{mine}~"
+    for d in [*dead_runs, live]:
+        (d / "pytest-of-root").mkdir(parents=True)
+    (notes,) = reap_leftovers(checkouts, mirrors, tmp)
+    names = ", ".join(sorted(d.name for d in dead_runs)[:5])
+    assert notes == f"reaped 6 temp dir(s) left by dead runs in {tmp}: {names} …"
+    assert [p.name for p in tmp.iterdir()] == [live.name]
+    for d in dead_runs[:5]:  # exactly five: all named, no ellipsis
+        d.mkdir()
+    (notes,) = reap_leftovers(checkouts, mirrors, tmp)
+    assert notes.endswith(names) and "…" not in notes

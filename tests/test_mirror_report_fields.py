@@ -34,3 +34,23 @@ def test_checkouts_land_beside_the_mirrors_named_for_the_recipe(upstream, tmp_pa
         assert co.path.name.startswith("gitea")
         assert (co.path / "compose.yml").is_file()
     assert list((mirrors / "checkouts").iterdir()) == []
+
+
+def test_errors_name_gits_own_complaint(tmp_path):
+    """A failed fetch or checkout ends with git's first "fatal:"/"error:" line, not a warning
+    before it, nor the whole command line."""
+    from canonlib.git import GitError
+    from canonlib.mirror import Mirror, SyncError, _gist
+
+    gone = Mirror("gone", tmp_path / "gone.git", str(tmp_path / "nope"))
+    try:
+        gone.sync()
+    except SyncError as e:
+        assert str(e) == (f"gone: cannot fetch from {tmp_path / 'nope'}: fatal: "
+                          f"'{tmp_path / 'nope'}' does not appear to be a git repository")  # fmt: skip
+    else:
+        raise AssertionError("a missing upstream synced")
+    warned = GitError("git fetch failed", stderr="warning: redirecting\nfatal: repository gone\n")
+    assert _gist(warned) == "fatal: repository gone"
+    assert _gist(GitError("git x failed", stderr="hint: one\nhint: two\n")) == "hint: one"
+    assert _gist(GitError("git x failed (exit 128)")) == "git x failed (exit 128)"
