@@ -80,19 +80,17 @@ def fold_label(row: dict) -> dict:
 
 
 def sweep_table(rows: list[dict], width: int | None = None) -> str:
-    """The sweep table plus a ``reason`` column (reason, then warnings) cut to ``width``:
-    ``$COLUMNS``, else the terminal's; not cut when printing to a file or a pipe."""
-    import os
-    import shutil
-    import sys
+    """The sweep table plus a ``reason`` column (reason, then warnings) cut to ``width``, else
+    to the terminal's (``$COLUMNS`` wins there); not cut when printing to a file or a pipe."""
+    from .term import width as terminal_width
 
     rows = [fold_label(r) for r in rows]
     base = table(rows, SWEEP_COLUMNS).splitlines()
     reasons = [why(r) for r in rows]
     if not any(reasons):
         return "\n".join(base)
-    if width is None and (os.environ.get("COLUMNS") or sys.stdout.isatty()):
-        width = shutil.get_terminal_size().columns
+    if width is None:
+        width = terminal_width()  # None off a terminal: a pipe or a log gets every word
     left = max(map(len, base))
     room = max(20, width - left - 2) if width else max(map(len, reasons))
     reasons = [r if len(r) <= room else r[: room - 1] + "…" for r in reasons]
