@@ -205,6 +205,10 @@ def test_a_canonical_is_never_torn_down_and_markers_survive_a_new_backend(swarm,
     with pytest.raises(BackendError, match="canonical marker"):
         again.teardown(slot)
     assert docker("service", "ls", "-q", "--filter", f"label=canon.slot={slot}").split()
+    # another canon on the same swarm neither sees nor purges it
+    other = SwarmBackend(tmp_path / "other", helper_image=IMAGE, instance="another-canon")
+    assert other.slots() == [] and other.markers() == {} and other.purge() == []
+    assert swarm.markers()[slot].role == CANONICAL
 
     by_slot = ("--filter", f"label=canon.slot={slot}")
     assert swarm.exec(slot, "echo kept > /data/f", timeout=10, what="test").returncode == 0

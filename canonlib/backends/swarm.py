@@ -304,8 +304,8 @@ class SwarmBackend:
 
     # -- records (the marker, and what is deployed) -------------------------------------
     def _records(self, slot: str | None = None) -> list[dict[str, Any]]:
-        """Record configs (newest last), for one slot or all."""
-        want = {RECORD: "1", **(self._sel(slot) if slot else {})}
+        """This canon instance's record configs (newest last), for one slot or all of them."""
+        want = {RECORD: "1", **self._sel(slot)}
         docs = self.docker.inspect("config", self.docker.ids("config", want, "marker"), "marker")
         return sorted(docs, key=lambda d: (d["Spec"]["Labels"].get("canon.seq", ""), d["ID"]))
 
