@@ -12,8 +12,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
+# two workers (pytest-xdist; tests/conftest.py says which tests share a worker): CI has 2 cores and
+# much of the suite waits on child processes; `make test TEST_JOBS=0` runs it in one process
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(or $(TEST_JOBS),2)
 
 demo: $(VENV)/.installed
 	$(PY) -m canonlib demo demo
