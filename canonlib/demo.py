@@ -18,13 +18,50 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import demo_swarm, git
+from .harness import VERSION_LABEL
 from .upstream import IDENTITY, UpstreamRepo
 
-VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
 MARKER = ".canon-demo"
 
 
-def compose_yml(recipe: str, label_version: str, image: str) -> str:
+# what a release runnable on a real swarm adds (``canon demo --backend swarm``): app.conf and a
+# release's post-install.sh as versioned swarm configs, a healthcheck, the recipe's own db (DEPS)
+SWARM_APP = """\
+    configs:
+      - source: app_conf
+        target: /etc/app.conf
+{hook_mount}\
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 2s
+      retries: 30
+"""
+HOOK_MOUNT = "      - source: post_install\n        target: /post-install.sh\n        mode: 0555\n"
+DB_SERVICE = """\
+  db:  # the recipe's DEPS: deployed and running before app
+    image: {image}
+    command: ["sh", "-c", "mkdir -p /srv && exec httpd -f -p 8080 -h /srv"]
+    stop_grace_period: 1s
+"""
+SWARM_CONFIGS = """\
+configs:
+  app_conf:
+    name: ${{STACK_NAME}}_app_conf_${{APP_CONF_VERSION}}
+    file: app.conf
+{hook_config}
+"""
+HOOK_CONFIG = "  post_install:\n    name: ${STACK_NAME}_post_install_${POST_INSTALL_VERSION}\n    file: post-install.sh\n"
+
+
+def compose_yml(recipe: str, label_version: str, image: str, *, swarm: bool = False,
+                hook: bool = False, db: bool = False) -> str:  # fmt: skip
+    """The demo recipe's compose.yml; ``swarm``: runnable on a real swarm (``hook``: it mounts a
+    post-install.sh, ``db``: it has a db service for DEPS)."""
+    app_extra = SWARM_APP.format(hook_mount=HOOK_MOUNT if hook else "") if swarm else ""
+    db_service = DB_SERVICE.format(image=image) if swarm and db else ""
+    configs = SWARM_CONFIGS.format(hook_config=HOOK_CONFIG if hook else "") if swarm else ""
     return f"""\
 ---
 version: "3.8"
@@ -39,6 +76,7 @@ services:
       - STACK_NAME
     volumes:
       - data:/var/lib/{recipe}
+{app_extra}\
     deploy:
       restart_policy:
         condition: on-failure
@@ -46,10 +84,11 @@ services:
         - "traefik.enable=true"
         - "traefik.http.routers.${{STACK_NAME}}.rule=Host(`${{DOMAIN}}`)"
         - "{VERSION_LABEL}={label_version}"
-
+{db_service}
 volumes:
   data:
 
+{configs}\
 networks:
   proxy:
     external: true
@@ -61,16 +100,12 @@ def recipe_files(recipe: str, tag: str, *, label_version: str | None = None, app
                  extra: dict[str, str] | None = None, swarm: bool = False) -> dict[str, str]:  # fmt: skip
     """The files of a Co-op Cloud recipe released as ``tag`` (``swarm``: runnable on a real swarm)."""
     image = image or demo_image(recipe, tag)
-    compose = compose_yml(recipe, label_version or tag, image)
+    hook = (extra or {}).get("post-install.sh") if swarm else None
+    compose = compose_yml(recipe, label_version or tag, image, swarm=swarm, hook=hook is not None,
+                          db="DEPS" in EXTRA_META.get(recipe, ""))  # fmt: skip
     abra_sh = "export APP_CONF_VERSION=v1\n"
-    if swarm:
-        hook = (extra or {}).get("post-install.sh")
-        compose = demo_swarm.compose_yml(recipe, label_version or tag, image, hook=hook is not None,
-                                         db="DEPS" in EXTRA_META.get(recipe, ""))  # fmt: skip
-        if hook is not None:
-            abra_sh += (
-                f"export POST_INSTALL_VERSION=h{hashlib.sha256(hook.encode()).hexdigest()[:8]}\n"
-            )
+    if hook is not None:  # only on the swarm
+        abra_sh += f"export POST_INSTALL_VERSION=h{hashlib.sha256(hook.encode()).hexdigest()[:8]}\n"
     files = {
         "compose.yml": compose,
         ".env.sample": f"TYPE={recipe}\nDOMAIN={recipe}.example.com\n#LETS_ENCRYPT_ENV=production\n",

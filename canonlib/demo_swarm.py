@@ -6,8 +6,8 @@ what a release holds and how the fleet tests look at a slot:
 - each recipe's image (``<recipe>:<app version>``) is built locally from the
   test image ``scripts/swarm-up`` makes (busybox, no registry needed): a tiny
   httpd serving ``/var/lib/<recipe>``;
-- ``compose.yml`` mounts ``app.conf`` (and a release's ``post-install.sh``) as
-  versioned swarm configs, like real recipes do;
+- ``compose.yml`` (``demo.compose_yml(..., swarm=True)``) mounts ``app.conf`` (and a
+  release's ``post-install.sh``) as versioned swarm configs, like real recipes do;
 - install steps and probes run inside the service's container (``docker
   exec``), and the fleet tests read the slot through ``docker exec`` too.
 """
@@ -22,68 +22,6 @@ from pathlib import Path
 from .errors import UsageError
 
 BASE_IMAGE = "canon-test/busybox:1"
-VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
-
-
-DB_SERVICE = """\
-  db:  # the recipe's DEPS: deployed and running before app
-    image: {image}
-    command: ["sh", "-c", "mkdir -p /srv && exec httpd -f -p 8080 -h /srv"]
-    stop_grace_period: 1s
-"""
-
-
-def compose_yml(
-    recipe: str, label_version: str, image: str, *, hook: bool, db: bool = False
-) -> str:
-    hook_mount = (
-        "      - source: post_install\n        target: /post-install.sh\n        mode: 0555\n"
-    )
-    hook_config = "  post_install:\n    name: ${STACK_NAME}_post_install_${POST_INSTALL_VERSION}\n    file: post-install.sh\n"
-    return f"""\
----
-version: "3.8"
-
-services:
-  app:
-    image: {image}
-    networks:
-      - proxy
-    environment:
-      - DOMAIN
-      - STACK_NAME
-    volumes:
-      - data:/var/lib/{recipe}
-    configs:
-      - source: app_conf
-        target: /etc/app.conf
-{hook_mount if hook else ""}\
-    stop_grace_period: 1s
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"]
-      interval: 1s
-      timeout: 2s
-      retries: 30
-    deploy:
-      restart_policy:
-        condition: on-failure
-      labels:
-        - "traefik.enable=true"
-        - "traefik.http.routers.${{STACK_NAME}}.rule=Host(`${{DOMAIN}}`)"
-        - "{VERSION_LABEL}={label_version}"
-{DB_SERVICE.format(image=image) if db else ""}
-volumes:
-  data:
-
-configs:
-  app_conf:
-    name: ${{STACK_NAME}}_app_conf_${{APP_CONF_VERSION}}
-    file: app.conf
-{hook_config if hook else ""}
-networks:
-  proxy:
-    external: true
-"""
 
 
 def meta(recipe: str) -> str:
