@@ -638,6 +638,7 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
     d = Path(d)
     v = report_view(d, stmt)
     written: list[Path] = []
+    parsed: dict[str, Any] = {}  # read once: rendered here, its figure shown in the index
     exporter = None
     for n in v.notebooks:
         name = str(n.get("name"))
@@ -646,14 +647,14 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
             continue
         dest = d / f"{name}.html"
         try:
-            nb = nbformat.reads(src.read_text(), as_version=4)
+            nb = parsed[name] = nbformat.reads(src.read_text(), as_version=4)
             exporter = exporter or notebook_exporter()
             render_notebook(nb, name, dest, exporter)
         except Exception as e:  # noqa: BLE001 -- a broken notebook is shown as such, not a crash
             dest.write_text(f"<!DOCTYPE html><p>{html.escape(src.name)} could not be rendered: "
                             f"{html.escape(str(e))}</p>\n")  # fmt: skip
         written.append(dest)
-    pages = _pages(d, v)
+    pages = _pages(d, v, parsed)
     md = pages[SUMMARY]
     for name, text in pages.items():
         (d / name).write_text(text)
@@ -667,10 +668,13 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
     return [d / SUMMARY, d / INDEX, *written]
 
 
-def _pages(d: Path, v: View) -> dict[str, str]:
+def _pages(d: Path, v: View, parsed: dict[str, Any] | None = None) -> dict[str, str]:
     """summary.md and index.html for view ``v`` of dir ``d``: each notebook in the dir is linked
-    as ``<nb>.html`` and shows its first figure (read from the notebook, nothing rendered)."""
+    as ``<nb>.html`` and shows its first figure (from ``parsed`` when the caller has read it,
+    else read from the dir; nothing rendered)."""
     import nbformat
+
+    parsed = parsed or {}
 
     links: dict[str, str] = {}
     figs: dict[str, tuple[str, str]] = {}
@@ -681,7 +685,8 @@ def _pages(d: Path, v: View) -> dict[str, str]:
             continue
         links[name] = f"{name}.html"
         try:
-            shown = notebook_figures(nbformat.reads(src.read_text(), as_version=4))
+            nb = parsed.get(name) or nbformat.reads(src.read_text(), as_version=4)
+            shown = notebook_figures(nb)
         except Exception:  # noqa: BLE001 -- a broken notebook has no figure to show
             continue
         if shown and name in FIGURE_OF:
