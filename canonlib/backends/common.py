@@ -78,17 +78,19 @@ def parse_env(text: str) -> dict[str, str]:
 
 def run_group(
     argv: list[str], *, cwd: Path | None, env: Mapping[str, str], timeout: float,
-    merge_stderr: bool = True,
+    merge_stderr: bool = True, input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """``argv`` in its own process group (with ``env`` exactly); on timeout the whole group,
-    grandchildren included, is killed and :class:`subprocess.TimeoutExpired` raised."""
+    """``argv`` in its own process group (with ``env`` exactly, ``input`` on its stdin); on
+    timeout the whole group, grandchildren included, is killed and
+    :class:`subprocess.TimeoutExpired` raised; so it is when canon itself is interrupted."""
     proc = subprocess.Popen(
-        argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
         stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, text=True,
         errors="replace", start_new_session=True,
     )  # fmt: skip
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc.pid, grace_s=0.2)
         proc.communicate()

@@ -45,9 +45,8 @@ import yaml
 
 from ..marker import COLD, NEXT, RETIRED, SlotMarker, now_utc
 from ..meta import RecipeMeta
-from ..process import kill_group
 from . import BackendError, refuse_canonical
-from .common import BackendUnavailable, generate_secret, probe_once, wait_probes
+from .common import BackendUnavailable, generate_secret, probe_once, run_group, wait_probes
 from .compose import (
     app_env,
     compose_files,
@@ -84,24 +83,18 @@ class Docker:
         """``quiet`` keeps stdin and stdout out of the log and the error (secret values)."""
         argv = [*self.argv0, *args]
         timeout = timeout or self.timeout_s
-        try:
-            proc = subprocess.Popen(
-                argv, cwd=cwd, env=dict(env) if env is not None else None, text=True,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, errors="replace", start_new_session=True,
-            )  # fmt: skip
+        try:  # its own process group: a timeout or canon's own end takes docker with it
+            proc = run_group(argv, cwd=cwd, env=os.environ if env is None else env, timeout=timeout,
+                             merge_stderr=False, input=input)  # fmt: skip
         except FileNotFoundError:
             raise BackendUnavailable(
                 step, f"{argv[0]} not found: install docker (scripts/swarm-up)"
             ) from None
-        try:
-            out, err = proc.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
-            kill_group(proc.pid, grace_s=1)
-            proc.communicate()
             raise BackendError(
                 step, f"docker {' '.join(args[:3])} timed out after {timeout:g}s"
             ) from None
+        out, err = proc.stdout, proc.stderr
         if self.log:
             with self.log.open("a") as f:
                 f.write(f"$ docker {' '.join(args)}\n")
