@@ -488,6 +488,7 @@ def test_last_cell_never_ran(ev):
     rehash(ev)
     got = by_name(verify(ev))["notebook determinism.ipynb"]
     assert got.startswith("FAIL notebook determinism.ipynb: ") and "never ran" in got
+    assert "completion marker" in got  # (was also test_evidence's tamper case: one test now)
 
 
 # -- what the notebooks show, re-derived from the bundled registry --------------------------------
