@@ -16,7 +16,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-import pytest
+from tests.need import need
 
 IMAGE = os.environ.get("CANON_TEST_IMAGE", "canon-test/busybox:1")
 
@@ -50,12 +50,7 @@ def swarm_problem() -> str | None:
 
 
 def require_swarm() -> None:
-    problem = swarm_problem()
-    if problem is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI needs a real swarm: {problem}")
-    pytest.skip(problem)
+    need(swarm_problem())
 
 
 # one machine-wide swarm: two test runs on one machine (two worktrees, a second suite)

@@ -23,6 +23,7 @@ from canonlib.evidence.report import ROW_COLOURS, latest_dir
 from canonlib.evidence.run import run_suite
 from canonlib.registry import Registry
 from canonlib.sweep import sweep
+from tests.need import need
 from tests.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -219,10 +220,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
-        pytest.skip("no chromium on PATH (apt-get install chromium); CI installs it and runs this")
+    need(None if exe else "no chromium on PATH (apt-get install chromium; .ci/run installs it)")
     return exe
 
 
