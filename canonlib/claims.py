@@ -50,14 +50,6 @@ def cell(v: Any) -> str:
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 3] + "..."
 
 
-def table(rows: list[dict], columns: list[str]) -> str:
-    from tabulate import tabulate
-
-    return tabulate(
-        [[cell(r.get(c)) for c in columns] for r in rows], headers=columns, tablefmt="simple"
-    )
-
-
 def why(row: dict) -> str:
     """A result row's reason, then its warnings (mirror, harness, promote)."""
     reason = row.get("reason")
@@ -80,20 +72,11 @@ def fold_label(row: dict) -> dict:
 
 
 def sweep_table(rows: list[dict], width: int | None = None) -> str:
-    """The sweep table plus a ``reason`` column (reason, then warnings) cut to ``width``, else
-    to the terminal's (``$COLUMNS`` wins there); not cut when printing to a file or a pipe."""
+    """The sweep table as ``canon sweep`` prints it (a ``reason`` column: reason, then warnings),
+    cut to ``width``, else to the terminal's; whole when printing to a file or a pipe."""
+    from .clistyle import format_table
     from .term import width as terminal_width
 
-    rows = [fold_label(r) for r in rows]
-    base = table(rows, SWEEP_COLUMNS).splitlines()
-    reasons = [why(r) for r in rows]
-    if not any(reasons):
-        return "\n".join(base)
-    if width is None:
-        width = terminal_width()  # None off a terminal: a pipe or a log gets every word
-    left = max(map(len, base))
-    room = max(20, width - left - 2) if width else max(map(len, reasons))
-    reasons = [r if len(r) <= room else r[: room - 1] + "…" for r in reasons]
-    rule = "-" * max(6, *map(len, reasons))
-    return "\n".join(f"{line.ljust(left)}  {extra}".rstrip()
-                     for line, extra in zip(base, ["reason", rule, *reasons], strict=True))  # fmt: skip
+    rows = [{**r, "reason": why(r) or None} for r in map(fold_label, rows)]
+    columns = [*SWEEP_COLUMNS, *(["reason"] if any(r["reason"] for r in rows) else [])]
+    return format_table(rows, columns, max_width=width or terminal_width())

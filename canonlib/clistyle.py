@@ -55,9 +55,15 @@ def print_json(value: Any) -> None:
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """``rows`` as a table: cut to the terminal's width on a TTY, outcomes coloured there."""
+    print(format_table(rows, columns, max_width=term.width(sys.stdout),
+                       paint=term.use_colour(sys.stdout)))  # fmt: skip
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, max_width: int | None,
+                 paint: bool = False) -> str:  # fmt: skip
+    """``rows`` as a table of whole cells, cut to ``max_width`` when there is one."""
     body = [[_whole(r.get(c)) for c in columns] for r in rows]
-    print(term.table(body, list(columns), max_width=term.width(sys.stdout),
-                     paint=term.use_colour(sys.stdout)))  # fmt: skip
+    return term.table(body, list(columns), max_width=max_width, paint=paint)
 
 
 def _whole(v: Any) -> str:
