@@ -54,8 +54,21 @@ def main() -> int:
         }
         for i in range(a.repeat):
             t0 = time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "canonlib", "--config", str(root / "canon.toml"), "evidence",
-                                "run", "weekly"], capture_output=True, text=True, env=env)  # fmt: skip
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "canonlib",
+                    "--config",
+                    str(root / "canon.toml"),
+                    "evidence",
+                    "run",
+                    "weekly",
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             totals.append(time.perf_counter() - t0)
             if (
                 r.returncode not in (0, 1) or not r.stdout.strip()
@@ -64,16 +77,25 @@ def main() -> int:
             ev = Path(r.stdout.strip().splitlines()[-1])
             m = json.loads((ev / "manifest.json").read_text())["predicate"]["canon"]
             per_nb.append({n["name"]: n["seconds"] for n in m["notebooks"]})
-            _rc, _to, secs = execute(empty, Path(tmp) / f"empty-out-{i}.ipynb", {"config_path": str(cfg.path)},
-                                     cwd=Path(tmp), timeout_s=300, cell_timeout_s=300, log=Path(tmp) / "e.log")  # fmt: skip
+            _rc, _to, secs = execute(
+                empty,
+                Path(tmp) / f"empty-out-{i}.ipynb",
+                {"config_path": str(cfg.path)},
+                cwd=Path(tmp),
+                timeout_s=300,
+                cell_timeout_s=300,
+                log=Path(tmp) / "e.log",
+            )
             startups.append(secs)
     n = len(SUITES["weekly"])
     total, start = statistics.median(totals), statistics.median(startups)
     print(f"cores={os.cpu_count()} repeat={a.repeat}")
     print(f"evidence run weekly on the demo fleet: median {total:.1f}s (target < 60 s)")
     print("per notebook (last run): " + ", ".join(f"{k} {v:.1f}s" for k, v in per_nb[-1].items()))
-    print(f"kernel + papermill start-up: {start:.2f}s per notebook x {n} = {start * n:.1f}s "
-          f"({start * n / total:.0%}); canon's own work: {total - start * n:.1f}s ({1 - start * n / total:.0%})")  # fmt: skip
+    print(
+        f"kernel + papermill start-up: {start:.2f}s per notebook x {n} = {start * n:.1f}s "
+        f"({start * n / total:.0%}); canon's own work: {total - start * n:.1f}s ({1 - start * n / total:.0%})"
+    )
     return 0
 
 

@@ -48,17 +48,22 @@ def build(root: Path, reds: int) -> Path:
         (d / "recipe_meta.py").write_text(META)
         (d / f"test_{name}.py").write_text(FLEET_TEST)
     ident = [a for k, v in IDENTITY.items() for a in ("-c", f"{k}={v}")]
-    for args in (["init", "-q", str(fleet)], ["-C", str(fleet), "add", "-A"],
-                 ["-C", str(fleet), "commit", "-q", "-m", "fleet"]):  # fmt: skip
+    for args in (
+        ["init", "-q", str(fleet)],
+        ["-C", str(fleet), "add", "-A"],
+        ["-C", str(fleet), "commit", "-q", "-m", "fleet"],
+    ):
         subprocess.run(["git", *ident, *args], check=True)
-    (root / "canon.toml").write_text(textwrap.dedent(f'''\
+    (root / "canon.toml").write_text(
+        textwrap.dedent(f'''\
         fleet = "fleet"
         state_dir = "state"
         evidence_dir = "evidence"
         upstream = "{root}/upstream/{{recipe}}"
         [harness]
         command = ["{sys.executable}", "-m", "canonlib", "harness"]
-    '''))  # fmt: skip
+    ''')
+    )
     return root / "canon.toml"
 
 

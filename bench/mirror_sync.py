@@ -34,8 +34,11 @@ def main() -> int:
         up = Upstream(Path(tmp) / "up")
         up.commit()
         n_commits = max(1, a.tags // 10)
-        fast_import_tags(up, n_commits, [(f"{i // 100}.{i % 100}.0+{i}", 1 + i % n_commits, i % 2 == 0)
-                                         for i in range(a.tags)])  # fmt: skip
+        fast_import_tags(
+            up,
+            n_commits,
+            [(f"{i // 100}.{i % 100}.0+{i}", 1 + i % n_commits, i % 2 == 0) for i in range(a.tags)],
+        )
         first, noop, unchecked = [], [], []
         for k in range(a.repeat):
             path = Path(tmp) / f"m{k}.git"

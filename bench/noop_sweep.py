@@ -60,16 +60,29 @@ def make_upstream(path: Path, rnd: random.Random) -> None:
     lines = []
     for i in range(1, n_tags + 1):
         body = f"release {i}\n"
-        lines += ["commit refs/heads/main", f"mark :{i}", f"committer B <b@example.org> {1700000000 + i} +0000",
-                  f"data {len(body)}", body, "M 644 inline compose.yml", f"data {len(body)}", body]  # fmt: skip
+        lines += [
+            "commit refs/heads/main",
+            f"mark :{i}",
+            f"committer B <b@example.org> {1700000000 + i} +0000",
+            f"data {len(body)}",
+            body,
+            "M 644 inline compose.yml",
+            f"data {len(body)}",
+            body,
+        ]
     major = 0
     for i in range(1, n_tags + 1):
         if rnd.random() < 0.1:
             major += 1
         tag = f"{major}.{i // 10}.{i % 10}+{app}"
         if rnd.random() < 0.5:
-            lines += [f"tag {tag}", f"from :{i}", "tagger B <b@example.org> 1700000000 +0000",
-                      f"data {len(tag)}", tag]  # fmt: skip
+            lines += [
+                f"tag {tag}",
+                f"from :{i}",
+                "tagger B <b@example.org> 1700000000 +0000",
+                f"data {len(tag)}",
+                tag,
+            ]
         else:
             lines += [f"reset refs/tags/{tag}", f"from :{i}", ""]
     subprocess.run(["git", *GIT_ID, "init", "-q", str(path)], check=True)
@@ -121,8 +134,13 @@ def run_canon(config: Path) -> tuple[float, int]:
         k: v for k, v in os.environ.items() if k not in ("CCCI_REPO", "CANON_STATE", "CANON_CONFIG")
     }
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", PEAK, "--config", str(config), "sweep", "--json"],
-                       capture_output=True, text=True, env=env, cwd=ROOT)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-c", PEAK, "--config", str(config), "sweep", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     dt = time.perf_counter() - t0
     rows = json.loads(p.stdout)
     bad = [r for r in rows if not r["label"].startswith("SKIP (no-new-version)")]
@@ -137,17 +155,35 @@ def run_canon(config: Path) -> tuple[float, int]:
 def run_ls_remote(upstreams: list[Path]) -> float:
     t0 = time.perf_counter()
     for u in upstreams:
-        subprocess.run(["git", "ls-remote", "--", str(u), "refs/heads/main", "refs/tags/*"],
-                       capture_output=True, check=True)  # fmt: skip
+        subprocess.run(
+            ["git", "ls-remote", "--", str(u), "refs/heads/main", "refs/tags/*"],
+            capture_output=True,
+            check=True,
+        )
     return time.perf_counter() - t0
 
 
 def run_fetch(upstreams: list[Path], mirrors: Path) -> float:
     t0 = time.perf_counter()
     for u in upstreams:
-        subprocess.run(["git", "fetch", "--quiet", "--atomic", "--prune", "--force", "--no-tags",
-                        "--no-write-fetch-head", "--", str(u), "+refs/heads/main:refs/heads/main",
-                        "+refs/tags/*:refs/tags/*"], cwd=mirrors / f"{u.name}.git", check=True)  # fmt: skip
+        subprocess.run(
+            [
+                "git",
+                "fetch",
+                "--quiet",
+                "--atomic",
+                "--prune",
+                "--force",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--",
+                str(u),
+                "+refs/heads/main:refs/heads/main",
+                "+refs/tags/*:refs/tags/*",
+            ],
+            cwd=mirrors / f"{u.name}.git",
+            check=True,
+        )
     return time.perf_counter() - t0
 
 
@@ -178,9 +214,18 @@ def measure(n: int, repeat: int) -> dict:
             c.append(run_fetch(upstreams, cfg.mirrors_dir))
             d.append(run_guard(cfg))
     ma, mb, mc = statistics.median(a), statistics.median(b), statistics.median(c)
-    return {"n": n, "setup_s": setup, "a": ma, "b": mb, "c": mc, "d": statistics.median(d),
-            "peak_mb": max(peaks) / 1024,
-            "a_runs": a, "b_runs": b, "c_runs": c}  # fmt: skip
+    return {
+        "n": n,
+        "setup_s": setup,
+        "a": ma,
+        "b": mb,
+        "c": mc,
+        "d": statistics.median(d),
+        "peak_mb": max(peaks) / 1024,
+        "a_runs": a,
+        "b_runs": b,
+        "c_runs": c,
+    }
 
 
 def main() -> int:
@@ -204,17 +249,21 @@ def main() -> int:
     for n in sizes:
         r = measure(n, max(args.repeat, 5))
         results.append(r)
-        print(f"N={n:5d}  (a) canon sweep {r['a']:.3f}s  (b) ls-remote loop {r['b']:.3f}s  "
-              f"(c) fetch loop {r['c']:.3f}s   a/b = {r['a'] / r['b']:.2f}  a/c = {r['a'] / r['c']:.2f}  "
-              f"per recipe {r['a'] / n * 1000:.2f} ms  peak RSS {r['peak_mb']:.1f} MB  (setup {r['setup_s']:.1f}s)\n"
-              f"         (d) state guard + backup {r['d'] * 1000:.1f} ms = {r['d'] / r['a']:.1%} of (a)",
-              flush=True)  # fmt: skip
+        print(
+            f"N={n:5d}  (a) canon sweep {r['a']:.3f}s  (b) ls-remote loop {r['b']:.3f}s  "
+            f"(c) fetch loop {r['c']:.3f}s   a/b = {r['a'] / r['b']:.2f}  a/c = {r['a'] / r['c']:.2f}  "
+            f"per recipe {r['a'] / n * 1000:.2f} ms  peak RSS {r['peak_mb']:.1f} MB  (setup {r['setup_s']:.1f}s)\n"
+            f"         (d) state guard + backup {r['d'] * 1000:.1f} ms = {r['d'] / r['a']:.1%} of (a)",
+            flush=True,
+        )
     if len(results) > 1:
         base = results[0]
         for r in results[1:]:
-            print(f"growth {base['n']} -> {r['n']} (x{r['n'] / base['n']:.0f}): canon x{r['a'] / base['a']:.2f}, "
-                  f"ls-remote x{r['b'] / base['b']:.2f}, per-recipe canon {base['a'] / base['n'] * 1000:.2f} -> "
-                  f"{r['a'] / r['n'] * 1000:.2f} ms")  # fmt: skip
+            print(
+                f"growth {base['n']} -> {r['n']} (x{r['n'] / base['n']:.0f}): canon x{r['a'] / base['a']:.2f}, "
+                f"ls-remote x{r['b'] / base['b']:.2f}, per-recipe canon {base['a'] / base['n'] * 1000:.2f} -> "
+                f"{r['a'] / r['n'] * 1000:.2f} ms"
+            )
     return 0
 
 

@@ -41,8 +41,14 @@ PHASES = ("render + secrets", "deploy + converge", "ready probe", "teardown")
 def canon_run(tree: Path, work: Path, slot: str) -> list[float]:
     """Seconds per phase (:data:`PHASES`)."""
     b = SwarmBackend(work, helper_image=IMAGE, timeout_s=120)
-    meta = RecipeMeta("bench", work / "recipe_meta.py", {"DEPLOY_TIMEOUT_S": 120,
-                      "READY_PROBES": [{"cmd": "test -d /data/www", "retries": 20, "interval_s": 0.2}]})  # fmt: skip
+    meta = RecipeMeta(
+        "bench",
+        work / "recipe_meta.py",
+        {
+            "DEPLOY_TIMEOUT_S": 120,
+            "READY_PROBES": [{"cmd": "test -d /data/www", "retries": 20, "interval_s": 0.2}],
+        },
+    )
     t = [time.perf_counter()]
     b.provision(slot, tree, meta)
     t.append(time.perf_counter())
@@ -60,8 +66,16 @@ def converge(stack: str) -> None:
     first: tuple[str, float] | None = None
     while True:
         polled = time.monotonic()
-        rows = docker("service", "ps", f"{stack}_app", "--filter", "desired-state=running", "--no-trunc",
-                      "--format", "{{.ID}} {{.CurrentState}}").splitlines()  # fmt: skip
+        rows = docker(
+            "service",
+            "ps",
+            f"{stack}_app",
+            "--filter",
+            "desired-state=running",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.CurrentState}}",
+        ).splitlines()
         running = [r.split()[0] for r in rows if " Running" in r]
         if len(running) == 1:
             if first is None or first[0] != running[0]:
@@ -75,19 +89,53 @@ def converge(stack: str) -> None:
 
 def bare_run(tree: Path, stack: str) -> list[float]:
     """Seconds per phase (:data:`PHASES`)."""
-    env = {**os.environ, "STACK_NAME": stack, "DOMAIN": f"{stack}.bench", "GREETING": "hi",
-           "SECRET_DB_PASSWORD_VERSION": "v1", "APP_CONF_VERSION": "v1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "STACK_NAME": stack,
+        "DOMAIN": f"{stack}.bench",
+        "GREETING": "hi",
+        "SECRET_DB_PASSWORD_VERSION": "v1",
+        "APP_CONF_VERSION": "v1",
+    }
     t = [time.perf_counter()]
-    rendered = subprocess.run(["docker", "stack", "config", "-c", "compose.yml"], cwd=tree, env=env,
-                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+    rendered = subprocess.run(
+        ["docker", "stack", "config", "-c", "compose.yml"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     docker("secret", "create", f"{stack}_db_password_v1", "-", input="x" * 24)
     t.append(time.perf_counter())
-    subprocess.run(["docker", "stack", "deploy", "--detach=true", "--resolve-image", "never", "-c", "-", stack],
-                   input=rendered.replace("$", "$$"), text=True, capture_output=True, check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "docker",
+            "stack",
+            "deploy",
+            "--detach=true",
+            "--resolve-image",
+            "never",
+            "-c",
+            "-",
+            stack,
+        ],
+        input=rendered.replace("$", "$$"),
+        text=True,
+        capture_output=True,
+        check=True,
+    )
     converge(stack)
     t.append(time.perf_counter())
-    docker("exec", docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_app").split()[0],
-           "sh", "-c", "test -d /data/www")  # fmt: skip
+    docker(
+        "exec",
+        docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_app").split()[
+            0
+        ],
+        "sh",
+        "-c",
+        "test -d /data/www",
+    )
     t.append(time.perf_counter())
     # the teardown canon issues: services, containers (forced), then the slot's objects
     docker("service", "rm", f"{stack}_app")
@@ -115,8 +163,10 @@ def main() -> int:
             bare.append(bare_run(tree, f"bench-bare-{i}"))
             canon.append(canon_run(tree, Path(tmp) / "swarm", f"cold-bench-{i}"))
     c, b = statistics.median(sum(x) for x in canon), statistics.median(sum(x) for x in bare)
-    print(f"swarm cold run ({ROUNDS} rounds, medians): canon {c:.2f}s  bare docker {b:.2f}s  "
-          f"ratio {c / b:.2f}x (target <= 1.2x)")  # fmt: skip
+    print(
+        f"swarm cold run ({ROUNDS} rounds, medians): canon {c:.2f}s  bare docker {b:.2f}s  "
+        f"ratio {c / b:.2f}x (target <= 1.2x)"
+    )
     for i, what in enumerate(PHASES):
         ci, bi = statistics.median(x[i] for x in canon), statistics.median(x[i] for x in bare)
         print(f"  {what:18} canon {ci:5.2f}s  bare {bi:5.2f}s  ratio {ci / bi:.2f}x")

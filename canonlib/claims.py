@@ -10,8 +10,16 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SWEEP_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after",
-                 "upgrade_base_kind", "level", "label"]  # fmt: skip
+SWEEP_COLUMNS = [
+    "recipe",
+    "decision",
+    "latest",
+    "canonical_before",
+    "canonical_after",
+    "upgrade_base_kind",
+    "level",
+    "label",
+]
 
 
 @dataclass(frozen=True)

@@ -95,8 +95,11 @@ def plan_notes(rows: list[dict]) -> list[str]:
         if r.get("error"):
             note = f"cannot plan: {r['error']}; fix that, then plan again"
         elif decision == "run":
-            base = (f"L2 upgrades from {r['upgrade_base']} ({r.get('upgrade_base_kind')})"
-                    if r.get("upgrade_base") else "no upgrade base yet, so L2 is skipped")  # fmt: skip
+            base = (
+                f"L2 upgrades from {r['upgrade_base']} ({r.get('upgrade_base_kind')})"
+                if r.get("upgrade_base")
+                else "no upgrade base yet, so L2 is skipped"
+            )
             note = f"would cold-test {latest} ({base}) and promote it if green"
         elif decision == "skip:no-new-version":
             note = f"nothing to do: the canonical {r.get('canonical_before')} is the newest release"
@@ -117,8 +120,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     config = _config(args)
     signal.signal(signal.SIGTERM, raise_interrupted)
-    result = sweep(config, only=args.recipe or None, plan=args.plan, retry=args.retry or None,
-                   progress=not args.json and sys.stderr.isatty())  # fmt: skip
+    result = sweep(
+        config,
+        only=args.recipe or None,
+        plan=args.plan,
+        retry=args.retry or None,
+        progress=not args.json and sys.stderr.isatty(),
+    )
     for note in result.notes:
         print(f"canon: {note}", file=sys.stderr)
     if args.json:
@@ -130,8 +138,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for name, excluded_why in result.fleet.excluded:
             print(f"excluded: {name}: {excluded_why}")
         for recipe, incident, acked in canonical_incidents(result.rows):
-            then = ("acknowledged by its HOLD" if acked else "the sweep exits 1 until you set HOLD "
-                    "in its recipe_meta.py or a new release is promoted")  # fmt: skip
+            then = (
+                "acknowledged by its HOLD"
+                if acked
+                else "the sweep exits 1 until you set HOLD "
+                "in its recipe_meta.py or a new release is promoted"
+            )
             print_lines([f"INCIDENT {recipe}: {incident}; {then}"])
         for row in result.rows:
             if row.get("error") and not result.plan:
@@ -201,8 +213,10 @@ def cmd_pins(args: argparse.Namespace) -> int:
         print_json(pins)
         return 0
     for p in pins:
-        print(f"{p['recipe']}: UPGRADE_BASE_VERSION = {p['pin']!r} equals the canonical; "
-              f"remove it from {p['meta']} (the dynamic base now gives the same)")  # fmt: skip
+        print(
+            f"{p['recipe']}: UPGRADE_BASE_VERSION = {p['pin']!r} equals the canonical; "
+            f"remove it from {p['meta']} (the dynamic base now gives the same)"
+        )
     if not pins:
         print("no redundant upgrade-base pins")
     return 0
@@ -255,8 +269,10 @@ def _unknown_recipe(recipe: str, config, reg) -> int:  # reg None: no registry y
         return 0
     close = difflib.get_close_matches(recipe, sorted(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    print(f"canon: unknown recipe {recipe!r}: not in the fleet nor in {config.db_path}{hint}",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"canon: unknown recipe {recipe!r}: not in the fleet nor in {config.db_path}{hint}",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -305,15 +321,27 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
     from .evidence.progress import stderr_out
 
     progress = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
-    ev = run_suite(config, args.suite, params=params,
-                   out=lambda line: print(line, flush=True, file=progress),
-                   progress=stderr_out())  # fmt: skip
+    ev = run_suite(
+        config,
+        args.suite,
+        params=params,
+        out=lambda line: print(line, flush=True, file=progress),
+        progress=stderr_out(),
+    )
     if args.json:
-        print_json({"dir": str(ev.dir), "suite": ev.suite, "result": ev.verdict.result,
-                    "failed_notebooks": ev.verdict.failed_notebooks,
-                    "failing_rows": ev.verdict.failing_rows,
-                    "notebooks": [{"name": n.name, "ok": n.ok, "seconds": n.seconds,
-                                   "problems": n.problems} for n in ev.notebooks]})  # fmt: skip
+        print_json(
+            {
+                "dir": str(ev.dir),
+                "suite": ev.suite,
+                "result": ev.verdict.result,
+                "failed_notebooks": ev.verdict.failed_notebooks,
+                "failing_rows": ev.verdict.failing_rows,
+                "notebooks": [
+                    {"name": n.name, "ok": n.ok, "seconds": n.seconds, "problems": n.problems}
+                    for n in ev.notebooks
+                ],
+            }
+        )
     return ev.verdict.exit_code
 
 
@@ -323,8 +351,10 @@ def _evidence_dir_arg(args: argparse.Namespace) -> Path:
 
     if args.dir is not None:
         if not (args.dir / "manifest.json").exists():
-            raise UsageError(f"{args.dir}: not an evidence dir (no manifest.json); "
-                             "`canon evidence latest` prints the newest")  # fmt: skip
+            raise UsageError(
+                f"{args.dir}: not an evidence dir (no manifest.json); "
+                "`canon evidence latest` prints the newest"
+            )
         return args.dir
     config = _config(args)
     d = latest_dir(config.evidence_dir)
@@ -351,8 +381,10 @@ def cmd_evidence_open(args: argparse.Namespace) -> int:
 
     d = _evidence_dir_arg(args)
     if not (d / INDEX).exists():
-        raise UsageError(f"{d}: no index.html (written by evidence runs since reports began); "
-                         f"see {d / 'manifest.json'}")  # fmt: skip
+        raise UsageError(
+            f"{d}: no index.html (written by evidence runs since reports began); "
+            f"see {d / 'manifest.json'}"
+        )
     path, opened = open_index(d)
     if args.json:
         print_json({"index": str(path), "opened": opened})
@@ -377,8 +409,9 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         rows = reg.results()
     known = sorted({str(r["recipe"]) for r in rows})
     if args.recipe and args.recipe not in known:
-        raise UsageError(f"{args.recipe}: no results in {config.db_path}"
-                         f"{did_you_mean(args.recipe, known)}")  # fmt: skip
+        raise UsageError(
+            f"{args.recipe}: no results in {config.db_path}{did_you_mean(args.recipe, known)}"
+        )
     recipe = investigate.pick(rows, args.recipe)
     if recipe is None:
         if args.json:
@@ -393,12 +426,24 @@ def cmd_investigate(args: argparse.Namespace) -> int:
     why = f" (failing since run {streak.since_run}, {streak.runs} run(s))" if streak else ""
     err = stderr_out()
     err(f"investigating {recipe}{why}")
-    ev = run_suite(config, "investigate", params={"recipe": recipe}, out=err,
-                   notebooks=[notebooks_dir() / "investigate.ipynb"])  # fmt: skip
+    ev = run_suite(
+        config,
+        "investigate",
+        params={"recipe": recipe},
+        out=err,
+        notebooks=[notebooks_dir() / "investigate.ipynb"],
+    )
     rec = next((n.records for n in ev.notebooks if n.name == "investigate"), {})
     if args.json:
-        print_json({"recipe": recipe, "reason": rec.get("investigate_reason"), "dir": str(ev.dir),
-                    "index": str(ev.dir / INDEX), "ok": ev.ok})  # fmt: skip
+        print_json(
+            {
+                "recipe": recipe,
+                "reason": rec.get("investigate_reason"),
+                "dir": str(ev.dir),
+                "index": str(ev.dir / INDEX),
+                "ok": ev.ok,
+            }
+        )
         return 0 if ev.ok else 1
     if rec.get("investigate_reason"):
         print(f"{recipe}: {rec['investigate_reason']}")
@@ -413,8 +458,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     state = args.state_dir or (_config(args).state_dir if args.state else None)
     if args.state and not args.state_dir:  # checked against the live registry: say if it is behind
         _warn_if_behind(_config(args))
-    claims = verify(args.dir, state=state, upstream=args.upstream, key=args.key,
-                    require_signature=args.require_signature)  # fmt: skip
+    claims = verify(
+        args.dir,
+        state=state,
+        upstream=args.upstream,
+        key=args.key,
+        require_signature=args.require_signature,
+    )
     return print_claims(claims, args)
 
 
@@ -427,8 +477,10 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
         return 0
     print(f"private key: {kp.private} (0600; keep it on this machine)")
     print(f"public key:  {kp.public}")
-    print("every evidence run now writes manifest.dsse.json beside manifest.json; commit the public key "
-          f"to the fleet repo so reviewers can run: canon verify --key {kp.public.name} DIR")  # fmt: skip
+    print(
+        "every evidence run now writes manifest.dsse.json beside manifest.json; commit the public key "
+        f"to the fleet repo so reviewers can run: canon verify --key {kp.public.name} DIR"
+    )
     return 0
 
 
@@ -439,19 +491,25 @@ def cmd_systemd_render(args: argparse.Namespace) -> int:
 
     if args.fleet:  # the unit's CCCI_REPO; the config may rely on it for the fleet
         os.environ["CCCI_REPO"] = str(Path(args.fleet).resolve())
-    o = UnitOptions(path=args.path or os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-                    on_calendar=args.on_calendar, randomized_delay=args.delay,
-                    fleet=Path(args.fleet) if args.fleet else None,
-                    working_directory=Path(args.working_directory) if args.working_directory else None,
-                    user=args.user, on_failure=args.on_failure)  # fmt: skip
+    o = UnitOptions(
+        path=args.path or os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        on_calendar=args.on_calendar,
+        randomized_delay=args.delay,
+        fleet=Path(args.fleet) if args.fleet else None,
+        working_directory=Path(args.working_directory) if args.working_directory else None,
+        user=args.user,
+        on_failure=args.on_failure,
+    )
     written = render(_config(args), Path(args.output), o)
     if args.json:
         print_json({"written": [str(p) for p in written]})
         return 0
     for p in written:
         print(p)
-    print(f"install: sudo cp {args.output}/canon-sweep.* /etc/systemd/system/ && "
-          "sudo systemctl daemon-reload && sudo systemctl enable --now canon-sweep.timer")  # fmt: skip
+    print(
+        f"install: sudo cp {args.output}/canon-sweep.* /etc/systemd/system/ && "
+        "sudo systemctl daemon-reload && sudo systemctl enable --now canon-sweep.timer"
+    )
     return 0
 
 
@@ -502,8 +560,11 @@ def cmd_registry_rebuild(args: argparse.Namespace) -> int:
 
     config = _config(args)
     with _registry_lock(config, "registry rebuild"):
-        notes = rebuild(config.db_path, make_backend(config),
-                        base=Path(args.from_file) if args.from_file else None)  # fmt: skip
+        notes = rebuild(
+            config.db_path,
+            make_backend(config),
+            base=Path(args.from_file) if args.from_file else None,
+        )
     print_json({"notes": list(notes)}) if args.json else print_lines(notes)
     return 0
 
@@ -516,35 +577,39 @@ def _stamp() -> str:
 
 def _add_registry_commands(sub) -> None:
     rg = sub.add_parser(
-        "registry", help="back up, restore or rebuild the registry (state/canon.db)",
+        "registry",
+        help="back up, restore or rebuild the registry (state/canon.db)",
         description="The registry must never be behind the deployed canonicals. A sweep refuses "
         "(exit 2) when it is missing, empty, damaged, rolled back or lost rows; these are the way out.",
-    )  # fmt: skip
+    )
     rgsub = rg.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
     b = rgsub.add_parser(
-        "backup", help="a consistent copy (SQLite online backup) to FILE",
+        "backup",
+        help="a consistent copy (SQLite online backup) to FILE",
         description="Copy the registry with SQLite's online backup API (default FILE: "
         "state/backups/manual-<time>.db). A sweep also keeps its last 5 automatic backups there.",
-    )  # fmt: skip
+    )
     b.add_argument(
         "file", nargs="?", help="where to write the copy (default: state/backups/manual-<time>.db)"
     )
     add_json(b, "the backup's path")
     b.set_defaults(func=cmd_registry_backup)
     r = rgsub.add_parser(
-        "restore", help="replace the registry with FILE, after checking it",
+        "restore",
+        help="replace the registry with FILE, after checking it",
         description="Check FILE (sound, promotion chain intact, not behind the slots' markers) and "
         "replace the registry with it atomically; the replaced registry is kept in state/backups.",
-    )  # fmt: skip
+    )
     r.add_argument("file", help="the backup to restore (a registry .db file)")
     add_json(r, "what was done")
     r.set_defaults(func=cmd_registry_restore)
     rb = rgsub.add_parser(
-        "rebuild", help="recreate the canonicals from the slots' markers",
+        "rebuild",
+        help="recreate the canonicals from the slots' markers",
         description="Start from --from FILE, else the current registry when its chain checks, else "
         "an empty one; add a `rebuild` row to the promotion chain for every canonical slot the "
         "registry does not name; re-mark the slots. The replaced registry is kept in state/backups.",
-    )  # fmt: skip
+    )
     rb.add_argument("--from", dest="from_file", metavar="FILE", help="a backup to start from")
     add_json(rb, "what was done")
     rb.set_defaults(func=cmd_registry_rebuild)
@@ -589,12 +654,13 @@ def cmd_meta_keys(args: argparse.Namespace) -> int:
 
 def add_init_and_meta(sub) -> None:
     ini = sub.add_parser(
-        "init", help="start a new install: canon.toml and a fleet with one example recipe",
+        "init",
+        help="start a new install: canon.toml and a fleet with one example recipe",
         description="Write DIR/canon.toml and DIR/fleet (a git repo) holding one example "
         "recipe: its recipe_meta.py with every key commented and a functional test. Then "
         "`canon --config DIR/canon.toml sweep --plan` says what a sweep would do. Never "
         "overwrites an existing canon.toml or fleet.",
-    )  # fmt: skip
+    )
     ini.add_argument("dir", metavar="DIR", help="directory to create the install in (new or empty)")
     add_json(ini, "the paths written")
     ini.set_defaults(func=cmd_init)
@@ -624,32 +690,38 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("versions", help="order recipe tags (read one per line from stdin)")
     vsub = v.add_subparsers(dest="versions_command", metavar="ACTION", required=True)
     vs = vsub.add_parser(
-        "sort", help="print the recipe versions oldest first",
+        "sort",
+        help="print the recipe versions oldest first",
         description="Read tags one per line from stdin; print the recipe versions among them, "
         "oldest first, by semver precedence of the recipe part, then the app part. "
         "Tags that are not versions are named on stderr.",
-    )  # fmt: skip
+    )
     add_json(vs, "the versions and the tags that are not")
     vs.set_defaults(func=cmd_versions_sort)
     vl = vsub.add_parser(
-        "latest", help="print the newest release",
+        "latest",
+        help="print the newest release",
         description="Read tags one per line from stdin; print the newest release tag. "
         "Exit 3 when there is none.",
-    )  # fmt: skip
+    )
     vl.add_argument(
         "--allow-prerelease", action="store_true", help="count prereleases (1.0.0-rc1) as releases"
     )
     add_json(vl, "the newest release (null when none)")
     vl.set_defaults(func=cmd_versions_latest)
     sw = sub.add_parser(
-        "sweep", help="the weekly job: sync, decide, cold-test, gate, promote, label",
+        "sweep",
+        help="the weekly job: sync, decide, cold-test, gate, promote, label",
         description=textwrap.fill(
             "Sweep every enrolled recipe of the fleet: mirror it from upstream, find its newest "
             "release tag, and when that is newer than the canonical, cold-test exactly that tag and "
             "promote it if it is green and the tested commit is the tag's commit. One recipe's failure "
-            "is its own row; the others go on. Labels come from the registry, not exit codes.", 78),
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+            "is its own row; the others go on. Labels come from the registry, not exit codes.",
+            78,
+        ),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sw.add_argument(
         "--plan",
         action="store_true",
@@ -657,9 +729,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--recipe", action="append", metavar="R", help="only this recipe (repeatable)")
     sw.add_argument(
-        "--retry", action="append", metavar="R",
+        "--retry",
+        action="append",
+        metavar="R",
         help="cold-test R's latest tag even if it is known-red (repeatable)",
-    )  # fmt: skip
+    )
     add_json(sw, "the result rows, a list")
     sw.set_defaults(func=cmd_sweep)
 
@@ -668,9 +742,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_status)
 
     pi = sub.add_parser(
-        "pins", help="upgrade-base pins the canonical now makes redundant",
+        "pins",
+        help="upgrade-base pins the canonical now makes redundant",
         description="List recipes whose UPGRADE_BASE_VERSION equals their canonical: the pin can go.",
-    )  # fmt: skip
+    )
     add_json(pi, "the redundant pins, a list")
     pi.set_defaults(func=cmd_pins)
 
@@ -680,16 +755,21 @@ def build_parser() -> argparse.ArgumentParser:
     hi.set_defaults(func=cmd_history)
 
     de = sub.add_parser(
-        "demo", help="build the demo fleet in DIR and run canon's main job on it",
+        "demo",
+        help="build the demo fleet in DIR and run canon's main job on it",
         description="Build a workspace in DIR (default ./demo) with real git: upstream repos shaped like "
         "Co-op Cloud recipes with their real tag histories, a fleet tree and canon.toml; then sweep "
         "it week by week, print the results and where the evidence is. Running it again starts afresh.",
-    )  # fmt: skip
+    )
     de.add_argument("dir", nargs="?", default="demo", help="where to build it (default: ./demo)")
     de.add_argument("--no-evidence", action="store_true", help="run the sweeps only, no notebooks")
-    de.add_argument("--backend", choices=("local", "swarm"), default="local",
-                    help="local (embedded, no docker) or swarm (the local docker engine's swarm: "
-                         "scripts/swarm-up; recipe images are built locally)")  # fmt: skip
+    de.add_argument(
+        "--backend",
+        choices=("local", "swarm"),
+        default="local",
+        help="local (embedded, no docker) or swarm (the local docker engine's swarm: "
+        "scripts/swarm-up; recipe images are built locally)",
+    )
     de.set_defaults(func=cmd_demo)
 
     ev = sub.add_parser(
@@ -697,15 +777,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evsub = ev.add_subparsers(dest="evidence_command", metavar="ACTION", required=True)
     er = evsub.add_parser(
-        "run", help="execute a suite of notebooks and write manifest.json",
+        "run",
+        help="execute a suite of notebooks and write manifest.json",
         description="Execute a suite with papermill into <evidence_dir>/<run-id>/ and write an in-toto "
         "manifest with the sha256 of every file. Suites: weekly (sweep, determinism, disk_budget), "
         "proofs (tagged_promote, samever, disk_budget), all (both, plus investigate), investigate, verify (needs "
         "--target). Exit 1 (verdict FAILED) when any notebook or claim fails or a recorded sweep has a "
         "FAIL, ERROR or GREEN-BUT-PROMOTE-FAILED row; the last line printed is the evidence dir.",
-    )  # fmt: skip
-    er.add_argument("suite", choices=["weekly", "proofs", "all", "investigate", "verify"],
-                    help="which notebooks to run")  # fmt: skip
+    )
+    er.add_argument(
+        "suite",
+        choices=["weekly", "proofs", "all", "investigate", "verify"],
+        help="which notebooks to run",
+    )
     er.add_argument("--target", help="verify: the evidence dir to verify")
     er.add_argument(
         "--recipe", help="proofs/investigate: the recipe to use (default: chosen from the registry)"
@@ -721,44 +805,60 @@ def build_parser() -> argparse.ArgumentParser:
     add_json(el, "the dir")
     el.set_defaults(func=cmd_evidence_latest)
     eo = evsub.add_parser(
-        "open", help="open an evidence dir's index.html (default: the newest)",
+        "open",
+        help="open an evidence dir's index.html (default: the newest)",
         description="Open DIR/index.html in a browser; with no display, print its path.",
-    )  # fmt: skip
+    )
     eo.add_argument("dir", nargs="?", type=Path, help="an evidence dir (default: the newest)")
     add_json(eo, "the page's path and whether it was opened")
     eo.set_defaults(func=cmd_evidence_open)
 
     inv = sub.add_parser(
-        "investigate", help="why a recipe fails: its history, rungs and last log, as evidence",
+        "investigate",
+        help="why a recipe fails: its history, rungs and last log, as evidence",
         description="Execute the investigate notebook for RECIPE into its own evidence dir, without a "
         "sweep: no mirror is fetched, no registry row is written. With no RECIPE, the recipe that has "
         "been failing longest. Prints the reason, the dir and its index.html.",
-    )  # fmt: skip
+    )
     inv.add_argument("recipe", nargs="?", help="the recipe (default: the one failing longest)")
     add_json(inv, "the recipe, reason, dir and page")
     inv.set_defaults(func=cmd_investigate)
 
     ve = sub.add_parser(
-        "verify", help="re-check an evidence dir from cold, with nothing but the dir",
+        "verify",
+        help="re-check an evidence dir from cold, with nothing but the dir",
         description="Re-check every claim of an evidence dir from the dir alone (no config, no state, "
         "any machine): file hashes, the suite complete, every notebook complete, what each notebook "
         "shows re-derived from the bundled registry, labels, the promotion chain, the proofs, commit == "
         "tag from the bundled refs, the verdict. One line per claim; exit 1 if any fails. A FAILED week "
         "still verifies: the verdict line says FAILED.",
-    )  # fmt: skip
+    )
     ve.add_argument("dir", type=Path, help="the evidence dir (a copy anywhere will do)")
-    ve.add_argument("--state", action="store_true",
-                    help="also check against the live registry of --config's state dir: it still holds "
-                    "the run's chain and rows (a rollback or rewrite fails, naming the row)")  # fmt: skip
+    ve.add_argument(
+        "--state",
+        action="store_true",
+        help="also check against the live registry of --config's state dir: it still holds "
+        "the run's chain and rows (a rollback or rewrite fails, naming the row)",
+    )
     ve.add_argument(
         "--state-dir", type=Path, metavar="DIR", help="like --state, with this state dir"
     )
-    ve.add_argument("--upstream", action="store_true",
-                    help="also re-list each canonical's tag from its upstream (git ls-remote)")  # fmt: skip
-    ve.add_argument("--key", type=Path, metavar="PUBFILE",
-                    help="ed25519 public key (PEM) the manifest's DSSE signature must verify with")  # fmt: skip
-    ve.add_argument("--require-signature", action="store_true",
-                    help="fail when the dir is unsigned or the signature is not checked")  # fmt: skip
+    ve.add_argument(
+        "--upstream",
+        action="store_true",
+        help="also re-list each canonical's tag from its upstream (git ls-remote)",
+    )
+    ve.add_argument(
+        "--key",
+        type=Path,
+        metavar="PUBFILE",
+        help="ed25519 public key (PEM) the manifest's DSSE signature must verify with",
+    )
+    ve.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="fail when the dir is unsigned or the signature is not checked",
+    )
     add_quiet_failed(ve)
     add_json(ve, "the claims, a list")
     ve.set_defaults(func=cmd_verify)
@@ -766,19 +866,21 @@ def build_parser() -> argparse.ArgumentParser:
     ke = sub.add_parser("keys", help="the evidence signing key")
     kesub = ke.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     ki = kesub.add_parser(
-        "init", help="make an ed25519 key pair in the state dir; evidence runs then sign their manifest",
-    )  # fmt: skip
+        "init",
+        help="make an ed25519 key pair in the state dir; evidence runs then sign their manifest",
+    )
     add_json(ki, "the key files' paths")
     ki.set_defaults(func=cmd_keys_init)
 
     sd = sub.add_parser("systemd", help="render and verify the weekly service + timer")
     sdsub = sd.add_subparsers(dest="systemd_command", metavar="ACTION", required=True)
     sr = sdsub.add_parser(
-        "render", help="write canon-sweep.service and canon-sweep.timer for this install",
+        "render",
+        help="write canon-sweep.service and canon-sweep.timer for this install",
         description="Write the oneshot service (runs `canon evidence run weekly` from this checkout with "
         "this config, the fleet in CCCI_REPO and the CI runner's PATH) and the weekly timer "
         "(Persistent=true, randomised delay). Use the global --config to name the operator's canon.toml.",
-    )  # fmt: skip
+    )
     sr.add_argument(
         "--output", default="systemd", help="directory to write the units into (default: systemd)"
     )
@@ -794,25 +896,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sr.add_argument("--delay", default="1h", help="RandomizedDelaySec (default: 1h)")
     sr.add_argument("--user", help="User= for the service (default: none, i.e. root)")
-    sr.add_argument("--on-failure", metavar="UNIT",
-                    help="OnFailure= unit to start when the week is FAILED or the run breaks, "
-                    "e.g. canon-notify@%%n.service")  # fmt: skip
+    sr.add_argument(
+        "--on-failure",
+        metavar="UNIT",
+        help="OnFailure= unit to start when the week is FAILED or the run breaks, "
+        "e.g. canon-notify@%%n.service",
+    )
     add_json(sr, "the files written")
     sr.set_defaults(func=cmd_systemd_render)
     sv = sdsub.add_parser(
         "verify", help="systemd-analyze verify the units and check the calendar is weekly"
     )
-    sv.add_argument("dir", nargs="?", default="systemd",
-                    help="the directory holding the rendered units (default: systemd)")  # fmt: skip
+    sv.add_argument(
+        "dir",
+        nargs="?",
+        default="systemd",
+        help="the directory holding the rendered units (default: systemd)",
+    )
     add_quiet_failed(sv)
     add_json(sv, "the claims, a list")
     sv.set_defaults(func=cmd_systemd_verify)
 
     dr = sub.add_parser(
-        "doctor", help="check what the timer will see: config, fleet, tools on PATH, dirs, kernel, disk",
+        "doctor",
+        help="check what the timer will see: config, fleet, tools on PATH, dirs, kernel, disk",
         description="One line per check, exit 1 if any fails. With --unit, use that unit's Environment= "
         "(CANON_CONFIG, CCCI_REPO, PATH) and WorkingDirectory= instead of this shell's.",
-    )  # fmt: skip
+    )
     dr.add_argument("--unit", help="a rendered canon-sweep.service")
     add_quiet_failed(dr)
     add_json(dr, "the checks, a list")
@@ -827,12 +937,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_commands(sub)
 
     h = sub.add_parser(
-        "harness", help="the built-in cold-run harness (started by canon sweep)",
+        "harness",
+        help="the built-in cold-run harness (started by canon sweep)",
         description="Deploy $CCCI_RECIPE_DIR through the configured backend into a throw-away "
         "slot, climb the rungs (L1 install, L2 upgrade from $CCCI_UPGRADE_BASE, L3 backup/restore, "
         "L4 functional tests from the fleet, L5 lint), write $CCCI_RESULT_FILE and tear the slot "
         "down. Exit 0 when green.",
-    )  # fmt: skip
+    )
     h.set_defaults(func=cmd_harness)
     add_init_and_meta(sub)
     return p

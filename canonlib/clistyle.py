@@ -42,8 +42,12 @@ def add_json(parser: argparse.ArgumentParser, what: str = "the result") -> None:
 def add_quiet_failed(parser: argparse.ArgumentParser) -> None:
     """``--quiet`` and ``--failed-only`` for a command that prints claims."""
     g = parser.add_mutually_exclusive_group()
-    g.add_argument("--quiet", "-q", action="store_true",
-                   help="print only the count line (the exit code says the rest)")  # fmt: skip
+    g.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only the count line (the exit code says the rest)",
+    )
     g.add_argument(
         "--failed-only", action="store_true", help="print only the failed lines and the count"
     )
@@ -55,12 +59,20 @@ def print_json(value: Any) -> None:
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """``rows`` as a table: cut to the terminal's width on a TTY, outcomes coloured there."""
-    print(format_table(rows, columns, max_width=term.width(sys.stdout),
-                       paint=term.use_colour(sys.stdout)))  # fmt: skip
+    print(
+        format_table(
+            rows, columns, max_width=term.width(sys.stdout), paint=term.use_colour(sys.stdout)
+        )
+    )
 
 
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, max_width: int | None,
-                 paint: bool = False) -> str:  # fmt: skip
+def format_table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    max_width: int | None,
+    paint: bool = False,
+) -> str:
     """``rows`` as a table of whole cells, cut to ``max_width`` when there is one."""
     body = [[_whole(r.get(c)) for c in columns] for r in rows]
     return term.table(body, list(columns), max_width=max_width, paint=paint)

@@ -296,13 +296,24 @@ def load_config(
     overrides = "|".join(f"{k}={environ.get(k, '')}" for k in ("CCCI_REPO", "CANON_STATE"))
     digest = hashlib.sha256(blob + b"\0" + overrides.encode()).hexdigest()
     return Config(
-        path=path, fleet=_path(base, fleet_s), state_dir=_path(base, state_s),
-        evidence_dir=_path(base, evidence_s), upstream=upstream, push=push, branch=branch,
-        branch_set=branch_set, backend=backend, harness_command=list(command), harness_timeout_s=float(harness_timeout),
-        sync_parallel=parallel, sync_timeout_s=float(sync_timeout), cold_parallel=cold_parallel,
+        path=path,
+        fleet=_path(base, fleet_s),
+        state_dir=_path(base, state_s),
+        evidence_dir=_path(base, evidence_s),
+        upstream=upstream,
+        push=push,
+        branch=branch,
+        branch_set=branch_set,
+        backend=backend,
+        harness_command=list(command),
+        harness_timeout_s=float(harness_timeout),
+        sync_parallel=parallel,
+        sync_timeout_s=float(sync_timeout),
+        cold_parallel=cold_parallel,
         disk_budget_bytes=budget,
-        recipes=recipes, digest=digest,
-    )  # fmt: skip
+        recipes=recipes,
+        digest=digest,
+    )
 
 
 def _template_problems(key: str, tmpl: str, needs_recipe: bool = True) -> list[str]:
@@ -345,8 +356,14 @@ def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _names(types: type | tuple[type, ...]) -> str:
-    names = {"str": "a string", "int": "an integer", "float": "a number", "dict": "a table",
-             "list": "a list", "bool": "true/false"}  # fmt: skip
+    names = {
+        "str": "a string",
+        "int": "an integer",
+        "float": "a number",
+        "dict": "a table",
+        "list": "a list",
+        "bool": "true/false",
+    }
     return " or ".join(names.get(t.__name__, t.__name__) for t in _tuple(types))
 
 

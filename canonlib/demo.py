@@ -55,8 +55,15 @@ configs:
 HOOK_CONFIG = "  post_install:\n    name: ${STACK_NAME}_post_install_${POST_INSTALL_VERSION}\n    file: post-install.sh\n"
 
 
-def compose_yml(recipe: str, label_version: str, image: str, *, swarm: bool = False,
-                hook: bool = False, db: bool = False) -> str:  # fmt: skip
+def compose_yml(
+    recipe: str,
+    label_version: str,
+    image: str,
+    *,
+    swarm: bool = False,
+    hook: bool = False,
+    db: bool = False,
+) -> str:
     """The demo recipe's compose.yml; ``swarm``: runnable on a real swarm (``hook``: it mounts a
     post-install.sh, ``db``: it has a db service for DEPS)."""
     app_extra = SWARM_APP.format(hook_mount=HOOK_MOUNT if hook else "") if swarm else ""
@@ -95,14 +102,28 @@ networks:
 """
 
 
-def recipe_files(recipe: str, tag: str, *, label_version: str | None = None, app_conf: str = "ok\n",
-                 release_note: bool = True, image: str | None = None,
-                 extra: dict[str, str] | None = None, swarm: bool = False) -> dict[str, str]:  # fmt: skip
+def recipe_files(
+    recipe: str,
+    tag: str,
+    *,
+    label_version: str | None = None,
+    app_conf: str = "ok\n",
+    release_note: bool = True,
+    image: str | None = None,
+    extra: dict[str, str] | None = None,
+    swarm: bool = False,
+) -> dict[str, str]:
     """The files of a Co-op Cloud recipe released as ``tag`` (``swarm``: runnable on a real swarm)."""
     image = image or demo_image(recipe, tag)
     hook = (extra or {}).get("post-install.sh") if swarm else None
-    compose = compose_yml(recipe, label_version or tag, image, swarm=swarm, hook=hook is not None,
-                          db="DEPS" in EXTRA_META.get(recipe, ""))  # fmt: skip
+    compose = compose_yml(
+        recipe,
+        label_version or tag,
+        image,
+        swarm=swarm,
+        hook=hook is not None,
+        db="DEPS" in EXTRA_META.get(recipe, ""),
+    )
     abra_sh = "export APP_CONF_VERSION=v1\n"
     if hook is not None:  # only on the swarm
         abra_sh += f"export POST_INSTALL_VERSION=h{hashlib.sha256(hook.encode()).hexdigest()[:8]}\n"
@@ -155,10 +176,10 @@ META = textwrap.dedent("""\
 
 EXTRA_META = {
     "bluesky-pds": 'SECRETS = {"pds_plc_rotation_key": "hex:32", "pds_jwt_secret": None}\n'
-                   'EXPECTED_NA = {"backup": "PDS data is re-synced from the network, not restored"}\n',
+    'EXPECTED_NA = {"backup": "PDS data is re-synced from the network, not restored"}\n',
     "nextcloud": 'DEPS = ["db"]\nSECRETS = {"db_password": "alnum:32", "admin_password": None}\n',
     "hello-fixture": "FIXTURE = True\n",
-}  # fmt: skip
+}
 
 BACKEND_LOCAL = """\
 [backend]
@@ -181,8 +202,19 @@ KEYCLOAK_BROKEN_HOOK = textwrap.dedent("""\
     esac
 """)
 
-RECIPES = ["bluesky-pds", "bonfire", "custom-html", "gitea", "hello-fixture", "keycloak",
-           "lasuite-docs", "mailu", "nextcloud", "plausible", "traefik"]  # fmt: skip
+RECIPES = [
+    "bluesky-pds",
+    "bonfire",
+    "custom-html",
+    "gitea",
+    "hello-fixture",
+    "keycloak",
+    "lasuite-docs",
+    "mailu",
+    "nextcloud",
+    "plausible",
+    "traefik",
+]
 
 
 class Demo:
@@ -241,7 +273,7 @@ class Demo:
                 self.up[name] = UpstreamRepo(self.root / "upstream" / name)
                 self.up[name].commit(
                     {"README.md": f"# {name}\n", ".env.sample": "TYPE=x\n"}, "init: recipe skeleton"
-                )  # fmt: skip
+                )
         self.commit_fleet("fleet: enrol the demo recipes")
 
     def commit_fleet(self, msg: str) -> None:
@@ -318,33 +350,61 @@ class Demo:
 # week -> recipe -> expected label prefix
 EXPECTED: dict[str, dict[str, str]] = {
     "week 1": {
-        "bluesky-pds": "PASS (promoted)", "bonfire": "PASS (promoted)", "custom-html": "PASS (promoted)",
-        "gitea": "PASS (promoted)", "keycloak": "PASS (promoted)", "lasuite-docs": "ERROR (sync:",
-        "mailu": "SKIP (never-released)", "nextcloud": "PASS (promoted)", "plausible": "PASS (promoted)",
+        "bluesky-pds": "PASS (promoted)",
+        "bonfire": "PASS (promoted)",
+        "custom-html": "PASS (promoted)",
+        "gitea": "PASS (promoted)",
+        "keycloak": "PASS (promoted)",
+        "lasuite-docs": "ERROR (sync:",
+        "mailu": "SKIP (never-released)",
+        "nextcloud": "PASS (promoted)",
+        "plausible": "PASS (promoted)",
         "traefik": "PASS (promoted)",
     },
     "week 2": {
-        "bluesky-pds": "FAIL (level 4/5)", "bonfire": "SKIP (no-new-version)",
-        "custom-html": "PASS (promoted)", "gitea": "SKIP (held)", "keycloak": "GREEN-BUT-PROMOTE-FAILED",
-        "lasuite-docs": "ERROR (sync:", "mailu": "SKIP (never-released)",
-        "nextcloud": "SKIP (no-new-version)", "plausible": "FAIL (level 1/5)",
+        "bluesky-pds": "FAIL (level 4/5)",
+        "bonfire": "SKIP (no-new-version)",
+        "custom-html": "PASS (promoted)",
+        "gitea": "SKIP (held)",
+        "keycloak": "GREEN-BUT-PROMOTE-FAILED",
+        "lasuite-docs": "ERROR (sync:",
+        "mailu": "SKIP (never-released)",
+        "nextcloud": "SKIP (no-new-version)",
+        "plausible": "FAIL (level 1/5)",
         "traefik": "GREEN-NOT-PROMOTED (tag incident",
     },
     "week 3": {
-        "bluesky-pds": "SKIP (known-red)", "bonfire": "SKIP (no-new-version)",
-        "custom-html": "SKIP (no-new-version)", "gitea": "SKIP (held)", "keycloak": "PASS (promoted)",
-        "lasuite-docs": "ERROR (sync:", "mailu": "SKIP (never-released)",
-        "nextcloud": "SKIP (no-new-version)", "plausible": "PASS (promoted)", "traefik": "PASS (promoted)",
+        "bluesky-pds": "SKIP (known-red)",
+        "bonfire": "SKIP (no-new-version)",
+        "custom-html": "SKIP (no-new-version)",
+        "gitea": "SKIP (held)",
+        "keycloak": "PASS (promoted)",
+        "lasuite-docs": "ERROR (sync:",
+        "mailu": "SKIP (never-released)",
+        "nextcloud": "SKIP (no-new-version)",
+        "plausible": "PASS (promoted)",
+        "traefik": "PASS (promoted)",
     },
-}  # fmt: skip
-EXPECTED["again"] = {r: ("ERROR (sync:" if r == "lasuite-docs" else label if label.startswith("SKIP") else
-                         "SKIP (no-new-version)") for r, label in EXPECTED["week 3"].items()}  # fmt: skip
+}
+EXPECTED["again"] = {
+    r: (
+        "ERROR (sync:"
+        if r == "lasuite-docs"
+        else label
+        if label.startswith("SKIP")
+        else "SKIP (no-new-version)"
+    )
+    for r, label in EXPECTED["week 3"].items()
+}
 
 
 def check_labels(rows: list[dict], expected: dict[str, str]) -> list[str]:
     got = {r["recipe"]: r["label"] for r in rows}
-    problems = [f"{r}: expected {want}…, got {got.get(r)}" for r, want in expected.items()
-                if not str(got.get(r)).startswith(want)]  # fmt: skip
+    problems = [
+        f"{r}: expected {want}…, got {got.get(r)}"
+        for r, want in expected.items()
+        if not str(got.get(r)).startswith(want)
+    ]
     problems += [f"{r}: unexpected row {label}" for r, label in got.items() if r not in expected]
     return problems
 
@@ -401,8 +461,13 @@ def prepare(root: str | Path, backend: str = "local") -> Demo:
     return demo
 
 
-def run_demo(root: str | Path, *, evidence: bool = True, out: Callable[[str], None] = print,
-             backend: str = "local") -> int:  # fmt: skip
+def run_demo(
+    root: str | Path,
+    *,
+    evidence: bool = True,
+    out: Callable[[str], None] = print,
+    backend: str = "local",
+) -> int:
     """Build the demo in ``root`` and play its weeks; weeks 3 and 'again' run inside the evidence suite.
 
     ``backend`` is ``local`` (embedded, no docker) or ``swarm`` (the local engine's swarm)."""

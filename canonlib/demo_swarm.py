@@ -80,8 +80,13 @@ def build_images(images: dict[str, str], docker: str = "docker") -> None:
     for image, recipe in sorted(images.items()):
         with tempfile.TemporaryDirectory() as ctx:
             (Path(ctx) / "Dockerfile").write_text(DOCKERFILE.format(base=BASE_IMAGE, recipe=recipe))
-            proc = subprocess.run([docker, "build", "-q", "-t", image, ctx], capture_output=True, text=True,
-                                  check=False, timeout=600)  # fmt: skip
+            proc = subprocess.run(
+                [docker, "build", "-q", "-t", image, ctx],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
             if proc.returncode:
                 raise UsageError(
                     f"building demo image {image} failed: {proc.stderr.strip()[-300:]}"
@@ -93,8 +98,11 @@ def ensure_proxy_network(docker: str = "docker") -> None:
     if subprocess.run(
         [docker, "network", "inspect", "proxy"], capture_output=True, check=False
     ).returncode:
-        subprocess.run([docker, "network", "create", "-d", "overlay", "--attachable", "proxy"],
-                       capture_output=True, check=True)  # fmt: skip
+        subprocess.run(
+            [docker, "network", "create", "-d", "overlay", "--attachable", "proxy"],
+            capture_output=True,
+            check=True,
+        )
 
 
 def clean(root: str | Path) -> list[str]:

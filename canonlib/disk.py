@@ -34,19 +34,28 @@ def disk_report(config: Config) -> dict:
     rows = []
     for r in recipes:
         slot = config.slots_dir / deployments[r] if deployments.get(r) else None
-        rows.append(DiskRow(
-            r, _size(config.mirror_path(r)),
-            _size(slot) if slot else 0,
-            _size(slot / "snapshots") if slot else 0,
-        ))  # fmt: skip
+        rows.append(
+            DiskRow(
+                r,
+                _size(config.mirror_path(r)),
+                _size(slot) if slot else 0,
+                _size(slot / "snapshots") if slot else 0,
+            )
+        )
     listed = set(deployments.values())
     other_slots = sum(_size(p) for p in config.slots_dir.glob("*") if p.name not in listed)
     shared = {
         "evidence": _size(config.evidence_dir),
-        "state (registry, runs, logs)": sum(_size(p) for p in config.state_dir.glob("*")
-                                            if p.name not in ("mirrors", "slots")),
+        "state (registry, runs, logs)": sum(
+            _size(p) for p in config.state_dir.glob("*") if p.name not in ("mirrors", "slots")
+        ),
         "other slots (cold leftovers)": other_slots,
-    }  # fmt: skip
+    }
     total = sum(r.total for r in rows) + sum(shared.values())
-    return {"rows": rows, "shared": shared, "total": total, "budget": config.disk_budget_bytes,
-            "within_budget": total <= config.disk_budget_bytes}  # fmt: skip
+    return {
+        "rows": rows,
+        "shared": shared,
+        "total": total,
+        "budget": config.disk_budget_bytes,
+        "within_budget": total <= config.disk_budget_bytes,
+    }

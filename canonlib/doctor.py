@@ -68,16 +68,26 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
     try:
         fleet = discover(cfg.fleet)
         fleet.require_enrolled()
-        claims.append(Claim("fleet found, enrolled set non-empty", True,
-                            f"{cfg.fleet} at {fleet.commit or 'no git commit'}: "
-                            f"{len(fleet.enrolled)} enrolled ({', '.join(r.name for r in fleet.enrolled)})"))  # fmt: skip
+        claims.append(
+            Claim(
+                "fleet found, enrolled set non-empty",
+                True,
+                f"{cfg.fleet} at {fleet.commit or 'no git commit'}: "
+                f"{len(fleet.enrolled)} enrolled ({', '.join(r.name for r in fleet.enrolled)})",
+            )
+        )
     except CanonError as e:
         claims.append(Claim("fleet found, enrolled set non-empty", False, str(e)))
         fleet = None
     if fleet is not None:  # a broken meta drops its recipe from the enrolled set: say where
         broken = [r.error.removeprefix("meta: ") for r in fleet.broken if r.error]
-        claims.append(Claim("every recipe_meta.py loads", not broken,
-                            "; ".join(broken) or f"{len(fleet.recipes)} meta file(s) read"))  # fmt: skip
+        claims.append(
+            Claim(
+                "every recipe_meta.py loads",
+                not broken,
+                "; ".join(broken) or f"{len(fleet.recipes)} meta file(s) read",
+            )
+        )
 
     needs: dict[str, list[str]] = {t: ["canon"] for t in BASE_TOOLS}
     if cfg.backend.get("kind") == "abra":
@@ -87,8 +97,15 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
             needs.setdefault(tool, []).append(r.name)
     for tool, who in sorted(needs.items()):
         found = shutil.which(tool, path=path)
-        claims.append(Claim(f"tool {tool} on PATH", found is not None,
-                            f"{found}" if found else f"{tool} (needed by {', '.join(who)}) is not on the PATH of {where}: {path}"))  # fmt: skip
+        claims.append(
+            Claim(
+                f"tool {tool} on PATH",
+                found is not None,
+                f"{found}"
+                if found
+                else f"{tool} (needed by {', '.join(who)}) is not on the PATH of {where}: {path}",
+            )
+        )
 
     for label, d in (("state dir", cfg.state_dir), ("evidence dir", cfg.evidence_dir)):
         try:
@@ -108,10 +125,12 @@ def _kernel_check() -> Claim:
     """The same kernelspec the evidence runs use (``canon``, this Python) must start and import canonlib."""
     from .evidence.run import kernel_home
 
-    code = ("from jupyter_client.manager import start_new_kernel\n"
-            "km, kc = start_new_kernel(kernel_name='canon', startup_timeout=60)\n"
-            "r = kc.execute_interactive('import canonlib', timeout=60)\nkm.shutdown_kernel(now=True)\n"
-            "print(r['content']['status'])\n")  # fmt: skip
+    code = (
+        "from jupyter_client.manager import start_new_kernel\n"
+        "km, kc = start_new_kernel(kernel_name='canon', startup_timeout=60)\n"
+        "r = kc.execute_interactive('import canonlib', timeout=60)\nkm.shutdown_kernel(now=True)\n"
+        "print(r['content']['status'])\n"
+    )
     with tempfile.TemporaryDirectory(prefix="canon-doctor-") as tmp:
         env = {**os.environ, "JUPYTER_PATH": str(kernel_home(Path(tmp)))}
         try:
@@ -137,5 +156,9 @@ def _disk_check(cfg: Config) -> Claim:
         return Claim("disk within budget", False, str(e))
     free = shutil.disk_usage(cfg.state_dir).free
     ok = used <= cfg.disk_budget_bytes and free >= cfg.disk_budget_bytes - used
-    return Claim("disk within budget", ok, f"canon uses {used:,} of a {cfg.disk_budget_bytes:,}-byte budget; "
-                                             f"{free:,} bytes free on {cfg.state_dir}")  # fmt: skip
+    return Claim(
+        "disk within budget",
+        ok,
+        f"canon uses {used:,} of a {cfg.disk_budget_bytes:,}-byte budget; "
+        f"{free:,} bytes free on {cfg.state_dir}",
+    )

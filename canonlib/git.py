@@ -59,10 +59,16 @@ def run(
     argv += list(args)
     try:
         proc = subprocess.run(
-            argv, cwd=cwd, env=no_git_env(), capture_output=True, text=True, timeout=timeout,
-            input=input, stdin=None if input is not None else subprocess.DEVNULL,
+            argv,
+            cwd=cwd,
+            env=no_git_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
             errors="surrogateescape",
-        )  # fmt: skip
+        )
     except subprocess.TimeoutExpired:
         raise GitError(f"git {_show(args)} timed out after {timeout:g}s") from None
     except FileNotFoundError:
@@ -71,8 +77,9 @@ def run(
         err = proc.stderr.strip()
         raise GitError(
             f"git {_show(args)} failed (exit {proc.returncode}): {err[-2000:]}",
-            stderr=err, returncode=proc.returncode,
-        )  # fmt: skip
+            stderr=err,
+            returncode=proc.returncode,
+        )
     return proc
 
 
@@ -167,8 +174,9 @@ def local_refs(repo: Path, prefixes: Sequence[str]) -> tuple[dict[str, str], dic
     """The repo's refs under ``prefixes``: (ref -> oid, ref -> peeled commit for annotated tags)."""
     proc = run(
         ["for-each-ref", "--format=%(objectname) %(*objectname) %(refname)", *prefixes],
-        cwd=repo, timeout=60,
-    )  # fmt: skip
+        cwd=repo,
+        timeout=60,
+    )
     refs: dict[str, str] = {}
     peeled: dict[str, str] = {}
     for line in proc.stdout.splitlines():

@@ -87,8 +87,9 @@ def lint(recipe_dir: Path, tag: str) -> tuple[str, str, list[str]]:
     return (policy.FAIL if problems else policy.PASS), "; ".join(problems), warnings
 
 
-def functional_tests(fleet_tests: Path, recipe: str, env: Mapping[str, str], timeout_s: float,
-                     log) -> tuple[str, int, set[str], str]:  # fmt: skip
+def functional_tests(
+    fleet_tests: Path, recipe: str, env: Mapping[str, str], timeout_s: float, log
+) -> tuple[str, int, set[str], str]:
     """Run pytest on ``<fleet>/tests/<recipe>/``: (status, tests executed, failed test ids, reason).
 
     pytest runs in its own process group: a timeout kills it and everything it started.
@@ -98,8 +99,19 @@ def functional_tests(fleet_tests: Path, recipe: str, env: Mapping[str, str], tim
     executed = 0
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
-        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
-                f"--rootdir={tests_dir}", "-o", "addopts=", str(tests_dir)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            f"--rootdir={tests_dir}",
+            "-o",
+            "addopts=",
+            str(tests_dir),
+        ]
         try:
             proc = run_group(argv, cwd=tests_dir, env={**os.environ, **env}, timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -170,8 +182,11 @@ class Harness:
         ref = self.base_commit or f"refs/tags/{self.base}"
         if not self.base_commit:
             git.check_ref_name(self.base)
-        found = git.run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-                        cwd=self.recipe_dir, check=False)  # fmt: skip
+        found = git.run(
+            ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+            cwd=self.recipe_dir,
+            check=False,
+        )
         if found.returncode:
             raise EnvironmentFault(
                 f"upgrade base {self.base_kind} {self.base} "
@@ -215,8 +230,9 @@ class Harness:
             **self.backend.slot_env(slot),
             **{k: v for k, v in self.env.items() if k.startswith("CCCI_")},
         }
-        status, n, failed, reason = functional_tests(self.config.fleet_tests, self.recipe, env,
-                                                     float(self.meta.DEPLOY_TIMEOUT_S), self.log)  # fmt: skip
+        status, n, failed, reason = functional_tests(
+            self.config.fleet_tests, self.recipe, env, float(self.meta.DEPLOY_TIMEOUT_S), self.log
+        )
         self.tests_executed += n
         return status, n, failed, reason
 
@@ -248,14 +264,20 @@ class Harness:
     def write_result(self) -> dict[str, Any]:
         rungs = {r: self.rungs.get(r, policy.UNVERIFIED) for r in RUNGS}
         result = {
-            "recipe": self.recipe, "version": self.version, "commit": self.commit,
-            "upgrade_base": self.base, "upgrade_base_kind": self.base_kind,
+            "recipe": self.recipe,
+            "version": self.version,
+            "commit": self.commit,
+            "upgrade_base": self.base,
+            "upgrade_base_kind": self.base_kind,
             "upgrade_base_commit": self.base_commit,
-            "rungs": rungs, "reasons": self.reasons, "level": policy.level(rungs),
-            "tests_executed": self.tests_executed, "warnings": self.warnings,
+            "rungs": rungs,
+            "reasons": self.reasons,
+            "level": policy.level(rungs),
+            "tests_executed": self.tests_executed,
+            "warnings": self.warnings,
             "green": self.error is None and policy.is_green(rungs, self.tests_executed),
             "error": self.error,
-        }  # fmt: skip
+        }
         tmp = self.result_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=1))
         os.replace(tmp, self.result_file)
@@ -364,11 +386,22 @@ def _terminate(signum: int, _frame: Any) -> None:
 
 def main(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
-    missing = [k for k in ("CCCI_RECIPE", "CCCI_RECIPE_DIR", "CCCI_VERSION", "CCCI_COMMIT", "CCCI_RESULT_FILE")
-               if not env.get(k)]  # fmt: skip
+    missing = [
+        k
+        for k in (
+            "CCCI_RECIPE",
+            "CCCI_RECIPE_DIR",
+            "CCCI_VERSION",
+            "CCCI_COMMIT",
+            "CCCI_RESULT_FILE",
+        )
+        if not env.get(k)
+    ]
     if missing:
-        print(f"canon harness: missing {', '.join(missing)}; the harness is started by `canon sweep`",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"canon harness: missing {', '.join(missing)}; the harness is started by `canon sweep`",
+            file=sys.stderr,
+        )
         return 2
     signal.signal(signal.SIGTERM, _terminate)
     watch_parent()  # a SIGKILLed canon cannot reach this session: end (and tear down) with it
@@ -384,10 +417,15 @@ def main(env: Mapping[str, str] | None = None) -> int:
         h.teardown(h.slot)
         result = h.write_result()
         shutil.rmtree(h.result_file.parent / "abra", ignore_errors=True)
-    verdict = f"no verdict ({result['error']})" if result["error"] else (
-        "green" if result["green"] else "not green")  # fmt: skip
-    print(f"[canon harness] {h.recipe} {h.version}: level {result['level']}/{len(RUNGS)}, "
-          f"{result['tests_executed']} test(s), {verdict}")  # fmt: skip
+    verdict = (
+        f"no verdict ({result['error']})"
+        if result["error"]
+        else ("green" if result["green"] else "not green")
+    )
+    print(
+        f"[canon harness] {h.recipe} {h.version}: level {result['level']}/{len(RUNGS)}, "
+        f"{result['tests_executed']} test(s), {verdict}"
+    )
     return 0 if result["green"] else 1
 
 

@@ -83,9 +83,13 @@ ENABLED = {"WARM_CANONICAL"}
 
 def meta_sample(recipe: str) -> str:
     """A recipe_meta.py with every key, commented; only the enrolment line is live."""
-    out = [f'"""{recipe}: what canon needs to know to keep its canonical.', "",
-           "Only NAME = <literal> lines; canon never executes this file.",
-           'Every key: `canon meta keys` or docs/reference/recipe-meta.md."""', ""]  # fmt: skip
+    out = [
+        f'"""{recipe}: what canon needs to know to keep its canonical.',
+        "",
+        "Only NAME = <literal> lines; canon never executes this file.",
+        'Every key: `canon meta keys` or docs/reference/recipe-meta.md."""',
+        "",
+    ]
     for name, key in KEYS.items():
         help_ = KEY_HELP[name]
         out.append(f"# {name} ({key.type_name}; default {key.default!r})")
@@ -108,8 +112,11 @@ def _commit(fleet: Path) -> None:
     git.run(["init", "--quiet", "-b", "main", str(fleet)])
     git.run(["add", "-A"], cwd=fleet)
     has_identity = git.run(["config", "user.email"], cwd=fleet, check=False).stdout.strip()
-    git.run(["commit", "--quiet", "-m", f"fleet: start with {EXAMPLE_RECIPE} (canon init)"],
-            cwd=fleet, config=None if has_identity else FALLBACK_IDENTITY)  # fmt: skip
+    git.run(
+        ["commit", "--quiet", "-m", f"fleet: start with {EXAMPLE_RECIPE} (canon init)"],
+        cwd=fleet,
+        config=None if has_identity else FALLBACK_IDENTITY,
+    )
 
 
 def init(root: str | os.PathLike[str], recipe: str = EXAMPLE_RECIPE) -> Scaffold:

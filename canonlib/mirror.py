@@ -147,9 +147,16 @@ def reap_leftovers(
     checkouts_dir, mirrors_dir = Path(checkouts_dir), Path(mirrors_dir)
     groups = [
         ("checkout", checkouts_dir, _entries(checkouts_dir)),
-        ("unfinished mirror clone", mirrors_dir,
-         [p for p in _entries(mirrors_dir) if p.name.startswith(".") and ("-new" in p.name or "-broken" in p.name)]),
-    ]  # fmt: skip
+        (
+            "unfinished mirror clone",
+            mirrors_dir,
+            [
+                p
+                for p in _entries(mirrors_dir)
+                if p.name.startswith(".") and ("-new" in p.name or "-broken" in p.name)
+            ],
+        ),
+    ]
     if tmp_dir is not None:
         groups.append(("temp dir", Path(tmp_dir), _entries(Path(tmp_dir))))
     notes = []
@@ -263,8 +270,13 @@ class Mirror:
             wanted.append(f"{tip}^{{tree}}")
         if not wanted:
             return []
-        proc = git.run(["cat-file", "--batch-check"], cwd=self.path, check=False,
-                       input="\n".join(wanted) + "\n", timeout=self.timeout_s)  # fmt: skip
+        proc = git.run(
+            ["cat-file", "--batch-check"],
+            cwd=self.path,
+            check=False,
+            input="\n".join(wanted) + "\n",
+            timeout=self.timeout_s,
+        )
         if proc.returncode != 0:
             return wanted
         return [ln.rsplit(" ", 1)[0] for ln in proc.stdout.splitlines() if ln.endswith(" missing")]
@@ -341,10 +353,22 @@ class Mirror:
             git.run(["init", "--quiet", "--bare", str(target)], timeout=60)
         try:
             git.run(
-                ["fetch", "--quiet", "--atomic", "--prune", "--force", "--no-tags",
-                 "--no-write-fetch-head", "--", self.url, *refspecs],
-                cwd=target, timeout=self.timeout_s, config=git.local_url_config(self.url),
-            )  # fmt: skip
+                [
+                    "fetch",
+                    "--quiet",
+                    "--atomic",
+                    "--prune",
+                    "--force",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    "--",
+                    self.url,
+                    *refspecs,
+                ],
+                cwd=target,
+                timeout=self.timeout_s,
+                config=git.local_url_config(self.url),
+            )
             refs, peeled = git.local_refs(target, [HEADS, TAGS])
             # a branch we followed before and upstream dropped is not upstream's any more
             for ref in [r for r in refs if r.startswith(HEADS) and r != HEADS + branch]:
@@ -381,8 +405,9 @@ class Mirror:
         if report.branch_old and report.branch_new and report.branch_old != report.branch_new:
             ff = git.run(
                 ["merge-base", "--is-ancestor", report.branch_old, report.branch_new],
-                cwd=self.path, check=False,
-            )  # fmt: skip
+                cwd=self.path,
+                check=False,
+            )
             report.fast_forward = ff.returncode == 0
         elif report.branch_old == report.branch_new:
             report.fast_forward = True
@@ -414,9 +439,20 @@ class Mirror:
         refspecs = [f"+{TAGS}*:{TAGS}*", f"+{HEADS}{branch}:{HEADS}{branch}"]
         try:
             git.run(
-                ["push", "--quiet", "--force", "--prune", "--atomic", "--", self.push_url, *refspecs],
-                cwd=self.path, timeout=self.timeout_s, config=git.local_url_config(self.push_url),
-            )  # fmt: skip
+                [
+                    "push",
+                    "--quiet",
+                    "--force",
+                    "--prune",
+                    "--atomic",
+                    "--",
+                    self.push_url,
+                    *refspecs,
+                ],
+                cwd=self.path,
+                timeout=self.timeout_s,
+                config=git.local_url_config(self.push_url),
+            )
         except git.GitError as e:
             raise SyncError(
                 f"{self.recipe}: cannot push to CI mirror {self.push_url}: {_gist(e)}"

@@ -45,9 +45,15 @@ def next_slot(recipe: str, backend: Backend) -> str:
 
 
 def promote(
-    checkout: Checkout, meta: RecipeMeta, *, mirror: Mirror, backend: Backend, registry: Registry,
-    run_id: str | None = None, now: str | None = None,
-) -> PromoteResult:  # fmt: skip
+    checkout: Checkout,
+    meta: RecipeMeta,
+    *,
+    mirror: Mirror,
+    backend: Backend,
+    registry: Registry,
+    run_id: str | None = None,
+    now: str | None = None,
+) -> PromoteResult:
     """Install ``checkout`` as ``meta.recipe``'s canonical; a failure is returned, not raised."""
     recipe = meta.recipe
     step = "clean tree"
@@ -56,10 +62,17 @@ def promote(
         return PromoteResult(False, step, error=f"{step}: {problem}")
     previous = registry.read_registry(recipe)
     slot = next_slot(recipe, backend)
-    marker = SlotMarker(slot=slot, recipe=recipe, role=NEXT, version=checkout.tag,
-                        commit=checkout.commit, run_id=run_id, created_at=now_utc(),
-                        previous_slot=previous.deployment if previous else None,
-                        canon_version=__version__)  # fmt: skip
+    marker = SlotMarker(
+        slot=slot,
+        recipe=recipe,
+        role=NEXT,
+        version=checkout.tag,
+        commit=checkout.commit,
+        run_id=run_id,
+        created_at=now_utc(),
+        previous_slot=previous.deployment if previous else None,
+        canon_version=__version__,
+    )
     try:
         step = "mark"
         backend.mark(slot, marker)  # first: the slot exists only with its marker
@@ -86,8 +99,15 @@ def promote(
                 f"tag {checkout.tag} moved during the run (tested {checkout.commit[:12]}, {where})"
             )
         step = "record"
-        promo = registry.record_promotion(recipe, checkout.tag, checkout.tag, checkout.commit,
-                                          deployment=slot, run_id=run_id, now=now)  # fmt: skip
+        promo = registry.record_promotion(
+            recipe,
+            checkout.tag,
+            checkout.tag,
+            checkout.commit,
+            deployment=slot,
+            run_id=run_id,
+            now=now,
+        )
         point("promote:recorded")
     except BaseException as e:  # every failure is recorded and the sweep goes on; signals go on up
         result = PromoteResult(False, step, slot, error=f"{step}: {e}")
@@ -125,8 +145,10 @@ def retire(backend: Backend, slot: str, recipe: str, commit: str) -> list[str]:
             or old.commit != commit
         ):
             what = f"{old.role} {old.recipe} {old.version}" if old else "no marker"
-            return [f"left {slot} in place: its marker ({what}) does not say it is "
-                    f"{recipe}'s previous canonical"]  # fmt: skip
+            return [
+                f"left {slot} in place: its marker ({what}) does not say it is "
+                f"{recipe}'s previous canonical"
+            ]
         backend.mark(slot, old.as_role(RETIRED))
         point("promote:old-marked-retired")
         backend.teardown(slot)

@@ -40,10 +40,15 @@ def meta_key_rows() -> list[dict[str, str]]:
     from .meta import KEY_HELP, KEYS
 
     return [
-        {"key": name, "type": key.type_name, "default": repr(key.default),
-         "meaning": KEY_HELP[name].meaning, "example": KEY_HELP[name].example}
+        {
+            "key": name,
+            "type": key.type_name,
+            "default": repr(key.default),
+            "meaning": KEY_HELP[name].meaning,
+            "example": KEY_HELP[name].example,
+        }
         for name, key in KEYS.items()
-    ]  # fmt: skip
+    ]
 
 
 def meta_keys_md() -> str:
@@ -147,9 +152,13 @@ def cli_md(parser: argparse.ArgumentParser | None = None) -> str:
         from .cli import build_parser
 
         parser = build_parser()
-    lines = ["# `canon` commands", "",
-             "Every command and its flags, as `canon COMMAND --help` shows them. Global flags "
-             "(`--config FILE`) go before the command.", ""]  # fmt: skip
+    lines = [
+        "# `canon` commands",
+        "",
+        "Every command and its flags, as `canon COMMAND --help` shows them. Global flags "
+        "(`--config FILE`) go before the command.",
+        "",
+    ]
     found = list(walk(parser))
     lines += ["| command | what it does |", "|---|---|"]
     lines += [f"| [`{p.prog}`](#{_anchor(p.prog)}) | {_md(h)} |" for p, h in found[1:]]

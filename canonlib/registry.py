@@ -28,18 +28,47 @@ from .guard import sqlite_state_message
 GENESIS = "0" * 64
 
 RESULT_FIELDS = (
-    "recipe", "decision", "latest", "canonical_before", "canonical_after", "tested_commit",
-    "upgrade_base_kind", "upgrade_base", "rungs", "level", "tests_executed", "rc", "gate",
-    "label", "incidents", "warnings", "duration_s", "log_path", "error",
+    "recipe",
+    "decision",
+    "latest",
+    "canonical_before",
+    "canonical_after",
+    "tested_commit",
+    "upgrade_base_kind",
+    "upgrade_base",
+    "rungs",
+    "level",
+    "tests_executed",
+    "rc",
+    "gate",
+    "label",
+    "incidents",
+    "warnings",
+    "duration_s",
+    "log_path",
+    "error",
     # 2: why, and what a verdict is about (the known-red memory's key)
-    "reason", "verdict", "tag_commit", "fleet_tests", "harness", "known_red_run",
-)  # fmt: skip
+    "reason",
+    "verdict",
+    "tag_commit",
+    "fleet_tests",
+    "harness",
+    "known_red_run",
+)
 _JSON_FIELDS = {"rungs", "incidents", "warnings"}
 
 RUN_FIELDS = (
-    "run_id", "kind", "started_at", "finished_at", "code_version", "code_commit",
-    "fleet_path", "fleet_commit", "config_hash", "status",
-)  # fmt: skip
+    "run_id",
+    "kind",
+    "started_at",
+    "finished_at",
+    "code_version",
+    "code_commit",
+    "fleet_path",
+    "fleet_commit",
+    "config_hash",
+    "status",
+)
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -198,17 +227,32 @@ class ChainCheck:
 
 def _promotion(row: sqlite3.Row) -> Promotion:
     return Promotion(
-        row["id"], row["recipe"], row["version"], row["tag"], row["commit_sha"], row["deployment"],
-        row["previous_version"], row["previous_commit"], row["promoted_at"], row["run_id"],
-        row["prev_hash"], row["hash"], row["kind"],
-    )  # fmt: skip
+        row["id"],
+        row["recipe"],
+        row["version"],
+        row["tag"],
+        row["commit_sha"],
+        row["deployment"],
+        row["previous_version"],
+        row["previous_commit"],
+        row["promoted_at"],
+        row["run_id"],
+        row["prev_hash"],
+        row["hash"],
+        row["kind"],
+    )
 
 
 def _canonical(row: sqlite3.Row) -> Canonical:
     return Canonical(
-        row["recipe"], row["version"], row["tag"], row["commit_sha"], row["deployment"],
-        row["promoted_at"], row["run_id"],
-    )  # fmt: skip
+        row["recipe"],
+        row["version"],
+        row["tag"],
+        row["commit_sha"],
+        row["deployment"],
+        row["promoted_at"],
+        row["run_id"],
+    )
 
 
 class Registry:
@@ -279,10 +323,17 @@ class Registry:
             return [_canonical(r) for r in rows]
 
     def record_promotion(
-        self, recipe: str, version: str, tag: str, commit: str, *,
-        deployment: str | None = None, run_id: str | None = None, now: str | None = None,
+        self,
+        recipe: str,
+        version: str,
+        tag: str,
+        commit: str,
+        *,
+        deployment: str | None = None,
+        run_id: str | None = None,
+        now: str | None = None,
         kind: str = "promote",
-    ) -> Promotion:  # fmt: skip
+    ) -> Promotion:
         """Make (version, commit) the recipe's canonical and append it to the history chain.
 
         ``kind`` is "promote", or "rebuild" for a canonical recreated from its slot's marker."""
@@ -304,12 +355,18 @@ class Registry:
             last = c.execute("SELECT hash FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
             next_id = c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM promotions").fetchone()[0]
             body = dict(
-                id=next_id, recipe=recipe, version=version, tag=tag, commit=commit,
+                id=next_id,
+                recipe=recipe,
+                version=version,
+                tag=tag,
+                commit=commit,
                 deployment=deployment,
                 previous_version=prev["version"] if prev else None,
                 previous_commit=prev["commit_sha"] if prev else None,
-                promoted_at=now, run_id=run_id, prev_hash=last["hash"] if last else GENESIS,
-            )  # fmt: skip
+                promoted_at=now,
+                run_id=run_id,
+                prev_hash=last["hash"] if last else GENESIS,
+            )
             if kind != "promote":
                 body["kind"] = kind
             promo = Promotion(**body, hash=promotion_hash(body))
@@ -323,9 +380,22 @@ class Registry:
             "INSERT INTO promotions (id, recipe, version, tag, commit_sha, deployment,"
             " previous_version, previous_commit, promoted_at, run_id, prev_hash, hash, kind)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (p.id, p.recipe, p.version, p.tag, p.commit, p.deployment, p.previous_version,
-             p.previous_commit, p.promoted_at, p.run_id, p.prev_hash, p.hash, p.kind),
-        )  # fmt: skip
+            (
+                p.id,
+                p.recipe,
+                p.version,
+                p.tag,
+                p.commit,
+                p.deployment,
+                p.previous_version,
+                p.previous_commit,
+                p.promoted_at,
+                p.run_id,
+                p.prev_hash,
+                p.hash,
+                p.kind,
+            ),
+        )
 
     def _upsert_canonical(self, c: sqlite3.Connection, p: Promotion) -> None:
         c.execute(

@@ -76,9 +76,13 @@ def state_doc(reg: Registry) -> dict[str, Any]:
     for c in reg.canonicals():
         p = last.get(c.recipe)
         canonicals[c.recipe] = {
-            "version": c.version, "tag": c.tag, "commit": c.commit, "slot": c.deployment,
-            "promotion_id": p.id if p else None, "promotion_hash": p.hash if p else None,
-        }  # fmt: skip
+            "version": c.version,
+            "tag": c.tag,
+            "commit": c.commit,
+            "slot": c.deployment,
+            "promotion_id": p.id if p else None,
+            "promotion_hash": p.hash if p else None,
+        }
     return {
         "chain_head": history[-1].hash if history else GENESIS,
         "chain_length": len(history),
@@ -175,8 +179,9 @@ def inspect(db: Path, backend: Any, state_dir: Path | None = None) -> Finding:
     return finding
 
 
-def _compare(reg: Registry, markers: dict[str, SlotMarker], state: dict[str, Any] | None,
-             finding: Finding) -> None:  # fmt: skip
+def _compare(
+    reg: Registry, markers: dict[str, SlotMarker], state: dict[str, Any] | None, finding: Finding
+) -> None:
     history = reg.history()
     by_id = {p.id: p for p in history}
     hashes = {p.hash for p in history}
@@ -433,11 +438,20 @@ def rebuild(db: Path, backend: Any, *, base: Path | None = None) -> list[str]:
                 if c and c.deployment == slot and c.commit == m.commit and last is not None:
                     remark[slot] = (m, last)
                     continue
-                p = reg.record_promotion(recipe, m.version, m.version, m.commit, deployment=slot,
-                                         run_id=run_id, kind="rebuild")  # fmt: skip
+                p = reg.record_promotion(
+                    recipe,
+                    m.version,
+                    m.version,
+                    m.commit,
+                    deployment=slot,
+                    run_id=run_id,
+                    kind="rebuild",
+                )
                 remark[slot] = (m, p)
-                notes.append(f"{recipe}: canonical {m.version} ({m.commit[:12]}) in slot {slot}, "
-                             f"from its marker (promotion #{p.id}, rebuild)")  # fmt: skip
+                notes.append(
+                    f"{recipe}: canonical {m.version} ({m.commit[:12]}) in slot {slot}, "
+                    f"from its marker (promotion #{p.id}, rebuild)"
+                )
         aside = _swap_in(tmp, db)
     finally:
         for suffix in ("", "-wal", "-shm"):
@@ -484,9 +498,17 @@ def recover(reg: Registry, backend: Any, run_id: str) -> list[str]:
             and dep
             and dep.get("commit") == c.commit
         ):
-            m = SlotMarker(slot=c.deployment, recipe=c.recipe, role=CANONICAL, version=c.version,
-                           commit=c.commit, run_id=c.run_id, created_at=c.promoted_at,
-                           promotion_id=p.id, promotion_hash=p.hash)  # fmt: skip
+            m = SlotMarker(
+                slot=c.deployment,
+                recipe=c.recipe,
+                role=CANONICAL,
+                version=c.version,
+                commit=c.commit,
+                run_id=c.run_id,
+                created_at=c.promoted_at,
+                promotion_id=p.id,
+                promotion_hash=p.hash,
+            )
             backend.mark(c.deployment, m)
             markers[c.deployment] = m
             notes.append(
@@ -500,13 +522,17 @@ def recover(reg: Registry, backend: Any, run_id: str) -> list[str]:
             p = last[m.recipe]
             backend.mark(slot, m.as_role(CANONICAL, promotion_id=p.id, promotion_hash=p.hash))
             markers[slot] = m.as_role(CANONICAL, promotion_id=p.id, promotion_hash=p.hash)
-            notes.append(f"{m.recipe}: finished the promote of {m.version} run {m.run_id} recorded "
-                         f"before it died: slot {slot} marked canonical")  # fmt: skip
+            notes.append(
+                f"{m.recipe}: finished the promote of {m.version} run {m.run_id} recorded "
+                f"before it died: slot {slot} marked canonical"
+            )
         elif m.role in (NEXT, COLD, RETIRED):
             try:
                 backend.teardown(slot)
-                notes.append(f"reaped slot {slot} ({m.role} {m.recipe} {m.version}, left by run "
-                             f"{m.run_id or '?'}, which is not running)")  # fmt: skip
+                notes.append(
+                    f"reaped slot {slot} ({m.role} {m.recipe} {m.version}, left by run "
+                    f"{m.run_id or '?'}, which is not running)"
+                )
             except CanonError as e:
                 notes.append(f"could not reap slot {slot}: {e}")
     for slot, m in sorted(markers.items()):

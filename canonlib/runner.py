@@ -112,24 +112,34 @@ def cold_run(
     result_file = log_path.with_suffix(".result.json")
     result_file.unlink(missing_ok=True)
     child_env = {
-        **os.environ, **(env or {}),
-        "CCCI_RECIPE": recipe, "CCCI_RECIPE_DIR": str(checkout.path), "CCCI_VERSION": checkout.tag,
-        "CCCI_COMMIT": checkout.commit, "CCCI_SKIP_FETCH": "1", "CCCI_MODE": "cold",
+        **os.environ,
+        **(env or {}),
+        "CCCI_RECIPE": recipe,
+        "CCCI_RECIPE_DIR": str(checkout.path),
+        "CCCI_VERSION": checkout.tag,
+        "CCCI_COMMIT": checkout.commit,
+        "CCCI_SKIP_FETCH": "1",
+        "CCCI_MODE": "cold",
         "CCCI_UPGRADE_BASE": (base.version or "") if base else "",
         "CCCI_UPGRADE_BASE_KIND": base.kind if base else "skip",
         "CCCI_UPGRADE_BASE_REASON": base.reason if base else "no base resolved",
         "CCCI_UPGRADE_BASE_COMMIT": (base.commit or "") if base else "",
         "CCCI_RESULT_FILE": str(result_file),
-    }  # fmt: skip
+    }
     timeout = min(timeout_s, float(meta.COLD_TIMEOUT_S))
     t0 = time.monotonic()
     with open(log_path, "wb") as log:
         log.write(f"$ {' '.join(command)}  # {recipe} {checkout.tag} {checkout.commit}\n".encode())
     try:
         proc = subprocess.Popen(
-            command, cwd=checkout.path, env=child_env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            command,
+            cwd=checkout.path,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     except OSError as e:
         result.error = f"runner: cannot start harness {command[0]!r}: {e}"
         result.rungs = dict.fromkeys(RUNGS, policy.UNVERIFIED)
@@ -199,8 +209,10 @@ def _read_result(result: ColdResult, path: Path) -> None:
         result.error = f"runner: the harness result file is unreadable: {e}"
         data = {}
     rungs = data.get("rungs") if isinstance(data.get("rungs"), dict) else {}
-    result.rungs = {r: s if s in policy.STATUSES else policy.UNVERIFIED
-                    for r, s in zip(RUNGS, policy.rung_list(rungs), strict=True)}  # fmt: skip
+    result.rungs = {
+        r: s if s in policy.STATUSES else policy.UNVERIFIED
+        for r, s in zip(RUNGS, policy.rung_list(rungs), strict=True)
+    }
     reasons = data.get("reasons")
     result.reasons = (
         {str(k): str(v) for k, v in reasons.items()} if isinstance(reasons, dict) else {}

@@ -32,22 +32,29 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
     for name in sorted(metas.keys() | canon.keys()):
         fr, c = metas.get(name), canon.get(name)
         meta = fr.meta if fr else None
-        rows.append({
-            "recipe": name,
-            "enrolled": fr.enrolled if fr else False,
-            "canonical": c.version if c else None,
-            "commit": c.commit[:12] if c else None,
-            "deployment": c.deployment if c else None,
-            "promoted_at": c.promoted_at if c else None,
-            "age_days": age_days(c.promoted_at, now) if c and c.promoted_at else None,
-            "hold": meta.HOLD if meta else None,
-            "pin": meta.UPGRADE_BASE_VERSION if meta else None,
-            "last_label": last.get(name),
-            "incident": _incident(config, c),
-            "source": ("slot marker (the registry does not hold it)" if name in from_markers
-                       else "registry" if c else None),
-            "error": fr.error if fr else "not in the fleet any more",
-        })  # fmt: skip
+        rows.append(
+            {
+                "recipe": name,
+                "enrolled": fr.enrolled if fr else False,
+                "canonical": c.version if c else None,
+                "commit": c.commit[:12] if c else None,
+                "deployment": c.deployment if c else None,
+                "promoted_at": c.promoted_at if c else None,
+                "age_days": age_days(c.promoted_at, now) if c and c.promoted_at else None,
+                "hold": meta.HOLD if meta else None,
+                "pin": meta.UPGRADE_BASE_VERSION if meta else None,
+                "last_label": last.get(name),
+                "incident": _incident(config, c),
+                "source": (
+                    "slot marker (the registry does not hold it)"
+                    if name in from_markers
+                    else "registry"
+                    if c
+                    else None
+                ),
+                "error": fr.error if fr else "not in the fleet any more",
+            }
+        )
     return rows
 
 
@@ -68,8 +75,9 @@ def _marked_canonicals(config: Config, canon: dict[str, Canonical]) -> dict[str,
         key = (m.promotion_id or 0, m.created_at)
         if m.recipe not in newest or key > newest[m.recipe]:
             newest[m.recipe] = key
-            out[m.recipe] = Canonical(m.recipe, m.version, m.version, m.commit, slot,
-                                      m.created_at, m.run_id)  # fmt: skip
+            out[m.recipe] = Canonical(
+                m.recipe, m.version, m.version, m.commit, slot, m.created_at, m.run_id
+            )
     return out
 
 

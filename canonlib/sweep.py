@@ -125,8 +125,12 @@ def canonical_incident(canonical: Any, tags: dict[str, str]) -> str | None:
 
 def canonical_incidents(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
     """(recipe, incident, acknowledged) for every canonical incident; a HOLD acknowledges it."""
-    return [(r["recipe"], i, r.get("decision") == policy.SKIP_HELD) for r in rows
-            for i in (r.get("incidents") or []) if str(i).startswith(CANONICAL_INCIDENT)]  # fmt: skip
+    return [
+        (r["recipe"], i, r.get("decision") == policy.SKIP_HELD)
+        for r in rows
+        for i in (r.get("incidents") or [])
+        if str(i).startswith(CANONICAL_INCIDENT)
+    ]
 
 
 @dataclass
@@ -149,10 +153,14 @@ class SweepResult:
 
 def _mirror(config: Config, recipe: str) -> Mirror:
     return Mirror(
-        recipe, config.mirror_path(recipe), config.upstream_url(recipe), config.mirror_branch(recipe),
-        push_url=config.push_url(recipe), timeout_s=config.sync_timeout_s,
+        recipe,
+        config.mirror_path(recipe),
+        config.upstream_url(recipe),
+        config.mirror_branch(recipe),
+        push_url=config.push_url(recipe),
+        timeout_s=config.sync_timeout_s,
         checkouts_dir=config.state_dir / "checkouts",
-    )  # fmt: skip
+    )
 
 
 def sync_all(config: Config, recipes: list[str]) -> dict[str, SyncReport | CanonError]:
@@ -183,8 +191,17 @@ def _progress(total: int, enabled: bool):
 class _Sweep:
     """One sweep's state; ``recipe_turn`` is one recipe's isolated path through it."""
 
-    def __init__(self, config: Config, registry: Registry, run_id: str, run_dir: Path, plan: bool,
-                 harness: str, retry: frozenset[str] = frozenset(), backend=None):  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        registry: Registry,
+        run_id: str,
+        run_dir: Path,
+        plan: bool,
+        harness: str,
+        retry: frozenset[str] = frozenset(),
+        backend=None,
+    ):
         self.config = config
         self.run_id = run_id
         self.run_dir = run_dir
@@ -271,8 +288,13 @@ class _Sweep:
             latest = latest_release(report.tags, allow_prerelease=meta.ALLOW_PRERELEASE)
             row["latest"] = latest
             red = self._known_red(fr, latest, report, row)
-            decision = policy.sweep_decision(fr.name, latest, row["canonical_before"], meta.HOLD,
-                                             known_red=red["run_id"] if red else None)  # fmt: skip
+            decision = policy.sweep_decision(
+                fr.name,
+                latest,
+                row["canonical_before"],
+                meta.HOLD,
+                known_red=red["run_id"] if red else None,
+            )
             row["decision"] = decision
             if decision == policy.SKIP_KNOWN_RED:
                 row["known_red_run"] = red["run_id"]
@@ -281,16 +303,24 @@ class _Sweep:
                 row["reason"] = f"HOLD: {meta.HOLD}"
             outcome = policy.Outcome(decision)
             if decision == policy.RUN:
-                base = policy.upgrade_base(latest, row["canonical_before"], report.tags,
-                                           meta.UPGRADE_BASE_VERSION, allow_prerelease=meta.ALLOW_PRERELEASE)  # fmt: skip
+                base = policy.upgrade_base(
+                    latest,
+                    row["canonical_before"],
+                    report.tags,
+                    meta.UPGRADE_BASE_VERSION,
+                    allow_prerelease=meta.ALLOW_PRERELEASE,
+                )
                 base = dataclasses.replace(base, commit=base_commit(base, before, report.tags))
                 row["upgrade_base_kind"], row["upgrade_base"] = base.kind, base.version
                 if self.plan:
                     row["label"] = f"PLAN (run {latest}, base {base.kind})"
                     return row
                 stage = "cold run"
-                self.event(fr.name, f"cold-testing {latest} (L2 from {base.kind}"
-                           f"{' ' + base.version if base.version else ''})")  # fmt: skip
+                self.event(
+                    fr.name,
+                    f"cold-testing {latest} (L2 from {base.kind}"
+                    f"{' ' + base.version if base.version else ''})",
+                )
                 outcome = self._run_and_promote(fr, meta, latest, base, report, row)
             elif self.plan:
                 row["label"] = f"PLAN ({decision})"
@@ -320,17 +350,34 @@ class _Sweep:
         mirror = _mirror(self.config, fr.name)
         log_path = self.run_dir / "logs" / f"{fr.name}.log"
         with mirror.checkout(latest) as co:
-            cold = cold_run(fr.name, co, meta, command=self.config.harness_command, log_path=log_path,
-                            timeout_s=self.config.harness_timeout_s, base=base, stop=self.stop,
-                            env={**self.config.child_env(), "CANON_RUN_ID": self.run_id})  # fmt: skip
-            row.update(tested_commit=cold.commit, rungs=cold.rungs, level=cold.level, verdict=cold.verdict,
-                       tests_executed=cold.tests_executed, rc=cold.rc, log_path=str(log_path),
-                       reason=cold.reason, warnings=[*row["warnings"], *cold.warnings])  # fmt: skip
+            cold = cold_run(
+                fr.name,
+                co,
+                meta,
+                command=self.config.harness_command,
+                log_path=log_path,
+                timeout_s=self.config.harness_timeout_s,
+                base=base,
+                stop=self.stop,
+                env={**self.config.child_env(), "CANON_RUN_ID": self.run_id},
+            )
+            row.update(
+                tested_commit=cold.commit,
+                rungs=cold.rungs,
+                level=cold.level,
+                verdict=cold.verdict,
+                tests_executed=cold.tests_executed,
+                rc=cold.rc,
+                log_path=str(log_path),
+                reason=cold.reason,
+                warnings=[*row["warnings"], *cold.warnings],
+            )
             if cold.error:
                 raise CanonError(cold.error.removeprefix("runner: "))
             tagged = mirror.tag_commit(latest) == cold.commit  # re-read after the run
-            gate = policy.gate_reason(enrolled=meta.enrolled, green=cold.green, cold=True, is_ref=False,
-                                      tagged=tagged)  # fmt: skip
+            gate = policy.gate_reason(
+                enrolled=meta.enrolled, green=cold.green, cold=True, is_ref=False, tagged=tagged
+            )
             if gate is None and report.incidents:
                 gate = f"tag incident upstream: {report.incidents[0]}"
             row["gate"] = gate
@@ -338,23 +385,38 @@ class _Sweep:
                 row["reason"] = f"not promoted: {gate}"
             if cold.green and gate is None:
                 self.event(fr.name, f"green: promoting {latest}")
-                result = promote(co, meta, mirror=mirror, backend=self.backend, registry=self.registry,
-                                 run_id=self.run_id)  # fmt: skip
+                result = promote(
+                    co,
+                    meta,
+                    mirror=mirror,
+                    backend=self.backend,
+                    registry=self.registry,
+                    run_id=self.run_id,
+                )
                 if not result.ok:
                     row["error"] = row["reason"] = f"promote: {result.error}"
                 row["warnings"] = [*row["warnings"], *result.warnings]
         return policy.Outcome(
-            policy.RUN, green=cold.green, level=cold.level, timed_out=cold.timed_out, gate=gate,
-            tested_version=latest, tested_commit=cold.commit,
-        )  # fmt: skip
+            policy.RUN,
+            green=cold.green,
+            level=cold.level,
+            timed_out=cold.timed_out,
+            gate=gate,
+            tested_version=latest,
+            tested_commit=cold.commit,
+        )
 
-    def _known_red(self, fr: FleetRecipe, latest: str | None, report: SyncReport,
-                   row: dict[str, Any]) -> dict[str, Any] | None:  # fmt: skip
+    def _known_red(
+        self, fr: FleetRecipe, latest: str | None, report: SyncReport, row: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Fill the row's verdict key; the earlier red row on that key, unless the recipe is retried."""
         if latest is None:
             return None
-        row.update(tag_commit=report.tags.get(latest), harness=self.harness,
-                   fleet_tests=tests_digest(fr.path))  # fmt: skip
+        row.update(
+            tag_commit=report.tags.get(latest),
+            harness=self.harness,
+            fleet_tests=tests_digest(fr.path),
+        )
         if fr.name in self.retry or not row["tag_commit"]:
             return None
         key = policy.RedKey(latest, row["tag_commit"], row["fleet_tests"], self.harness)
@@ -398,9 +460,14 @@ def base_commit(base: policy.UpgradeBase, canonical: Any, tags: dict[str, str]) 
 
 
 def sweep(
-    config: Config, *, only: list[str] | None = None, plan: bool = False, progress: bool = False,
-    run_id: str | None = None, retry: list[str] | None = None,
-) -> SweepResult:  # fmt: skip
+    config: Config,
+    *,
+    only: list[str] | None = None,
+    plan: bool = False,
+    progress: bool = False,
+    run_id: str | None = None,
+    retry: list[str] | None = None,
+) -> SweepResult:
     """Run one sweep (or, with ``plan``, say what it would do, touching only the mirrors).
 
     ``only`` limits it to the named recipes (each must be in the fleet); ``progress``
@@ -440,9 +507,13 @@ def sweep(
             stack.enter_context(private_tmp(config.state_dir / "tmp", run_id))
             run_dir.mkdir(parents=True, exist_ok=True)
             registry.start_run(
-                run_id, "sweep", fleet_path=str(fleet.root), fleet_commit=fleet.commit,
-                config_hash=config.digest, **{k: v for k, v in code.items() if k != "code_dirty"},
-            )  # fmt: skip
+                run_id,
+                "sweep",
+                fleet_path=str(fleet.root),
+                fleet_commit=fleet.commit,
+                config_hash=config.digest,
+                **{k: v for k, v in code.items() if k != "code_dirty"},
+            )
         reports = sync_all(config, [r.name for r in todo if r.meta is not None])
         s = _Sweep(
             config, registry, run_id, run_dir, plan, harness, frozenset(retry or ()), backend
@@ -504,6 +575,8 @@ def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, An
 
 def _recover(registry: Registry, backend: Any, run_id: str) -> list[str]:
     """Runs a dead canon left ``running`` are abandoned; its slots finished or reaped."""
-    notes = [f"run {r} was left running by a canon that died: marked abandoned"
-             for r in registry.abandon_running()]  # fmt: skip
+    notes = [
+        f"run {r} was left running by a canon that died: marked abandoned"
+        for r in registry.abandon_running()
+    ]
     return notes + registry_guard.recover(registry, backend, run_id)

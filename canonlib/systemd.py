@@ -54,10 +54,15 @@ def render_service(config: Config, o: UnitOptions) -> str:
     state, evidence = config.state_dir, config.evidence_dir
     tmp = "/tmp/canon"
     env = [
-        ("CANON_CONFIG", str(config.path)), ("CCCI_REPO", str(fleet)), ("PATH", o.path),
-        ("HOME", str(state / "home")), ("JUPYTER_RUNTIME_DIR", f"{tmp}/jupyter"),
-        ("IPYTHONDIR", f"{tmp}/ipython"), ("MPLCONFIGDIR", f"{tmp}/matplotlib"), ("PYTHONUNBUFFERED", "1"),
-    ]  # fmt: skip
+        ("CANON_CONFIG", str(config.path)),
+        ("CCCI_REPO", str(fleet)),
+        ("PATH", o.path),
+        ("HOME", str(state / "home")),
+        ("JUPYTER_RUNTIME_DIR", f"{tmp}/jupyter"),
+        ("IPYTHONDIR", f"{tmp}/ipython"),
+        ("MPLCONFIGDIR", f"{tmp}/matplotlib"),
+        ("PYTHONUNBUFFERED", "1"),
+    ]
     lines = [
         "# rendered by `canon systemd render`; re-render after moving the checkout or the config",
         "[Unit]",
@@ -65,14 +70,14 @@ def render_service(config: Config, o: UnitOptions) -> str:
         f"Documentation=file://{wd}/README.md",
         "Wants=network-online.target",
         "After=network-online.target",
-        *( [f"OnFailure={o.on_failure}"] if o.on_failure else [] ),
+        *([f"OnFailure={o.on_failure}"] if o.on_failure else []),
         "",
         "[Service]",
         "Type=oneshot",
         f"WorkingDirectory={wd}",
         *[f"Environment={shlex.quote(f'{k}={v}')}" for k, v in env],
         f"ExecStart={o.python} -m canonlib evidence run weekly",
-        *( [f"User={o.user}"] if o.user else [] ),
+        *([f"User={o.user}"] if o.user else []),
         "Nice=10",
         "CPUSchedulingPolicy=batch",
         "IOSchedulingClass=idle",
@@ -83,27 +88,29 @@ def render_service(config: Config, o: UnitOptions) -> str:
         "PrivateTmp=true",
         "NoNewPrivileges=true",
         "",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines)
 
 
 def render_timer(o: UnitOptions) -> str:
-    return "\n".join([
-        "# rendered by `canon systemd render`",
-        "[Unit]",
-        "Description=canon: weekly sweep, Sunday night with a randomised delay",
-        "",
-        "[Timer]",
-        f"OnCalendar={o.on_calendar}",
-        f"RandomizedDelaySec={o.randomized_delay}",
-        "Persistent=true",
-        "AccuracySec=1min",
-        f"Unit={SERVICE}",
-        "",
-        "[Install]",
-        "WantedBy=timers.target",
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "# rendered by `canon systemd render`",
+            "[Unit]",
+            "Description=canon: weekly sweep, Sunday night with a randomised delay",
+            "",
+            "[Timer]",
+            f"OnCalendar={o.on_calendar}",
+            f"RandomizedDelaySec={o.randomized_delay}",
+            "Persistent=true",
+            "AccuracySec=1min",
+            f"Unit={SERVICE}",
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+            "",
+        ]
+    )
 
 
 def render(config: Config, output: Path, o: UnitOptions) -> list[Path]:
@@ -142,8 +149,12 @@ def unit_environment(unit: dict[str, list[str]]) -> dict[str, str]:
 
 
 def _calendar_is_weekly(spec: str) -> tuple[bool, str]:
-    proc = subprocess.run(["systemd-analyze", "calendar", "--iterations=3", spec], capture_output=True,
-                          text=True, timeout=30)  # fmt: skip
+    proc = subprocess.run(
+        ["systemd-analyze", "calendar", "--iterations=3", spec],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if proc.returncode != 0:
         return False, f"systemd-analyze calendar rejects {spec!r}: {proc.stderr.strip()}"
     stamps = re.findall(
@@ -173,11 +184,20 @@ def verify_units(directory: Path) -> list[Claim]:
                 "systemd-analyze is not on PATH; install systemd",
             )
         ]
-    proc = subprocess.run(["systemd-analyze", "verify", str(svc), str(tmr)], capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(svc), str(tmr)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     noise = [ln for ln in proc.stderr.splitlines() if ln.strip() and not _harmless(ln)]
-    claims.append(Claim("systemd-analyze verify", proc.returncode == 0 and not noise,
-                        "; ".join(noise) or "both units verify"))  # fmt: skip
+    claims.append(
+        Claim(
+            "systemd-analyze verify",
+            proc.returncode == 0 and not noise,
+            "; ".join(noise) or "both units verify",
+        )
+    )
     timer = read_unit(tmr)
     service = read_unit(svc)
     cal = (timer.get("OnCalendar") or [""])[0]
@@ -190,11 +210,21 @@ def verify_units(directory: Path) -> list[Claim]:
             "a missed run fires at boot",
         )
     )
-    claims.append(Claim("timer has a randomised delay", bool(timer.get("RandomizedDelaySec")),
-                        f"RandomizedDelaySec={timer.get('RandomizedDelaySec')}"))  # fmt: skip
+    claims.append(
+        Claim(
+            "timer has a randomised delay",
+            bool(timer.get("RandomizedDelaySec")),
+            f"RandomizedDelaySec={timer.get('RandomizedDelaySec')}",
+        )
+    )
     env = unit_environment(service)
-    claims.append(Claim("service names the config and the fleet", bool(env.get("CANON_CONFIG") and env.get("CCCI_REPO")),
-                        f"CANON_CONFIG={env.get('CANON_CONFIG')} CCCI_REPO={env.get('CCCI_REPO')}"))  # fmt: skip
+    claims.append(
+        Claim(
+            "service names the config and the fleet",
+            bool(env.get("CANON_CONFIG") and env.get("CCCI_REPO")),
+            f"CANON_CONFIG={env.get('CANON_CONFIG')} CCCI_REPO={env.get('CCCI_REPO')}",
+        )
+    )
     claims.append(Claim("service sets PATH", bool(env.get("PATH")), env.get("PATH", "unset")))
     claims.append(
         Claim(

@@ -79,8 +79,13 @@ def fit_widths(natural: Sequence[int], total: int, gap: int = GAP) -> list[int]:
     return widths
 
 
-def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, max_width: int | None = None,
-          paint: bool = False) -> str:  # fmt: skip
+def table(
+    rows: Sequence[Sequence[Any]],
+    headers: Sequence[str],
+    *,
+    max_width: int | None = None,
+    paint: bool = False,
+) -> str:
     """A plain-text table (tabulate's ``simple``), cut to ``max_width`` with an ellipsis."""
     from tabulate import tabulate
 

@@ -10,8 +10,13 @@ from pathlib import Path
 
 from . import git
 
-IDENTITY = {"user.name": "Recipe Maintainer", "user.email": "maintainers@coopcloud.example",
-            "commit.gpgsign": "false", "tag.gpgsign": "false", "init.defaultBranch": "main"}  # fmt: skip
+IDENTITY = {
+    "user.name": "Recipe Maintainer",
+    "user.email": "maintainers@coopcloud.example",
+    "commit.gpgsign": "false",
+    "tag.gpgsign": "false",
+    "init.defaultBranch": "main",
+}
 
 
 class UpstreamRepo:

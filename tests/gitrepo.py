@@ -11,8 +11,15 @@ ID = [arg for k, v in IDENTITY.items() for arg in ("-c", f"{k}={v}")]
 
 
 def git(*args: str, cwd: Path | str | None = None, input: str | None = None) -> str:
-    proc = subprocess.run(["git", *ID, *args], cwd=cwd, capture_output=True, text=True, input=input,
-                          check=False, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        ["git", *ID, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        input=input,
+        check=False,
+        timeout=120,
+    )
     if proc.returncode:
         raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
     return proc.stdout
@@ -40,17 +47,27 @@ def fast_import_tags(up: Upstream, n_commits: int, tags: list[tuple[str, int, bo
     lines = []
     for i in range(1, n_commits + 1):
         body = f"release {i}\n"
-        lines += ["commit refs/heads/main", f"mark :{i}",
-                  f"committer Upstream <u@example.org> {1700000000 + i} +0000",
-                  f"data {len(body)}", body.rstrip("\n")]  # fmt: skip
+        lines += [
+            "commit refs/heads/main",
+            f"mark :{i}",
+            f"committer Upstream <u@example.org> {1700000000 + i} +0000",
+            f"data {len(body)}",
+            body.rstrip("\n"),
+        ]
         if i == 1 and up.n:
             lines.append("from refs/heads/main^0")
         lines += ["M 644 inline version.txt", f"data {len(body)}", body.rstrip("\n"), ""]
     for name, idx, annotated in tags:
         if annotated:
             msg = f"release {name}\n"
-            lines += [f"tag {name}", f"from :{idx}", "tagger Upstream <u@example.org> 1700000000 +0000",
-                      f"data {len(msg)}", msg.rstrip("\n"), ""]  # fmt: skip
+            lines += [
+                f"tag {name}",
+                f"from :{idx}",
+                "tagger Upstream <u@example.org> 1700000000 +0000",
+                f"data {len(msg)}",
+                msg.rstrip("\n"),
+                "",
+            ]
         else:
             lines += [f"reset refs/tags/{name}", f"from :{idx}", ""]
     git("fast-import", "--quiet", cwd=up.path, input="\n".join(lines) + "\n")

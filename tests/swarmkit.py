@@ -22,8 +22,9 @@ IMAGE = os.environ.get("CANON_TEST_IMAGE", "canon-test/busybox:1")
 
 
 def docker(*args: str, check: bool = True, input: str | None = None) -> str:
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120, input=input,
-                          check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=120, input=input, check=False
+    )
     if check and proc.returncode:
         raise AssertionError(f"docker {' '.join(args)} failed: {proc.stderr}")
     return proc.stdout
@@ -34,8 +35,13 @@ def swarm_problem() -> str | None:
     if not shutil.which("docker"):
         return "no docker CLI (scripts/swarm-up installs one)"
     try:
-        proc = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"],
-                              capture_output=True, text=True, timeout=20, check=False)  # fmt: skip
+        proc = subprocess.run(
+            ["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return "docker info timed out"
     if proc.returncode:
@@ -104,9 +110,12 @@ def canonical_slots() -> set[str]:
 
 def non_canonical_leftovers() -> list[str]:
     keep = canonical_slots()
-    return sorted(f"{kind} {labels['name']} (slot {labels['canon.slot']})"
-                  for kind, objs in canon_objects().items() for labels in objs
-                  if labels["canon.slot"] not in keep)  # fmt: skip
+    return sorted(
+        f"{kind} {labels['name']} (slot {labels['canon.slot']})"
+        for kind, objs in canon_objects().items()
+        for labels in objs
+        if labels["canon.slot"] not in keep
+    )
 
 
 def remove_slots(slots: set[str]) -> None:
@@ -171,17 +180,26 @@ DB = """\
 """
 
 
-def recipe_files(version: str, *, secret_version: str = "v1", image: str = IMAGE, compose: str | None = None,
-                 app_conf: str = "greeting=hello\n", db: bool = False) -> dict[str, str]:  # fmt: skip
+def recipe_files(
+    version: str,
+    *,
+    secret_version: str = "v1",
+    image: str = IMAGE,
+    compose: str | None = None,
+    app_conf: str = "greeting=hello\n",
+    db: bool = False,
+) -> dict[str, str]:
     """A recipe's files; ``db``: with a second service, ``db``."""
     db_service = DB.format(image=image) if db else ""
     return {
-        "compose.yml": compose if compose is not None else COMPOSE.format(image=image, version=version, db=db_service),
+        "compose.yml": compose
+        if compose is not None
+        else COMPOSE.format(image=image, version=version, db=db_service),
         ".env.sample": f"TYPE=r\nDOMAIN=r.example.com\nGREETING=hi\n"
-                       f"SECRET_DB_PASSWORD_VERSION={secret_version} # length=24\n",
+        f"SECRET_DB_PASSWORD_VERSION={secret_version} # length=24\n",
         "abra.sh": "export APP_CONF_VERSION=v1\n",
         "app.conf": app_conf,
-    }  # fmt: skip
+    }
 
 
 def write_tree(path: Path, files: dict[str, str]) -> Path:

@@ -91,8 +91,13 @@ def ws(tmp_path):
 
 
 def backend(tmp_path, servers=("swarm1.example.org",)):
-    return AbraBackend(tmp_path / "abra-dir", list(servers), lock_dir=tmp_path / "locks",
-                       log=tmp_path / "abra.log", server_wait_s=0)  # fmt: skip
+    return AbraBackend(
+        tmp_path / "abra-dir",
+        list(servers),
+        lock_dir=tmp_path / "locks",
+        log=tmp_path / "abra.log",
+        server_wait_s=0,
+    )
 
 
 def test_exact_command_sequence_and_no_secret_in_logs(ws, tmp_path, fake_abra):

@@ -22,8 +22,16 @@ def test_abra_never_tears_down_a_canonical(tmp_path, fake_abra):  # noqa: F811
     m.sync()
     slot = "warm-bluesky-pds-0a1b2c3d"
     with m.checkout("0.2.0+v0.4") as co:
-        marker = SlotMarker(slot=slot, recipe="bluesky-pds", role=CANONICAL, version=co.tag,
-                            commit=co.commit, run_id="r1", promotion_id=1, promotion_hash="f" * 64)  # fmt: skip
+        marker = SlotMarker(
+            slot=slot,
+            recipe="bluesky-pds",
+            role=CANONICAL,
+            version=co.tag,
+            commit=co.commit,
+            run_id="r1",
+            promotion_id=1,
+            promotion_hash="f" * 64,
+        )
         b.mark(slot, marker)
         b.provision(slot, co.path, ws.meta("bluesky-pds"))
         b.deploy(slot, co.path, ws.meta("bluesky-pds"), version=co.tag, commit=co.commit)

@@ -33,8 +33,13 @@ PRECIOUS = "precious.txt"
 
 
 def canon(root: Path, *args: str, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "canonlib", "--config", str(root / "canon.toml"), *args],
-                          capture_output=True, text=True, timeout=600, **kw)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "canonlib", "--config", str(root / "canon.toml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -92,8 +97,16 @@ def test_slots_are_unique_and_marked_and_a_canonical_cannot_be_torn_down(ws):
 
 
 def test_marker_round_trips_through_labels():
-    m = SlotMarker(slot="warm-x-0a1b2c3d", recipe="x", role=NEXT, version="1.0.0", commit="a" * 40,
-                   run_id="r", promotion_id=7, promotion_hash="f" * 64)  # fmt: skip
+    m = SlotMarker(
+        slot="warm-x-0a1b2c3d",
+        recipe="x",
+        role=NEXT,
+        version="1.0.0",
+        commit="a" * 40,
+        run_id="r",
+        promotion_id=7,
+        promotion_hash="f" * 64,
+    )
     assert SlotMarker.from_labels(m.labels()) == m
     assert m.labels()["canon.role"] == "next" and "canon.previous_slot" not in m.labels()
     assert SlotMarker.from_labels({"other": "x"}) is None
@@ -127,8 +140,12 @@ def _refuses(ws, before: dict[str, str], *needles: str) -> str:
     r = canon(ws.root, "sweep")
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
-    for needle in ("behind the deployed canonicals", "canon registry restore", "canon registry rebuild",
-                   *needles):  # fmt: skip
+    for needle in (
+        "behind the deployed canonicals",
+        "canon registry restore",
+        "canon registry rebuild",
+        *needles,
+    ):
         assert needle in r.stderr, r.stderr
     assert precious(ws) == before
     return r.stderr
@@ -260,12 +277,26 @@ def test_sigkill_mid_promote_next_sweep_marks_abandoned_reaps_and_completes(ws, 
     ws.release("nextcloud", "6.0.2+28.0.3-fpm")
     mark = tmp_path / "promote-mark"
     meta = ws.fleet / "tests" / "nextcloud" / "recipe_meta.py"
-    meta.write_text(META + 'INSTALL_STEPS = [\'echo seeded > "$CANON_DATA_DIR/seed.txt"\', '
-                    f'\'case "$CANON_SLOT" in warm-*) test -e {tmp_path}/release || '
-                    f'{{ echo $$ > {mark}; exec sleep 60; }};; esac\']\n')  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"),
-                             "sweep", "--recipe", "nextcloud"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    meta.write_text(
+        META + "INSTALL_STEPS = ['echo seeded > \"$CANON_DATA_DIR/seed.txt\"', "
+        f'\'case "$CANON_SLOT" in warm-*) test -e {tmp_path}/release || '
+        f"{{ echo $$ > {mark}; exec sleep 60; }};; esac']\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "canonlib",
+            "--config",
+            str(ws.root / "canon.toml"),
+            "sweep",
+            "--recipe",
+            "nextcloud",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(mark, proc)
     proc.kill()
     proc.wait()
@@ -311,8 +342,17 @@ def test_promote_recorded_then_died_is_finished_not_reaped(ws):
 def test_cold_slot_of_a_dead_run_is_reaped_but_an_unmarked_dir_is_not(ws):
     backend = LocalBackend(ws.config.slots_dir)
     cold = "cold-nextcloud-deadbeef"
-    backend.mark(cold, SlotMarker(slot=cold, recipe="nextcloud", role=COLD, version="6.0.1+28.0.2-fpm",
-                                  commit="a" * 40, run_id="20000101T000000Z-sweep-dead"))  # fmt: skip
+    backend.mark(
+        cold,
+        SlotMarker(
+            slot=cold,
+            recipe="nextcloud",
+            role=COLD,
+            version="6.0.1+28.0.2-fpm",
+            commit="a" * 40,
+            run_id="20000101T000000Z-sweep-dead",
+        ),
+    )
     (ws.config.slots_dir / "someone-elses").mkdir()
     r = canon(ws.root, "sweep")
     assert r.returncode == 0, r.stderr

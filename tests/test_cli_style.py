@@ -30,8 +30,14 @@ NOT_REPORTING = {
 
 
 def canon(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "canonlib", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "canonlib", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
 
 
 def in_a_tty(args: list[str], *, cwd: Path, columns: int, extra_env: dict[str, str]) -> str:
@@ -43,8 +49,14 @@ def in_a_tty(args: list[str], *, cwd: Path, columns: int, extra_env: dict[str, s
 
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")}
-    proc = subprocess.Popen([sys.executable, "-m", "canonlib", *args], cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=child, stderr=subprocess.PIPE, env={**env, **extra_env})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "canonlib", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=subprocess.PIPE,
+        env={**env, **extra_env},
+    )
     os.close(child)
     out = b""
     while True:
@@ -71,22 +83,33 @@ def leaves():
 
 
 def test_every_flag_and_positional_has_help():
-    missing = [f"{p.prog} {name}" for p, _ in reference.walk(build_parser())
-               for name, text in reference.arguments(p) if not text.strip()]  # fmt: skip
+    missing = [
+        f"{p.prog} {name}"
+        for p, _ in reference.walk(build_parser())
+        for name, text in reference.arguments(p)
+        if not text.strip()
+    ]
     assert not missing, f"arguments without help text: {missing}"
 
 
 def test_every_reporting_command_has_json():
-    without = [p.prog for p in leaves() if p.prog not in NOT_REPORTING
-               and not any("--json" in a.option_strings for a in p._actions)]  # fmt: skip
+    without = [
+        p.prog
+        for p in leaves()
+        if p.prog not in NOT_REPORTING and not any("--json" in a.option_strings for a in p._actions)
+    ]
     assert not without, f"commands that report without --json: {without}"
 
 
 @pytest.mark.parametrize(
     ("argv", "hint"),
-    [(["sweeep"], "did you mean sweep?"), (["stauts"], "did you mean status?"),
-     (["systemd", "verfy"], "did you mean verify?"), (["meta", "key"], "did you mean keys?")],
-)  # fmt: skip
+    [
+        (["sweeep"], "did you mean sweep?"),
+        (["stauts"], "did you mean status?"),
+        (["systemd", "verfy"], "did you mean verify?"),
+        (["meta", "key"], "did you mean keys?"),
+    ],
+)
 def test_a_mistyped_subcommand_gets_a_suggestion(tmp_path, argv, hint):
     r = canon(*argv, cwd=tmp_path)
     assert r.returncode == 2 and hint in r.stderr and "Traceback" not in r.stderr
@@ -103,11 +126,16 @@ def ws(tmp_path):
 
 @pytest.mark.parametrize(
     ("toml", "hint"),
-    [('fleat = "fleet"\n', "unknown key 'fleat'; did you mean fleet?"),
-     ("[harness]\ntimout_s = 5\n", "unknown key 'harness.timout_s'; did you mean harness.timeout_s?"),
-     ('[backend]\nkind = "abr"\n', "did you mean abra?"),
-     ("[sync]\nparalel = 2\n", "did you mean sync.parallel?")],
-)  # fmt: skip
+    [
+        ('fleat = "fleet"\n', "unknown key 'fleat'; did you mean fleet?"),
+        (
+            "[harness]\ntimout_s = 5\n",
+            "unknown key 'harness.timout_s'; did you mean harness.timeout_s?",
+        ),
+        ('[backend]\nkind = "abr"\n', "did you mean abra?"),
+        ("[sync]\nparalel = 2\n", "did you mean sync.parallel?"),
+    ],
+)
 def test_config_mistakes_get_a_suggestion(ws, toml, hint):
     cfg = ws.root / "canon.toml"
     text = cfg.read_text()

@@ -7,8 +7,13 @@ import sys
 
 
 def canon(*args, stdin=""):
-    return subprocess.run([sys.executable, "-m", "canonlib", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "canonlib", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_sort_prints_oldest_first_and_names_non_versions():

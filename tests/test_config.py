@@ -36,8 +36,14 @@ def test_every_problem_is_listed(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as e:
         load_config(tmp_path / "canon.toml")
     msg = str(e.value)
-    for words in ["unknown key 'fleeet'", "no fleet", "backend.kind must be one of local, abra",
-                  "sync.parallel must be between 1 and 256", "harness.timeout_s must be", "must contain {recipe}"]:  # fmt: skip
+    for words in [
+        "unknown key 'fleeet'",
+        "no fleet",
+        "backend.kind must be one of local, abra",
+        "sync.parallel must be between 1 and 256",
+        "harness.timeout_s must be",
+        "must contain {recipe}",
+    ]:
         assert words in msg
     assert "6 problem(s)" in msg and e.value.exit_code == 2
 

@@ -140,8 +140,12 @@ def test_disk_full_mid_promote_keeps_a_live_canonical_and_the_sweep_after_space_
     backend = LocalBackend(ws.config.slots_dir)
     before, data = registry_view(ws), precious(ws)
     ws.release("nextcloud", NEW)
-    env = {**os.environ, ENV: where, "CANON_CRASH_HOW": "fill-disk",
-           "CANON_FILL_DIR": str(ws.config.state_dir)}  # fmt: skip
+    env = {
+        **os.environ,
+        ENV: where,
+        "CANON_CRASH_HOW": "fill-disk",
+        "CANON_FILL_DIR": str(ws.config.state_dir),
+    }
     full = canon(ws.root, "sweep", "--json", "--recipe", "nextcloud", env=env)
     assert "Traceback" not in full.stderr + full.stdout, full.stderr
     row = {r["recipe"]: r for r in json.loads(full.stdout)}["nextcloud"]
@@ -150,8 +154,10 @@ def test_disk_full_mid_promote_keeps_a_live_canonical_and_the_sweep_after_space_
         assert "No space left on device" in row["reason"] or "disk is full" in row["reason"], row
     else:  # recorded: it stands; what could not be written is a warning the next sweep repairs
         assert full.returncode == 0 and row["label"] == "PASS (promoted)", row
-        assert any("No space left on device" in w and "the next sweep repairs it" in w
-                   for w in row["warnings"]), row  # fmt: skip
+        assert any(
+            "No space left on device" in w and "the next sweep repairs it" in w
+            for w in row["warnings"]
+        ), row
     (ws.config.state_dir / FILLER).unlink()  # space again
 
     after = registry_view(ws)

@@ -57,8 +57,12 @@ def test_sigkilled_canon_leaves_no_harness_and_the_next_sweep_reaps(tmp_path):
     mark = tmp_path / "parked"
     state = ws.config.state_dir
     argv = [sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), "sweep"]
-    canon = subprocess.Popen(argv, env={**os.environ, "CANON_TEST_MARK": str(mark)},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    canon = subprocess.Popen(
+        argv,
+        env={**os.environ, "CANON_TEST_MARK": str(mark)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for(mark.exists, what="the fleet test to start")
         pids, scratch = mark.read_text().rsplit(" ", 1)
@@ -97,8 +101,12 @@ def test_sigkilled_canon_leaves_no_harness_and_the_next_sweep_reaps(tmp_path):
 
 
 def _dead_pid() -> int:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(proc.stdout)
 
 

@@ -12,9 +12,17 @@ C = "c" * 40
 
 
 def row(recipe, decision, label, *, verdict=None, ran=False):
-    return {**dict.fromkeys(RESULT_FIELDS), "recipe": recipe, "decision": decision, "label": label,
-            "verdict": verdict, "latest": "2.0.0", "tested_commit": C if ran else None,
-            "log_path": f"/logs/{recipe}.log" if ran else None, "warnings": []}  # fmt: skip
+    return {
+        **dict.fromkeys(RESULT_FIELDS),
+        "recipe": recipe,
+        "decision": decision,
+        "label": label,
+        "verdict": verdict,
+        "latest": "2.0.0",
+        "tested_commit": C if ran else None,
+        "log_path": f"/logs/{recipe}.log" if ran else None,
+        "warnings": [],
+    }
 
 
 FIRST = [
@@ -64,14 +72,26 @@ def test_a_second_sweep_that_only_finishes_business_holds_every_claim(tmp_path):
 @pytest.mark.parametrize(
     ("recipe", "second_row", "promoted", "broken"),
     [
-        ("red", row("red", "run", "FAIL (level 4/5)", verdict="red", ran=True), (),
-         "what the first sweep settled ran no harness"),
-        ("promoted", row("promoted", "run", "PASS (promoted)", verdict="green", ran=True), ("promoted",),
-         "no promotion written for a settled recipe"),
-        ("held", row("held", "skip:held", "FAIL (level 0/5)"), (),
-         "rows that ran nothing are SKIP or a stage ERROR"),
+        (
+            "red",
+            row("red", "run", "FAIL (level 4/5)", verdict="red", ran=True),
+            (),
+            "what the first sweep settled ran no harness",
+        ),
+        (
+            "promoted",
+            row("promoted", "run", "PASS (promoted)", verdict="green", ran=True),
+            ("promoted",),
+            "no promotion written for a settled recipe",
+        ),
+        (
+            "held",
+            row("held", "skip:held", "FAIL (level 0/5)"),
+            (),
+            "rows that ran nothing are SKIP or a stage ERROR",
+        ),
     ],
-)  # fmt: skip
+)
 def test_anything_settled_that_runs_again_breaks_the_proof(
     tmp_path, recipe, second_row, promoted, broken
 ):

@@ -47,8 +47,14 @@ def test_runnable_examples_run_as_written(tmp_path, page):
     env = newcomer_env(tmp_path, tmp_path / "upstreams")
     outputs = []
     for i, block in enumerate(runnable(page), start=1):
-        r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env,
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
+        r = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         where = f"{page.relative_to(REPO)} block {i}:\n{block}"
         assert r.returncode == 0, f"{where}\nexit {r.returncode}\n{r.stdout}\n{r.stderr}"
         assert "Traceback" not in r.stdout + r.stderr, where

@@ -36,8 +36,14 @@ def canon_env() -> dict[str, str]:
 
 
 def canon(*args, cwd=None, env_extra=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "canonlib", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env={**canon_env(), **(env_extra or {})})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "canonlib", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**canon_env(), **(env_extra or {})},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +70,14 @@ def without_state(state: Path, argv: list) -> list[str]:
 def canon_without_state(state: Path, *args, cwd=None) -> subprocess.CompletedProcess[str]:
     probe = subprocess.run(without_state(state, ["true"]), capture_output=True, text=True)
     need(f"no private mount namespace here: {probe.stderr.strip()}" if probe.returncode else None)
-    r = subprocess.run(without_state(state, [sys.executable, "-m", "canonlib", *args]), capture_output=True,
-                       text=True, timeout=600, cwd=cwd, env=canon_env())  # fmt: skip
+    r = subprocess.run(
+        without_state(state, [sys.executable, "-m", "canonlib", *args]),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env=canon_env(),
+    )
     assert r.returncode != 97, f"the state could not be hidden: {r.stderr}"
     return r
 
@@ -144,10 +156,17 @@ def test_demo_evidence_is_failed_and_verifies_from_cold_anywhere(demo, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert not [line for line in r.stdout.splitlines() if line.startswith("FAIL")]
     assert ", 0 failed" in r.stdout.splitlines()[-1]
-    for words in ["samever: no run ever had base kind step-back", "tagged_promote: green-but-untagged did not promote",
-                  "determinism: no promotion written", "canonical plausible: commit == tag",
-                  "verdict re-derived: FAILED: lasuite-docs ERROR", "signature: unsigned", "suite all complete",
-                  "disk_budget: disk within budget", "sweep: rows shown for run"]:  # fmt: skip
+    for words in [
+        "samever: no run ever had base kind step-back",
+        "tagged_promote: green-but-untagged did not promote",
+        "determinism: no promotion written",
+        "canonical plausible: commit == tag",
+        "verdict re-derived: FAILED: lasuite-docs ERROR",
+        "signature: unsigned",
+        "suite all complete",
+        "disk_budget: disk within budget",
+        "sweep: rows shown for run",
+    ]:
         assert words in r.stdout, words
     j = canon_without_state(state, "verify", "--json", copy, cwd=tmp_path)
     assert j.returncode == 0 and all(c["ok"] for c in json.loads(j.stdout))
@@ -180,11 +199,23 @@ def test_manifest_is_a_valid_in_toto_statement(demo, weekly):
         validate(json.loads((d / MANIFEST).read_text()))
     fleet = {"path": "/srv/fleet", "commit": "a" * 40}
     for subj in (subjects([], fleet, "b" * 64), subjects([], {**fleet, "commit": None}, "b" * 64)):
-        validate({"_type": "https://in-toto.io/Statement/v1", "subject": subj,
-                  "predicateType": "https://in-toto.io/attestation/test-result/v0.1", "predicate": {"result": "PASSED"}})  # fmt: skip
+        validate(
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": subj,
+                "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
+                "predicate": {"result": "PASSED"},
+            }
+        )
     with pytest.raises(ValueError, match="subject"):  # the validator does catch an empty subject
-        validate({"_type": "https://in-toto.io/Statement/v1", "subject": [],
-                  "predicateType": "https://in-toto.io/attestation/test-result/v0.1", "predicate": {"result": "PASSED"}})  # fmt: skip
+        validate(
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [],
+                "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
+                "predicate": {"result": "PASSED"},
+            }
+        )
 
 
 def test_evidence_run_weekly_exits_1_naming_the_recipe_and_is_signed(weekly):
@@ -252,8 +283,13 @@ def _promote_in_rows(rec: dict) -> None:
 def test_tamper_recorded_values_edited_and_rehashed(tampered):
     edit_records(tampered, "sweep", _promote_in_rows)
     bad = failed(verify(tampered))
-    assert any(s.startswith("sweep: rows shown for run") and "recipe gitea: notebook says label 'PASS (promoted)', "
-               "bundled registry says 'SKIP (held)'" in s for s in bad), bad  # fmt: skip
+    assert any(
+        s.startswith("sweep: rows shown for run")
+        and "recipe gitea: notebook says label 'PASS (promoted)', "
+        "bundled registry says 'SKIP (held)'"
+        in s
+        for s in bad
+    ), bad
 
 
 def test_tamper_shown_table_edited_and_rehashed(tampered):
@@ -305,8 +341,11 @@ def test_tamper_extra_notebook_added_and_manifest_rewritten(tampered):
     shutil.copy(tampered / "sweep.ipynb", tampered / "sweep2.ipynb")
     rehash(tampered)
     bad = failed(verify(tampered))
-    assert any(s.startswith("suite all: file sweep2.ipynb") and "a notebook the suite does not declare" in s
-               for s in bad), bad  # fmt: skip
+    assert any(
+        s.startswith("suite all: file sweep2.ipynb")
+        and "a notebook the suite does not declare" in s
+        for s in bad
+    ), bad
 
 
 def test_tamper_manifest_of_another_run_swapped_in(tampered, weekly):
@@ -349,8 +388,10 @@ def test_tamper_bundled_registry_with_results_caught_by_signature_and_state(sign
     by_key = failed(verify(d, key=pub))
     assert any(s.startswith("signature:") for s in by_key), by_key
     by_state = failed(verify(d, state=cfg.state_dir))
-    assert any(s.startswith("run ") and "bundled rows equal the live registry's" in s and "bonfire" in s
-               for s in by_state), by_state  # fmt: skip
+    assert any(
+        s.startswith("run ") and "bundled rows equal the live registry's" in s and "bonfire" in s
+        for s in by_state
+    ), by_state
 
 
 def test_tamper_live_registry_replaced_by_an_older_copy(signed, weekly, tmp_path):
@@ -361,8 +402,12 @@ def test_tamper_live_registry_replaced_by_an_older_copy(signed, weekly, tmp_path
     state.mkdir()
     shutil.copy(older, state / "canon.db")
     bad = failed(verify(d, state=state))
-    assert any(s.startswith("live registry still holds the run's chain") and "custom-html 1.14.0+1.31.2" in s
-               and "rolled back" in s for s in bad), bad  # fmt: skip
+    assert any(
+        s.startswith("live registry still holds the run's chain")
+        and "custom-html 1.14.0+1.31.2" in s
+        and "rolled back" in s
+        for s in bad
+    ), bad
 
 
 def test_tamper_envelope_signed_by_another_key(signed, tmp_path):
@@ -431,10 +476,18 @@ def test_tamper_extra_file_and_deleted_file(tampered):
     assert any(s.startswith("file bundle/refs.json") and "deleted" in s for s in bad)
 
 
-@pytest.mark.parametrize("text", ["", "not json", "[]", '{"_type": "https://in-toto.io/Statement/v1"}',
-                                  '{"_type": "https://in-toto.io/Statement/v1", "subject": [1], "predicate": '
-                                  '{"canon": {"type": "canon-evidence/v1", "files": {}, "notebooks": [1, {"name": 2}], '
-                                  '"suite": "all", "results": [1], "sweep_runs": [3], "chain": 5}}}'])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "[]",
+        '{"_type": "https://in-toto.io/Statement/v1"}',
+        '{"_type": "https://in-toto.io/Statement/v1", "subject": [1], "predicate": '
+        '{"canon": {"type": "canon-evidence/v1", "files": {}, "notebooks": [1, {"name": 2}], '
+        '"suite": "all", "results": [1], "sweep_runs": [3], "chain": 5}}}',
+    ],
+)
 def test_malformed_manifest_is_a_failed_claim_not_a_traceback(tampered, text):
     (tampered / MANIFEST).write_text(text)
     assert failed(verify(tampered))
@@ -456,8 +509,13 @@ def make_nb(path: Path, body: str) -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('config_path = ""\nevidence_dir = ""')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(body),
-                nbformat.v4.new_code_cell("from canonlib.evidence.records import record\nrecord('complete', True)")]  # fmt: skip
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(body),
+        nbformat.v4.new_code_cell(
+            "from canonlib.evidence.records import record\nrecord('complete', True)"
+        ),
+    ]
     nbformat.write(nb, path)
     return path
 

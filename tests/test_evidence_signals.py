@@ -33,9 +33,23 @@ def test_signal_during_evidence_run_stops_the_whole_tree(tmp_path, sig, code):
     mark = tmp_path / "mark"
     env = {**os.environ, "MARK": str(mark), "SLEEP": "300"}
     env.pop("CANON_CONFIG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"),
-                             "evidence", "run", "weekly"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "canonlib",
+            "--config",
+            str(ws.root / "canon.toml"),
+            "evidence",
+            "run",
+            "weekly",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         wait_for(tmp_path / "mark-custom-html", proc, limit=240)
         tree = psutil.Process(proc.pid).children(recursive=True)
@@ -66,8 +80,21 @@ def test_signal_during_evidence_run_stops_the_whole_tree(tmp_path, sig, code):
     assert m["predicate"]["result"] == "FAILED"
     assert not list((ws.config.state_dir / "checkouts").iterdir())
     # the lock is free and a rerun completes: evidence run weekly is green (exit 0)
-    r = subprocess.run([sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), "evidence",
-                        "run", "weekly"], capture_output=True, text=True, env={**env, "SLEEP": "0"},
-                       timeout=600)  # fmt: skip
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "canonlib",
+            "--config",
+            str(ws.root / "canon.toml"),
+            "evidence",
+            "run",
+            "weekly",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "SLEEP": "0"},
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "evidence weekly: PASSED" in r.stdout

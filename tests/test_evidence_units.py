@@ -19,16 +19,24 @@ def row(recipe, label, run="r1"):
     return {"run_id": run, "recipe": recipe, "label": label}
 
 
-@pytest.mark.parametrize("nbs, rows, result, recipes", [
-    ({"sweep": True}, [row("a", "PASS (promoted)"), row("b", "SKIP (held)")], "PASSED", []),
-    ({"sweep": True}, [row("a", "GREEN-NOT-PROMOTED (untagged)")], "PASSED", []),
-    ({"sweep": True}, [row("a", "FAIL (level 1/5)")], "FAILED", ["a"]),
-    ({"sweep": True}, [row("a", "FAIL (timeout)")], "FAILED", ["a"]),
-    ({"sweep": True}, [row("a", "ERROR (sync: gone)"), row("a", "ERROR (sync: gone)", "r2")], "FAILED", ["a"]),
-    ({"sweep": True}, [row("k", "GREEN-BUT-PROMOTE-FAILED")], "FAILED", ["k"]),
-    ({"sweep": True, "disk_budget": False}, [], "FAILED", []),
-    ({}, [], "FAILED", []),  # no notebook ran: nothing is proven
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "nbs, rows, result, recipes",
+    [
+        ({"sweep": True}, [row("a", "PASS (promoted)"), row("b", "SKIP (held)")], "PASSED", []),
+        ({"sweep": True}, [row("a", "GREEN-NOT-PROMOTED (untagged)")], "PASSED", []),
+        ({"sweep": True}, [row("a", "FAIL (level 1/5)")], "FAILED", ["a"]),
+        ({"sweep": True}, [row("a", "FAIL (timeout)")], "FAILED", ["a"]),
+        (
+            {"sweep": True},
+            [row("a", "ERROR (sync: gone)"), row("a", "ERROR (sync: gone)", "r2")],
+            "FAILED",
+            ["a"],
+        ),
+        ({"sweep": True}, [row("k", "GREEN-BUT-PROMOTE-FAILED")], "FAILED", ["k"]),
+        ({"sweep": True, "disk_budget": False}, [], "FAILED", []),
+        ({}, [], "FAILED", []),  # no notebook ran: nothing is proven
+    ],
+)
 def test_verdict_rule(nbs, rows, result, recipes):
     v = verdict(nbs, rows)
     assert (v.result, v.recipes, v.exit_code) == (result, recipes, 0 if result == "PASSED" else 1)
@@ -65,23 +73,40 @@ def test_envelope_signs_exact_bytes_and_names_the_key(tmp_path):
         signing.init_keys(tmp_path)
 
 
-@pytest.mark.parametrize("name, problem", [
-    ("sweep.ipynb", None), ("records.json", None), ("bundle/registry.db", None), ("sweep.failure.txt", None),
-    ("results/r1.jsonl", None), ("summary.md", None), ("index.html", None), ("sweep.html", None),
-    ("logs/sweep.log", None), ("scratch/samever.db", "a file no suite writes"),
-    ("results/r9.jsonl", "a file no suite writes"), ("other.ipynb", "a notebook the suite does not declare"),
-    ("notes.txt", "a file no suite writes"), ("bundle/extra.db", "a file no suite writes"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("sweep.ipynb", None),
+        ("records.json", None),
+        ("bundle/registry.db", None),
+        ("sweep.failure.txt", None),
+        ("results/r1.jsonl", None),
+        ("summary.md", None),
+        ("index.html", None),
+        ("sweep.html", None),
+        ("logs/sweep.log", None),
+        ("scratch/samever.db", "a file no suite writes"),
+        ("results/r9.jsonl", "a file no suite writes"),
+        ("other.ipynb", "a notebook the suite does not declare"),
+        ("notes.txt", "a file no suite writes"),
+        ("bundle/extra.db", "a file no suite writes"),
+    ],
+)
 def test_what_a_weekly_dir_may_hold(name, problem):
     assert file_problem(name, ["sweep", "determinism", "disk_budget"], ["r1"]) == problem
 
 
 def test_config_record_leaves_secrets_out(tmp_path):
-    cfg = Config(path=tmp_path / "canon.toml", fleet=tmp_path, state_dir=tmp_path, evidence_dir=tmp_path,
-                 upstream="https://bot:s3cret@git.example.org/{recipe}.git",
-                 push="ssh://git@ci.example.org/m/{recipe}.git",
-                 backend={"kind": "abra", "servers": ["s1"], "api_token": "t0k"},
-                 recipes={"x": {"upstream": "https://u:p@h.example/x.git"}})  # fmt: skip
+    cfg = Config(
+        path=tmp_path / "canon.toml",
+        fleet=tmp_path,
+        state_dir=tmp_path,
+        evidence_dir=tmp_path,
+        upstream="https://bot:s3cret@git.example.org/{recipe}.git",
+        push="ssh://git@ci.example.org/m/{recipe}.git",
+        backend={"kind": "abra", "servers": ["s1"], "api_token": "t0k"},
+        recipes={"x": {"upstream": "https://u:p@h.example/x.git"}},
+    )
     rec = config_record(cfg)
     text = repr(rec)
     assert "s3cret" not in text and "t0k" not in text and "u:p@" not in text

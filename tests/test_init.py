@@ -30,9 +30,12 @@ def newcomer_env(tmp_path: Path, upstreams: Path) -> dict[str, str]:
     home.mkdir(exist_ok=True)
     (home / ".gitconfig").write_text(f'[url "{upstreams}/"]\n\tinsteadOf = {COOPCLOUD}\n')
     bindir = str(Path(sys.executable).parent)
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "CANON_", "CCCI_"))},
-            "HOME": str(home), "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
-            "NO_COLOR": "1"}  # fmt: skip
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "CANON_", "CCCI_"))},
+        "HOME": str(home),
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+        "NO_COLOR": "1",
+    }
 
 
 def custom_html_upstream(root: Path) -> UpstreamRepo:
@@ -45,8 +48,14 @@ def custom_html_upstream(root: Path) -> UpstreamRepo:
 
 
 def canon(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "canonlib", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "canonlib", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_init_writes_a_committed_fleet_with_an_enrolled_example(tmp_path):

@@ -15,8 +15,11 @@ def write(tmp_path, text, recipe="nextcloud"):
 
 
 def test_defaults_and_values(tmp_path):
-    d = write(tmp_path, '"""nextcloud meta."""\nWARM_CANONICAL = True\nEXPECTED_NA = {"L3": "no backups"}\n'
-                        'SECRETS = {"pds_plc_rotation_key": "hex:32", "db_password": None}\n')  # fmt: skip
+    d = write(
+        tmp_path,
+        '"""nextcloud meta."""\nWARM_CANONICAL = True\nEXPECTED_NA = {"L3": "no backups"}\n'
+        'SECRETS = {"pds_plc_rotation_key": "hex:32", "db_password": None}\n',
+    )
     m = load_meta(d)
     assert m.recipe == "nextcloud" and m.enrolled is True
     assert m.expected_na == {"backup": "no backups"}

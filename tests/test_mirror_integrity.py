@@ -128,8 +128,12 @@ def test_explicit_branch_is_followed_even_when_main_exists(tmp_path):
 
 
 def _clone_stderr(mirror_path, dest) -> str:
-    proc = subprocess.run(["git", "clone", "--", str(mirror_path), str(dest)], capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "clone", "--", str(mirror_path), str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stderr
 
@@ -168,8 +172,12 @@ def test_sweep_honours_the_configured_branch(tmp_path):
     ws.release("other", "1.0.0+1")
     toml = ws.root / "canon.toml"
     toml.write_text(toml.read_text() + '\n[recipes.app]\nbranch = "develop"\n')
-    r = subprocess.run([sys.executable, "-m", "canonlib", "--config", str(toml), "sweep", "--json"],
-                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "canonlib", "--config", str(toml), "sweep", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     rows = {row["recipe"]: row for row in json.loads(r.stdout)}
     assert rows["app"]["label"].startswith("ERROR (sync: ")

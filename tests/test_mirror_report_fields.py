@@ -46,8 +46,10 @@ def test_errors_name_gits_own_complaint(tmp_path):
     try:
         gone.sync()
     except SyncError as e:
-        assert str(e) == (f"gone: cannot fetch from {tmp_path / 'nope'}: fatal: "
-                          f"'{tmp_path / 'nope'}' does not appear to be a git repository")  # fmt: skip
+        assert str(e) == (
+            f"gone: cannot fetch from {tmp_path / 'nope'}: fatal: "
+            f"'{tmp_path / 'nope'}' does not appear to be a git repository"
+        )
     else:
         raise AssertionError("a missing upstream synced")
     warned = GitError("git fetch failed", stderr="warning: redirecting\nfatal: repository gone\n")

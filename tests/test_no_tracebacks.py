@@ -29,8 +29,14 @@ from tests.workspace import META, Workspace
 
 def canon(root: Path | None, *args: str, preexec=None, timeout: float = 120, **kw):
     config = ["--config", str(root / "canon.toml")] if root else []
-    return subprocess.run([sys.executable, "-m", "canonlib", *config, *args], capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=preexec, **kw)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "canonlib", *config, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec,
+        **kw,
+    )
 
 
 def one_line_error(r, code: int, *words: str) -> str:
@@ -247,8 +253,19 @@ def test_full_disk_file_size_limit(ws, limit):
 
 def test_closed_stdout_ends_quietly(ws):
     assert canon(ws.root, "status").returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"),
-                             "status", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "canonlib",
+            "--config",
+            str(ws.root / "canon.toml"),
+            "status",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()  # the reader is gone before canon writes a byte, like `| head -0`
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, err
@@ -294,8 +311,14 @@ def test_a_bug_with_an_unusable_state_logs_to_a_temp_dir(tmp_path):
         sys.exit(cli.main(["config", "example"]))
     """)
     env = {**os.environ, "TMPDIR": str(tmp_path), "CANON_CONFIG": str(tmp_path / "nothing.toml")}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env=env, cwd=tmp_path)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
     line = one_line_error(r, 1, "unexpected RuntimeError: boom", str(tmp_path))
     logs = list(tmp_path.glob("canon-crash-*.log"))
     assert len(logs) == 1 and str(logs[0]) in line and "boom" in logs[0].read_text()

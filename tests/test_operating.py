@@ -28,8 +28,14 @@ def systemd_analyze():
 
 
 def canon(*args, cwd=None, env=None):
-    return subprocess.run([sys.executable, "-m", "canonlib", *args], capture_output=True, text=True, timeout=600,
-                          cwd=cwd, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "canonlib", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env=env,
+    )
 
 
 @pytest.fixture
@@ -56,8 +62,18 @@ def tool_dir(tmp_path):
 
 def render(ws, tmp_path, path):
     out = tmp_path / "units"
-    r = canon("--config", str(ws.root / "canon.toml"), "systemd", "render", "--output", str(out), "--path", path,
-              "--fleet", str(ws.fleet))  # fmt: skip
+    r = canon(
+        "--config",
+        str(ws.root / "canon.toml"),
+        "systemd",
+        "render",
+        "--output",
+        str(out),
+        "--path",
+        path,
+        "--fleet",
+        str(ws.fleet),
+    )
     assert r.returncode == 0, r.stderr
     return out
 
@@ -75,8 +91,11 @@ def test_rendered_units_verify_weekly_and_persistent(ws, tmp_path, systemd_analy
     )
     assert "ProtectSystem" in svc and "NoNewPrivileges" in svc
     # a broken calendar is caught
-    (out / "canon-sweep.timer").write_text((out / "canon-sweep.timer").read_text().replace(
-        "OnCalendar=Sun *-*-* 02:30:00", "OnCalendar=*-*-* 02:30:00"))  # fmt: skip
+    (out / "canon-sweep.timer").write_text(
+        (out / "canon-sweep.timer")
+        .read_text()
+        .replace("OnCalendar=Sun *-*-* 02:30:00", "OnCalendar=*-*-* 02:30:00")
+    )
     r = canon("systemd", "verify", str(out))
     assert r.returncode == 1 and "FAIL  timer is weekly" in r.stdout
 
@@ -93,8 +112,13 @@ def test_timer_fire_runs_exactly_the_unit_and_fails_loudly_without_the_fleet(ws,
     assert fire.returncode == 0, fire.stdout + fire.stderr
     evidence = fire.stdout.strip().splitlines()[-1]
     assert evidence.startswith(str(ws.root / "evidence"))
-    check = canon("--config", str(ws.root / "canon.toml"), "verify", evidence,
-                  env={**os.environ, "CCCI_REPO": env["CCCI_REPO"]})  # fmt: skip
+    check = canon(
+        "--config",
+        str(ws.root / "canon.toml"),
+        "verify",
+        evidence,
+        env={**os.environ, "CCCI_REPO": env["CCCI_REPO"]},
+    )
     assert check.returncode == 0, check.stdout
     manifest = json.loads((ws.root / evidence / "manifest.json").read_text())
     assert manifest["predicate"]["canon"]["fleet"]["path"] == str(ws.fleet)

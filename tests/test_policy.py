@@ -96,16 +96,76 @@ def test_rung_list_names_unmentioned_rungs_unverified():
 @pytest.mark.parametrize(
     "rungs, tests, lvl, green",
     [
-        ({"install": "pass", "upgrade": "pass", "backup": "pass", "functional": "pass", "lint": "pass"}, 3, 5, True),
-        ({"install": "pass", "upgrade": "skip", "backup": "pass", "functional": "fail", "lint": "pass"}, 3, 3, False),
-        ({"install": "pass", "upgrade": "skip", "backup": "skip", "functional": "pass", "lint": "pass"}, 1, 5, True),
-        ({"install": "pass", "upgrade": "pass", "backup": "pass", "functional": "pass", "lint": "pass"}, 0, 5, False),
+        (
+            {
+                "install": "pass",
+                "upgrade": "pass",
+                "backup": "pass",
+                "functional": "pass",
+                "lint": "pass",
+            },
+            3,
+            5,
+            True,
+        ),
+        (
+            {
+                "install": "pass",
+                "upgrade": "skip",
+                "backup": "pass",
+                "functional": "fail",
+                "lint": "pass",
+            },
+            3,
+            3,
+            False,
+        ),
+        (
+            {
+                "install": "pass",
+                "upgrade": "skip",
+                "backup": "skip",
+                "functional": "pass",
+                "lint": "pass",
+            },
+            1,
+            5,
+            True,
+        ),
+        (
+            {
+                "install": "pass",
+                "upgrade": "pass",
+                "backup": "pass",
+                "functional": "pass",
+                "lint": "pass",
+            },
+            0,
+            5,
+            False,
+        ),
         ({"install": "fail"}, 0, 0, False),
         ({"install": "pass", "upgrade": "unverified", "backup": "pass"}, 2, 1, False),
-        ({"install": "skip", "upgrade": "skip", "backup": "skip", "functional": "skip", "lint": "skip"}, 4, 0, False),
-        ({"install": "pass", "upgrade": "pass", "backup": "pass", "functional": "pass"}, 2, 4, False),  # lint missing
+        (
+            {
+                "install": "skip",
+                "upgrade": "skip",
+                "backup": "skip",
+                "functional": "skip",
+                "lint": "skip",
+            },
+            4,
+            0,
+            False,
+        ),
+        (
+            {"install": "pass", "upgrade": "pass", "backup": "pass", "functional": "pass"},
+            2,
+            4,
+            False,
+        ),  # lint missing
     ],
-)  # fmt: skip
+)
 def test_level_and_green(rungs, tests, lvl, green):
     assert level(rungs) == lvl
     assert is_green(rungs, tests) is green
@@ -179,8 +239,16 @@ RUN_GREEN = dict(
         # the child exited 0 but the registry does not hold it: the label must not say PASS
         (Outcome(**RUN_GREEN), ("1.0.0+1", "a" * 40), "GREEN-BUT-PROMOTE-FAILED"),
         (Outcome(**RUN_GREEN), (None, None), "GREEN-BUT-PROMOTE-FAILED"),
-        (Outcome(**RUN_GREEN), ("2.0.0+1", "c" * 40), "GREEN-BUT-PROMOTE-FAILED"),  # same version, other commit
-        (Outcome(**{**RUN_GREEN, "gate": "tag moved"}), ("1.0.0+1", "a" * 40), "GREEN-NOT-PROMOTED (tag moved)"),
+        (
+            Outcome(**RUN_GREEN),
+            ("2.0.0+1", "c" * 40),
+            "GREEN-BUT-PROMOTE-FAILED",
+        ),  # same version, other commit
+        (
+            Outcome(**{**RUN_GREEN, "gate": "tag moved"}),
+            ("1.0.0+1", "a" * 40),
+            "GREEN-NOT-PROMOTED (tag moved)",
+        ),
         (Outcome("run", green=False, level=3), ("1.0.0+1", "a" * 40), "FAIL (level 3/5)"),
         (Outcome("run", green=False, level=0), ("1.0.0+1", "a" * 40), "FAIL (level 0/5)"),
         (Outcome("run", green=False), (None, None), "FAIL (level 0/5)"),  # died before a level
@@ -188,9 +256,13 @@ RUN_GREEN = dict(
         (Outcome("skip:no-new-version"), ("1.0.0+1", "a" * 40), "SKIP (no-new-version)"),
         (Outcome("skip:never-released"), (None, None), "SKIP (never-released)"),
         (Outcome("skip:held"), (None, None), "SKIP (held)"),
-        (Outcome("run", error="sync: upstream unreachable"), (None, None), "ERROR (sync: upstream unreachable)"),
+        (
+            Outcome("run", error="sync: upstream unreachable"),
+            (None, None),
+            "ERROR (sync: upstream unreachable)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_label_comes_from_the_registry(outcome, record, expected):
     assert label(outcome, *record) == expected
 
@@ -200,8 +272,15 @@ RED_KEY = RedKey("2.0.0+1.0", "c" * 40, "sha256:tests", "canon; canon harness")
 
 
 def red_row(run_id, verdict, commit=RED_KEY.commit):
-    return {"run_id": run_id, "decision": "run", "latest": RED_KEY.tag, "tested_commit": commit,
-            "fleet_tests": RED_KEY.fleet_tests, "harness": RED_KEY.harness, "verdict": verdict}  # fmt: skip
+    return {
+        "run_id": run_id,
+        "decision": "run",
+        "latest": RED_KEY.tag,
+        "tested_commit": commit,
+        "fleet_tests": RED_KEY.fleet_tests,
+        "harness": RED_KEY.harness,
+        "verdict": verdict,
+    }
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,25 @@ from canonlib.policy import RUN, SKIP_HELD, SKIP_KNOWN_RED, SKIP_NEVER, SKIP_NO_
 KEY = RedKey("2.0.0+1.0", "c" * 40, "sha256:tests-a", "canon 0.1.0; canon harness")
 
 
-def row(run_id, verdict, *, decision=RUN, latest=KEY.tag, commit=KEY.commit,
-        tests=KEY.fleet_tests, harness=KEY.harness):  # fmt: skip
-    return {"run_id": run_id, "decision": decision, "latest": latest, "tested_commit": commit,
-            "fleet_tests": tests, "harness": harness, "verdict": verdict}  # fmt: skip
+def row(
+    run_id,
+    verdict,
+    *,
+    decision=RUN,
+    latest=KEY.tag,
+    commit=KEY.commit,
+    tests=KEY.fleet_tests,
+    harness=KEY.harness,
+):
+    return {
+        "run_id": run_id,
+        "decision": decision,
+        "latest": latest,
+        "tested_commit": commit,
+        "fleet_tests": tests,
+        "harness": harness,
+        "verdict": verdict,
+    }
 
 
 @pytest.mark.parametrize(
@@ -88,15 +103,24 @@ P, F, S, U = policy.PASS, policy.FAIL, policy.SKIP, policy.UNVERIFIED
     [
         ((P, P, P, P, P), {}, None),
         ((P, S, P, P, P), {"upgrade": "no base"}, None),
-        ((P, P, P, P, F), {"lint": "no service carries the label x"},
-         "L5 lint: no service carries the label x"),
-        ((F, S, U, U, F), {"install": "compose.yml missing", "lint": "compose.yml missing"},
-         "L1 install: compose.yml missing"),
+        (
+            (P, P, P, P, F),
+            {"lint": "no service carries the label x"},
+            "L5 lint: no service carries the label x",
+        ),
+        (
+            (F, S, U, U, F),
+            {"install": "compose.yml missing", "lint": "compose.yml missing"},
+            "L1 install: compose.yml missing",
+        ),
         ((P, P, P, U, P), {}, "L4 functional: unverified"),
-        ((P, P, F, F, P), {"backup": "after restore", "functional": "pytest exited 1"},
-         "L3 backup: after restore"),
+        (
+            (P, P, F, F, P),
+            {"backup": "after restore", "functional": "pytest exited 1"},
+            "L3 backup: after restore",
+        ),
     ],
-)  # fmt: skip
+)
 def test_first_failure_is_the_lowest_rung_not_passed(statuses, reasons, want):
     rungs = dict(zip(("install", "upgrade", "backup", "functional", "lint"), statuses, strict=True))
     assert policy.first_failure(rungs, reasons) == want

@@ -53,8 +53,12 @@ def spawner(tmp_path):
 def test_run_group_kills_child_and_grandchild_on_timeout(tmp_path, spawner):
     pids_file = tmp_path / "pids"
     with pytest.raises(subprocess.TimeoutExpired):
-        run_group([sys.executable, str(spawner), str(pids_file)], cwd=tmp_path,
-                  env=dict(os.environ), timeout=3)  # fmt: skip
+        run_group(
+            [sys.executable, str(spawner), str(pids_file)],
+            cwd=tmp_path,
+            env=dict(os.environ),
+            timeout=3,
+        )
     pids = read_pids(pids_file)
     assert settled_dead(pids), f"still alive: {[p for p in pids if alive(p)]}"
 
@@ -62,16 +66,26 @@ def test_run_group_kills_child_and_grandchild_on_timeout(tmp_path, spawner):
 def test_run_command_timeout_is_a_backend_error_and_leaves_nobody(tmp_path, spawner):
     pids_file = tmp_path / "pids"
     with pytest.raises(BackendError, match="timed out after 3s") as e:
-        run_command(f"{sys.executable} {spawner} {pids_file}", cwd=tmp_path, env={}, timeout=3,
-                    step="install")  # fmt: skip
+        run_command(
+            f"{sys.executable} {spawner} {pids_file}",
+            cwd=tmp_path,
+            env={},
+            timeout=3,
+            step="install",
+        )
     assert e.value.step == "install"
     assert settled_dead(read_pids(pids_file))
 
 
 def test_a_background_grandchild_does_not_outlive_a_finished_command(tmp_path):
     pid_file = tmp_path / "bg.pid"
-    r = run_command(f"sleep 300 >/dev/null 2>&1 & echo $! > {pid_file}; echo done", cwd=tmp_path,
-                    env={}, timeout=30, step="install")  # fmt: skip
+    r = run_command(
+        f"sleep 300 >/dev/null 2>&1 & echo $! > {pid_file}; echo done",
+        cwd=tmp_path,
+        env={},
+        timeout=30,
+        step="install",
+    )
     assert r.returncode == 0 and "done" in r.stdout
     assert settled_dead([int(pid_file.read_text())])
 
@@ -89,8 +103,9 @@ def test_harness_pytest_timeout_kills_the_tests_and_what_they_started(tmp_path, 
     """)
     )
     logged: list[str] = []
-    status, n, _failed, reason = functional_tests(tmp_path / "fleet" / "tests", "hangs", {}, 5,
-                                                  logged.append)  # fmt: skip
+    status, n, _failed, reason = functional_tests(
+        tmp_path / "fleet" / "tests", "hangs", {}, 5, logged.append
+    )
     assert status == policy.FAIL and n == 0 and "timed out after 5s" in reason
     assert settled_dead(read_pids(pids_file))
 

@@ -29,8 +29,14 @@ def do_promote(ws, tag, meta=None, backend=None, registry=None, mutate=None):
     with m.checkout(tag) as co:
         if mutate:
             mutate(co)
-        return promote(co, meta or ws.meta("plausible"), mirror=m, backend=backend or LocalBackend(cfg.slots_dir),
-                       registry=registry, run_id="run-1")  # fmt: skip
+        return promote(
+            co,
+            meta or ws.meta("plausible"),
+            mirror=m,
+            backend=backend or LocalBackend(cfg.slots_dir),
+            registry=registry,
+            run_id="run-1",
+        )
 
 
 def test_promote_installs_records_and_retires_old(ws):
@@ -97,21 +103,37 @@ def test_real_failures_keep_old_canonical(ws):
     with Registry.open(cfg.db_path) as reg:
         old = do_promote(ws, "3.0.0+v2.0.0", backend=backend, registry=reg)
         cases = {
-            "install": ws.meta("plausible").__class__("plausible", ws.meta("plausible").path,
-                                                      {**ws.meta("plausible").values, "INSTALL_STEPS": ["false"]}),
-            "ready": ws.meta("plausible").__class__("plausible", ws.meta("plausible").path,
-                                                    {**ws.meta("plausible").values,
-                                                     "READY_PROBES": [{"cmd": "false", "retries": 1, "interval_s": 0.01}]}),
-            "provision": ws.meta("plausible").__class__("plausible", ws.meta("plausible").path,
-                                                        {**ws.meta("plausible").values, "SECRETS": {"k": "nope:3"}}),
-        }  # fmt: skip
+            "install": ws.meta("plausible").__class__(
+                "plausible",
+                ws.meta("plausible").path,
+                {**ws.meta("plausible").values, "INSTALL_STEPS": ["false"]},
+            ),
+            "ready": ws.meta("plausible").__class__(
+                "plausible",
+                ws.meta("plausible").path,
+                {
+                    **ws.meta("plausible").values,
+                    "READY_PROBES": [{"cmd": "false", "retries": 1, "interval_s": 0.01}],
+                },
+            ),
+            "provision": ws.meta("plausible").__class__(
+                "plausible",
+                ws.meta("plausible").path,
+                {**ws.meta("plausible").values, "SECRETS": {"k": "nope:3"}},
+            ),
+        }
         for step, meta in cases.items():
             r = do_promote(ws, "3.0.1+v2.0.0", meta=meta, backend=backend, registry=reg)
             assert not r.ok and r.step == step, (step, r)
             assert reg.read_registry("plausible").version == "3.0.0+v2.0.0"
             assert backend.slots() == [old.deployment]
-        r = do_promote(ws, "3.0.1+v2.0.0", backend=backend, registry=reg,
-                       mutate=lambda co: (co.path / "compose.yml").write_text("tampered\n"))  # fmt: skip
+        r = do_promote(
+            ws,
+            "3.0.1+v2.0.0",
+            backend=backend,
+            registry=reg,
+            mutate=lambda co: (co.path / "compose.yml").write_text("tampered\n"),
+        )
         assert not r.ok and r.step == "clean tree"
         assert reg.read_registry("plausible").version == "3.0.0+v2.0.0"
 

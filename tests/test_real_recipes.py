@@ -38,8 +38,13 @@ services:
 
 def canon(ws, *args):
     env = {**os.environ, "COLUMNS": "400"}
-    return subprocess.run([sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), *args],
-                          capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
 
 
 def add_recipe(ws: Workspace, name: str, branch: str = "main") -> Upstream:
@@ -63,8 +68,13 @@ def fleet(tmp_path):
     git("update-ref", "refs/pull/7/head", pr, cwd=up.path)
     git("reset", "-q", "--hard", "HEAD~1", cwd=up.path)
     crate = add_recipe(ws, "crate", branch="master")
-    crate.commit({"Cargo.toml": '[package]\nname = "crate"\nversion = "0.1.0"\n',
-                  "src/lib.rs": "pub fn f() {}\n"}, "crate 0.1.0")  # fmt: skip
+    crate.commit(
+        {
+            "Cargo.toml": '[package]\nname = "crate"\nversion = "0.1.0"\n',
+            "src/lib.rs": "pub fn f() {}\n",
+        },
+        "crate 0.1.0",
+    )
     crate.tag("v0.1.0", annotated=False)
     nonote = add_recipe(ws, "nonote", branch="master")
     nonote.commit(recipe_files("nonote", "1.2.0+3.0", release_note=False))
@@ -176,25 +186,36 @@ def test_disk_full_and_a_killed_harness_are_errors_never_known_red(fleet):
     # disk full, for real: the harness runs in its own mount namespace where the slots dir is a
     # full tmpfs (cold slot names are unique to each run now: nothing can be planted ahead)
     unshare = subprocess.run(["unshare", "-rm", "true"], capture_output=True, text=True)
-    need(f"unshare -rm (user + mount namespace) is not permitted here: {unshare.stderr.strip()}"
-         if unshare.returncode else None)  # fmt: skip
+    need(
+        f"unshare -rm (user + mount namespace) is not permitted here: {unshare.stderr.strip()}"
+        if unshare.returncode
+        else None
+    )
     toml = ws.root / "canon.toml"
     plain = toml.read_text()
     harness = f'command = ["{sys.executable}", "-m", "canonlib", "harness"]'
     assert harness in plain
-    full = (f'mount -t tmpfs -o size=8k tmpfs {ws.config.slots_dir} && '
-            f'(cat /dev/zero > {ws.config.slots_dir}/fill 2>/dev/null; exec "$0" -m canonlib harness)')  # fmt: skip
+    full = (
+        f"mount -t tmpfs -o size=8k tmpfs {ws.config.slots_dir} && "
+        f'(cat /dev/zero > {ws.config.slots_dir}/fill 2>/dev/null; exec "$0" -m canonlib harness)'
+    )
     ws.config.slots_dir.mkdir(parents=True, exist_ok=True)
-    toml.write_text(plain.replace(harness, f'command = ["unshare", "-rm", "sh", "-c", {json.dumps(full)}, '
-                                  f'"{sys.executable}"]'))  # fmt: skip
+    toml.write_text(
+        plain.replace(
+            harness,
+            f'command = ["unshare", "-rm", "sh", "-c", {json.dumps(full)}, "{sys.executable}"]',
+        )
+    )
     (row,) = sweep(ws.config, only=["lintred"]).rows
     assert row["label"].startswith("ERROR (cold run: harness: install:"), row["label"]
     assert "No space left on device" in row["reason"] and row["verdict"] is None
     toml.write_text(plain)
     # a harness killed from outside: the fleet test SIGKILLs its parent, the harness
     kill = ws.fleet / "tests" / "lintred" / "test_kill.py"
-    kill.write_text("import os, signal\n\ndef test_kill_the_harness():\n"
-                    "    os.kill(os.getppid(), signal.SIGKILL)\n")  # fmt: skip
+    kill.write_text(
+        "import os, signal\n\ndef test_kill_the_harness():\n"
+        "    os.kill(os.getppid(), signal.SIGKILL)\n"
+    )
     (row,) = sweep(ws.config, only=["lintred"]).rows
     assert row["label"] == "ERROR (cold run: the harness was killed by SIGKILL)", row["label"]
     assert row["verdict"] is None
@@ -209,8 +230,10 @@ def test_disk_full_and_a_killed_harness_are_errors_never_known_red(fleet):
 def test_a_backend_that_cannot_start_is_an_error_never_known_red(fleet):
     ws = fleet
     toml = ws.root / "canon.toml"
-    toml.write_text(toml.read_text() + '[backend]\nkind = "abra"\nservers = ["swarm1"]\n'
-                    'abra = "abra-is-not-installed"\n')  # fmt: skip
+    toml.write_text(
+        toml.read_text() + '[backend]\nkind = "abra"\nservers = ["swarm1"]\n'
+        'abra = "abra-is-not-installed"\n'
+    )
     (row,) = sweep(ws.config, only=["nonote"]).rows
     assert row["label"].startswith("ERROR (cold run: harness: install: provision: abra not found")
     assert row["verdict"] is None

@@ -171,18 +171,39 @@ NOW = "2026-11-27T03:00:00.000000Z"
 
 def test_canonical_and_history_read_back_every_field(tmp_path):
     with Registry.open(tmp_path / "canon.db") as reg:
-        reg.record_promotion("gitea", "1.0.0+1", "v1.0.0+1", A, deployment="slot-1", run_id="r1",
-                             now="2026-11-20T03:00:00.000000Z")  # fmt: skip
+        reg.record_promotion(
+            "gitea",
+            "1.0.0+1",
+            "v1.0.0+1",
+            A,
+            deployment="slot-1",
+            run_id="r1",
+            now="2026-11-20T03:00:00.000000Z",
+        )
         p = reg.record_promotion(
             "gitea", "1.1.0+1", "v1.1.0+1", B, deployment="slot-2", run_id="r2", now=NOW
         )
         assert reg.read_registry("gitea") == Canonical(
             "gitea", "1.1.0+1", "v1.1.0+1", B, "slot-2", NOW, "r2"
         )
-        assert reg.history("gitea")[-1] == p == Promotion(
-            2, "gitea", "1.1.0+1", "v1.1.0+1", B, "slot-2", "1.0.0+1", A, NOW, "r2",
-            reg.history("gitea")[0].hash, p.hash,
-        )  # fmt: skip
+        assert (
+            reg.history("gitea")[-1]
+            == p
+            == Promotion(
+                2,
+                "gitea",
+                "1.1.0+1",
+                "v1.1.0+1",
+                B,
+                "slot-2",
+                "1.0.0+1",
+                A,
+                NOW,
+                "r2",
+                reg.history("gitea")[0].hash,
+                p.hash,
+            )
+        )
     assert read_registry(tmp_path / "canon.db", "gitea").deployment == "slot-2"
     assert read_registry(tmp_path / "canon.db", "nextcloud") is None
 
@@ -193,7 +214,11 @@ def test_canonicals_by_recipe_and_history_across_recipes(tmp_path):
             reg.record_promotion(recipe, "1.0.0+1", "1.0.0+1", A)
         assert [c.recipe for c in reg.canonicals()] == ["gitea", "nextcloud", "plausible"]
         assert [(p.id, p.recipe) for p in reg.history()] == [
-            (1, "plausible"), (2, "gitea"), (3, "nextcloud"), (4, "gitea")]  # fmt: skip
+            (1, "plausible"),
+            (2, "gitea"),
+            (3, "nextcloud"),
+            (4, "gitea"),
+        ]
         assert [p.id for p in reg.history("gitea")] == [2, 4]
         assert reg.chain_head() == reg.history()[-1].hash
 
@@ -223,10 +248,18 @@ def test_promotion_time_defaults_to_utc_now(tmp_path, monkeypatch):
 def test_chain_hash_format_is_pinned():
     """A change of the JSON form would make every existing database fail its chain check."""
     body = dict(
-        id=1, recipe="gitea", version="1.0.0+1", tag="1.0.0+1", commit=A, deployment=None,
-        previous_version=None, previous_commit=None, promoted_at=NOW, run_id="r1",
+        id=1,
+        recipe="gitea",
+        version="1.0.0+1",
+        tag="1.0.0+1",
+        commit=A,
+        deployment=None,
+        previous_version=None,
+        previous_commit=None,
+        promoted_at=NOW,
+        run_id="r1",
         prev_hash=GENESIS,
-    )  # fmt: skip
+    )
     blob = (
         '{"commit":"' + A + '","deployment":null,"id":1,"prev_hash":"' + GENESIS + '",'
         '"previous_commit":null,"previous_version":null,"promoted_at":"' + NOW + '",'
@@ -262,8 +295,12 @@ def test_broken_link_alone_is_named(tmp_path):
             reg.record_promotion("gitea", v, v, str(i) * 40)
         row3 = reg.history()[2]
     forged = {**row3.body(), "prev_hash": "e" * 64}
-    _edit(db, "UPDATE promotions SET prev_hash = ?, hash = ? WHERE id = 3", "e" * 64,
-          promotion_hash(forged))  # fmt: skip
+    _edit(
+        db,
+        "UPDATE promotions SET prev_hash = ?, hash = ? WHERE id = 3",
+        "e" * 64,
+        promotion_hash(forged),
+    )
     with Registry.open(db) as reg:
         check = reg.verify_chain()
     assert check.problems == ["promotions row 3 (gitea): prev_hash does not link to row before it"]
@@ -276,8 +313,13 @@ def test_canonical_and_history_must_match(tmp_path, orphan):
     with Registry.open(db) as reg:
         reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A)
     if orphan == "canonical":  # a canonical that no promotion made
-        _edit(db, "INSERT INTO canonicals (recipe, version, tag, commit_sha, promoted_at)"
-              " VALUES ('nextcloud', '6.0.1+1', '6.0.1+1', ?, ?)", B, NOW)  # fmt: skip
+        _edit(
+            db,
+            "INSERT INTO canonicals (recipe, version, tag, commit_sha, promoted_at)"
+            " VALUES ('nextcloud', '6.0.1+1', '6.0.1+1', ?, ?)",
+            B,
+            NOW,
+        )
         missing = "nextcloud"
     else:  # history whose canonical row was deleted
         _edit(db, "DELETE FROM canonicals WHERE recipe = 'gitea'")
@@ -302,18 +344,25 @@ def test_canonical_that_differs_from_its_promotion_names_both(tmp_path):
 # -- runs and results -----------------------------------------------------------------------
 
 RUN_INFO = dict(
-    code_version="0.1.0", code_commit=A, fleet_path="/srv/fleet", fleet_commit=B,
+    code_version="0.1.0",
+    code_commit=A,
+    fleet_path="/srv/fleet",
+    fleet_commit=B,
     config_hash="c" * 64,
-)  # fmt: skip
+)
 
 
 def test_run_metadata_reads_back(tmp_path):
     with Registry.open(tmp_path / "canon.db") as reg:
         reg.start_run("r1", "sweep", now="2026-11-27T03:00:00.000000Z", **RUN_INFO)
         assert reg.run("r1") == dict(
-            run_id="r1", kind="sweep", started_at="2026-11-27T03:00:00.000000Z",
-            finished_at=None, status="running", **RUN_INFO,
-        )  # fmt: skip
+            run_id="r1",
+            kind="sweep",
+            started_at="2026-11-27T03:00:00.000000Z",
+            finished_at=None,
+            status="running",
+            **RUN_INFO,
+        )
         reg.finish_run("r1", "failed", now="2026-11-27T03:05:00.000000Z")
         assert (reg.run("r1")["status"], reg.run("r1")["finished_at"]) == (
             "failed",
@@ -334,13 +383,26 @@ def test_runs_listed_oldest_first_and_by_kind(tmp_path):
 
 
 FULL_RESULT = dict(
-    recipe="gitea", decision="run", latest="1.1.0+1", canonical_before="1.0.0+1",
-    canonical_after="1.1.0+1", tested_commit=B, upgrade_base_kind="canonical",
-    upgrade_base="1.0.0+1", rungs={"install": "pass", "lint": "skip"}, level=5,
-    tests_executed=7, rc=0, gate=None, label="PASS (promoted)", incidents=[],
-    warnings=["no release note for 1.1.0+1"], duration_s=12.5, log_path="logs/gitea.log",
+    recipe="gitea",
+    decision="run",
+    latest="1.1.0+1",
+    canonical_before="1.0.0+1",
+    canonical_after="1.1.0+1",
+    tested_commit=B,
+    upgrade_base_kind="canonical",
+    upgrade_base="1.0.0+1",
+    rungs={"install": "pass", "lint": "skip"},
+    level=5,
+    tests_executed=7,
+    rc=0,
+    gate=None,
+    label="PASS (promoted)",
+    incidents=[],
+    warnings=["no release note for 1.1.0+1"],
+    duration_s=12.5,
+    log_path="logs/gitea.log",
     error=None,
-)  # fmt: skip
+)
 # every other column (added by later migrations) is plain text and reads back as written
 FULL_RESULT |= {k: f"{k} text" for k in RESULT_FIELDS if k not in FULL_RESULT}
 
@@ -352,15 +414,18 @@ def test_result_rows_read_back_and_filter(tmp_path):
         reg.record_result("r2", FULL_RESULT)
         reg.record_result("r1", {**FULL_RESULT, "label": "FAIL (level 1/5)", "rc": 1})
         # a row that left its JSON fields out reads back None, not "null"
-        reg.record_result("r2", {"recipe": "plausible", "decision": "skip:held",
-                                 "label": "SKIP (held)"})  # fmt: skip
+        reg.record_result(
+            "r2", {"recipe": "plausible", "decision": "skip:held", "label": "SKIP (held)"}
+        )
         (full,) = reg.results("r2", recipe="gitea")
         assert {k: full[k] for k in FULL_RESULT} == FULL_RESULT
         assert full["run_id"] == "r2"
         held = reg.results(recipe="plausible")[0]
         assert (held["rungs"], held["incidents"], held["level"]) == (None, None, None)
         assert [(r["run_id"], r["label"]) for r in reg.results(recipe="gitea")] == [
-            ("r1", "FAIL (level 1/5)"), ("r2", "PASS (promoted)")]  # fmt: skip
+            ("r1", "FAIL (level 1/5)"),
+            ("r2", "PASS (promoted)"),
+        ]
         assert [r["recipe"] for r in reg.results("r2")] == ["gitea", "plausible"]
         assert len(reg.results()) == 3
         assert reg.results(recipe="nextcloud") == []
@@ -494,12 +559,21 @@ def _damaged_registry(tmp_path):
 
 
 CALLS = {
-    "read_registry": ("r1",), "canonicals": (), "history": (), "chain_head": (),
-    "verify_chain": (), "run": ("r1",), "runs": (), "results": (), "quick_check": (),
-    "abandon_running": (), "finish_run": ("r1", "ok"), "start_run": ("r2", "sweep"),
+    "read_registry": ("r1",),
+    "canonicals": (),
+    "history": (),
+    "chain_head": (),
+    "verify_chain": (),
+    "run": ("r1",),
+    "runs": (),
+    "results": (),
+    "quick_check": (),
+    "abandon_running": (),
+    "finish_run": ("r1", "ok"),
+    "start_run": ("r2", "sweep"),
     "record_result": ("r1", {"recipe": "x"}),
     "record_promotion": ("x", "1.0.0+1", "1.0.0+1", B),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("method", sorted(CALLS))
@@ -592,7 +666,9 @@ def test_a_writer_waits_for_another_writers_lock(tmp_path):
     Registry.open(db).close()
     other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
-    other.execute("INSERT INTO runs (run_id, kind, started_at, status) VALUES ('x', 'sweep', 't', 'ok')")  # fmt: skip
+    other.execute(
+        "INSERT INTO runs (run_id, kind, started_at, status) VALUES ('x', 'sweep', 't', 'ok')"
+    )
     release = threading.Timer(6.0, lambda: other.execute("COMMIT"))
     release.start()
     try:

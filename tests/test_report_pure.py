@@ -24,19 +24,36 @@ from canonlib.evidence.report import (
 
 @pytest.mark.parametrize(
     "value, shown",
-    [(None, "-"), (math.nan, "-"), ("", "-"), ([], "-"), (5.0, "5"), (9, "9"), (2.25, "2.2"),
-     (True, "yes"), (["a", "b"], "a; b"), ("x" * 300, "x" * 300)],
-)  # fmt: skip
+    [
+        (None, "-"),
+        (math.nan, "-"),
+        ("", "-"),
+        ([], "-"),
+        (5.0, "5"),
+        (9, "9"),
+        (2.25, "2.2"),
+        (True, "yes"),
+        (["a", "b"], "a; b"),
+        ("x" * 300, "x" * 300),
+    ],
+)
 def test_cell(value, shown):
     assert cell(value) == shown
 
 
 @pytest.mark.parametrize(
     "label, kind",
-    [("PASS (promoted)", "PASS"), ("GREEN-BUT-PROMOTE-FAILED (x)", "GREEN-BUT-PROMOTE-FAILED"),
-     ("GREEN-NOT-PROMOTED (tag incident)", "GREEN-NOT-PROMOTED"), ("FAIL (level 3/5)", "FAIL"),
-     ("ERROR (sync: x)", "ERROR"), ("SKIP (held)", "SKIP"), (None, "?"), ("FAILURE", "?")],
-)  # fmt: skip
+    [
+        ("PASS (promoted)", "PASS"),
+        ("GREEN-BUT-PROMOTE-FAILED (x)", "GREEN-BUT-PROMOTE-FAILED"),
+        ("GREEN-NOT-PROMOTED (tag incident)", "GREEN-NOT-PROMOTED"),
+        ("FAIL (level 3/5)", "FAIL"),
+        ("ERROR (sync: x)", "ERROR"),
+        ("SKIP (held)", "SKIP"),
+        (None, "?"),
+        ("FAILURE", "?"),
+    ],
+)
 def test_outcome(label, kind):
     assert outcome(label) == kind
 
@@ -44,16 +61,34 @@ def test_outcome(label, kind):
 @pytest.mark.parametrize(
     "row, words",
     [
-        ({"label": "FAIL (level 1/5)", "rungs": {"install": "pass", "upgrade": "fail"}}, "L2 upgrade failed"),
-        ({"label": "FAIL (timeout)", "rungs": {"install": "fail"}}, "the harness timed out in L1 install"),
+        (
+            {"label": "FAIL (level 1/5)", "rungs": {"install": "pass", "upgrade": "fail"}},
+            "L2 upgrade failed",
+        ),
+        (
+            {"label": "FAIL (timeout)", "rungs": {"install": "fail"}},
+            "the harness timed out in L1 install",
+        ),
         ({"label": "ERROR (sync: gone)", "error": "sync: gone"}, "sync: gone"),
-        ({"label": "FAIL (level 1/5)", "reason": "L2 upgrade: exit 3", "error": None}, "L2 upgrade: exit 3"),
-        ({"label": "SKIP (no-new-version)", "decision": "skip:no-new-version", "canonical_before": "1.0.0"},
-         "no release newer than the canonical 1.0.0"),
-        ({"label": "GREEN-NOT-PROMOTED (tag incident)", "gate": "tag moved"}, "not promoted: tag moved"),
+        (
+            {"label": "FAIL (level 1/5)", "reason": "L2 upgrade: exit 3", "error": None},
+            "L2 upgrade: exit 3",
+        ),
+        (
+            {
+                "label": "SKIP (no-new-version)",
+                "decision": "skip:no-new-version",
+                "canonical_before": "1.0.0",
+            },
+            "no release newer than the canonical 1.0.0",
+        ),
+        (
+            {"label": "GREEN-NOT-PROMOTED (tag incident)", "gate": "tag moved"},
+            "not promoted: tag moved",
+        ),
         ({"label": "PASS (promoted)", "latest": "2.0.0"}, "2.0.0 is the canonical now"),
     ],
-)  # fmt: skip
+)
 def test_reason_in_words(row, words):
     assert reason(row) == words
 
@@ -70,10 +105,12 @@ def test_a_long_label_defers_to_its_reason_only_when_the_reason_says_it():
 
 
 def test_missing_to_missing_is_not_a_change():
-    rows = [{"recipe": "a", "canonical_before": None, "canonical_after": None},
-            {"recipe": "b", "canonical_before": math.nan, "canonical_after": None},
-            {"recipe": "c", "canonical_before": None, "canonical_after": "1.0.0"},
-            {"recipe": "d", "canonical_before": "1.0.0", "canonical_after": "1.0.0"}]  # fmt: skip
+    rows = [
+        {"recipe": "a", "canonical_before": None, "canonical_after": None},
+        {"recipe": "b", "canonical_before": math.nan, "canonical_after": None},
+        {"recipe": "c", "canonical_before": None, "canonical_after": "1.0.0"},
+        {"recipe": "d", "canonical_before": "1.0.0", "canonical_after": "1.0.0"},
+    ]
     assert [c["changed"] for c in canonical_changes(rows)] == [False, False, True, False]
 
 
@@ -87,8 +124,16 @@ def test_human_bytes():
 
 
 def test_sweep_rows_lay_the_recorded_values_over_the_bundled_rows():
-    results = [{"run_id": "r1", "recipe": "a", "label": "PASS (promoted)", "reason": None, "warnings": ["w"]},
-               {"run_id": "r0", "recipe": "a", "label": "old"}]  # fmt: skip
+    results = [
+        {
+            "run_id": "r1",
+            "recipe": "a",
+            "label": "PASS (promoted)",
+            "reason": None,
+            "warnings": ["w"],
+        },
+        {"run_id": "r0", "recipe": "a", "label": "old"},
+    ]
     run, rows = sweep_rows(
         {"sweep": {"sweep_run_id": "r1", "sweep_rows": [{"recipe": "a", "label": "X"}]}}, results
     )
@@ -99,8 +144,15 @@ def test_sweep_rows_lay_the_recorded_values_over_the_bundled_rows():
 
 
 def test_verdict_line_names_the_failing_recipes():
-    canon = {"verdict": {"failed_notebooks": ["sweep"], "failing_rows": [
-        {"recipe": "b", "label": "ERROR (x)"}, {"recipe": "a", "label": "FAIL (level 1/5)"}]}}  # fmt: skip
+    canon = {
+        "verdict": {
+            "failed_notebooks": ["sweep"],
+            "failing_rows": [
+                {"recipe": "b", "label": "ERROR (x)"},
+                {"recipe": "a", "label": "FAIL (level 1/5)"},
+            ],
+        }
+    }
     assert (
         verdict_line(canon, "FAILED")
         == "FAILED: notebook sweep failed; a FAIL (level 1/5); b ERROR (x)"
@@ -109,8 +161,11 @@ def test_verdict_line_names_the_failing_recipes():
 
 
 def rows_of(*weeks):
-    return [{"run_id": f"w{i}", "recipe": r, "label": label, "decision": dec}
-            for i, week in enumerate(weeks) for r, (label, dec) in week.items()]  # fmt: skip
+    return [
+        {"run_id": f"w{i}", "recipe": r, "label": label, "decision": dec}
+        for i, week in enumerate(weeks)
+        for r, (label, dec) in week.items()
+    ]
 
 
 P, E, F = ("PASS (promoted)", "run"), ("ERROR (sync: x)", "run"), ("FAIL (level 1/5)", "run")
@@ -139,9 +194,16 @@ def test_a_known_red_skip_keeps_the_streak_and_a_pass_ends_it():
 def test_investigation_names_the_reason_and_the_log_tail(tmp_path):
     log = tmp_path / "a.log"
     log.write_text("x" * 5000 + "\nE   AssertionError: app.conf is broken\n")
-    rows = [{"run_id": "w0", "recipe": "a", "label": "PASS (promoted)", "rungs": {"install": "pass"}},
-            {"run_id": "w1", "recipe": "a", "label": "FAIL (level 0/5)", "rungs": {"install": "fail"},
-             "log_path": str(log)}]  # fmt: skip
+    rows = [
+        {"run_id": "w0", "recipe": "a", "label": "PASS (promoted)", "rungs": {"install": "pass"}},
+        {
+            "run_id": "w1",
+            "recipe": "a",
+            "label": "FAIL (level 0/5)",
+            "rungs": {"install": "fail"},
+            "log_path": str(log),
+        },
+    ]
     inv = investigate.investigation("a", rows)
     assert inv["investigate_reason"] == "FAIL (level 0/5) in run w1: L1 install failed"
     assert (
@@ -200,8 +262,10 @@ def test_progress_tail_prints_whole_lines_of_new_runs_only(tmp_path):
 
 
 def test_figures_carry_alt_text_naming_the_failures():
-    rows = [{"recipe": "a", "label": "ERROR (sync: gone)", "error": "sync: gone", "duration_s": 0.0},
-            {"recipe": "b", "label": "PASS (promoted)", "latest": "1.0.0", "duration_s": 3.5}]  # fmt: skip
+    rows = [
+        {"recipe": "a", "label": "ERROR (sync: gone)", "error": "sync: gone", "duration_s": 0.0},
+        {"recipe": "b", "label": "PASS (promoted)", "latest": "1.0.0", "duration_s": 3.5},
+    ]
     fig, alt = figures.sweep_figure(rows, "run-1", "2026-11-27T21:57:27Z")
     ax = fig.axes[0]
     assert "run-1" in ax.get_title() and "2026-11-27 21:57 UTC" in ax.get_title()
@@ -209,9 +273,19 @@ def test_figures_carry_alt_text_naming_the_failures():
     colours = {p.get_facecolor()[:3] for p in ax.patches}
     assert len(colours) == 2  # ERROR is not coloured like PASS
     assert "a ERROR (sync: gone): sync: gone" in alt and "run-1" in alt
-    disk = {"rows": [{"recipe": "b", "mirror_bytes": 3 << 20, "slot_bytes": 2 << 20, "snapshot_bytes": 1 << 20}],
-            "shared": {"evidence": 1 << 20, "state (registry, runs, logs)": 4096}, "total_bytes": 6 << 20,
-            "budget_bytes": 100 << 20}  # fmt: skip
+    disk = {
+        "rows": [
+            {
+                "recipe": "b",
+                "mirror_bytes": 3 << 20,
+                "slot_bytes": 2 << 20,
+                "snapshot_bytes": 1 << 20,
+            }
+        ],
+        "shared": {"evidence": 1 << 20, "state (registry, runs, logs)": 4096},
+        "total_bytes": 6 << 20,
+        "budget_bytes": 100 << 20,
+    }
     fig, alt = figures.disk_figure(disk, recipes=["a", "b"])
     left, right = fig.axes
     assert [t.get_text() for t in left.get_yticklabels()] == [

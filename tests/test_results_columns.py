@@ -29,11 +29,17 @@ def test_a_version_1_registry_is_upgraded_with_its_rows(tmp_path):
         assert old["label"] == "FAIL (level 4/5)" and all(old[k] is None for k in NEW)
         reg.start_run("r2", "sweep")
         row = {k: None for k in RESULT_FIELDS} | {
-            "recipe": "gitea", "label": "SKIP (known-red)", "decision": "skip:known-red",
-            "reason": "red in run r1: L5 lint: x", "verdict": None, "tag_commit": "c" * 40,
-            "fleet_tests": "sha256:abc", "harness": "canon 0.1.0; canon harness",
-            "known_red_run": "r1", "warnings": ["no release note"],
-        }  # fmt: skip
+            "recipe": "gitea",
+            "label": "SKIP (known-red)",
+            "decision": "skip:known-red",
+            "reason": "red in run r1: L5 lint: x",
+            "verdict": None,
+            "tag_commit": "c" * 40,
+            "fleet_tests": "sha256:abc",
+            "harness": "canon 0.1.0; canon harness",
+            "known_red_run": "r1",
+            "warnings": ["no release note"],
+        }
         reg.record_result("r2", row)
         (new,) = reg.results("r2")
     assert {k: new[k] for k in NEW} == {k: row[k] for k in NEW}

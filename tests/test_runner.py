@@ -29,8 +29,17 @@ def run(ws, name, tag, base=None, command=HARNESS, timeout=120, **kw):
     m.sync()
     cfg = ws.config
     with m.checkout(tag) as co:
-        r = cold_run(name, co, ws.meta(name), command=command, timeout_s=timeout, base=base,
-                     log_path=cfg.runs_dir / "t" / f"{name}.log", env=cfg.child_env(), **kw)  # fmt: skip
+        r = cold_run(
+            name,
+            co,
+            ws.meta(name),
+            command=command,
+            timeout_s=timeout,
+            base=base,
+            log_path=cfg.runs_dir / "t" / f"{name}.log",
+            env=cfg.child_env(),
+            **kw,
+        )
     return r
 
 

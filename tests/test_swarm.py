@@ -37,8 +37,13 @@ def swarm(tmp_path):
     with swarm_lock():
         assert non_canonical_leftovers() == [], "the swarm was not clean before the test"
         # an instance that reads as a number (a float to YAML 1.2) must stay a label string
-        backend = SwarmBackend(tmp_path / "swarm", helper_image=IMAGE, timeout_s=60, run_id="test-run",
-                               instance="73166899739e10")  # fmt: skip
+        backend = SwarmBackend(
+            tmp_path / "swarm",
+            helper_image=IMAGE,
+            timeout_s=60,
+            run_id="test-run",
+            instance="73166899739e10",
+        )
         made_canonical: set[str] = set()
         backend.test_canonicals = made_canonical  # tests that mark a canonical register it here
         yield backend
@@ -62,10 +67,19 @@ def labels_of(kind: str, slot: str, name: str | None = None) -> list[dict[str, s
 def test_install_upgrade_backup_teardown_on_a_real_swarm(swarm, tmp_path):
     v1 = write_tree(tmp_path / "v1", recipe_files("1.0.0", db=True))
     v2 = write_tree(tmp_path / "v2", recipe_files("1.1.0", secret_version="v2", db=True))
-    m = meta(tmp_path, SECRETS={"db_password": None}, DEPS=["db"],
-             INSTALL_STEPS=["app: echo seeded > /data/seed.txt"],
-             READY_PROBES=[{"cmd": "test -s /run/secrets/db_password && grep -q hello /etc/app.conf",
-                            "retries": 20, "interval_s": 0.5}])  # fmt: skip
+    m = meta(
+        tmp_path,
+        SECRETS={"db_password": None},
+        DEPS=["db"],
+        INSTALL_STEPS=["app: echo seeded > /data/seed.txt"],
+        READY_PROBES=[
+            {
+                "cmd": "test -s /run/secrets/db_password && grep -q hello /etc/app.conf",
+                "retries": 20,
+                "interval_s": 0.5,
+            }
+        ],
+    )
     slot = "cold-r-0123456789"
     swarm.provision(slot, v1, m)
     swarm.deploy(slot, v1, m, version="1.0.0", commit="a" * 40)
@@ -74,8 +88,9 @@ def test_install_upgrade_backup_teardown_on_a_real_swarm(swarm, tmp_path):
 
     # abra's versioned secret name, a value of the .env.sample's `# length=24`, never on argv
     stack = "cold-r-0123456789"
-    assert docker("secret", "ls", "--format", "{{.Name}}", "--filter", f"label=canon.slot={slot}").split() == [
-        f"{stack}_db_password_v1"]  # fmt: skip
+    assert docker(
+        "secret", "ls", "--format", "{{.Name}}", "--filter", f"label=canon.slot={slot}"
+    ).split() == [f"{stack}_db_password_v1"]
     r = swarm.exec(slot, "wc -c < /run/secrets/db_password", timeout=10, what="test")
     assert r.stdout.strip() == "24"
     # interpolation: STACK_NAME and the .env values reach the service; the version label is the tag
@@ -141,8 +156,11 @@ def when(go_time: str) -> datetime:
 def test_deps_that_are_not_services_fail_before_anything_is_made(swarm, tmp_path):
     tree = write_tree(tmp_path / "v1", recipe_files("1.0.0"))
     m = meta(tmp_path, DEPS=["db", "app"], SECRETS={"db_password": None})
-    with pytest.raises(BackendError, match=r"r: DEPS 'db' in .*recipe_meta.py is not a service of its compose "
-                       r"files \(app\): on the swarm, DEPS are the recipe's own services"):  # fmt: skip
+    with pytest.raises(
+        BackendError,
+        match=r"r: DEPS 'db' in .*recipe_meta.py is not a service of its compose "
+        r"files \(app\): on the swarm, DEPS are the recipe's own services",
+    ):
         swarm.provision("cold-deps-1", tree, m)
     assert docker("secret", "ls", "-q", "--filter", "label=canon.slot=cold-deps-1").split() == []
     swarm.teardown("cold-deps-1")
@@ -185,13 +203,22 @@ def test_a_canonical_is_never_torn_down_and_markers_survive_a_new_backend(swarm,
     """... and with ``warm = "snapshot"`` a canonical is archived, then undeployed: services
     gone, volumes, secrets and marker kept, still refused to teardown, and it comes back
     from its snapshot with its data."""
-    compose = (f'version: "3.8"\nservices:\n  app:\n    image: {IMAGE}\n    command: ["sleep", "600"]\n'
-               '    stop_grace_period: 1s\n    volumes: [data:/data]\nvolumes:\n  data:\n')  # fmt: skip
+    compose = (
+        f'version: "3.8"\nservices:\n  app:\n    image: {IMAGE}\n    command: ["sleep", "600"]\n'
+        "    stop_grace_period: 1s\n    volumes: [data:/data]\nvolumes:\n  data:\n"
+    )
     tree = write_tree(tmp_path / "c", recipe_files("1.0.0", compose=compose))
     m = meta(tmp_path)
     slot = "warm-r-abcdef01"
-    marker = SlotMarker(slot=slot, recipe="r", role="next", version="1.0.0", commit="f" * 40,
-                        run_id="test-run", created_at=now_utc())  # fmt: skip
+    marker = SlotMarker(
+        slot=slot,
+        recipe="r",
+        role="next",
+        version="1.0.0",
+        commit="f" * 40,
+        run_id="test-run",
+        created_at=now_utc(),
+    )
     swarm.mark(slot, marker)
     swarm.provision(slot, tree, m)
     swarm.deploy(slot, tree, m, version="1.0.0", commit="f" * 40)
@@ -212,8 +239,13 @@ def test_a_canonical_is_never_torn_down_and_markers_survive_a_new_backend(swarm,
 
     by_slot = ("--filter", f"label=canon.slot={slot}")
     assert swarm.exec(slot, "echo kept > /data/f", timeout=10, what="test").returncode == 0
-    snapshot = SwarmBackend(tmp_path / "swarm", helper_image=IMAGE, warm="snapshot", run_id="test-run",
-                            instance=swarm.instance)  # fmt: skip
+    snapshot = SwarmBackend(
+        tmp_path / "swarm",
+        helper_image=IMAGE,
+        warm="snapshot",
+        run_id="test-run",
+        instance=swarm.instance,
+    )
     snap = snapshot.snapshot(slot)
     snapshot.undeploy(slot)
     assert docker("service", "ls", "-q", *by_slot).split() == []
@@ -231,8 +263,15 @@ def test_a_canonical_is_never_torn_down_and_markers_survive_a_new_backend(swarm,
 
 def task_states(slot: str) -> list[tuple[str, str]]:
     """(task ID, current state) of the slot's app service, as ``docker service ps`` shows them."""
-    rows = docker("service", "ps", f"{slot}_app", "--no-trunc", "--format", "{{.ID}} {{.CurrentState}}",
-                  check=False).splitlines()  # fmt: skip
+    rows = docker(
+        "service",
+        "ps",
+        f"{slot}_app",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.CurrentState}}",
+        check=False,
+    ).splitlines()
     return [(r.split()[0], r.split()[1]) for r in rows if r.strip()]
 
 
@@ -260,8 +299,10 @@ def test_teardown_while_a_task_is_still_being_prepared_leaves_nothing_behind(swa
         seen[slot] = task_states(slot)  # as the teardown starts
         swarm.teardown(slot)
     for _ in range(300):  # the swarm drops a removed service's tasks once they are shut down
-        if not any(docker("inspect", "--type", "task", "--format", "{{.ID}}", t, check=False).strip()
-                   for t in tasks):  # fmt: skip
+        if not any(
+            docker("inspect", "--type", "task", "--format", "{{.ID}}", t, check=False).strip()
+            for t in tasks
+        ):
             break
         time.sleep(0.2)
     else:

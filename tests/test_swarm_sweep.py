@@ -109,8 +109,9 @@ def test_sigkill_mid_deploy_then_the_next_sweep_reaps_and_completes(sws, tmp_pat
     release(sws, "1.0.0+1")
     cfg = sws.config
     argv = [sys.executable, "-m", "canonlib", "--config", str(tmp_path / "canon.toml"), "sweep"]
-    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         for _ in range(600):  # until the cold slot's service exists: canon is mid-deploy
             if docker("service", "ls", "-q", "--filter", "label=canon.slot").split():

@@ -22,8 +22,13 @@ from tests.workspace import META, Workspace
 
 
 def canon(ws, *args, **kw):
-    return subprocess.run([sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), *args],
-                          capture_output=True, text=True, timeout=300, **kw)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )
 
 
 def labels(rows):
@@ -49,8 +54,11 @@ def test_first_sweep_promotes_and_second_is_a_noop(ws):
     r = canon(ws, "sweep", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
-    assert labels(rows) == {"custom-html": "PASS (promoted)", "nextcloud": "PASS (promoted)",
-                            "mailu": "SKIP (never-released)"}  # fmt: skip
+    assert labels(rows) == {
+        "custom-html": "PASS (promoted)",
+        "nextcloud": "PASS (promoted)",
+        "mailu": "SKIP (never-released)",
+    }
     by = {row["recipe"]: row for row in rows}
     assert by["nextcloud"]["latest"] == "6.0.1+28.0.2-fpm" and by["nextcloud"]["level"] == 5
     assert by["custom-html"]["upgrade_base_kind"] == "skip"  # no canonical yet
@@ -72,8 +80,9 @@ def test_first_sweep_promotes_and_second_is_a_noop(ws):
         assert runs[0]["fleet_path"] == str(ws.fleet) and runs[0]["config_hash"]
     # results.jsonl in the run dir matches the registry rows
     run_dir = ws.config.runs_dir / runs[1]["run_id"]
-    assert [json.loads(x)["label"] for x in (run_dir / "results.jsonl").read_text().splitlines()] == [
-        row["label"] for row in rows2]  # fmt: skip
+    assert [
+        json.loads(x)["label"] for x in (run_dir / "results.jsonl").read_text().splitlines()
+    ] == [row["label"] for row in rows2]
 
 
 def test_same_version_orthogonality(ws):
@@ -86,7 +95,10 @@ def test_same_version_orthogonality(ws):
     ws.release("custom-html", "1.11.0+1.29.0")
     (row,) = sweep(ws.config, only=["custom-html"]).rows
     assert (row["label"], row["upgrade_base_kind"], row["upgrade_base"]) == (
-        "PASS (promoted)", "canonical", "1.10.0+1.29.0")  # fmt: skip
+        "PASS (promoted)",
+        "canonical",
+        "1.10.0+1.29.0",
+    )
     assert (row["canonical_before"], row["canonical_after"]) == ("1.10.0+1.29.0", "1.11.0+1.29.0")
     with Registry.open(ws.config.db_path) as reg:
         assert all(r["upgrade_base_kind"] != "step-back" for r in reg.results())
@@ -139,8 +151,9 @@ def test_plan_touches_nothing_but_mirrors(ws):
 def test_broken_meta_and_unreachable_upstream_are_that_recipes_error(ws):
     (ws.fleet / "tests" / "mailu" / "recipe_meta.py").write_text("WARM_CANONCIAL = True\n")
     ws.recipe("gone")
-    (ws.root / "canon.toml").write_text((ws.root / "canon.toml").read_text() +
-                                        f'\n[recipes.gone]\nupstream = "{ws.root}/nowhere"\n')  # fmt: skip
+    (ws.root / "canon.toml").write_text(
+        (ws.root / "canon.toml").read_text() + f'\n[recipes.gone]\nupstream = "{ws.root}/nowhere"\n'
+    )
     r = canon(ws, "sweep", "--json")
     assert r.returncode == 1
     got = labels(json.loads(r.stdout))
@@ -159,9 +172,18 @@ def test_hollow_fleet_is_an_error(tmp_path):
     r = canon(w, "sweep")
     assert r.returncode == 2
     assert "hollow fleet" in r.stderr and str(w.fleet / "tests") in r.stderr
-    r = subprocess.run([sys.executable, "-m", "canonlib", "sweep"], capture_output=True, text=True,
-                       cwd=tmp_path, env={**os.environ, "CANON_CONFIG": str(w.root / "canon.toml"),
-                                          "CCCI_REPO": str(tmp_path / "missing")}, timeout=60)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "canonlib", "sweep"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "CANON_CONFIG": str(w.root / "canon.toml"),
+            "CCCI_REPO": str(tmp_path / "missing"),
+        },
+        timeout=60,
+    )
     assert r.returncode == 2 and "no tests/ directory" in r.stderr and "missing" in r.stderr
 
 
@@ -176,9 +198,14 @@ json.dump({"rungs": {r: "pass" for r in ("install", "upgrade", "backup", "functi
 
 def slow_workspace(ws, tmp_path):
     (tmp_path / "slow.py").write_text(SLOW_HARNESS)
-    cfg = (ws.root / "canon.toml").read_text().replace(
-        f'command = ["{sys.executable}", "-m", "canonlib", "harness"]', f'command = ["{sys.executable}", "{tmp_path}/slow.py"]'
-    )  # fmt: skip
+    cfg = (
+        (ws.root / "canon.toml")
+        .read_text()
+        .replace(
+            f'command = ["{sys.executable}", "-m", "canonlib", "harness"]',
+            f'command = ["{sys.executable}", "{tmp_path}/slow.py"]',
+        )
+    )
     (ws.root / "canon.toml").write_text(cfg)
 
 
@@ -190,8 +217,10 @@ def wait_for(path, proc, limit=60):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("parallel, sig, code", [(1, signal.SIGTERM, 143), (2, signal.SIGTERM, 143),
-                                                  (1, signal.SIGINT, 130)])  # fmt: skip
+@pytest.mark.parametrize(
+    "parallel, sig, code",
+    [(1, signal.SIGTERM, 143), (2, signal.SIGTERM, 143), (1, signal.SIGINT, 130)],
+)
 def test_two_sweeps_at_once_and_signal_mid_sweep(ws, tmp_path, parallel, sig, code):
     slow_workspace(ws, tmp_path)
     toml = ws.root / "canon.toml"
@@ -202,8 +231,13 @@ def test_two_sweeps_at_once_and_signal_mid_sweep(ws, tmp_path, parallel, sig, co
         for r in (["custom-html", "nextcloud"] if parallel > 1 else ["custom-html"])
     ]
     env = {**os.environ, "MARK": str(mark)}
-    first = subprocess.Popen([sys.executable, "-m", "canonlib", "--config", str(toml), "sweep"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    first = subprocess.Popen(
+        [sys.executable, "-m", "canonlib", "--config", str(toml), "sweep"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     for m in marks:  # with parallel = 2 both cold runs are under way at once
         wait_for(m, first)
     second = canon(ws, "sweep")
@@ -232,11 +266,26 @@ def test_sigkill_during_promote_keeps_a_whole_registry_and_rerun_completes(ws, t
     ws.release("nextcloud", "6.0.2+28.0.3-fpm")
     mark = tmp_path / "promote-mark"
     meta = ws.fleet / "tests" / "nextcloud" / "recipe_meta.py"
-    meta.write_text(META + 'INSTALL_STEPS = [\'echo seeded > "$CANON_DATA_DIR/seed.txt"\', '
-                    f'\'case "$CANON_SLOT" in warm-*) test -e {tmp_path}/release || '
-                    f'{{ echo $$ > {mark}; exec sleep 20; }};; esac\']\n')  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), "sweep",
-                             "--recipe", "nextcloud"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    meta.write_text(
+        META + "INSTALL_STEPS = ['echo seeded > \"$CANON_DATA_DIR/seed.txt\"', "
+        f'\'case "$CANON_SLOT" in warm-*) test -e {tmp_path}/release || '
+        f"{{ echo $$ > {mark}; exec sleep 20; }};; esac']\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "canonlib",
+            "--config",
+            str(ws.root / "canon.toml"),
+            "sweep",
+            "--recipe",
+            "nextcloud",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(mark, proc, limit=120)
     proc.kill()
     proc.wait()
@@ -291,14 +340,21 @@ def test_cold_runs_fan_out_when_parallel(ws, tmp_path, monkeypatch):
     times.mkdir()
     monkeypatch.setenv("TIMES", str(times))
     toml = ws.root / "canon.toml"
-    toml.write_text(toml.read_text().replace(
-        f'command = ["{sys.executable}", "-m", "canonlib", "harness"]', f'command = ["{sys.executable}", "{tmp_path}/meeting.py"]'
-    ) + "\n[backend]\nkind = \"local\"\nparallel = 2\n")  # fmt: skip
+    toml.write_text(
+        toml.read_text().replace(
+            f'command = ["{sys.executable}", "-m", "canonlib", "harness"]',
+            f'command = ["{sys.executable}", "{tmp_path}/meeting.py"]',
+        )
+        + '\n[backend]\nkind = "local"\nparallel = 2\n'
+    )
     assert ws.config.cold_parallel == 2
     result = sweep(ws.config)
     # both green: each saw the other under way, so the two cold runs overlapped
-    assert labels(result.rows) == {"custom-html": "PASS (promoted)", "nextcloud": "PASS (promoted)",
-                                   "mailu": "SKIP (never-released)"}  # fmt: skip
+    assert labels(result.rows) == {
+        "custom-html": "PASS (promoted)",
+        "nextcloud": "PASS (promoted)",
+        "mailu": "SKIP (never-released)",
+    }
     with Registry.open(ws.config.db_path) as reg:
         assert reg.verify_chain().ok and len(reg.results(result.run_id)) == 3
 
@@ -318,8 +374,12 @@ def test_tagged_promote_proof(ws, tmp_path):
 
 def test_missing_harness_is_an_error_row_not_a_crash(ws):
     toml = ws.root / "canon.toml"
-    toml.write_text(toml.read_text().replace(f'command = ["{sys.executable}", "-m", "canonlib", "harness"]',
-                                             'command = ["/nonexistent/harness"]'))  # fmt: skip
+    toml.write_text(
+        toml.read_text().replace(
+            f'command = ["{sys.executable}", "-m", "canonlib", "harness"]',
+            'command = ["/nonexistent/harness"]',
+        )
+    )
     r = canon(ws, "sweep", "--json")
     assert r.returncode == 1
     got = labels(json.loads(r.stdout))

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from canonlib.claims import fold_label, sweep_table
 
-GONE = ("ERROR (sync: docs: cannot fetch from /srv/upstream/docs-moved: fatal: '/srv/upstream/docs-moved' "
-        "does not appear to be a git repository)")  # fmt: skip
+GONE = (
+    "ERROR (sync: docs: cannot fetch from /srv/upstream/docs-moved: fatal: '/srv/upstream/docs-moved' "
+    "does not appear to be a git repository)"
+)
 
 
 def test_a_long_error_label_is_folded_and_its_words_are_shown_whole_as_the_reason():
-    rows = [{"recipe": "docs", "label": GONE, "error": "sync: docs: cannot fetch"},
-            {"recipe": "app", "label": "FAIL (level 1/5)", "reason": "L2 upgrade: pytest exited 1"}]  # fmt: skip
+    rows = [
+        {"recipe": "docs", "label": GONE, "error": "sync: docs: cannot fetch"},
+        {"recipe": "app", "label": "FAIL (level 1/5)", "reason": "L2 upgrade: pytest exited 1"},
+    ]
     lines = sweep_table(rows, width=None).splitlines()
     docs = next(line for line in lines if line.startswith("docs"))
     assert "ERROR (see reason)" in docs and docs.rstrip().endswith(

@@ -12,9 +12,25 @@ from tests.workspace import Workspace
 
 
 def render(ws, out, *extra):
-    r = subprocess.run([sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), "systemd",
-                        "render", "--output", str(out), "--path", "/usr/bin:/bin", *extra],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "canonlib",
+            "--config",
+            str(ws.root / "canon.toml"),
+            "systemd",
+            "render",
+            "--output",
+            str(out),
+            "--path",
+            "/usr/bin:/bin",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     return read_unit(out / "canon-sweep.service")
 
@@ -31,6 +47,10 @@ def test_on_failure_line_only_when_configured(tmp_path):
         if shutil.which("systemd-analyze")
         else "systemd-analyze is not installed (.ci/run installs systemd)"
     )
-    r = subprocess.run([sys.executable, "-m", "canonlib", "systemd", "verify", str(tmp_path / "with")],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "canonlib", "systemd", "verify", str(tmp_path / "with")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "ok    systemd-analyze verify" in r.stdout, r.stdout

@@ -8,10 +8,16 @@ import pytest
 
 from canonlib import term
 
-ROWS = [["custom-html", "PASS (promoted)", "-"],
-        ["lasuite-docs", "ERROR (sync: cannot fetch from https://example.org/moved/lasuite-docs.git: "
-         "fatal: repository not found)", "x"],
-        ["keycloak", "GREEN-BUT-PROMOTE-FAILED", "-"]]  # fmt: skip
+ROWS = [
+    ["custom-html", "PASS (promoted)", "-"],
+    [
+        "lasuite-docs",
+        "ERROR (sync: cannot fetch from https://example.org/moved/lasuite-docs.git: "
+        "fatal: repository not found)",
+        "x",
+    ],
+    ["keycloak", "GREEN-BUT-PROMOTE-FAILED", "-"],
+]
 
 
 @pytest.mark.parametrize("total", [40, 60, 80, 100])
@@ -34,13 +40,15 @@ def test_fit_widths_gives_way_from_the_widest_column():
 
 @pytest.mark.parametrize(
     ("line", "code", "word"),
-    [("ok    file hashes: 12 files match", term.GREEN, "ok"),
-     ("FAIL  tool curl on PATH: not on the unit's PATH", term.RED, "FAIL"),
-     ("keycloak  run  GREEN-BUT-PROMOTE-FAILED", term.RED, "GREEN-BUT-PROMOTE-FAILED"),
-     ("traefik  GREEN-NOT-PROMOTED (tag incident)", term.YELLOW, "GREEN-NOT-PROMOTED"),
-     ("gitea  SKIP (held)", term.DIM, "SKIP"),
-     ("custom-html  PASS (promoted)", term.GREEN, "PASS")],
-)  # fmt: skip
+    [
+        ("ok    file hashes: 12 files match", term.GREEN, "ok"),
+        ("FAIL  tool curl on PATH: not on the unit's PATH", term.RED, "FAIL"),
+        ("keycloak  run  GREEN-BUT-PROMOTE-FAILED", term.RED, "GREEN-BUT-PROMOTE-FAILED"),
+        ("traefik  GREEN-NOT-PROMOTED (tag incident)", term.YELLOW, "GREEN-NOT-PROMOTED"),
+        ("gitea  SKIP (held)", term.DIM, "SKIP"),
+        ("custom-html  PASS (promoted)", term.GREEN, "PASS"),
+    ],
+)
 def test_outcomes_get_their_colour(line, code, word):
     assert f"{code}{word}{term.RESET}" in term.colour(line)
     assert term.colour(line).replace(code, "").replace(term.RESET, "") == line

@@ -194,7 +194,10 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
         f"{second}: none (re-derived)" in shown
     )
     assert "ok samever: the three scratch sweeps shown: 3 rows" in shown
-    assert "ok tagged_promote: green-but-untagged did not promote: holds: gate: untagged: tested commit is not the tag's commit; promotions in that phase: 0 (re-derived)" in shown  # fmt: skip
+    assert (
+        "ok tagged_promote: green-but-untagged did not promote: holds: gate: untagged: tested commit is not the tag's commit; promotions in that phase: 0 (re-derived)"
+        in shown
+    )
     assert (
         "ok disk_budget: budget shown is the configured one: shown 500,000,000, bundled config 500000000"
         in shown
@@ -256,19 +259,31 @@ def _set(path, value):
 @pytest.mark.parametrize(
     "edit, why",
     [
-        (_set(["_type"], "https://in-toto.io/Statement/v0.1"), "_type is not https://in-toto.io/Statement/v1"),
+        (
+            _set(["_type"], "https://in-toto.io/Statement/v0.1"),
+            "_type is not https://in-toto.io/Statement/v1",
+        ),
         (_drop(["_type"]), "_type is not https://in-toto.io/Statement/v1"),
         (_set(["subject"], []), "no subject"),
         (_set(["subject"], {"name": "x"}), "no subject"),
-        (_set(["predicate"], []), "no canon-evidence/v1 predicate; no file list; no notebook list; no suite"),
-        (_set(["predicate", "canon"], "canon"), "no canon-evidence/v1 predicate; no file list; no notebook list; no suite"),
-        (_set(["predicate", "canon", "type"], "canon-evidence/v0"), "no canon-evidence/v1 predicate"),
+        (
+            _set(["predicate"], []),
+            "no canon-evidence/v1 predicate; no file list; no notebook list; no suite",
+        ),
+        (
+            _set(["predicate", "canon"], "canon"),
+            "no canon-evidence/v1 predicate; no file list; no notebook list; no suite",
+        ),
+        (
+            _set(["predicate", "canon", "type"], "canon-evidence/v0"),
+            "no canon-evidence/v1 predicate",
+        ),
         (_set(["predicate", "canon", "files"], ["sweep.ipynb"]), "no file list"),
         (_set(["predicate", "canon", "notebooks"], {"sweep": {}}), "no notebook list"),
         (_set(["predicate", "canon", "suite"], ["all"]), "no suite"),
         (_set(["subject"], None), "no subject"),
     ],
-)  # fmt: skip
+)
 def test_manifest_of_the_wrong_shape_names_every_missing_part(ev, edit, why):
     edit_manifest(ev, edit)
     assert lines(verify(ev)) == [
@@ -364,7 +379,10 @@ def test_deleted_edited_and_extra_files_are_each_named(ev):
         f"FAIL file sweep.html: {ev / 'sweep.html'}: sha256 differs from the manifest (edited)",
         f"FAIL file notes.txt: {ev / 'notes.txt'}: extra file, not in the manifest",
     ]
-    assert "FAIL suite all: file notes.txt: " + f"{ev / 'notes.txt'}: a file no suite writes" in failed(verify(ev))  # fmt: skip
+    assert (
+        "FAIL suite all: file notes.txt: " + f"{ev / 'notes.txt'}: a file no suite writes"
+        in failed(verify(ev))
+    )
 
 
 def test_suite_canon_does_not_declare(ev):
@@ -607,8 +625,12 @@ def test_recorded_claim_that_does_not_hold_is_shown_as_such(ev):
     cfg["disk_budget_bytes"] = 1
     (ev / CONFIG).write_text(json.dumps(cfg))
     edit_records(ev, "disk_budget", "disk", over)
-    edit_records(ev, "disk_budget", "claims", _claim("disk within budget", ok=False,
-                                                      detail=f"{disk['total_bytes']:,} of 1 bytes"))  # fmt: skip
+    edit_records(
+        ev,
+        "disk_budget",
+        "claims",
+        _claim("disk within budget", ok=False, detail=f"{disk['total_bytes']:,} of 1 bytes"),
+    )
     got = by_name(verify(ev))
     assert got["disk_budget: disk within budget"] == (
         f"ok disk_budget: disk within budget: DOES NOT HOLD: {disk['total_bytes']:,} of 1 bytes (re-derived)"
@@ -653,7 +675,12 @@ def test_budget_shown_is_not_the_configured_one(ev):
 def test_investigated_history_and_rungs(ev):
     name = "investigate: history shown for lasuite-docs"
     first = records(ev, "investigate")["investigate_rows"][0]
-    edit_records(ev, "investigate", "investigate_rows", changed(lambda rows: rows[0].__setitem__("label", "PASS (promoted)")))  # fmt: skip
+    edit_records(
+        ev,
+        "investigate",
+        "investigate_rows",
+        changed(lambda rows: rows[0].__setitem__("label", "PASS (promoted)")),
+    )
     run = first["run_id"]
     assert by_name(verify(ev))[name] == (
         f"FAIL {name}: run_id {run}: notebook says label 'PASS (promoted)', "
@@ -669,14 +696,23 @@ def test_history_is_compared_in_run_order_whatever_the_start_times_say(ev):
     their ids (a clock step, runs within one second) still verify, in the notebook's order."""
     runs = [r["run_id"] for r in records(ev, "investigate")["investigate_rows"]]
     assert runs == sorted(runs) and len(runs) >= 2
-    sql(ev / REGISTRY, "UPDATE runs SET started_at = '2000-01-01T00:00:00.000000Z' WHERE run_id = ?", runs[-1])  # fmt: skip
+    sql(
+        ev / REGISTRY,
+        "UPDATE runs SET started_at = '2000-01-01T00:00:00.000000Z' WHERE run_id = ?",
+        runs[-1],
+    )
     rehash(ev)
     name = "investigate: history shown for lasuite-docs"
     assert by_name(verify(ev))[name] == f"ok {name}: {len(runs)} rows equal the bundled registry"
 
 
 def test_scratch_sweeps_of_samever_edited(ev):
-    edit_records(ev, "samever", "samever_rows", changed(lambda rows: rows[0].__setitem__("label", "SKIP (held)")))  # fmt: skip
+    edit_records(
+        ev,
+        "samever",
+        "samever_rows",
+        changed(lambda rows: rows[0].__setitem__("label", "SKIP (held)")),
+    )
     got = by_name(verify(ev))
     assert got["samever: the three scratch sweeps shown"] == (
         "FAIL samever: the three scratch sweeps shown: differ from the scratch registry"
@@ -689,8 +725,12 @@ def test_samever_proof_reads_only_its_own_recipe(ev):
     f = records(ev, "samever")["samever"]
     db = ev / f["scratch_db"]
     third = f["runs"][2]
-    sql(db, "INSERT INTO results (run_id, recipe, decision, label, upgrade_base_kind) "
-            "VALUES (?, 'zzz', 'skip:held', 'SKIP (held)', 'skip')", third)  # fmt: skip
+    sql(
+        db,
+        "INSERT INTO results (run_id, recipe, decision, label, upgrade_base_kind) "
+        "VALUES (?, 'zzz', 'skip:held', 'SKIP (held)', 'skip')",
+        third,
+    )
     with Registry.open(db) as reg:
         reg.record_promotion("zzz", "9.0.0", "9.0.0", "9" * 40)
     rehash(ev)
@@ -700,7 +740,12 @@ def test_samever_proof_reads_only_its_own_recipe(ev):
 
 
 def test_scratch_registry_outside_the_dir(ev):
-    edit_records(ev, "samever", "samever", changed(lambda f: f.__setitem__("scratch_db", "../../elsewhere.db")))  # fmt: skip
+    edit_records(
+        ev,
+        "samever",
+        "samever",
+        changed(lambda f: f.__setitem__("scratch_db", "../../elsewhere.db")),
+    )
     assert by_name(verify(ev))["what the notebooks show"] == (
         "FAIL what the notebooks show: cannot be checked: ValueError: scratch registry "
         "'../../elsewhere.db' is outside the evidence dir"
@@ -831,11 +876,15 @@ def test_subject_without_a_tag_is_not_a_canonical(ev):
 def test_verdict_the_manifest_says_is_not_the_re_derived_one(ev):
     edit_manifest(ev, _set(["predicate", "result"], "PASSED"))
     got = by_name(verify(ev))["verdict re-derived"]
-    assert got.startswith("FAIL verdict re-derived: manifest says PASSED, re-derived FAILED: lasuite-docs ERROR")  # fmt: skip
+    assert got.startswith(
+        "FAIL verdict re-derived: manifest says PASSED, re-derived FAILED: lasuite-docs ERROR"
+    )
     edit_manifest(ev, _set(["predicate", "result"], "FAILED"))
     edit_manifest(ev, _set(["predicate", "canon", "verdict", "result"], "PASSED"))
     got = by_name(verify(ev))["verdict re-derived"]
-    assert got.startswith("FAIL verdict re-derived: manifest says FAILED, re-derived FAILED: lasuite-docs ERROR")  # fmt: skip
+    assert got.startswith(
+        "FAIL verdict re-derived: manifest says FAILED, re-derived FAILED: lasuite-docs ERROR"
+    )
 
 
 def test_interrupted_run_is_failed(ev):
@@ -887,12 +936,22 @@ def test_bundled_registry_not_sqlite(ev):
     "edit, section, error",
     [
         (_set(["predicate", "canon", "chain"], 5), "bundled registry", "AttributeError"),
-        (_set(["predicate", "canon", "results"], [{"run_id": ["x"], "recipe": "a", "label": "b"}]), "labels", "TypeError"),
+        (
+            _set(
+                ["predicate", "canon", "results"], [{"run_id": ["x"], "recipe": "a", "label": "b"}]
+            ),
+            "labels",
+            "TypeError",
+        ),
         (_set(["predicate", "canon", "verdict"], 5), "verdict re-derived", "AttributeError"),
         (_set(["subject"], [5]), "commit == tag", "AttributeError"),
-        (_set(["predicate", "canon", "notebooks"], [{"name": "sweep", "records": 5}]), "suite complete", "AttributeError"),
+        (
+            _set(["predicate", "canon", "notebooks"], [{"name": "sweep", "records": 5}]),
+            "suite complete",
+            "AttributeError",
+        ),
     ],
-)  # fmt: skip
+)
 def test_malformed_part_fails_its_own_check(ev, edit, section, error):
     edit_manifest(ev, edit)
     got = by_name(verify(ev))[section]
@@ -999,7 +1058,11 @@ def test_live_history_rewritten(demo, ev, tmp_path):
 def test_live_result_row_changed_after_the_run(demo, ev, tmp_path):
     state = copy_state(demo, tmp_path / "state")
     first = sweep_runs(ev)[0]
-    sql(state / "canon.db", "UPDATE results SET label = 'SKIP (held)' WHERE run_id = ? AND recipe = 'bonfire'", first)  # fmt: skip
+    sql(
+        state / "canon.db",
+        "UPDATE results SET label = 'SKIP (held)' WHERE run_id = ? AND recipe = 'bonfire'",
+        first,
+    )
     name = f"run {first}: bundled rows equal the live registry's"
     assert by_name(verify(ev, state=state))[name] == (
         f"FAIL {name}: recipe bonfire: notebook says label 'SKIP (no-new-version)', "

@@ -22,20 +22,26 @@ from canonlib.versions import (
 
 # (tags in publication order, expected latest release) -- shared/data/recipe-tags.md
 REAL_HISTORIES = {
-    "bonfire": (["1.0.0+1.0.5-social-amd64", "2.0.0+1.0.5-social-amd64", "2.0.1+1.0.6-social-amd64"],
-                "2.0.1+1.0.6-social-amd64"),
+    "bonfire": (
+        ["1.0.0+1.0.5-social-amd64", "2.0.0+1.0.5-social-amd64", "2.0.1+1.0.6-social-amd64"],
+        "2.0.1+1.0.6-social-amd64",
+    ),
     # 5.0.3 is a backport published after 6.0.1: tag date order is not version order
     "nextcloud": (["5.0.2+27.0.1-fpm", "6.0.1+28.0.2-fpm", "5.0.3+27.0.1-fpm"], "6.0.1+28.0.2-fpm"),
     "plausible": (["3.0.0+v2.0.0", "3.0.1+v2.0.0"], "3.0.1+v2.0.0"),
-    "custom-html": (["1.7.1+1.27.2", "1.10.0+1.29.0", "1.11.0+1.29.0", "1.13.0+1.31.1"],
-                    "1.13.0+1.31.1"),
+    "custom-html": (
+        ["1.7.1+1.27.2", "1.10.0+1.29.0", "1.11.0+1.29.0", "1.13.0+1.31.1"],
+        "1.13.0+1.31.1",
+    ),
     "bluesky-pds": (["0.2.0+v0.4"], "0.2.0+v0.4"),
     "gitea": (["1.0.0+1.14.3", "1.1.0+1.15", "1.1.0+1.15.3"], "1.1.0+1.15.3"),
     # 2021 gitea: '-rootless' is a semver prerelease, '_1' and '~1' are not versions at all
-    "gitea-2021": (["1.13.4_1", "1.13.4~1", "1.14.1-rootless", "1.14.1-rootless_1", "1.14.2-rootless"],
-                   None),
+    "gitea-2021": (
+        ["1.13.4_1", "1.13.4~1", "1.14.1-rootless", "1.14.1-rootless_1", "1.14.2-rootless"],
+        None,
+    ),
     "traefik-fork": (["v2.4.8"], "v2.4.8"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("recipe", sorted(REAL_HISTORIES))
@@ -47,12 +53,18 @@ def test_latest_release_of_real_histories(recipe):
 
 def test_nextcloud_backport_sorts_below_newer_major():
     assert sort_versions(["5.0.2+27.0.1-fpm", "6.0.1+28.0.2-fpm", "5.0.3+27.0.1-fpm"]) == [
-        "5.0.2+27.0.1-fpm", "5.0.3+27.0.1-fpm", "6.0.1+28.0.2-fpm"]  # fmt: skip
+        "5.0.2+27.0.1-fpm",
+        "5.0.3+27.0.1-fpm",
+        "6.0.1+28.0.2-fpm",
+    ]
 
 
 def test_double_digit_fields_compare_numerically():
     assert sort_versions(["1.11.0+1.29.0", "1.7.1+1.27.2", "1.10.0+1.29.0"]) == [
-        "1.7.1+1.27.2", "1.10.0+1.29.0", "1.11.0+1.29.0"]  # fmt: skip
+        "1.7.1+1.27.2",
+        "1.10.0+1.29.0",
+        "1.11.0+1.29.0",
+    ]
 
 
 def test_app_part_breaks_ties():
@@ -88,10 +100,30 @@ def test_parse_fields(tag, major, minor, patch, pre, app):
 
 @pytest.mark.parametrize(
     "tag",
-    ["1.13.4_1", "1.13.4~1", "1.14.1-rootless_1", "latest", "", "1.0", "1", "01.0.0", "1.0.0-01",
-     "1.0.0+", "1.0.0-", "1.0.0\n", " 1.0.0", "vv1.0.0", "V1.0.0", "1.0.0+a_b", "١.٠.٠",
-     "--upload-pack=touch x", "../../1.0.0", "1.0.0 ", "refs/tags/1.0.0"],
-)  # fmt: skip
+    [
+        "1.13.4_1",
+        "1.13.4~1",
+        "1.14.1-rootless_1",
+        "latest",
+        "",
+        "1.0",
+        "1",
+        "01.0.0",
+        "1.0.0-01",
+        "1.0.0+",
+        "1.0.0-",
+        "1.0.0\n",
+        " 1.0.0",
+        "vv1.0.0",
+        "V1.0.0",
+        "1.0.0+a_b",
+        "١.٠.٠",
+        "--upload-pack=touch x",
+        "../../1.0.0",
+        "1.0.0 ",
+        "refs/tags/1.0.0",
+    ],
+)
 def test_not_versions(tag):
     with pytest.raises(InvalidRecipeVersion):
         parse_version(tag)
@@ -109,8 +141,16 @@ def test_prerelease_is_not_a_release_unless_allowed():
 
 
 def test_semver_spec_precedence_example():
-    spec = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-            "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0"]  # fmt: skip
+    spec = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+    ]
     shuffled = spec[:]
     random.Random(7).shuffle(shuffled)
     assert sort_versions(shuffled) == spec
@@ -192,10 +232,14 @@ def test_recipe_versions_compare_directly():
 
 @pytest.mark.parametrize(
     "tag, recipe, prerelease",
-    [("3.0.1+v2.1.0", "3.0.1", False), ("v2.4.8", "2.4.8", False),
-     ("1.0.0-rc.1+2.0", "1.0.0-rc.1", True), ("1.14.1-rootless", "1.14.1-rootless", True),
-     ("10.20.30", "10.20.30", False)],
-)  # fmt: skip
+    [
+        ("3.0.1+v2.1.0", "3.0.1", False),
+        ("v2.4.8", "2.4.8", False),
+        ("1.0.0-rc.1+2.0", "1.0.0-rc.1", True),
+        ("1.14.1-rootless", "1.14.1-rootless", True),
+        ("10.20.30", "10.20.30", False),
+    ],
+)
 def test_recipe_text_and_prerelease_flag(tag, recipe, prerelease):
     v = parse_version(tag)
     assert v.recipe == recipe
@@ -230,12 +274,19 @@ def test_not_a_version_says_what_a_version_looks_like():
 
 ident = st.from_regex(r"(0|[1-9][0-9]{0,3}|[0-9]{0,2}[a-z-][0-9a-z-]{0,3})", fullmatch=True)
 tags_st = st.builds(
-    lambda v, a, b, c, pre, app: f"{v}{a}.{b}.{c}" + (f"-{'.'.join(pre)}" if pre else "")
-    + (f"+{app}" if app else ""),
-    st.sampled_from(["", "v"]), st.integers(0, 12), st.integers(0, 12), st.integers(0, 12),
+    lambda v, a, b, c, pre, app: (
+        f"{v}{a}.{b}.{c}" + (f"-{'.'.join(pre)}" if pre else "") + (f"+{app}" if app else "")
+    ),
+    st.sampled_from(["", "v"]),
+    st.integers(0, 12),
+    st.integers(0, 12),
+    st.integers(0, 12),
     st.lists(ident, max_size=3),
-    st.one_of(st.none(), st.from_regex(r"v?[0-9]{1,2}(\.[0-9]{1,2}){0,2}(-[a-z0-9]{1,5})?", fullmatch=True)),
-)  # fmt: skip
+    st.one_of(
+        st.none(),
+        st.from_regex(r"v?[0-9]{1,2}(\.[0-9]{1,2}){0,2}(-[a-z0-9]{1,5})?", fullmatch=True),
+    ),
+)
 
 
 @given(st.text())

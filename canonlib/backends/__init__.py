@@ -27,8 +27,11 @@ class BackendError(CanonError):
 def refuse_canonical(slot: str, marker: SlotMarker | None) -> None:
     """Every backend's teardown guard: a slot whose marker says canonical is never torn down."""
     if marker is not None and marker.is_canonical:
-        raise BackendError("teardown", f"slot {slot} carries a canonical marker ({marker.recipe} "
-                           f"{marker.version}); canon never tears a canonical down")  # fmt: skip
+        raise BackendError(
+            "teardown",
+            f"slot {slot} carries a canonical marker ({marker.recipe} "
+            f"{marker.version}); canon never tears a canonical down",
+        )
 
 
 class Backend(Protocol):

@@ -56,9 +56,17 @@ from .compose import env_sample, parse_compose_files, secret_version, split_step
 class AbraBackend:
     name = "abra"
 
-    def __init__(self, abra_dir: str | Path, servers: list[str], *, lock_dir: str | Path,
-                 abra: str = "abra", timeout_s: float = 900, log: Path | None = None,
-                 server_wait_s: float = 3600):  # fmt: skip
+    def __init__(
+        self,
+        abra_dir: str | Path,
+        servers: list[str],
+        *,
+        lock_dir: str | Path,
+        abra: str = "abra",
+        timeout_s: float = 900,
+        log: Path | None = None,
+        server_wait_s: float = 3600,
+    ):
         if not servers:
             raise BackendError("config", "backend.servers is empty: list at least one abra server")
         self.abra_dir = Path(abra_dir)
@@ -74,17 +82,23 @@ class AbraBackend:
     def from_config(cls, config: Any, *, run_dir: Path | None = None) -> AbraBackend:
         b = config.backend
         abra_dir = (run_dir / "abra") if run_dir else config.state_dir / "abra"
-        return cls(abra_dir, b.get("servers", []), lock_dir=config.state_dir / "locks",
-                   abra=b.get("abra", "abra"), timeout_s=float(b.get("timeout_s", 900)),
-                   log=(run_dir / "abra.log") if run_dir else None)  # fmt: skip
+        return cls(
+            abra_dir,
+            b.get("servers", []),
+            lock_dir=config.state_dir / "locks",
+            abra=b.get("abra", "abra"),
+            timeout_s=float(b.get("timeout_s", 900)),
+            log=(run_dir / "abra.log") if run_dir else None,
+        )
 
     # -- plumbing ----------------------------------------------------------------
     def _run(self, *args: str, step: str, check: bool = True, quiet: bool = False) -> str:
         """Run abra; ``quiet`` keeps its output out of every log (it may show secret values)."""
         env = {**os.environ, "ABRA_DIR": str(self.abra_dir)}
         try:  # its own process group: a timeout kills abra and whatever it started
-            proc = run_group([self.abra, *args], cwd=None, env=env, timeout=self.timeout_s,
-                             merge_stderr=False)  # fmt: skip
+            proc = run_group(
+                [self.abra, *args], cwd=None, env=env, timeout=self.timeout_s, merge_stderr=False
+            )
         except FileNotFoundError:
             raise BackendUnavailable(
                 step, f"abra not found on PATH ({self.abra!r}); install abra or set backend.abra"
@@ -174,8 +188,18 @@ class AbraBackend:
         domain = f"{slot}.{server}"
         (self.abra_dir / "servers" / server).mkdir(parents=True, exist_ok=True)
         self._place_recipe(Path(checkout), meta.recipe)
-        self._run("app", "new", meta.recipe, "--server", server, "--domain", domain, "--chaos",
-                  "--no-input", step="provision")  # fmt: skip
+        self._run(
+            "app",
+            "new",
+            meta.recipe,
+            "--server",
+            server,
+            "--domain",
+            domain,
+            "--chaos",
+            "--no-input",
+            step="provision",
+        )
         self._write_record(
             slot, server=server, domain=domain, recipe=meta.recipe, state="provisioned"
         )
@@ -187,15 +211,35 @@ class AbraBackend:
         for name, generator in meta.SECRETS.items():
             version = secret_version(env, name)  # abra's: SECRET_<NAME>_VERSION, else v1
             if generator is None:
-                self._run("app", "secret", "generate", domain, name, version, "--no-input",
-                          step="provision", quiet=True)  # fmt: skip
+                self._run(
+                    "app",
+                    "secret",
+                    "generate",
+                    domain,
+                    name,
+                    version,
+                    "--no-input",
+                    step="provision",
+                    quiet=True,
+                )
                 continue
             fd, tmp = tempfile.mkstemp(prefix="canon-secret-")
             try:
                 with os.fdopen(fd, "w") as f:  # mkstemp files are 0600
                     f.write(generate_secret(generator))
-                self._run("app", "secret", "insert", domain, name, version, tmp, "--file", "--no-input",
-                          step="provision", quiet=True)  # fmt: skip
+                self._run(
+                    "app",
+                    "secret",
+                    "insert",
+                    domain,
+                    name,
+                    version,
+                    tmp,
+                    "--file",
+                    "--no-input",
+                    step="provision",
+                    quiet=True,
+                )
             finally:
                 os.unlink(tmp)
 
@@ -217,8 +261,9 @@ class AbraBackend:
         domain = self._domain(slot)
         for step in meta.INSTALL_STEPS:
             service, cmd = split_step(step, "app")
-            self._run("app", "run", domain, service, "--no-input", "--", "sh", "-c", cmd,
-                      step="install")  # fmt: skip
+            self._run(
+                "app", "run", domain, service, "--no-input", "--", "sh", "-c", cmd, step="install"
+            )
 
     def wait_ready(self, slot: str, meta: RecipeMeta) -> None:
         domain = self._domain(slot)
@@ -231,8 +276,13 @@ class AbraBackend:
                 if time.monotonic() + 2 > end:
                     raise
                 time.sleep(2)
-        wait_probes(list(meta.READY_PROBES), cwd=None, env=self.slot_env(slot),
-                    deadline_s=max(1.0, end - time.monotonic()), slot=slot)  # fmt: skip
+        wait_probes(
+            list(meta.READY_PROBES),
+            cwd=None,
+            env=self.slot_env(slot),
+            deadline_s=max(1.0, end - time.monotonic()),
+            slot=slot,
+        )
 
     # -- data --------------------------------------------------------------------
     def snapshot(self, slot: str) -> str:
@@ -272,8 +322,17 @@ class AbraBackend:
                     step="teardown",
                     check=False,
                 )
-                self._run("app", "secret", "remove", d, "--all", "--no-input", step="teardown",
-                          check=False, quiet=True)  # fmt: skip
+                self._run(
+                    "app",
+                    "secret",
+                    "remove",
+                    d,
+                    "--all",
+                    "--no-input",
+                    step="teardown",
+                    check=False,
+                    quiet=True,
+                )
                 self._run("app", "remove", d, "--force", "--no-input", step="teardown")
                 with contextlib.suppress(FileNotFoundError):
                     self._record_path(slot).unlink()
@@ -316,8 +375,13 @@ class AbraBackend:
 
     def slot_env(self, slot: str) -> dict[str, str]:
         rec = self._record(slot) or {}
-        return {"CANON_BACKEND": "abra", "CANON_SLOT": slot, "CANON_DOMAIN": rec.get("domain", ""),
-                "DOMAIN": rec.get("domain", ""), "CANON_SERVER": rec.get("server", "")}  # fmt: skip
+        return {
+            "CANON_BACKEND": "abra",
+            "CANON_SLOT": slot,
+            "CANON_DOMAIN": rec.get("domain", ""),
+            "DOMAIN": rec.get("domain", ""),
+            "CANON_SERVER": rec.get("server", ""),
+        }
 
     def disk_usage(self, slot: str | None = None) -> int:
         from .local import tree_size

@@ -77,18 +77,28 @@ def parse_env(text: str) -> dict[str, str]:
 
 
 def run_group(
-    argv: list[str], *, cwd: Path | None, env: Mapping[str, str], timeout: float,
-    merge_stderr: bool = True, input: str | None = None,
-) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    argv: list[str],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    timeout: float,
+    merge_stderr: bool = True,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """``argv`` in its own process group (with ``env`` exactly, ``input`` on its stdin); on
     timeout the whole group, grandchildren included, is killed and
     :class:`subprocess.TimeoutExpired` raised; so it is when canon itself is interrupted."""
     proc = subprocess.Popen(
-        argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
+        argv,
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, text=True,
-        errors="replace", start_new_session=True,
-    )  # fmt: skip
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -146,9 +156,15 @@ def probe_once(probe: Mapping[str, Any], *, cwd: Path | None, env: Mapping[str, 
     return None if ok else f"GET {url}: HTTP {status}"
 
 
-def wait_probes(probes: list[Mapping[str, Any]], *, cwd: Path | None, env: Mapping[str, str],
-                deadline_s: float, slot: str,
-                check: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:  # fmt: skip
+def wait_probes(
+    probes: list[Mapping[str, Any]],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    deadline_s: float,
+    slot: str,
+    check: Callable[[Mapping[str, Any]], str | None] | None = None,
+) -> None:
     """Each probe must pass, retried (``retries``, ``interval_s``) until the shared deadline.
 
     ``check`` runs one probe (default: :func:`probe_once` in ``cwd``) and returns why it failed."""

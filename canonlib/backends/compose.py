@@ -178,8 +178,13 @@ def _length_hint(env_text: str, key: str) -> str | None:
     return None
 
 
-def secret_specs(rendered: Mapping[str, Any], stack: str, env: Mapping[str, str], env_text: str,
-                 meta_secrets: Mapping[str, str | None]) -> list[SecretSpec]:  # fmt: skip
+def secret_specs(
+    rendered: Mapping[str, Any],
+    stack: str,
+    env: Mapping[str, str],
+    env_text: str,
+    meta_secrets: Mapping[str, str | None],
+) -> list[SecretSpec]:
     """The secrets to create before deploy: compose's external ones plus the meta's, by abra's names."""
     specs: dict[str, SecretSpec] = {}
     for key, spec in (rendered.get("secrets") or {}).items():

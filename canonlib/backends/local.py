@@ -132,14 +132,25 @@ class LocalBackend:
             (d / "app").rename(old)
         new.rename(d / "app")
         shutil.rmtree(old, ignore_errors=True)
-        self._write_state(slot, recipe=meta.recipe, version=version, commit=commit, state="deployed",
-                          deployed_at=time.time())  # fmt: skip
+        self._write_state(
+            slot,
+            recipe=meta.recipe,
+            version=version,
+            commit=commit,
+            state="deployed",
+            deployed_at=time.time(),
+        )
 
     def run_install_steps(self, slot: str, meta: RecipeMeta) -> None:
         env = self.slot_env(slot)
         for i, step in enumerate(meta.INSTALL_STEPS, start=1):
-            r = run_command(step, cwd=self._slot(slot) / "app", env=env,
-                            timeout=meta.DEPLOY_TIMEOUT_S, step="install")  # fmt: skip
+            r = run_command(
+                step,
+                cwd=self._slot(slot) / "app",
+                env=env,
+                timeout=meta.DEPLOY_TIMEOUT_S,
+                step="install",
+            )
             if r.returncode != 0:
                 raise BackendError(
                     "install",
@@ -147,8 +158,13 @@ class LocalBackend:
                 )
 
     def wait_ready(self, slot: str, meta: RecipeMeta) -> None:
-        wait_probes(list(meta.READY_PROBES), cwd=self._slot(slot) / "app", env=self.slot_env(slot),
-                    deadline_s=meta.DEPLOY_TIMEOUT_S, slot=slot)  # fmt: skip
+        wait_probes(
+            list(meta.READY_PROBES),
+            cwd=self._slot(slot) / "app",
+            env=self.slot_env(slot),
+            deadline_s=meta.DEPLOY_TIMEOUT_S,
+            slot=slot,
+        )
 
     # -- data ------------------------------------------------------------------
     def snapshot(self, slot: str) -> str:
@@ -218,9 +234,13 @@ class LocalBackend:
         d = self._slot(slot)
         env = parse_env((d / ".env").read_text()) if (d / ".env").exists() else {}
         env.update(
-            CANON_BACKEND="local", CANON_SLOT=slot, CANON_SLOT_DIR=str(d), CANON_APP_DIR=str(d / "app"),
-            CANON_DATA_DIR=str(d / "data"), CANON_SECRETS_DIR=str(d / "secrets"),
-        )  # fmt: skip
+            CANON_BACKEND="local",
+            CANON_SLOT=slot,
+            CANON_SLOT_DIR=str(d),
+            CANON_APP_DIR=str(d / "app"),
+            CANON_DATA_DIR=str(d / "data"),
+            CANON_SECRETS_DIR=str(d / "secrets"),
+        )
         return env
 
     def disk_usage(self, slot: str | None = None) -> int:

@@ -63,29 +63,55 @@ LABEL_SLOT = "canon.slot"
 LABEL_INSTANCE = "canon.instance"
 WARM_MODES = ("running", "snapshot")
 STABLE_S = 3.0  # a converged slot's tasks stay the same this long
-_ENV_PASS = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
-             "DOCKER_TLS_VERIFY")  # fmt: skip
+_ENV_PASS = (
+    "PATH",
+    "HOME",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+)
 
 
 class Docker:
     """The one place the swarm backend runs docker: argv lists, a context, timeouts, own group."""
 
-    def __init__(self, docker: str = "docker", context: str | None = None, timeout_s: float = 120,
-                 log: Path | None = None):  # fmt: skip
+    def __init__(
+        self,
+        docker: str = "docker",
+        context: str | None = None,
+        timeout_s: float = 120,
+        log: Path | None = None,
+    ):
         self.argv0 = [docker, *(["--context", context] if context else [])]
         self.context = context
         self.timeout_s = timeout_s
         self.log = log
 
-    def run(self, *args: str, step: str, input: str | None = None, check: bool = True,
-            env: Mapping[str, str] | None = None, timeout: float | None = None, cwd: Path | None = None,
-            quiet: bool = False) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def run(
+        self,
+        *args: str,
+        step: str,
+        input: str | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        cwd: Path | None = None,
+        quiet: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
         """``quiet`` keeps stdin and stdout out of the log and the error (secret values)."""
         argv = [*self.argv0, *args]
         timeout = timeout or self.timeout_s
         try:  # its own process group: a timeout or canon's own end takes docker with it
-            proc = run_group(argv, cwd=cwd, env=os.environ if env is None else env, timeout=timeout,
-                             merge_stderr=False, input=input)  # fmt: skip
+            proc = run_group(
+                argv,
+                cwd=cwd,
+                env=os.environ if env is None else env,
+                timeout=timeout,
+                merge_stderr=False,
+                input=input,
+            )
         except FileNotFoundError:
             raise BackendUnavailable(
                 step, f"{argv[0]} not found: install docker (scripts/swarm-up)"
@@ -182,10 +208,13 @@ def _only(doc: Mapping[str, Any], meta: RecipeMeta) -> dict[str, Any]:
     services = doc.get("services") or {}
     missing = [d for d in meta.DEPS if d not in services]
     if missing:
-        raise BackendError("deploy", f"{meta.recipe}: DEPS {', '.join(map(repr, missing))} in {meta.path} "
-                           f"{'is not a service' if len(missing) == 1 else 'are not services'} of its "
-                           f"compose files ({', '.join(services) or 'none'}): on the swarm, DEPS are "
-                           "the recipe's own services, deployed and running before the rest")  # fmt: skip
+        raise BackendError(
+            "deploy",
+            f"{meta.recipe}: DEPS {', '.join(map(repr, missing))} in {meta.path} "
+            f"{'is not a service' if len(missing) == 1 else 'are not services'} of its "
+            f"compose files ({', '.join(services) or 'none'}): on the swarm, DEPS are "
+            "the recipe's own services, deployed and running before the rest",
+        )
     return {**doc, "services": {k: v for k, v in services.items() if k in meta.DEPS}}
 
 
@@ -210,10 +239,20 @@ def _replicas(text: str) -> tuple[int, int]:
 class SwarmBackend:
     name = "swarm"
 
-    def __init__(self, work_dir: str | Path, *, context: str | None = None, docker: str = "docker",
-                 helper_image: str = "busybox:1", warm: str = "running", domain: str = "canon.localhost",
-                 timeout_s: float = 120, run_id: str | None = None, instance: str | None = None,
-                 log: Path | None = None):  # fmt: skip
+    def __init__(
+        self,
+        work_dir: str | Path,
+        *,
+        context: str | None = None,
+        docker: str = "docker",
+        helper_image: str = "busybox:1",
+        warm: str = "running",
+        domain: str = "canon.localhost",
+        timeout_s: float = 120,
+        run_id: str | None = None,
+        instance: str | None = None,
+        log: Path | None = None,
+    ):
         if warm not in WARM_MODES:
             raise BackendError(
                 "config", f"backend.warm must be one of {', '.join(WARM_MODES)}, got {warm!r}"
@@ -240,10 +279,17 @@ class SwarmBackend:
     @classmethod
     def from_config(cls, config: Any, *, run_dir: Path | None = None) -> SwarmBackend:
         b = config.backend
-        return cls(config.state_dir / "swarm", context=b.get("context"), docker=b.get("docker", "docker"),
-                   helper_image=b.get("helper_image", "busybox:1"), warm=b.get("warm", "running"),
-                   domain=b.get("domain", "canon.localhost"), timeout_s=float(b.get("timeout_s", 120)), instance=b.get("instance"),
-                   log=(run_dir / "docker.log") if run_dir else None)  # fmt: skip
+        return cls(
+            config.state_dir / "swarm",
+            context=b.get("context"),
+            docker=b.get("docker", "docker"),
+            helper_image=b.get("helper_image", "busybox:1"),
+            warm=b.get("warm", "running"),
+            domain=b.get("domain", "canon.localhost"),
+            timeout_s=float(b.get("timeout_s", 120)),
+            instance=b.get("instance"),
+            log=(run_dir / "docker.log") if run_dir else None,
+        )
 
     # -- plumbing ------------------------------------------------------------------
     def check_engine(self) -> None:
@@ -256,8 +302,14 @@ class SwarmBackend:
             else "the local docker engine"
         )
         try:
-            r = self.docker.run("info", "--format", "{{.Swarm.LocalNodeState}}", step="swarm", check=False,
-                                timeout=30)  # fmt: skip
+            r = self.docker.run(
+                "info",
+                "--format",
+                "{{.Swarm.LocalNodeState}}",
+                step="swarm",
+                check=False,
+                timeout=30,
+            )
         except BackendError as e:
             raise BackendUnavailable(
                 "swarm", f"{where} does not answer ({e}); run scripts/swarm-up"
@@ -329,8 +381,14 @@ class SwarmBackend:
         new_id = self.docker.run(
             "config", "create", *args, name, "-", input=data, step="marker"
         ).stdout.strip()
-        self._cache[slot] = {"ID": new_id, "Spec": {"Name": name, "Labels": labels,
-                                                    "Data": base64.b64encode(data.encode()).decode()}}  # fmt: skip
+        self._cache[slot] = {
+            "ID": new_id,
+            "Spec": {
+                "Name": name,
+                "Labels": labels,
+                "Data": base64.b64encode(data.encode()).decode(),
+            },
+        }
         if old:
             self.docker.run("config", "rm", *old, step="marker", check=False)
 
@@ -367,8 +425,15 @@ class SwarmBackend:
         """A slot made without :meth:`mark` (a harness's cold slot) gets one before anything else."""
         m = self.marker(slot)
         if m is None:
-            m = SlotMarker(slot=slot, recipe=recipe, role=COLD if slot.startswith("cold-") else NEXT,
-                           version="", commit="", run_id=self.run_id, created_at=now_utc())  # fmt: skip
+            m = SlotMarker(
+                slot=slot,
+                recipe=recipe,
+                role=COLD if slot.startswith("cold-") else NEXT,
+                version="",
+                commit="",
+                run_id=self.run_id,
+                created_at=now_utc(),
+            )
             self._write_record(slot, m, None)
         return m
 
@@ -390,8 +455,15 @@ class SwarmBackend:
         env.setdefault("TYPE", meta.recipe)
         files = compose_files(checkout, env, tag)
         args = [a for f in files for a in ("-c", str(f))]
-        r = self.docker.run("stack", "config", *args, step="deploy", env=self._env(env), cwd=Path(checkout),
-                            check=False)  # fmt: skip
+        r = self.docker.run(
+            "stack",
+            "config",
+            *args,
+            step="deploy",
+            env=self._env(env),
+            cwd=Path(checkout),
+            check=False,
+        )
         if r.returncode != 0:
             names = ", ".join(str(f.relative_to(Path(checkout).resolve())) for f in files)
             raise BackendError(
@@ -420,12 +492,25 @@ class SwarmBackend:
             ):  # kept: an upgrade keeps its secrets; a new version is a new name
                 have = self.docker.inspect("secret", [spec.name], "provision")[0]
                 if have["Spec"].get("Labels", {}).get(LABEL_SLOT) != slot:
-                    raise BackendError("provision", f"secret {spec.name} exists and is not slot {slot}'s: "
-                                       "canon does not touch it; remove it or pick another slot")  # fmt: skip
+                    raise BackendError(
+                        "provision",
+                        f"secret {spec.name} exists and is not slot {slot}'s: "
+                        "canon does not touch it; remove it or pick another slot",
+                    )
                 continue
             args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
-            self.docker.run("secret", "create", *args, "--label", f"canon.secret={spec.key}", spec.name, "-",
-                            input=generate_secret(spec.generator), step="provision", quiet=True)  # fmt: skip
+            self.docker.run(
+                "secret",
+                "create",
+                *args,
+                "--label",
+                f"canon.secret={spec.key}",
+                spec.name,
+                "-",
+                input=generate_secret(spec.generator),
+                step="provision",
+                quiet=True,
+            )
 
     def deploy(
         self, slot: str, checkout: Path, meta: RecipeMeta, *, version: str, commit: str
@@ -448,9 +533,16 @@ class SwarmBackend:
         if meta.DEPS:
             deps.write_text(json.dumps(literal(_only(doc, meta)), indent=1) + "\n")
         self._up(slot, meta.DEPLOY_TIMEOUT_S)
-        self._set_deployed(slot, recipe=meta.recipe, version=version, commit=commit, state="deployed",
-                           services=service_names(rendered), deadline_s=meta.DEPLOY_TIMEOUT_S,
-                           deployed_at=time.time())  # fmt: skip
+        self._set_deployed(
+            slot,
+            recipe=meta.recipe,
+            version=version,
+            commit=commit,
+            state="deployed",
+            services=service_names(rendered),
+            deadline_s=meta.DEPLOY_TIMEOUT_S,
+            deployed_at=time.time(),
+        )
 
     def _up(self, slot: str, deadline_s: float) -> None:
         """Deploy the slot's rendered stack and wait for it to converge, all within ``deadline_s``.
@@ -463,9 +555,19 @@ class SwarmBackend:
         for name, deps in (("deps.compose.yml", True), ("compose.yml", False)):
             if deps and not (d / name).exists():
                 continue
-            self.docker.run("stack", "deploy", "--detach=true", *(() if deps else ("--prune",)),
-                            "--resolve-image", "never", "-c", str(d / name), stack_name(slot), step="deploy",
-                            timeout=max(self.docker.timeout_s, deadline_s))  # fmt: skip
+            self.docker.run(
+                "stack",
+                "deploy",
+                "--detach=true",
+                *(() if deps else ("--prune",)),
+                "--resolve-image",
+                "never",
+                "-c",
+                str(d / name),
+                stack_name(slot),
+                step="deploy",
+                timeout=max(self.docker.timeout_s, deadline_s),
+            )
             self.wait_converged(slot, deadline_s, end=end, stable=not deps)
 
     def wait_converged(
@@ -525,14 +627,26 @@ class SwarmBackend:
             if time.monotonic() > end:
                 services = services or self.docker.inspect("service", short, "deploy")
                 problem = convergence_problem(services, _full_ids(services, short)) or problem
-                raise BackendError("deploy", f"slot {slot} did not converge within {deadline_s:g}s: "
-                                   f"{problem}{self._task_error(services)}")  # fmt: skip
+                raise BackendError(
+                    "deploy",
+                    f"slot {slot} did not converge within {deadline_s:g}s: "
+                    f"{problem}{self._task_error(services)}",
+                )
             time.sleep(max(0.05, 0.5 - (time.monotonic() - polled)))  # a poll every 0.5 s
 
     def _running_tasks(self, services: Iterable[str]) -> frozenset[str] | None:
         """The IDs of the tasks meant to run, when every one of them is running; else None."""
-        rows = self.docker.lines("service", "ps", *services, "--filter", "desired-state=running", "--no-trunc",
-                                 "--format", "{{.ID}} {{.CurrentState}}", step="deploy")  # fmt: skip
+        rows = self.docker.lines(
+            "service",
+            "ps",
+            *services,
+            "--filter",
+            "desired-state=running",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.CurrentState}}",
+            step="deploy",
+        )
         ids = [
             tid for tid, _, state in (r.partition(" ") for r in rows) if state.startswith("Running")
         ]
@@ -542,8 +656,16 @@ class SwarmBackend:
         """The newest task error among the slot's services, for the failure message."""
         worst = ""
         for s in services:
-            rows = self.docker.run("service", "ps", s["ID"], "--no-trunc", "--format", "{{json .}}",
-                                   step="deploy", check=False).stdout.splitlines()  # fmt: skip
+            rows = self.docker.run(
+                "service",
+                "ps",
+                s["ID"],
+                "--no-trunc",
+                "--format",
+                "{{json .}}",
+                step="deploy",
+                check=False,
+            ).stdout.splitlines()
             for row in rows:  # newest first
                 with contextlib.suppress(ValueError):
                     t = json.loads(row)
@@ -556,9 +678,19 @@ class SwarmBackend:
     def _container(self, slot: str, service: str) -> str:
         """A running container of ``service`` in ``slot`` (on this node, as ``abra app run`` finds one)."""
         stack = stack_name(slot)
-        ids = self.docker.lines("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_{service}",
-                                "--filter", f"label={LABEL_SLOT}={slot}", "--filter", f"label={LABEL_INSTANCE}={self.instance}", "--filter", "status=running",
-                                step="exec")  # fmt: skip
+        ids = self.docker.lines(
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.swarm.service.name={stack}_{service}",
+            "--filter",
+            f"label={LABEL_SLOT}={slot}",
+            "--filter",
+            f"label={LABEL_INSTANCE}={self.instance}",
+            "--filter",
+            "status=running",
+            step="exec",
+        )
         if not ids:
             raise BackendError("exec", f"slot {slot}: no running container of service {service}")
         return ids[0]
@@ -574,8 +706,17 @@ class SwarmBackend:
         """``service: cmd`` (default service ``app``) run with ``sh -c`` inside the service's container."""
         service, cmd = split_step(step, self._default_service(slot))
         env = [a for k, v in self.slot_env(slot).items() for a in ("-e", f"{k}={v}")]
-        return self.docker.run("exec", *env, self._container(slot, service), "sh", "-c", cmd, step=what,
-                               check=False, timeout=timeout)  # fmt: skip
+        return self.docker.run(
+            "exec",
+            *env,
+            self._container(slot, service),
+            "sh",
+            "-c",
+            cmd,
+            step=what,
+            check=False,
+            timeout=timeout,
+        )
 
     def run_install_steps(self, slot: str, meta: RecipeMeta) -> None:
         for i, step in enumerate(meta.INSTALL_STEPS, start=1):
@@ -591,8 +732,14 @@ class SwarmBackend:
         end = time.monotonic() + meta.DEPLOY_TIMEOUT_S
         self.wait_converged(slot, meta.DEPLOY_TIMEOUT_S)
         env = self.slot_env(slot)
-        wait_probes(list(meta.READY_PROBES), cwd=None, env=env, deadline_s=end - time.monotonic(),
-                    slot=slot, check=lambda probe: self._probe(slot, probe, env))  # fmt: skip
+        wait_probes(
+            list(meta.READY_PROBES),
+            cwd=None,
+            env=env,
+            deadline_s=end - time.monotonic(),
+            slot=slot,
+            check=lambda probe: self._probe(slot, probe, env),
+        )
 
     def _probe(self, slot: str, probe: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
         if "cmd" not in probe:
@@ -628,13 +775,30 @@ class SwarmBackend:
     def _helper(
         self, mounts: list[str], cmd: list[str], *, step: str, stdout=None, stdin=None
     ) -> None:
-        argv = [*self.docker.argv0, "run", "--rm", "-i", "--label", "canon.made-by=canon", *mounts,
-                self.helper_image, *cmd]  # fmt: skip
-        proc = subprocess.run(argv, stdout=stdout or subprocess.PIPE, stdin=stdin or subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, timeout=self.docker.timeout_s * 5)  # fmt: skip
+        argv = [
+            *self.docker.argv0,
+            "run",
+            "--rm",
+            "-i",
+            "--label",
+            "canon.made-by=canon",
+            *mounts,
+            self.helper_image,
+            *cmd,
+        ]
+        proc = subprocess.run(
+            argv,
+            stdout=stdout or subprocess.PIPE,
+            stdin=stdin or subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=self.docker.timeout_s * 5,
+        )
         if proc.returncode != 0:
-            raise BackendError(step, f"helper {self.helper_image} {' '.join(cmd[:3])} exited {proc.returncode}: "
-                               f"{proc.stderr.decode(errors='replace').strip()[-400:]}")  # fmt: skip
+            raise BackendError(
+                step,
+                f"helper {self.helper_image} {' '.join(cmd[:3])} exited {proc.returncode}: "
+                f"{proc.stderr.decode(errors='replace').strip()[-400:]}",
+            )
 
     def restore(self, slot: str, snapshot: str) -> None:
         """Stack down, each archived volume emptied and refilled, stack up and converged again."""
@@ -651,11 +815,20 @@ class SwarmBackend:
                     **self._labels(slot, recipe),
                     "com.docker.stack.namespace": stack_name(slot),
                 }
-                self.docker.run("volume", "create", *[a for k, v in labels.items() for a in ("--label", f"{k}={v}")],
-                                vol, step="restore")  # fmt: skip
+                self.docker.run(
+                    "volume",
+                    "create",
+                    *[a for k, v in labels.items() for a in ("--label", f"{k}={v}")],
+                    vol,
+                    step="restore",
+                )
             with open(archive, "rb") as f:
-                self._helper(["-v", f"{vol}:/v"], ["sh", "-c", "cd /v && rm -rf -- * .[!.]* ..?* && tar -xf -"],
-                             step="restore", stdin=f)  # fmt: skip
+                self._helper(
+                    ["-v", f"{vol}:/v"],
+                    ["sh", "-c", "cd /v && rm -rf -- * .[!.]* ..?* && tar -xf -"],
+                    step="restore",
+                    stdin=f,
+                )
         self._up(slot, self._deadline(slot))
 
     def wipe_data(self, slot: str) -> None:
@@ -684,14 +857,24 @@ class SwarmBackend:
         out (past ``preparing``, or gone) before the containers are counted."""
         want = self._sel(slot)
         self._stable.pop(slot, None)
-        rows = self.docker.lines("service", "ls", *_filters(want), "--format", "{{.ID}} {{.Name}}",
-                                 step=step)  # fmt: skip
+        rows = self.docker.lines(
+            "service", "ls", *_filters(want), "--format", "{{.ID}} {{.Name}}", step=step
+        )
         end = time.monotonic() + self.docker.timeout_s
         if rows:
             ids = [r.split()[0] for r in rows]
             names = {r.split()[-1] for r in rows}
-            early = _early(self.docker.lines("service", "ps", *ids, "--no-trunc", "--format",
-                                             "{{.ID}} {{.Name}} {{.CurrentState}}", step=step))  # fmt: skip
+            early = _early(
+                self.docker.lines(
+                    "service",
+                    "ps",
+                    *ids,
+                    "--no-trunc",
+                    "--format",
+                    "{{.ID}} {{.Name}} {{.CurrentState}}",
+                    step=step,
+                )
+            )
             self.docker.run("service", "rm", *ids, step=step, check=not force)
             mine = (
                 r
@@ -704,18 +887,32 @@ class SwarmBackend:
                     "{{.ID}} {{.Name}} {{.CurrentState}}",
                     step=step,
                     check=False,
-                ).stdout.splitlines()  # fmt: skip
+                ).stdout.splitlines()
                 if _task_of(r, ids, names)
             )
             early |= _early(mine)
             while early:
-                found = self.docker.run("inspect", "--type", "task", "--format", "{{.ID}} {{.Status.State}}",
-                                        *sorted(early), step=step, check=False).stdout  # fmt: skip
-                early = {t for t, _, state in (r.partition(" ") for r in found.splitlines())
-                         if state.strip() in EARLY}  # fmt: skip
+                found = self.docker.run(
+                    "inspect",
+                    "--type",
+                    "task",
+                    "--format",
+                    "{{.ID}} {{.Status.State}}",
+                    *sorted(early),
+                    step=step,
+                    check=False,
+                ).stdout
+                early = {
+                    t
+                    for t, _, state in (r.partition(" ") for r in found.splitlines())
+                    if state.strip() in EARLY
+                }
                 if early and time.monotonic() > end:
-                    raise BackendError(step, f"slot {slot}: tasks {sorted(early)} still preparing "
-                                       f"after {self.docker.timeout_s:g}s")  # fmt: skip
+                    raise BackendError(
+                        step,
+                        f"slot {slot}: tasks {sorted(early)} still preparing "
+                        f"after {self.docker.timeout_s:g}s",
+                    )
                 time.sleep(0.1 if early else 0)
         while containers := self.docker.ids("container", want, step):
             if (
@@ -724,8 +921,11 @@ class SwarmBackend:
             ):
                 continue
             if time.monotonic() > end:
-                raise BackendError(step, f"slot {slot}: containers {containers} still there after "
-                                   f"{self.docker.timeout_s:g}s")  # fmt: skip
+                raise BackendError(
+                    step,
+                    f"slot {slot}: containers {containers} still there after "
+                    f"{self.docker.timeout_s:g}s",
+                )
             time.sleep(0.3)
 
     def undeploy(self, slot: str) -> None:
@@ -748,9 +948,22 @@ class SwarmBackend:
         fmt = ("--format", "{{.ID}} {{.Labels}}")
         kinds = ("volume", "secret", "config", "network")
         with ThreadPoolExecutor(max_workers=len(kinds)) as pool:  # independent kinds, side by side
-            listed = dict(zip(kinds, pool.map(
-                lambda k: self.docker.lines(k, "ls", *_filters(want), *(fmt if k == "config" else ("-q",)),
-                                            step="teardown"), kinds), strict=True))  # fmt: skip
+            listed = dict(
+                zip(
+                    kinds,
+                    pool.map(
+                        lambda k: self.docker.lines(
+                            k,
+                            "ls",
+                            *_filters(want),
+                            *(fmt if k == "config" else ("-q",)),
+                            step="teardown",
+                        ),
+                        kinds,
+                    ),
+                    strict=True,
+                )
+            )
             configs = [r.partition(" ") for r in listed["config"]]
             records = [i for i, _, labels in configs if f"{RECORD}=1" in labels.split(",")]
             listed["config"] = [i for i, _, _ in configs if i not in records]
@@ -788,10 +1001,13 @@ class SwarmBackend:
 
         env = parse_env(env_file.read_text()) if env_file.exists() else {}
         return {
-            "CANON_BACKEND": "swarm", "CANON_SLOT": slot, "CANON_STACK": stack_name(slot),
-            "STACK_NAME": stack_name(slot), "DOMAIN": env.get("DOMAIN", f"{slot}.{self.domain}"),
+            "CANON_BACKEND": "swarm",
+            "CANON_SLOT": slot,
+            "CANON_STACK": stack_name(slot),
+            "STACK_NAME": stack_name(slot),
+            "DOMAIN": env.get("DOMAIN", f"{slot}.{self.domain}"),
             "CANON_DOCKER_CONTEXT": self.docker.context or "",
-        }  # fmt: skip
+        }
 
     def disk_usage(self, slot: str | None = None) -> int:
         from .local import tree_size

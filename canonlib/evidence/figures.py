@@ -47,8 +47,11 @@ def sweep_alt(rows: list[dict[str, Any]], run_id: Any, started: Any) -> str:
     for r in rows:
         by.setdefault(outcome(r.get("label")), []).append(str(r.get("recipe")))
     parts = [f"{k}: {', '.join(by[k])}" for k in OUTCOMES if k in by]
-    failing = [f"{r.get('recipe')} {r.get('label')}: {reason(r)}" for r in rows
-               if outcome(r.get("label")) in ("ERROR", "FAIL", "GREEN-BUT-PROMOTE-FAILED")]  # fmt: skip
+    failing = [
+        f"{r.get('recipe')} {r.get('label')}: {reason(r)}"
+        for r in rows
+        if outcome(r.get("label")) in ("ERROR", "FAIL", "GREEN-BUT-PROMOTE-FAILED")
+    ]
     alt = (
         f"Bar chart of sweep {run_id} on {short_date(started)}: seconds per recipe for "
         f"{len(rows)} recipes, coloured by outcome. " + "; ".join(parts) + "."
@@ -64,8 +67,13 @@ def sweep_figure(rows: list[dict[str, Any]], run_id: Any, started: Any):
     fig, ax = plt.subplots(figsize=(12, 0.42 * len(rows) + 1.9), layout="constrained")
     kinds = [outcome(r.get("label")) for r in rows]
     y = range(len(rows))
-    ax.barh(y, [max(s, top * 0.004) for s in secs], color=[OUTCOMES[k][0] for k in kinds],
-            edgecolor="#333", linewidth=0.5)  # fmt: skip
+    ax.barh(
+        y,
+        [max(s, top * 0.004) for s in secs],
+        color=[OUTCOMES[k][0] for k in kinds],
+        edgecolor="#333",
+        linewidth=0.5,
+    )
     for i, r in enumerate(rows):
         why, head = reason(r), label_head(r)
         text = head + (f" — {why}" if why != "-" and why not in head else "")
@@ -77,14 +85,25 @@ def sweep_figure(rows: list[dict[str, Any]], run_id: Any, started: Any):
     ax.set_ylabel("recipe")
     ax.set_title(f"sweep {run_id} — {short_date(started)}: {len(rows)} recipes by outcome")
     present = [k for k in OUTCOMES if k in kinds]
-    fig.legend(handles=[Patch(color=OUTCOMES[k][0], label=k) for k in present],
-               loc="outside lower center", ncol=min(len(present), 6), fontsize=8, frameon=False)  # fmt: skip
+    fig.legend(
+        handles=[Patch(color=OUTCOMES[k][0], label=k) for k in present],
+        loc="outside lower center",
+        ncol=min(len(present), 6),
+        fontsize=8,
+        frameon=False,
+    )
     return fig, sweep_alt(rows[::-1], run_id, started)
 
 
 DISK_PARTS = ("mirror", "canonical slot", "snapshots")
-DISK_COLOURS = {"mirror": "#4c72b0", "canonical slot": "#55a868", "snapshots": "#8172b2",
-                "evidence": "#ccb974", "state": "#64b5cd", "other slots": "#c44e52"}  # fmt: skip
+DISK_COLOURS = {
+    "mirror": "#4c72b0",
+    "canonical slot": "#55a868",
+    "snapshots": "#8172b2",
+    "evidence": "#ccb974",
+    "state": "#64b5cd",
+    "other slots": "#c44e52",
+}
 
 
 def disk_parts(disk: dict[str, Any], recipes: list[str] | None = None) -> list[dict[str, Any]]:
@@ -96,8 +115,14 @@ def disk_parts(disk: dict[str, Any], recipes: list[str] | None = None) -> list[d
     for name in names:
         r = rows.get(name, {})
         snap = _num(r.get("snapshot_bytes"))
-        out.append({"recipe": name, "mirror": _num(r.get("mirror_bytes")),
-                    "canonical slot": max(_num(r.get("slot_bytes")) - snap, 0.0), "snapshots": snap})  # fmt: skip
+        out.append(
+            {
+                "recipe": name,
+                "mirror": _num(r.get("mirror_bytes")),
+                "canonical slot": max(_num(r.get("slot_bytes")) - snap, 0.0),
+                "snapshots": snap,
+            }
+        )
     return out
 
 
@@ -140,8 +165,13 @@ def disk_figure(disk: dict[str, Any], *, recipes: list[str] | None = None, title
     whole = disk_whole(disk, parts)
     budget = _num(disk.get("budget_bytes"))
     n = max(len(parts), 1)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 0.35 * n + 2.4), layout="constrained",
-                               gridspec_kw={"width_ratios": [3, 2]})  # fmt: skip
+    fig, (a, b) = plt.subplots(
+        1,
+        2,
+        figsize=(12, 0.35 * n + 2.4),
+        layout="constrained",
+        gridspec_kw={"width_ratios": [3, 2]},
+    )
     name, div = unit_for(max([sum(p[k] for k in DISK_PARTS) for p in parts] + [1]))
     left = [0.0] * len(parts)
     ys = range(len(parts))
@@ -181,8 +211,10 @@ def rungs_figure(rungs_rows: list[dict[str, Any]], recipe: str):
     from matplotlib.colors import to_rgb
 
     runs = [str(r.get("run_id")) for r in rungs_rows]
-    grid = [[to_rgb(RUNG_COLOURS.get(str(r.get(k) or "unverified"), "#ffffff")) for k in RUNGS]
-            for r in rungs_rows]  # fmt: skip
+    grid = [
+        [to_rgb(RUNG_COLOURS.get(str(r.get(k) or "unverified"), "#ffffff")) for k in RUNGS]
+        for r in rungs_rows
+    ]
     fig, ax = plt.subplots(figsize=(8, 0.35 * max(len(runs), 1) + 1.8), layout="constrained")
     if grid:
         ax.imshow(grid, aspect="auto")
@@ -191,12 +223,21 @@ def rungs_figure(rungs_rows: list[dict[str, Any]], recipe: str):
     ax.set_xlabel("rung")
     ax.set_ylabel("sweep run (oldest at the top)")
     ax.set_title(f"{recipe}: rung statuses over time")
-    fig.legend(handles=[Patch(facecolor=c, edgecolor="#555", label=k) for k, c in RUNG_COLOURS.items()],
-               loc="outside lower center", ncol=4, fontsize=8, frameon=False)  # fmt: skip
-    fails = [f"{r.get('run_id')}: " + ", ".join(k for k in RUNGS if r.get(k) == "fail")
-             for r in rungs_rows if any(r.get(k) == "fail" for k in RUNGS)]  # fmt: skip
-    alt = (f"Rung statuses of {recipe} over {len(runs)} runs. "
-           + ("Failing rungs: " + "; ".join(fails) + "." if fails else "No rung failed."))  # fmt: skip
+    fig.legend(
+        handles=[Patch(facecolor=c, edgecolor="#555", label=k) for k, c in RUNG_COLOURS.items()],
+        loc="outside lower center",
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
+    fails = [
+        f"{r.get('run_id')}: " + ", ".join(k for k in RUNGS if r.get(k) == "fail")
+        for r in rungs_rows
+        if any(r.get(k) == "fail" for k in RUNGS)
+    ]
+    alt = f"Rung statuses of {recipe} over {len(runs)} runs. " + (
+        "Failing rungs: " + "; ".join(fails) + "." if fails else "No rung failed."
+    )
     return fig, alt
 
 

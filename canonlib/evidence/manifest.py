@@ -64,30 +64,70 @@ def subjects(
 ) -> list[dict]:
     if canonicals:
         return [
-            {"name": c["recipe"], "digest": {"gitCommit": c["commit"]},
-             "annotations": {"gitTag": c["tag"], "version": c["version"], "deployment": c["deployment"]}}
+            {
+                "name": c["recipe"],
+                "digest": {"gitCommit": c["commit"]},
+                "annotations": {
+                    "gitTag": c["tag"],
+                    "version": c["version"],
+                    "deployment": c["deployment"],
+                },
+            }
             for c in canonicals
-        ]  # fmt: skip
+        ]
     if fleet.get("commit"):
-        return [{"name": "fleet", "digest": {"gitCommit": fleet["commit"]},
-                 "annotations": {"role": "fleet: no recipe has a canonical yet", "path": fleet["path"]}}]  # fmt: skip
-    return [{"name": RECORDS, "digest": {"sha256": records_sha256},
-             "annotations": {"role": "records: no canonical and no fleet commit"}}]  # fmt: skip
+        return [
+            {
+                "name": "fleet",
+                "digest": {"gitCommit": fleet["commit"]},
+                "annotations": {
+                    "role": "fleet: no recipe has a canonical yet",
+                    "path": fleet["path"],
+                },
+            }
+        ]
+    return [
+        {
+            "name": RECORDS,
+            "digest": {"sha256": records_sha256},
+            "annotations": {"role": "records: no canonical and no fleet commit"},
+        }
+    ]
 
 
 def bundled_facts(d: Path, sweep_runs: list[str]) -> dict[str, Any]:
     """Rows, canonicals and chain read from the dir's bundled registry (what the manifest claims)."""
     with open_copy(d / REGISTRY) as reg:
         rows = [{**r, "run_id": rid} for rid in sweep_runs for r in reg.results(rid)]
-        canonicals = [{"recipe": c.recipe, "version": c.version, "tag": c.tag, "commit": c.commit,
-                       "deployment": c.deployment} for c in reg.canonicals()]  # fmt: skip
+        canonicals = [
+            {
+                "recipe": c.recipe,
+                "version": c.version,
+                "tag": c.tag,
+                "commit": c.commit,
+                "deployment": c.deployment,
+            }
+            for c in reg.canonicals()
+        ]
         chain = reg.verify_chain()
-    return {"rows": rows, "canonicals": canonicals,
-            "chain": {"head": chain.head, "length": chain.length, "ok": chain.ok}}  # fmt: skip
+    return {
+        "rows": rows,
+        "canonicals": canonicals,
+        "chain": {"head": chain.head, "length": chain.length, "ok": chain.ok},
+    }
 
 
-def statement(config: Config, ev: EvidenceRun, verdict: Verdict, facts: dict[str, Any], *,
-              run_id: str, params: dict, started: str, interrupted: str | None = None) -> dict[str, Any]:  # fmt: skip
+def statement(
+    config: Config,
+    ev: EvidenceRun,
+    verdict: Verdict,
+    facts: dict[str, Any],
+    *,
+    run_id: str,
+    params: dict,
+    started: str,
+    interrupted: str | None = None,
+) -> dict[str, Any]:
     fcommit, fdirty = fleet_commit(config.fleet) if config.fleet.exists() else (None, False)
     fleet = {"path": str(config.fleet), "commit": fcommit, "dirty": fdirty}
     return {
@@ -102,14 +142,28 @@ def statement(config: Config, ev: EvidenceRun, verdict: Verdict, facts: dict[str
             "configuration": [{"name": "canon.toml", "digest": {"sha256": config.digest}}],
             "canon": {
                 "type": CANON_PREDICATE,
-                "run_id": run_id, "suite": ev.suite, "parameters": params,
-                "started_at": started, "finished_at": utcnow(), "interrupted": interrupted,
-                "code": code_identity(), "fleet": fleet,
-                "config_path": str(config.path) if config.path else None, "config_hash": config.digest,
+                "run_id": run_id,
+                "suite": ev.suite,
+                "parameters": params,
+                "started_at": started,
+                "finished_at": utcnow(),
+                "interrupted": interrupted,
+                "code": code_identity(),
+                "fleet": fleet,
+                "config_path": str(config.path) if config.path else None,
+                "config_hash": config.digest,
                 "verdict": verdict.to_dict(),
                 "notebooks": [
-                    {"name": n.name, "file": n.path.name, "ok": n.ok, "rc": n.rc, "seconds": n.seconds,
-                     "timed_out": n.timed_out, "problems": n.problems, "records": n.records}
+                    {
+                        "name": n.name,
+                        "file": n.path.name,
+                        "ok": n.ok,
+                        "rc": n.rc,
+                        "seconds": n.seconds,
+                        "timed_out": n.timed_out,
+                        "problems": n.problems,
+                        "records": n.records,
+                    }
                     for n in ev.notebooks
                 ],
                 "sweep_runs": claimed_sweep_runs([n.records for n in ev.notebooks]),
@@ -119,7 +173,7 @@ def statement(config: Config, ev: EvidenceRun, verdict: Verdict, facts: dict[str
                 "files": hash_tree(ev.dir),
             },
         },
-    }  # fmt: skip
+    }
 
 
 def canonical_json(value: Any) -> bytes:

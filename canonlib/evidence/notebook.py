@@ -117,8 +117,13 @@ def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
             rows = reg.results(sweep_run_id)
         return {"run_id": sweep_run_id, "status": run["status"], "rows": rows, "before": None}
     result = _until_signal(sweep, cfg)
-    return {"run_id": result.run_id, "status": result.status, "rows": result.rows, "before": before,
-            "excluded": result.fleet.excluded}  # fmt: skip
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "rows": result.rows,
+        "before": before,
+        "excluded": result.fleet.excluded,
+    }
 
 
 def labels_and_durations(rows: list[dict[str, Any]], run_id: str = "", started: str = "") -> None:
@@ -153,8 +158,11 @@ def pick_recipe(cfg: Config, recipe: str) -> str:
         return recipe
     with Registry.open(cfg.db_path) as reg:
         have = sorted(c.recipe for c in reg.canonicals())
-        settled = [r for r in have if all(x["latest"] == reg.read_registry(r).version
-                                          for x in reg.results(recipe=r)[-1:])]  # fmt: skip
+        settled = [
+            r
+            for r in have
+            if all(x["latest"] == reg.read_registry(r).version for x in reg.results(recipe=r)[-1:])
+        ]
     if not have:
         raise ValueError("no recipe has a canonical yet: run a sweep first, or pass recipe=")
     return (settled or have)[0]
@@ -201,10 +209,19 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
 
     rep = disk_report(cfg)
     summary = {
-        "rows": [{"recipe": r.recipe, "mirror_bytes": r.mirror_bytes, "slot_bytes": r.slot_bytes,
-                  "snapshot_bytes": r.snapshot_bytes} for r in rep["rows"]],
-        "shared": rep["shared"], "total_bytes": rep["total"], "budget_bytes": rep["budget"],
-    }  # fmt: skip
+        "rows": [
+            {
+                "recipe": r.recipe,
+                "mirror_bytes": r.mirror_bytes,
+                "slot_bytes": r.slot_bytes,
+                "snapshot_bytes": r.snapshot_bytes,
+            }
+            for r in rep["rows"]
+        ],
+        "shared": rep["shared"],
+        "total_bytes": rep["total"],
+        "budget_bytes": rep["budget"],
+    }
     record("disk", summary, DISK_COLUMNS)
     df = pd.DataFrame(summary["rows"])
     from ..fleet import discover
@@ -246,8 +263,12 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
     from .investigate import investigation
 
     inv = investigation(recipe, rows)  # the reason, the streak and the last failing log's tail
-    for key in ("investigate_reason", "investigate_failing_since", "investigate_failing_runs",
-                "investigate_log_tail"):  # fmt: skip
+    for key in (
+        "investigate_reason",
+        "investigate_failing_since",
+        "investigate_failing_runs",
+        "investigate_log_tail",
+    ):
         record(key, inv[key])
     print(f"{recipe}: {inv['investigate_reason']}")
     if inv["investigate_failing_since"]:

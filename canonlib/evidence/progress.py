@@ -86,7 +86,9 @@ class SweepTail:
 
 
 @contextmanager
-def watch_sweeps(runs_dir: Path, out: Callable[[str], None], poll_s: float = POLL_S) -> Iterator[SweepTail]:  # fmt: skip
+def watch_sweeps(
+    runs_dir: Path, out: Callable[[str], None], poll_s: float = POLL_S
+) -> Iterator[SweepTail]:
     """While the block runs, print each recipe's row of any sweep that starts, as it lands."""
     tail = SweepTail(runs_dir, out)
     stop = threading.Event()

@@ -40,8 +40,17 @@ class Scratch:
         self.workdir = Path(workdir)
         self.upstream = self.workdir / "upstream" / recipe
         self.workdir.mkdir(parents=True, exist_ok=True)
-        git.run(["clone", "--quiet", "--branch", config.branch_for(recipe), "--", str(config.mirror_path(recipe)),
-                 str(self.upstream)])  # fmt: skip
+        git.run(
+            [
+                "clone",
+                "--quiet",
+                "--branch",
+                config.branch_for(recipe),
+                "--",
+                str(config.mirror_path(recipe)),
+                str(self.upstream),
+            ]
+        )
         self.repo = UpstreamRepo(self.upstream, config.branch_for(recipe))
         toml = self.workdir / "canon.toml"
         cmd = ", ".join(f'"{c}"' for c in config.harness_command)
@@ -69,8 +78,13 @@ class Scratch:
 
     def mirror(self) -> Mirror:
         c = self.config
-        return Mirror(self.recipe, c.mirror_path(self.recipe), c.upstream_url(self.recipe),
-                      c.branch_for(self.recipe), checkouts_dir=c.state_dir / "checkouts")  # fmt: skip
+        return Mirror(
+            self.recipe,
+            c.mirror_path(self.recipe),
+            c.upstream_url(self.recipe),
+            c.branch_for(self.recipe),
+            checkouts_dir=c.state_dir / "checkouts",
+        )
 
     def untagged_commit(self) -> str:
         notes = self.upstream / "NOTES.md"
@@ -120,8 +134,13 @@ def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> dict[str
         raise ValueError(f"{recipe} has no release to build on")
     tag, commit = s.bump(latest)
     mirror.sync()
-    out: dict[str, Any] = {"recipe": recipe, "tag": tag, "commit": commit, "base_release": latest,
-                           "scratch_db": str(s.config.db_path)}  # fmt: skip
+    out: dict[str, Any] = {
+        "recipe": recipe,
+        "tag": tag,
+        "commit": commit,
+        "base_release": latest,
+        "scratch_db": str(s.config.db_path),
+    }
     from ..backends import make_backend
 
     backend = make_backend(s.config)  # the scratch's own slots, on the config's backend
@@ -135,19 +154,36 @@ def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> dict[str
                 mirror.checkout_commit(commit, tag) if phase == "untagged" else mirror.checkout(tag)
             )
             with ctx as co:
-                cold = cold_run(recipe, co, meta, command=s.config.harness_command, env=env,
-                                timeout_s=s.config.harness_timeout_s,
-                                log_path=s.config.runs_dir / phase / f"{recipe}.log")  # fmt: skip
+                cold = cold_run(
+                    recipe,
+                    co,
+                    meta,
+                    command=s.config.harness_command,
+                    env=env,
+                    timeout_s=s.config.harness_timeout_s,
+                    log_path=s.config.runs_dir / phase / f"{recipe}.log",
+                )
                 tagged = mirror.tag_commit(tag) == cold.commit
                 gate = policy.gate_reason(
                     enrolled=True, green=cold.green, cold=True, is_ref=False, tagged=tagged
                 )
                 promoted = None
                 if gate is None:
-                    promoted = promote(co, meta, mirror=mirror, backend=backend, registry=reg,
-                                       run_id=f"proof-{phase}").ok  # fmt: skip
-            out[phase] = {"green": cold.green, "level": cold.level, "tagged": tagged, "gate": gate,
-                          "promoted": bool(promoted)}  # fmt: skip
+                    promoted = promote(
+                        co,
+                        meta,
+                        mirror=mirror,
+                        backend=backend,
+                        registry=reg,
+                        run_id=f"proof-{phase}",
+                    ).ok
+            out[phase] = {
+                "green": cold.green,
+                "level": cold.level,
+                "tagged": tagged,
+                "gate": gate,
+                "promoted": bool(promoted),
+            }
     out["claims"] = [
         c.to_dict() for c in tagged_promote_claims(s.config.db_path, recipe, tag, commit, out)
     ]
@@ -164,15 +200,25 @@ def tagged_promote_claims(
     untagged_rows = [p for p in history if p.run_id == "proof-untagged"]
     tagged_rows = [p for p in history if p.run_id == "proof-tagged"]
     return [
-        Claim("untagged run was green", bool(facts["untagged"]["green"]),
-              f"level {facts['untagged']['level']} at untagged {commit[:12]}"),
-        Claim("green-but-untagged did not promote", not untagged_rows and facts["untagged"]["gate"] is not None,
-              f"gate: {facts['untagged']['gate']}; promotions in that phase: {len(untagged_rows)}"),
-        Claim("the same commit, once tagged, promoted",
-              len(tagged_rows) == 1 and (tagged_rows[0].tag, tagged_rows[0].commit) == (tag, commit)
-              and current is not None and (current.version, current.commit) == (tag, commit),
-              f"canonical now {current.version if current else None} @ {current.commit[:12] if current else None}"),
-    ]  # fmt: skip
+        Claim(
+            "untagged run was green",
+            bool(facts["untagged"]["green"]),
+            f"level {facts['untagged']['level']} at untagged {commit[:12]}",
+        ),
+        Claim(
+            "green-but-untagged did not promote",
+            not untagged_rows and facts["untagged"]["gate"] is not None,
+            f"gate: {facts['untagged']['gate']}; promotions in that phase: {len(untagged_rows)}",
+        ),
+        Claim(
+            "the same commit, once tagged, promoted",
+            len(tagged_rows) == 1
+            and (tagged_rows[0].tag, tagged_rows[0].commit) == (tag, commit)
+            and current is not None
+            and (current.version, current.commit) == (tag, commit),
+            f"canonical now {current.version if current else None} @ {current.commit[:12] if current else None}",
+        ),
+    ]
 
 
 # -- same-version orthogonality ------------------------------------------------------
@@ -190,8 +236,14 @@ def prove_samever(config: Config, recipe: str, workdir: Path) -> dict[str, Any]:
     third = sweep(s.config, only=only).rows[0]
     with Registry.open(s.config.db_path) as reg:
         run_ids = [r["run_id"] for r in reg.runs("sweep")]
-    facts = {"recipe": recipe, "runs": run_ids, "new_tag": tag, "new_commit": commit,
-             "scratch_db": str(s.config.db_path), "rows": [first, second, third]}  # fmt: skip
+    facts = {
+        "recipe": recipe,
+        "runs": run_ids,
+        "new_tag": tag,
+        "new_commit": commit,
+        "scratch_db": str(s.config.db_path),
+        "rows": [first, second, third],
+    }
     facts["claims"] = [c.to_dict() for c in samever_claims(s.config.db_path, recipe, run_ids, tag)]
     return facts
 
@@ -205,18 +257,36 @@ def samever_claims(db: Path, recipe: str, run_ids: list[str], tag: str) -> list[
         return [Claim("three scratch sweeps recorded", False, f"found {sorted(rows)}")]
     first, second, third = (rows[r] for r in run_ids)
     return [
-        Claim("first sweep promoted the latest release", first["label"] == "PASS (promoted)",
-              f"{first['label']} {first['latest']}"),
-        Claim("untagged commits on main -> SKIP", second["label"] == "SKIP (no-new-version)"
-              and second["tested_commit"] is None, f"{second['label']}"),
-        Claim("new tag -> run on that tag from the canonical",
-              third["decision"] == "run" and third["latest"] == tag and third["upgrade_base_kind"] == "canonical"
-              and third["upgrade_base"] == first["latest"], f"base {third['upgrade_base_kind']} {third['upgrade_base']}"),
-        Claim("canonical advanced old -> new", (third["canonical_before"], third["canonical_after"]) ==
-              (first["latest"], tag) and hist[-1].version == tag, f"{third['canonical_before']} -> {third['canonical_after']}"),
-        Claim("no run ever had base kind step-back", all(r["upgrade_base_kind"] != "step-back" for r in all_rows),
-              f"{len(all_rows)} result rows checked"),
-    ]  # fmt: skip
+        Claim(
+            "first sweep promoted the latest release",
+            first["label"] == "PASS (promoted)",
+            f"{first['label']} {first['latest']}",
+        ),
+        Claim(
+            "untagged commits on main -> SKIP",
+            second["label"] == "SKIP (no-new-version)" and second["tested_commit"] is None,
+            f"{second['label']}",
+        ),
+        Claim(
+            "new tag -> run on that tag from the canonical",
+            third["decision"] == "run"
+            and third["latest"] == tag
+            and third["upgrade_base_kind"] == "canonical"
+            and third["upgrade_base"] == first["latest"],
+            f"base {third['upgrade_base_kind']} {third['upgrade_base']}",
+        ),
+        Claim(
+            "canonical advanced old -> new",
+            (third["canonical_before"], third["canonical_after"]) == (first["latest"], tag)
+            and hist[-1].version == tag,
+            f"{third['canonical_before']} -> {third['canonical_after']}",
+        ),
+        Claim(
+            "no run ever had base kind step-back",
+            all(r["upgrade_base_kind"] != "step-back" for r in all_rows),
+            f"{len(all_rows)} result rows checked",
+        ),
+    ]
 
 
 # -- determinism ---------------------------------------------------------------------
@@ -245,18 +315,33 @@ def determinism_claims(reg: Registry, run_id: str) -> list[Claim]:
     promoted = {p.recipe for p in reg.history() if p.run_id == run_id}
     known_red = sorted(r["recipe"] for r in rows if r["decision"] == policy.SKIP_KNOWN_RED)
     return [
-        Claim("the second sweep has rows, after a first", bool(rows) and first_id is not None,
-              f"{len(rows)} rows in run {run_id}, after sweep {first_id}"),
-        Claim("what the first sweep settled ran no harness", not [r for r in done if r in ran],
-              f"{len(done)} settled (known-red: {', '.join(known_red) or 'none'}); "
-              f"ran anyway: {', '.join(r['recipe'] for r in done if r in ran) or 'none'}"),
-        Claim("no promotion written for a settled recipe", not promoted & {r["recipe"] for r in done},
-              f"promotions in run {run_id}: {', '.join(sorted(promoted)) or 'none'}"),
-        Claim("a harness ran only for unfinished business", all(not settled(first.get(r["recipe"])) for r in ran),
-              f"tried again: {', '.join(r['recipe'] + ' (was ' + str(first.get(r['recipe'], {}).get('label')) + ')' for r in ran) or 'none'}"),
-        Claim("rows that ran nothing are SKIP or a stage ERROR", all(str(r["label"]).startswith(("SKIP", "ERROR"))
-                                                                   for r in idle), ", ".join(sorted({r['label'][:24] for r in idle}))),
-    ]  # fmt: skip
+        Claim(
+            "the second sweep has rows, after a first",
+            bool(rows) and first_id is not None,
+            f"{len(rows)} rows in run {run_id}, after sweep {first_id}",
+        ),
+        Claim(
+            "what the first sweep settled ran no harness",
+            not [r for r in done if r in ran],
+            f"{len(done)} settled (known-red: {', '.join(known_red) or 'none'}); "
+            f"ran anyway: {', '.join(r['recipe'] for r in done if r in ran) or 'none'}",
+        ),
+        Claim(
+            "no promotion written for a settled recipe",
+            not promoted & {r["recipe"] for r in done},
+            f"promotions in run {run_id}: {', '.join(sorted(promoted)) or 'none'}",
+        ),
+        Claim(
+            "a harness ran only for unfinished business",
+            all(not settled(first.get(r["recipe"])) for r in ran),
+            f"tried again: {', '.join(r['recipe'] + ' (was ' + str(first.get(r['recipe'], {}).get('label')) + ')' for r in ran) or 'none'}",
+        ),
+        Claim(
+            "rows that ran nothing are SKIP or a stage ERROR",
+            all(str(r["label"]).startswith(("SKIP", "ERROR")) for r in idle),
+            ", ".join(sorted({r["label"][:24] for r in idle})),
+        ),
+    ]
 
 
 # -- disk -------------------------------------------------------------------------------
@@ -267,11 +352,17 @@ def disk_claims(disk: dict[str, Any]) -> list[Claim]:
     rows, shared = disk["rows"], disk["shared"]
     parts = sum(r["mirror_bytes"] + r["slot_bytes"] for r in rows) + sum(shared.values())
     return [
-        Claim("disk figures add up", parts == disk["total_bytes"],
-              f"{len(rows)} recipes + {len(shared)} shared = {parts:,}; total shown {disk['total_bytes']:,}"),
-        Claim("disk within budget", disk["total_bytes"] <= disk["budget_bytes"],
-              f"{disk['total_bytes']:,} of {disk['budget_bytes']:,} bytes"),
-    ]  # fmt: skip
+        Claim(
+            "disk figures add up",
+            parts == disk["total_bytes"],
+            f"{len(rows)} recipes + {len(shared)} shared = {parts:,}; total shown {disk['total_bytes']:,}",
+        ),
+        Claim(
+            "disk within budget",
+            disk["total_bytes"] <= disk["budget_bytes"],
+            f"{disk['total_bytes']:,} of {disk['budget_bytes']:,} bytes",
+        ),
+    ]
 
 
 # -- labels from the registry -----------------------------------------------------------
@@ -296,10 +387,20 @@ def label_claims(reg: Registry, claimed_rows: list[dict[str, Any]]) -> list[Clai
         if not stored:
             claims.append(Claim(name, False, "no such row in the registry"))
         elif stored[0]["label"] != row.get("label"):
-            claims.append(Claim(name, False,
-                                f"evidence says {row.get('label')!r}, registry says {stored[0]['label']!r}"))  # fmt: skip
+            claims.append(
+                Claim(
+                    name,
+                    False,
+                    f"evidence says {row.get('label')!r}, registry says {stored[0]['label']!r}",
+                )
+            )
         else:
             promoted = promoted_in_history(reg, stored[0])
-            claims.append(Claim(name, (row["label"] == "PASS (promoted)") == promoted,
-                                f"{row['label']}; promotion history: {'promoted' if promoted else 'not promoted'}"))  # fmt: skip
+            claims.append(
+                Claim(
+                    name,
+                    (row["label"] == "PASS (promoted)") == promoted,
+                    f"{row['label']}; promotion history: {'promoted' if promoted else 'not promoted'}",
+                )
+            )
     return claims

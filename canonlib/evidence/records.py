@@ -23,13 +23,44 @@ from typing import Any
 
 RECORD_MIME = "application/vnd.canon.record+json"
 RECORDS = "records.json"
-SHOWN_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after", "upgrade_base_kind",
-                 "upgrade_base", "level", "tests_executed", "gate", "label", "error", "reason",
-                 "warnings", "known_red_run"]  # fmt: skip
-HISTORY_COLUMNS = ["run_id", "decision", "latest", "canonical_after", "level", "label", "error",
-                   "reason", "warnings"]  # fmt: skip
-SAMEVER_COLUMNS = ["recipe", "decision", "latest", "canonical_before", "canonical_after", "upgrade_base_kind",
-                   "upgrade_base", "label"]  # fmt: skip
+SHOWN_COLUMNS = [
+    "recipe",
+    "decision",
+    "latest",
+    "canonical_before",
+    "canonical_after",
+    "upgrade_base_kind",
+    "upgrade_base",
+    "level",
+    "tests_executed",
+    "gate",
+    "label",
+    "error",
+    "reason",
+    "warnings",
+    "known_red_run",
+]
+HISTORY_COLUMNS = [
+    "run_id",
+    "decision",
+    "latest",
+    "canonical_after",
+    "level",
+    "label",
+    "error",
+    "reason",
+    "warnings",
+]
+SAMEVER_COLUMNS = [
+    "recipe",
+    "decision",
+    "latest",
+    "canonical_before",
+    "canonical_after",
+    "upgrade_base_kind",
+    "upgrade_base",
+    "label",
+]
 BEFORE_AFTER_COLUMNS = ["recipe", "canonical_before", "canonical_after", "changed"]
 CLAIM_COLUMNS = ["name", "ok", "detail"]
 DISK_COLUMNS = ["recipe", "mirror_bytes", "slot_bytes", "snapshot_bytes"]
@@ -37,9 +68,15 @@ DISK_COLUMNS = ["recipe", "mirror_bytes", "slot_bytes", "snapshot_bytes"]
 
 def before_after(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each recipe's canonical before and after a sweep; ``changed`` only when they differ."""
-    out = [{"recipe": r.get("recipe"), "canonical_before": r.get("canonical_before"),
+    out = [
+        {
+            "recipe": r.get("recipe"),
+            "canonical_before": r.get("canonical_before"),
             "canonical_after": r.get("canonical_after"),
-            "changed": r.get("canonical_before") != r.get("canonical_after")} for r in rows]  # fmt: skip
+            "changed": r.get("canonical_before") != r.get("canonical_after"),
+        }
+        for r in rows
+    ]
     return sorted(out, key=lambda r: str(r["recipe"]))
 
 
@@ -82,8 +119,10 @@ def render_text(name: str, value: Any, columns: list[str] | None = None) -> str:
         return f"recorded {name} = {json.dumps(value, sort_keys=True)[:200]}"
     cells = [[_cell(r.get(c)) for c in columns] for r in table_rows(value)]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]  # fmt: skip
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
     lines += [
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]

@@ -43,9 +43,14 @@ OUTCOMES: dict[str, tuple[str, str]] = {
 }
 # the row background of each outcome (pale, so text stays readable)
 ROW_COLOURS: dict[str, str] = {
-    "ERROR": "#f4c7c3", "GREEN-BUT-PROMOTE-FAILED": "#f9d3c8", "FAIL": "#fbe0d0",
-    "GREEN-NOT-PROMOTED": "#fdf1c7", "PASS": "#d9f0d3", "SKIP": "#eeeeee", "?": "#e7dcf0",
-}  # fmt: skip
+    "ERROR": "#f4c7c3",
+    "GREEN-BUT-PROMOTE-FAILED": "#f9d3c8",
+    "FAIL": "#fbe0d0",
+    "GREEN-NOT-PROMOTED": "#fdf1c7",
+    "PASS": "#d9f0d3",
+    "SKIP": "#eeeeee",
+    "?": "#e7dcf0",
+}
 FAILING = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED")
 LABEL_CHARS = 32  # a longer label is shown as its outcome when the reason says the rest
 SKIP_WORDS = {
@@ -226,7 +231,9 @@ def dir_records(d: Path, canon: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {n.get("name"): n.get("records") or {} for n in canon.get("notebooks", [])}
 
 
-def sweep_rows(records: dict[str, dict[str, Any]], results: list[dict[str, Any]]) -> tuple[str | None, list[dict]]:  # fmt: skip
+def sweep_rows(
+    records: dict[str, dict[str, Any]], results: list[dict[str, Any]]
+) -> tuple[str | None, list[dict]]:
     """The week's sweep: the run the sweep notebook recorded, each row the bundled result with
     what the notebook recorded laid over it (the recorded value wins)."""
     rec = records.get("sweep") or {}
@@ -274,15 +281,24 @@ def report_view(d: str | Path, stmt: dict[str, Any]) -> View:
     )
     inv = records.get("investigate")
     return View(
-        run_id=str(canon.get("run_id") or d.name), suite=str(canon.get("suite") or "?"),
-        started=str(canon.get("started_at") or ""), finished=str(canon.get("finished_at") or ""),
-        result=result, verdict_line=verdict_line(canon, result),
-        fleet_commit=fleet.get("commit"), fleet_dirty=bool(fleet.get("dirty")),
-        code=canon.get("code") or {}, notebooks=list(canon.get("notebooks") or []), records=records,
-        sweep_run_id=run_id, rows=rows, claims=claims, disk=disk,
+        run_id=str(canon.get("run_id") or d.name),
+        suite=str(canon.get("suite") or "?"),
+        started=str(canon.get("started_at") or ""),
+        finished=str(canon.get("finished_at") or ""),
+        result=result,
+        verdict_line=verdict_line(canon, result),
+        fleet_commit=fleet.get("commit"),
+        fleet_dirty=bool(fleet.get("dirty")),
+        code=canon.get("code") or {},
+        notebooks=list(canon.get("notebooks") or []),
+        records=records,
+        sweep_run_id=run_id,
+        rows=rows,
+        claims=claims,
+        disk=disk,
         investigate=inv if isinstance(inv, dict) and inv else None,
         interrupted=canon.get("interrupted"),
-    )  # fmt: skip
+    )
 
 
 # -- summary.md -----------------------------------------------------------------------
@@ -305,8 +321,15 @@ def disk_lines(disk: dict[str, Any]) -> tuple[str, list[list[Any]]]:
         f"{human_bytes(total)} of a {human_bytes(budget)} budget "
         f"({'within' if within else 'OVER'} budget)"
     )
-    rows = [[r.get("recipe"), human_bytes(r.get("mirror_bytes")), human_bytes(r.get("slot_bytes")),
-             human_bytes(r.get("snapshot_bytes"))] for r in disk.get("rows") or []]  # fmt: skip
+    rows = [
+        [
+            r.get("recipe"),
+            human_bytes(r.get("mirror_bytes")),
+            human_bytes(r.get("slot_bytes")),
+            human_bytes(r.get("snapshot_bytes")),
+        ]
+        for r in disk.get("rows") or []
+    ]
     rows += [[k, "-", "-", "-", human_bytes(b)] for k, b in (disk.get("shared") or {}).items()]
     return head, rows
 
@@ -329,9 +352,19 @@ def summary_md(v: View) -> str:
         lines += ["", f"## Recipes (sweep `{v.sweep_run_id}`)", ""]
         lines += md_table(
             ["recipe", "label", "reason", "warnings / incidents", "latest", "level", "tests"],
-            [[r.get("recipe"), label_head(r), reason(r), notes(r), r.get("latest"), r.get("level"),
-              r.get("tests_executed")] for r in v.rows],
-        )  # fmt: skip
+            [
+                [
+                    r.get("recipe"),
+                    label_head(r),
+                    reason(r),
+                    notes(r),
+                    r.get("latest"),
+                    r.get("level"),
+                    r.get("tests_executed"),
+                ]
+                for r in v.rows
+            ],
+        )
         changes = canonical_changes(v.rows)
         lines += ["", "## Canonicals before → after", ""]
         lines += md_table(
@@ -349,19 +382,24 @@ def summary_md(v: View) -> str:
     ]
     if failed:
         lines += [""] + md_table(
-            ["notebook", "claim", "detail"], [[c["notebook"], c.get("name"), c.get("detail")] for c in failed]
-        )  # fmt: skip
+            ["notebook", "claim", "detail"],
+            [[c["notebook"], c.get("name"), c.get("detail")] for c in failed],
+        )
     if v.disk:
         head, rows = disk_lines(v.disk)
         lines += ["", "## Disk", "", head, ""]
-        lines += md_table(["recipe / shared", "mirror", "canonical slot", "of which snapshots", "bytes"],
-                          [r + ["-"] * (5 - len(r)) for r in rows])  # fmt: skip
+        lines += md_table(
+            ["recipe / shared", "mirror", "canonical slot", "of which snapshots", "bytes"],
+            [r + ["-"] * (5 - len(r)) for r in rows],
+        )
     lines += ["", "## Notebooks", ""]
     lines += md_table(
         ["notebook", "result", "seconds", "problems"],
-        [[n.get("name"), "ok" if n.get("ok") else "FAILED", n.get("seconds"), n.get("problems")]
-         for n in v.notebooks],
-    )  # fmt: skip
+        [
+            [n.get("name"), "ok" if n.get("ok") else "FAILED", n.get("seconds"), n.get("problems")]
+            for n in v.notebooks
+        ],
+    )
     lines += ["", "Re-check it: `canon verify DIR` (DIR: this evidence dir, on any machine)", ""]
     return "\n".join(lines)
 
@@ -408,8 +446,14 @@ def _row_style(label: Any) -> str:
     return f"background:{ROW_COLOURS[outcome(label)]}"
 
 
-def html_table(headers: list[str], rows: list[list[Any]], *, styles: list[str] | None = None,
-               classes: dict[int, str] | None = None, row_attrs: list[str] | None = None) -> str:  # fmt: skip
+def html_table(
+    headers: list[str],
+    rows: list[list[Any]],
+    *,
+    styles: list[str] | None = None,
+    classes: dict[int, str] | None = None,
+    row_attrs: list[str] | None = None,
+) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = []
     for i, r in enumerate(rows):
@@ -461,7 +505,7 @@ def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, 
         f"<dt>fleet commit</dt><dd><code>{html.escape(fleet)}</code></dd>",
         f"<dt>canon</dt><dd>{html.escape(code_line(v.code))}</dd>",
         "</dl>",
-    ]  # fmt: skip
+    ]
     if v.interrupted:
         parts.append(
             f"<p><b>Interrupted by {html.escape(v.interrupted)}</b>: this dir holds what ran until then.</p>"
@@ -470,28 +514,55 @@ def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, 
         parts += [
             f'<h2 id="recipes">Recipes <small>(sweep {html.escape(str(v.sweep_run_id))})</small></h2>',
             html_table(
-                ["recipe", "label", "reason", "warnings / incidents", "latest", "canonical before",
-                 "canonical after", "level", "tests", "seconds"],
-                [[r.get("recipe"), label_head(r), reason(r), notes(r), r.get("latest"), r.get("canonical_before"),
-                  r.get("canonical_after"), r.get("level"), r.get("tests_executed"), r.get("duration_s")]
-                 for r in v.rows],
+                [
+                    "recipe",
+                    "label",
+                    "reason",
+                    "warnings / incidents",
+                    "latest",
+                    "canonical before",
+                    "canonical after",
+                    "level",
+                    "tests",
+                    "seconds",
+                ],
+                [
+                    [
+                        r.get("recipe"),
+                        label_head(r),
+                        reason(r),
+                        notes(r),
+                        r.get("latest"),
+                        r.get("canonical_before"),
+                        r.get("canonical_after"),
+                        r.get("level"),
+                        r.get("tests_executed"),
+                        r.get("duration_s"),
+                    ]
+                    for r in v.rows
+                ],
                 styles=[_row_style(r.get("label")) for r in v.rows],
                 classes={1: "label", 2: "reason", 3: "notes", 7: "num", 8: "num", 9: "num"},
-                row_attrs=[f'data-recipe="{html.escape(str(r.get("recipe")))}" '
-                           f'data-outcome="{outcome(r.get("label"))}"' for r in v.rows],
+                row_attrs=[
+                    f'data-recipe="{html.escape(str(r.get("recipe")))}" '
+                    f'data-outcome="{outcome(r.get("label"))}"'
+                    for r in v.rows
+                ],
             ),
             legend_html(),
-        ]  # fmt: skip
+        ]
     if "sweep" in figures:
         parts.append(figure_html(*figures["sweep"]))
     if v.rows:
         changes = canonical_changes(v.rows)
         parts += [
             '<h2 id="canonicals">Canonicals before → after</h2>',
-            html_table(["recipe", "before", "after", "changed"],
-                       [[c["recipe"], c["before"], c["after"], c["changed"]] for c in changes],
-                       styles=["font-weight:bold" if c["changed"] else "" for c in changes]),
-        ]  # fmt: skip
+            html_table(
+                ["recipe", "before", "after", "changed"],
+                [[c["recipe"], c["before"], c["after"], c["changed"]] for c in changes],
+                styles=["font-weight:bold" if c["changed"] else "" for c in changes],
+            ),
+        ]
     if v.investigate:
         parts += investigate_html(v.investigate)
     if "investigate" in figures:
@@ -501,18 +572,24 @@ def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, 
         f'<h2 id="claims">Claims checked <small>({len(v.claims)}, {failed} failed)</small></h2>',
         html_table(
             ["notebook", "claim", "holds", "detail"],
-            [[c.get("notebook"), c.get("name"), bool(c.get("ok")), c.get("detail")] for c in v.claims],
+            [
+                [c.get("notebook"), c.get("name"), bool(c.get("ok")), c.get("detail")]
+                for c in v.claims
+            ],
             styles=[_row_style("PASS" if c.get("ok") else "ERROR") for c in v.claims],
             classes={3: "reason"},
         ),
-    ]  # fmt: skip
+    ]
     if v.disk:
         head, rows = disk_lines(v.disk)
         parts += [
             f'<h2 id="disk">Disk</h2><p>{html.escape(head)}</p>',
-            html_table(["recipe / shared", "mirror", "canonical slot", "of which snapshots", "bytes"],
-                       [r + ["-"] * (5 - len(r)) for r in rows], classes={1: "num", 2: "num", 3: "num", 4: "num"}),
-        ]  # fmt: skip
+            html_table(
+                ["recipe / shared", "mirror", "canonical slot", "of which snapshots", "bytes"],
+                [r + ["-"] * (5 - len(r)) for r in rows],
+                classes={1: "num", 2: "num", 3: "num", 4: "num"},
+            ),
+        ]
     if "disk" in figures:
         parts.append(figure_html(*figures["disk"]))
     nb_rows = []
@@ -536,7 +613,7 @@ def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, 
         "<p>Rendered from the values the notebooks recorded and the manifest; re-check them with "
         f"<code>canon verify {html.escape(v.run_id)}</code>.</p>",
         "</body></html>",
-    ]  # fmt: skip
+    ]
     return "\n".join(parts) + "\n"
 
 
@@ -549,11 +626,22 @@ def investigate_html(inv: dict[str, Any]) -> list[str]:
         out.append(
             html_table(
                 ["run", "decision", "latest", "canonical after", "level", "label", "reason"],
-                [[r.get("run_id"), r.get("decision"), r.get("latest"), r.get("canonical_after"),
-                  r.get("level"), label_head(r), reason(r)] for r in rows],
-                styles=[_row_style(r.get("label")) for r in rows], classes={6: "reason"},
+                [
+                    [
+                        r.get("run_id"),
+                        r.get("decision"),
+                        r.get("latest"),
+                        r.get("canonical_after"),
+                        r.get("level"),
+                        label_head(r),
+                        reason(r),
+                    ]
+                    for r in rows
+                ],
+                styles=[_row_style(r.get("label")) for r in rows],
+                classes={6: "reason"},
             )
-        )  # fmt: skip
+        )
     rungs = inv.get("investigate_rungs") or []
     if rungs:
         out.append(
@@ -589,8 +677,12 @@ def notebook_exporter():
             import nbformat
             from nbconvert import HTMLExporter
 
-            ex = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
-                              exclude_output_prompt=True)  # fmt: skip
+            ex = HTMLExporter(
+                template_name="basic",
+                exclude_input=True,
+                exclude_input_prompt=True,
+                exclude_output_prompt=True,
+            )
             ex.from_notebook_node(nbformat.v4.new_notebook())  # compiles the template
             _EXPORTER.append(ex)
         return _EXPORTER[0]
@@ -651,8 +743,10 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
             exporter = exporter or notebook_exporter()
             render_notebook(nb, name, dest, exporter)
         except Exception as e:  # noqa: BLE001 -- a broken notebook is shown as such, not a crash
-            dest.write_text(f"<!DOCTYPE html><p>{html.escape(src.name)} could not be rendered: "
-                            f"{html.escape(str(e))}</p>\n")  # fmt: skip
+            dest.write_text(
+                f"<!DOCTYPE html><p>{html.escape(src.name)} could not be rendered: "
+                f"{html.escape(str(e))}</p>\n"
+            )
         written.append(dest)
     pages = _pages(d, v, parsed)
     md = pages[SUMMARY]
@@ -718,16 +812,23 @@ def report_claims(d: str | Path, stmt: dict[str, Any]) -> list[Claim]:
             min(len(got), len(exp)),
         )
         line, other = (got[i] if i < len(got) else ""), (exp[i] if i < len(exp) else "")
-        j = next((j for j, (a, b) in enumerate(zip(line, other, strict=False)) if a != b),
-                 min(len(line), len(other)))  # fmt: skip
+        j = next(
+            (j for j, (a, b) in enumerate(zip(line, other, strict=False)) if a != b),
+            min(len(line), len(other)),
+        )
         where = (
             f"line {i + 1}, column {j + 1}: {line[max(0, j - 30) : j + 50]!r}"
             if line
             else "a line is missing"
         )
-        out.append(Claim(f"report {name}", False,
-                         f"{d / name}: says what the recorded values do not (edited after the run?); "
-                         f"{where}"))  # fmt: skip
+        out.append(
+            Claim(
+                f"report {name}",
+                False,
+                f"{d / name}: says what the recorded values do not (edited after the run?); "
+                f"{where}",
+            )
+        )
     return out
 
 

@@ -66,10 +66,15 @@ def kernel_home(tmp: Path) -> Path:
     """A kernelspec named ``canon`` for *this* Python, first on JUPYTER_PATH, so no other python3 wins."""
     kdir = tmp / "kernels" / "canon"
     kdir.mkdir(parents=True)
-    (kdir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "canon", "language": "python",
-    }))  # fmt: skip
+    (kdir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "canon",
+                "language": "python",
+            }
+        )
+    )
     return tmp
 
 
@@ -128,8 +133,16 @@ def stop_tree(pid: int, grace_s: float = STOP_GRACE_S) -> None:
     psutil.wait_procs([p for p in known.values() if _alive(p)], timeout=2)
 
 
-def execute(src: Path, dest: Path, params: dict[str, Any], *, cwd: Path, timeout_s: float,
-            cell_timeout_s: float, log: Path) -> tuple[int | None, bool, float]:  # fmt: skip
+def execute(
+    src: Path,
+    dest: Path,
+    params: dict[str, Any],
+    *,
+    cwd: Path,
+    timeout_s: float,
+    cell_timeout_s: float,
+    log: Path,
+) -> tuple[int | None, bool, float]:
     """papermill ``src`` -> ``dest`` in a child session, stopped at ``timeout_s`` (the watchdog)
     or when canon itself is interrupted (then the interrupt propagates)."""
 
@@ -140,12 +153,34 @@ def execute(src: Path, dest: Path, params: dict[str, Any], *, cwd: Path, timeout
             "JUPYTER_PATH": str(kernel_home(Path(tmp))),
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         }
-        argv = [sys.executable, "-m", "papermill", str(src), str(dest), "-k", "canon", "--language", "python", "--cwd", str(cwd),
-                "--execution-timeout", str(int(cell_timeout_s)), "--no-progress-bar", "--log-output",
-                "-y", json.dumps(params)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(src),
+            str(dest),
+            "-k",
+            "canon",
+            "--language",
+            "python",
+            "--cwd",
+            str(cwd),
+            "--execution-timeout",
+            str(int(cell_timeout_s)),
+            "--no-progress-bar",
+            "--log-output",
+            "-y",
+            json.dumps(params),
+        ]
         with open(log, "ab") as logf:
-            proc = subprocess.Popen(argv, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
                 rc = proc.wait(timeout=timeout_s)
                 timed_out = False
@@ -188,10 +223,16 @@ def _finish_notebook(nb_run: NotebookRun, log: Path, d: Path, timeout_s: float) 
 
 
 def run_suite(
-    config: Config, suite: str, *, params: dict[str, Any] | None = None, out: Callable[[str], None] = print,
-    notebooks: list[Path] | None = None, timeout_s: float = NOTEBOOK_TIMEOUT_S,
-    cell_timeout_s: float = CELL_TIMEOUT_S, progress: Callable[[str], None] | None = None,
-) -> EvidenceRun:  # fmt: skip
+    config: Config,
+    suite: str,
+    *,
+    params: dict[str, Any] | None = None,
+    out: Callable[[str], None] = print,
+    notebooks: list[Path] | None = None,
+    timeout_s: float = NOTEBOOK_TIMEOUT_S,
+    cell_timeout_s: float = CELL_TIMEOUT_S,
+    progress: Callable[[str], None] | None = None,
+) -> EvidenceRun:
     """Execute a suite's notebooks into a new evidence dir; write records, bundle, manifest, signature.
 
     ``suite`` names a list in :data:`SUITES` (or labels ``notebooks`` when those are given);
@@ -222,8 +263,15 @@ def run_suite(
             nb_run = NotebookRun(name, d / f"{name}.ipynb", None, 0.0)
             ev.notebooks.append(nb_run)
             with watch_sweeps(config.runs_dir, progress):
-                rc, timed_out, secs = execute(src, nb_run.path, base_params, cwd=d, timeout_s=timeout_s,
-                                              cell_timeout_s=cell_timeout_s, log=log)  # fmt: skip
+                rc, timed_out, secs = execute(
+                    src,
+                    nb_run.path,
+                    base_params,
+                    cwd=d,
+                    timeout_s=timeout_s,
+                    cell_timeout_s=cell_timeout_s,
+                    log=log,
+                )
             nb_run.rc, nb_run.timed_out, nb_run.seconds = rc, timed_out, round(secs, 2)
             _finish_notebook(nb_run, log, d, timeout_s)
             progress(
@@ -255,8 +303,15 @@ def claimed_recipes(facts: dict[str, Any], records: list[dict[str, Any]]) -> set
     return recipes
 
 
-def finish(config: Config, ev: EvidenceRun, *, run_id: str, params: dict, started: str,
-           interrupted: str | None = None) -> Verdict:  # fmt: skip
+def finish(
+    config: Config,
+    ev: EvidenceRun,
+    *,
+    run_id: str,
+    params: dict,
+    started: str,
+    interrupted: str | None = None,
+) -> Verdict:
     """records.json, results, bundle, verdict, manifest and (with a key) its signature."""
     d = ev.dir
     records = [n.records for n in ev.notebooks]
@@ -276,8 +331,16 @@ def finish(config: Config, ev: EvidenceRun, *, run_id: str, params: dict, starte
     if interrupted:
         notebooks_ok["(interrupted)"] = False
     ev.verdict = verdict(notebooks_ok, facts["rows"])
-    stmt = statement(config, ev, ev.verdict, facts, run_id=run_id, params=params, started=started,
-                     interrupted=interrupted)  # fmt: skip
+    stmt = statement(
+        config,
+        ev,
+        ev.verdict,
+        facts,
+        run_id=run_id,
+        params=params,
+        started=started,
+        interrupted=interrupted,
+    )
     add_report(d, stmt)  # summary.md, index.html, <nb>.html: rendered from stmt, hashed into it
     payload = write_manifest(d, stmt)
     kp = signing.key_paths(config.state_dir)

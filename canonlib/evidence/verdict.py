@@ -49,15 +49,26 @@ class Verdict:
         return f"{FAILED}: " + "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"result": self.result, "failed_notebooks": self.failed_notebooks,
-                "failing_rows": self.failing_rows, "recipes": self.recipes}  # fmt: skip
+        return {
+            "result": self.result,
+            "failed_notebooks": self.failed_notebooks,
+            "failing_rows": self.failing_rows,
+            "recipes": self.recipes,
+        }
 
 
 def verdict(notebooks_ok: dict[str, bool], rows: list[dict[str, Any]]) -> Verdict:
     """``notebooks_ok``: notebook name -> completed with every claim holding; ``rows``: the
     result rows of every sweep the run records (each with ``run_id``, ``recipe``, ``label``)."""
     failed = [name for name, ok in notebooks_ok.items() if not ok]
-    failing = [{"run_id": str(r.get("run_id")), "recipe": str(r.get("recipe")), "label": str(r.get("label"))}
-               for r in rows if str(r.get("label")).startswith(FAILING_LABELS)]  # fmt: skip
+    failing = [
+        {
+            "run_id": str(r.get("run_id")),
+            "recipe": str(r.get("recipe")),
+            "label": str(r.get("label")),
+        }
+        for r in rows
+        if str(r.get("label")).startswith(FAILING_LABELS)
+    ]
     result = FAILED if failed or failing or not notebooks_ok else PASSED
     return Verdict(result, failed, failing)

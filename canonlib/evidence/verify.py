@@ -87,13 +87,22 @@ def _manifest(d: Path) -> tuple[dict[str, Any], bytes]:
     pred = m.get("predicate") if isinstance(m, dict) else None
     canon = pred.get("canon") if isinstance(pred, dict) else None
     shape = [
-        (isinstance(m, dict) and m.get("_type") == STATEMENT_TYPE, f"_type is not {STATEMENT_TYPE}"),
-        (isinstance(m, dict) and isinstance(m.get("subject"), list) and bool(m.get("subject")), "no subject"),
-        (isinstance(canon, dict) and canon.get("type") == CANON_PREDICATE, "no canon-evidence/v1 predicate"),
+        (
+            isinstance(m, dict) and m.get("_type") == STATEMENT_TYPE,
+            f"_type is not {STATEMENT_TYPE}",
+        ),
+        (
+            isinstance(m, dict) and isinstance(m.get("subject"), list) and bool(m.get("subject")),
+            "no subject",
+        ),
+        (
+            isinstance(canon, dict) and canon.get("type") == CANON_PREDICATE,
+            "no canon-evidence/v1 predicate",
+        ),
         (isinstance(canon, dict) and isinstance(canon.get("files"), dict), "no file list"),
         (isinstance(canon, dict) and isinstance(canon.get("notebooks"), list), "no notebook list"),
         (isinstance(canon, dict) and isinstance(canon.get("suite"), str), "no suite"),
-    ]  # fmt: skip
+    ]
     bad = [why for ok, why in shape if not ok]
     if bad:
         raise _NotManifest(f"{d / MANIFEST}: not a canon evidence manifest ({'; '.join(bad)})")
@@ -133,10 +142,16 @@ def _files(d: Path, pred: dict[str, Any]) -> list[Claim]:
     want: dict[str, str] = pred["files"]
     have = hash_tree(d)
     bad = [Claim(f"file {f}", False, f"{d / f}: deleted") for f in sorted(want) if f not in have]
-    bad += [Claim(f"file {f}", False, f"{d / f}: sha256 differs from the manifest (edited)")
-            for f in sorted(want) if f in have and have[f] != want[f]]  # fmt: skip
-    bad += [Claim(f"file {f}", False, f"{d / f}: extra file, not in the manifest")
-            for f in sorted(have) if f not in want]  # fmt: skip
+    bad += [
+        Claim(f"file {f}", False, f"{d / f}: sha256 differs from the manifest (edited)")
+        for f in sorted(want)
+        if f in have and have[f] != want[f]
+    ]
+    bad += [
+        Claim(f"file {f}", False, f"{d / f}: extra file, not in the manifest")
+        for f in sorted(have)
+        if f not in want
+    ]
     return bad or [Claim("file hashes", True, f"{len(want)} files match the manifest")]
 
 
@@ -156,14 +171,34 @@ def _suite(d: Path, pred: dict[str, Any]) -> list[Claim]:
     runs = claimed_sweep_runs(
         [n.get("records") or {} for n in pred["notebooks"] if isinstance(n, dict)]
     )
-    out = [Claim(f"suite {suite}: notebook {nb}", False, f"{nb}.ipynb is missing from the dir or the manifest")
-           for nb in notebooks if f"{nb}.ipynb" not in files or nb not in names]  # fmt: skip
-    out += [Claim(f"suite {suite}: file {f}", False, f"{d / f}: a required file is missing")
-            for f in sorted(required_files(notebooks) - files) if not f.endswith(".ipynb")]  # fmt: skip
-    out += [Claim(f"suite {suite}: file {f}", False, f"{d / f}: {why}")
-            for f in sorted(files) if (why := file_problem(f, notebooks, runs))]  # fmt: skip
-    out += [Claim(f"suite {suite}: notebook {n}", False, "the manifest lists a notebook the suite does not declare")
-            for n in names if n not in notebooks]  # fmt: skip
+    out = [
+        Claim(
+            f"suite {suite}: notebook {nb}",
+            False,
+            f"{nb}.ipynb is missing from the dir or the manifest",
+        )
+        for nb in notebooks
+        if f"{nb}.ipynb" not in files or nb not in names
+    ]
+    out += [
+        Claim(f"suite {suite}: file {f}", False, f"{d / f}: a required file is missing")
+        for f in sorted(required_files(notebooks) - files)
+        if not f.endswith(".ipynb")
+    ]
+    out += [
+        Claim(f"suite {suite}: file {f}", False, f"{d / f}: {why}")
+        for f in sorted(files)
+        if (why := file_problem(f, notebooks, runs))
+    ]
+    out += [
+        Claim(
+            f"suite {suite}: notebook {n}",
+            False,
+            "the manifest lists a notebook the suite does not declare",
+        )
+        for n in names
+        if n not in notebooks
+    ]
     return out or [
         Claim(f"suite {suite} complete", True, f"{', '.join(notebooks)}; nothing undeclared")
     ]
@@ -197,14 +232,24 @@ def _records(
             )
         )
         if nb in recs:
-            out.append(Claim(f"notebook {nb}: shows what it recorded", not edited,
-                             "; ".join(edited) or "every recorded value is shown as rendered from it"))  # fmt: skip
+            out.append(
+                Claim(
+                    f"notebook {nb}: shows what it recorded",
+                    not edited,
+                    "; ".join(edited) or "every recorded value is shown as rendered from it",
+                )
+            )
             same_json = isinstance(in_json, dict) and in_json.get(nb) == recs[nb]
             same_manifest = listed.get(nb) == recs[nb]
-            out.append(Claim(f"notebook {nb}: records.json and manifest say what it recorded",
-                             same_json and same_manifest,
-                             "same" if same_json and same_manifest else
-                             f"differs in {' and '.join(w for w, s in (('records.json', same_json), ('the manifest', same_manifest)) if not s)}"))  # fmt: skip
+            out.append(
+                Claim(
+                    f"notebook {nb}: records.json and manifest say what it recorded",
+                    same_json and same_manifest,
+                    "same"
+                    if same_json and same_manifest
+                    else f"differs in {' and '.join(w for w, s in (('records.json', same_json), ('the manifest', same_manifest)) if not s)}",
+                )
+            )
     return out, recs
 
 
@@ -250,8 +295,14 @@ def _claims_claim(nb: str, recorded: Any, derived: list[Claim]) -> list[Claim]:
                 Claim(f"{nb}: {c.name}", False, "re-derived but not recorded by the notebook")
             )
         elif (r.get("ok"), r.get("detail")) != (c.ok, c.detail):
-            out.append(Claim(f"{nb}: {c.name}", False, f"notebook says {'holds' if r.get('ok') else 'fails'}: "
-                             f"{r.get('detail')}; re-derived {'holds' if c.ok else 'fails'}: {c.detail}"))  # fmt: skip
+            out.append(
+                Claim(
+                    f"{nb}: {c.name}",
+                    False,
+                    f"notebook says {'holds' if r.get('ok') else 'fails'}: "
+                    f"{r.get('detail')}; re-derived {'holds' if c.ok else 'fails'}: {c.detail}",
+                )
+            )
         else:
             out.append(
                 Claim(
@@ -281,41 +332,77 @@ def _shown(d: Path, recs: dict[str, dict], reg: Registry, config: dict[str, Any]
     for nb, r in recs.items():
         if "sweep_run_id" in r:
             rows = reg.results(r["sweep_run_id"])
-            out.append(_rows_claim(f"{nb}: rows shown for run {r['sweep_run_id']}", r.get("sweep_rows"),
-                                   shown_rows(rows)))  # fmt: skip
+            out.append(
+                _rows_claim(
+                    f"{nb}: rows shown for run {r['sweep_run_id']}",
+                    r.get("sweep_rows"),
+                    shown_rows(rows),
+                )
+            )
             if "canonicals_before_after" in r:
                 ok = r["canonicals_before_after"] == before_after(rows)
-                out.append(Claim(f"{nb}: canonicals before and after run {r['sweep_run_id']}", ok,
-                                 f"{len(rows)} recipes" if ok else "differ from the bundled registry"))  # fmt: skip
+                out.append(
+                    Claim(
+                        f"{nb}: canonicals before and after run {r['sweep_run_id']}",
+                        ok,
+                        f"{len(rows)} recipes" if ok else "differ from the bundled registry",
+                    )
+                )
         if "determinism_run_id" in r:
             rid = r["determinism_run_id"]
-            out.append(_rows_claim(f"{nb}: rows shown for run {rid}", r.get("determinism_rows"),
-                                   shown_rows(reg.results(rid))))  # fmt: skip
+            out.append(
+                _rows_claim(
+                    f"{nb}: rows shown for run {rid}",
+                    r.get("determinism_rows"),
+                    shown_rows(reg.results(rid)),
+                )
+            )
             out += _claims_claim(nb, r.get("claims"), proofs.determinism_claims(reg, rid))
         if "investigated" in r:
             rows = shown_rows(reg.results(recipe=r["investigated"]), HISTORY_COLUMNS)
-            out.append(_rows_claim(f"{nb}: history shown for {r['investigated']}", r.get("investigate_rows"),
-                                   rows, key="run_id"))  # fmt: skip
+            out.append(
+                _rows_claim(
+                    f"{nb}: history shown for {r['investigated']}",
+                    r.get("investigate_rows"),
+                    rows,
+                    key="run_id",
+                )
+            )
             rungs = [
                 {"run_id": x["run_id"], **(x["rungs"] or {})}
                 for x in reg.results(recipe=r["investigated"])
                 if x["rungs"]
             ]
-            out.append(Claim(f"{nb}: rungs shown for {r['investigated']}", r.get("investigate_rungs") == rungs,
-                             f"{len(rungs)} runs" if r.get("investigate_rungs") == rungs else "differ from the bundled registry"))  # fmt: skip
+            out.append(
+                Claim(
+                    f"{nb}: rungs shown for {r['investigated']}",
+                    r.get("investigate_rungs") == rungs,
+                    f"{len(rungs)} runs"
+                    if r.get("investigate_rungs") == rungs
+                    else "differ from the bundled registry",
+                )
+            )
         if "tagged_promote" in r:
             f = r["tagged_promote"]
             with _scratch(d, f["scratch_db"]) as db:
-                out += _claims_claim(nb, r.get("claims"),
-                                     proofs.tagged_promote_claims(db, f["recipe"], f["tag"], f["commit"], f))  # fmt: skip
+                out += _claims_claim(
+                    nb,
+                    r.get("claims"),
+                    proofs.tagged_promote_claims(db, f["recipe"], f["tag"], f["commit"], f),
+                )
         if "samever" in r:
             f = r["samever"]
             with _scratch(d, f["scratch_db"]) as db:
                 with Registry.open(db) as scratch:
                     runs = [x for rid in f["runs"] for x in scratch.results(rid, f["recipe"])]
                 ok = r.get("samever_rows") == shown_rows(runs, SAMEVER_COLUMNS)
-                out.append(Claim(f"{nb}: the three scratch sweeps shown", ok,
-                                 f"{len(runs)} rows" if ok else "differ from the scratch registry"))  # fmt: skip
+                out.append(
+                    Claim(
+                        f"{nb}: the three scratch sweeps shown",
+                        ok,
+                        f"{len(runs)} rows" if ok else "differ from the scratch registry",
+                    )
+                )
                 out += _claims_claim(
                     nb,
                     r.get("claims"),
@@ -324,19 +411,34 @@ def _shown(d: Path, recs: dict[str, dict], reg: Registry, config: dict[str, Any]
         if "disk" in r:
             out += _claims_claim(nb, r.get("claims"), proofs.disk_claims(r["disk"]))
             budget = config.get("disk_budget_bytes")
-            out.append(Claim(f"{nb}: budget shown is the configured one", r["disk"]["budget_bytes"] == budget,
-                             f"shown {r['disk']['budget_bytes']:,}, bundled config {budget}"))  # fmt: skip
+            out.append(
+                Claim(
+                    f"{nb}: budget shown is the configured one",
+                    r["disk"]["budget_bytes"] == budget,
+                    f"shown {r['disk']['budget_bytes']:,}, bundled config {budget}",
+                )
+            )
         if "verify_ok" in r:
-            out.append(Claim(f"{nb}: verified {r.get('verified')}", True,
-                             "its target is not in this dir: re-check it with `canon verify TARGET`"))  # fmt: skip
+            out.append(
+                Claim(
+                    f"{nb}: verified {r.get('verified')}",
+                    True,
+                    "its target is not in this dir: re-check it with `canon verify TARGET`",
+                )
+            )
     return out
 
 
 def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[Claim]:
     out: list[Claim] = []
     chain = reg.verify_chain()
-    out.append(Claim("promotion chain intact (bundled registry)", chain.ok,
-                     "; ".join(chain.problems) or f"{chain.length} rows"))  # fmt: skip
+    out.append(
+        Claim(
+            "promotion chain intact (bundled registry)",
+            chain.ok,
+            "; ".join(chain.problems) or f"{chain.length} rows",
+        )
+    )
     head = (pred.get("chain") or {}).get("head")
     out.append(
         Claim(
@@ -345,18 +447,43 @@ def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[C
             f"head {str(head)[:16]}",
         )
     )
-    canon = [{"recipe": c.recipe, "version": c.version, "tag": c.tag, "commit": c.commit, "deployment": c.deployment}
-             for c in reg.canonicals()]  # fmt: skip
-    out.append(Claim("canonicals claimed are the bundled registry's", pred.get("canonicals") == canon,
-                     f"{len(canon)} canonicals"))  # fmt: skip
+    canon = [
+        {
+            "recipe": c.recipe,
+            "version": c.version,
+            "tag": c.tag,
+            "commit": c.commit,
+            "deployment": c.deployment,
+        }
+        for c in reg.canonicals()
+    ]
+    out.append(
+        Claim(
+            "canonicals claimed are the bundled registry's",
+            pred.get("canonicals") == canon,
+            f"{len(canon)} canonicals",
+        )
+    )
     if canon:
         want = sorted((c["recipe"], c["commit"], c["tag"]) for c in canon)
-        got = sorted((s.get("name"), (s.get("digest") or {}).get("gitCommit"), (s.get("annotations") or {}).get("gitTag"))
-                     for s in subject if isinstance(s, dict))  # fmt: skip
+        got = sorted(
+            (
+                s.get("name"),
+                (s.get("digest") or {}).get("gitCommit"),
+                (s.get("annotations") or {}).get("gitTag"),
+            )
+            for s in subject
+            if isinstance(s, dict)
+        )
         out.append(Claim("subjects are the canonicals", want == got, f"{len(got)} subjects"))
     rows = [{**r, "run_id": rid} for rid in pred.get("sweep_runs", []) for r in reg.results(rid)]
-    out.append(Claim("result rows claimed are the bundled registry's", pred.get("results") == rows,
-                     f"{len(rows)} rows of {len(pred.get('sweep_runs', []))} sweep runs"))  # fmt: skip
+    out.append(
+        Claim(
+            "result rows claimed are the bundled registry's",
+            pred.get("results") == rows,
+            f"{len(rows)} rows of {len(pred.get('sweep_runs', []))} sweep runs",
+        )
+    )
     return out
 
 
@@ -390,19 +517,30 @@ def _commit_is_tag(subject: list[Any], refs: dict[str, Any], reg: Registry) -> l
             continue  # the fleet or records subject: no tag to check
         tags = (refs.get(recipe) or {}).get("tags") or {}
         promoted = any(p.tag == tag and p.commit == commit for p in reg.history(recipe))
-        out.append(Claim(f"canonical {recipe}: commit == tag", tags.get(tag) == commit and promoted,
-                         f"{tag} is {str(tags.get(tag))[:12]} in the bundled refs; claimed {str(commit)[:12]}; "
-                         f"{'in' if promoted else 'NOT in'} the bundled promotion history"))  # fmt: skip
+        out.append(
+            Claim(
+                f"canonical {recipe}: commit == tag",
+                tags.get(tag) == commit and promoted,
+                f"{tag} is {str(tags.get(tag))[:12]} in the bundled refs; claimed {str(commit)[:12]}; "
+                f"{'in' if promoted else 'NOT in'} the bundled promotion history",
+            )
+        )
     return out
 
 
 def _verdict(
     m: dict[str, Any], pred: dict[str, Any], notebook_claims: list[Claim], recs: dict, reg: Registry
 ) -> list[Claim]:
-    completed = {c.name.removeprefix("notebook ").removesuffix(".ipynb"): c.ok
-                 for c in notebook_claims if c.name.startswith("notebook ") and c.name.endswith(".ipynb")}  # fmt: skip
-    ok = {nb: completed[nb] and all(isinstance(c, dict) and c.get("ok") for c in r.get("claims", []) or [])
-          for nb, r in recs.items()}  # fmt: skip
+    completed = {
+        c.name.removeprefix("notebook ").removesuffix(".ipynb"): c.ok
+        for c in notebook_claims
+        if c.name.startswith("notebook ") and c.name.endswith(".ipynb")
+    }
+    ok = {
+        nb: completed[nb]
+        and all(isinstance(c, dict) and c.get("ok") for c in r.get("claims", []) or [])
+        for nb, r in recs.items()
+    }
     ok.update({nb: False for nb in completed if nb not in recs})
     if pred.get("interrupted"):
         ok["(interrupted)"] = False
@@ -447,15 +585,26 @@ def _state(state: Path, pred: dict[str, Any], reg: Registry) -> list[Claim]:
             missing = [
                 p for p in reg.history() if have.get(p.id) is None or have[p.id].hash != p.hash
             ]
-            out.append(Claim("live registry still holds the run's chain", not missing,
-                             f"bundled chain of {len(reg.history())} rows is a prefix of the live one" if not missing else
-                             f"promotions row {missing[0].id} ({missing[0].recipe} {missing[0].version}) is "
-                             f"{'missing' if have.get(missing[0].id) is None else 'different'} in {live_db}: "
-                             "the registry was rolled back to an older copy or its history rewritten"))  # fmt: skip
+            out.append(
+                Claim(
+                    "live registry still holds the run's chain",
+                    not missing,
+                    f"bundled chain of {len(reg.history())} rows is a prefix of the live one"
+                    if not missing
+                    else f"promotions row {missing[0].id} ({missing[0].recipe} {missing[0].version}) is "
+                    f"{'missing' if have.get(missing[0].id) is None else 'different'} in {live_db}: "
+                    "the registry was rolled back to an older copy or its history rewritten",
+                )
+            )
             live_canon = {c.recipe: c for c in live.canonicals()}
             lost = [c.recipe for c in reg.canonicals() if c.recipe not in live_canon]
-            out.append(Claim("live canonicals descend from the bundled ones", not lost and not missing,
-                             f"lost: {', '.join(lost)}" if lost else f"{len(live_canon)} live canonicals"))  # fmt: skip
+            out.append(
+                Claim(
+                    "live canonicals descend from the bundled ones",
+                    not lost and not missing,
+                    f"lost: {', '.join(lost)}" if lost else f"{len(live_canon)} live canonicals",
+                )
+            )
             for rid in pred.get("sweep_runs", []):
                 bundled = shown_rows(reg.results(rid))  # one run's rows: ordered by recipe
                 name = f"run {rid}: bundled rows equal the live registry's"
@@ -483,16 +632,29 @@ def _upstream(subject: list[Any], refs: dict[str, Any], timeout_s: float) -> lis
             out.append(Claim(name, False, f"cannot list {url}: {e}"))
             continue
         now = peeled.get(ref, listed.get(ref))
-        out.append(Claim(name, now == commit, f"{url} has {tag} at {str(now)[:12]}; claimed {str(commit)[:12]}"
-                         + ("" if now == commit else " (tag moved or deleted upstream)")))  # fmt: skip
+        out.append(
+            Claim(
+                name,
+                now == commit,
+                f"{url} has {tag} at {str(now)[:12]}; claimed {str(commit)[:12]}"
+                + ("" if now == commit else " (tag moved or deleted upstream)"),
+            )
+        )
     return out
 
 
 # -- all of it -----------------------------------------------------------------------------------
 
 
-def verify(d: str | Path, *, state: Path | None = None, upstream: bool = False, key: Path | None = None,
-           require_signature: bool = False, upstream_timeout_s: float = UPSTREAM_TIMEOUT_S) -> list[Claim]:  # fmt: skip
+def verify(
+    d: str | Path,
+    *,
+    state: Path | None = None,
+    upstream: bool = False,
+    key: Path | None = None,
+    require_signature: bool = False,
+    upstream_timeout_s: float = UPSTREAM_TIMEOUT_S,
+) -> list[Claim]:
     """Every claim of evidence dir ``d``, re-derived from the dir alone; a failed claim names what and where.
 
     ``state``: a live state dir to check the run against (its ``canon.db``); ``upstream``:
