@@ -28,13 +28,13 @@ demo-swarm: $(VENV)/.installed swarm
 
 # remove what demo-swarm left on the swarm: its canonicals' stacks, volumes, secrets, configs, networks
 demo-swarm-clean: $(VENV)/.installed
-	flock $(SWARM_LOCK) $(PY) -m canonlib.demo_swarm clean demo-swarm
+	flock $(SWARM_LOCK) $(PY) -m canonlib.demo.swarm clean demo-swarm
 
 swarm:
 	scripts/swarm-up
 
 docs: $(VENV)/.installed
-	$(PY) -m canonlib.reference docs/reference
+	$(PY) -m canonlib.cli.reference docs/reference
 
 bench: $(VENV)/.installed
 	$(PY) bench/noop_sweep.py

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import nbformat  # noqa: E402
 
 from canonlib.config import load_config  # noqa: E402
-from canonlib.demo import run_demo  # noqa: E402
+from canonlib.demo.fleet import run_demo  # noqa: E402
 from canonlib.evidence.run import SUITES, execute  # noqa: E402
 
 

@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from canonlib.config import load_config  # noqa: E402
-from canonlib.demo import FLEET_TEST, META, recipe_files  # noqa: E402
-from canonlib.sweep import sweep  # noqa: E402
-from canonlib.upstream import IDENTITY, UpstreamRepo  # noqa: E402
+from canonlib.demo.fleet import FLEET_TEST, META, recipe_files  # noqa: E402
+from canonlib.recipe.builder import IDENTITY, UpstreamRepo  # noqa: E402
+from canonlib.sweep.orchestrate import sweep  # noqa: E402
 
 
 def build(root: Path, reds: int) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from canonlib.mirror import Mirror  # noqa: E402
+from canonlib.recipe.mirror import Mirror  # noqa: E402
 from tests.gitrepo import Upstream, fast_import_tags  # noqa: E402
 
 

@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from canonlib.config import load_config  # noqa: E402
-from canonlib.registry import Registry  # noqa: E402
-from canonlib.sweep import sync_all  # noqa: E402
-from canonlib.versions import latest_release  # noqa: E402
+from canonlib.recipe.versions import latest_release  # noqa: E402
+from canonlib.state.registry import Registry  # noqa: E402
+from canonlib.sweep.orchestrate import sync_all  # noqa: E402
 
 GIT_ID = [
     "-c",
@@ -124,7 +124,7 @@ def build(root: Path, n: int) -> Path:
 
 
 PEAK = (
-    "import resource, sys\nfrom canonlib.cli import main\nrc = main(sys.argv[1:])\n"
+    "import resource, sys\nfrom canonlib.cli.main import main\nrc = main(sys.argv[1:])\n"
     "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)\n"
 )
 
@@ -188,8 +188,8 @@ def run_fetch(upstreams: list[Path], mirrors: Path) -> float:
 
 
 def run_guard(cfg) -> float:
-    from canonlib import registry_guard
     from canonlib.backends import make_backend
+    from canonlib.state import registry_guard
 
     t0 = time.perf_counter()
     registry_guard.require_current(cfg.db_path, make_backend(cfg), "sweep")

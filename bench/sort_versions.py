@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from packaging.version import Version  # noqa: E402
 
-from canonlib.versions import parse_version, sort_versions  # noqa: E402
+from canonlib.recipe.versions import parse_version, sort_versions  # noqa: E402
 
 APPS = ["1.27.2", "v2.0.0", "28.0.2-fpm", "1.0.5-social-amd64", "v0.4", "1.15.3", "25.0.1"]
 

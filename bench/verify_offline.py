@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from canonlib.config import load_config  # noqa: E402
-from canonlib.demo import run_demo  # noqa: E402
+from canonlib.demo.fleet import run_demo  # noqa: E402
 from canonlib.evidence.manifest import hash_tree  # noqa: E402
 from canonlib.evidence.run import run_suite  # noqa: E402
 from canonlib.evidence.verify import verify  # noqa: E402

@@ -82,8 +82,8 @@ def fold_label(row: dict) -> dict:
 def sweep_table(rows: list[dict], width: int | None = None) -> str:
     """The sweep table as ``canon sweep`` prints it (a ``reason`` column: reason, then warnings),
     cut to ``width``, else to the terminal's; whole when printing to a file or a pipe."""
-    from .clistyle import format_table
-    from .term import width as terminal_width
+    from canonlib.cli.style import format_table
+    from canonlib.term import width as terminal_width
 
     rows = [{**r, "reason": why(r) or None} for r in map(fold_label, rows)]
     columns = [*SWEEP_COLUMNS, *(["reason"] if any(r["reason"] for r in rows) else [])]

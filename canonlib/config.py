@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import git
-from .errors import UsageError
-from .files import FileProblem, read_small_file
-from .term import did_you_mean
+from canonlib import git
+from canonlib.errors import UsageError
+from canonlib.files import FileProblem, read_small_file
+from canonlib.term import did_you_mean
 
 DEFAULT_UPSTREAM = "https://git.coopcloud.tech/coop-cloud/{recipe}.git"
 BACKENDS = ("local", "abra", "swarm")

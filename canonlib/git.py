@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .errors import CanonError
+from canonlib.errors import CanonError
 
 DEFAULT_TIMEOUT_S = 120.0
 ZERO = "0" * 40

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from canonlib.sweep import sweep
+from canonlib.sweep.orchestrate import sweep
 from tests.gitrepo import Upstream
 from tests.workspace import Workspace
 

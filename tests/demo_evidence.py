@@ -51,8 +51,8 @@ class DemoEvidence:
 
 def code_key() -> str:
     """Source files only: mutmut keeps its own bookkeeping (``verify.py.meta``) beside them."""
-    from canonlib.knownred import harness_identity
-    from canonlib.sweep import code_identity
+    from canonlib.sweep.knownred import harness_identity
+    from canonlib.sweep.orchestrate import code_identity
 
     h = hashlib.sha256(sys.version.encode() + Path(__file__).read_bytes())
     # the demo's registry remembers its harness (canon's commit, the interpreter): a later run on a
@@ -78,7 +78,7 @@ def _prune(root: Path, keep: Path) -> None:
 
 def demo_evidence() -> DemoEvidence:
     """The cached demo of this code version, built now if it is not there yet."""
-    from canonlib.demo import run_demo
+    from canonlib.demo.fleet import run_demo
 
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)

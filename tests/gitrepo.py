@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from canonlib.upstream import IDENTITY, UpstreamRepo
+from canonlib.recipe.builder import IDENTITY, UpstreamRepo
 
 ID = [arg for k, v in IDENTITY.items() for arg in ("-c", f"{k}={v}")]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from canonlib import versions
+from canonlib.recipe import versions
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from canonlib.backends import BackendError
-from canonlib.marker import CANONICAL, RETIRED, SlotMarker
+from canonlib.state.marker import CANONICAL, RETIRED, SlotMarker
 from tests.test_abra import ABRA_META, backend, fake_abra  # noqa: F401 -- the fixture
 from tests.workspace import Workspace
 

@@ -23,9 +23,9 @@ import pytest
 
 from canonlib.backends import BackendError
 from canonlib.backends.local import LocalBackend
-from canonlib.marker import CANONICAL, COLD, NEXT, SlotMarker
-from canonlib.registry import Registry
-from canonlib.sweep import sweep
+from canonlib.state.marker import CANONICAL, COLD, NEXT, SlotMarker
+from canonlib.state.registry import Registry
+from canonlib.sweep.orchestrate import sweep
 from tests.gitrepo import Upstream
 from tests.workspace import META, Workspace
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from canonlib import reference
-from canonlib.cli import build_parser
+from canonlib.cli import reference
+from canonlib.cli.main import build_parser
 from tests.workspace import Workspace
 
 ANSI = re.compile(r"\033\[[0-9;]*m")

@@ -27,8 +27,8 @@ import pytest
 
 from canonlib.backends.local import LocalBackend
 from canonlib.faults import ENV, FILLER, POINTS
-from canonlib.marker import CANONICAL
-from canonlib.registry import Registry
+from canonlib.state.marker import CANONICAL
+from canonlib.state.registry import Registry
 from tests import test_canonical_safety as safety
 from tests.test_canonical_safety import canon, precious, rows_of
 from tests.test_no_tracebacks import mounted

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from canonlib.mirror import reap_leftovers
 from canonlib.process import pid_alive
+from canonlib.recipe.mirror import reap_leftovers
 from tests.procs import alive
 from tests.workspace import Workspace
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from canonlib.evidence.proofs import determinism_claims
-from canonlib.registry import RESULT_FIELDS, Registry
+from canonlib.state.registry import RESULT_FIELDS, Registry
 
 C = "c" * 40
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from canonlib.backends.common import parse_env, render_env
 from canonlib.backends.local import LocalBackend
-from canonlib.meta import load_meta
+from canonlib.recipe.meta import load_meta
 
 SAMPLE = """\
 TYPE=keycloak

@@ -105,8 +105,8 @@ def weekly(demo, tmp_path_factory):
     older = ws.parent / "older.db"
     backup_registry(cfg.db_path, older)
     up = ws / "upstream" / "custom-html"
-    from canonlib.demo import recipe_files
-    from canonlib.upstream import UpstreamRepo
+    from canonlib.demo.fleet import recipe_files
+    from canonlib.recipe.builder import UpstreamRepo
 
     repo = UpstreamRepo(up)  # re-initialising an existing repo keeps its history
     repo.commit(

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from canonlib.evidence.manifest import MANIFEST
-from canonlib.registry import Registry
+from canonlib.state.registry import Registry
 from tests.test_sweep import slow_workspace, wait_for
 from tests.workspace import Workspace
 

@@ -12,7 +12,7 @@ import pytest
 
 from canonlib.backends import BackendError
 from canonlib.backends.compose import abra_sh_exports, app_env, parse_compose_files
-from canonlib.sweep import sweep
+from canonlib.sweep.orchestrate import sweep
 from tests.gitrepo import git
 from tests.workspace import Workspace
 

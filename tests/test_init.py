@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from canonlib import git
-from canonlib.demo import recipe_files
-from canonlib.init import EXAMPLE_RECIPE, init, meta_sample
-from canonlib.meta import KEYS, load_meta, parse_meta
-from canonlib.upstream import UpstreamRepo
+from canonlib.demo.fleet import recipe_files
+from canonlib.ops.init import EXAMPLE_RECIPE, init, meta_sample
+from canonlib.recipe.builder import UpstreamRepo
+from canonlib.recipe.meta import KEYS, load_meta, parse_meta
 
 COOPCLOUD = "https://git.coopcloud.tech/coop-cloud/"
 

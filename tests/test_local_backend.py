@@ -10,8 +10,8 @@ from canonlib.backends import BackendError
 from canonlib.backends.common import render_env
 from canonlib.backends.local import LocalBackend, copy_recipe_tree
 from canonlib.git import InvalidRef
-from canonlib.meta import RecipeMeta
-from canonlib.mirror import Mirror
+from canonlib.recipe.meta import RecipeMeta
+from canonlib.recipe.mirror import Mirror
 
 
 def test_symlink_out_of_the_recipe_tree_is_refused(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from canonlib.meta import KEYS, MetaError, load_meta
+from canonlib.recipe.meta import KEYS, MetaError, load_meta
 
 
 def write(tmp_path, text, recipe="nextcloud"):

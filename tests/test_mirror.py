@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from canonlib.git import InvalidRef
-from canonlib.mirror import Mirror, SyncError
+from canonlib.recipe.mirror import Mirror, SyncError
 from tests.gitrepo import Upstream, fast_import_tags, git, ls_remote
 
 

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from canonlib.mirror import Mirror, SyncError
+from canonlib.recipe.mirror import Mirror, SyncError
 from tests.gitrepo import Upstream, git, ls_remote
 
 

@@ -7,7 +7,7 @@ clean), named for the recipe.
 
 from __future__ import annotations
 
-from canonlib.mirror import Mirror
+from canonlib.recipe.mirror import Mirror
 
 
 def test_report_names_recipe_url_and_branch(upstream, tmp_path):
@@ -40,7 +40,7 @@ def test_errors_name_gits_own_complaint(tmp_path):
     """A failed fetch or checkout ends with git's first "fatal:"/"error:" line, not a warning
     before it, nor the whole command line."""
     from canonlib.git import GitError
-    from canonlib.mirror import Mirror, SyncError, _gist
+    from canonlib.recipe.mirror import Mirror, SyncError, _gist
 
     gone = Mirror("gone", tmp_path / "gone.git", str(tmp_path / "nope"))
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from canonlib.registry import Registry
+from canonlib.state.registry import Registry
 from tests.need import need
 from tests.workspace import META, Workspace
 
@@ -287,7 +287,8 @@ def test_a_bug_is_one_line_and_a_crash_log(ws):
     """A real exception canon does not expect (injected into status in the child)."""
     code = textwrap.dedent(f"""\
         import sys
-        from canonlib import cli, status
+        from canonlib.cli import main as cli
+        from canonlib.ops import status
         def broken(config, now=None):
             return {{}}["no such key"]
         status.status_rows = broken
@@ -304,7 +305,7 @@ def test_a_bug_is_one_line_and_a_crash_log(ws):
 def test_a_bug_with_an_unusable_state_logs_to_a_temp_dir(tmp_path):
     code = textwrap.dedent("""\
         import sys
-        from canonlib import cli
+        from canonlib.cli import main as cli
         def broken(args):
             raise RuntimeError("boom")
         cli.cmd_config_example = broken

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from canonlib.systemd import read_unit, unit_environment
+from canonlib.ops.systemd import read_unit, unit_environment
 from tests.need import need
 from tests.workspace import META, Workspace
 

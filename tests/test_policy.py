@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from canonlib.policy import (
+from canonlib.sweep.policy import (
     Outcome,
     RedKey,
     gate_reason,

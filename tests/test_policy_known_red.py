@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from canonlib import policy
-from canonlib.policy import RUN, SKIP_HELD, SKIP_KNOWN_RED, SKIP_NEVER, SKIP_NO_NEW, RedKey
+from canonlib.sweep import policy
+from canonlib.sweep.policy import RUN, SKIP_HELD, SKIP_KNOWN_RED, SKIP_NEVER, SKIP_NO_NEW, RedKey
 
 KEY = RedKey("2.0.0+1.0", "c" * 40, "sha256:tests-a", "canon 0.1.0; canon harness")
 

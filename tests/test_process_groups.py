@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from canonlib import policy
 from canonlib.backends import BackendError
 from canonlib.backends.abra import AbraBackend
 from canonlib.backends.common import run_command, run_group
-from canonlib.harness import functional_tests
+from canonlib.sweep import policy
+from canonlib.sweep.harness import functional_tests
 from tests.procs import alive, settled_dead
 from tests.test_abra import install_abra
 

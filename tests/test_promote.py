@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from canonlib.backends.local import LocalBackend
-from canonlib.promote import promote
-from canonlib.registry import Registry
+from canonlib.state.registry import Registry
+from canonlib.sweep.promote import promote
 from tests.workspace import META, Workspace
 
 

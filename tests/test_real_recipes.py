@@ -15,10 +15,10 @@ import sys
 
 import pytest
 
-from canonlib import policy
-from canonlib.demo import recipe_files
-from canonlib.registry import Registry
-from canonlib.sweep import sweep
+from canonlib.demo.fleet import recipe_files
+from canonlib.state.registry import Registry
+from canonlib.sweep import policy
+from canonlib.sweep.orchestrate import sweep
 from tests.gitrepo import Upstream, git
 from tests.need import need
 from tests.workspace import META, Workspace
@@ -161,7 +161,7 @@ def test_retry_a_new_commit_on_the_tag_and_a_new_canon_run_it_again(fleet, monke
     (row,) = sweep(ws.config, only=only, retry=["crate"]).rows  # canon sweep --retry crate
     assert row["decision"] == "run" and row["label"] == "FAIL (level 0/5)"
     # a new canon (version or commit) is a new harness: the verdict is not its own
-    import canonlib.sweep as sweep_mod
+    import canonlib.sweep.orchestrate as sweep_mod
 
     real = sweep_mod.code_identity
     monkeypatch.setattr(sweep_mod, "code_identity", lambda: {**real(), "code_version": "9.9.9"})

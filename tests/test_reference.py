@@ -7,9 +7,9 @@ import ast
 from pathlib import Path
 
 import canonlib
-from canonlib import reference
+from canonlib.cli import reference
 from canonlib.config import CONFIG_KEYS, load_config
-from canonlib.meta import KEY_HELP, KEYS, parse_meta
+from canonlib.recipe.meta import KEY_HELP, KEYS, parse_meta
 
 REPO = Path(__file__).resolve().parents[1]
 PKG = Path(canonlib.__file__).resolve().parent
@@ -32,12 +32,14 @@ def test_check_names_a_stale_page_and_regenerating_fixes_it(tmp_path, capsys):
     capsys.readouterr()
     assert reference.main([str(tmp_path), "--check"]) == 1
     err = capsys.readouterr().err
-    assert "recipe-meta.md" in err and "python -m canonlib.reference docs/reference" in err
+    assert "recipe-meta.md" in err and "python -m canonlib.cli.reference docs/reference" in err
     assert "cli.md" not in err
 
 
 def test_every_meta_key_has_help_and_a_working_example():
-    assert set(KEY_HELP) == set(KEYS), "add the missing keys' help to KEY_HELP in canonlib/meta.py"
+    assert set(KEY_HELP) == set(KEYS), (
+        "add the missing keys' help to KEY_HELP in canonlib/recipe/meta.py"
+    )
     for name, h in KEY_HELP.items():
         assert len(h.meaning) > 20, name
         values = parse_meta(h.example, Path("recipe_meta.py"))  # type-checked by the parser
@@ -130,7 +132,7 @@ def test_every_documented_config_example_loads(tmp_path):
 
 
 def test_the_cli_page_has_every_command(tmp_path):
-    from canonlib.cli import build_parser
+    from canonlib.cli.main import build_parser
 
     page = reference.cli_md()
     progs = [p.prog for p, _ in reference.walk(build_parser())]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from canonlib import registry
-from canonlib.registry import (
+from canonlib.state import registry
+from canonlib.state.registry import (
     GENESIS,
     RESULT_FIELDS,
     SCHEMA_VERSION,
@@ -127,7 +127,7 @@ def test_not_a_database_is_a_clear_error(tmp_path):
 
 CHILD = textwrap.dedent("""
     import sys, time, pathlib
-    from canonlib.registry import Registry
+    from canonlib.state.registry import Registry
 
     class Paused(Registry):
         def _upsert_canonical(self, c, p):

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from canonlib.cli import main
+from canonlib.cli.main import main
 from canonlib.evidence.manifest import MANIFEST
 from canonlib.evidence.report import ROW_COLOURS, latest_dir
 from canonlib.evidence.run import run_suite
-from canonlib.registry import Registry
-from canonlib.sweep import sweep
+from canonlib.state.registry import Registry
+from canonlib.sweep.orchestrate import sweep
 from tests.need import need
 from tests.workspace import Workspace
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from canonlib.registry import MIGRATIONS, RESULT_FIELDS, SCHEMA_VERSION, Registry
+from canonlib.state.registry import MIGRATIONS, RESULT_FIELDS, SCHEMA_VERSION, Registry
 
 NEW = ("reason", "verdict", "tag_commit", "fleet_tests", "harness", "known_red_run")
 

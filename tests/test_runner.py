@@ -11,8 +11,8 @@ import textwrap
 
 import pytest
 
-from canonlib import policy
-from canonlib.runner import cold_run
+from canonlib.sweep import policy
+from canonlib.sweep.runner import cold_run
 from tests.procs import settled_dead
 from tests.workspace import META, Workspace
 

@@ -14,8 +14,8 @@ import pytest
 
 from canonlib.backends import BackendError
 from canonlib.backends.swarm import SwarmBackend
-from canonlib.marker import CANONICAL, COLD, SlotMarker, now_utc
-from canonlib.meta import RecipeMeta
+from canonlib.recipe.meta import RecipeMeta
+from canonlib.state.marker import CANONICAL, COLD, SlotMarker, now_utc
 from tests.swarmkit import (
     IMAGE,
     docker,

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from canonlib import demo_swarm
 from canonlib.backends.swarm import SwarmBackend
-from canonlib.demo import KEYCLOAK_BROKEN_HOOK, demo_image, recipe_files
-from canonlib.registry import Registry
-from canonlib.sweep import sweep
+from canonlib.demo import swarm as demo_swarm
+from canonlib.demo.fleet import KEYCLOAK_BROKEN_HOOK, demo_image, recipe_files
+from canonlib.state.registry import Registry
+from canonlib.sweep.orchestrate import sweep
 from tests.swarmkit import (
     IMAGE,
     docker,

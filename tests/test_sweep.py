@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from canonlib.registry import Registry
-from canonlib.sweep import sweep
+from canonlib.state.registry import Registry
+from canonlib.sweep.orchestrate import sweep
 from tests.procs import settled_dead
 from tests.workspace import META, Workspace
 

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from canonlib.systemd import read_unit
+from canonlib.ops.systemd import read_unit
 from tests.need import need
 from tests.workspace import Workspace
 

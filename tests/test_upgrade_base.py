@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from canonlib.registry import Registry
+from canonlib.state.registry import Registry
 from tests import test_canonical_safety as safety
 from tests.gitrepo import git
 from tests.test_canonical_safety import canon, rows_of

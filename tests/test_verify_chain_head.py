@@ -18,7 +18,7 @@ import pytest
 from canonlib.evidence.manifest import MANIFEST
 from canonlib.evidence.run import run_suite
 from canonlib.evidence.verify import verify
-from canonlib.registry import GENESIS, Registry
+from canonlib.state.registry import GENESIS, Registry
 from tests.workspace import Workspace
 
 pytestmark = pytest.mark.slow

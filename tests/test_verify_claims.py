@@ -25,7 +25,7 @@ from canonlib.evidence.manifest import ENVELOPE, MANIFEST, canonical_json, hash_
 from canonlib.evidence.records import RECORD_MIME, RECORDS, record_output
 from canonlib.evidence.suites import SUITES
 from canonlib.evidence.verify import verify
-from canonlib.registry import Registry
+from canonlib.state.registry import Registry
 from tests.demo_evidence import copy_evidence, copy_state, demo_evidence
 from tests.gitrepo import git
 

@@ -9,7 +9,7 @@ import semver
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from canonlib.versions import (
+from canonlib.recipe.versions import (
     InvalidRecipeVersion,
     is_version,
     latest_release,

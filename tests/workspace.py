@@ -7,9 +7,9 @@ import textwrap
 from pathlib import Path
 
 from canonlib.config import load_config
-from canonlib.demo import FLEET_TEST, META, recipe_files
-from canonlib.meta import load_meta
-from canonlib.mirror import Mirror
+from canonlib.demo.fleet import FLEET_TEST, META, recipe_files
+from canonlib.recipe.meta import load_meta
+from canonlib.recipe.mirror import Mirror
 from tests.gitrepo import Upstream
 
 

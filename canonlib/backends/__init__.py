@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import CanonError
-from ..marker import SlotMarker
-from ..meta import RecipeMeta
+from canonlib.errors import CanonError
+from canonlib.recipe.meta import RecipeMeta
+from canonlib.state.marker import SlotMarker
 
 
 class BackendError(CanonError):
@@ -84,15 +84,15 @@ class Backend(Protocol):
 def make_backend(config: Any, *, run_dir: Path | None = None) -> Backend:
     kind = config.backend.get("kind", "local")
     if kind == "local":
-        from .local import LocalBackend
+        from canonlib.backends.local import LocalBackend
 
         return LocalBackend(config.slots_dir)
     if kind == "abra":
-        from .abra import AbraBackend
+        from canonlib.backends.abra import AbraBackend
 
         return AbraBackend.from_config(config, run_dir=run_dir)
     if kind == "swarm":
-        from .swarm import SwarmBackend
+        from canonlib.backends.swarm import SwarmBackend
 
         return SwarmBackend.from_config(config, run_dir=run_dir)
     raise BackendError("config", f"unknown backend {kind!r}")

@@ -38,11 +38,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import git
-from ..marker import SlotMarker
-from ..meta import RecipeMeta
-from . import BackendError, refuse_canonical
-from .common import (
+from canonlib import git
+from canonlib.backends import BackendError, refuse_canonical
+from canonlib.backends.common import (
     BackendUnavailable,
     generate_secret,
     parse_env,
@@ -50,7 +48,9 @@ from .common import (
     run_group,
     wait_probes,
 )
-from .compose import env_sample, parse_compose_files, secret_version, split_step
+from canonlib.backends.compose import env_sample, parse_compose_files, secret_version, split_step
+from canonlib.recipe.meta import RecipeMeta
+from canonlib.state.marker import SlotMarker
 
 
 class AbraBackend:
@@ -384,7 +384,7 @@ class AbraBackend:
         }
 
     def disk_usage(self, slot: str | None = None) -> int:
-        from .local import tree_size
+        from canonlib.backends.local import tree_size
 
         return tree_size(self.abra_dir) if self.abra_dir.exists() else 0
 

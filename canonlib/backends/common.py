@@ -18,8 +18,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from ..process import kill_group
-from . import BackendError
+from canonlib.backends import BackendError
+from canonlib.process import kill_group
 
 _ALNUM = string.ascii_letters + string.digits
 

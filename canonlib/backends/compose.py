@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from ..files import FileProblem, read_tree_file
-from . import BackendError
-from .common import parse_env, render_env
+from canonlib.backends import BackendError
+from canonlib.backends.common import parse_env, render_env
+from canonlib.files import FileProblem, read_tree_file
 
 DEFAULT_COMPOSE_FILE = "compose.yml"
 _EXPORT = re.compile(r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(['\"]?)([^'\"$`\\;|&]*)\2\s*$")

@@ -28,11 +28,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..marker import MARKER_FILE, SlotMarker
-from ..meta import RecipeMeta
-from . import BackendError, refuse_canonical
-from .common import generate_secret, parse_env, render_env, run_command, wait_probes
-from .compose import env_sample, parse_compose_files
+from canonlib.backends import BackendError, refuse_canonical
+from canonlib.backends.common import (
+    generate_secret,
+    parse_env,
+    render_env,
+    run_command,
+    wait_probes,
+)
+from canonlib.backends.compose import env_sample, parse_compose_files
+from canonlib.recipe.meta import RecipeMeta
+from canonlib.state.marker import MARKER_FILE, SlotMarker
 
 _SLOT = re.compile(r"[a-z0-9][a-z0-9._-]{0,150}", re.ASCII)
 

@@ -14,7 +14,7 @@ plus the secrets, configs, volumes and networks it made.  Per slot::
 Everything canon creates carries the labels ``canon.slot``, ``canon.recipe``
 and ``canon.run_id``; teardown selects what to remove by those labels, never
 by a name.  The slot's marker is a docker config (``canon.record=1``) whose
-labels are the :class:`~canonlib.marker.SlotMarker`; re-marking writes a new
+labels are the :class:`~canonlib.state.marker.SlotMarker`; re-marking writes a new
 record, then drops the old, so a slot is never without one.  A slot whose
 marker says ``canonical`` is never torn down.  ``warm = "running"`` (the
 default) keeps a promoted canonical's stack running; ``warm = "snapshot"``
@@ -43,11 +43,15 @@ from typing import Any
 
 import yaml
 
-from ..marker import COLD, NEXT, RETIRED, SlotMarker, now_utc
-from ..meta import RecipeMeta
-from . import BackendError, refuse_canonical
-from .common import BackendUnavailable, generate_secret, probe_once, run_group, wait_probes
-from .compose import (
+from canonlib.backends import BackendError, refuse_canonical
+from canonlib.backends.common import (
+    BackendUnavailable,
+    generate_secret,
+    probe_once,
+    run_group,
+    wait_probes,
+)
+from canonlib.backends.compose import (
     app_env,
     compose_files,
     literal,
@@ -57,6 +61,8 @@ from .compose import (
     stack_name,
     with_labels,
 )
+from canonlib.recipe.meta import RecipeMeta
+from canonlib.state.marker import COLD, NEXT, RETIRED, SlotMarker, now_utc
 
 RECORD = "canon.record"
 LABEL_SLOT = "canon.slot"
@@ -997,7 +1003,7 @@ class SwarmBackend:
 
     def slot_env(self, slot: str) -> dict[str, str]:
         env_file = self._dir(slot) / ".env"
-        from .common import parse_env
+        from canonlib.backends.common import parse_env
 
         env = parse_env(env_file.read_text()) if env_file.exists() else {}
         return {
@@ -1010,7 +1016,7 @@ class SwarmBackend:
         }
 
     def disk_usage(self, slot: str | None = None) -> int:
-        from .local import tree_size
+        from canonlib.backends.local import tree_size
 
         path = self._dir(slot) if slot else self.work
         return tree_size(path) if path.exists() else 0

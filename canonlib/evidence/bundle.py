@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .. import git
-from ..config import Config
-from ..registry import Registry
+from canonlib import git
+from canonlib.config import Config
+from canonlib.state.registry import Registry
 
 BUNDLE = "bundle"
 REGISTRY = f"{BUNDLE}/registry.db"

@@ -22,8 +22,16 @@ matplotlib.use("agg")  # rendered to PNG, whatever the kernel's backend
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from ..meta import RUNGS  # noqa: E402
-from .report import OUTCOMES, human_bytes, label_head, missing, outcome, reason, short_date  # noqa: E402
+from canonlib.evidence.report import (  # noqa: E402
+    OUTCOMES,
+    human_bytes,
+    label_head,
+    missing,
+    outcome,
+    reason,
+    short_date,
+)
+from canonlib.recipe.meta import RUNGS  # noqa: E402
 
 REASON_CHARS = 80  # beside a bar; the tables carry the full reason
 PNG_META = {"Software": None}  # no version stamp: the same values give the same bytes

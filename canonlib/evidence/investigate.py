@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .report import FAILING, label_head, outcome, reason
+from canonlib.evidence.report import FAILING, label_head, outcome, reason
 
 TAIL_CHARS = 3000
 

@@ -19,13 +19,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
-from ..fleet import fleet_commit
-from ..registry import utcnow
-from ..sweep import code_identity
-from .bundle import REGISTRY, open_copy
-from .records import RECORDS, EvidenceRun
-from .verdict import Verdict
+from canonlib.config import Config
+from canonlib.evidence.bundle import REGISTRY, open_copy
+from canonlib.evidence.records import RECORDS, EvidenceRun
+from canonlib.evidence.verdict import Verdict
+from canonlib.recipe.fleet import fleet_commit
+from canonlib.state.registry import utcnow
+from canonlib.sweep.orchestrate import code_identity
 
 MANIFEST = "manifest.json"
 ENVELOPE = "manifest.dsse.json"

@@ -25,13 +25,10 @@ matplotlib.use("agg")  # figures are rendered to PNG here, whatever the kernel's
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..claims import Claim  # noqa: E402
-from ..config import Config, load_config  # noqa: E402
-from ..meta import RUNGS  # noqa: E402
-from ..registry import Registry  # noqa: E402
-from ..sweep import Interrupted, raise_interrupted, sweep  # noqa: E402
-from . import proofs  # noqa: E402
-from .records import (  # noqa: E402
+from canonlib.claims import Claim  # noqa: E402
+from canonlib.config import Config, load_config  # noqa: E402
+from canonlib.evidence import proofs  # noqa: E402
+from canonlib.evidence.records import (  # noqa: E402
     BEFORE_AFTER_COLUMNS,
     CLAIM_COLUMNS,
     DISK_COLUMNS,
@@ -42,6 +39,9 @@ from .records import (  # noqa: E402
     record,
     shown_rows,
 )
+from canonlib.recipe.meta import RUNGS  # noqa: E402
+from canonlib.state.registry import Registry  # noqa: E402
+from canonlib.sweep.orchestrate import Interrupted, raise_interrupted, sweep  # noqa: E402
 
 
 def show(fig) -> None:
@@ -128,9 +128,9 @@ def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
 
 def labels_and_durations(rows: list[dict[str, Any]], run_id: str = "", started: str = "") -> None:
     """The sweep figure: one bar per recipe coloured by outcome, its reason beside it (alt text below)."""
-    from ..registry import utcnow
-    from .figures import show as show_alt
-    from .figures import sweep_figure
+    from canonlib.evidence.figures import show as show_alt
+    from canonlib.evidence.figures import sweep_figure
+    from canonlib.state.registry import utcnow
 
     show_alt(*sweep_figure(rows, run_id, started or utcnow()))
 
@@ -205,7 +205,7 @@ def samever(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
 
 def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     """Measure, record ``disk`` (every figure shown) and its claims; table and figure from the record."""
-    from ..disk import disk_report
+    from canonlib.state.disk import disk_report
 
     rep = disk_report(cfg)
     summary = {
@@ -224,10 +224,10 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     }
     record("disk", summary, DISK_COLUMNS)
     df = pd.DataFrame(summary["rows"])
-    from ..fleet import discover
-    from .figures import disk_figure
-    from .figures import show as show_alt
-    from .report import human_bytes
+    from canonlib.evidence.figures import disk_figure
+    from canonlib.evidence.figures import show as show_alt
+    from canonlib.evidence.report import human_bytes
+    from canonlib.recipe.fleet import discover
 
     try:
         recipes = [r.name for r in discover(cfg.fleet).recipes]  # every recipe drawn, zero or not
@@ -240,7 +240,7 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
 
 def pick_investigate(cfg: Config, recipe: str) -> str:
     """The given recipe, else the one failing longest, else the last that failed, else the first."""
-    from .investigate import pick
+    from canonlib.evidence.investigate import pick
 
     if recipe:
         return recipe
@@ -258,9 +258,9 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
     rungs_rows = [{"run_id": r["run_id"], **(r["rungs"] or {})} for r in rows if r["rungs"]]
     record("investigate_rungs", rungs_rows, ["run_id", *RUNGS])
     rungs = pd.DataFrame(rungs_rows)
-    from .figures import rungs_figure
-    from .figures import show as show_alt
-    from .investigate import investigation
+    from canonlib.evidence.figures import rungs_figure
+    from canonlib.evidence.figures import show as show_alt
+    from canonlib.evidence.investigate import investigation
 
     inv = investigation(recipe, rows)  # the reason, the streak and the last failing log's tail
     for key in (
@@ -281,7 +281,7 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
 
 def verify_table(target: str) -> tuple[pd.DataFrame, bool]:
     """``canon verify TARGET`` from cold (no config, no state), its claims recorded."""
-    from .verify import verify
+    from canonlib.evidence.verify import verify
 
     claims = verify(Path(target))
     record("verified", str(target))

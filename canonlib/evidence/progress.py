@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from .. import term
+from canonlib import term
 
 POLL_S = 0.5
 

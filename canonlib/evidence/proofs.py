@@ -14,17 +14,18 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from .. import git, policy
-from ..claims import Claim
-from ..config import Config, load_config
-from ..meta import load_meta
-from ..mirror import Mirror
-from ..promote import promote
-from ..registry import Registry
-from ..runner import cold_run
-from ..sweep import sweep
-from ..upstream import UpstreamRepo
-from ..versions import latest_release, parse_version
+from canonlib import git
+from canonlib.claims import Claim
+from canonlib.config import Config, load_config
+from canonlib.recipe.builder import UpstreamRepo
+from canonlib.recipe.meta import load_meta
+from canonlib.recipe.mirror import Mirror
+from canonlib.recipe.versions import latest_release, parse_version
+from canonlib.state.registry import Registry
+from canonlib.sweep import policy
+from canonlib.sweep.orchestrate import sweep
+from canonlib.sweep.promote import promote
+from canonlib.sweep.runner import cold_run
 
 LABEL_RE = re.compile(r"(coop-cloud\.\$\{STACK_NAME\}\.version=)([^\"'\s]+)")
 
@@ -116,7 +117,7 @@ def purge_scratch(workdir: Path) -> None:
     toml = Path(workdir) / "canon.toml"
     if not toml.exists():
         return
-    from ..backends import make_backend
+    from canonlib.backends import make_backend
 
     backend = make_backend(load_config(toml, env_overrides=False))
     if backend.name == "swarm":
@@ -141,7 +142,7 @@ def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> dict[str
         "base_release": latest,
         "scratch_db": str(s.config.db_path),
     }
-    from ..backends import make_backend
+    from canonlib.backends import make_backend
 
     backend = make_backend(s.config)  # the scratch's own slots, on the config's backend
     env = s.config.child_env()

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..claims import Claim
-from ..meta import RUNGS
+from canonlib.claims import Claim
+from canonlib.recipe.meta import RUNGS
 
 SUMMARY = "summary.md"
 INDEX = "index.html"
@@ -873,7 +873,7 @@ def add_report(d: str | Path, stmt: dict[str, Any], out=print) -> dict[str, Any]
     """Write the report for Statement ``stmt`` into ``d`` and list its files in the Statement's
     file hashes (call it before the manifest is written or signed).  A report that cannot be
     rendered is said in one line; the evidence itself is never lost to it."""
-    from .manifest import hash_tree
+    from canonlib.evidence.manifest import hash_tree
 
     d = Path(d)
     try:

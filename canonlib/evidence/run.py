@@ -29,15 +29,19 @@ from typing import Any
 
 import psutil
 
-from ..config import Config
-from ..errors import UsageError
-from ..registry import utcnow
-from ..sweep import Interrupted, new_run_id
-from . import signing
-from .bundle import write_refs_and_config, write_registry
-from .manifest import ENVELOPE, bundled_facts, claimed_sweep_runs, statement, write_manifest
-from .progress import watch_sweeps
-from .records import (
+from canonlib.config import Config
+from canonlib.errors import UsageError
+from canonlib.evidence import signing
+from canonlib.evidence.bundle import write_refs_and_config, write_registry
+from canonlib.evidence.manifest import (
+    ENVELOPE,
+    bundled_facts,
+    claimed_sweep_runs,
+    statement,
+    write_manifest,
+)
+from canonlib.evidence.progress import watch_sweeps
+from canonlib.evidence.records import (
     RECORDS,
     EvidenceRun,
     NotebookRun,
@@ -45,9 +49,11 @@ from .records import (
     notebook_problems,
     read_records,
 )
-from .report import add_report, warm_up
-from .suites import SUITES
-from .verdict import Verdict, verdict
+from canonlib.evidence.report import add_report, warm_up
+from canonlib.evidence.suites import SUITES
+from canonlib.evidence.verdict import Verdict, verdict
+from canonlib.state.registry import utcnow
+from canonlib.sweep.orchestrate import Interrupted, new_run_id
 
 NOTEBOOK_TIMEOUT_S = 900
 CELL_TIMEOUT_S = 600

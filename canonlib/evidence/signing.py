@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..errors import UsageError
+from canonlib.errors import UsageError
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 KEY_NAME = "evidence-ed25519"

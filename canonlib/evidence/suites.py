@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .bundle import CONFIG, REFS, REGISTRY
-from .records import RECORDS
+from canonlib.evidence.bundle import CONFIG, REFS, REGISTRY
+from canonlib.evidence.records import RECORDS
 
 SUITES: dict[str, list[str]] = {
     "weekly": ["sweep", "determinism", "disk_budget"],

@@ -32,12 +32,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .. import git
-from ..claims import Claim
-from ..registry import Registry
-from . import proofs, signing
-from .bundle import CONFIG, REFS, REGISTRY, backup_registry, open_copy
-from .manifest import (
+from canonlib import git
+from canonlib.claims import Claim
+from canonlib.evidence import proofs, signing
+from canonlib.evidence.bundle import CONFIG, REFS, REGISTRY, backup_registry, open_copy
+from canonlib.evidence.manifest import (
     CANON_PREDICATE,
     ENVELOPE,
     MANIFEST,
@@ -45,7 +44,7 @@ from .manifest import (
     claimed_sweep_runs,
     hash_tree,
 )
-from .records import (
+from canonlib.evidence.records import (
     HISTORY_COLUMNS,
     RECORDS,
     SAMEVER_COLUMNS,
@@ -56,9 +55,10 @@ from .records import (
     shown_problems,
     shown_rows,
 )
-from .report import report_claims
-from .suites import SUITES, file_problem, required_files
-from .verdict import verdict
+from canonlib.evidence.report import report_claims
+from canonlib.evidence.suites import SUITES, file_problem, required_files
+from canonlib.evidence.verdict import verdict
+from canonlib.state.registry import Registry
 
 UPSTREAM_TIMEOUT_S = 60.0
 

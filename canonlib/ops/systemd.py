@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .claims import Claim
-from .config import Config
+from canonlib.claims import Claim
+from canonlib.config import Config
 
 SERVICE = "canon-sweep.service"
 TIMER = "canon-sweep.timer"
@@ -43,7 +43,7 @@ class UnitOptions:
 
 
 def checkout_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def render_service(config: Config, o: UnitOptions) -> str:

@@ -19,7 +19,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from .errors import UsageError
+from canonlib.errors import UsageError
 
 BASE_IMAGE = "canon-test/busybox:1"
 
@@ -107,7 +107,7 @@ def ensure_proxy_network(docker: str = "docker") -> None:
 
 def clean(root: str | Path) -> list[str]:
     """Every slot a swarm demo in ``root`` left on the swarm (its canonicals too), by its labels."""
-    from .backends.swarm import SwarmBackend
+    from canonlib.backends.swarm import SwarmBackend
 
     state = Path(root) / "state" / "swarm"
     if not (Path(root) / ".canon-demo").exists():
@@ -115,11 +115,11 @@ def clean(root: str | Path) -> list[str]:
     return SwarmBackend(state).purge()
 
 
-if __name__ == "__main__":  # python -m canonlib.demo_swarm clean DIR (make demo-swarm-clean)
+if __name__ == "__main__":  # python -m canonlib.demo.swarm clean DIR (make demo-swarm-clean)
     import sys
 
     if len(sys.argv) != 3 or sys.argv[1] != "clean":
-        sys.exit("usage: python -m canonlib.demo_swarm clean DIR")
+        sys.exit("usage: python -m canonlib.demo.swarm clean DIR")
     try:
         gone = clean(sys.argv[2])
     except UsageError as e:

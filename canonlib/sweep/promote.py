@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import __version__
-from .backends import Backend
-from .errors import CanonError
-from .faults import point
-from .marker import CANONICAL, NEXT, RETIRED, SlotMarker, new_slot_name, now_utc
-from .meta import RecipeMeta
-from .mirror import Checkout, Mirror
-from .registry import Registry
-from .registry_guard import write_state
+from canonlib import __version__
+from canonlib.backends import Backend
+from canonlib.errors import CanonError
+from canonlib.faults import point
+from canonlib.recipe.meta import RecipeMeta
+from canonlib.recipe.mirror import Checkout, Mirror
+from canonlib.state.marker import CANONICAL, NEXT, RETIRED, SlotMarker, new_slot_name, now_utc
+from canonlib.state.registry import Registry
+from canonlib.state.registry_guard import write_state
 
 
 @dataclass

@@ -15,11 +15,11 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .claims import Claim
-from .config import Config, load_config
-from .errors import CanonError
-from .fleet import discover
-from .systemd import read_unit, unit_environment
+from canonlib.claims import Claim
+from canonlib.config import Config, load_config
+from canonlib.errors import CanonError
+from canonlib.ops.systemd import read_unit, unit_environment
+from canonlib.recipe.fleet import discover
 
 BASE_TOOLS = ("git", "sh")
 
@@ -123,7 +123,7 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
 
 def _kernel_check() -> Claim:
     """The same kernelspec the evidence runs use (``canon``, this Python) must start and import canonlib."""
-    from .evidence.run import kernel_home
+    from canonlib.evidence.run import kernel_home
 
     code = (
         "from jupyter_client.manager import start_new_kernel\n"
@@ -148,7 +148,7 @@ def _kernel_check() -> Claim:
 
 
 def _disk_check(cfg: Config) -> Claim:
-    from .disk import disk_report
+    from canonlib.state.disk import disk_report
 
     try:
         used = disk_report(cfg)["total"]

@@ -14,9 +14,9 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import git
-from .errors import UsageError
-from .meta import KEY_HELP, KEYS, META_FILE
+from canonlib import git
+from canonlib.errors import UsageError
+from canonlib.recipe.meta import KEY_HELP, KEYS, META_FILE
 
 EXAMPLE_RECIPE = "custom-html"
 FALLBACK_IDENTITY = {"user.name": "canon init", "user.email": "canon-init@localhost.invalid"}

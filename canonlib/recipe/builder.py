@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import git
+from canonlib import git
 
 IDENTITY = {
     "user.name": "Recipe Maintainer",

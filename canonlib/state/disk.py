@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends.local import tree_size
-from .config import Config
-from .registry import Registry
+from canonlib.backends.local import tree_size
+from canonlib.config import Config
+from canonlib.state.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -28,19 +28,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__, git, policy, registry_guard
-from .backends import make_backend
-from .config import Config
-from .errors import CanonError, UsageError
-from .faults import point
-from .fleet import Fleet, FleetRecipe, discover
-from .knownred import harness_identity, tests_digest
-from .mirror import Mirror, SyncReport, owner_tag, reap_leftovers
-from .promote import promote
-from .registry import RESULT_FIELDS, Registry, utcnow
-from .runner import cold_run
-from .term import did_you_mean
-from .versions import latest_release
+from canonlib import __version__, git
+from canonlib.backends import make_backend
+from canonlib.config import Config
+from canonlib.errors import CanonError, UsageError
+from canonlib.faults import point
+from canonlib.recipe.fleet import Fleet, FleetRecipe, discover
+from canonlib.recipe.mirror import Mirror, SyncReport, owner_tag, reap_leftovers
+from canonlib.recipe.versions import latest_release
+from canonlib.state import registry_guard
+from canonlib.state.registry import RESULT_FIELDS, Registry, utcnow
+from canonlib.sweep import policy
+from canonlib.sweep.knownred import harness_identity, tests_digest
+from canonlib.sweep.promote import promote
+from canonlib.sweep.runner import cold_run
+from canonlib.term import did_you_mean
 
 FAILING_LABELS = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED")
 
@@ -93,7 +95,7 @@ def new_run_id(kind: str, now: datetime | None = None) -> str:
 
 def code_identity() -> dict[str, Any]:
     """canon's own version, git commit and dirty flag (commit None when not run from a checkout)."""
-    src = Path(__file__).resolve().parent
+    src = Path(__file__).resolve().parents[1]  # the canonlib package
     head = git.run(["rev-parse", "HEAD"], cwd=src, check=False, timeout=30)
     if head.returncode != 0:
         return {"code_version": __version__, "code_commit": None, "code_dirty": None}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import Config
-from .errors import CanonError
-from .fleet import discover
-from .registry import Canonical, Registry
+from canonlib.config import Config
+from canonlib.errors import CanonError
+from canonlib.recipe.fleet import discover
+from canonlib.state.registry import Canonical, Registry
 
 
 def age_days(promoted_at: str, now: datetime) -> float:
@@ -60,8 +60,8 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
 
 def _marked_canonicals(config: Config, canon: dict[str, Canonical]) -> dict[str, Canonical]:
     """Canonicals the slots' markers hold and the registry does not (a registry that is behind)."""
-    from .backends import make_backend
-    from .marker import CANONICAL
+    from canonlib.backends import make_backend
+    from canonlib.state.marker import CANONICAL
 
     out: dict[str, Canonical] = {}
     try:
@@ -85,7 +85,7 @@ def _incident(config: Config, c: Canonical | None) -> str | None:
     """The canonical's tag deleted or moved in the mirror (as of the last sync), else None."""
     if c is None or not config.mirror_path(c.recipe).is_dir():
         return None
-    from .sweep import _mirror, canonical_incident
+    from canonlib.sweep.orchestrate import _mirror, canonical_incident
 
     try:
         now = _mirror(config, c.recipe).tag_commit(c.tag)

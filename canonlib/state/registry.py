@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import CanonError, StateError
-from .faults import point
-from .guard import sqlite_state_message
+from canonlib.cli.guard import sqlite_state_message
+from canonlib.errors import CanonError, StateError
+from canonlib.faults import point
 
 GENESIS = "0" * 64
 

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import policy
-from .meta import RUNGS, RecipeMeta
-from .mirror import Checkout
-from .process import kill_group
+from canonlib.process import kill_group
+from canonlib.recipe.meta import RUNGS, RecipeMeta
+from canonlib.recipe.mirror import Checkout
+from canonlib.sweep import policy
 
 LOG_CAP_BYTES = 2 * 1024 * 1024
 

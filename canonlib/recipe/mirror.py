@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import git, process
-from .errors import CanonError
-from .versions import InvalidRecipeVersion, parse_version
+from canonlib import git, process
+from canonlib.errors import CanonError
+from canonlib.recipe.versions import InvalidRecipeVersion, parse_version
 
 HEADS, TAGS = "refs/heads/", "refs/tags/"
 

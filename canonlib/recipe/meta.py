@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CanonError
-from .files import FileProblem, read_small_file
+from canonlib.errors import CanonError
+from canonlib.files import FileProblem, read_small_file
 
 META_FILE = "recipe_meta.py"
 META_CAP_BYTES = 256 * 1024  # a meta is a page of literals; anything bigger is a mistake

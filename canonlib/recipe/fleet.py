@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import git
-from .errors import CanonError
-from .meta import META_FILE, MetaError, RecipeMeta, load_meta
+from canonlib import git
+from canonlib.errors import CanonError
+from canonlib.recipe.meta import META_FILE, MetaError, RecipeMeta, load_meta
 
 
 class FleetError(CanonError):

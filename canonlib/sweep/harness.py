@@ -28,16 +28,17 @@ from typing import Any
 
 import yaml
 
-from . import git, policy
-from .backends import Backend, BackendError, make_backend
-from .backends.common import BackendUnavailable, run_group
-from .backends.compose import not_a_recipe
-from .config import load_config
-from .errors import CanonError
-from .files import FileProblem, read_tree_file
-from .marker import COLD, SlotMarker, new_slot_name, now_utc
-from .meta import RUNGS, RecipeMeta, load_meta
-from .process import watch_parent
+from canonlib import git
+from canonlib.backends import Backend, BackendError, make_backend
+from canonlib.backends.common import BackendUnavailable, run_group
+from canonlib.backends.compose import not_a_recipe
+from canonlib.config import load_config
+from canonlib.errors import CanonError
+from canonlib.files import FileProblem, read_tree_file
+from canonlib.process import watch_parent
+from canonlib.recipe.meta import RUNGS, RecipeMeta, load_meta
+from canonlib.state.marker import COLD, SlotMarker, new_slot_name, now_utc
+from canonlib.sweep import policy
 
 VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
 

@@ -16,9 +16,9 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__
-from .claims import SWEEP_COLUMNS, why
-from .clistyle import (
+from canonlib import __version__
+from canonlib.claims import SWEEP_COLUMNS, why
+from canonlib.cli.style import (
     CanonParser,
     add_json,
     add_quiet_failed,
@@ -27,8 +27,8 @@ from .clistyle import (
     print_lines,
     print_table,
 )
-from .errors import CanonError
-from .versions import is_version, latest_release, sort_versions
+from canonlib.errors import CanonError
+from canonlib.recipe.versions import is_version, latest_release, sort_versions
 
 EXIT_CODES = """\
 exit codes:
@@ -82,7 +82,7 @@ def cmd_versions_latest(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from .config import load_config
+    from canonlib.config import load_config
 
     return load_config(args.config)
 
@@ -116,7 +116,7 @@ def plan_notes(rows: list[dict]) -> list[str]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import canonical_incidents, raise_interrupted, sweep
+    from canonlib.sweep.orchestrate import canonical_incidents, raise_interrupted, sweep
 
     config = _config(args)
     signal.signal(signal.SIGTERM, raise_interrupted)
@@ -163,8 +163,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _warn_if_behind(config) -> None:
     """Read-only commands still work on a registry that is behind; they say so."""
-    from .backends import make_backend
-    from .registry_guard import behind_warning
+    from canonlib.backends import make_backend
+    from canonlib.state.registry_guard import behind_warning
 
     warning = behind_warning(config.db_path, make_backend(config))
     if warning:
@@ -173,14 +173,14 @@ def _warn_if_behind(config) -> None:
 
 def _require_current(config, doing: str) -> None:
     """Mutating commands refuse (exit 2) on a registry behind the deployed canonicals."""
-    from .backends import make_backend
-    from .registry_guard import require_current
+    from canonlib.backends import make_backend
+    from canonlib.state.registry_guard import require_current
 
     require_current(config.db_path, make_backend(config), doing)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import status_rows
+    from canonlib.ops.status import status_rows
 
     config = _config(args)
     _warn_if_behind(config)
@@ -206,7 +206,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_pins(args: argparse.Namespace) -> int:
-    from .status import redundant_pins
+    from canonlib.ops.status import redundant_pins
 
     pins = redundant_pins(_config(args))
     if args.json:
@@ -225,7 +225,7 @@ def cmd_pins(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .registry import Registry
+    from canonlib.state.registry import Registry
 
     config = _config(args)
     _warn_if_behind(config)
@@ -257,7 +257,7 @@ def _unknown_recipe(recipe: str, config, reg) -> int:  # reg None: no registry y
     import contextlib
     import difflib
 
-    from .fleet import discover
+    from canonlib.recipe.fleet import discover
 
     known = set()
     if reg is not None:
@@ -277,20 +277,20 @@ def _unknown_recipe(recipe: str, config, reg) -> int:  # reg None: no registry y
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from canonlib.demo.fleet import run_demo
 
     return run_demo(args.dir, evidence=not args.no_evidence, backend=args.backend)
 
 
 def cmd_config_example(args: argparse.Namespace) -> int:
-    from .config import EXAMPLE
+    from canonlib.config import EXAMPLE
 
     print(EXAMPLE, end="")
     return 0
 
 
 def cmd_evidence_run(args: argparse.Namespace) -> int:
-    from .evidence.run import run_suite
+    from canonlib.evidence.run import run_suite
 
     params = {}
     if args.target:
@@ -302,15 +302,15 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
     for kv in args.param or []:
         key, sep, value = kv.partition("=")
         if not sep:
-            from .errors import UsageError
+            from canonlib.errors import UsageError
 
             raise UsageError(f"--param takes KEY=VALUE, got {kv!r}")
         params[key] = value
     if args.suite == "verify" and "target" not in params:
-        from .errors import UsageError
+        from canonlib.errors import UsageError
 
         raise UsageError("evidence run verify needs --target DIR (the evidence dir to verify)")
-    from .sweep import raise_interrupted
+    from canonlib.sweep.orchestrate import raise_interrupted
 
     config = _config(args)
     if args.suite != "verify":  # the suites sweep and promote: not on a registry that is behind
@@ -318,7 +318,7 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
     signal.signal(
         signal.SIGTERM, raise_interrupted
     )  # stop the whole tree, mark the dir interrupted
-    from .evidence.progress import stderr_out
+    from canonlib.evidence.progress import stderr_out
 
     progress = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
     ev = run_suite(
@@ -346,8 +346,8 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
 
 
 def _evidence_dir_arg(args: argparse.Namespace) -> Path:
-    from .errors import UsageError
-    from .evidence.report import latest_dir
+    from canonlib.errors import UsageError
+    from canonlib.evidence.report import latest_dir
 
     if args.dir is not None:
         if not (args.dir / "manifest.json").exists():
@@ -376,8 +376,8 @@ def cmd_evidence_latest(args: argparse.Namespace) -> int:
 
 
 def cmd_evidence_open(args: argparse.Namespace) -> int:
-    from .errors import UsageError
-    from .evidence.report import INDEX, open_index
+    from canonlib.errors import UsageError
+    from canonlib.evidence.report import INDEX, open_index
 
     d = _evidence_dir_arg(args)
     if not (d / INDEX).exists():
@@ -394,13 +394,13 @@ def cmd_evidence_open(args: argparse.Namespace) -> int:
 
 
 def cmd_investigate(args: argparse.Namespace) -> int:
-    from .errors import UsageError
-    from .evidence import investigate
-    from .evidence.progress import stderr_out
-    from .evidence.report import INDEX
-    from .evidence.run import notebooks_dir, run_suite
-    from .registry import Registry
-    from .term import did_you_mean
+    from canonlib.errors import UsageError
+    from canonlib.evidence import investigate
+    from canonlib.evidence.progress import stderr_out
+    from canonlib.evidence.report import INDEX
+    from canonlib.evidence.run import notebooks_dir, run_suite
+    from canonlib.state.registry import Registry
+    from canonlib.term import did_you_mean
 
     config = _config(args)
     if not config.db_path.exists():
@@ -453,7 +453,7 @@ def cmd_investigate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .evidence.verify import verify
+    from canonlib.evidence.verify import verify
 
     state = args.state_dir or (_config(args).state_dir if args.state else None)
     if args.state and not args.state_dir:  # checked against the live registry: say if it is behind
@@ -469,7 +469,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_init(args: argparse.Namespace) -> int:
-    from .evidence.signing import init_keys
+    from canonlib.evidence.signing import init_keys
 
     kp = init_keys(_config(args).state_dir)
     if args.json:
@@ -487,7 +487,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
 def cmd_systemd_render(args: argparse.Namespace) -> int:
     import os
 
-    from .systemd import UnitOptions, render
+    from canonlib.ops.systemd import UnitOptions, render
 
     if args.fleet:  # the unit's CCCI_REPO; the config may rely on it for the fleet
         os.environ["CCCI_REPO"] = str(Path(args.fleet).resolve())
@@ -514,26 +514,26 @@ def cmd_systemd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_systemd_verify(args: argparse.Namespace) -> int:
-    from .systemd import verify_units
+    from canonlib.ops.systemd import verify_units
 
     return print_claims(verify_units(Path(args.dir)), args)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import doctor
+    from canonlib.ops.doctor import doctor
 
     return print_claims(doctor(args.config, Path(args.unit) if args.unit else None), args)
 
 
 def _registry_lock(config, what: str):
-    from .registry import utcnow
-    from .sweep import sweep_lock
+    from canonlib.state.registry import utcnow
+    from canonlib.sweep.orchestrate import sweep_lock
 
     return sweep_lock(config.lock_path, f"pid={os.getpid()} {what} started={utcnow()}")
 
 
 def cmd_registry_backup(args: argparse.Namespace) -> int:
-    from .registry_guard import backup, backups_dir
+    from canonlib.state.registry_guard import backup, backups_dir
 
     config = _config(args)
     dest = Path(args.file) if args.file else backups_dir(config.state_dir) / f"manual-{_stamp()}.db"
@@ -544,8 +544,8 @@ def cmd_registry_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_restore(args: argparse.Namespace) -> int:
-    from .backends import make_backend
-    from .registry_guard import restore
+    from canonlib.backends import make_backend
+    from canonlib.state.registry_guard import restore
 
     config = _config(args)
     with _registry_lock(config, "registry restore"):
@@ -555,8 +555,8 @@ def cmd_registry_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_rebuild(args: argparse.Namespace) -> int:
-    from .backends import make_backend
-    from .registry_guard import rebuild
+    from canonlib.backends import make_backend
+    from canonlib.state.registry_guard import rebuild
 
     config = _config(args)
     with _registry_lock(config, "registry rebuild"):
@@ -616,13 +616,13 @@ def _add_registry_commands(sub) -> None:
 
 
 def cmd_harness(args: argparse.Namespace) -> int:
-    from .harness import main as harness_main
+    from canonlib.sweep.harness import main as harness_main
 
     return harness_main()
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from .init import init, next_steps
+    from canonlib.ops.init import init, next_steps
 
     scaffold = init(args.dir)
     if args.json:
@@ -639,7 +639,7 @@ def _on_path() -> bool:
 
 
 def cmd_meta_keys(args: argparse.Namespace) -> int:
-    from .reference import meta_key_rows
+    from canonlib.cli.reference import meta_key_rows
 
     rows = meta_key_rows()
     if args.json:
@@ -951,7 +951,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _state_dir(args: argparse.Namespace) -> Path | None:
     """The configured state dir, for the guard's messages and crash logs (None if unknown)."""
-    from .config import load_config
+    from canonlib.config import load_config
 
     try:
         return load_config(getattr(args, "config", None)).state_dir
@@ -960,7 +960,7 @@ def _state_dir(args: argparse.Namespace) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .guard import guarded
+    from canonlib.cli.guard import guarded
 
     parser = build_parser()
     args = parser.parse_args(argv)

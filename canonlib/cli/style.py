@@ -15,8 +15,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import term
-from .claims import Claim, cell, claim_lines
+from canonlib import term
+from canonlib.claims import Claim, cell, claim_lines
 
 
 class CanonParser(argparse.ArgumentParser):

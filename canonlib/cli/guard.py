@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import CanonError
+from canonlib.errors import CanonError
 
 EXIT_STATE = 2
 EXIT_CRASH = 1

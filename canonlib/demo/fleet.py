@@ -17,9 +17,11 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from . import demo_swarm, git
-from .harness import VERSION_LABEL
-from .upstream import IDENTITY, UpstreamRepo
+from canonlib import git
+
+from canonlib.demo import swarm as demo_swarm
+from canonlib.sweep.harness import VERSION_LABEL
+from canonlib.recipe.builder import IDENTITY, UpstreamRepo
 
 MARKER = ".canon-demo"
 
@@ -428,8 +430,8 @@ def verify_from_cold(evidence_dir: Path, out: Callable[[str], None]) -> list[str
     """Copy the dir into an empty temp dir and verify it there with nothing else (no config, no state)."""
     import tempfile
 
-    from .claims import claim_lines
-    from .evidence.verify import verify
+    from canonlib.claims import claim_lines
+    from canonlib.evidence.verify import verify
 
     with tempfile.TemporaryDirectory(prefix="canon-demo-verify-") as tmp:
         copy = Path(tmp) / evidence_dir.name
@@ -444,13 +446,13 @@ def prepare(root: str | Path, backend: str = "local") -> Demo:
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         if not (root / MARKER).exists():
-            from .errors import UsageError
+            from canonlib.errors import UsageError
 
             raise UsageError(
                 f"{root} exists and was not made by `canon demo`; pick an empty or new DIR"
             )
         if (root / "state" / "swarm").is_dir():  # the last demo ran on the swarm: its stacks go too
-            from .backends.swarm import SwarmBackend
+            from canonlib.backends.swarm import SwarmBackend
 
             SwarmBackend(root / "state" / "swarm").purge()
         shutil.rmtree(root)
@@ -471,10 +473,10 @@ def run_demo(
     """Build the demo in ``root`` and play its weeks; weeks 3 and 'again' run inside the evidence suite.
 
     ``backend`` is ``local`` (embedded, no docker) or ``swarm`` (the local engine's swarm)."""
-    from .claims import sweep_table
-    from .config import load_config
-    from .registry import Registry
-    from .sweep import sweep
+    from canonlib.claims import sweep_table
+    from canonlib.config import load_config
+    from canonlib.state.registry import Registry
+    from canonlib.sweep.orchestrate import sweep
 
     demo = prepare(root, backend)
     config = load_config(demo.config_path, env_overrides=False)
@@ -496,7 +498,7 @@ def run_demo(
             result = sweep(config)
             show(week, result.run_id, result.status, result.rows)
     else:
-        from .evidence.run import run_suite
+        from canonlib.evidence.run import run_suite
 
         out("\n== week 3 and the no-op sweep after it, as evidence (canon evidence run all) ==")
         ev = run_suite(config, "all", out=out)

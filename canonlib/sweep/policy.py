@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .meta import RUNGS
-from .versions import newest_older_version, version_key
+from canonlib.recipe.meta import RUNGS
+from canonlib.recipe.versions import newest_older_version, version_key
 
 RUN = "run"
 SKIP_NO_NEW = "skip:no-new-version"

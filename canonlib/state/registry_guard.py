@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import CanonError
-from .marker import CANONICAL, SlotMarker
-from .registry import GENESIS, Registry, RegistryError, utcnow
+from canonlib.errors import CanonError
+from canonlib.state.marker import CANONICAL, SlotMarker
+from canonlib.state.registry import GENESIS, Registry, RegistryError, utcnow
 
 STATE_FILE = "canonicals.json"
 BACKUPS_DIR = "backups"
@@ -481,8 +481,8 @@ def recover(reg: Registry, backend: Any, run_id: str) -> list[str]:
     - a canonical whose successor's marker names it as ``previous_slot`` is retired.
     Slots without a marker that the registry does not name are never touched.
     """
-    from .marker import COLD, NEXT, RETIRED
-    from .promote import retire
+    from canonlib.state.marker import COLD, NEXT, RETIRED
+    from canonlib.sweep.promote import retire
 
     notes: list[str] = []
     canon = {c.recipe: c for c in reg.canonicals()}

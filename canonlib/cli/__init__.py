@@ -1,0 +1,1 @@
+"""The ``canon`` command line: parse and dispatch; each command in ``commands/``."""

@@ -1,0 +1,1 @@
+"""Running canon unattended: status, doctor, the systemd units, init."""

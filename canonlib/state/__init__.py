@@ -1,0 +1,1 @@
+"""What canon remembers: the registry, its guard, slot markers, the disk budget."""

@@ -1,0 +1,1 @@
+"""The weekly sweep: decisions, known-red memory, cold runs, the harness, promote."""
