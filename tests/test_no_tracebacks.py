@@ -287,12 +287,12 @@ def test_a_bug_is_one_line_and_a_crash_log(ws):
     """A real exception canon does not expect (injected into status in the child)."""
     code = textwrap.dedent(f"""\
         import sys
-        from canonlib.cli import main as cli
-        from canonlib.ops import status
+        from canonlib.cli.commands import status
+        from canonlib.cli.main import main
         def broken(config, now=None):
             return {{}}["no such key"]
         status.status_rows = broken
-        sys.exit(cli.main(["--config", {str(ws.root / "canon.toml")!r}, "status"]))
+        sys.exit(main(["--config", {str(ws.root / "canon.toml")!r}, "status"]))
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     line = one_line_error(r, 1, "unexpected KeyError", "a bug in canon", "the full traceback is in")
@@ -305,11 +305,12 @@ def test_a_bug_is_one_line_and_a_crash_log(ws):
 def test_a_bug_with_an_unusable_state_logs_to_a_temp_dir(tmp_path):
     code = textwrap.dedent("""\
         import sys
-        from canonlib.cli import main as cli
+        from canonlib.cli.commands import config
+        from canonlib.cli.main import main
         def broken(args):
             raise RuntimeError("boom")
-        cli.cmd_config_example = broken
-        sys.exit(cli.main(["config", "example"]))
+        config.cmd_config_example = broken
+        sys.exit(main(["config", "example"]))
     """)
     env = {**os.environ, "TMPDIR": str(tmp_path), "CANON_CONFIG": str(tmp_path / "nothing.toml")}
     r = subprocess.run(

@@ -27,6 +27,7 @@ from typing import Any
 
 from canonlib.claims import Claim
 from canonlib.recipe.meta import RUNGS
+from canonlib.sweep.words import DECISION_WORDS, FAILING_LABELS
 
 SUMMARY = "summary.md"
 INDEX = "index.html"
@@ -51,14 +52,8 @@ ROW_COLOURS: dict[str, str] = {
     "SKIP": "#eeeeee",
     "?": "#e7dcf0",
 }
-FAILING = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED")
+FAILING = FAILING_LABELS  # the outcomes that fail a week
 LABEL_CHARS = 32  # a longer label is shown as its outcome when the reason says the rest
-SKIP_WORDS = {
-    "skip:no-new-version": "no release newer than the canonical {canonical_before}",
-    "skip:never-released": "upstream has no release tag yet",
-    "skip:held": "held by the fleet's HOLD",
-    "skip:known-red": "its latest tag {latest} is known red",
-}
 
 
 # -- cells and words (pure) -----------------------------------------------------------
@@ -124,9 +119,11 @@ def reason(row: dict[str, Any]) -> str:
     if kind == "GREEN-NOT-PROMOTED" and not missing(row.get("gate")):
         return f"not promoted: {row['gate']}"
     if kind == "SKIP":
-        words = SKIP_WORDS.get(str(row.get("decision")))
+        words = DECISION_WORDS.get(str(row.get("decision")))
         if words:
-            return words.format(**{k: cell(row.get(k)) for k in ("canonical_before", "latest")})
+            return words.report.format(
+                **{k: cell(row.get(k)) for k in ("canonical_before", "latest")}
+            )
     if kind == "PASS":
         return f"{row.get('latest') or 'it'} is the canonical now"
     return "-"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from canonlib.sweep.orchestrate import FAILING_LABELS
+from canonlib.sweep.words import FAILING_LABELS
 
 PASSED = "PASSED"
 FAILED = "FAILED"

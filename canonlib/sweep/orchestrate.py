@@ -42,9 +42,8 @@ from canonlib.sweep import policy
 from canonlib.sweep.knownred import harness_identity, tests_digest
 from canonlib.sweep.promote import promote
 from canonlib.sweep.runner import cold_run
+from canonlib.sweep.words import FAILING_LABELS
 from canonlib.term import did_you_mean
-
-FAILING_LABELS = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED")
 
 
 class LockedError(CanonError):

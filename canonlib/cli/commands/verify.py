@@ -1,0 +1,69 @@
+"""``canon verify``: re-check an evidence dir from cold."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from canonlib.cli.common import config_of, warn_if_behind
+from canonlib.cli.style import (
+    add_json,
+    add_quiet_failed,
+    print_claims,
+)
+from canonlib.evidence.verify import verify
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    state = args.state_dir or (config_of(args).state_dir if args.state else None)
+    if args.state and not args.state_dir:  # checked against the live registry: say if it is behind
+        warn_if_behind(config_of(args))
+    claims = verify(
+        args.dir,
+        state=state,
+        upstream=args.upstream,
+        key=args.key,
+        require_signature=args.require_signature,
+    )
+    return print_claims(claims, args)
+
+
+def add_parser(sub) -> None:
+    ve = sub.add_parser(
+        "verify",
+        help="re-check an evidence dir from cold, with nothing but the dir",
+        description="Re-check every claim of an evidence dir from the dir alone (no config, no state, "
+        "any machine): file hashes, the suite complete, every notebook complete, what each notebook "
+        "shows re-derived from the bundled registry, labels, the promotion chain, the proofs, commit == "
+        "tag from the bundled refs, the verdict. One line per claim; exit 1 if any fails. A FAILED week "
+        "still verifies: the verdict line says FAILED.",
+    )
+    ve.add_argument("dir", type=Path, help="the evidence dir (a copy anywhere will do)")
+    ve.add_argument(
+        "--state",
+        action="store_true",
+        help="also check against the live registry of --config's state dir: it still holds "
+        "the run's chain and rows (a rollback or rewrite fails, naming the row)",
+    )
+    ve.add_argument(
+        "--state-dir", type=Path, metavar="DIR", help="like --state, with this state dir"
+    )
+    ve.add_argument(
+        "--upstream",
+        action="store_true",
+        help="also re-list each canonical's tag from its upstream (git ls-remote)",
+    )
+    ve.add_argument(
+        "--key",
+        type=Path,
+        metavar="PUBFILE",
+        help="ed25519 public key (PEM) the manifest's DSSE signature must verify with",
+    )
+    ve.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="fail when the dir is unsigned or the signature is not checked",
+    )
+    add_quiet_failed(ve)
+    add_json(ve, "the claims, a list")
+    ve.set_defaults(func=cmd_verify)

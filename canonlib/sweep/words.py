@@ -1,0 +1,73 @@
+"""What a sweep's decisions and labels mean, in words: the one table of each.
+
+- :data:`FAILING_LABELS`: the outcomes that make a sweep (and a week) fail;
+- :data:`DECISION_WORDS`: each skip decision said two ways, ``plan`` (what a sweep
+  would do: ``canon sweep --plan``) and ``report`` (why a recorded row was skipped:
+  the evidence pages);
+- :func:`plan_notes`: the plan's line for each row.
+
+Pure: rows in, words out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from canonlib.sweep.policy import RUN, SKIP_HELD, SKIP_KNOWN_RED, SKIP_NEVER, SKIP_NO_NEW
+
+FAILING_LABELS = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED")
+
+
+@dataclass(frozen=True)
+class Words:
+    plan: str  # str.format'ed with the row
+    report: str
+
+
+DECISION_WORDS: dict[str, Words] = {
+    SKIP_NO_NEW: Words(
+        plan="nothing to do: the canonical {canonical_before} is the newest release",
+        report="no release newer than the canonical {canonical_before}",
+    ),
+    SKIP_NEVER: Words(
+        plan="nothing to do: upstream has no release tag yet",
+        report="upstream has no release tag yet",
+    ),
+    SKIP_HELD: Words(
+        plan="held (HOLD in its recipe_meta.py): skipped, the canonical stays",
+        report="held by the fleet's HOLD",
+    ),
+    SKIP_KNOWN_RED: Words(
+        plan="{latest} was already tested red with these tests and harness: not re-run",
+        report="its latest tag {latest} is known red",
+    ),
+}
+
+
+def is_failing(label: Any) -> bool:
+    return str(label).startswith(FAILING_LABELS)
+
+
+def _fill(template: str, row: dict[str, Any]) -> str:
+    return template.format_map({k: row.get(k) for k in ("canonical_before", "latest")})
+
+
+def plan_note(row: dict[str, Any]) -> str:
+    """What a sweep would do with one recipe, in words (``sweep --plan``)."""
+    decision = row.get("decision")
+    if row.get("error"):
+        return f"cannot plan: {row['error']}; fix that, then plan again"
+    if decision == RUN:
+        base = (
+            f"L2 upgrades from {row['upgrade_base']} ({row.get('upgrade_base_kind')})"
+            if row.get("upgrade_base")
+            else "no upgrade base yet, so L2 is skipped"
+        )
+        return f"would cold-test {row.get('latest')} ({base}) and promote it if green"
+    words = DECISION_WORDS.get(str(decision))
+    return _fill(words.plan, row) if words else str(row.get("label"))
+
+
+def plan_notes(rows: list[dict[str, Any]]) -> list[str]:
+    return [f"{r['recipe']}: {plan_note(r)}" for r in rows]
