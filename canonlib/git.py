@@ -228,3 +228,33 @@ def read_refs_files(repo: Path, prefixes: Sequence[str]) -> dict[str, str] | Non
         return refs
     except (OSError, UnicodeDecodeError, ValueError):
         return None
+
+
+# -- reading objects ---------------------------------------------------------
+
+
+def tag_object_type(repo: Path, tag: str) -> str | None:
+    """What ``refs/tags/<tag>`` points at: ``tag`` (annotated), ``commit`` (lightweight), or
+    None when the repo has no such tag."""
+    check_ref_name(tag)
+    proc = run(["cat-file", "-t", f"refs/tags/{tag}"], cwd=repo, timeout=30, check=False)
+    if proc.returncode:
+        return None
+    return proc.stdout.strip() or None
+
+
+class BlobTooBig(CanonError):
+    """A file at a commit is larger than the caller's cap."""
+
+
+def read_blob(repo: Path, commit: str, path: str, *, cap: int) -> str | None:
+    """The text of ``path`` at ``commit`` (at most ``cap`` bytes), or None when there is no
+    such file there (a missing path or a directory).  Raises :class:`BlobTooBig`."""
+    spec = f"{commit}:{path}"
+    kind = run(["cat-file", "-t", spec], cwd=repo, timeout=30, check=False)
+    if kind.returncode or kind.stdout.strip() != "blob":
+        return None
+    size = int(run(["cat-file", "-s", spec], cwd=repo, timeout=30).stdout.strip())
+    if size > cap:
+        raise BlobTooBig(f"{path} at {commit[:12]} is {size} bytes; the limit is {cap}")
+    return run(["cat-file", "blob", spec], cwd=repo, timeout=30).stdout
