@@ -296,3 +296,9 @@ def test_merge_keeps_canons_finding_and_level_and_adds_abras_own_rules():
     assert (f.level, f.source) == (WARN, "abra")
     (f,) = lint.merge([], [Finding("R004", WARN, "x", source="abra")])
     assert f.level == ERROR
+
+
+def test_every_rule_is_in_the_docs_at_its_level():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "labels.md").read_text()
+    for rule in lint.RULES.values():
+        assert f"| `{rule.id}` | {rule.level}" in page, rule

@@ -24,6 +24,7 @@ from tests.need import need
 from tests.workspace import META, Workspace
 
 LABEL = "coop-cloud.${STACK_NAME}.version"
+NO_LABEL = f"C002 compose.yml:4: service app carries no {LABEL} label"
 NO_LABEL_COMPOSE = """\
 ---
 version: "3.8"
@@ -98,19 +99,19 @@ def test_reasons_warnings_and_known_red_across_three_sweeps(fleet):
     r1 = canon(ws, "sweep")
     assert r1.returncode == 1, r1.stderr
     table = {line.split()[0]: line for line in r1.stdout.splitlines() if line.split()}
-    assert f"L5 lint: no service carries the label {LABEL}" in table["lintred"]
+    assert f"L5 lint: {NO_LABEL}" in table["lintred"]
     assert "FAIL (level 4/5)" in table["lintred"]
     assert (
         "L1 install: not a recipe: no compose.yml" in table["crate"]
         and "FAIL (level 0/5)" in table["crate"]
     )
     assert "PASS (promoted)" in table["nonote"]
-    assert "warning: no release note release/1.2.0+3.0" in table["nonote"]
+    assert "warning: L5 C004 release/1.2.0+3.0: no release note" in table["nonote"]
     assert "following its default branch 'master'" in table["nonote"]  # the mirror's warning
     with Registry.open(ws.config.db_path) as reg:
         (run1,) = reg.runs("sweep")
         stored = rows_by_recipe(reg.results(run1["run_id"]))
-    assert stored["lintred"]["reason"] == f"L5 lint: no service carries the label {LABEL}"
+    assert stored["lintred"]["reason"] == f"L5 lint: {NO_LABEL}"
     assert stored["lintred"]["verdict"] == stored["crate"]["verdict"] == "red"
     assert stored["nonote"]["verdict"] == "green"
     assert any("release/1.2.0+3.0" in w for w in stored["nonote"]["warnings"])
@@ -120,7 +121,7 @@ def test_reasons_warnings_and_known_red_across_three_sweeps(fleet):
         and "canon" in stored["lintred"]["harness"]
     )
     hist = canon(ws, "history", "lintred")
-    assert hist.returncode == 0 and "L5 lint: no service carries the label" in hist.stdout
+    assert hist.returncode == 0 and f"L5 lint: {NO_LABEL}" in hist.stdout
     hist_json = json.loads(canon(ws, "history", "crate", "--json").stdout)
     assert hist_json["results"][0]["reason"].startswith("L1 install: not a recipe: no compose.yml")
 

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from canonlib import git
-
 from canonlib.demo import swarm as demo_swarm
-from canonlib.sweep.harness import VERSION_LABEL
 from canonlib.recipe.builder import IDENTITY, UpstreamRepo
+from canonlib.recipe.lint import VERSION_LABEL
 
 MARKER = ".canon-demo"
 
@@ -65,12 +64,16 @@ def compose_yml(
     swarm: bool = False,
     hook: bool = False,
     db: bool = False,
+    configs: bool = False,
 ) -> str:
     """The demo recipe's compose.yml; ``swarm``: runnable on a real swarm (``hook``: it mounts a
-    post-install.sh, ``db``: it has a db service for DEPS)."""
+    post-install.sh, ``db``: it has a db service for DEPS); ``configs``: app.conf is a versioned
+    config (always so on the swarm)."""
     app_extra = SWARM_APP.format(hook_mount=HOOK_MOUNT if hook else "") if swarm else ""
     db_service = DB_SERVICE.format(image=image) if swarm and db else ""
-    configs = SWARM_CONFIGS.format(hook_config=HOOK_CONFIG if hook else "") if swarm else ""
+    with_configs = swarm or configs
+    configs_yml = SWARM_CONFIGS.format(hook_config=HOOK_CONFIG if hook else "")
+    configs = configs_yml if with_configs else ""
     return f"""\
 ---
 version: "3.8"
@@ -114,8 +117,11 @@ def recipe_files(
     image: str | None = None,
     extra: dict[str, str] | None = None,
     swarm: bool = False,
+    configs: bool = False,
+    abra_sh: str = "export APP_CONF_VERSION=v1\n",
 ) -> dict[str, str]:
-    """The files of a Co-op Cloud recipe released as ``tag`` (``swarm``: runnable on a real swarm)."""
+    """The files of a Co-op Cloud recipe released as ``tag`` (``swarm``: runnable on a real swarm;
+    ``configs``: app.conf a versioned config, its version in ``abra_sh``)."""
     image = image or demo_image(recipe, tag)
     hook = (extra or {}).get("post-install.sh") if swarm else None
     compose = compose_yml(
@@ -125,8 +131,8 @@ def recipe_files(
         swarm=swarm,
         hook=hook is not None,
         db="DEPS" in EXTRA_META.get(recipe, ""),
+        configs=configs,
     )
-    abra_sh = "export APP_CONF_VERSION=v1\n"
     if hook is not None:  # only on the swarm
         abra_sh += f"export POST_INSTALL_VERSION=h{hashlib.sha256(hook.encode()).hexdigest()[:8]}\n"
     files = {
@@ -144,7 +150,8 @@ def recipe_files(
 
 
 def demo_image(recipe: str, tag: str) -> str:
-    return f"{recipe}:{tag.split('+', 1)[1] if '+' in tag else 'latest'}"
+    """The release's image, pinned to its app version (the tag itself when it has none)."""
+    return f"{recipe}:{tag.split('+', 1)[1] if '+' in tag else tag.removeprefix('v')}"
 
 
 # -- the fleet -------------------------------------------------------------------
@@ -208,15 +215,21 @@ RECIPES = [
     "bluesky-pds",
     "bonfire",
     "custom-html",
+    "ghost",
     "gitea",
+    "hedgedoc",
     "hello-fixture",
     "keycloak",
     "lasuite-docs",
     "mailu",
+    "n8n",
     "nextcloud",
     "plausible",
+    "rallly",
     "traefik",
 ]
+
+HEDGEDOC_IMAGE = "hedgedoc:1.10.0@sha256:" + hashlib.sha256(b"hedgedoc 1.10.0").hexdigest()
 
 
 class Demo:
@@ -284,7 +297,10 @@ class Demo:
 
     def rel(self, recipe: str, tag: str, *, annotated: bool = True, **kw) -> str:
         if self.swarm:  # the release's image, built locally: no registry needed
-            image = demo_image(recipe, tag)
+            # (a local build has no registry digest: on the swarm a digest-pinned image runs
+            # by its tag)
+            image = kw.get("image", demo_image(recipe, tag)).partition("@")[0]
+            kw = {**kw, "image": image}
             if image not in self.images:
                 demo_swarm.build_images({image: recipe})
                 self.images.add(image)
@@ -323,6 +339,12 @@ class Demo:
         self.rel("traefik", "v2.4.8", annotated=False)
         self.up["mailu"].commit(msg="work in progress, never released")
         self.up["mailu"].tag("1.9.0-rc1", annotated=False)
+        # L5 as Co-op Cloud maintainers are held to it: a v-prefixed tag whose label has the
+        # app part (green, with a warning naming both), an image pinned by digest (green)
+        self.rel("rallly", "v1.0.3", label_version="1.0.3+1.0.3")
+        self.rel("hedgedoc", "1.0.0+1.10.0", image=HEDGEDOC_IMAGE)
+        self.rel("n8n", "1.0.0+1.50.0")
+        self.rel("ghost", "1.0.0+5.0", configs=True)
 
     def week2(self) -> None:
         self.rel("custom-html", "1.13.0+1.31.1")
@@ -343,10 +365,16 @@ class Demo:
         self.rel("traefik", "2.5.0+2.11.0")
         # released with the version label not bumped: red at L5, then known-red until it changes
         self.rel("bluesky-pds", "0.3.0+v0.5", label_version="0.2.0+v0.4")
+        # red at L5: an image on :latest; app.conf changed but APP_CONF_VERSION not bumped (a
+        # swarm config is immutable: the upgrade would fail on a real server)
+        self.rel("n8n", "1.1.0+1.51.0", image="n8n:latest")
+        self.rel("ghost", "1.1.0+5.1", configs=True, app_conf="ok\nmail=smtp\n")
 
     def week3(self) -> None:
         self.rel("plausible", "3.0.1+v2.0.0")
         self.rel("keycloak", "2.0.1+25.0.1", extra={"post-install.sh": "#!/bin/sh\nexit 0\n"})
+        bumped = "export APP_CONF_VERSION=v2\n"
+        self.rel("ghost", "1.1.1+5.1", configs=True, app_conf="ok\nmail=smtp\n", abra_sh=bumped)
 
 
 # week -> recipe -> expected label prefix
@@ -355,36 +383,48 @@ EXPECTED: dict[str, dict[str, str]] = {
         "bluesky-pds": "PASS (promoted)",
         "bonfire": "PASS (promoted)",
         "custom-html": "PASS (promoted)",
+        "ghost": "PASS (promoted)",
         "gitea": "PASS (promoted)",
+        "hedgedoc": "PASS (promoted)",
         "keycloak": "PASS (promoted)",
         "lasuite-docs": "ERROR (sync:",
         "mailu": "SKIP (never-released)",
+        "n8n": "PASS (promoted)",
         "nextcloud": "PASS (promoted)",
         "plausible": "PASS (promoted)",
+        "rallly": "PASS (promoted)",
         "traefik": "PASS (promoted)",
     },
     "week 2": {
         "bluesky-pds": "FAIL (level 4/5)",
         "bonfire": "SKIP (no-new-version)",
         "custom-html": "PASS (promoted)",
+        "ghost": "FAIL (level 4/5)",
         "gitea": "SKIP (held)",
+        "hedgedoc": "SKIP (no-new-version)",
         "keycloak": "GREEN-BUT-PROMOTE-FAILED",
         "lasuite-docs": "ERROR (sync:",
         "mailu": "SKIP (never-released)",
+        "n8n": "FAIL (level 4/5)",
         "nextcloud": "SKIP (no-new-version)",
         "plausible": "FAIL (level 1/5)",
+        "rallly": "SKIP (no-new-version)",
         "traefik": "GREEN-NOT-PROMOTED (tag incident",
     },
     "week 3": {
         "bluesky-pds": "SKIP (known-red)",
         "bonfire": "SKIP (no-new-version)",
         "custom-html": "SKIP (no-new-version)",
+        "ghost": "PASS (promoted)",
         "gitea": "SKIP (held)",
+        "hedgedoc": "SKIP (no-new-version)",
         "keycloak": "PASS (promoted)",
         "lasuite-docs": "ERROR (sync:",
         "mailu": "SKIP (never-released)",
+        "n8n": "SKIP (known-red)",
         "nextcloud": "SKIP (no-new-version)",
         "plausible": "PASS (promoted)",
+        "rallly": "SKIP (no-new-version)",
         "traefik": "PASS (promoted)",
     },
 }

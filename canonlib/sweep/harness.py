@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -26,66 +27,87 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from canonlib import git
 from canonlib.backends import Backend, BackendError, make_backend
 from canonlib.backends.common import BackendUnavailable, run_group
-from canonlib.backends.compose import not_a_recipe
+from canonlib.backends.compose import app_env, not_a_recipe
 from canonlib.config import load_config
 from canonlib.errors import CanonError
-from canonlib.files import FileProblem, read_tree_file
+from canonlib.files import RECIPE_FILE_CAP, FileProblem, read_tree_file
 from canonlib.process import watch_parent
+from canonlib.recipe import lint
 from canonlib.recipe.meta import RUNGS, RecipeMeta, load_meta
 from canonlib.state.marker import COLD, SlotMarker, new_slot_name, now_utc
 from canonlib.sweep import policy
 
-VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
+ABRA_LINT_TIMEOUT_S = 60.0
 
 
-def _labels(service: Any) -> dict[str, str]:
-    deploy = service.get("deploy") if isinstance(service, dict) else None
-    labels = deploy.get("labels") if isinstance(deploy, dict) else None
-    if isinstance(labels, dict):
-        return {str(k): str(v) for k, v in labels.items()}
-    if isinstance(labels, list):
-        return dict(str(x).split("=", 1) if "=" in str(x) else (str(x), "") for x in labels)
-    return {}
+def tree_reader(tree: Path) -> lint.Reader:
+    """The checkout's files, read safely (no link out of the recipe, no FIFO, a size cap)."""
+
+    def read(path: str) -> str | None:
+        try:
+            return read_tree_file(tree, path)
+        except FileNotFoundError:
+            return None
+
+    return read
 
 
-def lint(recipe_dir: Path, tag: str) -> tuple[str, str, list[str]]:
-    """(status, reason, warnings) for L5: compose parses, version label == tag, .env.sample."""
-    problems, warnings = [], []
+def commit_reader(repo: Path, commit: str) -> lint.Reader:
+    """The files of ``commit`` in ``repo`` (the upgrade base's), read from git's objects."""
+
+    def read(path: str) -> str | None:
+        try:
+            return git.read_blob(repo, commit, path, cap=RECIPE_FILE_CAP)
+        except CanonError as e:  # too big, or git failed
+            raise FileProblem(str(e)) from None
+
+    return read
+
+
+def lint_release(recipe_dir: Path, tag: str, base: lint.Base | None = None) -> lint.Release:
+    """What L5 lints, gathered from the checkout: its files, COMPOSE_FILE as abra reads
+    .env.sample, and what the tag is (annotated or lightweight)."""
     try:
-        doc = yaml.safe_load(read_tree_file(recipe_dir, "compose.yml"))
-    except FileNotFoundError:
-        doc = None
-        problems.append("compose.yml missing")
-    except FileProblem as e:
-        doc = None
-        problems.append(f"compose.yml {e}")
-    except yaml.YAMLError as e:
-        doc = None
-        problems.append(f"compose.yml does not parse: {str(e).splitlines()[0]}")
-    if doc is not None:
-        services = doc.get("services") if isinstance(doc, dict) else None
-        if not isinstance(services, dict) or not services:
-            problems.append("compose.yml has no services")
-        else:
-            found = {name: _labels(s).get(VERSION_LABEL) for name, s in services.items()}
-            found = {k: v for k, v in found.items() if v is not None}
-            if not found:
-                problems.append(f"no service carries the label {VERSION_LABEL}")
-            for name, value in found.items():
-                if value != tag:
-                    problems.append(f"service {name}: {VERSION_LABEL}={value} but the tag is {tag}")
-    if not (recipe_dir / ".env.sample").is_file():
-        problems.append(".env.sample missing")
-    if not git.ref_name_problem(tag) and not (recipe_dir / "release" / tag).exists():
-        warnings.append(
-            f"no release note release/{tag} (a warning: real recipes ship releases without)"
-        )
-    return (policy.FAIL if problems else policy.PASS), "; ".join(problems), warnings
+        compose_file = app_env(recipe_dir, {})[1].get("COMPOSE_FILE")
+    except BackendError:  # a hostile .env.sample / abra.sh: the lint names it (R008)
+        compose_file = None
+    try:
+        tag_type = git.tag_object_type(recipe_dir, tag)
+    except CanonError:
+        tag_type = None
+    return lint.Release(tag, tree_reader(recipe_dir), compose_file, tag_type, base)
+
+
+def abra_lint(recipe: str, recipe_dir: Path, commit: str, log) -> tuple[list[lint.Finding], str]:
+    """abra's own ``abra recipe lint`` on a clone of the checkout (its findings, and a note when
+    it gave none).  abra needs a terminal, so it runs under ``script``; its exit code is 0 with
+    failing rules too, so its table is what counts."""
+    abra, script = shutil.which("abra"), shutil.which("script")
+    if not abra:
+        return [], "abra's lint not run (no abra on PATH)"
+    if not script:
+        return [], "abra's lint not run (no `script` to give abra a terminal)"
+    with tempfile.TemporaryDirectory(prefix="canon-abra-lint-") as tmp:
+        git.clone_at(recipe_dir, Path(tmp) / "recipes" / recipe, commit)
+        command = shlex.join([abra, "recipe", "lint", "--chaos", "--no-input", recipe])
+        env = {**os.environ, "ABRA_DIR": tmp, "NO_COLOR": "1"}
+        try:
+            proc = run_group(
+                [script, "-qec", command, "/dev/null"],
+                cwd=Path(tmp),
+                env=env,
+                timeout=ABRA_LINT_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            return [], f"abra's lint gave no verdict: timed out after {ABRA_LINT_TIMEOUT_S:g}s"
+    log(f"$ {command}\n{proc.stdout}")
+    table = lint.parse_abra_table(proc.stdout)
+    if table.problem:
+        return [], f"abra's lint gave no verdict (exit {proc.returncode}): {table.problem}"
+    return table.findings, ""
 
 
 def functional_tests(
@@ -365,10 +387,22 @@ def rung_backup(h: Harness) -> Verdict:
 
 
 def rung_lint(h: Harness) -> Verdict:
-    """L5: the recipe itself at the tag (compose, version label, .env.sample; release note warns)."""
-    status, reason, warnings = lint(h.recipe_dir, h.version)
-    h.warnings += warnings
-    return status, reason
+    """L5: the recipe itself at the tag, by canon's rules and, where abra is on PATH, abra's
+    (:mod:`canonlib.recipe.lint`); errors fail the rung, warnings go to the results row."""
+    base, notes = None, []
+    if h.base and h.base_kind != "skip":
+        try:
+            commit = h.upgrade_base_commit()
+            base = lint.Base(h.base_kind, h.base, commit_reader(h.recipe_dir, commit))
+        except EnvironmentFault as e:
+            notes.append(f"C005 not checked: {e}")
+    findings = lint.lint(lint_release(h.recipe_dir, h.version, base))
+    theirs, note = abra_lint(h.recipe, h.recipe_dir, h.commit, h.log)
+    findings = lint.merge(findings, theirs)
+    notes += [note] if note else []
+    h.warnings += [f"L5 {f}" for f in lint.warnings(findings)] + [f"L5: {n}" for n in notes]
+    failed = lint.errors(findings)
+    return (policy.FAIL if failed else policy.PASS), "; ".join(map(str, failed))
 
 
 # climbing order: L4 runs before L3, whose check is "what passed fresh still passes after restore"
