@@ -91,7 +91,10 @@ def abra_lint(recipe: str, recipe_dir: Path, commit: str, log) -> tuple[list[lin
     if not script:
         return [], "abra's lint not run (no `script` to give abra a terminal)"
     with tempfile.TemporaryDirectory(prefix="canon-abra-lint-") as tmp:
-        git.clone_at(recipe_dir, Path(tmp) / "recipes" / recipe, commit)
+        try:
+            git.clone_at(recipe_dir, Path(tmp) / "recipes" / recipe, commit)
+        except CanonError as e:
+            return [], f"abra's lint not run (cannot place the recipe where abra reads it: {e})"
         command = shlex.join([abra, "recipe", "lint", "--chaos", "--no-input", recipe])
         env = {**os.environ, "ABRA_DIR": tmp, "NO_COLOR": "1"}
         try:
