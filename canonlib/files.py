@@ -1,4 +1,12 @@
-"""Reading the small files an operator or an upstream hands canon, safely: canon.toml,
+"""Files, both ways: the one atomic write, and reading small untrusted files safely.
+
+Writing: :func:`write_atomic` is how canon writes every file it keeps (markers,
+state, results, manifests, keys): a temp file beside the target, fsync, rename
+over the target, fsync the directory.  A crash, a signal or a full disk leaves
+the old file or the new one, never half of one.  :func:`replace_durably` is the
+last two steps, for a temp file someone else filled (an SQLite backup).
+
+Reading: the small files an operator or an upstream hands canon: canon.toml,
 recipe_meta.py, and a recipe's own compose files, .env.sample and abra.sh.
 
 Such a file must be a regular file under a size cap: a FIFO must not hang
@@ -9,8 +17,10 @@ what it is.  :func:`read_small_file` checks before it reads and reads at most
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 
@@ -91,3 +101,84 @@ def read_tree_file(tree: str | os.PathLike[str], name: str, cap: int = RECIPE_FI
         target = os.readlink(path) if path.is_symlink() else str(resolved)
         raise FileProblem(f"is a link out of the recipe ({target}); refused")
     return read_small_file(resolved, cap).decode(errors="replace")
+
+
+def tree_size(path: Path) -> int:
+    """Bytes in the files under ``path`` (links not followed; files that vanish meanwhile: 0)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would, for every thread)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
+def fsync_dir(d: str | os.PathLike[str]) -> None:
+    """Make a rename in ``d`` durable (a no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def replace_durably(tmp: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """fsync ``tmp``, rename it over ``dest``, fsync ``dest``'s directory."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, dest)
+    fsync_dir(Path(dest).parent)
+
+
+def temp_beside(dest: str | os.PathLike[str]) -> Path:
+    """A new empty temp file in ``dest``'s directory (mode 0600), for :func:`replace_durably`."""
+    dest = Path(dest)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}-", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_atomic(
+    path: str | os.PathLike[str],
+    data: str | bytes,
+    *,
+    mode: int | None = None,
+) -> None:
+    """Write ``data`` to ``path`` atomically and durably: the old file or the new, never half.
+
+    ``mode`` defaults to what a plain ``open(path, "w")`` would give (0666 less the
+    umask); pass ``0o600`` for a secret, which then is never readable by others,
+    not even for a moment.  The temp file is removed on any failure (a full disk
+    included), and the error is raised.
+    """
+    path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask() if mode is None else mode)
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from canonlib.claims import fold_label, sweep_table
+from canonlib.tables import fold_label, sweep_table
 
 GONE = (
     "ERROR (sync: docs: cannot fetch from /srv/upstream/docs-moved: fatal: '/srv/upstream/docs-moved' "

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from canonlib import git
-from canonlib.backends import BackendError, refuse_canonical
+from canonlib.backends.base import BackendError, refuse_canonical
 from canonlib.backends.common import (
     BackendUnavailable,
     generate_secret,
@@ -49,6 +49,7 @@ from canonlib.backends.common import (
     wait_probes,
 )
 from canonlib.backends.compose import env_sample, parse_compose_files, secret_version, split_step
+from canonlib.files import tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import SlotMarker
 
@@ -139,7 +140,7 @@ class AbraBackend:
         rec = {**(self._record(slot) or {}), **fields}
         p = self._record_path(slot)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(rec, indent=1, sort_keys=True))
+        write_atomic(p, json.dumps(rec, indent=1, sort_keys=True))
         return rec
 
     def _domain(self, slot: str) -> str:
@@ -206,7 +207,7 @@ class AbraBackend:
         env_file = self.abra_dir / "servers" / server / f"{domain}.env"
         overlay = {"TYPE": meta.recipe, "DOMAIN": domain, **meta.ENV_OVERLAY}
         env_text = render_env(env_sample(Path(checkout)), overlay)
-        env_file.write_text(env_text)
+        write_atomic(env_file, env_text)
         env = parse_env(env_text)
         for name, generator in meta.SECRETS.items():
             version = secret_version(env, name)  # abra's: SECRET_<NAME>_VERSION, else v1
@@ -348,9 +349,7 @@ class AbraBackend:
     def mark(self, slot: str, marker: SlotMarker) -> None:
         p = self._marker_path(slot)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps(marker.to_dict(), indent=1, sort_keys=True))
-        os.replace(tmp, p)
+        write_atomic(p, json.dumps(marker.to_dict(), indent=1, sort_keys=True))
 
     def marker(self, slot: str) -> SlotMarker | None:
         try:
@@ -384,7 +383,6 @@ class AbraBackend:
         }
 
     def disk_usage(self, slot: str | None = None) -> int:
-        from canonlib.backends.local import tree_size
 
         return tree_size(self.abra_dir) if self.abra_dir.exists() else 0
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from canonlib.backends import BackendError
+from canonlib.backends.base import BackendError
 from canonlib.process import kill_group
 
 _ALNUM = string.ascii_letters + string.digits

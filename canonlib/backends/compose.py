@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from canonlib.backends import BackendError
+from canonlib.backends.base import BackendError
 from canonlib.backends.common import parse_env, render_env
 from canonlib.files import FileProblem, read_tree_file
 

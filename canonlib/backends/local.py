@@ -19,7 +19,6 @@ slot's paths and .env values in their environment.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from canonlib.backends import BackendError, refuse_canonical
+from canonlib.backends.base import BackendError, refuse_canonical
 from canonlib.backends.common import (
     generate_secret,
     parse_env,
@@ -37,6 +36,7 @@ from canonlib.backends.common import (
     wait_probes,
 )
 from canonlib.backends.compose import env_sample, parse_compose_files
+from canonlib.files import tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import MARKER_FILE, SlotMarker
 
@@ -67,15 +67,6 @@ def copy_recipe_tree(src: Path, dest: Path, recipe: str) -> None:
                 os.symlink(target, d)
             elif name in filenames:
                 shutil.copy2(s, d, follow_symlinks=False)
-
-
-def tree_size(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-    return total
 
 
 class LocalBackend:
@@ -131,7 +122,7 @@ class LocalBackend:
         except BackendError:
             shutil.rmtree(new, ignore_errors=True)
             raise
-        (d / ".env").write_text(env_text)
+        write_atomic(d / ".env", env_text)
         old = d / "app.old"
         shutil.rmtree(old, ignore_errors=True)
         if (d / "app").exists():
@@ -206,12 +197,7 @@ class LocalBackend:
         """Write ``marker`` into the slot (creating the slot dir), atomically."""
         d = self._slot(slot)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{MARKER_FILE}.tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps(marker.to_dict(), indent=1, sort_keys=True))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, d / MARKER_FILE)
+        write_atomic(d / MARKER_FILE, json.dumps(marker.to_dict(), indent=1, sort_keys=True))
 
     def marker(self, slot: str) -> SlotMarker | None:
         try:
@@ -261,6 +247,4 @@ class LocalBackend:
     def _write_state(self, slot: str, **fields: Any) -> None:
         d = self._slot(slot)
         state = {**(self.deployed(slot) or {}), **fields}
-        tmp = d / "deployed.json.tmp"
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-        os.replace(tmp, d / "deployed.json")
+        write_atomic(d / "deployed.json", json.dumps(state, indent=1, sort_keys=True))

@@ -43,10 +43,11 @@ from typing import Any
 
 import yaml
 
-from canonlib.backends import BackendError, refuse_canonical
+from canonlib.backends.base import BackendError, refuse_canonical
 from canonlib.backends.common import (
     BackendUnavailable,
     generate_secret,
+    parse_env,
     probe_once,
     run_group,
     wait_probes,
@@ -61,6 +62,7 @@ from canonlib.backends.compose import (
     stack_name,
     with_labels,
 )
+from canonlib.files import tree_size
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import COLD, NEXT, RETIRED, SlotMarker, now_utc
 
@@ -1003,7 +1005,6 @@ class SwarmBackend:
 
     def slot_env(self, slot: str) -> dict[str, str]:
         env_file = self._dir(slot) / ".env"
-        from canonlib.backends.common import parse_env
 
         env = parse_env(env_file.read_text()) if env_file.exists() else {}
         return {
@@ -1016,7 +1017,6 @@ class SwarmBackend:
         }
 
     def disk_usage(self, slot: str | None = None) -> int:
-        from canonlib.backends.local import tree_size
 
         path = self._dir(slot) if slot else self.work
         return tree_size(path) if path.exists() else 0

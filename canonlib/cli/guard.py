@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import select
 import sqlite3
@@ -25,73 +24,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from canonlib.errors import CanonError
+from canonlib.errors import CanonError, one_line, os_error_message, sqlite_message
 
 EXIT_STATE = 2
 EXIT_CRASH = 1
-
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
-_SHAPE = {errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG}
-
-_SQLITE_FULL = ("database or disk is full", "disk i/o error")
-_SQLITE_DENIED = ("readonly database", "unable to open database file")
-_SQLITE_BROKEN = ("malformed", "file is not a database", "database is locked")
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def say(msg: str) -> None:
     """One line on stderr; a closed stderr is not worth a traceback either."""
     with contextlib.suppress(OSError, ValueError):
         print(f"canon: {msg}", file=sys.stderr, flush=True)
-
-
-def os_error_message(e: OSError, state_dir: Path | None) -> str | None:
-    """The one line for an OSError the operator can fix, or None (then it is a bug)."""
-    where = e.filename or state_dir
-    what = e.strerror or _one_line(e)
-    if e.errno in _FULL:
-        return (
-            f"{where or 'a file canon writes'}: {what}; free space on that filesystem "
-            "(or raise the quota / file size limit) and re-run"
-        )
-    if e.errno in _DENIED and e.filename:
-        return (
-            f"{e.filename}: {what}; make it writable for this user, or point state_dir / "
-            "$CANON_STATE (or the path in canon.toml) at a directory canon may write"
-        )
-    if e.errno in _SHAPE and e.filename:
-        return (
-            f"{e.filename}: {what}; a file stands where canon needs a directory (or the "
-            "reverse): fix that path in canon.toml or on disk"
-        )
-    return None
-
-
-def sqlite_state_message(e: sqlite3.DatabaseError, db: Path | None) -> str | None:
-    """The one line for a registry that cannot be written (disk full, read-only), or None."""
-    text = str(e).lower()
-    db = db or Path("the registry (canon.db)")
-    if any(s in text for s in _SQLITE_FULL):
-        return f"registry {db}: {e}; free space on the filesystem of {db.parent} and re-run"
-    if any(s in text for s in _SQLITE_DENIED):
-        return (
-            f"registry {db}: {e}; make {db.parent} and its files writable for this user, "
-            "or point state_dir / $CANON_STATE at a writable directory"
-        )
-    return None
-
-
-def sqlite_message(e: sqlite3.DatabaseError, db: Path | None) -> str | None:
-    """:func:`sqlite_state_message`, or the line for a damaged registry, or None (a bug)."""
-    if any(s in str(e).lower() for s in _SQLITE_BROKEN):
-        where = db or "the registry (canon.db)"
-        return f"registry {where}: {e}; restore it from a backup, or move it aside to inspect it"
-    return sqlite_state_message(e, db)
 
 
 def crash_log(e: BaseException, state_dir: Path | None) -> Path | None:
@@ -193,7 +135,7 @@ def _crash(e: BaseException, state_dir: Callable[[], Path | None]) -> int:
     log = crash_log(e, _safe(state_dir))
     where = f"the full traceback is in {log}" if log else "no log could be written"
     say(
-        f"unexpected {type(e).__name__}: {_one_line(e, 200)} (a bug in canon; {where}; "
+        f"unexpected {type(e).__name__}: {one_line(e, 200)} (a bug in canon; {where}; "
         "please report it)"
     )
     return EXIT_CRASH

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from canonlib import term
-from canonlib.claims import Claim, cell, claim_lines
+from canonlib.claims import Claim, claim_lines
+from canonlib.tables import format_table
 
 
 class CanonParser(argparse.ArgumentParser):
@@ -64,27 +65,6 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
             rows, columns, max_width=term.width(sys.stdout), paint=term.use_colour(sys.stdout)
         )
     )
-
-
-def format_table(
-    rows: Sequence[dict[str, Any]],
-    columns: Sequence[str],
-    *,
-    max_width: int | None,
-    paint: bool = False,
-) -> str:
-    """``rows`` as a table of whole cells, cut to ``max_width`` when there is one."""
-    body = [[_whole(r.get(c)) for c in columns] for r in rows]
-    return term.table(body, list(columns), max_width=max_width, paint=paint)
-
-
-def _whole(v: Any) -> str:
-    """A cell with its whole text (a terminal cuts it to fit; a pipe or a file keeps it all)."""
-    if isinstance(v, str) and v:
-        return v
-    if isinstance(v, list) and all(isinstance(x, str) for x in v):
-        return "; ".join(v) or "-"
-    return cell(v)
 
 
 def print_lines(lines: Iterable[str]) -> None:

@@ -21,6 +21,15 @@ from canonlib import git
 from canonlib.demo import swarm as demo_swarm
 from canonlib.recipe.builder import IDENTITY, UpstreamRepo
 from canonlib.recipe.lint import VERSION_LABEL
+from canonlib.backends.swarm import SwarmBackend
+from canonlib.claims import claim_lines
+from canonlib.config import load_config
+from canonlib.errors import UsageError
+from canonlib.evidence.run import run_suite
+from canonlib.evidence.verify import verify
+from canonlib.state.registry import Registry
+from canonlib.sweep.orchestrate import sweep
+from canonlib.tables import sweep_table
 
 MARKER = ".canon-demo"
 
@@ -470,9 +479,6 @@ def verify_from_cold(evidence_dir: Path, out: Callable[[str], None]) -> list[str
     """Copy the dir into an empty temp dir and verify it there with nothing else (no config, no state)."""
     import tempfile
 
-    from canonlib.claims import claim_lines
-    from canonlib.evidence.verify import verify
-
     with tempfile.TemporaryDirectory(prefix="canon-demo-verify-") as tmp:
         copy = Path(tmp) / evidence_dir.name
         shutil.copytree(evidence_dir, copy)
@@ -486,14 +492,10 @@ def prepare(root: str | Path, backend: str = "local") -> Demo:
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         if not (root / MARKER).exists():
-            from canonlib.errors import UsageError
-
             raise UsageError(
                 f"{root} exists and was not made by `canon demo`; pick an empty or new DIR"
             )
         if (root / "state" / "swarm").is_dir():  # the last demo ran on the swarm: its stacks go too
-            from canonlib.backends.swarm import SwarmBackend
-
             SwarmBackend(root / "state" / "swarm").purge()
         shutil.rmtree(root)
     if backend == "swarm":
@@ -513,11 +515,6 @@ def run_demo(
     """Build the demo in ``root`` and play its weeks; weeks 3 and 'again' run inside the evidence suite.
 
     ``backend`` is ``local`` (embedded, no docker) or ``swarm`` (the local engine's swarm)."""
-    from canonlib.claims import sweep_table
-    from canonlib.config import load_config
-    from canonlib.state.registry import Registry
-    from canonlib.sweep.orchestrate import sweep
-
     demo = prepare(root, backend)
     config = load_config(demo.config_path, env_overrides=False)
     out(f"demo workspace: {demo.root}  (fleet {demo.fleet}, config {demo.config_path})")
@@ -538,8 +535,6 @@ def run_demo(
             result = sweep(config)
             show(week, result.run_id, result.status, result.rows)
     else:
-        from canonlib.evidence.run import run_suite
-
         out("\n== week 3 and the no-op sweep after it, as evidence (canon evidence run all) ==")
         ev = run_suite(config, "all", out=out)
         records = {n.name: n.records for n in ev.notebooks}

@@ -20,6 +20,7 @@ import textwrap
 from pathlib import Path
 
 from canonlib.errors import UsageError
+from canonlib.backends.swarm import SwarmBackend
 
 BASE_IMAGE = "canon-test/busybox:1"
 
@@ -107,8 +108,6 @@ def ensure_proxy_network(docker: str = "docker") -> None:
 
 def clean(root: str | Path) -> list[str]:
     """Every slot a swarm demo in ``root`` left on the swarm (its canonicals too), by its labels."""
-    from canonlib.backends.swarm import SwarmBackend
-
     state = Path(root) / "state" / "swarm"
     if not (Path(root) / ".canon-demo").exists():
         raise UsageError(f"{root} was not made by `canon demo`; nothing removed")

@@ -16,10 +16,8 @@ The fleet commit and canon's version/commit are in the manifest itself.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -30,7 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from canonlib import git
 from canonlib.config import Config
-from canonlib.state.registry import Registry
+from canonlib.files import write_atomic
+from canonlib.state.registry import Registry, sqlite_backup
 
 BUNDLE = "bundle"
 REGISTRY = f"{BUNDLE}/registry.db"
@@ -40,20 +39,8 @@ SECRET_KEY = re.compile(r"secret|token|passw|key|credential|auth", re.IGNORECASE
 
 
 def backup_registry(src: Path, dest: Path) -> None:
-    """SQLite online backup of ``src`` into ``dest`` (written to a temp file, then renamed)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
-    target = sqlite3.connect(tmp)
-    try:
-        source.backup(target)
-        target.execute("PRAGMA journal_mode=DELETE")
-        target.commit()
-    finally:
-        target.close()
-        source.close()
-    os.replace(tmp, dest)
+    """SQLite online backup of ``src`` into ``dest``: the registry's one backup routine."""
+    sqlite_backup(src, dest)
 
 
 @contextmanager
@@ -123,5 +110,5 @@ def write_registry(config: Config, d: Path) -> None:
 def write_refs_and_config(config: Config, d: Path, recipes: Iterable[str]) -> None:
     """``bundle/refs.json`` for the claimed ``recipes`` and ``bundle/config.json``."""
     refs = {r: recipe_refs(config, r) for r in sorted(set(recipes))}
-    (d / REFS).write_text(json.dumps(refs, indent=1, sort_keys=True) + "\n")
-    (d / CONFIG).write_text(json.dumps(config_record(config), indent=1, sort_keys=True) + "\n")
+    write_atomic(d / REFS, json.dumps(refs, indent=1, sort_keys=True) + "\n")
+    write_atomic(d / CONFIG, json.dumps(config_record(config), indent=1, sort_keys=True) + "\n")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from canonlib.config import Config
 from canonlib.evidence.bundle import REGISTRY, open_copy
 from canonlib.evidence.records import RECORDS, EvidenceRun
 from canonlib.evidence.verdict import Verdict
+from canonlib.files import write_atomic
 from canonlib.recipe.fleet import fleet_commit
 from canonlib.state.registry import utcnow
 from canonlib.sweep.orchestrate import code_identity
@@ -184,7 +184,5 @@ def write_manifest(d: Path, stmt: dict[str, Any]) -> bytes:
     """Write ``manifest.json`` atomically; returns the bytes written (the payload a signature covers)."""
     data = canonical_json(stmt)
     path = d / MANIFEST
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomic(path, data)
     return data

@@ -28,6 +28,9 @@ import pandas as pd  # noqa: E402
 from canonlib.claims import Claim  # noqa: E402
 from canonlib.config import Config, load_config  # noqa: E402
 from canonlib.evidence import proofs  # noqa: E402
+from canonlib.evidence.figures import disk_figure, rungs_figure, sweep_figure
+from canonlib.evidence.figures import show as show_alt
+from canonlib.evidence.investigate import investigation, pick
 from canonlib.evidence.records import (  # noqa: E402
     BEFORE_AFTER_COLUMNS,
     CLAIM_COLUMNS,
@@ -39,8 +42,15 @@ from canonlib.evidence.records import (  # noqa: E402
     record,
     shown_rows,
 )
+from canonlib.evidence.report import human_bytes
+from canonlib.evidence.verify import verify
+from canonlib.recipe.fleet import discover
 from canonlib.recipe.meta import RUNGS  # noqa: E402
-from canonlib.state.registry import Registry  # noqa: E402
+from canonlib.state.disk import disk_report
+from canonlib.state.registry import (
+    Registry,  # noqa: E402
+    utcnow,
+)
 from canonlib.sweep.orchestrate import Interrupted, raise_interrupted, sweep  # noqa: E402
 
 
@@ -128,10 +138,6 @@ def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
 
 def labels_and_durations(rows: list[dict[str, Any]], run_id: str = "", started: str = "") -> None:
     """The sweep figure: one bar per recipe coloured by outcome, its reason beside it (alt text below)."""
-    from canonlib.evidence.figures import show as show_alt
-    from canonlib.evidence.figures import sweep_figure
-    from canonlib.state.registry import utcnow
-
     show_alt(*sweep_figure(rows, run_id, started or utcnow()))
 
 
@@ -205,8 +211,6 @@ def samever(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
 
 def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     """Measure, record ``disk`` (every figure shown) and its claims; table and figure from the record."""
-    from canonlib.state.disk import disk_report
-
     rep = disk_report(cfg)
     summary = {
         "rows": [
@@ -224,11 +228,6 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     }
     record("disk", summary, DISK_COLUMNS)
     df = pd.DataFrame(summary["rows"])
-    from canonlib.evidence.figures import disk_figure
-    from canonlib.evidence.figures import show as show_alt
-    from canonlib.evidence.report import human_bytes
-    from canonlib.recipe.fleet import discover
-
     try:
         recipes = [r.name for r in discover(cfg.fleet).recipes]  # every recipe drawn, zero or not
     except Exception:  # noqa: BLE001 -- a fleet that cannot be read still gets its disk figure
@@ -240,8 +239,6 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
 
 def pick_investigate(cfg: Config, recipe: str) -> str:
     """The given recipe, else the one failing longest, else the last that failed, else the first."""
-    from canonlib.evidence.investigate import pick
-
     if recipe:
         return recipe
     with Registry.open(cfg.db_path) as reg:
@@ -258,10 +255,6 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
     rungs_rows = [{"run_id": r["run_id"], **(r["rungs"] or {})} for r in rows if r["rungs"]]
     record("investigate_rungs", rungs_rows, ["run_id", *RUNGS])
     rungs = pd.DataFrame(rungs_rows)
-    from canonlib.evidence.figures import rungs_figure
-    from canonlib.evidence.figures import show as show_alt
-    from canonlib.evidence.investigate import investigation
-
     inv = investigation(recipe, rows)  # the reason, the streak and the last failing log's tail
     for key in (
         "investigate_reason",
@@ -281,8 +274,6 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
 
 def verify_table(target: str) -> tuple[pd.DataFrame, bool]:
     """``canon verify TARGET`` from cold (no config, no state), its claims recorded."""
-    from canonlib.evidence.verify import verify
-
     claims = verify(Path(target))
     record("verified", str(target))
     df = record_claims(claims)

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from canonlib import git
+from canonlib.backends import make_backend
 from canonlib.claims import Claim
 from canonlib.config import Config, load_config
 from canonlib.recipe.builder import UpstreamRepo
 from canonlib.recipe.meta import load_meta
-from canonlib.recipe.mirror import Mirror
+from canonlib.recipe.mirror import Mirror, mirror_for
 from canonlib.recipe.versions import latest_release, parse_version
 from canonlib.state.registry import Registry
 from canonlib.sweep import policy
@@ -79,13 +80,7 @@ class Scratch:
 
     def mirror(self) -> Mirror:
         c = self.config
-        return Mirror(
-            self.recipe,
-            c.mirror_path(self.recipe),
-            c.upstream_url(self.recipe),
-            c.branch_for(self.recipe),
-            checkouts_dir=c.state_dir / "checkouts",
-        )
+        return mirror_for(c, self.recipe, branch=c.branch_for(self.recipe))
 
     def untagged_commit(self) -> str:
         notes = self.upstream / "NOTES.md"
@@ -117,8 +112,6 @@ def purge_scratch(workdir: Path) -> None:
     toml = Path(workdir) / "canon.toml"
     if not toml.exists():
         return
-    from canonlib.backends import make_backend
-
     backend = make_backend(load_config(toml, env_overrides=False))
     if backend.name == "swarm":
         backend.purge()
@@ -142,8 +135,6 @@ def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> dict[str
         "base_release": latest,
         "scratch_db": str(s.config.db_path),
     }
-    from canonlib.backends import make_backend
-
     backend = make_backend(s.config)  # the scratch's own slots, on the config's backend
     env = s.config.child_env()
     with Registry.open(s.config.db_path) as reg:

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from canonlib.claims import Claim
+from canonlib.evidence.manifest import hash_tree
+from canonlib.files import write_atomic
 from canonlib.recipe.meta import RUNGS
 from canonlib.sweep.words import DECISION_WORDS, FAILING_LABELS
 
@@ -697,10 +699,11 @@ def render_notebook(nb, name: str, dest: Path, exporter) -> None:
     """Notebook ``nb`` as a page of its own: no scripts, nothing fetched, a link back to the index."""
     body, _ = exporter.from_notebook_node(nb)
     title = html.escape(name)
-    dest.write_text(
+    write_atomic(
+        dest,
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f'<style>{NOTEBOOK_CSS}</style></head><body><p><a href="{INDEX}">← the run\'s index</a></p>\n'
-        f"{body}\n</body></html>\n"
+        f"{body}\n</body></html>\n",
     )
 
 
@@ -740,15 +743,16 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
             exporter = exporter or notebook_exporter()
             render_notebook(nb, name, dest, exporter)
         except Exception as e:  # noqa: BLE001 -- a broken notebook is shown as such, not a crash
-            dest.write_text(
+            write_atomic(
+                dest,
                 f"<!DOCTYPE html><p>{html.escape(src.name)} could not be rendered: "
-                f"{html.escape(str(e))}</p>\n"
+                f"{html.escape(str(e))}</p>\n",
             )
         written.append(dest)
     pages = _pages(d, v, parsed)
     md = pages[SUMMARY]
     for name, text in pages.items():
-        (d / name).write_text(text)
+        write_atomic(d / name, text)
     step = os.environ.get("GITHUB_STEP_SUMMARY")
     if step:
         try:
@@ -870,8 +874,6 @@ def add_report(d: str | Path, stmt: dict[str, Any], out=print) -> dict[str, Any]
     """Write the report for Statement ``stmt`` into ``d`` and list its files in the Statement's
     file hashes (call it before the manifest is written or signed).  A report that cannot be
     rendered is said in one line; the evidence itself is never lost to it."""
-    from canonlib.evidence.manifest import hash_tree
-
     d = Path(d)
     try:
         write_report(d, stmt)

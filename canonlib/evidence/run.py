@@ -52,6 +52,7 @@ from canonlib.evidence.records import (
 from canonlib.evidence.report import add_report, warm_up
 from canonlib.evidence.suites import SUITES
 from canonlib.evidence.verdict import Verdict, verdict
+from canonlib.files import write_atomic
 from canonlib.state.registry import utcnow
 from canonlib.sweep.orchestrate import Interrupted, new_run_id
 
@@ -220,8 +221,9 @@ def _finish_notebook(nb_run: NotebookRun, log: Path, d: Path, timeout_s: float) 
         nb_run.problems.insert(0, f"papermill exited {nb_run.rc}")
     if not nb_run.ok:
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-        (d / f"{nb_run.name}.failure.txt").write_text(
-            "\n".join(nb_run.problems) + "\n\n--- papermill log tail ---\n" + tail
+        write_atomic(
+            d / f"{nb_run.name}.failure.txt",
+            "\n".join(nb_run.problems) + "\n\n--- papermill log tail ---\n" + tail,
         )
 
 
@@ -321,8 +323,9 @@ def finish(
     """records.json, results, bundle, verdict, manifest and (with a key) its signature."""
     d = ev.dir
     records = [n.records for n in ev.notebooks]
-    (d / RECORDS).write_text(
-        json.dumps({n.name: n.records for n in ev.notebooks}, indent=1, sort_keys=True) + "\n"
+    write_atomic(
+        d / RECORDS,
+        json.dumps({n.name: n.records for n in ev.notebooks}, indent=1, sort_keys=True) + "\n",
     )
     sweep_runs = claimed_sweep_runs(records)
     for rid in sweep_runs:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from canonlib.errors import UsageError
+from canonlib.files import write_atomic
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 KEY_NAME = "evidence-ed25519"
@@ -67,15 +67,11 @@ def init_keys(state_dir: Path) -> KeyPaths:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    tmp = kp.private.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
     pub = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    kp.public.write_bytes(pub)
-    os.replace(tmp, kp.private)
+    write_atomic(kp.public, pub)
+    write_atomic(kp.private, pem, mode=0o600)  # last: a private key means the pair is whole
     return kp
 
 
@@ -107,9 +103,7 @@ def sign(payload: bytes, key: Ed25519PrivateKey) -> dict[str, Any]:
 
 
 def write_envelope(path: Path, envelope: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(envelope, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(envelope, indent=1) + "\n")
 
 
 def check(envelope: Any, pub: Ed25519PublicKey, manifest_bytes: bytes) -> str | None:

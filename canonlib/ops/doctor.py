@@ -18,8 +18,10 @@ from pathlib import Path
 from canonlib.claims import Claim
 from canonlib.config import Config, load_config
 from canonlib.errors import CanonError
+from canonlib.evidence.run import kernel_home
 from canonlib.ops.systemd import read_unit, unit_environment
 from canonlib.recipe.fleet import discover
+from canonlib.state.disk import disk_report
 
 BASE_TOOLS = ("git", "sh")
 
@@ -123,8 +125,6 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
 
 def _kernel_check() -> Claim:
     """The same kernelspec the evidence runs use (``canon``, this Python) must start and import canonlib."""
-    from canonlib.evidence.run import kernel_home
-
     code = (
         "from jupyter_client.manager import start_new_kernel\n"
         "km, kc = start_new_kernel(kernel_name='canon', startup_timeout=60)\n"
@@ -148,8 +148,6 @@ def _kernel_check() -> Claim:
 
 
 def _disk_check(cfg: Config) -> Claim:
-    from canonlib.state.disk import disk_report
-
     try:
         used = disk_report(cfg)["total"]
     except CanonError as e:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from canonlib.backends import make_backend
 from canonlib.config import Config
 from canonlib.errors import CanonError
 from canonlib.recipe.fleet import discover
+from canonlib.recipe.mirror import mirror_for
+from canonlib.state.marker import CANONICAL
 from canonlib.state.registry import Canonical, Registry
+from canonlib.sweep.orchestrate import canonical_incident
 
 
 def age_days(promoted_at: str, now: datetime) -> float:
@@ -60,8 +64,6 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
 
 def _marked_canonicals(config: Config, canon: dict[str, Canonical]) -> dict[str, Canonical]:
     """Canonicals the slots' markers hold and the registry does not (a registry that is behind)."""
-    from canonlib.backends import make_backend
-    from canonlib.state.marker import CANONICAL
 
     out: dict[str, Canonical] = {}
     try:
@@ -85,10 +87,8 @@ def _incident(config: Config, c: Canonical | None) -> str | None:
     """The canonical's tag deleted or moved in the mirror (as of the last sync), else None."""
     if c is None or not config.mirror_path(c.recipe).is_dir():
         return None
-    from canonlib.sweep.orchestrate import _mirror, canonical_incident
-
     try:
-        now = _mirror(config, c.recipe).tag_commit(c.tag)
+        now = mirror_for(config, c.recipe).tag_commit(c.tag)
     except CanonError as e:
         return f"cannot read {c.tag} in the mirror: {e}"
     return canonical_incident(c, {c.tag: now} if now else {})

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from canonlib.claims import Claim
 from canonlib.config import Config
+from canonlib.files import write_atomic
 
 SERVICE = "canon-sweep.service"
 TIMER = "canon-sweep.timer"
@@ -116,8 +117,8 @@ def render_timer(o: UnitOptions) -> str:
 def render(config: Config, output: Path, o: UnitOptions) -> list[Path]:
     output.mkdir(parents=True, exist_ok=True)
     svc, tmr = output / SERVICE, output / TIMER
-    svc.write_text(render_service(config, o))
-    tmr.write_text(render_timer(o))
+    write_atomic(svc, render_service(config, o))
+    write_atomic(tmr, render_timer(o))
     return [svc, tmr]
 
 

@@ -314,3 +314,17 @@ KEY_HELP: dict[str, KeyHelp] = {
         'HOLD = "1.15.3 migrations need a manual step"',
     ),
 }
+
+
+def key_rows() -> list[dict[str, str]]:
+    """One row per recipe_meta.py key: key, type, default, meaning, example."""
+    return [
+        {
+            "key": name,
+            "type": key.type_name,
+            "default": repr(key.default),
+            "meaning": KEY_HELP[name].meaning,
+            "example": KEY_HELP[name].example,
+        }
+        for name, key in KEYS.items()
+    ]

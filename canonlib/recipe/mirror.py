@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from canonlib import git, process
+from canonlib.config import Config
 from canonlib.errors import CanonError
 from canonlib.recipe.versions import InvalidRecipeVersion, parse_version
 
@@ -504,3 +505,20 @@ class Mirror:
             yield Checkout(path, label, commit)
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def mirror_for(config: Config, recipe: str, *, branch: str | None = None) -> Mirror:
+    """The mirror of ``recipe`` as ``config`` places it: the one way canon builds a Mirror.
+
+    ``branch`` overrides the configured branch (which, when canon.toml sets none,
+    follows upstream's default branch).
+    """
+    return Mirror(
+        recipe,
+        config.mirror_path(recipe),
+        config.upstream_url(recipe),
+        branch or config.mirror_branch(recipe),
+        push_url=config.push_url(recipe),
+        timeout_s=config.sync_timeout_s,
+        checkouts_dir=config.state_dir / "checkouts",
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from canonlib.backends.local import tree_size
 from canonlib.config import Config
+from canonlib.files import tree_size
 from canonlib.state.registry import Registry
 
 

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from canonlib.cli.guard import sqlite_state_message
-from canonlib.errors import CanonError, StateError
+from canonlib.errors import CanonError, StateError, sqlite_state_message
 from canonlib.faults import point
+from canonlib.files import replace_durably, temp_beside, write_atomic
 
 GENESIS = "0" * 64
 
@@ -581,10 +581,37 @@ def _create_atomically(path: Path) -> None:
             os.unlink(tmp)
     readme = path.parent / "README"
     if not readme.exists():
-        readme.write_text(_README)
+        write_atomic(readme, _README)
 
 
 def read_registry(path: str | os.PathLike[str], recipe: str) -> Canonical | None:
     """Convenience: open the registry at ``path`` and read one recipe's canonical."""
     with Registry.open(path) as reg:
         return reg.read_registry(recipe)
+
+
+def sqlite_backup(src: Path, dest: Path) -> None:
+    """A consistent copy of the SQLite db ``src`` (online backup API, WAL included) at ``dest``.
+
+    One self-contained file (journal mode DELETE: no -wal/-shm beside it), filled in
+    a temp file beside ``dest`` and renamed into place durably; ``src`` is opened
+    read-only.  Raises :class:`sqlite3.DatabaseError` when ``src`` cannot be read.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_beside(dest)
+    try:
+        source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+        try:
+            target = sqlite3.connect(tmp)
+            try:
+                source.backup(target)
+                target.execute("PRAGMA journal_mode=DELETE")
+                target.commit()
+            finally:
+                target.close()
+        finally:
+            source.close()
+        replace_durably(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

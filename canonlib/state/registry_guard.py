@@ -22,15 +22,15 @@ import contextlib
 import json
 import os
 import sqlite3
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from canonlib.errors import CanonError
+from canonlib.files import write_atomic
 from canonlib.state.marker import CANONICAL, SlotMarker
-from canonlib.state.registry import GENESIS, Registry, RegistryError, utcnow
+from canonlib.state.registry import GENESIS, Registry, RegistryError, sqlite_backup, utcnow
 
 STATE_FILE = "canonicals.json"
 BACKUPS_DIR = "backups"
@@ -56,17 +56,7 @@ def state_path(state_dir: Path) -> Path:
 
 
 def _write_json_atomically(path: Path, doc: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 def state_doc(reg: Registry) -> dict[str, Any]:
@@ -279,26 +269,10 @@ def backup(db: Path, dest: Path) -> Path:
     if not db.exists() or db.stat().st_size == 0:
         raise RegistryBehind(f"{db}: no registry to back up")
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}-", dir=dest.parent)
-    os.close(fd)
     try:
-        src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            out = sqlite3.connect(tmp)
-            try:
-                src.backup(out)
-                out.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal/-shm
-            finally:
-                out.close()
-        finally:
-            src.close()
-        os.replace(tmp, dest)
+        sqlite_backup(db, dest)
     except sqlite3.DatabaseError as e:
         raise RegistryBehind(f"{db}: cannot back it up ({e})") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     return dest
 
 
@@ -469,80 +443,3 @@ def rebuild(db: Path, backend: Any, *, base: Path | None = None) -> list[str]:
 
 
 # -- after a crash: finish or reap what dead runs left ------------------------------------
-
-
-def recover(reg: Registry, backend: Any, run_id: str) -> list[str]:
-    """Call under the sweep lock, after :func:`require_current`; returns what it did, one line each.
-
-    - a canonical slot made by an older canon (no marker) gets its canonical marker;
-    - a ``next`` slot of a dead run that the registry already names (the promote
-      recorded, then died) is marked canonical, and the slot it replaced retired;
-    - other ``next``, ``cold`` and ``retired`` slots of dead runs are torn down;
-    - a canonical whose successor's marker names it as ``previous_slot`` is retired.
-    Slots without a marker that the registry does not name are never touched.
-    """
-    from canonlib.state.marker import COLD, NEXT, RETIRED
-    from canonlib.sweep.promote import retire
-
-    notes: list[str] = []
-    canon = {c.recipe: c for c in reg.canonicals()}
-    last = {p.recipe: p for p in reg.history()}
-    markers = backend.markers()
-    for c in canon.values():  # adopt the canonical slots of an older canon
-        p = last.get(c.recipe)
-        dep = backend.deployed(c.deployment) if c.deployment else None
-        if (
-            c.deployment
-            and c.deployment not in markers
-            and p
-            and dep
-            and dep.get("commit") == c.commit
-        ):
-            m = SlotMarker(
-                slot=c.deployment,
-                recipe=c.recipe,
-                role=CANONICAL,
-                version=c.version,
-                commit=c.commit,
-                run_id=c.run_id,
-                created_at=c.promoted_at,
-                promotion_id=p.id,
-                promotion_hash=p.hash,
-            )
-            backend.mark(c.deployment, m)
-            markers[c.deployment] = m
-            notes.append(
-                f"{c.recipe}: marked slot {c.deployment} canonical (made by an older canon)"
-            )
-    for slot, m in sorted(markers.items()):
-        if m.run_id == run_id:
-            continue
-        c = canon.get(m.recipe)
-        if m.role == NEXT and c and c.deployment == slot and c.commit == m.commit:
-            p = last[m.recipe]
-            backend.mark(slot, m.as_role(CANONICAL, promotion_id=p.id, promotion_hash=p.hash))
-            markers[slot] = m.as_role(CANONICAL, promotion_id=p.id, promotion_hash=p.hash)
-            notes.append(
-                f"{m.recipe}: finished the promote of {m.version} run {m.run_id} recorded "
-                f"before it died: slot {slot} marked canonical"
-            )
-        elif m.role in (NEXT, COLD, RETIRED):
-            try:
-                backend.teardown(slot)
-                notes.append(
-                    f"reaped slot {slot} ({m.role} {m.recipe} {m.version}, left by run "
-                    f"{m.run_id or '?'}, which is not running)"
-                )
-            except CanonError as e:
-                notes.append(f"could not reap slot {slot}: {e}")
-    for slot, m in sorted(markers.items()):
-        c = canon.get(m.recipe)
-        if m.role != CANONICAL or not c or c.deployment == slot:
-            continue
-        successor = markers.get(c.deployment or "")
-        if successor and successor.is_canonical and successor.previous_slot == slot:
-            for w in retire(backend, slot, m.recipe, m.commit) or [f"retired slot {slot}"]:
-                notes.append(f"{m.recipe}: {w} (replaced by {c.deployment})")
-    if notes or not state_path(reg.path.parent).exists():
-        write_state(reg)
-    return notes

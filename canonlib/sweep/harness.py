@@ -33,7 +33,7 @@ from canonlib.backends.common import BackendUnavailable, run_group
 from canonlib.backends.compose import app_env, not_a_recipe
 from canonlib.config import load_config
 from canonlib.errors import CanonError
-from canonlib.files import RECIPE_FILE_CAP, FileProblem, read_tree_file
+from canonlib.files import RECIPE_FILE_CAP, FileProblem, read_tree_file, write_atomic
 from canonlib.process import watch_parent
 from canonlib.recipe import lint
 from canonlib.recipe.meta import RUNGS, RecipeMeta, load_meta
@@ -304,9 +304,7 @@ class Harness:
             "green": self.error is None and policy.is_green(rungs, self.tests_executed),
             "error": self.error,
         }
-        tmp = self.result_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, self.result_file)
+        write_atomic(self.result_file, json.dumps(result, indent=1))
         return result
 
 
@@ -469,6 +467,4 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
 def _write_error(result_file: Path, error: str) -> None:
     with contextlib.suppress(OSError):  # disk full: the runner sees no result file, also an ERROR
-        tmp = result_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"error": error}))
-        os.replace(tmp, result_file)
+        write_atomic(result_file, json.dumps({"error": error}))

@@ -31,16 +31,17 @@ from typing import Any
 from canonlib import __version__, git
 from canonlib.backends import make_backend
 from canonlib.config import Config
-from canonlib.errors import CanonError, UsageError
+from canonlib.errors import CanonError, UsageError, one_line
 from canonlib.faults import point
 from canonlib.recipe.fleet import Fleet, FleetRecipe, discover
-from canonlib.recipe.mirror import Mirror, SyncReport, owner_tag, reap_leftovers
+from canonlib.recipe.mirror import SyncReport, mirror_for, owner_tag, reap_leftovers
 from canonlib.recipe.versions import latest_release
 from canonlib.state import registry_guard
 from canonlib.state.registry import RESULT_FIELDS, Registry, utcnow
 from canonlib.sweep import policy
 from canonlib.sweep.knownred import harness_identity, tests_digest
 from canonlib.sweep.promote import promote
+from canonlib.sweep.recover import recover
 from canonlib.sweep.runner import cold_run
 from canonlib.sweep.words import FAILING_LABELS
 from canonlib.term import did_you_mean
@@ -152,24 +153,12 @@ class SweepResult:
         return 1 if any_failing(self.rows) or open_incidents else 0
 
 
-def _mirror(config: Config, recipe: str) -> Mirror:
-    return Mirror(
-        recipe,
-        config.mirror_path(recipe),
-        config.upstream_url(recipe),
-        config.mirror_branch(recipe),
-        push_url=config.push_url(recipe),
-        timeout_s=config.sync_timeout_s,
-        checkouts_dir=config.state_dir / "checkouts",
-    )
-
-
 def sync_all(config: Config, recipes: list[str]) -> dict[str, SyncReport | CanonError]:
     """Sync every mirror, ``sync.parallel`` at a time; a failure is that recipe's value."""
 
     def one(recipe: str) -> SyncReport | CanonError:
         try:
-            return _mirror(config, recipe).sync()
+            return mirror_for(config, recipe).sync()
         except CanonError as e:
             return e
         except Exception as e:  # noqa: BLE001 -- isolation: an unexpected failure is this recipe's ERROR
@@ -328,9 +317,9 @@ class _Sweep:
                 return row
         except Exception as e:  # noqa: BLE001 -- isolation: whatever breaks is this recipe's ERROR row
             detail = (
-                _one_line(e)
+                one_line(e)
                 if isinstance(e, CanonError)
-                else f"unexpected {type(e).__name__}: {_one_line(e)}"
+                else f"unexpected {type(e).__name__}: {one_line(e)}"
             )
             outcome = policy.Outcome(row.get("decision") or "error", error=f"{stage}: {detail}")
             row["error"] = row["reason"] = outcome.error
@@ -348,7 +337,7 @@ class _Sweep:
         return row
 
     def _run_and_promote(self, fr, meta, latest, base, report, row) -> policy.Outcome:
-        mirror = _mirror(self.config, fr.name)
+        mirror = mirror_for(self.config, fr.name)
         log_path = self.run_dir / "logs" / f"{fr.name}.log"
         with mirror.checkout(latest) as co:
             cold = cold_run(
@@ -445,11 +434,6 @@ def _turns(
         raise
     finally:
         pool.shutdown(wait=True)
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def base_commit(base: policy.UpgradeBase, canonical: Any, tags: dict[str, str]) -> str | None:
@@ -580,4 +564,4 @@ def _recover(registry: Registry, backend: Any, run_id: str) -> list[str]:
         f"run {r} was left running by a canon that died: marked abandoned"
         for r in registry.abandon_running()
     ]
-    return notes + registry_guard.recover(registry, backend, run_id)
+    return notes + recover(registry, backend, run_id)

@@ -8,12 +8,12 @@ import shutil
 import sys
 import textwrap
 
-from canonlib.cli.reference import meta_key_rows
 from canonlib.cli.style import (
     add_json,
     print_json,
 )
 from canonlib.ops.init import init, next_steps
+from canonlib.recipe.meta import key_rows as meta_key_rows
 
 
 def cmd_init(args: argparse.Namespace) -> int:

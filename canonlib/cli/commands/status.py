@@ -9,7 +9,6 @@ import json
 import sys
 from dataclasses import asdict
 
-from canonlib.claims import why
 from canonlib.cli.common import config_of, warn_if_behind
 from canonlib.cli.style import (
     add_json,
@@ -20,6 +19,7 @@ from canonlib.errors import CanonError
 from canonlib.ops.status import redundant_pins, status_rows
 from canonlib.recipe.fleet import discover
 from canonlib.state.registry import Registry
+from canonlib.tables import why
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ import signal
 import sys
 import textwrap
 
-from canonlib.claims import SWEEP_COLUMNS, why
 from canonlib.cli.common import EXIT_CODES, config_of
 from canonlib.cli.style import (
     add_json,
@@ -17,6 +16,7 @@ from canonlib.cli.style import (
 )
 from canonlib.sweep.orchestrate import canonical_incidents, raise_interrupted, sweep
 from canonlib.sweep.words import plan_notes
+from canonlib.tables import SWEEP_COLUMNS, why
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

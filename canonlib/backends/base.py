@@ -1,0 +1,79 @@
+"""What every backend is: the :class:`Backend` protocol, :class:`BackendError`, the teardown guard.
+
+The backends (``local``, ``swarm``, ``abra``) and their shared pieces import
+from here; :mod:`canonlib.backends` picks one (:func:`~canonlib.backends.make_backend`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from canonlib.errors import CanonError
+from canonlib.recipe.meta import RecipeMeta
+from canonlib.state.marker import SlotMarker
+
+
+class BackendError(CanonError):
+    """A backend step failed; ``step`` names it (provision, deploy, install, ready, …)."""
+
+    def __init__(self, step: str, msg: str):
+        super().__init__(f"{step}: {msg}")
+        self.step = step
+
+
+def refuse_canonical(slot: str, marker: SlotMarker | None) -> None:
+    """Every backend's teardown guard: a slot whose marker says canonical is never torn down."""
+    if marker is not None and marker.is_canonical:
+        raise BackendError(
+            "teardown",
+            f"slot {slot} carries a canonical marker ({marker.recipe} "
+            f"{marker.version}); canon never tears a canonical down",
+        )
+
+
+class Backend(Protocol):
+    name: str
+
+    def provision(self, slot: str, checkout: Path, meta: RecipeMeta) -> None:
+        """Dependencies and secrets for ``slot`` (secret values are never printed)."""
+
+    def deploy(
+        self, slot: str, checkout: Path, meta: RecipeMeta, *, version: str, commit: str
+    ) -> None:
+        """Deploy the recipe tree at ``checkout`` into ``slot``, keeping the slot's data."""
+
+    def run_install_steps(self, slot: str, meta: RecipeMeta) -> None: ...
+
+    def wait_ready(self, slot: str, meta: RecipeMeta) -> None:
+        """Run the meta's ready probes with retries until ``DEPLOY_TIMEOUT_S``."""
+
+    def snapshot(self, slot: str) -> str: ...
+
+    def restore(self, slot: str, snapshot: str) -> None: ...
+
+    def wipe_data(self, slot: str) -> None: ...
+
+    def undeploy(self, slot: str) -> None:
+        """Stop the app, keep its data (the canonical slot between sweeps)."""
+
+    def teardown(self, slot: str) -> None:
+        """Remove app, data, snapshots and secrets; a missing slot is fine.
+
+        Refuses (BackendError) a slot whose marker says ``canonical``."""
+
+    def mark(self, slot: str, marker: SlotMarker) -> None:
+        """Write ``marker`` on ``slot`` (creating what the slot needs to carry it)."""
+
+    def markers(self) -> dict[str, SlotMarker]:
+        """Every slot that carries a marker, by slot name."""
+
+    def deployed(self, slot: str) -> dict[str, Any] | None:
+        """What is in ``slot``: recipe, version, commit; None when empty."""
+
+    def slot_env(self, slot: str) -> dict[str, str]:
+        """Environment that tells functional tests where the slot is."""
+
+    def disk_usage(self, slot: str | None = None) -> int: ...
+
+    def slots(self) -> list[str]: ...
