@@ -1,6 +1,14 @@
-"""The few errors a user can hit.  Each message says what is wrong and what to do.
+"""The base errors, and the one line for a state problem.
 
-Also the one line for a state problem (a full disk, a read-only or misplaced
+Every failure a user can act on is a :class:`CanonError` (the CLI prints its
+message, without a traceback, and exits with its ``exit_code``): a
+:class:`UsageError` (exit 2) for a bad command line or configuration, a
+:class:`StateError` (exit 2) for a state dir canon cannot use.  Each module
+raises its own subclass, named for what failed (``SyncError``, ``MetaError``,
+``RegistryBehind``, ``BackendError`` ...; docs/architecture.md lists them), with a
+message that says what is wrong and what to do.
+
+The one line for a state problem (a full disk, a read-only or misplaced
 state dir, a registry SQLite cannot write): :func:`os_error_message` and
 :func:`sqlite_state_message`, used by the registry and by the top-level guard.
 """

@@ -111,7 +111,9 @@ def check(root: Path) -> Report:
             for t in targets:
                 a, b = folder_of(mod, packages), folder_of(t, packages)
                 if RANKS[b] > RANKS[a] or (RANKS[b] == RANKS[a] and a != b):
-                    report.upward.append(f"{where}: {mod} ({a or 'leaf'}) imports {t} ({b or 'leaf'})")
+                    report.upward.append(
+                        f"{where}: {mod} ({a or 'leaf'}) imports {t} ({b or 'leaf'})"
+                    )
     report.cycles = cycles(report.edges)
     return report
 

@@ -15,7 +15,7 @@ import pytest
 from canonlib.backends import BackendError
 from canonlib.backends.swarm import SwarmBackend
 from canonlib.recipe.meta import RecipeMeta
-from canonlib.state.marker import CANONICAL, COLD, SlotMarker, now_utc
+from canonlib.state.marker import CANONICAL, COLD, SlotMarker, utcnow
 from tests.swarmkit import (
     IMAGE,
     docker,
@@ -217,7 +217,7 @@ def test_a_canonical_is_never_torn_down_and_markers_survive_a_new_backend(swarm,
         version="1.0.0",
         commit="f" * 40,
         run_id="test-run",
-        created_at=now_utc(),
+        created_at=utcnow(),
     )
     swarm.mark(slot, marker)
     swarm.provision(slot, tree, m)

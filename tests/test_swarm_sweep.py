@@ -112,9 +112,12 @@ def test_sigkill_mid_deploy_then_the_next_sweep_reaps_and_completes(sws, tmp_pat
     proc = subprocess.Popen(
         argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    # this canon's own services only: another canon on the swarm (make demo-swarm) keeps its
+    # canonicals running, and seeing theirs made this test kill the sweep before it deployed
+    mine = f"label=canon.instance={SwarmBackend(cfg.state_dir / 'swarm').instance}"
     try:
         for _ in range(600):  # until the cold slot's service exists: canon is mid-deploy
-            if docker("service", "ls", "-q", "--filter", "label=canon.slot").split():
+            if docker("service", "ls", "-q", "--filter", mine).split():
                 break
             assert proc.poll() is None, "the sweep ended before it deployed anything"
             time.sleep(0.2)

@@ -64,7 +64,7 @@ from canonlib.backends.compose import (
 )
 from canonlib.files import tree_size
 from canonlib.recipe.meta import RecipeMeta
-from canonlib.state.marker import COLD, NEXT, RETIRED, SlotMarker, now_utc
+from canonlib.state.marker import COLD, NEXT, RETIRED, SlotMarker, utcnow
 
 RECORD = "canon.record"
 LABEL_SLOT = "canon.slot"
@@ -440,7 +440,7 @@ class SwarmBackend:
                 version="",
                 commit="",
                 run_id=self.run_id,
-                created_at=now_utc(),
+                created_at=utcnow(),
             )
             self._write_record(slot, m, None)
         return m

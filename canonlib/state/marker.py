@@ -79,7 +79,8 @@ class SlotMarker:
         return self.role == CANONICAL
 
 
-def now_utc() -> str:
+def utcnow() -> str:
+    """Now, as canon writes every time stamp (markers, registry rows): UTC, microseconds, Z."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -17,13 +17,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from canonlib.errors import CanonError, StateError, sqlite_state_message
 from canonlib.faults import point
 from canonlib.files import replace_durably, temp_beside, write_atomic
+from canonlib.state.marker import utcnow
 
 GENESIS = "0" * 64
 
@@ -167,10 +167,6 @@ class _DamageGuard:
                 f"{self.path}: the registry is damaged ({e}); restore a backup with "
                 "`canon registry restore FILE` or recreate it with `canon registry rebuild`"
             ) from None
-
-
-def utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from canonlib.files import RECIPE_FILE_CAP, FileProblem, read_tree_file, write_a
 from canonlib.process import watch_parent
 from canonlib.recipe import lint
 from canonlib.recipe.meta import RUNGS, RecipeMeta, load_meta
-from canonlib.state.marker import COLD, SlotMarker, new_slot_name, now_utc
+from canonlib.state.marker import COLD, SlotMarker, new_slot_name, utcnow
 from canonlib.sweep import policy
 
 ABRA_LINT_TIMEOUT_S = 60.0
@@ -243,7 +243,7 @@ class Harness:
             version=version,
             commit=commit,
             run_id=self.run_id,
-            created_at=now_utc(),
+            created_at=utcnow(),
         )
         self.backend.mark(slot, marker)
         self.backend.provision(slot, tree, self.meta)

@@ -21,7 +21,7 @@ from canonlib.errors import CanonError
 from canonlib.faults import point
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.recipe.mirror import Checkout, Mirror
-from canonlib.state.marker import CANONICAL, NEXT, RETIRED, SlotMarker, new_slot_name, now_utc
+from canonlib.state.marker import CANONICAL, NEXT, RETIRED, SlotMarker, new_slot_name, utcnow
 from canonlib.state.registry import Registry
 from canonlib.state.registry_guard import write_state
 
@@ -69,7 +69,7 @@ def promote(
         version=checkout.tag,
         commit=checkout.commit,
         run_id=run_id,
-        created_at=now_utc(),
+        created_at=utcnow(),
         previous_slot=previous.deployment if previous else None,
         canon_version=__version__,
     )
