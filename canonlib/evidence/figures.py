@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from canonlib.evidence.report import (  # noqa: E402
+    FAILING,
     OUTCOMES,
     human_bytes,
     label_head,
@@ -58,7 +59,7 @@ def sweep_alt(rows: list[dict[str, Any]], run_id: Any, started: Any) -> str:
     failing = [
         f"{r.get('recipe')} {r.get('label')}: {reason(r)}"
         for r in rows
-        if outcome(r.get("label")) in ("ERROR", "FAIL", "GREEN-BUT-PROMOTE-FAILED")
+        if outcome(r.get("label")) in FAILING
     ]
     alt = (
         f"Bar chart of sweep {run_id} on {short_date(started)}: seconds per recipe for "
