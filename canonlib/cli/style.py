@@ -19,6 +19,18 @@ from canonlib import term
 from canonlib.claims import Claim, claim_lines
 from canonlib.tables import format_table
 
+EXIT_CODES = """\
+exit codes:
+  0   everything ran as expected
+  1   some recipe is FAIL, ERROR or GREEN-BUT-PROMOTE-FAILED (with --plan: ERROR), a check
+      failed, or `history` of a recipe canon does not know
+  2   usage or configuration error (including a fleet with no enrolled recipe)
+  3   nothing found (versions latest: no release among the tags)
+  75  another sweep holds the lock on this state dir (try again later)
+  a bug in canon exits 1 with one line naming the log that holds the traceback
+  130 interrupted (SIGINT), 143 terminated (SIGTERM): the run is marked interrupted
+"""
+
 
 class CanonParser(argparse.ArgumentParser):
     """argparse, plus "did you mean" for an invalid choice (subcommands included)."""

@@ -8,8 +8,9 @@ import signal
 import sys
 import textwrap
 
-from canonlib.cli.common import EXIT_CODES, config_of
+from canonlib.cli.common import config_of
 from canonlib.cli.style import (
+    EXIT_CODES,
     add_json,
     print_lines,
     print_table,
