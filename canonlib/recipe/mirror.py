@@ -181,6 +181,32 @@ def _tag_map(refs: dict[str, str], peeled: dict[str, str]) -> dict[str, str]:
     }
 
 
+def _kind(ref_oid: str | None, commit: str) -> str:
+    return "lightweight" if ref_oid == commit else "annotated"
+
+
+def reannotated(
+    before: dict[str, str],
+    after: dict[str, str],
+    old_tags: dict[str, str],
+    new_tags: dict[str, str],
+) -> list[str]:
+    """Tags re-created in place: the same name and commit, a new tag object (what abra's lint
+    asks of a lightweight tag: ``git tag -d T && git tag -a T``).  A warning, not an incident:
+    nothing about the release changed, so nothing is re-tested."""
+    out = []
+    for t, commit in sorted(new_tags.items()):
+        was, now = before.get(TAGS + t), after.get(TAGS + t)
+        if old_tags.get(t) == commit and was != now:
+            a, b = _kind(was, commit), _kind(now, commit)
+            change = f"{a} -> {b}" if a != b else f"{a}, a new tag object"
+            out.append(
+                f"tag {t} re-annotated in place ({change}, same commit {commit[:12]}): "
+                "not a new release, not re-tested"
+            )
+    return out
+
+
 class Mirror:
     """One recipe's mirror.  ``branch`` None means unset: ``main``, or upstream's default
     branch (with a warning) when upstream has no ``main``.  A branch that is set is
@@ -401,6 +427,7 @@ class Mirror:
         report.moved = {
             t: (old_tags[t], c) for t, c in new_tags.items() if t in old_tags and old_tags[t] != c
         }
+        report.warnings += reannotated(before, after, old_tags, new_tags)
         ref = HEADS + report.branch
         report.branch_old, report.branch_new = before.get(ref), after.get(ref)
         if report.branch_old and report.branch_new and report.branch_old != report.branch_new:

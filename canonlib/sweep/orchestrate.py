@@ -291,6 +291,12 @@ class _Sweep:
                 row["reason"] = f"red in run {red['run_id']}: {red.get('reason') or red['label']}"
             elif decision == policy.SKIP_HELD:
                 row["reason"] = f"HOLD: {meta.HOLD}"
+            elif decision == policy.SKIP_NO_NEW:
+                ported = policy.backports(
+                    report.added, row["canonical_before"], meta.ALLOW_PRERELEASE
+                )
+                if ported:
+                    row["reason"] = policy.backport_reason(ported, row["canonical_before"])
             outcome = policy.Outcome(decision)
             if decision == policy.RUN:
                 base = policy.upgrade_base(

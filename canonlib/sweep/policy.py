@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canonlib.recipe.meta import RUNGS
-from canonlib.recipe.versions import newest_older_version, version_key
+from canonlib.recipe.versions import newest_older_version, recipe_tags, version_key
 
 RUN = "run"
 SKIP_NO_NEW = "skip:no-new-version"
@@ -43,6 +43,33 @@ def sweep_decision(
     if canon_version is None or version_key(latest_tag) > version_key(canon_version):
         return SKIP_KNOWN_RED if known_red else RUN
     return SKIP_NO_NEW
+
+
+def backports(
+    added: Iterable[str],
+    canon_version: str | None,
+    allow_prerelease: bool = False,
+) -> list[str]:
+    """Release tags new since the last sync that sort below the canonical: back-ports.
+
+    A back-port (``5.0.3+27.0.1-fpm`` published after ``6.0.1+28.0.2-fpm`` is the
+    canonical) is never tested or promoted: the sweep only moves forward.  It is
+    named in the row so the operator knows it was seen.  Oldest first.
+    """
+    if canon_version is None:
+        return []
+    floor = version_key(canon_version)
+    new = recipe_tags(added, allow_prerelease=allow_prerelease)
+    return [v.raw for v in sorted(new) if v.key < floor]
+
+
+def backport_reason(tags: list[str], canon_version: str) -> str:
+    """The row's words for :func:`backports` (``SKIP (no-new-version)``'s reason)."""
+    named = ", ".join(tags)
+    return (
+        f"newer tag exists: {named} (published since the last sweep) is lower than the "
+        f"canonical {canon_version}, so it is a back-port: not tested, not promoted"
+    )
 
 
 @dataclass(frozen=True)
