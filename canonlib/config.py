@@ -92,6 +92,13 @@ class Config:
     disk_budget_bytes: int = 10_000_000_000
     recipes: dict[str, dict[str, str]] = field(default_factory=dict)
     digest: str = ""
+    log_path: Path | None = None  # the evidence log's repo; None: <state_dir>/log.git
+    log_push: str | None = None
+    log_origin: str = "canon.invalid/evidence-log"
+
+    @property
+    def log_repo(self) -> Path:
+        return self.log_path or self.state_dir / "log.git"
 
     @property
     def db_path(self) -> Path:
@@ -263,6 +270,13 @@ def load_config(
         take(raw, "budget", dict, {}, ""), "disk_bytes", 10_000_000_000, "budget.", True
     )
 
+    log = take(raw, "log", dict, {}, "")
+    log_path = take(log, "path", str, None, "log.")
+    log_push = take(log, "push", str, None, "log.") or None
+    log_origin = take(log, "origin", str, "canon.invalid/evidence-log", "log.")
+    if not log_origin or any(c.isspace() or c in "+" for c in log_origin):
+        problems.append(f"log.origin must be one word without spaces or '+', got {log_origin!r}")
+
     recipes = take(raw, "recipes", dict, {}, "")
     for name, table in recipes.items():
         try:
@@ -313,6 +327,9 @@ def load_config(
         disk_budget_bytes=budget,
         recipes=recipes,
         digest=digest,
+        log_path=_path(base, log_path) if log_path else None,
+        log_push=log_push,
+        log_origin=log_origin,
     )
 
 
@@ -527,6 +544,28 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
         "The disk budget for mirrors, slots, evidence and state; the disk_budget "
         "notebook and `canon doctor` check it.",
         "disk_bytes = 20_000_000_000",
+    ),
+    "log.path": ConfigKey(
+        "path",
+        '"<state_dir>/log.git"',
+        "The evidence log: a bare git repo every evidence run appends one line and a signed "
+        "checkpoint to (docs/operating.md, Publishing the evidence log). Reviewers clone it and "
+        "run `canon verify --log CLONE`.",
+        'path = "/srv/canon/log.git"',
+    ),
+    "log.push": ConfigKey(
+        "git URL",
+        "(none)",
+        "Optional: after each append, push the log's main branch here (where reviewers clone it "
+        "from). A push that fails is said, the evidence run still ends as it would.",
+        'push = "ssh://git@git.example.org/ops/canon-log.git"',
+    ),
+    "log.origin": ConfigKey(
+        "string, no spaces",
+        '"canon.invalid/evidence-log"',
+        "The log's name: the first line of every checkpoint and the key name of its signature "
+        "(C2SP signed-note). Set it once, to something unique like your host and path.",
+        'origin = "ci.example.org/canon"',
     ),
     "recipes.<name>.upstream": ConfigKey(
         "URL",

@@ -258,3 +258,59 @@ def read_blob(repo: Path, commit: str, path: str, *, cap: int) -> str | None:
     if size > cap:
         raise BlobTooBig(f"{path} at {commit[:12]} is {size} bytes; the limit is {cap}")
     return run(["cat-file", "blob", spec], cwd=repo, timeout=30).stdout
+
+
+def run_bytes(
+    args: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    config: Mapping[str, str] | None = None,
+    input: bytes = b"",
+) -> bytes:
+    """``git <args>`` with bytes in and out (blobs, ``cat-file --batch``); raise
+    :class:`GitError` on failure or timeout."""
+    argv = ["git"]
+    for key, value in (config or {}).items():
+        argv += ["-c", f"{key}={value}"]
+    argv += list(args)
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, env=no_git_env(), capture_output=True, timeout=timeout, input=input
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {_show(args)} timed out after {timeout:g}s") from None
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()
+        raise GitError(
+            f"git {_show(args)} failed (exit {proc.returncode}): {err[-2000:]}",
+            stderr=err,
+            returncode=proc.returncode,
+        )
+    return proc.stdout
+
+
+def read_blobs(repo: Path, specs: Sequence[str], *, timeout: float = 120.0) -> list[bytes | None]:
+    """The bytes of each ``<rev>:<path>`` in ``specs`` (None where there is no such blob), read
+    by one ``git cat-file --batch``."""
+    out = run_bytes(
+        ["cat-file", "--batch"],
+        cwd=repo,
+        timeout=timeout,
+        input="".join(s + "\n" for s in specs).encode(),
+    )
+    blobs: list[bytes | None] = []
+    pos = 0
+    for _ in specs:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) != 3:
+            blobs.append(None)  # "<spec> missing" (or ambiguous)
+            continue
+        size = int(header[2])
+        blobs.append(out[pos : pos + size] if header[1] == b"blob" else None)
+        pos += size + 1
+    return blobs
