@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from canonlib.backends.swarm import STABLE_S, SwarmBackend  # noqa: E402
+from canonlib.backends.swarm import SwarmBackend  # noqa: E402
+from canonlib.backends.swarm_converge import STABLE_S  # noqa: E402
 from canonlib.recipe.meta import RecipeMeta  # noqa: E402
 from tests.swarmkit import IMAGE, recipe_files, swarm_problem, write_tree  # noqa: E402
 

@@ -18,7 +18,7 @@ from canonlib.backends.compose import (
     stack_name,
     with_labels,
 )
-from canonlib.backends.swarm import _replicas, convergence_problem
+from canonlib.backends.swarm_converge import _replicas, convergence_problem
 
 
 @pytest.mark.parametrize(

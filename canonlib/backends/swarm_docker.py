@@ -1,0 +1,150 @@
+"""The swarm backend's one way to run docker, and the labels that select canon's objects.
+
+:class:`Docker` runs the CLI (argv lists, a context, timeouts, its own process group, a
+log that never holds a secret); :func:`label_filters` and :func:`label_args` turn a label
+mapping into ``--filter``/``--label`` arguments.  Everything the swarm backend makes
+carries :data:`LABEL_INSTANCE` (which canon made it) and :data:`LABEL_SLOT`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from canonlib.backends.base import BackendError
+from canonlib.backends.common import BackendUnavailable, run_group
+
+RECORD = "canon.record"
+LABEL_SLOT = "canon.slot"
+LABEL_INSTANCE = "canon.instance"
+
+
+def label_filters(labels: Mapping[str, str]) -> list[str]:
+    """``--filter label=k=v`` for each label (``label=k`` for an empty value)."""
+    return [
+        a for k, v in labels.items() for a in ("--filter", f"label={k}={v}" if v else f"label={k}")
+    ]
+
+
+def label_args(labels: Mapping[str, str]) -> list[str]:
+    """``--label k=v`` for each label, as ``docker … create`` takes them."""
+    return [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
+
+
+def _log(log: Path, args: tuple[str, ...], out: str, err: str, *, quiet: bool) -> None:
+    """The command and the tail of what it printed (stderr only for ``ls``/``inspect``)."""
+    with log.open("a") as f:
+        f.write(f"$ docker {' '.join(args)}\n")
+        if quiet:
+            f.write("[output withheld: may contain secrets]\n")
+        elif args[0] not in ("inspect", "ls") and (
+            len(args) < 2 or args[1] not in ("inspect", "ls")
+        ):
+            f.write(out[-2000:] + err[-2000:])
+        else:
+            f.write(err[-2000:])
+
+
+class Docker:
+    """The one place the swarm backend runs docker: argv lists, a context, timeouts, own group."""
+
+    def __init__(
+        self,
+        docker: str = "docker",
+        context: str | None = None,
+        timeout_s: float = 120,
+        log: Path | None = None,
+    ):
+        self.argv0 = [docker, *(["--context", context] if context else [])]
+        self.context = context
+        self.timeout_s = timeout_s
+        self.log = log
+        self._swarm_checked = False
+
+    def run(
+        self,
+        *args: str,
+        step: str,
+        input: str | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        cwd: Path | None = None,
+        quiet: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        """``quiet`` keeps stdin and stdout out of the log and the error (secret values)."""
+        argv = [*self.argv0, *args]
+        timeout = timeout or self.timeout_s
+        try:  # its own process group: a timeout or canon's own end takes docker with it
+            proc = run_group(
+                argv,
+                cwd=cwd,
+                env=os.environ if env is None else env,
+                timeout=timeout,
+                merge_stderr=False,
+                input=input,
+            )
+        except FileNotFoundError:
+            raise BackendUnavailable(
+                step, f"{argv[0]} not found: install docker (scripts/swarm-up)"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise BackendError(
+                step, f"docker {' '.join(args[:3])} timed out after {timeout:g}s"
+            ) from None
+        out, err = proc.stdout, proc.stderr
+        if self.log:
+            _log(self.log, args, out, err, quiet=quiet)
+        if check and proc.returncode != 0:
+            detail = err.strip() or ("" if quiet else out.strip())
+            raise BackendError(step, f"docker {' '.join(args[:3])} failed: {detail[-800:]}")
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    def lines(self, *args: str, step: str) -> list[str]:
+        return [x for x in self.run(*args, step=step).stdout.splitlines() if x.strip()]
+
+    def ids(self, kind: str, labels: Mapping[str, str], step: str) -> list[str]:
+        """IDs (names for volumes) of ``kind`` objects carrying every label in ``labels``."""
+        filters = label_filters(labels)
+        if kind == "container":
+            return self.lines("ps", "-aq", *filters, step=step)
+        return self.lines(kind, "ls", "-q", *filters, step=step)
+
+    def inspect(self, kind: str, ids: Iterable[str], step: str) -> list[dict[str, Any]]:
+        ids = list(ids)
+        if not ids:
+            return []
+        return json.loads(self.run(kind, "inspect", *ids, step=step).stdout or "[]")
+
+    def check_swarm(self) -> None:
+        """The engine answers and its swarm is active, or one line saying what to do."""
+        if self._swarm_checked:
+            return
+        where = f"docker context {self.context!r}" if self.context else "the local docker engine"
+        try:
+            r = self.run(
+                "info",
+                "--format",
+                "{{.Swarm.LocalNodeState}}",
+                step="swarm",
+                check=False,
+                timeout=30,
+            )
+        except BackendError as e:
+            raise BackendUnavailable(
+                "swarm", f"{where} does not answer ({e}); run scripts/swarm-up"
+            ) from None
+        state = r.stdout.strip()
+        if r.returncode != 0:
+            raise BackendUnavailable(
+                "swarm", f"{where} does not answer: {r.stderr.strip()[-300:]}; run scripts/swarm-up"
+            )
+        if state != "active":
+            raise BackendUnavailable(
+                "swarm", f"{where} is not in an active swarm ({state}): docker swarm init"
+            )
+        self._swarm_checked = True
