@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -314,3 +315,121 @@ def read_blobs(repo: Path, specs: Sequence[str], *, timeout: float = 120.0) -> l
         blobs.append(out[pos : pos + size] if header[1] == b"blob" else None)
         pos += size + 1
     return blobs
+
+
+# -- reading objects -----------------------------------------------------------
+# The no-op sweep asks every mirror whether it still holds its tips' objects.  A files-backend
+# repo answers that without a process: a loose object is a file, a packed one a name in a pack
+# index (format v2).  Anything else (alternates, a multi-pack index, promisor packs, SHA-256,
+# a delta-compressed tip commit, an unreadable file) is "cannot tell": the caller asks git.
+
+_IDX_V2 = b"\xfftOc\x00\x00\x00\x02"
+_FANOUT = 8  # the 256 cumulative counts start after the signature and version
+_NAMES = _FANOUT + 256 * 4
+_TYPES = (b"commit ", b"tree ", b"blob ", b"tag ")
+
+
+class _CannotTell(Exception):
+    pass
+
+
+class _ObjectStore:
+    """Read-only look-ups in ``<repo>/objects``; raises :class:`_CannotTell` when unsure."""
+
+    def __init__(self, repo: Path):
+        self.dir = repo / "objects"
+        pack_dir = self.dir / "pack"
+        if (self.dir / "info" / "alternates").exists() or (pack_dir / "multi-pack-index").exists():
+            raise _CannotTell
+        self.packs: list[tuple[bytes, Path]] = []
+        for idx in sorted(pack_dir.glob("*.idx")):
+            pack = idx.with_suffix(".pack")
+            if idx.with_suffix(".promisor").exists():
+                raise _CannotTell
+            if not pack.exists():
+                continue  # git ignores an index without its pack
+            data = idx.read_bytes()
+            if data[:8] != _IDX_V2:
+                raise _CannotTell
+            self.packs.append((data, pack))
+
+    def _loose(self, oid: str) -> bytes | None:
+        """The start of a loose object's inflated bytes (header and a little body), or None."""
+        try:
+            with open(self.dir / oid[:2] / oid[2:], "rb") as f:
+                head = zlib.decompressobj().decompress(f.read(512), 128)
+        except FileNotFoundError:
+            return None
+        if not head.startswith(_TYPES) or b"\0" not in head:
+            raise _CannotTell  # a damaged loose object: git says what it is
+        return head
+
+    def _packed(self, oid: str) -> tuple[Path, int] | None:
+        """(pack, offset) of a packed object, or None."""
+        raw = bytes.fromhex(oid)
+        for data, pack in self.packs:
+            n = int.from_bytes(data[_NAMES - 4 : _NAMES], "big")
+            first = raw[0]
+            lo = int.from_bytes(data[_FANOUT + 4 * first - 4 : _FANOUT + 4 * first], "big")
+            lo = lo if first else 0
+            hi = int.from_bytes(data[_FANOUT + 4 * first : _FANOUT + 4 * first + 4], "big")
+            while lo < hi:
+                mid = (lo + hi) // 2
+                name = data[_NAMES + 20 * mid : _NAMES + 20 * mid + 20]
+                if name < raw:
+                    lo = mid + 1
+                elif name > raw:
+                    hi = mid
+                else:
+                    at = _NAMES + 24 * n + 4 * mid
+                    offset = int.from_bytes(data[at : at + 4], "big")
+                    if offset & 0x80000000:
+                        at = _NAMES + 28 * n + 8 * (offset & 0x7FFFFFFF)
+                        offset = int.from_bytes(data[at : at + 8], "big")
+                    return pack, offset
+        return None
+
+    def has(self, oid: str) -> bool:
+        return self._loose(oid) is not None or self._packed(oid) is not None
+
+    def tree_of(self, commit: str) -> str | None:
+        """The tree a commit names; None when the commit is not there."""
+        head = self._loose(commit)
+        if head is None:
+            where = self._packed(commit)
+            if where is None:
+                return None
+            with open(where[0], "rb") as f:
+                f.seek(where[1])
+                entry = f.read(512)
+            if (entry[0] >> 4) & 7 != 1:
+                raise _CannotTell  # a delta (or not a commit): git resolves it
+            i = 1
+            while entry[i - 1] & 0x80:
+                i += 1
+            head = b"commit 0\0" + zlib.decompressobj().decompress(entry[i:], 64)
+        if not head.startswith(b"commit "):
+            raise _CannotTell
+        body = head.partition(b"\0")[2]
+        if not body.startswith(b"tree ") or not _OID.fullmatch(body[5:45].decode()):
+            raise _CannotTell
+        return body[5:45].decode()
+
+
+def missing_objects(
+    repo: Path, oids: Sequence[str], tree_of: str | None = None
+) -> list[str] | None:
+    """Which of ``oids`` (and ``<tree_of>^{tree}``) ``repo`` lacks, named as ``git cat-file
+    --batch-check`` names them, read without a process; None when it cannot tell (ask git)."""
+    if not all(_OID.fullmatch(o) for o in [*oids, *([tree_of] if tree_of else [])]):
+        return None
+    try:
+        store = _ObjectStore(repo)
+        missing = [o for o in oids if not store.has(o)]
+        if tree_of is not None:
+            tree = store.tree_of(tree_of)
+            if tree is None or not store.has(tree):
+                missing.append(f"{tree_of}^{{tree}}")
+        return missing
+    except (_CannotTell, OSError, zlib.error, ValueError, IndexError):
+        return None

@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from canonlib import git as canon_git
 from canonlib.recipe.mirror import Mirror, SyncError
 from tests.gitrepo import Upstream, git, ls_remote
 
@@ -185,3 +186,71 @@ def test_sweep_honours_the_configured_branch(tmp_path):
         "no branch 'develop'" in rows["app"]["error"] and "branches: main" in rows["app"]["error"]
     )
     assert rows["other"]["label"] == "PASS (promoted)"
+
+
+# -- the no-op sync reads the object store itself (git.missing_objects) ----------------------
+
+
+def cat_file_missing(repo, oids: list[str], tip: str | None) -> list[str]:
+    wanted = oids + ([f"{tip}^{{tree}}"] if tip else [])
+    out = git("cat-file", "--batch-check", cwd=repo, input="".join(f"{w}\n" for w in wanted))
+    return [ln.rsplit(" ", 1)[0] for ln in out.splitlines() if ln.endswith(" missing")]
+
+
+def every_object(repo) -> list[str]:
+    out = git("cat-file", "--batch-all-objects", "--batch-check=%(objectname)", cwd=repo)
+    return out.split()
+
+
+@pytest.mark.parametrize(
+    "layout", ["loose", "packed", "packed, one lost", "pack without its index"]
+)
+def test_missing_objects_answers_as_git_does(released, layout):
+    """Loose and packed objects, present and absent, named as cat-file names them."""
+    repo, store = released.path, released.path / ".git"
+    if layout != "loose":
+        git("repack", "-a", "-d", "-q", cwd=repo)
+        git("prune-packed", cwd=repo)
+    objects = every_object(repo)
+    tip = released.head("main")
+    absent = ["0" * 40, "f" * 40, objects[0][:-1] + ("0" if objects[0][-1] != "0" else "1")]
+    if layout == "packed, one lost":  # a second pack holding one object; then that pack goes
+        extra = git("hash-object", "-w", "--stdin", cwd=repo, input="lost\n").strip()
+        name = git(
+            "pack-objects",
+            "-q",
+            str(store / "objects" / "pack" / "pack"),
+            cwd=repo,
+            input=extra + "\n",
+        )
+        git("prune-packed", cwd=repo)
+        assert git("cat-file", "-t", extra, cwd=repo).strip() == "blob"
+        (store / "objects" / "pack" / f"pack-{name.strip()}.pack").unlink()
+        absent.append(extra)
+    if layout == "pack without its index":
+        for idx in (store / "objects" / "pack").glob("*.idx"):
+            idx.rename(idx.with_suffix(".idx-gone"))
+    oids = sorted(objects + absent)
+    local = canon_git.missing_objects(store, oids, tree_of=tip)
+    assert local is not None, "a plain files-backend repo is read without git"
+    assert local == cat_file_missing(repo, oids, tip)
+    assert set(absent) <= set(local)
+    if layout == "pack without its index":
+        assert len(local) == len(oids) + 1  # nothing is there, the tip's tree neither
+    else:
+        assert canon_git.missing_objects(store, objects, tree_of=tip) == []
+
+
+def test_missing_objects_cannot_tell_hands_over_to_git(released, tmp_path):
+    """Alternates (and a tip that is not a plain commit) are git's to answer: None, not a guess."""
+    clone = tmp_path / "shared.git"
+    git("clone", "-q", "--bare", "--shared", str(released.path), str(clone))
+    tip = released.head("main")
+    assert canon_git.missing_objects(clone, [tip], tree_of=tip) is None
+    tag = git("rev-parse", "refs/tags/1.0.0+1", cwd=released.path).strip()  # a tag object
+    assert canon_git.missing_objects(released.path / ".git", [tag], tree_of=tag) is None
+    # and the mirror still answers right through git: nothing missing
+    m = mirror_for(released, tmp_path)
+    m.sync()
+    (m.path / "objects" / "info" / "alternates").write_text(str(released.path / "objects") + "\n")
+    assert not m.sync().fetched

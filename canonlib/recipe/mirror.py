@@ -287,14 +287,17 @@ class Mirror:
     ) -> list[str]:
         """The objects the refs name that the mirror does not hold (cheap: the tips only).
 
-        One ``git cat-file --batch-check`` over every ref's object, every annotated
-        tag's peeled commit, and the branch tip's tree: a mirror whose objects were
-        deleted or whose packs were lost answers "missing" for them.
+        Every ref's object, every annotated tag's peeled commit, and the branch tip's tree:
+        a mirror whose objects were deleted or whose packs were lost answers "missing" for
+        them.  Read from the object files (:func:`git.missing_objects`, no process); where
+        that cannot tell, one ``git cat-file --batch-check`` answers.
         """
-        wanted = sorted(set(refs.values()) | set(peeled.values()))
+        oids = sorted(set(refs.values()) | set(peeled.values()))
         tip = refs.get(HEADS + branch)
-        if tip:
-            wanted.append(f"{tip}^{{tree}}")
+        local = git.missing_objects(self.path, oids, tree_of=tip)
+        if local is not None:
+            return local
+        wanted = oids + ([f"{tip}^{{tree}}"] if tip else [])
         if not wanted:
             return []
         proc = git.run(

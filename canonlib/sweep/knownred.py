@@ -23,16 +23,22 @@ _IGNORED_SUFFIXES = (".pyc", ".pyo")
 def tests_digest(tests_dir: Path) -> str:
     """``sha256:<hex>`` over every file's relative path, mode bit and bytes under ``tests_dir``."""
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(tests_dir):
+    root = os.fspath(Path(tests_dir))  # plain strings, not Paths: this runs once per recipe a week
+    for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS)
+        prefix = dirpath[len(root) + 1 :] + "/" if dirpath != root else ""
         for name in sorted(filenames):
             if name.endswith(_IGNORED_SUFFIXES):
                 continue
-            path = Path(dirpath) / name
-            rel = path.relative_to(tests_dir).as_posix()
-            link = path.is_symlink()
-            body = b"link:" + os.readlink(path).encode() if link else path.read_bytes()
-            executable = b"x" if os.access(path, os.X_OK) and not link else b"-"
+            path = os.path.join(dirpath, name)
+            rel = prefix + name
+            link = os.path.islink(path)
+            if link:
+                body = b"link:" + os.readlink(path).encode()
+            else:
+                with open(path, "rb") as f:
+                    body = f.read()
+            executable = b"x" if not link and os.access(path, os.X_OK) else b"-"
             h.update(f"{len(rel)}:{rel}:".encode() + executable + f":{len(body)}:".encode())
             h.update(body)
     return "sha256:" + h.hexdigest()

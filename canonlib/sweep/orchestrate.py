@@ -277,7 +277,10 @@ class _Sweep:
             stage = "decide"
             latest = latest_release(report.tags, allow_prerelease=meta.ALLOW_PRERELEASE)
             row["latest"] = latest
-            red = self._known_red(fr, latest, report, row)
+            # only a tag that would run can be known-red: the memory is read for those alone
+            # (a no-op week asks the registry nothing)
+            runs = policy.sweep_decision(fr.name, latest, row["canonical_before"], meta.HOLD)
+            red = self._known_red(fr, latest, report, row, look=runs == policy.RUN)
             decision = policy.sweep_decision(
                 fr.name,
                 latest,
@@ -403,9 +406,16 @@ class _Sweep:
         )
 
     def _known_red(
-        self, fr: FleetRecipe, latest: str | None, report: SyncReport, row: dict[str, Any]
+        self,
+        fr: FleetRecipe,
+        latest: str | None,
+        report: SyncReport,
+        row: dict[str, Any],
+        *,
+        look: bool = True,
     ) -> dict[str, Any] | None:
-        """Fill the row's verdict key; the earlier red row on that key, unless the recipe is retried."""
+        """Fill the row's verdict key; with ``look``, the earlier red row on that key, unless the
+        recipe is retried."""
         if latest is None:
             return None
         row.update(
@@ -413,7 +423,7 @@ class _Sweep:
             harness=self.harness,
             fleet_tests=tests_digest(fr.path),
         )
-        if fr.name in self.retry or not row["tag_commit"]:
+        if not look or fr.name in self.retry or not row["tag_commit"]:
             return None
         key = policy.RedKey(latest, row["tag_commit"], row["fleet_tests"], self.harness)
         red = policy.known_red(self.registry.results(recipe=fr.name), key)
