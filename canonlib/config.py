@@ -15,6 +15,7 @@ import shlex
 import string
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,163 +175,233 @@ def load_config(
     """Load and check the configuration; raise :class:`ConfigError` naming every problem.
 
     ``env_overrides=False`` ignores CCCI_REPO / CANON_STATE (a proof's scratch config).
+    Each table of canon.toml is read by its own function, in the order below, each
+    returning its fields of :class:`Config` and adding what is wrong to one list.
     """
-    environ = os.environ if env_overrides else {}
-    path = find_config_path(explicit)
-    raw: dict[str, Any] = {}
-    blob = b""
-    if path is not None:
-        try:
-            blob = read_small_file(path, CONFIG_CAP_BYTES)
-            raw = tomllib.loads(blob.decode("utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(
-                f"config file {path} not found; create one (see `canon config example`) "
-                "or point --config / $CANON_CONFIG at it"
-            ) from None
-        except FileProblem as e:
-            raise ConfigError(
-                f"config {path} {e}; point --config / $CANON_CONFIG at a canon.toml file"
-            ) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from None
-        path = path.resolve()
+    env = EnvOverrides.read(os.environ if env_overrides else {})
+    path, raw, blob = _read_file(find_config_path(explicit))
     base = path.parent if path else Path.cwd()
-    problems: list[str] = []
+    problems = _Problems(unknown_keys(raw))
+    paths = _paths(problems, raw, env)
+    fields = {
+        **_remote(problems, raw),
+        **_backend(problems, raw),
+        **_harness(problems, raw),
+        **_sync(problems, raw),
+        **_budget(problems, raw),
+        **_log(problems, raw),
+        **_recipes(problems, raw),
+    }
+    _dir_problems(problems, base, paths, env)
+    problems.raise_any(path)
+    digest = hashlib.sha256(blob + b"\0" + env.digest_key().encode()).hexdigest()
+    resolved = {key: _path(base, value) for key, value in paths.items()}
+    log_path = fields.pop("log_path")
+    fields["log_path"] = _path(base, log_path) if log_path else None
+    return Config(path=path, **resolved, **fields, digest=digest)
+
+
+@dataclass(frozen=True)
+class EnvOverrides:
+    """``$CCCI_REPO`` (the fleet) and ``$CANON_STATE`` (the state dir); empty when unset."""
+
+    fleet: str = ""
+    state_dir: str = ""
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> EnvOverrides:
+        return cls(environ.get("CCCI_REPO", ""), environ.get("CANON_STATE", ""))
+
+    def digest_key(self) -> str:
+        """The overrides as the config's digest covers them."""
+        return f"CCCI_REPO={self.fleet}|CANON_STATE={self.state_dir}"
+
+
+def _read_file(path: Path | None) -> tuple[Path | None, dict[str, Any], bytes]:
+    """(resolved path, parsed TOML, its bytes) of the config file; nothing when there is none."""
+    if path is None:
+        return None, {}, b""
+    try:
+        blob = read_small_file(path, CONFIG_CAP_BYTES)
+        raw = tomllib.loads(blob.decode("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found; create one (see `canon config example`) "
+            "or point --config / $CANON_CONFIG at it"
+        ) from None
+    except FileProblem as e:
+        raise ConfigError(
+            f"config {path} {e}; point --config / $CANON_CONFIG at a canon.toml file"
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return path.resolve(), raw, blob
+
+
+class _Problems:
+    """Every problem found in the configuration, and the typed reads that add to them."""
+
+    def __init__(self, found: list[str]):
+        self.found = found
+
+    def add(self, *problems: str) -> None:
+        self.found += problems
 
     def take(
-        table: dict[str, Any], key: str, types: type | tuple[type, ...], default: Any, where: str
+        self,
+        table: dict[str, Any],
+        key: str,
+        types: type | tuple[type, ...],
+        default: Any,
+        where: str,
     ) -> Any:
+        """``table[key]`` when it has one of ``types``; else ``default`` (a problem if set)."""
         if key not in table:
             return default
         value = table[key]
         if not isinstance(value, types) or isinstance(value, bool) and bool not in _tuple(types):
-            problems.append(f"{where}{key} must be {_names(types)}, got {value!r}")
+            self.add(f"{where}{key} must be {_names(types)}, got {value!r}")
             return default
         return value
 
-    problems += unknown_keys(raw)
-
-    fleet_s = environ.get("CCCI_REPO") or take(raw, "fleet", str, None, "")
-    if not fleet_s:
-        problems.append(
-            "no fleet: set `fleet` in canon.toml or CCCI_REPO to the operator's test tree"
-        )
-    state_s = environ.get("CANON_STATE") or take(raw, "state_dir", str, "state", "")
-    evidence_s = take(raw, "evidence_dir", str, "evidence", "")
-    upstream = take(raw, "upstream", str, DEFAULT_UPSTREAM, "")
-    push = take(raw, "push", str, None, "") or None
-    for key, tmpl in (("upstream", upstream), ("push", push)):
-        if tmpl:
-            problems += _template_problems(key, tmpl)
-    branch_set = "branch" in raw
-    branch = take(raw, "branch", str, "main", "")
-    problems += _branch_problems("branch", branch)
-
-    def number(table: dict[str, Any], key: str, default: float, where: str, whole: bool) -> Any:
-        value = take(table, key, int if whole else (int, float), default, where)
+    def number(
+        self, table: dict[str, Any], key: str, default: float, where: str, whole: bool
+    ) -> Any:
+        """:meth:`take` for a number, which must also lie within its :data:`LIMITS`."""
+        value = self.take(table, key, int if whole else (int, float), default, where)
         low, high = LIMITS[where + key]
         if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
-            problems.append(f"{where}{key} must be between {low:g} and {high:g}, got {value!r}")
+            self.add(f"{where}{key} must be between {low:g} and {high:g}, got {value!r}")
             return default
         return value
 
-    backend = dict(take(raw, "backend", dict, {}, ""))
+    def raise_any(self, path: Path | None) -> None:
+        """One :class:`ConfigError` naming the file and every problem, when there is one."""
+        where = str(path) if path else "configuration (no canon.toml found)"
+        if len(self.found) == 1:
+            raise ConfigError(f"{where}: {self.found[0]}")
+        if self.found:
+            listed = "\n  - ".join(self.found)
+            raise ConfigError(f"{where}: {len(self.found)} problem(s):\n  - {listed}")
+
+
+def _paths(problems: _Problems, raw: dict[str, Any], env: EnvOverrides) -> dict[str, str]:
+    """``fleet``, ``state_dir``, ``evidence_dir`` as written (the env's overrides first)."""
+    fleet = env.fleet or problems.take(raw, "fleet", str, None, "")
+    if not fleet:
+        problems.add("no fleet: set `fleet` in canon.toml or CCCI_REPO to the operator's test tree")
+    return {
+        "fleet": fleet,
+        "state_dir": env.state_dir or problems.take(raw, "state_dir", str, "state", ""),
+        "evidence_dir": problems.take(raw, "evidence_dir", str, "evidence", ""),
+    }
+
+
+def _remote(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+    """``upstream``, ``push`` (URL templates) and ``branch``."""
+    upstream = problems.take(raw, "upstream", str, DEFAULT_UPSTREAM, "")
+    push = problems.take(raw, "push", str, None, "") or None
+    for key, tmpl in (("upstream", upstream), ("push", push)):
+        if tmpl:
+            problems.add(*_template_problems(key, tmpl))
+    branch = problems.take(raw, "branch", str, "main", "")
+    problems.add(*_branch_problems("branch", branch))
+    return {"upstream": upstream, "push": push, "branch": branch, "branch_set": "branch" in raw}
+
+
+def _backend(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+    """``[backend]``: its table as written (``kind`` defaulted) and how many cold runs at once."""
+    backend = dict(problems.take(raw, "backend", dict, {}, ""))
     backend.setdefault("kind", "local")
     if backend["kind"] not in BACKENDS:
-        problems.append(
+        problems.add(
             f"backend.kind must be one of {', '.join(BACKENDS)}, got {backend['kind']!r}"
             + did_you_mean(str(backend["kind"]), BACKENDS)
         )
     if "servers" in backend and not (
         isinstance(backend["servers"], list) and all(isinstance(s, str) for s in backend["servers"])
     ):
-        problems.append("backend.servers must be a list of server names")
+        problems.add("backend.servers must be a list of server names")
     default_parallel = len(backend.get("servers") or []) if backend["kind"] == "abra" else 1
-    cold_parallel = number(backend, "parallel", max(1, default_parallel), "backend.", True)
+    cold_parallel = problems.number(backend, "parallel", max(1, default_parallel), "backend.", True)
+    return {"backend": backend, "cold_parallel": cold_parallel}
 
-    harness = take(raw, "harness", dict, {}, "")
-    command = take(harness, "command", (str, list), None, "harness.")
+
+def _harness(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+    """``[harness]``: the command (default: the built-in harness) and its timeout."""
+    harness = problems.take(raw, "harness", dict, {}, "")
+    command = problems.take(harness, "command", (str, list), None, "harness.")
     if isinstance(command, str):
         try:
             command = shlex.split(command)
         except ValueError as e:
-            problems.append(f"harness.command does not split like a shell line: {e}")
+            problems.add(f"harness.command does not split like a shell line: {e}")
             command = None
     if isinstance(command, list) and not all(isinstance(c, str) for c in command) or command == []:
-        problems.append("harness.command must be a non-empty string or list of strings")
+        problems.add("harness.command must be a non-empty string or list of strings")
         command = None
     command = command or [sys.executable, "-m", "canonlib", "harness"]
-    harness_timeout = number(harness, "timeout_s", 3600, "harness.", False)
+    timeout = problems.number(harness, "timeout_s", 3600, "harness.", False)
+    return {"harness_command": list(command), "harness_timeout_s": float(timeout)}
 
-    sync = take(raw, "sync", dict, {}, "")
-    parallel = number(sync, "parallel", 8, "sync.", True)
-    sync_timeout = number(sync, "timeout_s", 120, "sync.", False)
-    budget = number(
-        take(raw, "budget", dict, {}, ""), "disk_bytes", 10_000_000_000, "budget.", True
-    )
 
-    log = take(raw, "log", dict, {}, "")
-    log_path = take(log, "path", str, None, "log.")
-    log_push = take(log, "push", str, None, "log.") or None
-    log_origin = take(log, "origin", str, "canon.invalid/evidence-log", "log.")
+def _sync(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+    """``[sync]``: how many mirrors sync at once, and each git command's timeout."""
+    sync = problems.take(raw, "sync", dict, {}, "")
+    parallel = problems.number(sync, "parallel", 8, "sync.", True)
+    timeout = problems.number(sync, "timeout_s", 120, "sync.", False)
+    return {"sync_parallel": parallel, "sync_timeout_s": float(timeout)}
+
+
+def _budget(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+    """``[budget]``: the disk budget."""
+    budget = problems.take(raw, "budget", dict, {}, "")
+    disk = problems.number(budget, "disk_bytes", 10_000_000_000, "budget.", True)
+    return {"disk_budget_bytes": disk}
+
+
+def _log(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+    """``[log]``: the evidence log's repo (as written: resolved once the config is good), where
+    it is pushed, and its origin (the checkpoints' first line)."""
+    log = problems.take(raw, "log", dict, {}, "")
+    log_path = problems.take(log, "path", str, None, "log.")
+    log_push = problems.take(log, "push", str, None, "log.") or None
+    log_origin = problems.take(log, "origin", str, "canon.invalid/evidence-log", "log.")
     if not log_origin or any(c.isspace() or c in "+" for c in log_origin):
-        problems.append(f"log.origin must be one word without spaces or '+', got {log_origin!r}")
+        problems.add(f"log.origin must be one word without spaces or '+', got {log_origin!r}")
+    return {"log_path": log_path, "log_push": log_push, "log_origin": log_origin}
 
-    recipes = take(raw, "recipes", dict, {}, "")
+
+def _recipes(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+    """``[recipes.<name>]``: each recipe's own upstream and branch."""
+    recipes = problems.take(raw, "recipes", dict, {}, "")
     for name, table in recipes.items():
         try:
             git.check_recipe_name(name)
         except git.InvalidRef as e:
-            problems.append(f"recipes.{name}: {e}")
+            problems.add(f"recipes.{name}: {e}")
         if not isinstance(table, dict) or not set(table) <= {"upstream", "branch"}:
-            problems.append(f"recipes.{name} may only set upstream and branch")
+            problems.add(f"recipes.{name} may only set upstream and branch")
             continue
         for key in ("upstream", "branch"):
             if key in table and not isinstance(table[key], str):
-                problems.append(f"recipes.{name}.{key} must be a string, got {table[key]!r}")
+                problems.add(f"recipes.{name}.{key} must be a string, got {table[key]!r}")
         if isinstance(table.get("branch"), str):
-            problems += _branch_problems(f"recipes.{name}.branch", table["branch"])
+            problems.add(*_branch_problems(f"recipes.{name}.branch", table["branch"]))
         if isinstance(table.get("upstream"), str) and "{" in table["upstream"]:
-            problems += _template_problems(f"recipes.{name}.upstream", table["upstream"], False)
+            problems.add(*_template_problems(f"recipes.{name}.upstream", table["upstream"], False))
+    return {"recipes": recipes}
 
-    for key, value in (("state_dir", state_s), ("evidence_dir", evidence_s)):
-        problem = _dir_problem(_path(base, value))
+
+def _dir_problems(
+    problems: _Problems, base: Path, paths: Mapping[str, str], env: EnvOverrides
+) -> None:
+    """The state and evidence dirs must be directories canon may create or use."""
+    for key in ("state_dir", "evidence_dir"):
+        problem = _dir_problem(_path(base, paths[key]))
         if problem:
-            source = "$CANON_STATE" if key == "state_dir" and environ.get("CANON_STATE") else key
-            problems.append(f"{source} {problem}; set it to a directory canon may create or use")
-
-    if len(problems) == 1:
-        where = str(path) if path else "configuration (no canon.toml found)"
-        raise ConfigError(f"{where}: {problems[0]}")
-    if problems:
-        where = str(path) if path else "configuration (no canon.toml found)"
-        raise ConfigError(f"{where}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
-
-    overrides = "|".join(f"{k}={environ.get(k, '')}" for k in ("CCCI_REPO", "CANON_STATE"))
-    digest = hashlib.sha256(blob + b"\0" + overrides.encode()).hexdigest()
-    return Config(
-        path=path,
-        fleet=_path(base, fleet_s),
-        state_dir=_path(base, state_s),
-        evidence_dir=_path(base, evidence_s),
-        upstream=upstream,
-        push=push,
-        branch=branch,
-        branch_set=branch_set,
-        backend=backend,
-        harness_command=list(command),
-        harness_timeout_s=float(harness_timeout),
-        sync_parallel=parallel,
-        sync_timeout_s=float(sync_timeout),
-        cold_parallel=cold_parallel,
-        disk_budget_bytes=budget,
-        recipes=recipes,
-        digest=digest,
-        log_path=_path(base, log_path) if log_path else None,
-        log_push=log_push,
-        log_origin=log_origin,
-    )
+            source = "$CANON_STATE" if key == "state_dir" and env.state_dir else key
+            problems.add(f"{source} {problem}; set it to a directory canon may create or use")
 
 
 def _template_problems(key: str, tmpl: str, needs_recipe: bool = True) -> list[str]:

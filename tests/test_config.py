@@ -54,3 +54,33 @@ def test_missing_and_broken_files(tmp_path):
     (tmp_path / "bad.toml").write_text("fleet = [\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(tmp_path / "bad.toml")
+
+
+def test_problems_come_in_one_order_table_by_table(tmp_path, monkeypatch):
+    """The whole message, byte for byte: unknown keys, then the paths, the upstream and branch,
+    [backend], [harness], [sync], [budget], [recipes], and the directories last."""
+    monkeypatch.delenv("CCCI_REPO", raising=False)
+    monkeypatch.delenv("CANON_STATE", raising=False)
+    (tmp_path / "afile").write_text("x")
+    path = tmp_path / "canon.toml"
+    path.write_text(
+        'fleeet = 1\nstate_dir = "afile"\nupstream = "x"\nbranch = "a..b"\n'
+        '[backend]\nkind = "swarn"\n[harness]\ncommand = []\n[sync]\nparallel = 0\n'
+        "[budget]\ndisk_bytes = 1.5\n[recipes.x]\nother = 1\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == (
+        f"{path}: 10 problem(s):\n"
+        "  - unknown key 'fleeet'; did you mean fleet?\n"
+        "  - no fleet: set `fleet` in canon.toml or CCCI_REPO to the operator's test tree\n"
+        "  - upstream must contain {recipe}, got 'x'\n"
+        "  - branch 'a..b' is not a branch name: contains '..' or '@{'\n"
+        "  - backend.kind must be one of local, abra, swarm, got 'swarn'; did you mean swarm?\n"
+        "  - harness.command must be a non-empty string or list of strings\n"
+        "  - sync.parallel must be between 1 and 256, got 0\n"
+        "  - budget.disk_bytes must be an integer, got 1.5\n"
+        "  - recipes.x may only set upstream and branch\n"
+        f"  - state_dir {tmp_path / 'afile'} is a file, not a directory; set it to a directory "
+        "canon may create or use"
+    )

@@ -54,14 +54,26 @@ def test_meta_reference_lists_every_key_with_type_default_and_example():
         assert KEY_HELP[name].meaning.split()[0] in line
 
 
+def _loader_functions(tree: ast.Module) -> list[ast.FunctionDef]:
+    """``load_config`` and the module's functions it calls, directly or through each other
+    (one function per table of canon.toml)."""
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    found, todo = {}, ["load_config"]
+    while todo:
+        name = todo.pop()
+        if name in found or name not in defs:
+            continue
+        found[name] = defs[name]
+        calls = (n.func for n in ast.walk(defs[name]) if isinstance(n, ast.Call))
+        todo += [f.id for f in calls if isinstance(f, ast.Name)]
+    return list(found.values())
+
+
 def _loader_keys() -> set[str]:
     """Every dotted key the config loader and the backends read, found in their source."""
     keys: set[str] = set()
     tree = ast.parse((PKG / "config.py").read_text())
-    loader = next(
-        n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "load_config"
-    )
-    for node in ast.walk(loader):
+    for node in (n for f in _loader_functions(tree) for n in ast.walk(f)):
         # take(table, "key", types, default, "where.") and helpers shaped like it
         if isinstance(node, ast.Call) and len(node.args) >= 4:
             key = node.args[1]
