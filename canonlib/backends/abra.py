@@ -208,7 +208,7 @@ class AbraBackend:
         overlay = {"TYPE": meta.recipe, "DOMAIN": domain, **meta.ENV_OVERLAY}
         env_text = render_env(env_sample(Path(checkout)), overlay)
         write_atomic(env_file, env_text)
-        env = parse_env(env_text)
+        env = parse_env(env_text, what=".env.sample", step="provision")
         for name, generator in meta.SECRETS.items():
             version = secret_version(env, name)  # abra's: SECRET_<NAME>_VERSION, else v1
             if generator is None:
@@ -250,7 +250,7 @@ class AbraBackend:
         domain = self._domain(slot)
         rec = self._record(slot) or {}
         env_file = self.abra_dir / "servers" / rec.get("server", "") / f"{domain}.env"
-        env = parse_env(env_file.read_text()) if env_file.is_file() else {}
+        env = parse_env(env_file.read_text(), what=str(env_file)) if env_file.is_file() else {}
         parse_compose_files(Path(checkout), env, version)  # a broken compose fails here, named
         self._place_recipe(Path(checkout), meta.recipe)
         self._run("app", "deploy", domain, "--chaos", "--force", "--no-input", step="deploy")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import os
 import re
 import secrets
@@ -16,8 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-
+from canonlib import envfile
 from canonlib.backends.base import BackendError
 from canonlib.process import kill_group
 
@@ -49,31 +47,59 @@ def generate_secret(generator: str | None) -> str:
     )
 
 
-_ENV_KEY = re.compile(r"^\s*#?\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+_ASSIGNMENT = re.compile(r"^\s*(#\s*)?(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=")
 
 
 def render_env(sample: str, overlay: Mapping[str, str]) -> str:
-    """``.env.sample`` with the overlay's values set (uncommenting ``#KEY=`` lines), extras appended."""
-    out, seen = [], set()
-    for line in sample.splitlines():
-        m = _ENV_KEY.match(line)
-        key = m.group(1) if m else None
-        if key in overlay:
-            out.append(f"{key}={overlay[key]}")
-            seen.add(key)
-        else:
-            out.append(line)
-    out += [f"{k}={v}" for k, v in overlay.items() if k not in seen]
-    return "\n".join(out) + "\n"
+    """``.env.sample`` with the overlay's values set, as an operator edits it for abra.
 
-
-def parse_env(text: str) -> dict[str, str]:
-    """A ``.env`` file read with python-dotenv's rules: ``export``, quotes, inline ``# comments``.
-
-    Values are taken literally (no ``${VAR}`` expansion); a key without ``=`` is left out.
+    A key the sample assigns gets the value in its last assignment, so earlier lines stay
+    (``COMPOSE_FILE="$COMPOSE_FILE:…"`` builds on them); a value that names its own key
+    (``$COMPOSE_FILE:compose.mail.yml``) is appended after the sample's lines instead, to
+    build on the sample's value.  A key only commented out (``#KEY=``) is set on the first
+    such line; any other key is appended.  Every other line is the sample's, as written.
     """
-    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
-    return {k: v for k, v in values.items() if v is not None}
+    lines = sample.splitlines()
+    active: dict[str, int] = {}
+    commented: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        if m := _ASSIGNMENT.match(line):
+            if m[1]:
+                commented.setdefault(m[2], i)
+            else:
+                active[m[2]] = i
+    extra = []
+    for key, value in overlay.items():
+        line = f"{key}={value}"
+        builds_on_itself = re.search(rf"\$\{{?{re.escape(key)}(?![A-Za-z0-9_])", value)
+        if key in active:
+            at = None if builds_on_itself else active[key]
+        else:
+            at = commented.get(key)
+        if at is None:
+            extra.append(line)
+        else:
+            lines[at] = line
+    return "\n".join(lines + extra) + "\n"
+
+
+def parse_env(
+    text: str,
+    *,
+    what: str = ".env",
+    step: str = "deploy",
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A ``.env`` file's values as abra reads them (:mod:`canonlib.envfile`: ``$VAR`` and
+    ``${VAR}`` expand from earlier lines, then ``environ``, default this process's as abra's).
+
+    A line abra cannot read either is a :class:`BackendError` of ``step`` naming ``what`` and
+    the line.
+    """
+    try:
+        return envfile.parse(text, environ)
+    except envfile.EnvFileError as e:
+        raise BackendError(step, f"{what} {e} (abra cannot read it either)") from None
 
 
 def run_group(

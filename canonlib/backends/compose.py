@@ -34,7 +34,6 @@ from canonlib.files import FileProblem, read_tree_file
 DEFAULT_COMPOSE_FILE = "compose.yml"
 _EXPORT = re.compile(r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(['\"]?)([^'\"$`\\;|&]*)\2\s*$")
 _STACK_OK = re.compile(r"[^a-zA-Z0-9_-]")
-_INLINE_COMMENT = re.compile(r"\s+#.*$")  # abra: `SECRET_X_VERSION=v1 # length=48`
 STACK_MAX = 40  # docker service names are <= 63 chars: <stack>_<service>
 
 
@@ -78,7 +77,7 @@ def env_sample(tree: Path) -> str:
 def app_env(tree: Path, overlay: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     """(the app's .env text, its values): ``.env.sample`` + overlay, then abra.sh's exports."""
     text = render_env(env_sample(tree), overlay)
-    env = {k: _INLINE_COMMENT.sub("", v) for k, v in parse_env(text).items()}
+    env = parse_env(text, what=".env.sample")
     env.update(abra_sh_exports(tree))
     return text, env
 

@@ -118,7 +118,7 @@ class LocalBackend:
         overlay = {"STACK_NAME": slot, **meta.ENV_OVERLAY}
         try:  # the compose files it would deploy must at least parse (docker is not needed here)
             env_text = render_env(env_sample(new), overlay)
-            parse_compose_files(new, parse_env(env_text), version)
+            parse_compose_files(new, parse_env(env_text, what=".env.sample"), version)
         except BackendError:
             shutil.rmtree(new, ignore_errors=True)
             raise
@@ -224,7 +224,8 @@ class LocalBackend:
 
     def slot_env(self, slot: str) -> dict[str, str]:
         d = self._slot(slot)
-        env = parse_env((d / ".env").read_text()) if (d / ".env").exists() else {}
+        env_file = d / ".env"
+        env = parse_env(env_file.read_text(), what=str(env_file)) if env_file.exists() else {}
         env.update(
             CANON_BACKEND="local",
             CANON_SLOT=slot,

@@ -303,7 +303,7 @@ class SwarmBackend:
 
     def slot_env(self, slot: str) -> dict[str, str]:
         env_file = self._dir(slot) / ".env"
-        env = parse_env(env_file.read_text()) if env_file.exists() else {}
+        env = parse_env(env_file.read_text(), what=str(env_file)) if env_file.exists() else {}
         return {
             "CANON_BACKEND": "swarm",
             "CANON_SLOT": slot,
