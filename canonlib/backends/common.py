@@ -72,10 +72,12 @@ def render_env(sample: str, overlay: Mapping[str, str]) -> str:
     for key, value in overlay.items():
         line = f"{key}={value}"
         builds_on_itself = re.search(rf"\$\{{?{re.escape(key)}(?![A-Za-z0-9_])", value)
-        if key in active:
-            at = None if builds_on_itself else active[key]
-        else:
+        if key not in active:
             at = commented.get(key)
+        elif builds_on_itself:
+            at = None
+        else:
+            at = active[key]
         if at is None:
             extra.append(line)
         else:
