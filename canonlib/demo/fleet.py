@@ -220,6 +220,35 @@ KEYCLOAK_BROKEN_HOOK = textwrap.dedent("""\
     esac
 """)
 
+# bonfire's optional compose files, as the real recipe adds them: COMPOSE_FILE builds on itself
+# (read as abra reads a .env: `$COMPOSE_FILE` is the value so far).  The demo's
+# compose.postgres.yml stands in for bonfire's db service with one setting, so that it deploys
+# on the swarm too (docker merges it into app).
+BONFIRE_EXTRA = {
+    ".env.sample": textwrap.dedent("""\
+        TYPE=bonfire
+        DOMAIN=bonfire.example.com
+        #LETS_ENCRYPT_ENV=production
+
+        COMPOSE_FILE="compose.yml"
+
+        # ====================================
+        # DATABASE CONFIG
+        COMPOSE_FILE="$COMPOSE_FILE:compose.postgres.yml"
+
+        # Enable `compose.postgres.tune.yml` for Postgres tuning (only after the first deploy)
+        # COMPOSE_FILE="$COMPOSE_FILE:compose.postgres.tune.yml"
+    """),
+    "compose.postgres.yml": textwrap.dedent("""\
+        ---
+        version: "3.8"
+        services:
+          app:
+            environment:
+              - DB_ENGINE=postgres
+    """),
+}
+
 RECIPES = [
     "bluesky-pds",
     "bonfire",
@@ -332,7 +361,7 @@ class Demo:
             "2.0.0+1.0.5-social-amd64",
             "2.0.1+1.0.6-social-amd64",
         ):
-            self.rel("bonfire", t)
+            self.rel("bonfire", t, extra=BONFIRE_EXTRA)
         self.up["bonfire"].commit(msg="wip: untagged work on main after 2.0.1")
         self.rel("bluesky-pds", "0.2.0+v0.4")
         for t in (
