@@ -112,7 +112,9 @@ def test_every_config_key_the_loader_reads_is_documented():
     read = _loader_keys()
     assert {"fleet", "backend.kind", "harness.timeout_s", "sync.parallel"} <= read  # the scan works
     tables = {
-        k for k in read if "." not in k and k in {"backend", "harness", "sync", "budget", "recipes"}
+        k
+        for k in read
+        if "." not in k and k in {"backend", "harness", "sync", "budget", "recipes", "log"}
     }
     documented = set(CONFIG_KEYS)
     missing = read - tables - documented
