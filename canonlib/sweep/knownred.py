@@ -3,11 +3,12 @@
 A verdict is about one tag at one commit, tested by the fleet's tests for the
 recipe with one harness.  This module computes the last two parts: a content
 digest of ``<fleet>/tests/<recipe>/`` (committed or not) and the harness
-identity (canon's version and commit, and the harness command).
+identity (canon's version, a digest of its own source files, and the harness command).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shlex
@@ -18,6 +19,7 @@ from typing import Any
 # written by running the tests, not part of them
 _IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _IGNORED_SUFFIXES = (".pyc", ".pyo")
+_CANONLIB = Path(__file__).resolve().parents[1]
 
 
 def tests_digest(tests_dir: Path) -> str:
@@ -44,9 +46,42 @@ def tests_digest(tests_dir: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def harness_identity(code: Mapping[str, Any], command: Sequence[str]) -> str:
-    """``canon <version> <commit12>[+dirty]; <command>``: a new canon or command is a new harness."""
-    ident = f"canon {code.get('code_version')}"
-    if code.get("code_commit"):
-        ident += f" {str(code['code_commit'])[:12]}" + ("+dirty" if code.get("code_dirty") else "")
-    return f"{ident}; {shlex.join(command)}"
+def source_digest(package: Path = _CANONLIB) -> str:
+    """``sha256:<hex>`` over canon's own Python sources: sorted relative paths and their bytes.
+
+    This, not canon's git commit, is what tells one harness from another: an install from a
+    wheel or an sdist has no ``.git``, and a checkout's ``+dirty`` says nothing of which edit
+    is in it.  Only ``*.py`` files count (no ``__pycache__``, no tool's files beside them).
+    """
+    root = os.fspath(package)
+    h = hashlib.sha256()
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in _IGNORED_DIRS]
+        rel = os.path.relpath(dirpath, root)
+        paths += [os.path.normpath(os.path.join(rel, n)) for n in filenames if n.endswith(".py")]
+    for rel in sorted(p.replace(os.sep, "/") for p in paths):
+        with open(os.path.join(root, rel), "rb") as f:
+            body = f.read()
+        h.update(f"{len(rel)}:{rel}:{len(body)}:".encode())
+        h.update(body)
+    return "sha256:" + h.hexdigest()
+
+
+@functools.cache
+def own_source_digest() -> str:
+    """The running canon's :func:`source_digest`, computed once per process."""
+    return source_digest(_CANONLIB)
+
+
+def harness_identity(
+    code: Mapping[str, Any], command: Sequence[str], source: str | None = None
+) -> str:
+    """``canon <version> src:<digest12>; <command>``: new canon code or command is a new harness.
+
+    ``source`` is canon's :func:`source_digest` (this process's own by default).  The git
+    commit is not part of it: a commit that leaves canonlib alone (docs, tests) is the same
+    harness, and an uncommitted edit is a new one each time the code changes.
+    """
+    digest = (source or own_source_digest()).removeprefix("sha256:")
+    return f"canon {code.get('code_version')} src:{digest[:12]}; {shlex.join(command)}"
