@@ -29,6 +29,7 @@ from canonlib.sweep.orchestrate import code_identity
 
 MANIFEST = "manifest.json"
 ENVELOPE = "manifest.dsse.json"
+LOG_PROOF = "log.proof"  # written after the manifest, over its hash: never in the file list
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 CANON_PREDICATE = "canon-evidence/v1"
@@ -44,11 +45,11 @@ def sha256_file(path: Path) -> str:
 
 
 def hash_tree(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root`` but the manifest and its signature."""
+    """sha256 of every file under ``root`` but the manifest, its signature and the log proof."""
     return {
         str(p.relative_to(root)): sha256_file(p)
         for p in sorted(root.rglob("*"))
-        if p.is_file() and str(p.relative_to(root)) not in (MANIFEST, ENVELOPE)
+        if p.is_file() and str(p.relative_to(root)) not in (MANIFEST, ENVELOPE, LOG_PROOF)
     }
 
 

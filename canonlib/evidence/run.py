@@ -30,8 +30,8 @@ from typing import Any
 import psutil
 
 from canonlib.config import Config
-from canonlib.errors import UsageError
-from canonlib.evidence import signing
+from canonlib.errors import CanonError, UsageError
+from canonlib.evidence import log, signing
 from canonlib.evidence.bundle import write_refs_and_config, write_registry
 from canonlib.evidence.manifest import (
     ENVELOPE,
@@ -293,10 +293,18 @@ def run_suite(
             _finish_notebook(nb_run, logs / f"{nb_run.name}.log", d, timeout_s)
             nb_run.problems.insert(0, f"interrupted by {why}")
         with contextlib.suppress(Exception):  # the interrupt is what the caller must hear about
-            finish(config, ev, run_id=run_id, params=base_params, started=started, interrupted=why)
+            finish(
+                config,
+                ev,
+                run_id=run_id,
+                params=base_params,
+                started=started,
+                interrupted=why,
+                out=out,
+            )
             out(f"evidence {suite}: interrupted by {why}; the dir is marked interrupted: {d}")
         raise
-    finish(config, ev, run_id=run_id, params=base_params, started=started)
+    finish(config, ev, run_id=run_id, params=base_params, started=started, out=out)
     out(f"evidence {suite}: {ev.verdict.summary() if ev.verdict else '?'}")
     out(str(d))
     return ev
@@ -319,8 +327,10 @@ def finish(
     params: dict,
     started: str,
     interrupted: str | None = None,
+    out: Callable[[str], None] = print,
 ) -> Verdict:
-    """records.json, results, bundle, verdict, manifest and (with a key) its signature."""
+    """records.json, results, bundle, verdict, manifest, (with a key) its signature, and the
+    evidence log's entry (:mod:`.log`: ``log.proof``)."""
     d = ev.dir
     records = [n.records for n in ev.notebooks]
     write_atomic(
@@ -350,11 +360,19 @@ def finish(
         started=started,
         interrupted=interrupted,
     )
+    kp = signing.key_paths(config.state_dir)
+    stmt["predicate"]["canon"]["outside"] = {
+        "signed": kp.private.exists(),
+        "log": config.log_origin,
+    }
     add_report(d, stmt)  # summary.md, index.html, <nb>.html: rendered from stmt, hashed into it
     payload = write_manifest(d, stmt)
-    kp = signing.key_paths(config.state_dir)
     if kp.private.exists():
         signing.write_envelope(
             d / ENVELOPE, signing.sign(payload, signing.load_private(kp.private))
         )
+    try:
+        log.append(config, d, out)
+    except (CanonError, OSError, ValueError) as e:  # the evidence stands; `canon log append` later
+        out(f"  log: {d.name} not appended to {config.log_repo}: {e}")
     return ev.verdict

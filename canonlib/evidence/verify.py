@@ -34,11 +34,13 @@ from typing import Any
 
 from canonlib import git
 from canonlib.claims import Claim
+from canonlib.evidence import log as evidence_log
 from canonlib.evidence import proofs, signing
 from canonlib.evidence.bundle import CONFIG, REFS, REGISTRY, backup_registry, open_copy
 from canonlib.evidence.manifest import (
     CANON_PREDICATE,
     ENVELOPE,
+    LOG_PROOF,
     MANIFEST,
     STATEMENT_TYPE,
     claimed_sweep_runs,
@@ -643,6 +645,47 @@ def _upstream(subject: list[Any], refs: dict[str, Any], timeout_s: float) -> lis
     return out
 
 
+def _log(d: Path, raw: bytes, pred: dict[str, Any], key: Path | None, clone: Path | None):
+    if not (d / LOG_PROOF).exists():
+        return [Claim("log", True, f"not in an evidence log (no {LOG_PROOF})")]
+    out = evidence_log.dir_claims(d, raw, pred, key)
+    if clone is not None:
+        out += evidence_log.clone_claims(d, clone)
+    return out
+
+
+# -- what was not checked ------------------------------------------------------------------------
+
+# a check against the world, the option that runs it, and what it is in words
+OUTSIDE_CHECKS = (
+    ("signature", "--key", "the signature"),
+    ("upstream", "--upstream", "the upstream tags"),
+    ("log", "--log", "the evidence log"),
+)
+
+
+def unchecked(*, key: bool, upstream: bool, log: bool) -> list[str]:
+    """The checks against the world a verify did not run, each as ``"<check> (no <option>)"``."""
+    return [f"{name} (no {opt})" for name, opt in _not_run(key, upstream, log)]
+
+
+def _not_run(key: bool, upstream: bool, log: bool) -> list[tuple[str, str]]:
+    ran = {"signature": key, "upstream": upstream, "log": log}
+    return [(name, opt) for name, opt, _ in OUTSIDE_CHECKS if not ran[name]]
+
+
+def unchecked_line(names: list[str]) -> str:
+    """The one line `canon verify` ends with."""
+    return f"not checked: {', '.join(names)}" if names else "not checked: nothing (all checks ran)"
+
+
+def _strict(key: bool, upstream: bool, log: bool) -> list[Claim]:
+    return [
+        Claim(f"strict: {name}", False, f"not checked: --strict needs {opt}")
+        for name, opt in _not_run(key, upstream, log)
+    ]
+
+
 # -- all of it -----------------------------------------------------------------------------------
 
 
@@ -654,12 +697,17 @@ def verify(
     key: Path | None = None,
     require_signature: bool = False,
     upstream_timeout_s: float = UPSTREAM_TIMEOUT_S,
+    log: Path | None = None,
+    strict: bool = False,
 ) -> list[Claim]:
     """Every claim of evidence dir ``d``, re-derived from the dir alone; a failed claim names what and where.
 
     ``state``: a live state dir to check the run against (its ``canon.db``); ``upstream``:
     re-list each canonical's tag from its upstream URL; ``key``: an ed25519 public key (PEM)
-    the DSSE envelope must verify with; ``require_signature``: unsigned or unchecked fails.
+    the DSSE envelope must verify with (and the log checkpoint); ``require_signature``:
+    unsigned or unchecked fails; ``log``: a clone of the evidence log this run must be in
+    (the log itself is checked by :func:`canonlib.evidence.log.log_claims`); ``strict``: a
+    signature, upstream or log not checked is a failed claim.
     """
     d = Path(d)
     try:
@@ -670,6 +718,7 @@ def verify(
     subject = m["subject"]
     claims = [Claim("manifest", True, f"run {pred.get('run_id')} suite {pred['suite']}")]
     claims += _section("signature", lambda: _signature(d, raw, key, require_signature))
+    claims += _section("log", lambda: _log(d, raw, pred, key, log))
     claims += _section("file hashes", lambda: _files(d, pred))
     claims += _section("suite complete", lambda: _suite(d, pred))
     claims += _section("report pages", lambda: report_claims(d, m))
@@ -704,4 +753,6 @@ def verify(
         )
     if upstream:
         claims += _section("upstream", lambda: _upstream(subject, refs, upstream_timeout_s))
+    if strict:
+        claims += _strict(key is not None, upstream, log is not None)
     return claims
