@@ -43,6 +43,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/evidence_weekly.py
 	$(PY) bench/known_red.py
 	$(PY) bench/verify_offline.py
+	$(PY) bench/verify_log.py
 	$(PY) bench/swarm_cold_run.py
 	$(PY) bench/report.py
 

@@ -45,6 +45,7 @@ from canonlib.errors import UsageError
 from canonlib.evidence import merkle, signing
 from canonlib.evidence.bundle import REGISTRY, open_copy
 from canonlib.evidence.manifest import ENVELOPE, LOG_PROOF, MANIFEST, sha256_file
+from canonlib.files import write_atomic
 
 ENTRIES = "entries.jsonl"
 CHECKPOINT = "checkpoint"
@@ -244,9 +245,7 @@ def append(config: Config, d: Path, out: Callable[[str], None] = print) -> dict[
         "inclusion": [_b64(h) for h in tree.inclusion(index)],
         "checkpoint": note,
     }
-    tmp = d / (LOG_PROOF + ".tmp")
-    tmp.write_text(json.dumps(proof, indent=1) + "\n")
-    os.replace(tmp, d / LOG_PROOF)
+    write_atomic(d / LOG_PROOF, json.dumps(proof, indent=1) + "\n")
     if config.log_push:
         try:
             git.run(
