@@ -186,3 +186,71 @@ def test_force_pushed_rewrite_is_caught_by_the_remembered_checkpoint(world, caps
     git("clone", "-q", str(repo), str(fresh))
     assert main(["verify", "--log", str(fresh)]) == 1
     assert third.name in git("show", "HEAD:entries.jsonl", cwd=fresh)
+
+
+def test_canon_log_status_push_and_append(world, capsys):
+    cfg = ["--config", str(world.ws.root / "canon.toml")]
+    assert main([*cfg, "log", "status"]) == 0
+    out = capsys.readouterr().out
+    assert f"log:     {world.cfg.log_repo}" in out
+    assert "entries: 2, checkpoint root " in out and "(signed)" in out
+    assert f"last:    run {world.second.name} suite custom PASSED" in out
+    assert "push:    none (set log.push" in out
+    # no log.push: a clear refusal, exit 2
+    assert main([*cfg, "log", "push"]) == 2
+    assert "log.push is not set in canon.toml" in capsys.readouterr().err
+    # with log.push: the published copy a reviewer clones holds both entries
+    published = world.tmp / "published.git"
+    git("init", "-q", "--bare", str(published))
+    toml = world.ws.root / "canon.toml"
+    toml.write_text(toml.read_text() + f'[log]\npush = "{published}"\n')
+    assert main([*cfg, "log", "push"]) == 0
+    assert capsys.readouterr().out == f"pushed {world.cfg.log_repo} to {published}\n"
+    lines = git("show", "main:entries.jsonl", cwd=published).splitlines()
+    assert [json.loads(x)["run_id"] for x in lines] == [world.first.name, world.second.name]
+    # a dir in the log already is refused; so is one older than the last entry
+    assert main([*cfg, "log", "append", str(world.first)]) == 2
+    assert f"{world.first / LOG_PROOF} exists" in capsys.readouterr().err
+    (world.first / LOG_PROOF).unlink()
+    assert main([*cfg, "log", "append", str(world.first)]) == 2
+    err = capsys.readouterr().err
+    assert f"{world.first.name} finished at " in err and "a log only grows forward" in err
+    assert not (world.first / LOG_PROOF).exists()
+    assert main([*cfg, "log", "append", str(world.tmp)]) == 2
+    assert "not an evidence dir (no manifest.json)" in capsys.readouterr().err
+
+
+def test_a_run_whose_log_append_failed_is_appended_later(world, capsys):
+    cfg = ["--config", str(world.ws.root / "canon.toml")]
+    repo = world.cfg.log_repo
+    moved = repo.with_name("log.git.away")
+    repo.rename(moved)
+    repo.write_text("not a repo")  # the log's path is unusable during this run
+    lines = []
+    run = run_suite(world.cfg, "custom", notebooks=[world.nb], out=lines.append)
+    assert run.ok, lines
+    assert not (run.dir / LOG_PROOF).exists()
+    assert any(f"log: {run.dir.name} not appended to {repo}" in x for x in lines), lines
+    rc = main(["verify", str(run.dir)])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"not in an evidence log (no {LOG_PROOF})" in out
+    repo.unlink()
+    moved.rename(repo)
+    assert main([*cfg, "log", "append", str(run.dir)]) == 0
+    assert capsys.readouterr().out.startswith(f"{run.dir}: entry 2 of {repo}")
+    world.pull()
+    assert (
+        main(["verify", str(run.dir), "--log", str(world.clone), "--key", str(world.keys.public)])
+        == 0
+    ), capsys.readouterr().out
+
+
+def test_report_pages_say_what_was_not_checked(world):
+    md = (world.second / "summary.md").read_text()
+    assert "## Not checked here" in md
+    assert "| signature | the manifest's signature, with the fleet's public key | signed" in md
+    assert f"appended to {world.cfg.log_origin} (log.proof)" in md
+    assert "`canon verify DIR --key canon.pub --upstream --log CLONE --strict`" in md
+    page = (world.second / "index.html").read_text()
+    assert '<h2 id="not-checked">Not checked here</h2>' in page
+    assert "<code>canon verify DIR</code>" in page

@@ -127,9 +127,12 @@ def test_a_report_page_rewritten_with_its_hash_fails_verify_naming_the_page_and_
     (d / MANIFEST).write_text(json.dumps(m, indent=1))
     rc, out, _ = canon(ws, "verify", str(d))
     assert rc == 1, out
-    bad = [line for line in out.splitlines() if line.startswith("FAIL") and "report" in line]
-    assert len(bad) == 1 and f"report {page}" in bad[0] and "PASS (level" in bad[0], out
-    assert "edited after the run" in bad[0]
+    bad = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert len(bad) == 2, out
+    assert f"report {page}" in bad[1] and "PASS (level" in bad[1], out
+    assert "edited after the run" in bad[1]
+    # and the evidence log holds the manifest as the run wrote it
+    assert bad[0].startswith("FAIL  log entry is this run: differs in manifest sha256"), out
 
 
 def test_progress_names_each_notebook_and_each_recipe_as_it_lands(week):

@@ -22,7 +22,8 @@ import pytest
 from canonlib.demo.fleet import EXPECTED
 from canonlib.evidence import signing
 from canonlib.evidence.bundle import CONFIG, REFS, REGISTRY
-from canonlib.evidence.manifest import ENVELOPE, MANIFEST, canonical_json, hash_tree
+from canonlib.evidence.log import parse_checkpoint
+from canonlib.evidence.manifest import ENVELOPE, LOG_PROOF, MANIFEST, canonical_json, hash_tree
 from canonlib.evidence.records import RECORD_MIME, RECORDS, record_output
 from canonlib.evidence.suites import SUITES
 from canonlib.evidence.verify import verify
@@ -162,10 +163,14 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
         rows = {rid: reg.results(rid) for rid in pred["sweep_runs"]}
         history = reg.results(recipe="lasuite-docs")
     first, second = pred["sweep_runs"]
+    proof = json.loads((ev / LOG_PROOF).read_text())
     got = lines(claims)
     head = [
         f"ok manifest: run {pred['run_id']} suite all",
         "ok signature: unsigned (no manifest.dsse.json)",
+        f"ok log entry is this run: run {pred['run_id']}, this manifest and chain",
+        f"ok log inclusion proof: entry {proof['index']} of canon.invalid/evidence-log "
+        f"({parse_checkpoint(proof['checkpoint']).short()})",
         f"ok file hashes: {len(pred['files'])} files match the manifest",
         f"ok suite all complete: {', '.join(NOTEBOOKS)}; nothing undeclared",
         "ok report summary.md: rendered from the recorded values",

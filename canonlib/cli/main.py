@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "evidence": "evidence",
     "investigate": "investigate",
     "verify": "verify",
+    "log": "log",
     "keys": "keys",
     "systemd": "systemd",
     "doctor": "doctor",

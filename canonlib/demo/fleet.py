@@ -13,20 +13,22 @@ import hashlib
 import json
 import shutil
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 from canonlib import git
-from canonlib.demo import swarm as demo_swarm
-from canonlib.recipe.builder import IDENTITY, UpstreamRepo
-from canonlib.recipe.lint import VERSION_LABEL
 from canonlib.backends.swarm import SwarmBackend
 from canonlib.claims import claim_lines
 from canonlib.config import load_config
+from canonlib.demo import swarm as demo_swarm
 from canonlib.errors import UsageError
+from canonlib.evidence import log as evidence_log
 from canonlib.evidence.run import run_suite
 from canonlib.evidence.verify import verify
+from canonlib.recipe.builder import IDENTITY, UpstreamRepo
+from canonlib.recipe.lint import VERSION_LABEL
 from canonlib.state.registry import Registry
 from canonlib.sweep.orchestrate import sweep
 from canonlib.tables import sweep_table
@@ -511,8 +513,6 @@ def verdict_problems(ev) -> list[str]:
 
 def verify_from_cold(evidence_dir: Path, out: Callable[[str], None]) -> list[str]:
     """Copy the dir into an empty temp dir and verify it there with nothing else (no config, no state)."""
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="canon-demo-verify-") as tmp:
         copy = Path(tmp) / evidence_dir.name
         shutil.copytree(evidence_dir, copy)
@@ -520,6 +520,21 @@ def verify_from_cold(evidence_dir: Path, out: Callable[[str], None]) -> list[str
     for line in claim_lines(claims):
         out(line)
     return [f"verify from cold: {c.name}: {c.detail}" for c in claims if not c.ok]
+
+
+def verify_log_as_reviewer(
+    log_repo: Path, evidence_dir: Path, out: Callable[[str], None]
+) -> list[str]:
+    """What a reviewer does with the published evidence log: clone it, check the whole log
+    and that the run is in it (nothing remembered: the demo is not a reviewer's machine)."""
+    with tempfile.TemporaryDirectory(prefix="canon-demo-log-") as tmp:
+        clone = Path(tmp) / "log"
+        git.run(["clone", "-q", str(log_repo), str(clone)])
+        claims = evidence_log.log_claims(clone, remember=False)
+        claims += evidence_log.clone_claims(evidence_dir, clone)
+    for line in claim_lines(claims):
+        out(line)
+    return [f"verify --log: {c.name}: {c.detail}" for c in claims if not c.ok]
 
 
 def prepare(root: str | Path, backend: str = "local") -> Demo:
@@ -585,6 +600,8 @@ def run_demo(
         problems += verdict_problems(ev)
         out("\n== canon verify, from cold: a copy of the dir, no config, no state ==")
         problems += verify_from_cold(ev.dir, out)
+        out("\n== the evidence log, as a reviewer: git clone it, canon verify --log CLONE ==")
+        problems += verify_log_as_reviewer(config.log_repo, ev.dir, out)
         out(
             f"\nevidence: {ev.dir}\nre-check it yourself, anywhere: "
             f"{'canon' if shutil.which('canon') else sys.executable + ' -m canonlib'} verify {ev.dir}"

@@ -19,8 +19,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from canonlib.errors import UsageError
 from canonlib.backends.swarm import SwarmBackend
+from canonlib.errors import UsageError
 
 BASE_IMAGE = "canon-test/busybox:1"
 

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from canonlib import git
 from canonlib.claims import Claim
 from canonlib.config import Config
-from canonlib.errors import UsageError
+from canonlib.errors import UsageError, one_line
 from canonlib.evidence import merkle, signing
 from canonlib.evidence.bundle import REGISTRY, open_copy
 from canonlib.evidence.manifest import ENVELOPE, LOG_PROOF, MANIFEST, sha256_file
@@ -224,7 +224,9 @@ def append(config: Config, d: Path, out: Callable[[str], None] = print) -> dict[
         head = repo.head()
         lines = leaf_lines(repo.entries(head))
         previous = json.loads(lines[-1]) if lines else None
-        line = entry_line(make_entry(d, previous))
+        entry = make_entry(d, previous)
+        _refuse_older(d, entry, previous)
+        line = entry_line(entry)
         lines.append(line)
         tree = merkle.Tree.of_entries(lines)
         body = checkpoint_body(config.log_origin, tree.size, tree.root())
@@ -248,14 +250,31 @@ def append(config: Config, d: Path, out: Callable[[str], None] = print) -> dict[
     write_atomic(d / LOG_PROOF, json.dumps(proof, indent=1) + "\n")
     if config.log_push:
         try:
-            git.run(
-                ["push", "-q", config.log_push, f"{BRANCH}:{BRANCH}"],
-                cwd=repo.path,
-                config=git.local_url_config(config.log_push),
-            )
-        except git.GitError as e:
-            out(f"  log: appended, but the push to {config.log_push} failed: {e}")
+            push(config)
+        except UsageError as e:
+            out(f"  log: appended, but {e}")
     return proof
+
+
+def push(config: Config) -> str:
+    """Push the log's ``main`` to ``log.push``; returns the URL."""
+    if not config.log_push:
+        raise UsageError("log.push is not set in canon.toml: nowhere to push the evidence log")
+    repo = LogRepo(config.log_repo)
+    if repo.head() is None:
+        raise UsageError(f"{repo.path}: the evidence log has no entries yet; nothing to push")
+    try:
+        git.run(
+            ["push", "-q", config.log_push, f"{BRANCH}:{BRANCH}"],
+            cwd=repo.path,
+            config=git.local_url_config(config.log_push),
+        )
+    except git.GitError as e:
+        raise UsageError(
+            f"the push of {repo.path} to {config.log_push} failed: {one_line(str(e))}; "
+            "retry with `canon log push`"
+        ) from e
+    return config.log_push
 
 
 def status(config: Config) -> dict[str, Any]:
@@ -263,6 +282,8 @@ def status(config: Config) -> dict[str, Any]:
     head = repo.head()
     note = git.read_blobs(repo.path, [f"{head}:{CHECKPOINT}"])[0] if head else None
     cp = parse_checkpoint(note.decode()) if note else None
+    lines = leaf_lines(repo.entries(head)) if head else []
+    last = json.loads(lines[-1]) if lines else None
     return {
         "path": str(repo.path),
         "origin": config.log_origin,
@@ -270,7 +291,21 @@ def status(config: Config) -> dict[str, Any]:
         "root": _b64(cp.root) if cp else None,
         "signed": bool(cp and cp.signatures),
         "push": config.log_push,
+        "last": last and {k: last.get(k) for k in ("run_id", "suite", "verdict", "time")},
     }
+
+
+def _refuse_older(d: Path, entry: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    """A run that finished before the log's last entry cannot join it late: its chain would read
+    as a rollback.  (A newer run whose chain shrank is appended: that is what the log is for.)"""
+    if previous is None or not entry.get("time") or not previous.get("time"):
+        return
+    if str(entry["time"]) < str(previous["time"]):
+        raise UsageError(
+            f"{d.name} finished at {entry['time']}, before the log's last entry (run "
+            f"{previous.get('run_id')}, {previous['time']}): a log only grows forward; the dir "
+            "stays outside it (`canon verify` of the dir says it is in no log)"
+        )
 
 
 # -- a reviewer's side: one dir's proof -------------------------------------------------------
@@ -500,9 +535,7 @@ def _remembered(head: Checkpoint, tree: merkle.Tree, save: bool) -> list[Claim]:
         save = save and ok
     if save:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(head.note)
-        os.replace(tmp, path)
+        write_atomic(path, head.note)
     return claims
 
 

@@ -30,6 +30,13 @@ from canonlib.sweep.orchestrate import code_identity
 MANIFEST = "manifest.json"
 ENVELOPE = "manifest.dsse.json"
 LOG_PROOF = "log.proof"  # written after the manifest, over its hash: never in the file list
+# the checks against the world that a dir alone cannot make: the check, the `canon verify`
+# option that runs it, and what it checks in words (verify's last line, the report pages)
+OUTSIDE_CHECKS = (
+    ("signature", "--key", "the manifest's signature, with the fleet's public key"),
+    ("upstream", "--upstream", "each canonical's tag is still at the tested commit upstream"),
+    ("log", "--log", "this run is in the published evidence log, and history never shrank"),
+)
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 CANON_PREDICATE = "canon-evidence/v1"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from canonlib.claims import Claim
-from canonlib.evidence.manifest import hash_tree
+from canonlib.evidence.manifest import OUTSIDE_CHECKS, hash_tree
 from canonlib.files import write_atomic
 from canonlib.recipe.meta import RUNGS
 from canonlib.sweep.words import DECISION_WORDS, FAILING_LABELS
@@ -207,6 +207,7 @@ class View:
     disk: dict[str, Any] | None = None
     investigate: dict[str, Any] | None = None
     interrupted: str | None = None
+    outside: dict[str, Any] = field(default_factory=dict)  # the run's signed / log, in the manifest
 
     @property
     def failing(self) -> list[dict[str, Any]]:
@@ -297,7 +298,30 @@ def report_view(d: str | Path, stmt: dict[str, Any]) -> View:
         disk=disk,
         investigate=inv if isinstance(inv, dict) and inv else None,
         interrupted=canon.get("interrupted"),
+        outside=canon.get("outside") if isinstance(canon.get("outside"), dict) else {},
     )
+
+
+def outside_rows(outside: dict[str, Any]) -> list[list[str]]:
+    """What neither these pages nor ``canon verify DIR`` alone checked: per check against the
+    world, what the run says of it and the option that checks it."""
+    signed = outside.get("signed")
+    log = outside.get("log")
+    state = {
+        "signature": "signed (manifest.dsse.json)"
+        if signed
+        else ("unsigned: no key on the machine" if signed is False else "not recorded"),
+        "upstream": "checked at the run (bundle/refs.json), not since",
+        "log": f"appended to {log} (log.proof)" if log else "not recorded",
+    }
+    return [[name, what, state[name], opt] for name, opt, what in OUTSIDE_CHECKS]
+
+
+OUTSIDE_HEAD = (
+    "These pages and `canon verify DIR` re-check the run from the dir alone. Three checks "
+    "against the world they do not make; run them with:"
+)
+STRICT_LINE = "canon verify DIR --key canon.pub --upstream --log CLONE --strict"
 
 
 # -- summary.md -----------------------------------------------------------------------
@@ -384,6 +408,9 @@ def summary_md(v: View) -> str:
             ["notebook", "claim", "detail"],
             [[c["notebook"], c.get("name"), c.get("detail")] for c in failed],
         )
+    lines += ["", "## Not checked here", "", OUTSIDE_HEAD, ""]
+    lines += md_table(["check", "what it checks", "this run", "option"], outside_rows(v.outside))
+    lines += ["", f"All of them, each a failure when it cannot run: `{STRICT_LINE}`"]
     if v.disk:
         head, rows = disk_lines(v.disk)
         lines += ["", "## Disk", "", head, ""]
@@ -443,6 +470,12 @@ def _e(v: Any) -> str:
 
 def _row_style(label: Any) -> str:
     return f"background:{ROW_COLOURS[outcome(label)]}"
+
+
+def _code_spans(text: str) -> str:
+    """Markdown's `code` spans as <code>, the rest escaped."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
 def html_table(
@@ -578,6 +611,13 @@ def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, 
             styles=[_row_style("PASS" if c.get("ok") else "ERROR") for c in v.claims],
             classes={3: "reason"},
         ),
+    ]
+    parts += [
+        '<h2 id="not-checked">Not checked here</h2>',
+        f"<p>{_code_spans(OUTSIDE_HEAD)}</p>",
+        html_table(["check", "what it checks", "this run", "option"], outside_rows(v.outside)),
+        "<p>All of them, each a failure when it cannot run: "
+        f"<code>{html.escape(STRICT_LINE)}</code></p>",
     ]
     if v.disk:
         head, rows = disk_lines(v.disk)

@@ -42,6 +42,7 @@ from canonlib.evidence.manifest import (
     ENVELOPE,
     LOG_PROOF,
     MANIFEST,
+    OUTSIDE_CHECKS,
     STATEMENT_TYPE,
     claimed_sweep_runs,
     hash_tree,
@@ -655,13 +656,6 @@ def _log(d: Path, raw: bytes, pred: dict[str, Any], key: Path | None, clone: Pat
 
 
 # -- what was not checked ------------------------------------------------------------------------
-
-# a check against the world, the option that runs it, and what it is in words
-OUTSIDE_CHECKS = (
-    ("signature", "--key", "the signature"),
-    ("upstream", "--upstream", "the upstream tags"),
-    ("log", "--log", "the evidence log"),
-)
 
 
 def unchecked(*, key: bool, upstream: bool, log: bool) -> list[str]:
