@@ -231,18 +231,18 @@ def test_a_run_whose_log_append_failed_is_appended_later(world, capsys):
     assert run.ok, lines
     assert not (run.dir / LOG_PROOF).exists()
     assert any(f"log: {run.dir.name} not appended to {repo}" in x for x in lines), lines
-    rc = main(["verify", str(run.dir)])
-    out = capsys.readouterr().out
-    assert rc == 0 and f"not in an evidence log (no {LOG_PROOF})" in out
+    claims = verify(run.dir)
+    assert failed(claims) == {}
+    assert {c.name: c.detail for c in claims}["log"] == f"not in an evidence log (no {LOG_PROOF})"
     repo.unlink()
     moved.rename(repo)
     assert main([*cfg, "log", "append", str(run.dir)]) == 0
     assert capsys.readouterr().out.startswith(f"{run.dir}: entry 2 of {repo}")
     world.pull()
-    assert (
-        main(["verify", str(run.dir), "--log", str(world.clone), "--key", str(world.keys.public)])
-        == 0
-    ), capsys.readouterr().out
+    claims = verify(run.dir, key=world.keys.public, log=world.clone)
+    assert failed(claims) == {}
+    assert "this run is in the cloned log" in {c.name for c in claims}
+    assert world.verify_log(capsys)[0] == 0
 
 
 def test_report_pages_say_what_was_not_checked(world):
