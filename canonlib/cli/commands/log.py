@@ -54,6 +54,9 @@ def cmd_log_append(args: argparse.Namespace) -> int:
 def cmd_log_push(args: argparse.Namespace) -> int:
     config = config_of(args)
     url = log.push(config)
+    if args.json:
+        print_json({"path": str(config.log_repo), "pushed_to": url})
+        return 0
     print(f"pushed {config.log_repo} to {url}")
     return 0
 
@@ -88,4 +91,5 @@ def add_parser(sub) -> None:
     add_json(ap, "the dir's log proof")
     ap.set_defaults(func=cmd_log_append)
     pu = losub.add_parser("push", help="push the log to log.push (after a push that failed)")
+    add_json(pu, "the log's path and where it was pushed")
     pu.set_defaults(func=cmd_log_push)
