@@ -94,7 +94,8 @@ def main() -> int:
     print("per notebook (last run): " + ", ".join(f"{k} {v:.1f}s" for k, v in per_nb[-1].items()))
     print(
         f"kernel + papermill start-up: {start:.2f}s per notebook x {n} = {start * n:.1f}s "
-        f"({start * n / total:.0%}); canon's own work: {total - start * n:.1f}s ({1 - start * n / total:.0%})"
+        f"({start * n / total:.0%}); canon's own work: {total - start * n:.1f}s "
+        f"({1 - start * n / total:.0%})"
     )
     return 0
 

@@ -125,7 +125,8 @@ def build(root: Path, n: int) -> Path:
 
 PEAK = (
     "import resource, sys\nfrom canonlib.cli.main import main\nrc = main(sys.argv[1:])\n"
-    "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)\n"
+    "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(rc)\n"
 )
 
 
@@ -242,26 +243,34 @@ def main() -> int:
     sizes = args.n or (
         [int(os.environ["BENCH_N"])] if os.environ.get("BENCH_N") else [50, 250, 1000]
     )
-    print(
-        f"cores={os.cpu_count()} repeat={args.repeat} git={subprocess.run(['git', '--version'], capture_output=True, text=True).stdout.strip()}"
-    )
+    git_version = subprocess.run(
+        ["git", "--version"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    print(f"cores={os.cpu_count()} repeat={args.repeat} git={git_version}")
     results = []
     for n in sizes:
         r = measure(n, max(args.repeat, 5))
         results.append(r)
         print(
             f"N={n:5d}  (a) canon sweep {r['a']:.3f}s  (b) ls-remote loop {r['b']:.3f}s  "
-            f"(c) fetch loop {r['c']:.3f}s   a/b = {r['a'] / r['b']:.2f}  a/c = {r['a'] / r['c']:.2f}  "
-            f"per recipe {r['a'] / n * 1000:.2f} ms  peak RSS {r['peak_mb']:.1f} MB  (setup {r['setup_s']:.1f}s)\n"
-            f"         (d) state guard + backup {r['d'] * 1000:.1f} ms = {r['d'] / r['a']:.1%} of (a)",
+            f"(c) fetch loop {r['c']:.3f}s   "
+            f"a/b = {r['a'] / r['b']:.2f}  a/c = {r['a'] / r['c']:.2f}  "
+            f"per recipe {r['a'] / n * 1000:.2f} ms  peak RSS {r['peak_mb']:.1f} MB  "
+            f"(setup {r['setup_s']:.1f}s)\n"
+            f"         (d) state guard + backup {r['d'] * 1000:.1f} ms = "
+            f"{r['d'] / r['a']:.1%} of (a)",
             flush=True,
         )
     if len(results) > 1:
         base = results[0]
         for r in results[1:]:
             print(
-                f"growth {base['n']} -> {r['n']} (x{r['n'] / base['n']:.0f}): canon x{r['a'] / base['a']:.2f}, "
-                f"ls-remote x{r['b'] / base['b']:.2f}, per-recipe canon {base['a'] / base['n'] * 1000:.2f} -> "
+                f"growth {base['n']} -> {r['n']} (x{r['n'] / base['n']:.0f}): "
+                f"canon x{r['a'] / base['a']:.2f}, "
+                f"ls-remote x{r['b'] / base['b']:.2f}, "
+                f"per-recipe canon {base['a'] / base['n'] * 1000:.2f} -> "
                 f"{r['a'] / r['n'] * 1000:.2f} ms"
             )
     return 0

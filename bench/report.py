@@ -65,11 +65,13 @@ def main() -> int:
     print(f"cores={os.cpu_count()} repeat={a.repeat}")
     print(f"weekly suite on the demo fleet: with the report median {w:.1f}s, without {wo:.1f}s")
     print(
-        f"report alone (summary.md, index.html, figures, 3 notebooks to HTML): median {statistics.median(spent):.2f}s"
+        "report alone (summary.md, index.html, figures, 3 notebooks to HTML): "
+        f"median {statistics.median(spent):.2f}s"
     )
     ratio = w / wo
     print(
-        f"ratio with/without: {ratio:.3f} (target <= {TARGET}): {'ok' if ratio <= TARGET else 'OVER'}"
+        f"ratio with/without: {ratio:.3f} (target <= {TARGET}): "
+        f"{'ok' if ratio <= TARGET else 'OVER'}"
     )
     return 0 if ratio <= TARGET else 1
 

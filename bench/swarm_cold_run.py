@@ -2,8 +2,8 @@
 
 canon:  SwarmBackend provision -> deploy (converged) -> ready probe -> teardown
 bare:   docker stack config; docker secret create; docker stack deploy; poll
-        docker service ps until the task runs and stays STABLE_S; docker exec (the probe); docker service rm;
-        docker rm -f (the containers); docker volume/secret/config/network rm
+        docker service ps until the task runs and stays STABLE_S; docker exec (the probe);
+        docker service rm; docker rm -f (the containers); docker volume/secret/config/network rm
 
 Both on the same recipe (busybox httpd with a secret, a config, a named volume
 and a healthcheck), alternated, in the same run.  Prints the medians, overall and per phase, and
@@ -63,7 +63,7 @@ def canon_run(tree: Path, work: Path, slot: str) -> list[float]:
 
 
 def converge(stack: str) -> None:
-    """Poll until the task runs, then until the same task has stayed running STABLE_S (as canon waits)."""
+    """Poll until the task runs, then until that task stays running STABLE_S (as canon waits)."""
     first: tuple[str, float] | None = None
     while True:
         polled = time.monotonic()

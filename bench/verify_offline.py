@@ -94,9 +94,10 @@ def main() -> int:
             shutil.copytree(ev.dir, d)
             year.append(d)
         size = sum(p.stat().st_size for p in one.rglob("*") if p.is_file())
+        files_in_one = sum(1 for p in one.rglob("*") if p.is_file())
         print(
             f"cores={os.cpu_count()} repeat={a.repeat} (best of); weekly evidence dir: "
-            f"{sum(1 for p in one.rglob('*') if p.is_file())} files, {size / 1024:.0f} KiB; verdict {ev.verdict.result}"
+            f"{files_in_one} files, {size / 1024:.0f} KiB; verdict {ev.verdict.result}"
         )
         for label, dirs in (("1 dir", [one]), (f"{a.weeks} dirs", year)):
             sums = tmp_path / f"sums-{len(dirs)}"
@@ -105,9 +106,10 @@ def main() -> int:
             inproc = best(a.repeat, lambda dirs=dirs: verify_all(dirs))
             cli = best(1 if len(dirs) > 1 else a.repeat, lambda dirs=dirs: cli_all(dirs, env))
             print(
-                f"{label} ({nfiles} files): sha256sum -c {base * 1000:.1f} ms; verify() in-process "
-                f"{inproc * 1000:.0f} ms = {inproc / base:.0f}x; `canon verify` per dir {cli * 1000:.0f} ms "
-                f"= {cli / base:.0f}x ({cli / len(dirs) * 1000:.0f} ms per dir)"
+                f"{label} ({nfiles} files): sha256sum -c {base * 1000:.1f} ms; "
+                f"verify() in-process {inproc * 1000:.0f} ms = {inproc / base:.0f}x; "
+                f"`canon verify` per dir {cli * 1000:.0f} ms = {cli / base:.0f}x "
+                f"({cli / len(dirs) * 1000:.0f} ms per dir)"
             )
     return 0
 

@@ -29,7 +29,8 @@ DEFAULT_UPSTREAM = "https://git.coopcloud.tech/coop-cloud/{recipe}.git"
 BACKENDS = ("local", "abra", "swarm")
 CONFIG_CAP_BYTES = 1024 * 1024
 WEEK_S = 7 * 24 * 3600
-# (low, high) of every number in canon.toml; a value outside is a config error, not an overflow later
+# (low, high) of every number in canon.toml; a value outside is a config error,
+# not an overflow later
 LIMITS: dict[str, tuple[float, float]] = {
     "harness.timeout_s": (1, WEEK_S),
     "sync.timeout_s": (1, 24 * 3600),

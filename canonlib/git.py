@@ -130,7 +130,8 @@ def check_ref_name(name: str, what: str = "tag") -> str:
 def check_recipe_name(name: str) -> str:
     if not _RECIPE.fullmatch(name or ""):
         raise InvalidRef(
-            f"invalid recipe name {name!r}: use lower-case letters, digits, '-', '_' and single dots"
+            f"invalid recipe name {name!r}: "
+            "use lower-case letters, digits, '-', '_' and single dots"
         )
     return name
 

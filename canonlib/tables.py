@@ -29,7 +29,10 @@ CELL_CHARS = 90  # a longer cell is cut (the sweep table folds a long label into
 
 
 def cut_cell(v: Any) -> str:
-    """A terminal table cell (the evidence pages' :func:`canonlib.evidence.report.cell` never cuts): ``-`` for missing, short rung maps, lists joined, long text cut at 90."""
+    """A terminal table cell: ``-`` for missing, short rung maps, lists joined, long text cut at 90.
+
+    The evidence pages' :func:`canonlib.evidence.report.cell` never cuts.
+    """
     if v is None:
         return "-"
     if isinstance(v, dict):

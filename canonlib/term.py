@@ -41,7 +41,7 @@ def use_colour(stream: TextIO | None = None) -> bool:
 
 
 def width(stream: TextIO | None = None) -> int | None:
-    """The width to fit tables to on a TTY (``$COLUMNS`` wins there), else None: print them whole."""
+    """The width to fit tables to on a TTY (``$COLUMNS`` wins there); else None: print whole."""
     stream = stream or sys.stdout
     try:
         tty = stream.isatty()

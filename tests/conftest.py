@@ -68,9 +68,10 @@ def pytest_xdist_make_scheduler(config, log):
     return Scheduling(config, log)
 
 
-# xdist's workers start with COLUMNS=80 and LINES=24 in their environment (seen under xdist 3.8, not
-# set by the caller): canon cuts tables to $COLUMNS, so every test and every canon it starts would see an
-# 80-column terminal that a plain `pytest` run does not have.  Workers get the caller's values.
+# xdist's workers start with COLUMNS=80 and LINES=24 in their environment (seen under xdist 3.8,
+# not set by the caller): canon cuts tables to $COLUMNS, so every test and every canon it starts
+# would see an 80-column terminal that a plain `pytest` run does not have.  Workers get the
+# caller's values.
 TERMINAL_ENV = ("COLUMNS", "LINES")
 
 

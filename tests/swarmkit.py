@@ -1,4 +1,6 @@
-"""Real Docker Swarm for tests: the engine check, the test image, a recipe maker, the leftovers check.
+"""Real Docker Swarm for tests.
+
+The engine check, the test image, a recipe maker, the leftovers check.
 
 Outside CI a test that needs the swarm skips with the reason when no engine
 answers; in CI (``CI=true``) it fails instead: ``.ci/run`` brings the swarm
@@ -137,7 +139,12 @@ COMPOSE = textwrap.dedent("""\
     services:
       app:
         image: {image}
-        command: ["sh", "-c", "mkdir -p /data/www && echo $$STACK_NAME > /data/www/index.html && exec httpd -f -p 8080 -h /data/www"]
+        command:
+          - sh
+          - -c
+          - >-
+            mkdir -p /data/www && echo $$STACK_NAME > /data/www/index.html
+            && exec httpd -f -p 8080 -h /data/www
         environment:
           - STACK_NAME
           - DOMAIN

@@ -26,9 +26,17 @@ FAKE_ABRA = textwrap.dedent("""\
     args = sys.argv[1:]
     rec = {{"argv": args}}
     if args[:2] == ["app", "deploy"]:
-        recipe_dir = os.path.join(os.environ["ABRA_DIR"], "recipes", os.environ.get("FAKE_ABRA_RECIPE", ""))
-        rec["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=recipe_dir, capture_output=True,
-                                       text=True).stdout.strip()
+        recipe_dir = os.path.join(
+            os.environ["ABRA_DIR"],
+            "recipes",
+            os.environ.get("FAKE_ABRA_RECIPE", ""),
+        )
+        rec["commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=recipe_dir,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     if args[:3] == ["app", "secret", "insert"]:
         path = args[6]
         rec["secret_file_mode"] = oct(os.stat(path).st_mode & 0o777)

@@ -275,9 +275,12 @@ def test_closed_stdout_ends_quietly(ws):
 def test_closed_stdout_in_a_real_pipeline(ws):
     script = textwrap.dedent(f"""\
         set -o pipefail
-        for i in $(seq 300); do echo "[recipes.r$i]"; echo 'branch = "main"'; done >> {ws.root}/canon.toml
-        {sys.executable} -m canonlib --config {ws.root}/canon.toml config example | head -1 >/dev/null
-        {sys.executable} -m canonlib --config {ws.root}/canon.toml status --json | head -c 1 >/dev/null
+        for i in $(seq 300); do
+            echo "[recipes.r$i]"; echo 'branch = "main"'
+        done >> {ws.root}/canon.toml
+        canon() {{ {sys.executable} -m canonlib --config {ws.root}/canon.toml "$@"; }}
+        canon config example | head -1 >/dev/null
+        canon status --json | head -c 1 >/dev/null
     """)
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stderr == "", r.stderr

@@ -1,4 +1,7 @@
-"""promote.py through the real local backend: success, and failure at each step keeps the old canonical."""
+"""promote.py through the real local backend.
+
+Success, and failure at each step keeps the old canonical.
+"""
 
 from __future__ import annotations
 

@@ -132,11 +132,18 @@ CHILD = textwrap.dedent("""
     class Paused(Registry):
         def _upsert_canonical(self, c, p):
             super()._upsert_canonical(c, p)
-            pathlib.Path(sys.argv[2]).write_text("mid-transaction")  # both rows written, not committed
+            # both rows written, not committed
+            pathlib.Path(sys.argv[2]).write_text("mid-transaction")
             time.sleep(60)
 
     reg = Paused.open(sys.argv[1])
-    reg.record_promotion("nextcloud", "6.0.1+28.0.2-fpm", "6.0.1+28.0.2-fpm", "b" * 40, run_id="new")
+    reg.record_promotion(
+        "nextcloud",
+        "6.0.1+28.0.2-fpm",
+        "6.0.1+28.0.2-fpm",
+        "b" * 40,
+        run_id="new",
+    )
 """)
 
 

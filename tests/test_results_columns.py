@@ -21,7 +21,8 @@ def test_a_version_1_registry_is_upgraded_with_its_rows(tmp_path):
         "INSERT INTO runs (run_id, kind, started_at, status) VALUES ('r1', 'sweep', 't', 'ok')"
     )
     conn.execute(
-        "INSERT INTO results (run_id, recipe, label, warnings) VALUES ('r1', 'gitea', 'FAIL (level 4/5)', '[]')"
+        "INSERT INTO results (run_id, recipe, label, warnings) "
+        "VALUES ('r1', 'gitea', 'FAIL (level 4/5)', '[]')"
     )
     conn.close()
     with Registry.open(db) as reg:

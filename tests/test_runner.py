@@ -145,7 +145,8 @@ def test_harness_env_is_the_ccci_contract(ws, tmp_path):
     out = tmp_path / "env.txt"
     cmd = script(
         tmp_path,
-        f"import os\nopen({str(out)!r}, 'w').write(repr({{k: v for k, v in os.environ.items() if k.startswith('CCCI_')}}))\n",
+        f"import os\nopen({str(out)!r}, 'w').write("
+        "repr({k: v for k, v in os.environ.items() if k.startswith('CCCI_')}))\n",
     )
     run(ws, "gitea", "1.0.0+1.14.3", command=cmd)
     env = eval(out.read_text())  # noqa: S307 -- our own repr

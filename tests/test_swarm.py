@@ -1,4 +1,6 @@
-"""The swarm backend on a real Docker Swarm (scripts/swarm-up): install, upgrade, backup, teardown, faults.
+"""The swarm backend on a real Docker Swarm (scripts/swarm-up).
+
+Install, upgrade, backup, teardown, faults.
 
 Every test here ends with the leftovers check: ``docker`` lists nothing canon
 made that is not a canonical.
@@ -188,7 +190,10 @@ def test_no_compose_yml_is_not_a_recipe(swarm, tmp_path):
 def test_a_service_that_never_converges_fails_within_its_deadline_with_the_task_error(
     swarm, tmp_path
 ):
-    compose = f'version: "3.8"\nservices:\n  app:\n    image: {IMAGE}\n    command: ["sh", "-c", "echo dying; exit 3"]\n'
+    compose = (
+        f'version: "3.8"\nservices:\n  app:\n    image: {IMAGE}\n'
+        '    command: ["sh", "-c", "echo dying; exit 3"]\n'
+    )
     tree = write_tree(tmp_path / "crash", recipe_files("1.0.0", compose=compose))
     m = meta(tmp_path, DEPLOY_TIMEOUT_S=6)
     with pytest.raises(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from canonlib.tables import fold_label, sweep_table
 
 GONE = (
-    "ERROR (sync: docs: cannot fetch from /srv/upstream/docs-moved: fatal: '/srv/upstream/docs-moved' "
-    "does not appear to be a git repository)"
+    "ERROR (sync: docs: cannot fetch from /srv/upstream/docs-moved: "
+    "fatal: '/srv/upstream/docs-moved' does not appear to be a git repository)"
 )
 
 

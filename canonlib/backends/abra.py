@@ -150,7 +150,10 @@ class AbraBackend:
         return rec["domain"]
 
     def _acquire_server(self, slot: str) -> str:
-        """Cold slots take a free server's lock (one cold run per server); warm slots use the first."""
+        """Cold slots take a free server's lock (one cold run per server).
+
+        Warm slots use the first server.
+        """
         if not slot.startswith("cold-"):
             return self.servers[0]
         self.lock_dir.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,10 @@ def not_a_recipe(tree: Path, tag: str) -> str | None:
 
 
 def stack_name(slot: str) -> str:
-    """abra's STACK_NAME is the domain with dots made underscores; ours is the slot's, kept short."""
+    """abra's STACK_NAME is the domain with dots made underscores.
+
+    Ours is the slot's, kept short.
+    """
     name = _STACK_OK.sub("_", slot)
     if len(name) > STACK_MAX:
         digest = hashlib.sha256(slot.encode()).hexdigest()[:8]
@@ -184,7 +187,10 @@ def secret_specs(
     env_text: str,
     meta_secrets: Mapping[str, str | None],
 ) -> list[SecretSpec]:
-    """The secrets to create before deploy: compose's external ones plus the meta's, by abra's names."""
+    """The secrets to create before deploy, by abra's names.
+
+    Compose's external ones plus the meta's.
+    """
     specs: dict[str, SecretSpec] = {}
     for key, spec in (rendered.get("secrets") or {}).items():
         if not isinstance(spec, dict) or not spec.get("external"):

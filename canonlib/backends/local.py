@@ -60,7 +60,8 @@ def copy_recipe_tree(src: Path, dest: Path, recipe: str) -> None:
                 if resolved != root and root not in resolved.parents:
                     raise BackendError(
                         "deploy",
-                        f"{recipe}: {rel_dir / name} is a symlink out of the recipe tree ({target}); refused",
+                        f"{recipe}: {rel_dir / name} is a symlink out of the recipe tree "
+                        f"({target}); refused",
                     )
                 if name in dirnames:
                     dirnames.remove(name)  # never descend through a link
@@ -151,7 +152,8 @@ class LocalBackend:
             if r.returncode != 0:
                 raise BackendError(
                     "install",
-                    f"{meta.recipe}: step {i} {step!r} exited {r.returncode}: {r.stdout[-500:].strip()}",
+                    f"{meta.recipe}: step {i} {step!r} exited {r.returncode}: "
+                    f"{r.stdout[-500:].strip()}",
                 )
 
     def wait_ready(self, slot: str, meta: RecipeMeta) -> None:

@@ -84,7 +84,10 @@ def print_lines(lines: Iterable[str]) -> None:
 
 
 def print_claims(claims: Sequence[Claim], args: argparse.Namespace | None = None) -> int:
-    """Claims as lines (or JSON), filtered by ``--quiet`` / ``--failed-only``; exit 0 when all hold."""
+    """Claims as lines (or JSON), filtered by ``--quiet`` / ``--failed-only``.
+
+    The exit code: 0 when all hold.
+    """
     claims = list(claims)
     if args is not None and getattr(args, "json", False):
         print(json.dumps([c.to_dict() for c in claims], indent=1))

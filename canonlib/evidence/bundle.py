@@ -45,7 +45,7 @@ def backup_registry(src: Path, dest: Path) -> None:
 
 @contextmanager
 def open_copy(db: Path) -> Iterator[Registry]:
-    """Open a private copy of a bundled registry, so reading it never writes into the evidence dir."""
+    """Open a private copy of a bundled registry: reading never writes into the evidence dir."""
     with tempfile.TemporaryDirectory(prefix="canon-verify-") as tmp:
         copy = Path(tmp) / "registry.db"
         shutil.copyfile(db, copy)

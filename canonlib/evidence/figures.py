@@ -169,7 +169,10 @@ def disk_alt(disk: dict[str, Any], parts: list[dict[str, Any]], whole: dict[str,
 
 
 def disk_figure(disk: dict[str, Any], *, recipes: list[str] | None = None, title: Any = ""):
-    """Left: bytes per recipe (every recipe, zero drawn as zero); right: the whole, the budget drawn."""
+    """The disk figure, two panels.
+
+    Left: bytes per recipe (every recipe, zero drawn as zero); right: the whole, the budget drawn.
+    """
     parts = disk_parts(disk, recipes)
     whole = disk_whole(disk, parts)
     budget = _num(disk.get("budget_bytes"))

@@ -32,8 +32,11 @@ class Streak:
 
 
 def failing_streaks(rows: list[dict[str, Any]]) -> list[Streak]:
-    """Each recipe whose latest row is failing, with the run its streak began; ``rows`` in run
-    order (as the registry returns them).  Longest-failing first (earliest start, then most runs)."""
+    """Each recipe whose latest row is failing, with the run its streak began.
+
+    ``rows`` in run order (as the registry returns them).  Longest-failing first (earliest
+    start, then most runs).
+    """
     order: dict[str, int] = {}
     by: dict[str, list[dict[str, Any]]] = {}
     for r in rows:

@@ -55,7 +55,7 @@ from canonlib.sweep.orchestrate import Interrupted, raise_interrupted, sweep  # 
 
 
 def show(fig) -> None:
-    """Put ``fig`` into the notebook as a PNG output (kept in the evidence, hashed by the manifest)."""
+    """Put ``fig`` into the notebook as a PNG (kept in the evidence, hashed by the manifest)."""
     from IPython.display import Image, display
 
     buf = io.BytesIO()
@@ -70,7 +70,7 @@ ROW_COLUMNS = SHOWN_COLUMNS
 
 
 def config(config_path: str) -> Config:
-    """The run's config; also makes SIGTERM in this kernel end a sweep the way it ends ``canon sweep``."""
+    """The run's config; SIGTERM in this kernel then ends a sweep as it ends ``canon sweep``."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, raise_interrupted)
     return load_config(config_path or None)
@@ -137,7 +137,10 @@ def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
 
 
 def labels_and_durations(rows: list[dict[str, Any]], run_id: str = "", started: str = "") -> None:
-    """The sweep figure: one bar per recipe coloured by outcome, its reason beside it (alt text below)."""
+    """The sweep figure, its alt text below.
+
+    One bar per recipe coloured by outcome, its reason beside it.
+    """
     show_alt(*sweep_figure(rows, run_id, started or utcnow()))
 
 
@@ -185,7 +188,10 @@ def _keep_scratch_db(facts: dict[str, Any], evidence_dir: str, name: str) -> Non
 
 
 def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
-    """Run the tagged-promote proof; record its facts (shown) for verify to re-derive the claims from."""
+    """Run the tagged-promote proof.
+
+    Record its facts (shown) for verify to re-derive the claims from.
+    """
     with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
         try:
             facts = _until_signal(proofs.prove_tagged_promote, cfg, recipe, Path(tmp))
@@ -210,7 +216,10 @@ def samever(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
 
 
 def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
-    """Measure, record ``disk`` (every figure shown) and its claims; table and figure from the record."""
+    """Measure, record ``disk`` (every figure shown) and its claims.
+
+    The table and figure come from the record.
+    """
     rep = disk_report(cfg)
     summary = {
         "rows": [
@@ -247,7 +256,10 @@ def pick_investigate(cfg: Config, recipe: str) -> str:
 
 
 def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Record ``investigated``, ``investigate_rows`` and ``investigate_rungs``; tables from the records."""
+    """Record ``investigated``, ``investigate_rows`` and ``investigate_rungs``.
+
+    The tables come from the records.
+    """
     with Registry.open(cfg.db_path) as reg:
         rows = reg.results(recipe=recipe)
     record("investigated", recipe)

@@ -4,8 +4,9 @@ A notebook's sweep runs in a kernel two processes away; each recipe's row is
 appended to ``<state>/runs/<run>/results.jsonl`` the moment its turn ends, and
 what it starts meanwhile (a cold run, a promotion) to ``progress.jsonl``.
 :func:`watch_sweeps` tails those files while a notebook runs and prints one line
-per recipe (decision and label) as it lands, and one per event as it starts.  Plain lines when the stream is not
-a TTY (the journal gets them whole); on a TTY the outcome word is coloured.
+per recipe (decision and label) as it lands, and one per event as it starts.
+Plain lines when the stream is not a TTY (the journal gets them whole); on a TTY
+the outcome word is coloured.
 """
 
 from __future__ import annotations

@@ -88,7 +88,10 @@ class Scratch:
         return self.repo.commit({"NOTES.md": text}, "chore: untagged work on main")
 
     def bump(self, latest: str) -> tuple[str, str]:
-        """Commit a release candidate one patch above ``latest`` (label and note updated); untagged."""
+        """Commit a release candidate one patch above ``latest``, untagged.
+
+        Its version label and release note are updated.
+        """
         v = parse_version(latest)
         existing = set(git.run(["tag", "-l"], cwd=self.upstream).stdout.split())
         patch = v.patch + 1
@@ -108,7 +111,10 @@ class Scratch:
 
 
 def purge_scratch(workdir: Path) -> None:
-    """A proof's scratch slots on a swarm outlive its scratch dir: every one goes (canonicals too)."""
+    """Remove every scratch slot of a proof on a swarm, canonicals too.
+
+    They outlive the proof's scratch dir.
+    """
     toml = Path(workdir) / "canon.toml"
     if not toml.exists():
         return
@@ -208,7 +214,8 @@ def tagged_promote_claims(
             and (tagged_rows[0].tag, tagged_rows[0].commit) == (tag, commit)
             and current is not None
             and (current.version, current.commit) == (tag, commit),
-            f"canonical now {current.version if current else None} @ {current.commit[:12] if current else None}",
+            f"canonical now {current.version if current else None} @ "
+            f"{current.commit[:12] if current else None}",
         ),
     ]
 
@@ -294,8 +301,11 @@ def settled(row: dict[str, Any] | None) -> bool:
 
 
 def determinism_claims(reg: Registry, run_id: str) -> list[Claim]:
-    """A sweep straight after another: what the first settled runs no harness and is not promoted;
-    only its unfinished business (an ERROR, a timeout, a green release not promoted) is tried again."""
+    """A sweep straight after another.
+
+    What the first settled runs no harness and is not promoted; only its unfinished business
+    (an ERROR, a timeout, a green release not promoted) is tried again.
+    """
     rows = reg.results(run_id)
     sweeps = [r["run_id"] for r in reg.runs("sweep")]
     at = sweeps.index(run_id) if run_id in sweeps else 0
@@ -306,6 +316,9 @@ def determinism_claims(reg: Registry, run_id: str) -> list[Claim]:
     idle = [r for r in rows if r not in ran]
     promoted = {p.recipe for p in reg.history() if p.run_id == run_id}
     known_red = sorted(r["recipe"] for r in rows if r["decision"] == policy.SKIP_KNOWN_RED)
+    tried = ", ".join(
+        r["recipe"] + " (was " + str(first.get(r["recipe"], {}).get("label")) + ")" for r in ran
+    )
     return [
         Claim(
             "the second sweep has rows, after a first",
@@ -326,7 +339,7 @@ def determinism_claims(reg: Registry, run_id: str) -> list[Claim]:
         Claim(
             "a harness ran only for unfinished business",
             all(not settled(first.get(r["recipe"])) for r in ran),
-            f"tried again: {', '.join(r['recipe'] + ' (was ' + str(first.get(r['recipe'], {}).get('label')) + ')' for r in ran) or 'none'}",
+            f"tried again: {tried or 'none'}",
         ),
         Claim(
             "rows that ran nothing are SKIP or a stage ERROR",
@@ -347,7 +360,8 @@ def disk_claims(disk: dict[str, Any]) -> list[Claim]:
         Claim(
             "disk figures add up",
             parts == disk["total_bytes"],
-            f"{len(rows)} recipes + {len(shared)} shared = {parts:,}; total shown {disk['total_bytes']:,}",
+            f"{len(rows)} recipes + {len(shared)} shared = {parts:,}; "
+            f"total shown {disk['total_bytes']:,}",
         ),
         Claim(
             "disk within budget",
@@ -392,7 +406,8 @@ def label_claims(reg: Registry, claimed_rows: list[dict[str, Any]]) -> list[Clai
                 Claim(
                     name,
                     (row["label"] == "PASS (promoted)") == promoted,
-                    f"{row['label']}; promotion history: {'promoted' if promoted else 'not promoted'}",
+                    f"{row['label']}; "
+                    f"promotion history: {'promoted' if promoted else 'not promoted'}",
                 )
             )
     return claims

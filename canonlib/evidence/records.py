@@ -143,7 +143,8 @@ def render_html(name: str, value: Any, columns: list[str]) -> str:
         extra = {k: v for k, v in value.items() if k != "rows"}
         rest = f"<p>{html.escape(json.dumps(extra, sort_keys=True))}</p>"
     return (
-        f'<table class="canon-record" data-record="{html.escape(name)}"><thead><tr>{head}</tr></thead>'
+        f'<table class="canon-record" data-record="{html.escape(name)}">'
+        f"<thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table>{rest}"
     )
 
@@ -185,7 +186,8 @@ def shown_problems(nb: dict) -> list[str]:
                     got = "".join(got) if isinstance(got, list) else got
                     if want.get(mime) != got:
                         problems.append(
-                            f"cell {i} shows {name} as something other than its recorded value ({mime} edited)"
+                            f"cell {i} shows {name} as something other than its recorded value "
+                            f"({mime} edited)"
                         )
     return problems
 
@@ -201,7 +203,10 @@ def read_records(nb: dict) -> dict[str, Any]:
 
 
 def notebook_problems(nb: dict) -> list[str]:
-    """Why an executed notebook does not count: unexecuted cells, errors, no completion marker, false claims."""
+    """Why an executed notebook does not count.
+
+    Unexecuted cells, errors, no completion marker, false claims.
+    """
     problems = completion_problems(nb)
     for claim in read_records(nb).get("claims", []) or []:
         if isinstance(claim, dict) and not claim.get("ok"):
@@ -240,7 +245,10 @@ def load_notebook(path: Path) -> dict:
 
 
 def dir_records(d: str | Path) -> dict[str, dict[str, Any]]:
-    """Every recorded value of evidence dir ``d``: ``{notebook: {name: value}}`` (from ``records.json``)."""
+    """Every recorded value of evidence dir ``d``: ``{notebook: {name: value}}``.
+
+    Read from ``records.json``.
+    """
     return json.loads((Path(d) / RECORDS).read_text())
 
 
@@ -271,5 +279,8 @@ class EvidenceRun:
 
     @property
     def ok(self) -> bool:
-        """Every notebook completed with its claims holding (the verdict also weighs the sweep's rows)."""
+        """Every notebook completed with its claims holding.
+
+        The verdict also weighs the sweep's rows.
+        """
         return bool(self.notebooks) and all(n.ok for n in self.notebooks)

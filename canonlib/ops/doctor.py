@@ -36,7 +36,7 @@ def _env_for(unit: Path | None) -> tuple[dict[str, str], Path]:
 
 
 def _with_env(env: Mapping[str, str], fn):
-    """Run ``fn`` with exactly ``env`` as os.environ (doctor reads config the way the timer will)."""
+    """Run ``fn`` with exactly ``env`` as os.environ, so doctor reads config as the timer will."""
     saved = dict(os.environ)
     try:
         os.environ.clear()
@@ -124,7 +124,7 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
 
 
 def _kernel_check() -> Claim:
-    """The same kernelspec the evidence runs use (``canon``, this Python) must start and import canonlib."""
+    """The evidence runs' kernelspec (``canon``, this Python) must start and import canonlib."""
     code = (
         "from jupyter_client.manager import start_new_kernel\n"
         "km, kc = start_new_kernel(kernel_name='canon', startup_timeout=60)\n"

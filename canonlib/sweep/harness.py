@@ -168,7 +168,10 @@ def functional_tests(
 
 
 class EnvironmentFault(Exception):  # noqa: N818 -- not a verdict about the recipe
-    """canon's own environment failed (disk full, a backend that cannot start, a bug): no verdict."""
+    """canon's own environment failed: no verdict.
+
+    Disk full, a backend that cannot start, a bug.
+    """
 
 
 Verdict = tuple[str, str]  # (status, reason) of one rung

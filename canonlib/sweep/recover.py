@@ -17,7 +17,9 @@ from canonlib.sweep.promote import retire
 
 
 def recover(reg: Registry, backend: Any, run_id: str) -> list[str]:
-    """Call under the sweep lock, after :func:`~canonlib.state.registry_guard.require_current`; returns what it did, one line each.
+    """Call under the sweep lock, after :func:`~canonlib.state.registry_guard.require_current`.
+
+    Returns what it did, one line each:
 
     - a canonical slot made by an older canon (no marker) gets its canonical marker;
     - a ``next`` slot of a dead run that the registry already names (the promote

@@ -15,9 +15,10 @@ def add_parser(sub) -> None:
     de = sub.add_parser(
         "demo",
         help="build the demo fleet in DIR and run canon's main job on it",
-        description="Build a workspace in DIR (default ./demo) with real git: upstream repos shaped like "
-        "Co-op Cloud recipes with their real tag histories, a fleet tree and canon.toml; then sweep "
-        "it week by week, print the results and where the evidence is. Running it again starts afresh.",
+        description="Build a workspace in DIR (default ./demo) with real git: upstream repos "
+        "shaped like Co-op Cloud recipes with their real tag histories, a fleet tree and "
+        "canon.toml; then sweep it week by week, print the results and where the evidence is. "
+        "Running it again starts afresh.",
     )
     de.add_argument("dir", nargs="?", default="demo", help="where to build it (default: ./demo)")
     de.add_argument("--no-evidence", action="store_true", help="run the sweeps only, no notebooks")

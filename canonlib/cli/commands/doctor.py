@@ -21,8 +21,9 @@ def add_parser(sub) -> None:
     dr = sub.add_parser(
         "doctor",
         help="check what the timer will see: config, fleet, tools on PATH, dirs, kernel, disk",
-        description="One line per check, exit 1 if any fails. With --unit, use that unit's Environment= "
-        "(CANON_CONFIG, CCCI_REPO, PATH) and WorkingDirectory= instead of this shell's.",
+        description="One line per check, exit 1 if any fails. With --unit, use that unit's "
+        "Environment= (CANON_CONFIG, CCCI_REPO, PATH) and WorkingDirectory= instead of "
+        "this shell's.",
     )
     dr.add_argument("--unit", help="a rendered canon-sweep.service")
     add_quiet_failed(dr)

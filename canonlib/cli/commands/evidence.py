@@ -117,11 +117,12 @@ def add_parser(sub) -> None:
     er = evsub.add_parser(
         "run",
         help="execute a suite of notebooks and write manifest.json",
-        description="Execute a suite with papermill into <evidence_dir>/<run-id>/ and write an in-toto "
-        "manifest with the sha256 of every file. Suites: weekly (sweep, determinism, disk_budget), "
-        "proofs (tagged_promote, samever, disk_budget), all (both, plus investigate), investigate, verify (needs "
-        "--target). Exit 1 (verdict FAILED) when any notebook or claim fails or a recorded sweep has a "
-        "FAIL, ERROR or GREEN-BUT-PROMOTE-FAILED row; the last line printed is the evidence dir.",
+        description="Execute a suite with papermill into <evidence_dir>/<run-id>/ and write an "
+        "in-toto manifest with the sha256 of every file. Suites: weekly (sweep, determinism, "
+        "disk_budget), proofs (tagged_promote, samever, disk_budget), all (both, plus "
+        "investigate), investigate, verify (needs --target). Exit 1 (verdict FAILED) when any "
+        "notebook or claim fails or a recorded sweep has a FAIL, ERROR or GREEN-BUT-PROMOTE-FAILED "
+        "row; the last line printed is the evidence dir.",
     )
     er.add_argument(
         "suite",

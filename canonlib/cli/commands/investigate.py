@@ -73,9 +73,9 @@ def add_parser(sub) -> None:
     inv = sub.add_parser(
         "investigate",
         help="why a recipe fails: its history, rungs and last log, as evidence",
-        description="Execute the investigate notebook for RECIPE into its own evidence dir, without a "
-        "sweep: no mirror is fetched, no registry row is written. With no RECIPE, the recipe that has "
-        "been failing longest. Prints the reason, the dir and its index.html.",
+        description="Execute the investigate notebook for RECIPE into its own evidence dir, "
+        "without a sweep: no mirror is fetched, no registry row is written. With no RECIPE, the "
+        "recipe that has been failing longest. Prints the reason, the dir and its index.html.",
     )
     inv.add_argument("recipe", nargs="?", help="the recipe (default: the one failing longest)")
     add_json(inv, "the recipe, reason, dir and page")

@@ -20,8 +20,9 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     print(f"private key: {kp.private} (0600; keep it on this machine)")
     print(f"public key:  {kp.public}")
     print(
-        "every evidence run now writes manifest.dsse.json beside manifest.json; commit the public key "
-        f"to the fleet repo so reviewers can run: canon verify --key {kp.public.name} DIR"
+        "every evidence run now writes manifest.dsse.json beside manifest.json; "
+        "commit the public key to the fleet repo so reviewers can run: "
+        f"canon verify --key {kp.public.name} DIR"
     )
     return 0
 

@@ -54,7 +54,8 @@ def add_parser(sub) -> None:
         "registry",
         help="back up, restore or rebuild the registry (state/canon.db)",
         description="The registry must never be behind the deployed canonicals. A sweep refuses "
-        "(exit 2) when it is missing, empty, damaged, rolled back or lost rows; these are the way out.",
+        "(exit 2) when it is missing, empty, damaged, rolled back or lost rows; these are the "
+        "way out.",
     )
     rgsub = rg.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
     b = rgsub.add_parser(
@@ -82,7 +83,8 @@ def add_parser(sub) -> None:
         help="recreate the canonicals from the slots' markers",
         description="Start from --from FILE, else the current registry when its chain checks, else "
         "an empty one; add a `rebuild` row to the promotion chain for every canonical slot the "
-        "registry does not name; re-mark the slots. The replaced registry is kept in state/backups.",
+        "registry does not name; re-mark the slots. The replaced registry is "
+        "kept in state/backups.",
     )
     rb.add_argument("--from", dest="from_file", metavar="FILE", help="a backup to start from")
     add_json(rb, "what was done")

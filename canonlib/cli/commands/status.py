@@ -114,7 +114,8 @@ def add_parser(sub) -> None:
     pi = sub.add_parser(
         "pins",
         help="upgrade-base pins the canonical now makes redundant",
-        description="List recipes whose UPGRADE_BASE_VERSION equals their canonical: the pin can go.",
+        description="List recipes whose UPGRADE_BASE_VERSION equals their canonical: "
+        "the pin can go.",
     )
     add_json(pi, "the redundant pins, a list")
     pi.set_defaults(func=cmd_pins)

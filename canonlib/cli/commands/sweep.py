@@ -56,7 +56,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         else:
             print_lines(
                 [
-                    f"run {result.run_id}: {result.status}; results in {result.run_dir / 'results.jsonl'}"
+                    f"run {result.run_id}: {result.status}; "
+                    f"results in {result.run_dir / 'results.jsonl'}"
                 ]
             )
     if result.plan:  # a plan fails only where a recipe could not even be planned
@@ -70,9 +71,10 @@ def add_parser(sub) -> None:
         help="the weekly job: sync, decide, cold-test, gate, promote, label",
         description=textwrap.fill(
             "Sweep every enrolled recipe of the fleet: mirror it from upstream, find its newest "
-            "release tag, and when that is newer than the canonical, cold-test exactly that tag and "
-            "promote it if it is green and the tested commit is the tag's commit. One recipe's failure "
-            "is its own row; the others go on. Labels come from the registry, not exit codes.",
+            "release tag, and when that is newer than the canonical, cold-test exactly that tag "
+            "and promote it if it is green and the tested commit is the tag's commit. One "
+            "recipe's failure is its own row; the others go on. Labels come from the registry, "
+            "not exit codes.",
             78,
         ),
         epilog=EXIT_CODES,

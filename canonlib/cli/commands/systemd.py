@@ -51,9 +51,10 @@ def add_parser(sub) -> None:
     sr = sdsub.add_parser(
         "render",
         help="write canon-sweep.service and canon-sweep.timer for this install",
-        description="Write the oneshot service (runs `canon evidence run weekly` from this checkout with "
-        "this config, the fleet in CCCI_REPO and the CI runner's PATH) and the weekly timer "
-        "(Persistent=true, randomised delay). Use the global --config to name the operator's canon.toml.",
+        description="Write the oneshot service (runs `canon evidence run weekly` from this "
+        "checkout with this config, the fleet in CCCI_REPO and the CI runner's PATH) and the "
+        "weekly timer (Persistent=true, randomised delay). Use the global --config to name the "
+        "operator's canon.toml.",
     )
     sr.add_argument(
         "--output", default="systemd", help="directory to write the units into (default: systemd)"
