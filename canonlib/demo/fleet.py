@@ -64,7 +64,11 @@ configs:
     file: app.conf
 {hook_config}
 """
-HOOK_CONFIG = "  post_install:\n    name: ${STACK_NAME}_post_install_${POST_INSTALL_VERSION}\n    file: post-install.sh\n"
+HOOK_CONFIG = (
+    "  post_install:\n"
+    "    name: ${STACK_NAME}_post_install_${POST_INSTALL_VERSION}\n"
+    "    file: post-install.sh\n"
+)
 
 
 def compose_yml(
@@ -148,7 +152,9 @@ def recipe_files(
         abra_sh += f"export POST_INSTALL_VERSION=h{hashlib.sha256(hook.encode()).hexdigest()[:8]}\n"
     files = {
         "compose.yml": compose,
-        ".env.sample": f"TYPE={recipe}\nDOMAIN={recipe}.example.com\n#LETS_ENCRYPT_ENV=production\n",
+        ".env.sample": (
+            f"TYPE={recipe}\nDOMAIN={recipe}.example.com\n#LETS_ENCRYPT_ENV=production\n"
+        ),
         "abra.sh": abra_sh,
         "README.md": f"# {recipe}\n\nA Co-op Cloud recipe (demo).\n",
         "app.conf": app_conf,
@@ -192,7 +198,7 @@ META = textwrap.dedent("""\
     WARM_CANONICAL = True
     INSTALL_STEPS = ['echo seeded > "$CANON_DATA_DIR/seed.txt"', 'test ! -x ./post-install.sh || ./post-install.sh']
     READY_PROBES = [{"cmd": 'test -f "$CANON_DATA_DIR/seed.txt"', "retries": 3, "interval_s": 0.1}]
-""")
+""")  # noqa: E501 -- a recipe_meta.py the demo writes, line for line
 
 EXTRA_META = {
     "bluesky-pds": 'SECRETS = {"pds_plc_rotation_key": "hex:32", "pds_jwt_secret": None}\n'
@@ -220,7 +226,7 @@ KEYCLOAK_BROKEN_HOOK = textwrap.dedent("""\
     case "$CANON_SLOT" in
       warm-*) echo "post-install: realm import failed: KC_HOSTNAME not set for $CANON_SLOT" >&2; exit 1 ;;
     esac
-""")
+""")  # noqa: E501 -- the post-install.sh the demo writes, line for line
 
 # bonfire's optional compose files, as the real recipe adds them: COMPOSE_FILE builds on itself
 # (read as abra reads a .env: `$COMPOSE_FILE` is the value so far).  The demo's
@@ -501,7 +507,7 @@ DESIGNED_FAILING = ["lasuite-docs"]
 
 
 def verdict_problems(ev) -> list[str]:
-    """The evidence run's verdict must be FAILED for exactly the designed recipes, every notebook ok."""
+    """The evidence verdict must be FAILED for exactly the designed recipes, every notebook ok."""
     v = ev.verdict
     if v is None:
         return [f"evidence run left no verdict: see {ev.dir}"]
@@ -512,7 +518,7 @@ def verdict_problems(ev) -> list[str]:
 
 
 def verify_from_cold(evidence_dir: Path, out: Callable[[str], None]) -> list[str]:
-    """Copy the dir into an empty temp dir and verify it there with nothing else (no config, no state)."""
+    """Verify a copy of the dir in an empty temp dir, with nothing else (no config, no state)."""
     with tempfile.TemporaryDirectory(prefix="canon-demo-verify-") as tmp:
         copy = Path(tmp) / evidence_dir.name
         shutil.copytree(evidence_dir, copy)
@@ -561,9 +567,11 @@ def run_demo(
     out: Callable[[str], None] = print,
     backend: str = "local",
 ) -> int:
-    """Build the demo in ``root`` and play its weeks; weeks 3 and 'again' run inside the evidence suite.
+    """Build the demo in ``root`` and play its weeks.
 
-    ``backend`` is ``local`` (embedded, no docker) or ``swarm`` (the local engine's swarm)."""
+    Weeks 3 and 'again' run inside the evidence suite. ``backend`` is ``local`` (embedded, no
+    docker) or ``swarm`` (the local engine's swarm).
+    """
     demo = prepare(root, backend)
     config = load_config(demo.config_path, env_overrides=False)
     out(f"demo workspace: {demo.root}  (fleet {demo.fleet}, config {demo.config_path})")
@@ -604,7 +612,8 @@ def run_demo(
         problems += verify_log_as_reviewer(config.log_repo, ev.dir, out)
         out(
             f"\nevidence: {ev.dir}\nre-check it yourself, anywhere: "
-            f"{'canon' if shutil.which('canon') else sys.executable + ' -m canonlib'} verify {ev.dir}"
+            f"{'canon' if shutil.which('canon') else sys.executable + ' -m canonlib'} "
+            f"verify {ev.dir}"
         )
     out(f"excluded from the sweep: {', '.join(f'{n} ({why})' for n, why in result.fleet.excluded)}")
     if problems:
