@@ -63,7 +63,10 @@ def without_state(state: Path, argv: list) -> list[str]:
     ns = ["unshare", "--mount", "--propagation", "private"]
     if os.geteuid() != 0:
         ns[1:1] = ["--user", "--map-root-user"]
-    script = 'mount -t tmpfs -o size=1m canon-no-state "$1" && [ -z "$(ls -A "$1")" ] || exit 97; shift; exec "$@"'
+    script = (
+        'mount -t tmpfs -o size=1m canon-no-state "$1" && [ -z "$(ls -A "$1")" ] || exit 97; '
+        'shift; exec "$@"'
+    )
     return [*ns, "sh", "-c", script, "sh", str(state), *map(str, argv)]
 
 
@@ -148,7 +151,7 @@ def test_demo_evidence_is_failed_and_verifies_from_cold_anywhere(demo, tmp_path)
     assert m["predicate"]["canon"]["verdict"]["recipes"] == ["lasuite-docs"]
     subjects_ = {s["name"]: s for s in m["subject"]}
     assert subjects_["plausible"]["annotations"]["gitTag"] == "3.0.1+v2.0.0"
-    # a copy in an empty dir, no config, the demo's state gone (hidden from verify: the demo is shared)
+    # a copy in an empty dir, no config, the demo's state hidden from verify (the demo is shared)
     state = root / "state"
     assert (state / "canon.db").is_file()
     copy = cold_copy(evidence, tmp_path)
@@ -256,7 +259,7 @@ def signed(weekly, tmp_path):
 
 
 def edit_records(d: Path, nb: str, edit) -> None:
-    """Edit a notebook's recorded values everywhere they are kept (notebook, records.json, manifest)."""
+    """Edit a notebook's recorded values wherever they are kept (notebook, records, manifest)."""
     doc = nbformat.read(d / f"{nb}.ipynb", as_version=4)
     for cell in doc.cells:
         for o in cell.get("outputs", []):
@@ -452,7 +455,7 @@ def test_tag_moved_upstream_after_promotion(signed, weekly):
         assert any(
             s.startswith("upstream custom-html: tag 1.14.0+1.31.2") and "moved" in s for s in bad
         ), bad
-    finally:  # upstream exactly as it was, for the tests that share it: the tag back, no sneaky commit
+    finally:  # upstream as it was, for the tests that share it: the tag back, no sneaky commit
         git("update-ref", "refs/tags/1.14.0+1.31.2", tag, cwd=up)
         git("reset", "-q", "--hard", head, cwd=up)
     assert not failed(verify(d, upstream=True))

@@ -179,7 +179,8 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
     for nb in NOTEBOOKS:
         head += [
             f"ok notebook {nb}.ipynb: executed to completion",
-            f"ok notebook {nb}: shows what it recorded: every recorded value is shown as rendered from it",
+            f"ok notebook {nb}: shows what it recorded: "
+            "every recorded value is shown as rendered from it",
             f"ok notebook {nb}: records.json and manifest say what it recorded: same",
         ]
     head += [
@@ -187,7 +188,8 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
         f"ok recorded chain head is the bundled registry's: head {chain.head[:16]}",
         f"ok canonicals claimed are the bundled registry's: {len(canon)} canonicals",
         f"ok subjects are the canonicals: {len(canon)} subjects",
-        f"ok result rows claimed are the bundled registry's: {sum(map(len, rows.values()))} rows of 2 sweep runs",
+        "ok result rows claimed are the bundled registry's: "
+        f"{sum(map(len, rows.values()))} rows of 2 sweep runs",
     ]
     assert got[: len(head)] == head
     labels = [
@@ -201,7 +203,8 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
     assert shown[:3] == [
         f"ok sweep: rows shown for run {first}: {len(rows[first])} rows equal the bundled registry",
         f"ok sweep: canonicals before and after run {first}: {len(rows[first])} recipes",
-        f"ok determinism: rows shown for run {second}: {len(rows[second])} rows equal the bundled registry",
+        f"ok determinism: rows shown for run {second}: "
+        f"{len(rows[second])} rows equal the bundled registry",
     ]
     assert (
         f"ok determinism: no promotion written for a settled recipe: holds: promotions in run "
@@ -209,21 +212,22 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
     )
     assert "ok samever: the three scratch sweeps shown: 3 rows" in shown
     assert (
-        "ok tagged_promote: green-but-untagged did not promote: holds: gate: untagged: tested commit is not the tag's commit; promotions in that phase: 0 (re-derived)"
-        in shown
+        "ok tagged_promote: green-but-untagged did not promote: holds: gate: untagged: "
+        "tested commit is not the tag's commit; promotions in that phase: 0 (re-derived)" in shown
     )
     assert (
-        "ok disk_budget: budget shown is the configured one: shown 500,000,000, bundled config 500000000"
-        in shown
+        "ok disk_budget: budget shown is the configured one: "
+        "shown 500,000,000, bundled config 500000000" in shown
     )
     assert (
-        f"ok investigate: history shown for lasuite-docs: {len(history)} rows equal the bundled registry"
-        in shown
+        "ok investigate: history shown for lasuite-docs: "
+        f"{len(history)} rows equal the bundled registry" in shown
     )
     assert "ok investigate: rungs shown for lasuite-docs: 0 runs" in shown
     refs = json.loads((ev / REFS).read_text())
     tags = [
-        f"ok canonical {c.recipe}: commit == tag: {c.tag} is {refs[c.recipe]['tags'][c.tag][:12]} in the "
+        f"ok canonical {c.recipe}: commit == tag: "
+        f"{c.tag} is {refs[c.recipe]['tags'][c.tag][:12]} in the "
         f"bundled refs; claimed {c.commit[:12]}; in the bundled promotion history"
         for c in canon
     ]
@@ -309,7 +313,8 @@ def test_a_list_is_not_a_manifest(ev):
     (ev / MANIFEST).write_text("[]")
     assert lines(verify(ev)) == [
         f"FAIL manifest: {ev / MANIFEST}: not a canon evidence manifest (_type is not "
-        "https://in-toto.io/Statement/v1; no subject; no canon-evidence/v1 predicate; no file list; "
+        "https://in-toto.io/Statement/v1; no subject; no canon-evidence/v1 predicate; "
+        "no file list; "
         "no notebook list; no suite)"
     ]
 
@@ -436,7 +441,8 @@ def test_notebook_only_left_out_of_the_manifest_list(ev):
     edit_manifest(ev, drop)
     bad = [s for s in failed(verify(ev)) if s.startswith("FAIL suite")]
     assert bad == [
-        "FAIL suite all: notebook investigate: investigate.ipynb is missing from the dir or the manifest"
+        "FAIL suite all: notebook investigate: "
+        "investigate.ipynb is missing from the dir or the manifest"
     ]
 
 
@@ -465,7 +471,8 @@ def test_extra_notebook_in_the_dir(ev):
     shutil.copy(ev / "sweep.ipynb", ev / "sweep2.ipynb")
     rehash(ev)
     assert [s for s in failed(verify(ev)) if s.startswith("FAIL suite")] == [
-        f"FAIL suite all: file sweep2.ipynb: {ev / 'sweep2.ipynb'}: a notebook the suite does not declare"
+        f"FAIL suite all: file sweep2.ipynb: {ev / 'sweep2.ipynb'}: "
+        "a notebook the suite does not declare"
     ]
 
 
@@ -493,8 +500,8 @@ def test_records_json_unreadable(ev):
     bad = failed(verify(ev))
     for nb in NOTEBOOKS:
         assert (
-            f"FAIL notebook {nb}: records.json and manifest say what it recorded: differs in records.json"
-            in bad
+            f"FAIL notebook {nb}: records.json and manifest say what it recorded: "
+            "differs in records.json" in bad
         )
 
 
@@ -541,7 +548,8 @@ def test_sweep_row_with_an_edited_label(ev):
     edit_records(ev, "sweep", "sweep_rows", _label("gitea", "PASS (promoted)"))
     name = f"sweep: rows shown for run {first}"
     assert by_name(verify(ev))[name] == (
-        f"FAIL {name}: recipe gitea: notebook says label 'PASS (promoted)', bundled registry says 'SKIP (held)'"
+        f"FAIL {name}: recipe gitea: notebook says label 'PASS (promoted)', "
+        "bundled registry says 'SKIP (held)'"
     )
 
 
@@ -647,7 +655,8 @@ def test_recorded_claim_that_does_not_hold_is_shown_as_such(ev):
     )
     got = by_name(verify(ev))
     assert got["disk_budget: disk within budget"] == (
-        f"ok disk_budget: disk within budget: DOES NOT HOLD: {disk['total_bytes']:,} of 1 bytes (re-derived)"
+        "ok disk_budget: disk within budget: "
+        f"DOES NOT HOLD: {disk['total_bytes']:,} of 1 bytes (re-derived)"
     )
     assert got["disk_budget: budget shown is the configured one"] == (
         "ok disk_budget: budget shown is the configured one: shown 1, bundled config 1"
@@ -682,7 +691,8 @@ def test_budget_shown_is_not_the_configured_one(ev):
     (ev / CONFIG).write_text(json.dumps(cfg))
     rehash(ev)
     assert by_name(verify(ev))["disk_budget: budget shown is the configured one"] == (
-        "FAIL disk_budget: budget shown is the configured one: shown 500,000,000, bundled config 400000000"
+        "FAIL disk_budget: budget shown is the configured one: "
+        "shown 500,000,000, bundled config 400000000"
     )
 
 
@@ -795,7 +805,8 @@ def test_promotion_row_edited_in_the_bundled_registry(ev):
     rehash(ev)
     got = by_name(verify(ev))
     assert got["promotion chain intact (bundled registry)"] == (
-        f"FAIL promotion chain intact (bundled registry): promotions row {p.id} ({p.recipe} 9.9.9): "
+        "FAIL promotion chain intact (bundled registry): "
+        f"promotions row {p.id} ({p.recipe} 9.9.9): "
         "hash mismatch, row was edited"
     )
 
@@ -943,7 +954,7 @@ def test_bundled_registry_not_sqlite(ev):
     assert last.startswith(f"FAIL bundled registry: {ev / REGISTRY}: unreadable (RegistryError: ")
 
 
-# -- a part of the dir that breaks a check is that check's failed claim -----------------------------
+# -- a part of the dir that breaks a check is that check's failed claim ------------------------
 
 
 @pytest.mark.parametrize(
@@ -991,7 +1002,8 @@ def test_live_state_that_holds_the_run(demo, ev, tmp_path):
     first, second = sweep_runs(ev)
     assert got[-5:] == [
         f"ok live promotion chain intact: {n} rows",
-        f"ok live registry still holds the run's chain: bundled chain of {n} rows is a prefix of the live one",
+        "ok live registry still holds the run's chain: "
+        f"bundled chain of {n} rows is a prefix of the live one",
         f"ok live canonicals descend from the bundled ones: {canon} live canonicals",
         f"ok run {first}: bundled rows equal the live registry's: {ROWS} rows equal the bundled "
         "registry",
@@ -1093,8 +1105,10 @@ def test_upstream_still_has_each_tag(ev):
     refs = json.loads((ev / REFS).read_text())
     claims = [c for c in verify(ev, upstream=True) if c.name.startswith("upstream ")]
     assert [line(c) for c in claims] == [
-        f"ok upstream {s['name']}: tag {s['annotations']['gitTag']}: {refs[s['name']]['upstream']} has "
-        f"{s['annotations']['gitTag']} at {s['digest']['gitCommit'][:12]}; claimed {s['digest']['gitCommit'][:12]}"
+        f"ok upstream {s['name']}: tag {s['annotations']['gitTag']}: "
+        f"{refs[s['name']]['upstream']} has "
+        f"{s['annotations']['gitTag']} at {s['digest']['gitCommit'][:12]}; "
+        f"claimed {s['digest']['gitCommit'][:12]}"
         for s in manifest(ev)["subject"]
     ]
 

@@ -104,7 +104,7 @@ def subjects(
 
 
 def bundled_facts(d: Path, sweep_runs: list[str]) -> dict[str, Any]:
-    """Rows, canonicals and chain read from the dir's bundled registry (what the manifest claims)."""
+    """Rows, canonicals and chain from the dir's bundled registry (what the manifest claims)."""
     with open_copy(d / REGISTRY) as reg:
         rows = [{**r, "run_id": rid} for rid in sweep_runs for r in reg.results(rid)]
         canonicals = [
@@ -189,7 +189,7 @@ def canonical_json(value: Any) -> bytes:
 
 
 def write_manifest(d: Path, stmt: dict[str, Any]) -> bytes:
-    """Write ``manifest.json`` atomically; returns the bytes written (the payload a signature covers)."""
+    """Write ``manifest.json`` atomically; return the bytes written (what a signature covers)."""
     data = canonical_json(stmt)
     path = d / MANIFEST
     write_atomic(path, data)

@@ -62,7 +62,7 @@ LABEL_CHARS = 32  # a longer label is shown as its outcome when the reason says 
 
 
 def outcome(label: Any) -> str:
-    """The outcome a label starts with (``PASS``, ``FAIL``, ``ERROR``, …), ``?`` when there is none."""
+    """The outcome a label starts with (``PASS``, ``FAIL``, ``ERROR``, …), else ``?``."""
     text = str(label or "")
     for key in OUTCOMES:
         if key != "?" and (text == key or text.startswith(key + " ") or text.startswith(key + "(")):
@@ -459,7 +459,8 @@ td.num{text-align:right}
 .swatch{display:inline-block;width:.9em;height:.9em;border:1px solid #555;margin-right:.3em;
 vertical-align:middle}
 figure{margin:1em 0} figcaption{font-size:.9em;color:#444} img{max-width:100%}
-dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dl.meta dt{font-weight:bold}
+dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}
+dl.meta dt{font-weight:bold}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 """
 
@@ -507,7 +508,8 @@ def figure_html(png_b64: str, alt: str) -> str:
 
 def legend_html() -> str:
     items = [
-        f'<li><span class="swatch" style="background:{ROW_COLOURS[k]}"></span><b>{html.escape(k)}</b>: '
+        f'<li><span class="swatch" style="background:{ROW_COLOURS[k]}"></span>'
+        f"<b>{html.escape(k)}</b>: "
         f"{html.escape(words)}</li>"
         for k, (_, words) in OUTCOMES.items()
         if k != "?"
@@ -518,17 +520,20 @@ def legend_html() -> str:
 def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, str]]) -> str:
     """The report as one self-contained page: no network, no JavaScript.
 
-    ``links``: notebook name -> its rendered HTML file (relative); ``figures``: name -> (base64 PNG, alt).
+    ``links``: notebook name -> its rendered HTML file (relative);
+    ``figures``: name -> (base64 PNG, alt).
     """
     fleet = (v.fleet_commit or "-")[:12] + (" (dirty)" if v.fleet_dirty else "")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>canon evidence {html.escape(v.suite)} {html.escape(v.run_id)}: {html.escape(v.result)}</title>",
+        f"<title>canon evidence {html.escape(v.suite)} {html.escape(v.run_id)}: "
+        f"{html.escape(v.result)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<h1>canon evidence: {html.escape(v.suite)}</h1>",
-        f'<p><span class="verdict {html.escape(v.result)}" id="verdict">{html.escape(v.result)}</span> '
+        f'<p><span class="verdict {html.escape(v.result)}" id="verdict">'
+        f"{html.escape(v.result)}</span> "
         f"{html.escape(v.verdict_line.removeprefix(v.result).removeprefix(': '))}</p>",
         '<dl class="meta">',
         f"<dt>run</dt><dd>{html.escape(v.run_id)}</dd>",
@@ -540,11 +545,13 @@ def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, 
     ]
     if v.interrupted:
         parts.append(
-            f"<p><b>Interrupted by {html.escape(v.interrupted)}</b>: this dir holds what ran until then.</p>"
+            f"<p><b>Interrupted by {html.escape(v.interrupted)}</b>: "
+            "this dir holds what ran until then.</p>"
         )
     if v.rows:
         parts += [
-            f'<h2 id="recipes">Recipes <small>(sweep {html.escape(str(v.sweep_run_id))})</small></h2>',
+            f'<h2 id="recipes">Recipes '
+            f"<small>(sweep {html.escape(str(v.sweep_run_id))})</small></h2>",
             html_table(
                 [
                     "recipe",
@@ -643,12 +650,14 @@ def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, 
         nb_rows.append(
             f'<tr style="{_row_style("PASS" if ok else "ERROR")}"><td>{page}</td>'
             f'<td>{"ok" if ok else "FAILED"}</td><td class="num">{_e(n.get("seconds"))}</td>'
-            f'<td class="reason">{_e(n.get("problems"))}</td><td><a href="{ipynb}">{ipynb}</a></td></tr>'
+            f'<td class="reason">{_e(n.get("problems"))}</td>'
+            f'<td><a href="{ipynb}">{ipynb}</a></td></tr>'
         )
     parts += [
         '<h2 id="notebooks">Notebooks</h2>',
         "<table><thead><tr><th>notebook (rendered, code hidden)</th><th>result</th><th>seconds</th>"
-        f"<th>problems</th><th>executed notebook</th></tr></thead><tbody>{''.join(nb_rows)}</tbody></table>",
+        "<th>problems</th><th>executed notebook</th></tr></thead>"
+        f"<tbody>{''.join(nb_rows)}</tbody></table>",
         "<p>Rendered from the values the notebooks recorded and the manifest; re-check them with "
         f"<code>canon verify {html.escape(v.run_id)}</code>.</p>",
         "</body></html>",
@@ -690,7 +699,8 @@ def investigate_html(inv: dict[str, Any]) -> list[str]:
         )
     if inv.get("investigate_log_tail"):
         out.append(
-            f"<h3>Last failing log, tail</h3><pre>{html.escape(str(inv['investigate_log_tail']))}</pre>"
+            "<h3>Last failing log, tail</h3>"
+            f"<pre>{html.escape(str(inv['investigate_log_tail']))}</pre>"
         )
     return out
 
@@ -736,13 +746,14 @@ def warm_up() -> threading.Thread:
 
 
 def render_notebook(nb, name: str, dest: Path, exporter) -> None:
-    """Notebook ``nb`` as a page of its own: no scripts, nothing fetched, a link back to the index."""
+    """Notebook ``nb`` as a page of its own: no scripts, nothing fetched, a link to the index."""
     body, _ = exporter.from_notebook_node(nb)
     title = html.escape(name)
     write_atomic(
         dest,
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f'<style>{NOTEBOOK_CSS}</style></head><body><p><a href="{INDEX}">← the run\'s index</a></p>\n'
+        f"<style>{NOTEBOOK_CSS}</style></head><body>"
+        f'<p><a href="{INDEX}">← the run\'s index</a></p>\n'
         f"{body}\n</body></html>\n",
     )
 

@@ -70,7 +70,7 @@ def notebooks_dir() -> Path:
 
 
 def kernel_home(tmp: Path) -> Path:
-    """A kernelspec named ``canon`` for *this* Python, first on JUPYTER_PATH, so no other python3 wins."""
+    """A kernelspec ``canon`` for *this* Python, first on JUPYTER_PATH: no other python3 wins."""
     kdir = tmp / "kernels" / "canon"
     kdir.mkdir(parents=True)
     (kdir / "kernel.json").write_text(
@@ -93,7 +93,7 @@ def _tree(root: psutil.Process, known: dict[int, psutil.Process]) -> None:
 
 
 def _wait_gone(known: dict[int, psutil.Process], pids: set[int] | None, until: float) -> None:
-    """Wait until every process in ``known`` (or only those in ``pids``) has exited, or ``until``."""
+    """Wait until every process in ``known`` (or only those in ``pids``) exited, or ``until``."""
     while time.monotonic() < until:
         for p in list(known.values()):
             _tree(p, known)  # children born meanwhile count too
@@ -241,7 +241,9 @@ def run_suite(
     cell_timeout_s: float = CELL_TIMEOUT_S,
     progress: Callable[[str], None] | None = None,
 ) -> EvidenceRun:
-    """Execute a suite's notebooks into a new evidence dir; write records, bundle, manifest, signature.
+    """Execute a suite's notebooks into a new evidence dir.
+
+    Then write its records, bundle, manifest and signature.
 
     ``suite`` names a list in :data:`SUITES` (or labels ``notebooks`` when those are given);
     ``params`` are passed to every notebook (``config_path`` and ``evidence_dir`` are always set);
@@ -282,9 +284,8 @@ def run_suite(
                 )
             nb_run.rc, nb_run.timed_out, nb_run.seconds = rc, timed_out, round(secs, 2)
             _finish_notebook(nb_run, log, d, timeout_s)
-            progress(
-                f"  {name}: {'ok' if nb_run.ok else 'FAILED: ' + '; '.join(nb_run.problems)} ({secs:.1f}s)"
-            )
+            outcome = "ok" if nb_run.ok else "FAILED: " + "; ".join(nb_run.problems)
+            progress(f"  {name}: {outcome} ({secs:.1f}s)")
     except (Interrupted, KeyboardInterrupt) as e:
         why = signal.Signals(e.signum).name if isinstance(e, Interrupted) else "SIGINT"
         nb_run = ev.notebooks[-1] if ev.notebooks else None

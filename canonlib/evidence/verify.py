@@ -67,7 +67,7 @@ UPSTREAM_TIMEOUT_S = 60.0
 
 
 def _section(name: str, fn: Callable[[], list[Claim]]) -> list[Claim]:
-    """Run one group of checks; tampered input that breaks it is a failed claim, never a traceback."""
+    """Run one group of checks; tampered input that breaks it is a failed claim, no traceback."""
     try:
         return fn()
     except Exception as e:  # noqa: BLE001 -- a malformed dir is a failed claim, not a crash
@@ -244,13 +244,14 @@ def _records(
             )
             same_json = isinstance(in_json, dict) and in_json.get(nb) == recs[nb]
             same_manifest = listed.get(nb) == recs[nb]
+            where = (("records.json", same_json), ("the manifest", same_manifest))
             out.append(
                 Claim(
                     f"notebook {nb}: records.json and manifest say what it recorded",
                     same_json and same_manifest,
                     "same"
                     if same_json and same_manifest
-                    else f"differs in {' and '.join(w for w, s in (('records.json', same_json), ('the manifest', same_manifest)) if not s)}",
+                    else f"differs in {' and '.join(w for w, same in where if not same)}",
                 )
             )
     return out, recs
@@ -267,7 +268,10 @@ def _first_difference(shown: list[dict], derived: list[dict], key: str) -> str:
             return f"{key} {row.get(key)}: shown, not in the bundled registry"
         for col, value in row.items():
             if other.get(col) != value:
-                return f"{key} {row.get(key)}: notebook says {col} {value!r}, bundled registry says {other.get(col)!r}"
+                return (
+                    f"{key} {row.get(key)}: notebook says {col} {value!r}, "
+                    f"bundled registry says {other.get(col)!r}"
+                )
     if by:
         return f"{key} {next(iter(by))}: in the bundled registry, not shown"
     return "same"
@@ -524,7 +528,8 @@ def _commit_is_tag(subject: list[Any], refs: dict[str, Any], reg: Registry) -> l
             Claim(
                 f"canonical {recipe}: commit == tag",
                 tags.get(tag) == commit and promoted,
-                f"{tag} is {str(tags.get(tag))[:12]} in the bundled refs; claimed {str(commit)[:12]}; "
+                f"{tag} is {str(tags.get(tag))[:12]} in the bundled refs; "
+                f"claimed {str(commit)[:12]}; "
                 f"{'in' if promoted else 'NOT in'} the bundled promotion history",
             )
         )
@@ -588,14 +593,15 @@ def _state(state: Path, pred: dict[str, Any], reg: Registry) -> list[Claim]:
             missing = [
                 p for p in reg.history() if have.get(p.id) is None or have[p.id].hash != p.hash
             ]
+            first = missing[0] if missing else None
             out.append(
                 Claim(
                     "live registry still holds the run's chain",
                     not missing,
                     f"bundled chain of {len(reg.history())} rows is a prefix of the live one"
                     if not missing
-                    else f"promotions row {missing[0].id} ({missing[0].recipe} {missing[0].version}) is "
-                    f"{'missing' if have.get(missing[0].id) is None else 'different'} in {live_db}: "
+                    else f"promotions row {first.id} ({first.recipe} {first.version}) is "
+                    f"{'missing' if have.get(first.id) is None else 'different'} in {live_db}: "
                     "the registry was rolled back to an older copy or its history rewritten",
                 )
             )
@@ -694,7 +700,9 @@ def verify(
     log: Path | None = None,
     strict: bool = False,
 ) -> list[Claim]:
-    """Every claim of evidence dir ``d``, re-derived from the dir alone; a failed claim names what and where.
+    """Every claim of evidence dir ``d``, re-derived from the dir alone.
+
+    A failed claim names what and where.
 
     ``state``: a live state dir to check the run against (its ``canon.db``); ``upstream``:
     re-list each canonical's tag from its upstream URL; ``key``: an ed25519 public key (PEM)

@@ -1,4 +1,4 @@
-"""Disk budget: bytes used by mirrors, canonical slots (with their snapshots), evidence and state."""
+"""Disk budget: bytes used by mirrors, canonical slots (with snapshots), evidence and state."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _size(p: Path) -> int:
 
 
 def disk_report(config: Config) -> dict:
-    """Per recipe: mirror, canonical slot (snapshots included) and snapshots alone; plus shared totals."""
+    """Per recipe: mirror, canonical slot (with snapshots), snapshots alone; and shared totals."""
     recipes = sorted({p.name.removesuffix(".git") for p in config.mirrors_dir.glob("*.git")})
     with Registry.open(config.db_path) as reg:
         deployments = {c.recipe: c.deployment for c in reg.canonicals()}

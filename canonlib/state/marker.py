@@ -50,7 +50,7 @@ class SlotMarker:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SlotMarker:
-        """Tolerant of keys a newer canon added; raises ValueError/TypeError/KeyError when unusable."""
+        """Tolerant of keys a newer canon added; ValueError/TypeError/KeyError when unusable."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
         if values.get("promotion_id") is not None:

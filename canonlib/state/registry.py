@@ -458,8 +458,9 @@ class Registry:
             row = {k: info.get(k) for k in RUN_FIELDS}
             row.update(run_id=run_id, kind=kind, started_at=now or utcnow(), status="running")
             with self._tx() as c:
+                marks = ", ".join("?" * len(RUN_FIELDS))
                 c.execute(
-                    f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({', '.join('?' * len(RUN_FIELDS))})",
+                    f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({marks})",
                     [row[k] for k in RUN_FIELDS],
                 )
 
@@ -476,7 +477,8 @@ class Registry:
             with self._tx() as c:
                 ids = [r[0] for r in c.execute("SELECT run_id FROM runs WHERE status = 'running'")]
                 c.execute(
-                    "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE status = 'running'",
+                    "UPDATE runs SET status = 'abandoned', finished_at = ? "
+                    "WHERE status = 'running'",
                     (now or utcnow(),),
                 )
             return ids
@@ -505,9 +507,10 @@ class Registry:
                 json.dumps(row.get(k)) if k in _JSON_FIELDS else row.get(k) for k in RESULT_FIELDS
             ]
             cols = ("run_id",) + RESULT_FIELDS
+            marks = ", ".join("?" * len(cols))
             with self._tx() as c:
                 c.execute(
-                    f"INSERT OR REPLACE INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    f"INSERT OR REPLACE INTO results ({', '.join(cols)}) VALUES ({marks})",
                     [run_id, *values],
                 )
 

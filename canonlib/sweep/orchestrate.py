@@ -209,7 +209,7 @@ class _Sweep:
 
     @property
     def registry(self) -> Registry:
-        """This thread's connection (SQLite connections are per thread; writes serialise in SQLite)."""
+        """This thread's connection (SQLite's are per thread; writes serialise in SQLite)."""
         reg = getattr(self._local, "registry", None)
         if reg is None:
             reg = self._local.registry = Registry.open(self.config.db_path)
