@@ -129,10 +129,18 @@ def run(module: str, tests: list[str], data: dict, args) -> dict:
         cmd = [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(args.jobs)]
         if chosen is not names:
             cmd += chosen
-        # child processes (papermill kernels, `python -m canonlib`) import the work copy's
-        # unmutated canonlib, as in the checkout it was copied from, not whatever the
-        # editable install points at (mutmut drops this entry from its own sys.path)
-        env = {**os.environ, "PYTHONPATH": str(work)}
+        # Child processes (papermill kernels, `python -m canonlib`) import the canonlib the
+        # tests in mutmut's own process import: the trampolined copy in mutants/, not the
+        # work copy's unmutated one nor whatever the editable install points at.  canon's
+        # source digest keys the known-red memory, so with two canonlibs a demo's week-3
+        # sweep met a "new harness", re-tested its known-reds, and mutmut's stats run failed
+        # ("runner returned 1").  Children run the mutant under test too (MUTANT_UNDER_TEST
+        # is in their environment).  The dir must exist before mutmut starts: a sys.path
+        # entry that is no dir when Python first looks is cached as "no importer" for good,
+        # and mutmut's own entry for it (the same string) then finds nothing ("No module
+        # named 'tests'", pytest exit 4).
+        (work / "mutants").mkdir(exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(work / "mutants")}
         with log.open("w") as out:
             rc = subprocess.run(
                 cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT
