@@ -50,11 +50,11 @@ from canonlib.evidence.records import (
     read_records,
 )
 from canonlib.evidence.report import add_report, warm_up
-from canonlib.evidence.suites import SUITES
+from canonlib.evidence.suites import SUITES, SWEEP_NOTEBOOKS
 from canonlib.evidence.verdict import Verdict, verdict
 from canonlib.files import write_atomic
 from canonlib.state.registry import utcnow
-from canonlib.sweep.orchestrate import Interrupted, new_run_id
+from canonlib.sweep.orchestrate import Interrupted, new_run_id, sweep_lock
 
 NOTEBOOK_TIMEOUT_S = 900
 CELL_TIMEOUT_S = 600
@@ -230,6 +230,19 @@ def _finish_notebook(nb_run: NotebookRun, log: Path, d: Path, timeout_s: float) 
 # -- a suite -------------------------------------------------------------------------------
 
 
+def check_sweep_lock(config: Config) -> None:
+    """Take the sweep lock and let it go, before a suite that sweeps makes its dir.
+
+    The sweep runs in a notebook's kernel (another process), so the suite cannot hold the lock
+    for it; but what the sweep would meet there (another sweep holding the lock: exit 75; a
+    read-only state dir: exit 2 naming the lock) is refused here, with nothing written, instead
+    of a FAILED week in a new evidence dir.  A sweep starting in between still fails in the
+    notebook.
+    """
+    with sweep_lock(config.lock_path, f"pid={os.getpid()} evidence run started={utcnow()}"):
+        pass
+
+
 def run_suite(
     config: Config,
     suite: str,
@@ -255,6 +268,8 @@ def run_suite(
         if suite not in SUITES:
             raise UsageError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
         notebooks = [notebooks_dir() / f"{name}.ipynb" for name in SUITES[suite]]
+    if any(nb.stem in SWEEP_NOTEBOOKS for nb in notebooks):
+        check_sweep_lock(config)
     run_id = new_run_id(suite)
     d = config.evidence_dir / run_id
     d.mkdir(parents=True)

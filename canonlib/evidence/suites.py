@@ -25,6 +25,8 @@ SUITES: dict[str, list[str]] = {
     "verify": ["verify"],
 }
 PROOF_NOTEBOOKS = ("tagged_promote", "samever")
+# the notebooks that sweep the configured state dir (the proofs sweep a scratch one)
+SWEEP_NOTEBOOKS = ("sweep", "determinism")
 REPORT_FILES = ("summary.md", "index.html")
 _RUN_ID = re.compile(r"[A-Za-z0-9._-]+")
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from canonlib.errors import CanonError
+from canonlib.errors import CanonError, StateError
 from canonlib.files import write_atomic
 from canonlib.state.marker import CANONICAL, SlotMarker
 from canonlib.state.registry import GENESIS, Registry, RegistryError, sqlite_backup, utcnow
@@ -246,6 +246,8 @@ def behind_warning(db: Path, backend: Any) -> str | None:
     """For read-only commands: one line when the registry is behind, else None."""
     try:
         finding = inspect(db, backend)
+    except StateError:  # a state dir it cannot open (read-only, full): the command's read says so
+        return None
     except CanonError as e:
         return f"canon: warning: could not check the registry: {e}"
     if not finding.behind:
