@@ -18,7 +18,7 @@ import pytest
 
 from canonlib.backends.swarm import SwarmBackend
 from canonlib.demo import swarm as demo_swarm
-from canonlib.demo.fleet import KEYCLOAK_BROKEN_HOOK, demo_image, recipe_files
+from canonlib.demo.fleet import KEYCLOAK_BROKEN_HOOK, demo_image, expected_labels, recipe_files
 from canonlib.state.registry import Registry
 from canonlib.sweep.orchestrate import sweep
 from tests.swarmkit import (
@@ -136,3 +136,23 @@ def test_sigkill_mid_deploy_then_the_next_sweep_reaps_and_completes(sws, tmp_pat
     with Registry.open(cfg.db_path) as reg:
         canonical = reg.read_registry("app")
     assert canonical and canonical.tag == "1.0.0+1" and running(canonical.deployment)
+
+
+def test_a_config_changed_without_its_version_bumped_fails_the_upgrade_on_the_swarm(sws):
+    """The demo's ghost in week 2, on a real swarm: docker refuses to change a config in place,
+    so the upgrade from the canonical fails at L2 (make demo-swarm expects exactly this)."""
+    release(sws, "1.0.0+1", configs=True)
+    r1 = sweep(sws.config)
+    assert [x["label"] for x in r1.rows] == ["PASS (promoted)"], r1.rows
+    with Registry.open(sws.config.db_path) as reg:
+        first = reg.read_registry("app")
+
+    release(sws, "1.1.0+1", configs=True, app_conf="ok\nmail=smtp\n")  # APP_CONF_VERSION=v1 still
+    r2 = sweep(sws.config)
+    (row,) = r2.rows
+    assert row["label"] == expected_labels("week 2", "swarm")["ghost"] == "FAIL (level 1/5)"
+    assert row["reason"].startswith("L2 upgrade: from canonical 1.0.0+1: deploy:"), row["reason"]
+    assert "only updates to Labels are allowed" in row["reason"], row["reason"]
+    with Registry.open(sws.config.db_path) as reg:
+        assert reg.read_registry("app") == first
+    assert running(first.deployment)

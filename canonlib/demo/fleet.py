@@ -491,6 +491,21 @@ EXPECTED["again"] = {
 }
 
 
+# Where a real swarm answers otherwise than the embedded backend, and why.  ghost's week-2
+# release changes app.conf without bumping APP_CONF_VERSION.  Locally it deploys, and only L5's
+# lint finds it.  A swarm refuses to change a config in place ("only updates to Labels are
+# allowed"), so the upgrade from the canonical fails at L2: the breakage on real servers that the
+# lint rule is there to catch before it happens.
+EXPECTED_ON_BACKEND: dict[str, dict[str, dict[str, str]]] = {
+    "swarm": {"week 2": {"ghost": "FAIL (level 1/5)"}},
+}
+
+
+def expected_labels(week: str, backend: str = "local") -> dict[str, str]:
+    """recipe -> the label prefix ``week`` must produce on ``backend``."""
+    return {**EXPECTED[week], **EXPECTED_ON_BACKEND.get(backend, {}).get(week, {})}
+
+
 def check_labels(rows: list[dict], expected: dict[str, str]) -> list[str]:
     got = {r["recipe"]: r["label"] for r in rows}
     problems = [
@@ -580,7 +595,7 @@ def run_demo(
     def show(week: str, run_id: str, status: str, rows: list[dict]) -> None:
         out(f"\n== sweep {week}: run {run_id} ({status}) ==")
         out(sweep_table(rows))
-        problems.extend(f"{week}: {p}" for p in check_labels(rows, EXPECTED[week]))
+        problems.extend(f"{week}: {p}" for p in check_labels(rows, expected_labels(week, backend)))
 
     for week, step in (("week 1", demo.week1), ("week 2", demo.week2)):
         step()

@@ -1,7 +1,9 @@
 """The demo fleet on a real Docker Swarm (``canon demo --backend swarm``).
 
-Same recipes, weeks and expected labels as the local demo; what changes is
-what a release holds and how the fleet tests look at a slot:
+Same recipes, weeks and expected labels as the local demo, except where a real swarm
+answers otherwise (``fleet.EXPECTED_ON_BACKEND``: a config changed without its version
+bumped fails the upgrade itself); what changes is what a release holds and how the fleet
+tests look at a slot:
 
 - each recipe's image (``<recipe>:<app version>``) is built locally from the
   test image ``scripts/swarm-up`` makes (busybox, no registry needed): a tiny
