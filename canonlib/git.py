@@ -391,13 +391,14 @@ class _ObjectStore:
         return None
 
     def has(self, oid: str) -> bool:
-        return self._loose(oid) is not None or self._packed(oid) is not None
+        # packs first, as git looks: a look-up in memory, where a loose miss is a failed open()
+        return self._packed(oid) is not None or self._loose(oid) is not None
 
     def tree_of(self, commit: str) -> str | None:
         """The tree a commit names; None when the commit is not there."""
-        head = self._loose(commit)
+        where = self._packed(commit)
+        head = None if where is not None else self._loose(commit)
         if head is None:
-            where = self._packed(commit)
             if where is None:
                 return None
             with open(where[0], "rb") as f:
