@@ -54,11 +54,54 @@ def row(
         ([row("r1", "red", decision=SKIP_NO_NEW)], None),
         # a row that tested nothing has no key
         ([row("r1", "red", commit=None)], None),
+        # a red row whose reason names a full disk (an older canon's) is no verdict
+        ([{**row("r1", "red"), "reason": "L2 upgrade: [Errno 28] No space left on device"}], None),
+        ([row("r1", "red"), {**row("r2", "red"), "reason": "sh: disk quota exceeded"}], "r1"),
+        ([{**row("r1", "red"), "reason": "L4 functional: pytest exited 1"}], "r1"),
     ],
 )
 def test_known_red(earlier, want):
     got = policy.known_red(earlier, KEY)
     assert (got["run_id"] if got else None) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        (None, False),
+        ("", False),
+        ("L4 functional: pytest exited 1", False),
+        ("sh: 1: echo: echo: I/O error", False),  # says nothing of space: disk_room decides
+        ("[Errno 28] No space left on device: '/s/slots/x'", True),
+        ("fatal: sha1 file '/s/.git/index.lock' write error. Out of diskspace", True),
+        ("registry /s/canon.db: database or disk is full", True),
+        ("cp: Disk quota exceeded", True),
+        ("/s: disk almost full (8.0 KiB free of 1.0 MiB); free space ...", True),
+    ],
+)
+def test_names_full_disk(text, want):
+    assert policy.names_full_disk(text) is want
+
+
+KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
+
+
+@pytest.mark.parametrize(
+    ("free", "total", "want"),
+    [
+        (0, 16 * MIB, True),
+        (8 * KIB, MIB, True),
+        (500 * KIB, 16 * MIB, True),  # 3 %
+        (MIB, 16 * MIB, False),  # 6 %
+        (GIB - 1, 1000 * GIB, True),  # a big disk: at most 1 GiB counts as almost full
+        (GIB, 1000 * GIB, False),
+        (40 * GIB, 1000 * GIB, False),  # 4 %, but 40 GiB left is room enough
+        (4 * GIB, 100 * GIB, False),
+        (0, 0, False),  # no size (a pseudo filesystem): nothing to say
+    ],
+)
+def test_nearly_full(free, total, want):
+    assert policy.nearly_full(free, total) is want
 
 
 @pytest.mark.parametrize(

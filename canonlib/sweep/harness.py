@@ -39,6 +39,7 @@ from canonlib.recipe import lint
 from canonlib.recipe.meta import RUNGS, RecipeMeta, load_meta
 from canonlib.state.marker import COLD, SlotMarker, new_slot_name, utcnow
 from canonlib.sweep import policy
+from canonlib.sweep.knownred import disk_room
 
 ABRA_LINT_TIMEOUT_S = 60.0
 
@@ -275,14 +276,39 @@ class Harness:
                 self.set(rung, policy.UNVERIFIED, "install did not pass")
             else:
                 try:
-                    self.set(rung, *fn(self))
+                    status, reason = fn(self)
+                    room = None if status in (policy.PASS, policy.SKIP) else self.disk_room()
+                    if room:  # it may have failed for want of space: no verdict
+                        raise EnvironmentFault(f"{room} (it failed there: {reason or status})")
+                    self.set(rung, status, reason)
                 except EnvironmentFault as e:
-                    self.error = f"{rung}: {e}"
+                    self.error = f"{rung}: {self.full_disk_words(str(e))}"
                 except Exception as e:  # noqa: BLE001 -- a bug in canon is no verdict either
                     self.error = f"{rung}: unexpected {type(e).__name__}: {e}"
                 if self.error:
                     self.log(f"[canon harness] {self.recipe} {rung}: no verdict: {self.error}")
                     return
+
+    def disk_room(self) -> str | None:
+        """Where this run writes (its TMPDIR, the slots, the checkout, the result file), almost
+        full: :func:`canonlib.sweep.knownred.disk_room`."""
+        return disk_room(
+            [
+                self.config.slots_dir,
+                tempfile.gettempdir(),
+                self.recipe_dir,
+                self.result_file.parent,
+            ]
+        )
+
+    def full_disk_words(self, error: str) -> str:
+        """``error``, saying where the disk is almost full and what to do when it is."""
+        room = self.disk_room()
+        if room and room not in error:
+            return f"{room}: {error}"
+        if not room and policy.names_full_disk(error) and "free space" not in error:
+            return f"{error}; free space on that filesystem and re-run"
+        return error
 
     def teardown(self, slot: str) -> None:
         try:
@@ -318,6 +344,8 @@ def verdict_of(prefix: str = "") -> Iterator[list[Verdict]]:
     out: list[Verdict] = []
     try:
         yield out
+    except EnvironmentFault:
+        raise
     except BackendUnavailable as e:
         raise EnvironmentFault(str(e)) from None
     except (BackendError, CanonError) as e:
@@ -352,7 +380,10 @@ def rung_upgrade(h: Harness) -> Verdict:
             verdict_of(f"{origin}: ") as v,
         ):
             base_tree = Path(tmp) / "base"
-            git.clone_at(h.recipe_dir, base_tree, base_commit)
+            try:  # canon's own clone of a commit the mirror has: a failure is no verdict
+                git.clone_at(h.recipe_dir, base_tree, base_commit)
+            except (CanonError, OSError) as e:
+                raise EnvironmentFault(f"{origin}: cannot check out the base: {e}") from None
             h.install(slot, base_tree, h.base, base_commit)
             h.backend.provision(slot, h.recipe_dir, h.meta)  # secrets the new version adds
             h.backend.deploy(slot, h.recipe_dir, h.meta, version=h.version, commit=h.commit)

@@ -4,6 +4,10 @@ A verdict is about one tag at one commit, tested by the fleet's tests for the
 recipe with one harness.  This module computes the last two parts: a content
 digest of ``<fleet>/tests/<recipe>/`` (committed or not) and the harness
 identity (canon's version, a digest of its own source files, and the harness command).
+
+And whether a failure is a verdict at all: :func:`disk_room` finds a filesystem the
+run writes to that is almost full (``policy.nearly_full``); a failure there is no
+verdict (a full disk is canon's environment, not the recipe), so it is never remembered.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ import functools
 import hashlib
 import os
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from canonlib.sweep import policy
 
 # written by running the tests, not part of them
 _IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
@@ -85,3 +91,44 @@ def harness_identity(
     """
     digest = (source or own_source_digest()).removeprefix("sha256:")
     return f"canon {code.get('code_version')} src:{digest[:12]}; {shlex.join(command)}"
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    size, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.1f} {unit}"
+
+
+def disk_room(paths: Iterable[str | os.PathLike[str] | None]) -> str | None:
+    """The one line for the first of ``paths`` whose filesystem is almost full, else None.
+
+    A path that does not exist (any more) is checked at its nearest existing parent; each
+    filesystem is checked once.  Cheap (a ``statvfs`` each): it runs only after a failure.
+    """
+    seen = set()
+    for path in paths:
+        if not path:
+            continue
+        where = Path(path)
+        while not where.exists() and where.parent != where:
+            where = where.parent
+        try:
+            dev = where.stat().st_dev
+            st = os.statvfs(where)
+        except OSError:
+            continue
+        if dev in seen:
+            continue
+        seen.add(dev)
+        free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        if policy.nearly_full(free, total):
+            return (
+                f"{Path(path)}: disk almost full ({_size(free)} free of {_size(total)}); "
+                "free space on that filesystem and re-run"
+            )
+    return None

@@ -39,7 +39,7 @@ from canonlib.recipe.versions import latest_release
 from canonlib.state import registry_guard
 from canonlib.state.registry import RESULT_FIELDS, Registry, utcnow
 from canonlib.sweep import policy
-from canonlib.sweep.knownred import harness_identity, tests_digest
+from canonlib.sweep.knownred import disk_room, harness_identity, tests_digest
 from canonlib.sweep.promote import promote
 from canonlib.sweep.recover import recover
 from canonlib.sweep.runner import cold_run
@@ -243,6 +243,13 @@ class _Sweep:
         ):
             f.write(json.dumps({"recipe": recipe, "event": what}) + "\n")
 
+    def with_room(self, error: str | None) -> str:
+        """``error``, led by where the disk is almost full (the state dir, this run's TMPDIR):
+        a failure there may be for want of space, and freeing it is what to do."""
+        room = disk_room([self.config.state_dir, tempfile.gettempdir()])
+        error = error or "failed"
+        return f"{room}: {error}" if room and "free space" not in error else error
+
     @property
     def backend(self):
         if self._backend is None:
@@ -330,7 +337,9 @@ class _Sweep:
                 if isinstance(e, CanonError)
                 else f"unexpected {type(e).__name__}: {one_line(e)}"
             )
-            outcome = policy.Outcome(row.get("decision") or "error", error=f"{stage}: {detail}")
+            outcome = policy.Outcome(
+                row.get("decision") or "error", error=f"{stage}: {self.with_room(detail)}"
+            )
             row["error"] = row["reason"] = outcome.error
         # labels come from the registry after the turn; a turn that ran nothing changed nothing
         after = self.registry.read_registry(fr.name) if row["tested_commit"] else before
@@ -393,7 +402,7 @@ class _Sweep:
                     run_id=self.run_id,
                 )
                 if not result.ok:
-                    row["error"] = row["reason"] = f"promote: {result.error}"
+                    row["error"] = row["reason"] = f"promote: {self.with_room(result.error)}"
                 row["warnings"] = [*row["warnings"], *result.warnings]
         return policy.Outcome(
             policy.RUN,

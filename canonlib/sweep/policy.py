@@ -99,17 +99,49 @@ def known_red(earlier: Iterable[Mapping[str, Any]], key: RedKey) -> Mapping[str,
 
     ``earlier`` is the recipe's result rows, oldest first.  Only rows that ran the
     harness on exactly ``key`` and reached a verdict count (``verdict`` green/red; an
-    error or a timeout is no verdict), and the newest verdict decides.
+    error or a timeout is no verdict), and the newest verdict decides.  A red row whose
+    reason names a full disk (:func:`names_full_disk`) is no verdict either.
     """
     found = None
     for row in earlier:
         if row.get("decision") != RUN or row_key(row) != key:
             continue
+        if row.get("verdict") == "red" and names_full_disk(row.get("reason")):
+            continue  # a full disk made it fail (an older canon called it red): no verdict
         if row.get("verdict") == "red":
             found = row
         elif row.get("verdict") == "green":
             found = None
     return found
+
+
+# what a failing write says on a full disk: strerror(ENOSPC, EDQUOT), git, SQLite, canon's own
+FULL_DISK_WORDS = (
+    "no space left on device",
+    "disk quota exceeded",
+    "out of diskspace",
+    "database or disk is full",
+    "[errno 28]",
+    "disk almost full",
+)
+NEARLY_FULL_BYTES = 1 << 30  # at most this little free ...
+NEARLY_FULL_SHARE = 20  # ... and less than 1/20 (5 %) of the filesystem
+
+
+def names_full_disk(text: str | None) -> bool:
+    """Whether ``text`` (a failure's reason) says a write failed on a full disk."""
+    low = (text or "").lower()
+    return any(w in low for w in FULL_DISK_WORDS)
+
+
+def nearly_full(free: int, total: int) -> bool:
+    """Whether a filesystem with ``free`` of ``total`` bytes is too full to trust a failure.
+
+    A run that fails there may have failed for want of space (a shell's ``echo: I/O
+    error``, git's ``failed to write new configuration file``): such a failure is no
+    verdict about the recipe.  Almost full is less than 5 % free and at most 1 GiB.
+    """
+    return total > 0 and free < min(total // NEARLY_FULL_SHARE, NEARLY_FULL_BYTES)
 
 
 def gate_reason(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from canonlib import __version__
 from canonlib.backends import Backend
-from canonlib.errors import CanonError
+from canonlib.errors import CanonError, os_error_message
 from canonlib.faults import point
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.recipe.mirror import Checkout, Mirror
@@ -110,7 +110,7 @@ def promote(
         )
         point("promote:recorded")
     except BaseException as e:  # every failure is recorded and the sweep goes on; signals go on up
-        result = PromoteResult(False, step, slot, error=f"{step}: {e}")
+        result = PromoteResult(False, step, slot, error=f"{step}: {failure_words(e)}")
         try:
             backend.teardown(slot)  # the slot this promote made and marked `next`, nothing else
         except Exception as te:  # noqa: BLE001
@@ -132,6 +132,15 @@ def promote(
     if previous and previous.deployment and previous.deployment != slot:
         result.warnings += retire(backend, previous.deployment, recipe, previous.commit)
     return result
+
+
+def failure_words(e: BaseException) -> str:
+    """What failed; a full disk (or a read-only one) as its one line: the path written to and
+    what to do (a copy's error names the file it could not write, not the one it read)."""
+    if isinstance(e, OSError):
+        written = OSError(e.errno, e.strerror, e.filename2) if e.filename2 else e
+        return os_error_message(written, None) or str(e)
+    return str(e)
 
 
 def retire(backend: Backend, slot: str, recipe: str, commit: str) -> list[str]:

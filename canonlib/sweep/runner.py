@@ -5,7 +5,9 @@ environment recipe CIs use, a timeout that kills the whole group, and its
 output captured to a size-capped log.  Its result file is read back, and the
 verdict is recomputed here from the rung statuses (policy.level/is_green):
 the harness's exit code is recorded, never trusted.  After the run the
-checkout must still be at the tag's commit and clean, or the result is void.
+checkout must still be at the tag's commit and clean, or the result is void; a
+red run on an almost full disk (``knownred.disk_room``) is no verdict either: it
+may have failed for want of space.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from canonlib.process import kill_group
 from canonlib.recipe.meta import RUNGS, RecipeMeta
 from canonlib.recipe.mirror import Checkout
 from canonlib.sweep import policy
+from canonlib.sweep.knownred import disk_room
 
 LOG_CAP_BYTES = 2 * 1024 * 1024
 
@@ -167,6 +170,10 @@ def cold_run(
     if problem:
         result.green = False
         result.error = f"runner: result not trusted: {problem}"
+    if result.verdict == "red":  # whichever harness: a failure on an almost full disk is no verdict
+        room = disk_room([log_path.parent, checkout.path, child_env.get("TMPDIR")])
+        if room:
+            result.error = f"runner: {room} (it failed there: {result.reason})"
     return result
 
 
