@@ -2,8 +2,8 @@
 
 :func:`format_table` lays rows out (whole cells; cut to a width only when
 printing to a terminal, by :func:`canonlib.term.table`); :func:`sweep_table` is
-the sweep's table as ``canon sweep`` and the demo print it.  A leaf module: it
-imports only :mod:`canonlib.term`.
+the sweep's table as ``canon sweep`` and the demo print it; :func:`human_bytes` is the
+one way a byte count is shown.  A leaf module: it imports only :mod:`canonlib.term`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,16 @@ SWEEP_COLUMNS = [
     "level",
     "label",
 ]
+
+
+def human_bytes(n: float) -> str:
+    """``512 B``, ``8.0 KiB``, ``1.0 MiB``, … (GiB at most)."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if abs(n) < 1024:
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
 CELL_CHARS = 90  # a longer cell is cut (the sweep table folds a long label into its reason)

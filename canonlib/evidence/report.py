@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canonlib import tables
 from canonlib.claims import Claim
 from canonlib.evidence.manifest import OUTSIDE_CHECKS, hash_tree
 from canonlib.files import write_atomic
@@ -167,14 +168,7 @@ def canonical_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def human_bytes(n: Any) -> str:
-    if missing(n):
-        return "-"
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"  # pragma: no cover
+    return "-" if missing(n) else tables.human_bytes(n)
 
 
 def short_date(iso: Any) -> str:

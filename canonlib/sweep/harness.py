@@ -279,8 +279,9 @@ class Harness:
                     status, reason = fn(self)
                     room = None if status in (policy.PASS, policy.SKIP) else self.disk_room()
                     if room:  # it may have failed for want of space: no verdict
-                        raise EnvironmentFault(f"{room} (it failed there: {reason or status})")
-                    self.set(rung, status, reason)
+                        self.error = f"{rung}: {room} (it failed there: {reason or status})"
+                    else:
+                        self.set(rung, status, reason)
                 except EnvironmentFault as e:
                     self.error = f"{rung}: {self.full_disk_words(str(e))}"
                 except Exception as e:  # noqa: BLE001 -- a bug in canon is no verdict either

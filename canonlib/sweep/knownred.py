@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from canonlib.sweep import policy
+from canonlib.tables import human_bytes
 
 # written by running the tests, not part of them
 _IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
@@ -93,17 +94,6 @@ def harness_identity(
     return f"canon {code.get('code_version')} src:{digest[:12]}; {shlex.join(command)}"
 
 
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} bytes"
-    size, unit = n / 1024, "KiB"
-    for bigger in ("MiB", "GiB"):
-        if size < 1024:
-            break
-        size, unit = size / 1024, bigger
-    return f"{size:.1f} {unit}"
-
-
 def disk_room(paths: Iterable[str | os.PathLike[str] | None]) -> str | None:
     """The one line for the first of ``paths`` whose filesystem is almost full, else None.
 
@@ -128,7 +118,8 @@ def disk_room(paths: Iterable[str | os.PathLike[str] | None]) -> str | None:
         free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
         if policy.nearly_full(free, total):
             return (
-                f"{Path(path)}: disk almost full ({_size(free)} free of {_size(total)}); "
+                f"{Path(path)}: disk almost full "
+                f"({human_bytes(free)} free of {human_bytes(total)}); "
                 "free space on that filesystem and re-run"
             )
     return None
