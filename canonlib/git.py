@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import subprocess
 import zlib
 from collections.abc import Mapping, Sequence
@@ -101,8 +102,21 @@ _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _RECIPE = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}(?:\.[a-z0-9_-]+)*", re.ASCII)
 
 
+# A name of one component of letters, digits, ``_+-`` and single inner dots (``3.0.1+v2.1.0``,
+# every release tag): it passes every rule below but ``.lock`` and the length, so the sweep's
+# many tags take one match instead of the whole walk
+_PLAIN_REF = re.compile(r"[0-9A-Za-z_+][0-9A-Za-z_+-]*(?:\.[0-9A-Za-z_+-]+)*")
+
+
 def ref_name_problem(name: str) -> str | None:
     """Why ``name`` is not a safe tag/branch name, or None (git check-ref-format, stricter)."""
+    if len(name) <= 255 and _PLAIN_REF.fullmatch(name) and not name.endswith(".lock"):
+        return None
+    return _ref_rules(name)
+
+
+def _ref_rules(name: str) -> str | None:
+    """Every rule, one by one (:func:`ref_name_problem` without its fast path)."""
     if not name:
         return "empty"
     if name.startswith("-"):
@@ -195,41 +209,58 @@ _OID = re.compile(r"[0-9a-f]{40}")
 def read_refs_files(repo: Path, prefixes: Sequence[str]) -> dict[str, str] | None:
     """Refs under ``prefixes`` read straight from a files-backend repo (packed-refs + loose).
 
-    No process is started: this is the no-op sweep's hot path.  Returns None when
-    the repo does not look like a plain files-backend repo (reftable, odd content,
-    missing objects dir): callers then ask git itself.
+    No process is started: this is the no-op sweep's hot path (plain ``os`` calls, no
+    ``pathlib``: it runs once per mirror per sweep).  Returns None when the repo does not
+    look like a plain files-backend repo (reftable, odd content, missing objects dir):
+    callers then ask git itself.
     """
+    root = os.fspath(repo)
     try:
-        if not (repo / "objects").is_dir() or (repo / "reftable").exists():
+        if not os.path.isdir(os.path.join(root, "objects")) or os.path.lexists(
+            os.path.join(root, "reftable")
+        ):
             return None
-        if not (repo / "HEAD").read_text().startswith("ref: refs/"):
-            return None
+        with open(os.path.join(root, "HEAD")) as f:
+            if not f.read().startswith("ref: refs/"):
+                return None
         refs: dict[str, str] = {}
-        packed = repo / "packed-refs"
-        if packed.exists():
-            for line in packed.read_text().splitlines():
-                if not line or line[0] in "#^":
-                    continue
-                oid, _, ref = line.partition(" ")
-                if not _OID.fullmatch(oid):
-                    return None
-                if ref.startswith(tuple(prefixes)):
-                    refs[ref] = oid
+        wanted = tuple(prefixes)
+        try:
+            with open(os.path.join(root, "packed-refs")) as f:
+                packed = f.read()
+        except FileNotFoundError:
+            packed = ""
+        for line in packed.splitlines():
+            if not line or line[0] in "#^":
+                continue
+            oid, _, ref = line.partition(" ")
+            if not _OID.fullmatch(oid):
+                return None
+            if ref.startswith(wanted):
+                refs[ref] = oid
         for prefix in prefixes:
-            base = repo / prefix
-            for dirpath, _dirs, files in os.walk(base):
-                for name in files:
-                    path = Path(dirpath) / name
-                    ref = str(path.relative_to(repo))
-                    if name.endswith(".lock"):
-                        return None  # a git process is writing: ask git
-                    oid = path.read_text().strip()
-                    if not _OID.fullmatch(oid):
-                        return None
-                    refs[ref] = oid
+            if not _read_loose_refs(root, prefix, refs):
+                return None
         return refs
     except (OSError, UnicodeDecodeError, ValueError):
         return None
+
+
+def _read_loose_refs(root: str, prefix: str, refs: dict[str, str]) -> bool:
+    """Add the loose refs under ``<root>/<prefix>`` to ``refs``; False when git should answer
+    (a ``.lock``: a git process is writing; a file that is not an object id)."""
+    base = os.path.join(root, prefix.rstrip("/"))
+    for dirpath, _dirs, files in os.walk(base):
+        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        for name in files:
+            if name.endswith(".lock"):
+                return False
+            with open(os.path.join(dirpath, name)) as f:
+                oid = f.read().strip()
+            if not _OID.fullmatch(oid):
+                return False
+            refs[f"{rel}/{name}"] = oid
+    return True
 
 
 # -- reading objects ---------------------------------------------------------
@@ -338,26 +369,35 @@ class _ObjectStore:
     """Read-only look-ups in ``<repo>/objects``; raises :class:`_CannotTell` when unsure."""
 
     def __init__(self, repo: Path):
-        self.dir = repo / "objects"
-        pack_dir = self.dir / "pack"
-        if (self.dir / "info" / "alternates").exists() or (pack_dir / "multi-pack-index").exists():
+        self.dir = os.path.join(os.fspath(repo), "objects")
+        pack_dir = os.path.join(self.dir, "pack")
+        if os.path.lexists(os.path.join(self.dir, "info", "alternates")):
             raise _CannotTell
-        self.packs: list[tuple[bytes, Path]] = []
-        for idx in sorted(pack_dir.glob("*.idx")):
-            pack = idx.with_suffix(".pack")
-            if idx.with_suffix(".promisor").exists():
+        try:
+            names = set(os.listdir(pack_dir))
+        except FileNotFoundError:
+            names = set()
+        if "multi-pack-index" in names:
+            raise _CannotTell
+        # (index bytes, its 256 cumulative counts, the pack's path), one per usable pack
+        self.packs: list[tuple[bytes, tuple[int, ...], str]] = []
+        for idx in sorted(n for n in names if n.endswith(".idx")):
+            stem = idx[: -len(".idx")]
+            if stem + ".promisor" in names:
                 raise _CannotTell
-            if not pack.exists():
+            if stem + ".pack" not in names:
                 continue  # git ignores an index without its pack
-            data = idx.read_bytes()
+            with open(os.path.join(pack_dir, idx), "rb") as f:
+                data = f.read()
             if data[:8] != _IDX_V2:
                 raise _CannotTell
-            self.packs.append((data, pack))
+            fanout = struct.unpack_from(">256I", data, _FANOUT)
+            self.packs.append((data, fanout, os.path.join(pack_dir, stem + ".pack")))
 
     def _loose(self, oid: str) -> bytes | None:
         """The start of a loose object's inflated bytes (header and a little body), or None."""
         try:
-            with open(self.dir / oid[:2] / oid[2:], "rb") as f:
+            with open(os.path.join(self.dir, oid[:2], oid[2:]), "rb") as f:
                 head = zlib.decompressobj().decompress(f.read(512), 128)
         except FileNotFoundError:
             return None
@@ -365,29 +405,28 @@ class _ObjectStore:
             raise _CannotTell  # a damaged loose object: git says what it is
         return head
 
-    def _packed(self, oid: str) -> tuple[Path, int] | None:
+    def _packed(self, oid: str) -> tuple[str, int] | None:
         """(pack, offset) of a packed object, or None."""
         raw = bytes.fromhex(oid)
-        for data, pack in self.packs:
-            n = int.from_bytes(data[_NAMES - 4 : _NAMES], "big")
-            first = raw[0]
-            lo = int.from_bytes(data[_FANOUT + 4 * first - 4 : _FANOUT + 4 * first], "big")
-            lo = lo if first else 0
-            hi = int.from_bytes(data[_FANOUT + 4 * first : _FANOUT + 4 * first + 4], "big")
-            while lo < hi:
-                mid = (lo + hi) // 2
-                name = data[_NAMES + 20 * mid : _NAMES + 20 * mid + 20]
-                if name < raw:
-                    lo = mid + 1
-                elif name > raw:
-                    hi = mid
-                else:
-                    at = _NAMES + 24 * n + 4 * mid
-                    offset = int.from_bytes(data[at : at + 4], "big")
-                    if offset & 0x80000000:
-                        at = _NAMES + 28 * n + 8 * (offset & 0x7FFFFFFF)
-                        offset = int.from_bytes(data[at : at + 8], "big")
-                    return pack, offset
+        first = raw[0]
+        for data, fanout, pack in self.packs:
+            lo, hi = fanout[first - 1] if first else 0, fanout[first]
+            if lo >= hi:
+                continue
+            # the names sharing the first byte, searched in C; a hit must sit on a name's start
+            start, end = _NAMES + 20 * lo, _NAMES + 20 * hi
+            at = data.find(raw, start, end)
+            while at != -1 and (at - _NAMES) % 20:
+                at = data.find(raw, at + 1, end)
+            if at == -1:
+                continue
+            n, i = fanout[255], (at - _NAMES) // 20
+            where = _NAMES + 24 * n + 4 * i
+            offset = int.from_bytes(data[where : where + 4], "big")
+            if offset & 0x80000000:
+                where = _NAMES + 28 * n + 8 * (offset & 0x7FFFFFFF)
+                offset = int.from_bytes(data[where : where + 8], "big")
+            return pack, offset
         return None
 
     def has(self, oid: str) -> bool:

@@ -9,8 +9,6 @@ import secrets
 import string
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -171,6 +169,9 @@ def probe_once(probe: Mapping[str, Any], *, cwd: Path | None, env: Mapping[str, 
             if r.returncode == 0
             else f"{_show(probe['cmd'])} exited {r.returncode}: {r.stdout[-300:].strip()}"
         )
+    import urllib.error  # deferred: ~25 ms (http, ssl, email) that only an http probe needs
+    import urllib.request
+
     url = probe["http"].format(**env)
     expect = probe.get("expect_status")
     try:

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from canonlib.backends.base import BackendError
 from canonlib.backends.common import parse_env, render_env
 from canonlib.files import FileProblem, read_tree_file
@@ -112,6 +110,8 @@ def parse_compose_files(tree: Path, env: Mapping[str, str], tag: str) -> dict[st
     No interpolation and no schema: that is docker's job (``docker stack config``)
     in the swarm backend; this is what the docker-free ``local`` backend can check.
     """
+    import yaml  # deferred: ~15 ms that a sweep with nothing to test never needs
+
     merged: dict[str, Any] = {"services": {}}
     for path in compose_files(tree, env, tag):
         rel = path.relative_to(Path(tree).resolve())
@@ -219,6 +219,8 @@ def _add_labels(obj: dict[str, Any], key: str, labels: Mapping[str, str]) -> Non
 def with_labels(rendered: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
     """The rendered stack with ``labels`` on every service, container, volume, network,
     config and secret the stack will create (external ones are not the stack's)."""
+    import yaml  # deferred: see parse_compose_files
+
     doc = yaml.safe_load(yaml.safe_dump(dict(rendered)))  # a deep copy
     for service in (doc.get("services") or {}).values():
         deploy = service.setdefault("deploy", {})

@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from canonlib.backends.base import BackendError
 from canonlib.backends.common import generate_secret
 from canonlib.backends.compose import app_env, compose_files, literal, secret_specs, stack_name
@@ -48,6 +46,8 @@ def render(
     docker: Docker, slot: str, checkout: Path, meta: RecipeMeta, tag: str, domain: str
 ) -> tuple[dict[str, Any], str, dict[str, str]]:
     """(rendered stack, .env text, env): ``docker stack config`` over COMPOSE_FILE."""
+    import yaml  # deferred: ~15 ms that a sweep with nothing to test never needs
+
     stack = stack_name(slot)
     overlay = {"DOMAIN": f"{slot}.{domain}", **meta.ENV_OVERLAY, "STACK_NAME": stack}
     env_text, env = app_env(checkout, overlay)

@@ -17,9 +17,10 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 from canonlib.files import FileProblem
 from canonlib.recipe.versions import InvalidRecipeVersion, parse_version
@@ -121,6 +122,8 @@ class ComposeDoc:
 def node_line(node: yaml.Node, *path: str | int) -> int | None:
     """The 1-based line of ``path`` (mapping keys, sequence indexes) in a composed YAML document;
     the deepest line found when the path stops early (an anchor, a merge key)."""
+    import yaml  # deferred: see load_compose
+
     line = node.start_mark.line + 1
     for key in path:
         if isinstance(node, yaml.MappingNode):
@@ -146,6 +149,8 @@ def _inside(path: str) -> str | None:
 
 def load_compose(release: Release) -> tuple[list[ComposeDoc], list[Finding]]:
     """Every COMPOSE_FILE entry, parsed (C001 for each that is missing or does not parse)."""
+    import yaml  # deferred: ~15 ms that a sweep with nothing to test never needs
+
     docs, out = [], []
     names = [n for n in (release.compose_file or DEFAULT_COMPOSE_FILE).split(":") if n]
     for name in names:
