@@ -19,14 +19,25 @@ latest release (so the sweep must run no harness: the configured harness is
       backup), to show what "the registry knows when it is behind" costs a week;
 
 and prints medians, a/b, a/c, the per-recipe cost and canon's peak RSS.
+
+It also prints the CPU each side used (the process and every child it waited for):
+with K cores, (a) can take no less than its CPU / K, so ``(CPU of a / K) / b`` is
+the lowest a/b this machine allows for canon as it is; a ratio above that floor is
+lost overlap, a floor above a target is work that no parallelism can hide.
+
+canonlib's bytecode is compiled first (``compileall``), as a pip or pipx install
+does: an editable checkout under PYTHONDONTWRITEBYTECODE would otherwise compile
+every module again on each start, and (a) would measure the compiler.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -125,12 +136,20 @@ def build(root: Path, n: int) -> Path:
 
 PEAK = (
     "import resource, sys\nfrom canonlib.cli.main import main\nrc = main(sys.argv[1:])\n"
-    "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
+    "cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime\n"
+    "print('PEAK_RSS_KB', me.ru_maxrss, 'CPU_S', cpu, file=sys.stderr)\n"
     "sys.exit(rc)\n"
 )
 
 
-def run_canon(config: Path) -> tuple[float, int]:
+def cpu_s() -> float:
+    """CPU seconds used so far by this process and the children it has waited for."""
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_canon(config: Path) -> tuple[float, int, float]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("CCCI_REPO", "CANON_STATE", "CANON_CONFIG")
     }
@@ -149,19 +168,19 @@ def run_canon(config: Path) -> tuple[float, int]:
         raise SystemExit(
             f"the no-op sweep was not a no-op: rc={p.returncode} {bad[:2]} {p.stderr[-500:]}"
         )
-    peak = int(p.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
-    return dt, peak
+    words = p.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()
+    return dt, int(words[0]), float(words[2])
 
 
-def run_ls_remote(upstreams: list[Path]) -> float:
-    t0 = time.perf_counter()
+def run_ls_remote(upstreams: list[Path]) -> tuple[float, float]:
+    c0, t0 = cpu_s(), time.perf_counter()
     for u in upstreams:
         subprocess.run(
             ["git", "ls-remote", "--", str(u), "refs/heads/main", "refs/tags/*"],
             capture_output=True,
             check=True,
         )
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cpu_s() - c0
 
 
 def run_fetch(upstreams: list[Path], mirrors: Path) -> float:
@@ -205,13 +224,16 @@ def measure(n: int, repeat: int) -> dict:
         setup = time.perf_counter() - t0
         cfg = load_config(config, env_overrides=False)
         upstreams = sorted((Path(tmp) / "upstream").iterdir())
-        a, b, c, d, peaks = [], [], [], [], []
+        a, b, c, d, peaks, a_cpu, b_cpu = [], [], [], [], [], [], []
         run_canon(config)  # warm the page cache once, untimed
         for _ in range(repeat):  # interleaved
-            dt, peak = run_canon(config)
+            dt, peak, cpu = run_canon(config)
             a.append(dt)
             peaks.append(peak)
-            b.append(run_ls_remote(upstreams))
+            a_cpu.append(cpu)
+            dt, cpu = run_ls_remote(upstreams)
+            b.append(dt)
+            b_cpu.append(cpu)
             c.append(run_fetch(upstreams, cfg.mirrors_dir))
             d.append(run_guard(cfg))
     ma, mb, mc = statistics.median(a), statistics.median(b), statistics.median(c)
@@ -223,6 +245,8 @@ def measure(n: int, repeat: int) -> dict:
         "c": mc,
         "d": statistics.median(d),
         "peak_mb": max(peaks) / 1024,
+        "a_cpu": statistics.median(a_cpu),
+        "b_cpu": statistics.median(b_cpu),
         "a_runs": a,
         "b_runs": b,
         "c_runs": c,
@@ -240,6 +264,7 @@ def main() -> int:
         "--repeat", type=int, default=5, help="interleaved repetitions, median reported (>= 5)"
     )
     args = ap.parse_args()
+    compileall.compile_dir(ROOT / "canonlib", quiet=1)  # as an install does; see the docstring
     sizes = args.n or (
         [int(os.environ["BENCH_N"])] if os.environ.get("BENCH_N") else [50, 250, 1000]
     )
@@ -248,7 +273,8 @@ def main() -> int:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    print(f"cores={os.cpu_count()} repeat={args.repeat} git={git_version}")
+    cores = len(os.sched_getaffinity(0))
+    print(f"cores={cores} repeat={args.repeat} git={git_version}")
     results = []
     for n in sizes:
         r = measure(n, max(args.repeat, 5))
@@ -260,7 +286,11 @@ def main() -> int:
             f"per recipe {r['a'] / n * 1000:.2f} ms  peak RSS {r['peak_mb']:.1f} MB  "
             f"(setup {r['setup_s']:.1f}s)\n"
             f"         (d) state guard + backup {r['d'] * 1000:.1f} ms = "
-            f"{r['d'] / r['a']:.1%} of (a)",
+            f"{r['d'] / r['a']:.1%} of (a)\n"
+            f"         CPU (a) {r['a_cpu']:.3f}s  (b) {r['b_cpu']:.3f}s  "
+            f"= {r['a_cpu'] / r['b_cpu']:.2f}x;"
+            f"  on {cores} cores (a) >= {r['a_cpu'] / cores:.3f}s: "
+            f"a/b floor {r['a_cpu'] / cores / r['b']:.2f}",
             flush=True,
         )
     if len(results) > 1:
