@@ -136,24 +136,25 @@ def build(root: Path, n: int) -> Path:
 
 PEAK = (
     "import resource, sys\nfrom canonlib.cli.main import main\nrc = main(sys.argv[1:])\n"
-    "me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
-    "cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime\n"
-    "print('PEAK_RSS_KB', me.ru_maxrss, 'CPU_S', cpu, file=sys.stderr)\n"
+    "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
     "sys.exit(rc)\n"
 )
 
 
-def cpu_s() -> float:
-    """CPU seconds used so far by this process and the children it has waited for."""
-    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+def cpu_s(*who: int) -> float:
+    """CPU seconds used so far by ``who`` (RUSAGE_SELF, RUSAGE_CHILDREN: every child waited for,
+    with the children each of them waited for)."""
+    return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, who))
+
+
+BOTH = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
 
 
 def run_canon(config: Path) -> tuple[float, int, float]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("CCCI_REPO", "CANON_STATE", "CANON_CONFIG")
     }
-    t0 = time.perf_counter()
+    c0, t0 = cpu_s(resource.RUSAGE_CHILDREN), time.perf_counter()
     p = subprocess.run(
         [sys.executable, "-c", PEAK, "--config", str(config), "sweep", "--json"],
         capture_output=True,
@@ -161,26 +162,26 @@ def run_canon(config: Path) -> tuple[float, int, float]:
         env=env,
         cwd=ROOT,
     )
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, cpu_s(resource.RUSAGE_CHILDREN) - c0
     rows = json.loads(p.stdout)
     bad = [r for r in rows if not r["label"].startswith("SKIP (no-new-version)")]
     if p.returncode != 0 or bad:
         raise SystemExit(
             f"the no-op sweep was not a no-op: rc={p.returncode} {bad[:2]} {p.stderr[-500:]}"
         )
-    words = p.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()
-    return dt, int(words[0]), float(words[2])
+    peak = int(p.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
+    return dt, peak, cpu
 
 
 def run_ls_remote(upstreams: list[Path]) -> tuple[float, float]:
-    c0, t0 = cpu_s(), time.perf_counter()
+    c0, t0 = cpu_s(*BOTH), time.perf_counter()
     for u in upstreams:
         subprocess.run(
             ["git", "ls-remote", "--", str(u), "refs/heads/main", "refs/tags/*"],
             capture_output=True,
             check=True,
         )
-    return time.perf_counter() - t0, cpu_s() - c0
+    return time.perf_counter() - t0, cpu_s(*BOTH) - c0
 
 
 def run_fetch(upstreams: list[Path], mirrors: Path) -> float:

@@ -251,7 +251,7 @@ def _read_loose_refs(root: str, prefix: str, refs: dict[str, str]) -> bool:
     (a ``.lock``: a git process is writing; a file that is not an object id)."""
     base = os.path.join(root, prefix.rstrip("/"))
     for dirpath, _dirs, files in os.walk(base):
-        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        rel = os.path.relpath(dirpath, root)
         for name in files:
             if name.endswith(".lock"):
                 return False
