@@ -18,10 +18,12 @@ what it is.  :func:`read_small_file` checks before it reads and reads at most
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 class FileProblem(Exception):
@@ -101,6 +103,76 @@ def read_tree_file(tree: str | os.PathLike[str], name: str, cap: int = RECIPE_FI
         target = os.readlink(path) if path.is_symlink() else str(resolved)
         raise FileProblem(f"is a link out of the recipe ({target}); refused")
     return read_small_file(resolved, cap).decode(errors="replace")
+
+
+def read_inside(root: str | os.PathLike[str], name: str | os.PathLike[str], cap: int) -> bytes:
+    """The bytes of ``root/name``: a regular file of at most ``cap`` bytes that resolves
+    inside ``root`` (a symlink out of it, to ``/dev/zero`` or ``/etc/passwd``, is refused).
+
+    Raises :class:`FileNotFoundError` when it is missing and :class:`FileProblem` otherwise.
+    """
+    base = Path(root).resolve()
+    path = Path(root) / name
+    resolved = path.resolve()
+    if resolved != base and base not in resolved.parents:
+        target = os.readlink(path) if path.is_symlink() else str(resolved)
+        raise FileProblem(f"is a symlink out of {base} (to {target}); refused")
+    return read_small_file(resolved, cap)
+
+
+JSON_DEPTH = 64  # canon's own JSON nests 5 deep; a manifest or marker deeper is not canon's
+
+
+def json_depth(value: object) -> int:
+    """How deep ``value`` nests (a scalar is 0, ``[]`` is 1), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+            deepest = max(deepest, d + 1)
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+            deepest = max(deepest, d + 1)
+    return deepest
+
+
+def parse_json(raw: bytes | str, depth: int = JSON_DEPTH) -> Any:
+    """JSON text that someone else wrote, as a value nested at most ``depth`` deep.
+
+    Raises :class:`FileProblem` (words that fit after the file's name) when it is
+    not UTF-8, not JSON, or nested deeper: the C parser's own recursion guard stops
+    a ``[[[[…`` bomb before Python's stack does, and the walk after it is iterative.
+    """
+    try:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as e:
+        raise FileProblem(f"is not UTF-8 text (byte {e.start})") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise FileProblem(f"is JSON nested deeper than {depth}; refused") from None
+    except ValueError as e:
+        raise FileProblem(f"is not valid JSON ({e})") from None
+    if json_depth(value) > depth:
+        raise FileProblem(f"is JSON nested deeper than {depth}; refused")
+    return value
+
+
+def read_json_file(
+    path: str | os.PathLike[str],
+    cap: int,
+    *,
+    within: str | os.PathLike[str] | None = None,
+    depth: int = JSON_DEPTH,
+) -> Any:
+    """A JSON file canon did not just write: regular, at most ``cap`` bytes, nested at most
+    ``depth`` deep, and (with ``within``) resolving inside that directory.
+
+    Raises :class:`FileNotFoundError` when it is missing and :class:`FileProblem` otherwise.
+    """
+    raw = read_inside(within, path, cap) if within is not None else read_small_file(path, cap)
+    return parse_json(raw, depth)
 
 
 def tree_size(path: Path) -> int:
