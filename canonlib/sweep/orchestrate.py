@@ -41,7 +41,7 @@ from canonlib.state.registry import RESULT_FIELDS, Registry, utcnow
 from canonlib.sweep import policy
 from canonlib.sweep.knownred import disk_room, harness_identity, tests_digest
 from canonlib.sweep.promote import promote
-from canonlib.sweep.recover import recover, slot_gone
+from canonlib.sweep.recover import recover, slot_gone_on
 from canonlib.sweep.runner import cold_run
 from canonlib.sweep.words import FAILING_LABELS
 from canonlib.term import did_you_mean
@@ -348,7 +348,7 @@ class _Sweep:
             incident = canonical_incident(after, synced.tags)
             if incident:
                 row["incidents"] = [*(row["incidents"] or []), incident]
-        gone = slot_gone(after, self.backend.slots()) if after and after.deployment else None
+        gone = slot_gone_on(self.backend, after)
         if gone:  # the registry names a slot that is not there: loud, and nothing torn down
             row["incidents"] = [*(row["incidents"] or []), gone]
         row["label"] = policy.label(

@@ -112,3 +112,14 @@ def slot_gone(canonical: Any, slots: Container[str]) -> str | None:
         f"{canonical.deployment} is gone, though the registry still names it; the next "
         "promotion of this recipe replaces it"
     )
+
+
+def slot_gone_on(backend: Any, canonical: Any) -> str | None:
+    """:func:`slot_gone` against ``backend``'s slots; None when it cannot list them (its own
+    step says so) or there is no canonical."""
+    if canonical is None or not canonical.deployment:
+        return None
+    try:
+        return slot_gone(canonical, backend.slots())
+    except CanonError:
+        return None
