@@ -446,7 +446,7 @@ def test_open_makes_missing_directories_and_keeps_its_path(tmp_path):
     with Registry.open(str(db)) as reg:
         assert reg.path == db
     assert (db.parent / "README").read_text().startswith("This directory is canon's state")
-    assert sorted(p.name for p in db.parent.iterdir()) == ["README", "canon.db"]
+    assert sorted(p.name for p in db.parent.iterdir()) == ["README", "canon.db", "instance-id"]
 
 
 def test_db_is_built_beside_its_place_not_in_tmpdir(tmp_path, monkeypatch):

@@ -51,7 +51,7 @@ from canonlib.backends.common import (
 from canonlib.backends.compose import env_sample, parse_compose_files, secret_version, split_step
 from canonlib.files import tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
-from canonlib.state.marker import SlotMarker
+from canonlib.state.marker import MarkerProblem, SlotMarker, read_marker
 
 
 class AbraBackend:
@@ -355,21 +355,28 @@ class AbraBackend:
         write_atomic(p, json.dumps(marker.to_dict(), indent=1, sort_keys=True))
 
     def marker(self, slot: str) -> SlotMarker | None:
+        """The slot's marker (None when none); BackendError naming slot and file when unusable."""
         try:
-            return SlotMarker.from_dict(json.loads(self._marker_path(slot).read_text()))
-        except FileNotFoundError:
-            return None
-        except (ValueError, TypeError, KeyError) as e:
-            raise BackendError("marker", f"slot {slot}: unreadable marker: {e}") from None
+            return read_marker(self._marker_path(slot), slot)
+        except MarkerProblem as e:
+            raise BackendError("marker", str(e)) from None
 
-    def markers(self) -> dict[str, SlotMarker]:
+    def scan_markers(self) -> tuple[dict[str, SlotMarker], dict[str, str]]:
+        """(every slot's readable marker, one line per slot whose marker is not)."""
         d = self.abra_dir / "canon-markers"
-        out = {}
+        out, bad = {}, {}
         for p in sorted(d.glob("*.json")) if d.exists() else []:
-            m = self.marker(p.stem)
+            try:
+                m = read_marker(p, p.stem)
+            except MarkerProblem as e:
+                bad[p.stem] = str(e)
+                continue
             if m is not None:
                 out[p.stem] = m
-        return out
+        return out, bad
+
+    def markers(self) -> dict[str, SlotMarker]:
+        return self.scan_markers()[0]
 
     def deployed(self, slot: str) -> dict[str, Any] | None:
         rec = self._record(slot)

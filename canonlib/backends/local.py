@@ -38,7 +38,7 @@ from canonlib.backends.common import (
 from canonlib.backends.compose import env_sample, parse_compose_files
 from canonlib.files import tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
-from canonlib.state.marker import MARKER_FILE, SlotMarker
+from canonlib.state.marker import MARKER_FILE, MarkerProblem, SlotMarker, read_marker
 
 _SLOT = re.compile(r"[a-z0-9][a-z0-9._-]{0,150}", re.ASCII)
 
@@ -202,21 +202,31 @@ class LocalBackend:
         write_atomic(d / MARKER_FILE, json.dumps(marker.to_dict(), indent=1, sort_keys=True))
 
     def marker(self, slot: str) -> SlotMarker | None:
+        """The slot's marker (None when it has none); BackendError naming the slot and the
+        file when it is not one canon would write (read as untrusted: a recipe's code ran
+        in the slot)."""
         try:
-            return SlotMarker.from_dict(json.loads((self._slot(slot) / MARKER_FILE).read_text()))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except (ValueError, TypeError, KeyError) as e:
-            raise BackendError("marker", f"slot {slot}: unreadable {MARKER_FILE}: {e}") from None
+            return read_marker(self._slot(slot) / MARKER_FILE, slot)
+        except MarkerProblem as e:
+            raise BackendError("marker", str(e)) from None
 
-    def markers(self) -> dict[str, SlotMarker]:
-        """Every slot's marker; a slot without one (made by an older canon) is left out."""
-        out = {}
+    def scan_markers(self) -> tuple[dict[str, SlotMarker], dict[str, str]]:
+        """(every slot's readable marker, one line per slot whose marker is not)."""
+        out, bad = {}, {}
         for slot in self.slots():
-            m = self.marker(slot)
+            try:
+                m = read_marker(self._slot(slot) / MARKER_FILE, slot)
+            except (MarkerProblem, BackendError) as e:
+                bad[slot] = str(e)
+                continue
             if m is not None:
                 out[slot] = m
-        return out
+        return out, bad
+
+    def markers(self) -> dict[str, SlotMarker]:
+        """Every slot's marker; a slot without one (made by an older canon), or whose marker is
+        unreadable (see :meth:`scan_markers`), is left out."""
+        return self.scan_markers()[0]
 
     def deployed(self, slot: str) -> dict[str, Any] | None:
         try:

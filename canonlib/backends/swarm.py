@@ -135,6 +135,10 @@ class SwarmBackend:
         self.check_engine()
         return self.records.markers()
 
+    def scan_markers(self) -> tuple[dict[str, SlotMarker], dict[str, str]]:
+        self.check_engine()
+        return self.records.scan_markers()
+
     def mark(self, slot: str, marker: SlotMarker) -> None:
         self.check_engine()
         self.records.mark(slot, marker)

@@ -11,7 +11,6 @@ canon instance's objects (:meth:`Records.sel`) and which every object of a slot 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -20,12 +19,37 @@ from typing import Any, NoReturn
 from canonlib.backends.base import BackendError
 from canonlib.backends.compose import stack_name
 from canonlib.backends.swarm_docker import LABEL_INSTANCE, LABEL_SLOT, RECORD, Docker, label_args
-from canonlib.state.marker import COLD, NEXT, SlotMarker, utcnow
+from canonlib.files import FileProblem, parse_json
+from canonlib.state.marker import (
+    COLD,
+    MARKER_CAP,
+    NEXT,
+    MarkerProblem,
+    SlotMarker,
+    from_json,
+    utcnow,
+)
 
 
 def record_data(rec: Mapping[str, Any]) -> dict[str, Any]:
     """A record's data: ``{"marker": …, "deployed": …}`` (``{}`` when it has none)."""
     return json.loads(base64.b64decode(rec["Spec"].get("Data") or b"e30=") or "{}")
+
+
+def record_marker(rec: Mapping[str, Any], slot: str) -> SlotMarker:
+    """The marker in a slot's record, read as untrusted (size, depth, schema): MarkerProblem
+    naming the slot and the record when it is not one canon would write."""
+    where = f"record {rec.get('Spec', {}).get('Name', '?')}"
+    data = rec.get("Spec", {}).get("Data") or ""
+    if len(data) > 2 * MARKER_CAP:
+        raise MarkerProblem(f"slot {slot}: marker {where} is {len(data)} bytes; not read")
+    try:
+        doc = parse_json(base64.b64decode(data or b"e30="))
+    except (FileProblem, ValueError) as e:
+        raise MarkerProblem(f"slot {slot}: marker {where} {e}; not read") from None
+    if not isinstance(doc, dict):
+        raise MarkerProblem(f"slot {slot}: marker {where} is not a JSON object; not read")
+    return from_json(doc.get("marker"), slot, where)
 
 
 def missing(slot: str) -> NoReturn:
@@ -110,20 +134,26 @@ class Records:
         if rec is None:
             return None
         try:
-            return SlotMarker.from_dict(record_data(rec)["marker"])
-        except (ValueError, TypeError, KeyError) as e:
-            raise BackendError("marker", f"slot {slot}: unreadable marker record: {e}") from None
+            return record_marker(rec, slot)
+        except MarkerProblem as e:
+            raise BackendError("marker", str(e)) from None
 
-    def markers(self) -> dict[str, SlotMarker]:
-        """Every slot's newest readable marker, by slot name."""
+    def scan_markers(self) -> tuple[dict[str, SlotMarker], dict[str, str]]:
+        """(every slot's newest readable marker, one line per slot whose marker is not)."""
         newest: dict[str, dict[str, Any]] = {}
         for rec in self.all():
             newest[rec["Spec"]["Labels"][LABEL_SLOT]] = rec
-        out = {}
+        out, bad = {}, {}
         for slot, rec in sorted(newest.items()):
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                out[slot] = SlotMarker.from_dict(record_data(rec)["marker"])
-        return out
+            try:
+                out[slot] = record_marker(rec, slot)
+            except MarkerProblem as e:
+                bad[slot] = str(e)
+        return out, bad
+
+    def markers(self) -> dict[str, SlotMarker]:
+        """Every slot's newest readable marker, by slot name."""
+        return self.scan_markers()[0]
 
     def slots(self) -> list[str]:
         return sorted({r["Spec"]["Labels"][LABEL_SLOT] for r in self.all()})

@@ -10,9 +10,10 @@ from canonlib.config import Config
 from canonlib.errors import CanonError
 from canonlib.recipe.fleet import discover
 from canonlib.recipe.mirror import mirror_for
-from canonlib.state.marker import CANONICAL
 from canonlib.state.registry import Canonical, Registry
+from canonlib.state.registry_guard import Witnesses, read_state, scan
 from canonlib.sweep.orchestrate import canonical_incident
+from canonlib.sweep.recover import slot_gone
 
 
 def age_days(promoted_at: str, now: datetime) -> float:
@@ -32,6 +33,7 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
                 last[row["recipe"]] = row["label"]
     from_markers = _marked_canonicals(config, canon)
     canon.update(from_markers)
+    slots = _slots(config) if canon else None
     rows = []
     for name in sorted(metas.keys() | canon.keys()):
         fr, c = metas.get(name), canon.get(name)
@@ -48,7 +50,15 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
                 "hold": meta.HOLD if meta else None,
                 "pin": meta.UPGRADE_BASE_VERSION if meta else None,
                 "last_label": last.get(name),
-                "incident": _incident(config, c),
+                "incident": "; ".join(
+                    i
+                    for i in (
+                        slot_gone(c, slots) if slots is not None else None,
+                        _incident(config, c),
+                    )
+                    if i
+                )
+                or None,
                 "source": (
                     "slot marker (the registry does not hold it)"
                     if name in from_markers
@@ -63,24 +73,34 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
 
 
 def _marked_canonicals(config: Config, canon: dict[str, Canonical]) -> dict[str, Canonical]:
-    """Canonicals the slots' markers hold and the registry does not (a registry that is behind)."""
+    """Canonicals the slots' verified markers hold and the registry does not (a registry that
+    is behind); an unreadable or unverified marker is never shown as a canonical."""
 
     out: dict[str, Canonical] = {}
     try:
-        markers = make_backend(config).markers()
+        backend = make_backend(config)
+        state, _problem = read_state(config.state_dir)
+        db = config.db_path if config.db_path.exists() and config.db_path.stat().st_size else None
+        named = {c.recipe: (c.deployment, c.commit) for c in canon.values()}
+        found = scan(backend, Witnesses(config.state_dir, db, state), named)
     except CanonError:
         return out
-    newest: dict[str, tuple[int, str]] = {}
-    for slot, m in sorted(markers.items()):
-        if m.role != CANONICAL or m.recipe in canon:
+    for slot, m in sorted(found.verified.items()):
+        if m.recipe in canon or m.recipe in found.conflicts:
             continue
-        key = (m.promotion_id or 0, m.created_at)
-        if m.recipe not in newest or key > newest[m.recipe]:
-            newest[m.recipe] = key
-            out[m.recipe] = Canonical(
-                m.recipe, m.version, m.version, m.commit, slot, m.created_at, m.run_id
-            )
+        if slot in {v.previous_slot for v in found.verified.values()}:
+            continue
+        out[m.recipe] = Canonical(
+            m.recipe, m.version, m.version, m.commit, slot, m.created_at, m.run_id
+        )
     return out
+
+
+def _slots(config: Config) -> set[str] | None:
+    try:
+        return set(make_backend(config).slots())
+    except CanonError:
+        return None
 
 
 def _incident(config: Config, c: Canonical | None) -> str | None:

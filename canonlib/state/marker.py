@@ -1,6 +1,6 @@
 """Slot markers: what canon writes on every slot it creates, never derived from the registry.
 
-A leaf module (imports nothing of canon's), so every backend can carry a
+A leaf module (imports only canon's leaves), so every backend can carry a
 marker its own way: ``local`` as ``<slot>/canon-slot.json``, ``abra`` as a
 file beside its slot record, swarm as labels (:meth:`SlotMarker.labels`).
 
@@ -13,16 +13,62 @@ or promotion count can ever produce the name of a live slot.
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
 from collections.abc import Container, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from canonlib.files import FileProblem, read_json_file
+
 COLD, NEXT, CANONICAL, RETIRED = "cold", "next", "canonical", "retired"
 ROLES = (COLD, NEXT, CANONICAL, RETIRED)
 MARKER_FILE = "canon-slot.json"
 LABEL_PREFIX = "canon."
+MARKER_CAP = 64 * 1024  # a marker canon writes is well under 1 KiB
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,150}", re.ASCII)  # a recipe's or slot's name
+_REQUIRED = ("slot", "recipe", "role", "version", "commit")
+_LONGEST = 512  # any string field; canon's are under 100 characters
+
+
+class MarkerProblem(ValueError):
+    """A marker that does not fit the schema; the words fit after "marker ... "."""
+
+
+def _check(d: object) -> dict[str, Any]:
+    """The marker's fields from ``d``, checked for type and form (MarkerProblem when not)."""
+    if not isinstance(d, Mapping):
+        raise MarkerProblem(f"is a JSON {type(d).__name__}, not an object")
+    missing = [k for k in _REQUIRED if k not in d]
+    if missing:
+        raise MarkerProblem(f"lacks {', '.join(missing)}")
+    known = {f.name for f in fields(SlotMarker)}
+    optional = {f.name for f in fields(SlotMarker) if f.default is None}  # str | None fields
+    values = {k: v for k, v in d.items() if k in known}
+    for k, v in values.items():
+        if k == "promotion_id":
+            continue
+        if k in optional and v is None:
+            continue
+        if not isinstance(v, str):
+            raise MarkerProblem(f"has {k} of type {type(v).__name__}; a string is expected")
+        if len(v) > _LONGEST:
+            raise MarkerProblem(f"has a {k} of {len(v)} characters; the limit is {_LONGEST}")
+    for k in ("slot", "recipe"):
+        if not _NAME.fullmatch(values[k]) or ".." in values[k]:
+            raise MarkerProblem(f"has {k} {values[k][:80]!r}, which is not a name canon makes")
+    if values["role"] not in ROLES:
+        raise MarkerProblem(f"has role {values['role'][:40]!r}, not one of {', '.join(ROLES)}")
+    pid = values.get("promotion_id")
+    if isinstance(pid, str) and re.fullmatch(r"[0-9]{1,18}", pid):  # labels carry strings
+        pid = int(pid)
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid < 1):
+        raise MarkerProblem(f"has promotion_id {str(pid)[:40]!r}; a positive integer is expected")
+    values["promotion_id"] = pid
+    return values
 
 
 @dataclass(frozen=True)
@@ -49,13 +95,11 @@ class SlotMarker:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SlotMarker:
-        """Tolerant of keys a newer canon added; ValueError/TypeError/KeyError when unusable."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in d.items() if k in known}
-        if values.get("promotion_id") is not None:
-            values["promotion_id"] = int(values["promotion_id"])
-        return cls(**values)
+    def from_dict(cls, d: object) -> SlotMarker:
+        """The marker in ``d`` (parsed JSON someone else may have written): tolerant of keys a
+        newer canon added, :class:`MarkerProblem` (a ValueError) for anything that does not fit
+        the schema: not an object, a field missing or of the wrong type, an unknown role."""
+        return cls(**_check(d))
 
     def labels(self) -> dict[str, str]:
         """Flat string labels (``canon.recipe`` …) for backends that carry markers as labels."""
@@ -77,6 +121,33 @@ class SlotMarker:
     @property
     def is_canonical(self) -> bool:
         return self.role == CANONICAL
+
+
+def read_marker(path: str | os.PathLike[str], slot: str) -> SlotMarker | None:
+    """The marker file at ``path`` (None when there is none), read as untrusted input: a
+    regular file (no symlink, FIFO or device) of at most :data:`MARKER_CAP` bytes, JSON nested
+    at most 64 deep, the schema of :meth:`SlotMarker.from_dict`, naming ``slot``.
+
+    Raises :class:`MarkerProblem` with one line naming the slot and the file."""
+    try:
+        if os.path.islink(path):
+            raise FileProblem(f"is a symlink (to {os.readlink(path)}); refused")
+        return from_json(read_json_file(path, MARKER_CAP), slot, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except FileProblem as e:
+        raise MarkerProblem(f"slot {slot}: marker {path} {e}; not read") from None
+
+
+def from_json(doc: object, slot: str, where: object) -> SlotMarker:
+    """``doc`` (parsed JSON) as the marker on ``slot``; MarkerProblem naming slot and ``where``.
+
+    A marker naming another slot is read (it is a claim): proving it is the registry
+    guard's job, which never adopts it."""
+    try:
+        return SlotMarker.from_dict(doc)
+    except MarkerProblem as e:
+        raise MarkerProblem(f"slot {slot}: marker {where} {e}; not read") from None
 
 
 def utcnow() -> str:

@@ -12,8 +12,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -22,10 +24,19 @@ from typing import Any
 
 from canonlib.errors import CanonError, StateError, sqlite_state_message
 from canonlib.faults import point
-from canonlib.files import replace_durably, temp_beside, write_atomic
+from canonlib.files import (
+    FileProblem,
+    read_small_file,
+    replace_durably,
+    temp_beside,
+    write_atomic,
+)
 from canonlib.state.marker import utcnow
 
 GENESIS = "0" * 64
+DB_NAME = "canon.db"
+INSTANCE_FILE = "instance-id"  # beside canon.db: this state dir's instance id, one line
+_INSTANCE_ID = re.compile(r"[0-9a-f]{32}")
 
 RESULT_FIELDS = (
     "recipe",
@@ -132,6 +143,12 @@ MIGRATIONS: list[str] = [
     # 3: a promotion row's kind: "promote", or "rebuild" (recreated from the slots' markers)
     """
     ALTER TABLE promotions ADD COLUMN kind TEXT NOT NULL DEFAULT 'promote';
+    """,
+    # 4 (instance): a key/value table; its row instance_id names the canon instance this
+    # registry belongs to (filled on open by _ensure_instance, also kept in state/instance-id),
+    # so `registry restore` can tell this instance's backups from another's
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -272,6 +289,7 @@ class Registry:
         try:
             conn = _connect(path)
             _migrate(conn, path)
+            _ensure_instance(conn, path)
         except sqlite3.DatabaseError as e:
             if conn is not None:
                 conn.close()
@@ -286,6 +304,12 @@ class Registry:
 
     def close(self) -> None:
         self._conn.close()
+
+    def instance_id(self) -> str | None:
+        """The id of the canon instance this registry belongs to (set on first open)."""
+        with _DamageGuard(self.path):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
+            return row[0] if row else None
 
     def __enter__(self) -> Registry:
         return self
@@ -560,6 +584,72 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def read_instance_file(state_dir: str | os.PathLike[str]) -> str | None:
+    """The instance id kept in ``state_dir/instance-id`` (None when missing or not an id)."""
+    try:
+        text = read_small_file(Path(state_dir) / INSTANCE_FILE, 1024).decode(errors="replace")
+    except (FileNotFoundError, FileProblem):
+        return None
+    text = text.strip()
+    return text if _INSTANCE_ID.fullmatch(text) else None
+
+
+def _ensure_instance(conn: sqlite3.Connection, path: Path) -> None:
+    """A registry without an instance id gets one (the state dir's, else a new one), silently:
+    a new registry, and one made by a canon before ids.  ``canon.db`` also leaves the id in
+    ``instance-id`` beside it when that is missing (a read-only state dir is not an error)."""
+    try:
+        ident = _instance_row(conn, path)
+    except sqlite3.DatabaseError:  # damaged pages: the first real query names the file; a later
+        return  # open, once the registry is sound again, gives it its id
+    if path.name == DB_NAME and not (path.parent / INSTANCE_FILE).exists():
+        with contextlib.suppress(OSError):
+            write_atomic(path.parent / INSTANCE_FILE, ident + "\n")
+
+
+def _instance_row(conn: sqlite3.Connection, path: Path) -> str:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
+    ident = row[0] if row else None
+    if ident is None:
+        ident = read_instance_file(path.parent) or uuid.uuid4().hex
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', ?)", (ident,)
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        ident = conn.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()[0]
+    return ident
+
+
+def read_file_facts(path: str | os.PathLike[str]) -> tuple[str | None, list[Promotion]]:
+    """(instance id, promotions whose hash checks) of the registry file at ``path``, opened
+    read-only and never migrated (a backup stays as it is); (None, []) when it is unreadable."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None, []
+    conn.row_factory = sqlite3.Row
+    ident, promos = None, []
+    try:
+        with contextlib.suppress(sqlite3.Error):
+            row = conn.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
+            ident = row[0] if row else None
+        with contextlib.suppress(sqlite3.Error):
+            for r in conn.execute("SELECT * FROM promotions ORDER BY id"):
+                d = dict(r)
+                d.setdefault("kind", "promote")
+                p = _promotion(d)
+                if promotion_hash(p.body()) == p.hash:
+                    promos.append(p)
+    finally:
+        conn.close()
+    return ident, promos
 
 
 def _create_atomically(path: Path) -> None:

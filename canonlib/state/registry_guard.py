@@ -28,9 +28,20 @@ from pathlib import Path
 from typing import Any
 
 from canonlib.errors import CanonError, StateError
-from canonlib.files import write_atomic
+from canonlib.files import FileProblem, read_json_file, write_atomic
+from canonlib.recipe.mirror import Mirror
 from canonlib.state.marker import CANONICAL, SlotMarker
-from canonlib.state.registry import GENESIS, Registry, RegistryError, sqlite_backup, utcnow
+from canonlib.state.registry import (
+    GENESIS,
+    INSTANCE_FILE,
+    Promotion,
+    Registry,
+    RegistryError,
+    read_file_facts,
+    read_instance_file,
+    sqlite_backup,
+    utcnow,
+)
 
 STATE_FILE = "canonicals.json"
 BACKUPS_DIR = "backups"
@@ -38,8 +49,11 @@ KEEP_BACKUPS = 5
 SHOWN = 8  # problems listed in a refusal
 WAY_OUT = (
     "nothing was changed; the way out: `canon registry restore FILE` (a backup: {backups}) "
-    "or `canon registry rebuild` (recreates the canonicals from the slots' markers)"
+    "or `canon registry rebuild` (recreates the canonicals from the slots' markers it can "
+    "verify{unverified})"
 )
+NOT_ADOPTED = "unverified marker: not adopted"
+STATE_CAP = 4 << 20  # canonicals.json: a few hundred bytes a recipe
 
 
 class RegistryBehind(CanonError):
@@ -92,17 +106,50 @@ def read_state(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     """(state, problem): state None when absent; a problem when it is unreadable."""
     path = state_path(state_dir)
     try:
-        doc = json.loads(path.read_text())
+        doc = read_json_file(path, STATE_CAP)
     except FileNotFoundError:
         return None, None
-    except (OSError, ValueError) as e:
-        return None, f"{path} is unreadable ({e})"
-    if not isinstance(doc, dict) or not isinstance(doc.get("canonicals"), dict):
+    except FileProblem as e:
+        return None, f"{path} {e}"
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("canonicals"), dict)
+        or not all(isinstance(e, dict) for e in doc["canonicals"].values())
+        or not isinstance(doc.get("chain_length", 0), int)
+    ):
         return None, f"{path} is not a canon state file"
     return doc, None
 
 
 # -- is the registry behind? -------------------------------------------------------------
+
+
+@dataclass
+class MarkerScan:
+    """The canonical markers on the slots, sorted by what canon can prove of them.
+
+    ``verified``: slot -> marker whose promotion (id and hash) canon recorded (in the
+    registry's chain, a backup's, or the state file) for this recipe, version, commit and
+    slot, and whose tag the mirror holds at that commit.  ``unverified``: slot -> why not
+    (never adopted).  ``bad``: slot -> the one line saying why its marker could not be read.
+    ``conflicts``: recipe -> two or more verified slots, none replacing the other.
+    """
+
+    verified: dict[str, SlotMarker] = field(default_factory=dict)
+    unverified: dict[str, str] = field(default_factory=dict)
+    bad: dict[str, str] = field(default_factory=dict)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """One line per marker canon will not use, and per recipe claimed twice."""
+        out = [f"{line}" for _slot, line in sorted(self.bad.items())]
+        out += [f"slot {s}: {NOT_ADOPTED}: {why}" for s, why in sorted(self.unverified.items())]
+        out += [
+            f"{r}: slots {' and '.join(slots)} both carry a verified canonical marker; "
+            "remove or re-mark all but one before `canon registry rebuild`"
+            for r, slots in sorted(self.conflicts.items())
+        ]
+        return out
 
 
 @dataclass
@@ -112,6 +159,7 @@ class Finding:
     db: Path
     problems: list[str] = field(default_factory=list)
     canonical_markers: dict[str, SlotMarker] = field(default_factory=dict)
+    scan: MarkerScan = field(default_factory=MarkerScan)
 
     @property
     def behind(self) -> bool:
@@ -124,12 +172,143 @@ class Finding:
         lines += [f"  - {p}" for p in self.problems[:SHOWN]]
         if len(self.problems) > SHOWN:
             lines.append(f"  - and {len(self.problems) - SHOWN} more")
-        lines.append("  " + WAY_OUT.format(backups=where))
+        lines += [f"  - {p}" for p in self.scan.lines()[:SHOWN]]
+        n = len(self.scan.unverified) + len(self.scan.bad)
+        if self.scan.conflicts:
+            lines.append(
+                f"  nothing was changed; `canon registry rebuild` refuses while a recipe has two "
+                f"canonical slots; or `canon registry restore FILE` (a backup: {where})"
+            )
+        else:
+            lines.append(
+                "  "
+                + WAY_OUT.format(
+                    backups=where,
+                    unverified=f"; it adopts none of the {n} listed as not read or unverified"
+                    if n
+                    else "",
+                )
+            )
         return "\n".join(lines)
 
 
+def scan_markers(backend: Any) -> tuple[dict[str, SlotMarker], dict[str, str]]:
+    """(slot -> readable marker, slot -> why its marker is unreadable) of ``backend``."""
+    scan = getattr(backend, "scan_markers", None)
+    return scan() if scan is not None else (backend.markers(), {})
+
+
 def canonical_markers(backend: Any) -> dict[str, SlotMarker]:
-    return {s: m for s, m in backend.markers().items() if m.role == CANONICAL}
+    return {s: m for s, m in scan_markers(backend)[0].items() if m.role == CANONICAL}
+
+
+class Witnesses:
+    """The promotions canon itself recorded, read once on demand: the registry's chain,
+    every backup's chain in ``state/backups`` and the state file's canonicals."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        db: Path | None,
+        state: dict[str, Any] | None,
+        also: tuple[Path, ...] = (),
+    ):
+        self.state_dir, self.db, self.state, self.also = Path(state_dir), db, state, also
+        self._rows: dict[tuple[int, str], tuple[Promotion | dict[str, Any], str]] | None = None
+        self._tags: dict[tuple[str, str], str | None] = {}
+
+    def rows(self) -> dict[tuple[int, str], tuple[Promotion | dict[str, Any], str]]:
+        if self._rows is None:
+            rows: dict[tuple[int, str], tuple[Promotion | dict[str, Any], str]] = {}
+            for recipe, e in sorted(((self.state or {}).get("canonicals") or {}).items()):
+                if isinstance(e, dict) and isinstance(e.get("promotion_id"), int):
+                    row = {**e, "recipe": recipe}
+                    rows[(e["promotion_id"], str(e.get("promotion_hash")))] = (row, STATE_FILE)
+            files = sorted(backups_dir(self.state_dir).glob("*.db")) + list(self.also)
+            if self.db is not None:
+                files.append(self.db)  # the registry's own rows win
+            for f in files:
+                for p in read_file_facts(f)[1]:
+                    rows[(p.id, p.hash)] = (p, f.name)
+            self._rows = rows
+        return self._rows
+
+    def tag_commit(self, recipe: str, tag: str) -> str | None:
+        key = (recipe, tag)
+        if key not in self._tags:
+            path = self.state_dir / "mirrors" / f"{recipe}.git"
+            commit = None
+            with contextlib.suppress(CanonError):
+                commit = Mirror(recipe, path, "").tag_commit(tag) if path.is_dir() else None
+            self._tags[key] = commit
+        return self._tags[key]
+
+    def why_not(self, slot: str, m: SlotMarker) -> str | None:
+        """None when ``m`` (the canonical marker on ``slot``) is proven, else why not."""
+        claim = f"{m.recipe} {m.version[:60]}"
+        if m.slot != slot:
+            return f"{claim}: it names slot {m.slot}, not its own"
+        if m.promotion_id is None or not m.promotion_hash:
+            return f"{claim}: it names no promotion"
+        found = self.rows().get((m.promotion_id, m.promotion_hash))
+        if found is None:
+            return (
+                f"{claim}: promotion #{m.promotion_id} ({m.promotion_hash[:12]}) is in neither "
+                f"the registry's chain, a backup's nor {STATE_FILE}"
+            )
+        row, where = found
+        get = row.get if isinstance(row, dict) else lambda k: getattr(row, k, None)
+        have = {
+            "recipe": get("recipe"),
+            "version": get("version"),
+            "commit": get("commit"),
+            "slot": get("slot") if isinstance(row, dict) else get("deployment"),
+        }
+        for k, want in (("recipe", m.recipe), ("version", m.version), ("commit", m.commit)):
+            if have[k] != want:
+                return f"{claim}: promotion #{m.promotion_id} in {where} is for {k} {have[k]}"
+        if have["slot"] != slot:
+            return f"{claim}: promotion #{m.promotion_id} in {where} is for slot {have['slot']}"
+        tag = get("tag") or m.version
+        try:
+            now = self.tag_commit(m.recipe, tag)
+        except CanonError:
+            now = None
+        if now is None:
+            return f"{claim}: tag {tag} is not in the mirror of {m.recipe}"
+        if now != m.commit:
+            return f"{claim}: tag {tag} points at {now[:12]} in the mirror, not {m.commit[:12]}"
+        return None
+
+
+def scan(
+    backend: Any, witnesses: Witnesses, named: dict[str, tuple[str | None, str]] | None = None
+) -> MarkerScan:
+    """Sort the backend's canonical markers (see :class:`MarkerScan`).  ``named``: recipe ->
+    (slot, commit) the registry names; such a slot's marker needs no proof (nothing adopts
+    it)."""
+    markers, bad = scan_markers(backend)
+    out = MarkerScan(bad=dict(bad))
+    for slot, m in sorted(markers.items()):
+        if m.role != CANONICAL:
+            continue
+        if (named or {}).get(m.recipe) == (slot, m.commit) and m.slot == slot:
+            out.verified[slot] = m
+            continue
+        why = witnesses.why_not(slot, m)
+        if why:
+            out.unverified[slot] = why
+        else:
+            out.verified[slot] = m
+    by_recipe: dict[str, list[str]] = {}
+    for slot, m in out.verified.items():
+        by_recipe.setdefault(m.recipe, []).append(slot)
+    for recipe, slots in by_recipe.items():
+        replaced = {out.verified[s].previous_slot for s in slots}
+        live = [s for s in slots if s not in replaced]
+        if len(live) > 1:
+            out.conflicts[recipe] = sorted(live)
+    return out
 
 
 def _expected(markers: dict[str, SlotMarker], state: dict[str, Any] | None) -> str | None:
@@ -143,19 +322,30 @@ def _expected(markers: dict[str, SlotMarker], state: dict[str, Any] | None) -> s
 
 
 def inspect(db: Path, backend: Any, state_dir: Path | None = None) -> Finding:
-    """Compare the registry at ``db`` with the slots' markers and the state file."""
+    """Compare the registry at ``db`` with the slots' verified markers and the state file."""
     db = Path(db)
     state_dir = Path(state_dir) if state_dir else db.parent
-    markers = canonical_markers(backend)
-    finding = Finding(db, canonical_markers=markers)
     state, problem = read_state(state_dir)
+    usable = db.exists() and db.stat().st_size > 0
+    named: dict[str, tuple[str | None, str]] = {}
+    if usable:
+        with contextlib.suppress(RegistryError, StateError), Registry.open(db, create=False) as reg:
+            named = {c.recipe: (c.deployment, c.commit) for c in reg.canonicals()}
+    found = scan(backend, Witnesses(state_dir, db if usable else None, state), named)
+    markers = found.verified
+    finding = Finding(db, canonical_markers=markers, scan=found)
     if problem:
         finding.problems.append(problem)
     expected = _expected(markers, state)
-    if not db.exists() or db.stat().st_size == 0:
+    if not usable:
+        what = "missing" if not db.exists() else "empty (0 bytes)"
         if expected:
-            what = "missing" if not db.exists() else "empty (0 bytes)"
             finding.problems.append(f"the registry file is {what}, but {expected}")
+        elif found.unverified:  # nothing to rebuild from, and still not a fresh start
+            finding.problems.append(
+                f"the registry file is {what}, but {len(found.unverified)} slot(s) carry a "
+                "canonical marker canon cannot verify"
+            )
         return finding
     try:
         with Registry.open(db, create=False) as reg:
@@ -163,6 +353,12 @@ def inspect(db: Path, backend: Any, state_dir: Path | None = None) -> Finding:
             if damage:
                 finding.problems.append(f"the registry file is damaged: {damage}")
                 return finding
+            mine, here = reg.instance_id(), read_instance_file(state_dir)
+            if mine and here and mine != here:
+                finding.problems.append(
+                    f"the registry belongs to another canon instance ({mine}); this state dir's "
+                    f"is {here} ({state_dir / INSTANCE_FILE})"
+                )
             _compare(reg, markers, state, finding)
     except RegistryError as e:
         finding.problems.append(str(e))
@@ -243,20 +439,24 @@ def require_current(db: Path, backend: Any, doing: str) -> Finding:
 
 
 def behind_warning(db: Path, backend: Any) -> str | None:
-    """For read-only commands: one line when the registry is behind, else None."""
+    """For read-only commands: a line when the registry is behind, one per marker canon does
+    not use (unreadable, unverified, a recipe claimed twice); None when there is nothing."""
     try:
         finding = inspect(db, backend)
     except StateError:  # a state dir it cannot open (read-only, full): the command's read says so
         return None
     except CanonError as e:
         return f"canon: warning: could not check the registry: {e}"
-    if not finding.behind:
-        return None
-    return (
-        f"canon: warning: registry is behind the deployed canonicals ({finding.problems[0]}"
-        f"{f'; and {len(finding.problems) - 1} more' if len(finding.problems) > 1 else ''}); "
-        "see `canon registry rebuild` / `canon registry restore FILE`"
-    )
+    lines = [f"canon: warning: {line}" for line in finding.scan.lines()]
+    if finding.behind:
+        more = len(finding.problems) - 1
+        lines.insert(
+            0,
+            f"canon: warning: registry is behind the deployed canonicals ({finding.problems[0]}"
+            f"{f'; and {more} more' if more else ''}); "
+            "see `canon registry rebuild` / `canon registry restore FILE`",
+        )
+    return "\n".join(lines) or None
 
 
 # -- backup / restore / rebuild --------------------------------------------------------
@@ -313,12 +513,21 @@ def _set_aside(db: Path) -> Path | None:
     return dest
 
 
-def _checked_copy(src: Path, tmp: Path) -> None:
-    """``src`` copied into ``tmp`` by the backup API, migrated, sound and with an intact chain."""
+def _checked_copy(src: Path, tmp: Path, state_dir: Path) -> None:
+    """``src`` copied into ``tmp`` by the backup API, this instance's, migrated, sound and with
+    an intact chain.  Every message names ``src``, never the temp file."""
     if not src.is_file() or src.stat().st_size == 0:
         raise RegistryBehind(f"{src}: not a registry file (missing or empty)")
     try:
         backup(src, tmp)
+        theirs, _ = read_file_facts(tmp)
+        here = read_instance_file(state_dir) or _current_instance(state_dir)
+        if theirs and here and theirs != here:
+            raise RegistryBehind(
+                f"{src} is the registry of another canon instance ({theirs}); this one is "
+                f"{here} ({Path(state_dir) / INSTANCE_FILE}); refusing it: restore one of this "
+                f"instance's backups (in {backups_dir(state_dir)})"
+            )
         with Registry.open(tmp, create=False) as reg:
             damage = reg.quick_check()
             if damage:
@@ -328,8 +537,22 @@ def _checked_copy(src: Path, tmp: Path) -> None:
                 raise RegistryBehind(
                     f"{src}: its promotion chain does not check ({chain.problems[0]}); pick another"
                 )
-    except RegistryError as e:
-        raise RegistryBehind(str(e)) from None
+    except (RegistryError, StateError) as e:
+        raise RegistryBehind(_naming(str(e), tmp, src)) from None
+
+
+def _naming(text: str, tmp: Path, src: Path) -> str:
+    """``text`` with canon's temp file replaced by the file the operator gave."""
+    for suffix in ("-wal", "-shm", ""):
+        text = text.replace(f"{tmp}{suffix}", f"{src}{suffix}")
+    return text
+
+
+def _current_instance(state_dir: Path) -> str | None:
+    """The current registry's instance id (None when it has none or is unusable)."""
+    db = Path(state_dir) / "canon.db"
+    ident, _ = read_file_facts(db) if db.exists() and db.stat().st_size else (None, [])
+    return ident
 
 
 def _swap_in(tmp: Path, db: Path) -> Path | None:
@@ -343,16 +566,29 @@ def restore(db: Path, src: Path, backend: Any) -> list[str]:
     src = Path(src).resolve()
     tmp = db.parent / f".restore-{_stamp()}.db"
     try:
-        _checked_copy(src, tmp)
+        _checked_copy(src, tmp, db.parent)
+        with Registry.open(tmp, create=False) as reg:
+            named = sorted(c.deployment for c in reg.canonicals() if c.deployment)
+        here = set(backend.slots())
+        gone = [s for s in named if s not in here]
+        names_gone = f"{src} names canonical slot(s) that do not exist here: {', '.join(gone)}"
         finding = inspect(tmp, backend, state_dir=db.parent)
         if finding.behind:
             raise RegistryBehind(
                 f"{src} is behind the deployed canonicals too:\n"
-                + "\n".join(f"  - {p}" for p in finding.problems[:SHOWN])
+                + "\n".join(f"  - {_naming(p, tmp, src)}" for p in finding.problems[:SHOWN])
+                + (f"\n  - {names_gone}" if gone else "")
                 + f"\n  restore a newer backup, or `canon registry rebuild --from {src}` "
-                "(keeps its history and re-adds what the markers hold)"
+                "(keeps its history and re-adds what the verified markers hold)"
+            )
+        if gone:
+            raise RegistryBehind(
+                f"{names_gone}; it is not this instance's registry, or those slots were "
+                "removed: restore another backup, or `canon registry rebuild`"
             )
         aside = _swap_in(tmp, db)
+    except (RegistryError, StateError) as e:
+        raise RegistryBehind(_naming(str(e), tmp, src)) from None
     finally:
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
@@ -387,19 +623,35 @@ def rebuild(db: Path, backend: Any, *, base: Path | None = None) -> list[str]:
     """
     notes: list[str] = []
     tmp = db.parent / f".rebuild-{_stamp()}.db"
-    markers = canonical_markers(backend)
+    state, _problem = read_state(db.parent)
+    usable = _usable(db)
+    named: dict[str, tuple[str | None, str]] = {}
+    if usable:
+        with Registry.open(db, create=False) as reg:
+            named = {c.recipe: (c.deployment, c.commit) for c in reg.canonicals()}
+    also = (Path(base).resolve(),) if base is not None else ()
+    found = scan(backend, Witnesses(db.parent, db if usable else None, state, also), named)
+    if found.conflicts:
+        raise RegistryBehind(
+            "nothing was changed; refusing to rebuild: "
+            + "; ".join(
+                f"{r}: slots {' and '.join(slots)} both carry a verified canonical marker "
+                "(neither names the other as the slot it replaced); remove or re-mark all but "
+                "the one that is live, then rebuild"
+                for r, slots in sorted(found.conflicts.items())
+            )
+        )
+    notes += found.lines()
+    replaced = {m.previous_slot for m in found.verified.values()}
     by_recipe: dict[str, tuple[str, SlotMarker]] = {}
-    for slot, m in sorted(markers.items()):
-        have = by_recipe.get(m.recipe)
-        if have is None or (m.promotion_id or 0, m.created_at) > (
-            have[1].promotion_id or 0,
-            have[1].created_at,
-        ):
-            by_recipe[m.recipe] = (slot, m)
+    for slot, m in sorted(found.verified.items()):
+        if slot in replaced:
+            continue
+        by_recipe[m.recipe] = (slot, m)
     run_id = f"rebuild-{_stamp()}"
     try:
         if base is not None:
-            _checked_copy(Path(base).resolve(), tmp)
+            _checked_copy(Path(base).resolve(), tmp, db.parent)
             notes.append(f"started from {base}")
         elif _usable(db):
             backup(db, tmp)
@@ -440,7 +692,9 @@ def rebuild(db: Path, backend: Any, *, base: Path | None = None) -> list[str]:
     if aside:
         notes.append(f"the registry it replaced is kept as {aside}")
     if not by_recipe:
-        notes.append("no slot carries a canonical marker: the registry holds what it started from")
+        notes.append(
+            "no slot carries a verified canonical marker: the registry holds what it started from"
+        )
     return notes
 
 

@@ -41,7 +41,7 @@ from canonlib.state.registry import RESULT_FIELDS, Registry, utcnow
 from canonlib.sweep import policy
 from canonlib.sweep.knownred import disk_room, harness_identity, tests_digest
 from canonlib.sweep.promote import promote
-from canonlib.sweep.recover import recover
+from canonlib.sweep.recover import recover, slot_gone_on
 from canonlib.sweep.runner import cold_run
 from canonlib.sweep.words import FAILING_LABELS
 from canonlib.term import did_you_mean
@@ -348,6 +348,9 @@ class _Sweep:
             incident = canonical_incident(after, synced.tags)
             if incident:
                 row["incidents"] = [*(row["incidents"] or []), incident]
+        gone = slot_gone_on(self.backend, after)
+        if gone:  # the registry names a slot that is not there: loud, and nothing torn down
+            row["incidents"] = [*(row["incidents"] or []), gone]
         row["label"] = policy.label(
             outcome, after.version if after else None, after.commit if after else None
         )
@@ -506,10 +509,10 @@ def sweep(
     harness = harness_identity(code, config.harness_command)
     with (
         sweep_lock(config.lock_path, holder),
-        _checked_registry(config, plan) as (registry, backend),
+        _checked_registry(config, plan) as (registry, backend, marker_lines),
         contextlib.ExitStack() as stack,
     ):
-        notes = [] if plan else _recover(registry, backend, run_id)
+        notes = marker_lines + ([] if plan else _recover(registry, backend, run_id))
         if not plan:  # checkouts, clones and temp dirs a dead run left behind
             notes += reap_leftovers(
                 config.state_dir / "checkouts", config.mirrors_dir, config.state_dir / "tmp"
@@ -572,15 +575,15 @@ def private_tmp(root: Path, run_id: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, Any]]:
+def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, Any, list[str]]]:
     """Under the lock: refuse a registry behind the deployed canonicals (a missing one is
     never recreated), back it up before a sweep writes, then open it."""
     backend = make_backend(config)
-    registry_guard.require_current(config.db_path, backend, "plan" if plan else "sweep")
+    found = registry_guard.require_current(config.db_path, backend, "plan" if plan else "sweep")
     if not plan:
         registry_guard.auto_backup(config.db_path)
     with Registry.open(config.db_path) as registry:
-        yield registry, backend
+        yield registry, backend, found.scan.lines()
 
 
 def _recover(registry: Registry, backend: Any, run_id: str) -> list[str]:

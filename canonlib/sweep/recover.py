@@ -7,6 +7,7 @@ says), and the guard itself never deletes a slot.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 from canonlib.errors import CanonError
@@ -84,9 +85,41 @@ def recover(reg: Registry, backend: Any, run_id: str) -> list[str]:
         if m.role != CANONICAL or not c or c.deployment == slot:
             continue
         successor = markers.get(c.deployment or "")
-        if successor and successor.is_canonical and successor.previous_slot == slot:
+        p = last.get(m.recipe)
+        proven = (  # the successor is what the registry's own last promotion made
+            successor is not None
+            and p is not None
+            and (successor.promotion_id, successor.promotion_hash) == (p.id, p.hash)
+            and (p.deployment, p.commit) == (c.deployment, successor.commit)
+        )
+        if proven and successor.is_canonical and successor.previous_slot == slot:
             for w in retire(backend, slot, m.recipe, m.commit) or [f"retired slot {slot}"]:
                 notes.append(f"{m.recipe}: {w} (replaced by {c.deployment})")
     if notes or not state_path(reg.path.parent).exists():
         write_state(reg)
     return notes
+
+
+def slot_gone(canonical: Any, slots: Container[str]) -> str | None:
+    """The incident of a canonical whose slot is gone (``slots``: the backend's), else None.
+
+    It starts with "canonical " (a canonical incident: the sweep exits 1 until a new release
+    is promoted or the recipe is held); nothing is torn down for it."""
+    if canonical is None or not canonical.deployment or canonical.deployment in slots:
+        return None
+    return (
+        f"canonical {canonical.version} ({canonical.commit[:12]}): its slot "
+        f"{canonical.deployment} is gone, though the registry still names it; the next "
+        "promotion of this recipe replaces it"
+    )
+
+
+def slot_gone_on(backend: Any, canonical: Any) -> str | None:
+    """:func:`slot_gone` against ``backend``'s slots; None when it cannot list them (its own
+    step says so) or there is no canonical."""
+    if canonical is None or not canonical.deployment:
+        return None
+    try:
+        return slot_gone(canonical, backend.slots())
+    except CanonError:
+        return None

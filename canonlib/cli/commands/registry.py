@@ -72,8 +72,10 @@ def add_parser(sub) -> None:
     r = rgsub.add_parser(
         "restore",
         help="replace the registry with FILE, after checking it",
-        description="Check FILE (sound, promotion chain intact, not behind the slots' markers) and "
-        "replace the registry with it atomically; the replaced registry is kept in state/backups.",
+        description="Check FILE (sound, promotion chain intact, this canon instance's, naming "
+        "only slots that exist here, not behind the slots' verified markers) and replace the "
+        "registry with it atomically; the replaced registry is kept in state/backups. Every "
+        "refusal names FILE.",
     )
     r.add_argument("file", help="the backup to restore (a registry .db file)")
     add_json(r, "what was done")
@@ -82,9 +84,12 @@ def add_parser(sub) -> None:
         "rebuild",
         help="recreate the canonicals from the slots' markers",
         description="Start from --from FILE, else the current registry when its chain checks, else "
-        "an empty one; add a `rebuild` row to the promotion chain for every canonical slot the "
-        "registry does not name; re-mark the slots. The replaced registry is "
-        "kept in state/backups.",
+        "an empty one; add a `rebuild` row to the promotion chain for every verified canonical "
+        "slot the registry does not name; re-mark the slots. A marker is verified when canon "
+        "recorded its promotion (the registry's chain, a backup's, or canonicals.json) and the "
+        "mirror holds its tag at its commit; any other is listed `unverified marker: not "
+        "adopted`. Two verified canonical slots of one recipe stop it, naming both. The "
+        "replaced registry is kept in state/backups.",
     )
     rb.add_argument("--from", dest="from_file", metavar="FILE", help="a backup to start from")
     add_json(rb, "what was done")
