@@ -14,8 +14,10 @@ import pytest
 from canonlib import box
 from canonlib.backends.boxed import OutsideSlot, find_bwrap, run_boxed
 from canonlib.backends.common import BackendUnavailable
+from canonlib.backends.local import LocalBackend
 from canonlib.evidence.signing import init_keys, key_paths
 from canonlib.ops.doctor import doctor
+from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import MARKER_FILE
 from canonlib.state.registry import Registry
 from canonlib.sweep.orchestrate import sweep
@@ -153,10 +155,31 @@ def test_a_new_sibling_slot_and_a_removed_key_are_attempts_too(layout):
 
 def test_a_green_step_writes_its_own_slot_and_a_private_tmp(layout, tmp_path):
     _, mine = layout
-    r = boxed(layout, 'echo seeded > "$CANON_DATA_DIR/seed.txt" && echo t > /tmp/x && pwd')
+    private = f"/tmp/canon-box-test-{os.getpid()}-{id(layout)}"
+    r = boxed(layout, f'echo seeded > "$CANON_DATA_DIR/seed.txt" && echo t > {private} && pwd')
     assert r.returncode == 0 and r.stdout.strip() == str(mine / "app")
     assert (mine / "data" / "seed.txt").read_text() == "seeded\n"
-    assert not Path("/tmp/x").exists() or Path("/tmp/x").read_text() != "t\n"
+    assert not Path(private).exists()
+
+
+def test_a_ready_probe_that_writes_outside_its_slot_is_red_at_once(tmp_path):
+    src = tmp_path / "recipe"
+    src.mkdir()
+    (src / ".env.sample").write_text("TYPE=x\nDOMAIN=x.example.com\n")
+    (src / "compose.yml").write_text("services:\n  app:\n    image: x\n")
+    state = tmp_path / "state"
+    (state / "canon.db").parent.mkdir()
+    (state / "canon.db").write_bytes(b"registry")
+    b = LocalBackend(state / "slots", guarded=(state,))
+    probe = {"cmd": f"echo x >> {state}/canon.db; false", "retries": 1000, "interval_s": 1}
+    meta = RecipeMeta("x", tmp_path / "recipe_meta.py", {"READY_PROBES": [probe]})
+    b.provision("cold-x-1", src, meta)
+    b.deploy("cold-x-1", src, meta, version="1.0.0", commit="a" * 40)
+    with pytest.raises(
+        OutsideSlot, match=rf"probe .* tried to write outside its slot \({state}/canon\.db\)"
+    ):
+        b.wait_ready("cold-x-1", meta)  # not a thousand retries
+    assert (state / "canon.db").read_bytes() == b"registry"
 
 
 def test_a_timeout_still_kills_the_box_and_names_what_it_wrote(layout):
