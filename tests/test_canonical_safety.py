@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -263,9 +262,10 @@ def test_damaged_pages_give_clear_errors_not_tracebacks(ws):
 # -- crash leftovers ---------------------------------------------------------------------------
 
 
-def wait_for(path: Path, proc: subprocess.Popen, limit: float = 180) -> None:
+def wait_for(find, proc: subprocess.Popen, limit: float = 180) -> None:
+    """Until ``find()`` gives a file with something in it, while ``proc`` runs."""
     end = time.monotonic() + limit
-    while not path.exists() or not path.read_text().strip():  # created before it is written
+    while not (path := find()) or not path.read_text().strip():  # created before it is written
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < end, "timed out waiting for the marker"
         time.sleep(0.05)
@@ -275,12 +275,12 @@ def wait_for(path: Path, proc: subprocess.Popen, limit: float = 180) -> None:
 def test_sigkill_mid_promote_next_sweep_marks_abandoned_reaps_and_completes(ws, tmp_path):
     before = precious(ws)
     ws.release("nextcloud", "6.0.2+28.0.3-fpm")
-    mark = tmp_path / "promote-mark"
+    # the step runs in the box: it can write only its own slot, and dies with canon
     meta = ws.fleet / "tests" / "nextcloud" / "recipe_meta.py"
     meta.write_text(
         META + "INSTALL_STEPS = ['echo seeded > \"$CANON_DATA_DIR/seed.txt\"', "
-        f'\'case "$CANON_SLOT" in warm-*) test -e {tmp_path}/release || '
-        f"{{ echo $$ > {mark}; exec sleep 60; }};; esac']\n"
+        '\'case "$CANON_SLOT" in warm-*) test -n "$GO" || '
+        "{ echo here > $CANON_SLOT_DIR/promote-mark; exec sleep 60; };; esac']\n"
     )
     proc = subprocess.Popen(
         [
@@ -297,15 +297,13 @@ def test_sigkill_mid_promote_next_sweep_marks_abandoned_reaps_and_completes(ws, 
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for(mark, proc)
+    wait_for(lambda: next(ws.config.slots_dir.glob("warm-*/promote-mark"), None), proc)
     proc.kill()
     proc.wait()
-    os.kill(int(mark.read_text()), signal.SIGKILL)  # the orphaned install step
     backend = LocalBackend(ws.config.slots_dir)
     (half,) = [s for s, m in backend.markers().items() if m.role == NEXT]
     assert half.startswith("warm-nextcloud-")
-    (tmp_path / "release").write_text("go")
-    r = canon(ws.root, "sweep", "--json", "--recipe", "nextcloud")
+    r = canon(ws.root, "sweep", "--json", "--recipe", "nextcloud", env={**os.environ, "GO": "1"})
     assert r.returncode == 0, r.stderr
     assert "left running by a canon that died: marked abandoned" in r.stderr
     assert f"reaped slot {half} (next nextcloud 6.0.2+28.0.3-fpm" in r.stderr, r.stderr

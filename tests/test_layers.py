@@ -32,6 +32,7 @@ LEAVES = {
     "config",
     "claims",
     "envfile",
+    "box",
 }
 # rank of each folder; a module may import modules of its own rank or lower, and within one
 # rank only its own folder (ops/ and demo/ share a rank and stay apart)

@@ -6,12 +6,14 @@ upstream, broken meta, empty fleet)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -210,11 +212,22 @@ def slow_workspace(ws, tmp_path):
 
 
 def wait_for(path, proc, limit=60):
+    """Until ``path`` exists (or ``path()`` finds something), while ``proc`` runs."""
     end = time.monotonic() + limit
-    while not path.exists():
+    while not (path() if callable(path) else path.exists()):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < end, "timed out waiting for the marker"
         time.sleep(0.05)
+
+
+def working_in(root: Path) -> list[str]:
+    """The processes whose working directory is under ``root``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(proc / "cwd").startswith(f"{root}/"):
+                found.append(proc.name)
+    return found
 
 
 @pytest.mark.parametrize(
@@ -264,12 +277,12 @@ def test_two_sweeps_at_once_and_signal_mid_sweep(ws, tmp_path, parallel, sig, co
 def test_sigkill_during_promote_keeps_a_whole_registry_and_rerun_completes(ws, tmp_path):
     sweep(ws.config)
     ws.release("nextcloud", "6.0.2+28.0.3-fpm")
-    mark = tmp_path / "promote-mark"
+    # the step runs in the box: it can write only its own slot, and dies with canon
     meta = ws.fleet / "tests" / "nextcloud" / "recipe_meta.py"
     meta.write_text(
         META + "INSTALL_STEPS = ['echo seeded > \"$CANON_DATA_DIR/seed.txt\"', "
-        f'\'case "$CANON_SLOT" in warm-*) test -e {tmp_path}/release || '
-        f"{{ echo $$ > {mark}; exec sleep 20; }};; esac']\n"
+        '\'case "$CANON_SLOT" in warm-*) test -n "$GO" || '
+        "{ echo here > $CANON_SLOT_DIR/promote-mark; exec sleep 20; };; esac']\n"
     )
     proc = subprocess.Popen(
         [
@@ -286,15 +299,17 @@ def test_sigkill_during_promote_keeps_a_whole_registry_and_rerun_completes(ws, t
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for(mark, proc, limit=120)
+    wait_for(lambda: next(ws.config.slots_dir.glob("warm-*/promote-mark"), None), proc, limit=120)
     proc.kill()
     proc.wait()
-    os.kill(int(mark.read_text()), signal.SIGKILL)  # the orphaned install step
+    end = time.monotonic() + 30  # the box dies with canon: nothing is left working in a slot
+    while left := working_in(ws.config.slots_dir):
+        assert time.monotonic() < end, f"still running in a slot after canon died: {left}"
+        time.sleep(0.05)
     with Registry.open(ws.config.db_path) as reg:
         assert reg.read_registry("nextcloud").version == "6.0.1+28.0.2-fpm"
         assert reg.verify_chain().ok
-    (tmp_path / "release").write_text("go")
-    r = canon(ws, "sweep", "--json", "--recipe", "nextcloud")
+    r = canon(ws, "sweep", "--json", "--recipe", "nextcloud", env={**os.environ, "GO": "1"})
     assert r.returncode == 0, r.stderr
     (row,) = json.loads(r.stdout)
     assert row["label"] == "PASS (promoted)" and row["canonical_after"] == "6.0.2+28.0.3-fpm"

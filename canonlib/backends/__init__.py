@@ -22,7 +22,7 @@ __all__ = ["Backend", "BackendError", "make_backend", "refuse_canonical"]
 def make_backend(config: Any, *, run_dir: Path | None = None) -> Backend:
     kind = config.backend.get("kind", "local")
     if kind == "local":
-        return LocalBackend(config.slots_dir)
+        return LocalBackend.from_config(config)
     if kind == "abra":
         return AbraBackend.from_config(config, run_dir=run_dir)
     if kind == "swarm":

@@ -141,10 +141,19 @@ def run_group(
 
 
 def run_command(
-    cmd: str | list[str], *, cwd: Path | None, env: Mapping[str, str], timeout: float, step: str
+    cmd: str | list[str],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    timeout: float,
+    step: str,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """A child process in its own group; the whole group dies on timeout."""
+    """A child process in its own group; the whole group dies on timeout.  ``wrap`` turns the
+    argv into the one to run (the box of :mod:`canonlib.backends.boxed`)."""
     argv = ["sh", "-c", cmd] if isinstance(cmd, str) else cmd
+    if wrap is not None:
+        argv = wrap(argv)
     try:
         return run_group(argv, cwd=cwd, env={**os.environ, **env}, timeout=timeout)
     except subprocess.TimeoutExpired:

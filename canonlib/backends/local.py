@@ -14,7 +14,10 @@ retired by re-marking it ``retired`` first (promote does that, and only for
 the previous canonical of the same recipe).
 
 Install steps and command probes run with ``sh -c`` in ``app/``, with the
-slot's paths and .env values in their environment.
+slot's paths and .env values in their environment, in the box
+(:mod:`canonlib.backends.boxed`): only their own slot is writable, canon's state,
+the other slots, the evidence, the fleet and the config are behind decoys, and an
+attempt to write there fails the step, naming the path.
 """
 
 from __future__ import annotations
@@ -23,16 +26,19 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from canonlib.backends.base import BackendError, refuse_canonical
+from canonlib.backends.boxed import OutsideSlot, find_bwrap, run_boxed
 from canonlib.backends.common import (
+    BackendUnavailable,
     generate_secret,
     parse_env,
+    probe_once,
     render_env,
-    run_command,
     wait_probes,
 )
 from canonlib.backends.compose import env_sample, parse_compose_files
@@ -73,8 +79,18 @@ def copy_recipe_tree(src: Path, dest: Path, recipe: str) -> None:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, *, guarded: tuple[Path, ...] = ()):
+        """Slots under ``root``; recipe code in the box never sees ``root`` (the other slots)
+        nor ``guarded`` (canon's other paths) but through a decoy."""
         self.root = Path(root)
+        self.guarded = (Path(root), *guarded)
+
+    @classmethod
+    def from_config(cls, config: Any) -> LocalBackend:
+        """The backend canon runs: its box guards the state dir (registry, keys, mirrors),
+        the slots, the evidence, the evidence log, the fleet and the config file."""
+        paths = [config.state_dir, config.evidence_dir, config.log_repo, config.fleet]
+        return cls(config.slots_dir, guarded=tuple(paths + ([config.path] if config.path else [])))
 
     def _slot(self, slot: str) -> Path:
         if not _SLOT.fullmatch(slot) or ".." in slot:
@@ -83,6 +99,7 @@ class LocalBackend:
 
     # -- install ---------------------------------------------------------------
     def provision(self, slot: str, checkout: Path, meta: RecipeMeta) -> None:
+        find_bwrap("provision")  # no box, no install: an ERROR before anything is made
         d = self._slot(slot)
         for sub in ("data", "secrets", "deps", "snapshots"):
             (d / sub).mkdir(parents=True, exist_ok=True)
@@ -142,12 +159,13 @@ class LocalBackend:
     def run_install_steps(self, slot: str, meta: RecipeMeta) -> None:
         env = self.slot_env(slot)
         for i, step in enumerate(meta.INSTALL_STEPS, start=1):
-            r = run_command(
+            r = self._run_boxed(
+                slot,
                 step,
-                cwd=self._slot(slot) / "app",
                 env=env,
                 timeout=meta.DEPLOY_TIMEOUT_S,
                 step="install",
+                what=f"{meta.recipe}: step {i} {step!r} in slot {slot}",
             )
             if r.returncode != 0:
                 raise BackendError(
@@ -157,13 +175,42 @@ class LocalBackend:
                 )
 
     def wait_ready(self, slot: str, meta: RecipeMeta) -> None:
+        env = self.slot_env(slot)
+
+        def check(probe: Any) -> str | None:
+            if "cmd" not in probe:
+                return probe_once(probe, cwd=None, env=env)
+            timeout = float(probe.get("timeout_s", 10))
+            try:
+                r = self._run_boxed(
+                    slot,
+                    probe["cmd"],
+                    env=env,
+                    timeout=timeout,
+                    step="ready",
+                    what=f"{meta.recipe}: probe {probe['cmd']!r} in slot {slot}",
+                )
+            except (OutsideSlot, BackendUnavailable):
+                raise  # red at once / no verdict: never retried
+            except BackendError as e:
+                return str(e)
+            if r.returncode != 0:
+                return f"{probe['cmd']!r} exited {r.returncode}: {r.stdout[-300:].strip()}"
+            return None
+
         wait_probes(
             list(meta.READY_PROBES),
-            cwd=self._slot(slot) / "app",
-            env=self.slot_env(slot),
+            cwd=None,
+            env=env,
             deadline_s=meta.DEPLOY_TIMEOUT_S,
             slot=slot,
+            check=check,
         )
+
+    def _run_boxed(self, slot: str, cmd: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        """``cmd`` in the box of ``slot``, from its ``app/``: (result, paths written outside)."""
+        d = self._slot(slot)
+        return run_boxed(cmd, slot_dir=d, cwd=d / "app", guarded=self.guarded, **kw)
 
     # -- data ------------------------------------------------------------------
     def snapshot(self, slot: str) -> str:

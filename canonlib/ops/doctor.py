@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from canonlib.backends.boxed import find_bwrap
+from canonlib.backends.common import BackendUnavailable
 from canonlib.claims import Claim
 from canonlib.config import Config, load_config
 from canonlib.errors import CanonError
@@ -109,6 +111,9 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
             )
         )
 
+    if cfg.backend.get("kind", "local") == "local":
+        claims.append(_box_check(path, where))
+
     for label, d in (("state dir", cfg.state_dir), ("evidence dir", cfg.evidence_dir)):
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -121,6 +126,16 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
     claims.append(_kernel_check())
     claims.append(_disk_check(cfg))
     return claims
+
+
+def _box_check(path: str, where: str) -> Claim:
+    """The local backend runs recipe code only in bubblewrap's box: bwrap on PATH, and it starts."""
+    name = "recipe code can be boxed (bubblewrap)"
+    try:
+        bwrap = find_bwrap("doctor", {"PATH": path})
+    except BackendUnavailable as e:
+        return Claim(name, False, f"{str(e).removeprefix('doctor: ')} ({where})")
+    return Claim(name, True, f"{bwrap} starts a box")
 
 
 def _kernel_check() -> Claim:
