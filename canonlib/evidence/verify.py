@@ -58,12 +58,13 @@ from canonlib.evidence.records import (
     shown_problems,
     shown_rows,
 )
-from canonlib.evidence.report import report_claims
+from canonlib.evidence.report import newer_format, report_claims
 from canonlib.evidence.suites import SUITES, file_problem, required_files
 from canonlib.evidence.verdict import verdict
 from canonlib.state.registry import Registry
 
 UPSTREAM_TIMEOUT_S = 60.0
+NEWER_FORMAT = "written by a newer canon (format {n}): upgrade canon to check its pages"
 
 
 def _section(name: str, fn: Callable[[], list[Claim]]) -> list[Claim]:
@@ -110,6 +111,17 @@ def _manifest(d: Path) -> tuple[dict[str, Any], bytes]:
     if bad:
         raise _NotManifest(f"{d / MANIFEST}: not a canon evidence manifest ({'; '.join(bad)})")
     return m, raw
+
+
+def newer_format_line(d: str | Path) -> str | None:
+    """The one line for a dir a newer canon wrote (its pages are in a format this canon does
+    not know: not a tamper, exit 2), None for any other dir."""
+    try:
+        m, _ = _manifest(Path(d))
+    except _NotManifest:
+        return None
+    n = newer_format(m)
+    return NEWER_FORMAT.format(n=n) if n is not None else None
 
 
 # -- the dir itself --------------------------------------------------------------------------
