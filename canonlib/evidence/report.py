@@ -761,19 +761,13 @@ def report_claims(d: str | Path, stmt: dict[str, Any]) -> list[Claim]:
         return []
     have = {n: (d / n).read_text() if (d / n).is_file() else None for n in listed}
     view = report_view(d, stmt)
-    tried = []
-    for r in renderers(fmt):
-        want = _pages(d, view, renderer=r)
-        tried.append(want)
-        if all(have[n] == want[n] for n in listed):
-            return [
-                Claim(f"report {n}", True, f"rendered from the recorded values ({r})")
-                for n in listed
-            ]
-    # the differences against the renderer that matched most pages (the newest on a tie)
-    want = max(enumerate(tried), key=lambda t: (sum(have[n] == t[1][n] for n in listed), t[0]))[1]
+    tried = [(r, _pages(d, view, renderer=r)) for r in renderers(fmt)]
+    # the renderer that matched most pages (the newest on a tie): the pages are compared with it
+    _, best, want = max(
+        (sum(have[n] == w[n] for n in listed), i, r, w) for i, (r, w) in enumerate(tried)
+    )[1:]
     return [
-        Claim(f"report {n}", True, "rendered from the recorded values")
+        Claim(f"report {n}", True, f"rendered from the recorded values ({best})")
         if have[n] == want[n]
         else Claim(f"report {n}", False, f"{d / n}: missing")
         if have[n] is None
