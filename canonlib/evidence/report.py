@@ -25,6 +25,7 @@ import math
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -420,6 +421,29 @@ def _cells(values: list[Any]) -> list[str]:
     return [cell(v) for v in values]
 
 
+# a table's columns: a row's key, or a function of the row
+Column = str | Callable[[dict[str, Any]], Any]
+RECIPES_MD: tuple[Column, ...] = (
+    "recipe", label_head, reason, notes, "latest", "level", "tests_executed",
+)  # fmt: skip
+RECIPES_HTML: tuple[Column, ...] = (
+    "recipe", label_head, reason, notes, "latest", "canonical_before", "canonical_after",
+    "level", "tests_executed", "duration_s",
+)  # fmt: skip
+HISTORY: tuple[Column, ...] = (
+    "run_id", "decision", "latest", "canonical_after", "level", label_head, reason,
+)  # fmt: skip
+RUNG_ROW: tuple[Column, ...] = ("run_id", *RUNGS)
+NOTEBOOK_MD: tuple[Column, ...] = (
+    "name", lambda n: "ok" if n.get("ok") else "FAILED", "seconds", "problems",
+)  # fmt: skip
+
+
+def row_cells(row: dict[str, Any], columns: tuple[Column, ...]) -> list[str]:
+    """``row``'s cells in ``columns``, each as a table shows it (:func:`cell`)."""
+    return [cell(c(row) if callable(c) else row.get(c)) for c in columns]
+
+
 def page_values(
     v: View, *, links: dict[str, str], figures: dict[str, tuple[str, str]]
 ) -> dict[str, Any]:
@@ -429,41 +453,9 @@ def page_values(
     ``links``: notebook name -> its rendered HTML file (relative);
     ``figures``: name -> (base64 PNG, alt).
     """
-    recipes = [
-        {
-            "md": _cells(
-                [
-                    r.get("recipe"),
-                    label_head(r),
-                    reason(r),
-                    notes(r),
-                    r.get("latest"),
-                    r.get("level"),
-                    r.get("tests_executed"),
-                ]
-            ),
-            "html": _cells(
-                [
-                    r.get("recipe"),
-                    label_head(r),
-                    reason(r),
-                    notes(r),
-                    r.get("latest"),
-                    r.get("canonical_before"),
-                    r.get("canonical_after"),
-                    r.get("level"),
-                    r.get("tests_executed"),
-                    r.get("duration_s"),
-                ]
-            ),
-            "style": _row_style(r.get("label")),
-            "attrs": (str(r.get("recipe")), outcome(r.get("label"))),
-        }
-        for r in v.rows
-    ]
     changes = canonical_changes(v.rows)
     inv = v.investigate
-    failed = [c for c in v.claims if not c.get("ok")]
+    history = (inv or {}).get("investigate_rows") or []
     disk = None
     if v.disk:
         head, rows = disk_lines(v.disk)
@@ -482,36 +474,27 @@ def page_values(
         "code_line": code_line(v.code),
         "interrupted": v.interrupted,
         "sweep_run_id": str(v.sweep_run_id),
-        "recipes": recipes,
+        "recipes": [
+            {
+                "md": row_cells(r, RECIPES_MD),
+                "html": row_cells(r, RECIPES_HTML),
+                "style": _row_style(r.get("label")),
+                "attrs": (str(r.get("recipe")), outcome(r.get("label"))),
+            }
+            for r in v.rows
+        ],
         "legend": [(ROW_COLOURS[k], k, words) for k, (_, words) in OUTCOMES.items() if k != "?"],
         "changes": [_cells([c["recipe"], c["before"], c["after"], c["changed"]]) for c in changes],
         "change_styles": ["font-weight:bold" if c["changed"] else "" for c in changes],
-        "investigate": None
-        if not inv
-        else {
+        "investigate": inv
+        and {
             "investigated": str(inv.get("investigated", "-")),
             "investigated_cell": cell(inv.get("investigated")),
             "reason": inv.get("investigate_reason"),
             "reason_cell": cell(inv.get("investigate_reason")),
-            "rows": [
-                _cells(
-                    [
-                        r.get("run_id"),
-                        r.get("decision"),
-                        r.get("latest"),
-                        r.get("canonical_after"),
-                        r.get("level"),
-                        label_head(r),
-                        reason(r),
-                    ]
-                )
-                for r in inv.get("investigate_rows") or []
-            ],
-            "row_styles": [_row_style(r.get("label")) for r in inv.get("investigate_rows") or []],
-            "rungs": [
-                _cells([r.get("run_id"), *[r.get(k) for k in RUNGS]])
-                for r in inv.get("investigate_rungs") or []
-            ],
+            "rows": [row_cells(r, HISTORY) for r in history],
+            "row_styles": [_row_style(r.get("label")) for r in history],
+            "rungs": [row_cells(r, RUNG_ROW) for r in inv.get("investigate_rungs") or []],
             "log_tail": inv.get("investigate_log_tail"),
         },
         "rungs_names": list(RUNGS),
@@ -520,7 +503,11 @@ def page_values(
             for c in v.claims
         ],
         "claim_styles": [_row_style("PASS" if c.get("ok") else "ERROR") for c in v.claims],
-        "failed_claims": [_cells([c["notebook"], c.get("name"), c.get("detail")]) for c in failed],
+        "failed_claims": [
+            _cells([c["notebook"], c.get("name"), c.get("detail")])
+            for c in v.claims
+            if not c.get("ok")
+        ],
         "outside": outside_rows(v.outside),
         "disk": disk,
         "figures": figures,
@@ -533,14 +520,7 @@ def page_values(
                 "style": _row_style("PASS" if n.get("ok") else "ERROR"),
                 "seconds": cell(n.get("seconds")),
                 "problems": cell(n.get("problems")),
-                "md": _cells(
-                    [
-                        n.get("name"),
-                        "ok" if n.get("ok") else "FAILED",
-                        n.get("seconds"),
-                        n.get("problems"),
-                    ]
-                ),
+                "md": row_cells(n, NOTEBOOK_MD),
             }
             for n in v.notebooks
         ],
