@@ -15,7 +15,7 @@ import pytest
 
 from canonlib.cli.main import main
 from canonlib.evidence.manifest import ENVELOPE, EVIDENCE_FORMAT, LOG_PROOF, MANIFEST, sha256_file
-from canonlib.evidence.records import RECORD_MIME, declared_problems, record_output
+from canonlib.evidence.records import RECORD_MIME, declared_problems, record, record_output
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evidence"
 # each canon that wrote evidence format 1 (no format in its manifest), with pages of its own
@@ -162,3 +162,8 @@ def test_the_record_mime_is_what_the_fixtures_hold():
     """The fixtures were written with this record type: changing it is a new format."""
     text = (FIXTURES / FORMAT_1[0] / "investigate.ipynb").read_text()
     assert RECORD_MIME in text
+
+
+def test_a_notebook_cannot_record_a_name_no_notebook_declares():
+    with pytest.raises(ValueError, match="record 'bogus' is declared by no notebook"):
+        record("bogus", 1)
