@@ -450,15 +450,15 @@ def _declared(fmt: int, recs: dict[str, dict]) -> list[Claim]:
 def _shown(
     d: Path, recs: dict[str, dict], reg: Registry, config: dict[str, Any], fmt: int | None = None
 ) -> list[Claim]:
-    """What the notebooks show, re-derived; with ``fmt`` (a format this canon knows), first
+    """What the notebooks show, re-derived; with ``fmt`` (a format this canon knows), then
     that every record is one the format declares."""
-    out = _declared(fmt, recs) if fmt is not None and fmt in FORMAT_RECORDS else []
+    out: list[Claim] = []
     bundle = _Bundle(d, reg, config)
     for nb, r in recs.items():
         key, check = SHOWN.get(nb, ("", None))
         if check is not None and key in r:
             out += check(bundle, nb, r)
-    return out
+    return out + (_declared(fmt, recs) if fmt is not None and fmt in FORMAT_RECORDS else [])
 
 
 def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[Claim]:
