@@ -6,7 +6,8 @@ With no canonical yet, the single subject is the fleet at its commit
 the dir's ``records.json`` (``digest.sha256``).  So there is always at least one.
 
 Predicate (the in-toto test-result predicate, ``result`` PASSED/FAILED, plus a
-``canon`` object): run id, suite, parameters, start/end, code and fleet
+``canon`` object): the evidence format (:data:`EVIDENCE_FORMAT`; a dir without
+one is format 1), run id, suite, parameters, start/end, code and fleet
 identity, config hash, the verdict, each notebook's records, the result rows
 it claims, the canonicals, the promotion-chain head and the sha256 of every file.
 """
