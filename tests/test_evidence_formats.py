@@ -9,6 +9,9 @@ import contextlib
 import io
 import json
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ import pytest
 from canonlib.cli.main import main
 from canonlib.evidence.manifest import ENVELOPE, EVIDENCE_FORMAT, LOG_PROOF, MANIFEST, sha256_file
 from canonlib.evidence.records import RECORD_MIME, declared_problems, record, record_output
+from canonlib.evidence.report import RENDERERS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evidence"
 # each canon that wrote evidence format 1 (no format in its manifest), with pages of its own
@@ -167,3 +171,19 @@ def test_the_record_mime_is_what_the_fixtures_hold():
 def test_a_notebook_cannot_record_a_name_no_notebook_declares():
     with pytest.raises(ValueError, match="record 'bogus' is declared by no notebook"):
         record("bogus", 1)
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_every_formats_templates(tmp_path):
+    """An installed canon (pipx install .) must find the templates of every format it verifies."""
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+         "-w", str(tmp_path), str(root)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    [wheel] = tmp_path.glob("canon-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for r in RENDERERS:
+        for page in ("summary.md.j2", "index.html.j2", "macros.md.j2", "macros.html.j2"):
+            assert f"canonlib/evidence/templates/{r.folder}/{page}" in names, (r, page)
