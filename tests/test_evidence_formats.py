@@ -176,12 +176,18 @@ def test_a_notebook_cannot_record_a_name_no_notebook_declares():
 @pytest.mark.slow
 def test_the_wheel_ships_every_formats_templates(tmp_path):
     """An installed canon (pipx install .) must find the templates of every format it verifies."""
-    root = Path(__file__).resolve().parent.parent
+    root, src = Path(__file__).resolve().parent.parent, tmp_path / "src"
+    # a clean copy: a build/ or *.egg-info left in the tree would ship what it listed before
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(root / "canonlib", src / "canonlib", ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(root / name, src / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-         "-w", str(tmp_path), str(root)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     [wheel] = tmp_path.glob("canon-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for r in RENDERERS:
