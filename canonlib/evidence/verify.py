@@ -419,8 +419,9 @@ def _shown_verify(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
     return [Claim(f"{nb}: verified {r.get('verified')}", True, detail)]
 
 
-# what each notebook shows, re-derived from the bundle: one function per notebook, run when the
-# record it starts from is there (one missing is a failure of the declared-records claim)
+# what each notebook shows, re-derived from the bundle: one function per notebook, run on every
+# notebook that holds the record it starts from (one missing or misplaced also fails the
+# declared-records claim)
 SHOWN: dict[str, tuple[str, Callable[[_Bundle, str, dict[str, Any]], list[Claim]]]] = {
     "sweep": ("sweep_run_id", _shown_sweep),
     "determinism": ("determinism_run_id", _shown_determinism),
@@ -436,6 +437,8 @@ def _declared(fmt: int, recs: dict[str, dict]) -> list[Claim]:
     """Each notebook's records are the ones its format declares, of the declared types."""
     out = []
     for nb, r in recs.items():
+        if nb not in FORMAT_RECORDS[fmt]:
+            continue  # a notebook no suite declares: the suite claim fails, naming it
         problems = declared_problems(fmt, nb, r)
         out.append(
             Claim(
@@ -455,9 +458,9 @@ def _shown(
     out: list[Claim] = []
     bundle = _Bundle(d, reg, config)
     for nb, r in recs.items():
-        key, check = SHOWN.get(nb, ("", None))
-        if check is not None and key in r:
-            out += check(bundle, nb, r)
+        for key, check in SHOWN.values():
+            if key in r:
+                out += check(bundle, nb, r)
     return out + (_declared(fmt, recs) if fmt is not None and fmt in FORMAT_RECORDS else [])
 
 
