@@ -136,8 +136,8 @@ V, S = {"verified": "d", "claims": []}, {"sweep_rows": [], "canonicals_before_af
     "notebook, recorded, problems",
     [
         ("verify", {**V, "complete": True}, []),
-        ("verify", {**V, "verify_ok": "yes"}, ["record 'verify_ok' holds a str, not true/false"]),
-        ("sweep", {**S, "sweep_run_id": 5}, ["record 'sweep_run_id' holds a int, not text"]),
+        ("verify", {**V, "verify_ok": "yes"}, ["record 'verify_ok' holds text, not true/false"]),
+        ("sweep", {**S, "sweep_run_id": 5}, ["record 'sweep_run_id' holds a number, not text"]),
         ("sweep", S, ["record 'sweep_run_id' is missing"]),
         (
             "disk_budget",
@@ -151,7 +151,7 @@ V, S = {"verified": "d", "claims": []}, {"sweep_rows": [], "canonicals_before_af
 def test_declared_records(notebook, recorded, problems):
     got = declared_problems(1, notebook, recorded)
     if problems is None:
-        assert "record 'investigate_failing_runs' holds True, not a number" in got
+        assert "record 'investigate_failing_runs' holds true/false, not a number" in got
     else:
         assert got == problems
 

@@ -693,7 +693,7 @@ def test_claims_not_a_list(ev):
     edit_records(ev, "samever", "claims", lambda claims: {"x": 1})
     bad = [s for s in failed(verify(ev)) if s.startswith("FAIL samever: ")]
     declared = f"FAIL samever: records as format {EVIDENCE_FORMAT} declares them: "
-    assert bad.pop() == declared + "record 'claims' holds a dict, not a list"
+    assert bad.pop() == declared + "record 'claims' holds an object, not a list"
     assert bad and all(s.endswith("re-derived but not recorded by the notebook") for s in bad)
     assert len(bad) == 5
 

@@ -83,17 +83,20 @@ class Declared:
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is not what this record holds (None when it is)."""
-        if isinstance(value, bool) and bool not in self.types:
-            return f"holds {value!r}, not {self.kinds}"
-        if not isinstance(value, self.types):
-            return f"holds a {type(value).__name__}, not {self.kinds}"
-        return None
+        if isinstance(value, self.types) and not (
+            isinstance(value, bool) and bool not in self.types
+        ):
+            return None
+        return f"holds {_KINDS.get(type(value), type(value).__name__)}, not {self.kinds}"
 
     @property
     def kinds(self) -> str:
-        names = {str: "text", int: "a number", float: "a number", bool: "true/false"}
-        names.update({list: "a list", dict: "an object", type(None): "null"})
-        return " or ".join(dict.fromkeys(names[t] for t in self.types))
+        return " or ".join(dict.fromkeys(_KINDS[t] for t in self.types))
+
+
+# each JSON type in words
+_KINDS = {str: "text", int: "a number", float: "a number", bool: "true/false", list: "a list"}
+_KINDS.update({dict: "an object", type(None): "null"})
 
 
 def _declare(*records: Declared) -> dict[str, Declared]:
@@ -103,8 +106,8 @@ def _declare(*records: Declared) -> dict[str, Declared]:
 _TEXT, _LIST, _DICT = (str,), (list,), (dict,)
 _CLAIMS = Declared("claims", _LIST, tuple(CLAIM_COLUMNS))
 # what each notebook records, declared once: the notebooks record through these (record()
-# refuses a name its notebook does not declare), the report reads them, verify checks a dir's
-# records against the declarations of its format (one undeclared is a failure naming it)
+# refuses a name no notebook declares and takes a table's columns from here), and verify checks
+# a dir's records against the declarations of its format (one undeclared fails, named)
 NOTEBOOK_RECORDS: dict[str, dict[str, Declared]] = {
     "sweep": _declare(
         Declared("sweep_run_id", _TEXT),
