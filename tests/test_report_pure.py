@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from canonlib.evidence import figures, investigate
+from canonlib.evidence import figures, investigate, report
 from canonlib.evidence.progress import SweepTail
 from canonlib.evidence.report import (
     canonical_changes,
@@ -314,3 +314,96 @@ def test_progress_lines_are_plain_off_a_tty_and_coloured_on_one(monkeypatch):
     seen = os.read(master, 4096).decode()
     os.close(master)
     assert "\033[31mERROR\033[0m" in seen
+
+
+# -- upstream text in the pages: data, never markup ------------------------------------
+
+PAYLOAD = "<script>alert(document.domain)</script><svg/onload=alert(1)><img src=x onerror=alert(2)>"
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        (PAYLOAD, PAYLOAD.replace("<", "&lt;").replace(">", "&gt;")),
+        ("a|b", "a\\|b"),
+        ("snake_case_name and /tmp/x_y", "snake_case_name and /tmp/x_y"),
+        ("_em_ and *strong*", "\\_em\\_ and \\*strong\\*"),
+        ("[click](javascript:alert(1)) ![x](y)", "\\[click\\](javascript:alert(1)) \\!\\[x\\](y)"),
+        ("`code` ~~gone~~ # head", "\\`code\\` \\~\\~gone\\~\\~ \\# head"),
+        ("a\nb\rc\x1bd", "a b c d"),
+        ("&lt; stays text", "&amp;lt; stays text"),
+        ("C:\\path", "C:\\\\path"),
+    ],
+)
+def test_md_text_escapes_every_markdown_and_html_mark(text, shown):
+    assert report.md_text(text) == shown
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [("run-1", "`run-1`"), ("a`b", "``a`b``"), ("`x", "`` `x ``"), ("a``b", "```a``b```")],
+)
+def test_md_code_fences_past_every_backtick_run(text, shown):
+    assert report.md_code(text) == shown
+
+
+def _hostile_view() -> report.View:
+    row = {
+        "recipe": "evil",
+        "label": f"FAIL ({PAYLOAD})",
+        "reason": PAYLOAD,
+        "warnings": [PAYLOAD],
+        "latest": PAYLOAD,
+        "canonical_before": None,
+        "canonical_after": PAYLOAD,
+    }
+    inv = {
+        "investigated": PAYLOAD,
+        "investigate_reason": PAYLOAD,
+        "investigate_rows": [dict(row, run_id=PAYLOAD)],
+        "investigate_rungs": [{"run_id": PAYLOAD, "install": PAYLOAD}],
+        "investigate_log_tail": PAYLOAD,
+    }
+    return report.View(
+        run_id="r1",
+        suite="weekly",
+        started="2026-11-27T21:57:27Z",
+        finished="2026-11-27T21:59:27Z",
+        result="FAILED",
+        verdict_line=f"FAILED: evil FAIL ({PAYLOAD})",
+        fleet_commit="abc",
+        fleet_dirty=False,
+        code={"version": PAYLOAD},
+        notebooks=[{"name": "sweep", "ok": False, "problems": [PAYLOAD]}],
+        records={},
+        sweep_run_id="s1",
+        rows=[row],
+        claims=[{"notebook": "sweep", "name": PAYLOAD, "ok": False, "detail": PAYLOAD}],
+        disk={"rows": [{"recipe": PAYLOAD}], "shared": {PAYLOAD: 1}},
+        investigate=inv,
+        interrupted=PAYLOAD,
+        outside={"log": PAYLOAD},
+    )
+
+
+def test_upstream_text_reaches_the_pages_of_this_format_only_as_text():
+    pages = report.pages(
+        _hostile_view(), links={"sweep": "sweep.html"}, figures={"sweep": ("QUJD", PAYLOAD)}
+    )
+    md, page = pages[report.SUMMARY], pages[report.INDEX]
+    assert "<" not in md and ">" not in md
+    assert md.count("&lt;script&gt;alert(document.domain)") >= 8
+    for tag in ("<script", "<svg", "<img src=x"):
+        assert tag not in page
+    assert page.count("&lt;script&gt;alert(document.domain)&lt;/script&gt;") >= 10
+
+
+def test_a_format_1_page_is_rendered_by_the_canon_that_wrote_it():
+    """The frozen renderers differ where those canons differed (the 'Not checked here' part)."""
+    old, new = (next(r for r in report.RENDERERS if r.name == n) for n in ("69e593b", "cbc0eaf"))
+    v = _hostile_view()
+    a = report.pages(v, links={}, figures={}, renderer=old)
+    b = report.pages(v, links={}, figures={}, renderer=new)
+    assert "## Not checked here" in b[report.SUMMARY] and "Not checked" not in a[report.SUMMARY]
+    assert str(old) == "format 1, as canon 69e593b wrote it"
+    assert report.renderers(1) == [old, new] and report.renderers(99) == []

@@ -23,7 +23,14 @@ from canonlib.demo.fleet import EXPECTED
 from canonlib.evidence import signing
 from canonlib.evidence.bundle import CONFIG, REFS, REGISTRY
 from canonlib.evidence.log import parse_checkpoint
-from canonlib.evidence.manifest import ENVELOPE, LOG_PROOF, MANIFEST, canonical_json, hash_tree
+from canonlib.evidence.manifest import (
+    ENVELOPE,
+    EVIDENCE_FORMAT,
+    LOG_PROOF,
+    MANIFEST,
+    canonical_json,
+    hash_tree,
+)
 from canonlib.evidence.records import RECORD_MIME, RECORDS, record_output
 from canonlib.evidence.suites import SUITES
 from canonlib.evidence.verify import verify
@@ -173,8 +180,8 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
         f"({parse_checkpoint(proof['checkpoint']).short()})",
         f"ok file hashes: {len(pred['files'])} files match the manifest",
         f"ok suite all complete: {', '.join(NOTEBOOKS)}; nothing undeclared",
-        "ok report summary.md: rendered from the recorded values",
-        "ok report index.html: rendered from the recorded values",
+        f"ok report summary.md: rendered from the recorded values (format {EVIDENCE_FORMAT})",
+        f"ok report index.html: rendered from the recorded values (format {EVIDENCE_FORMAT})",
     ]
     for nb in NOTEBOOKS:
         head += [
@@ -224,6 +231,10 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
         f"{len(history)} rows equal the bundled registry" in shown
     )
     assert "ok investigate: rungs shown for lasuite-docs: 0 runs" in shown
+    for nb in NOTEBOOKS:  # every record is one the dir's format declares
+        assert any(
+            c.startswith(f"ok {nb}: records as format {EVIDENCE_FORMAT} declares") for c in shown
+        )
     refs = json.loads((ev / REFS).read_text())
     tags = [
         f"ok canonical {c.recipe}: commit == tag: "
@@ -681,6 +692,8 @@ def test_claim_left_out_and_claim_made_up(ev):
 def test_claims_not_a_list(ev):
     edit_records(ev, "samever", "claims", lambda claims: {"x": 1})
     bad = [s for s in failed(verify(ev)) if s.startswith("FAIL samever: ")]
+    declared = f"FAIL samever: records as format {EVIDENCE_FORMAT} declares them: "
+    assert bad.pop() == declared + "record 'claims' holds an object, not a list"
     assert bad and all(s.endswith("re-derived but not recorded by the notebook") for s in bad)
     assert len(bad) == 5
 

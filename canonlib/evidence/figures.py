@@ -12,6 +12,7 @@ Used by the notebooks (:func:`show`) and by ``index.html`` (:func:`png_b64`).
 from __future__ import annotations
 
 import base64
+import html
 import io
 import textwrap
 from typing import Any
@@ -265,8 +266,11 @@ def png_b64(fig, alt: str) -> tuple[str, str]:
 
 
 def show(fig, alt: str) -> None:
-    """Put ``fig`` into the notebook as a PNG with its alt text (and the text printed beneath)."""
-    from IPython.display import Image, Markdown, display
+    """Put ``fig`` into the notebook as a PNG with its alt text (and the text printed beneath).
+
+    The alt text holds upstream words (a recipe's name, its failing step's reason): it goes in
+    as text, escaped, never as Markdown or HTML a renderer would turn into markup."""
+    from IPython.display import Image, display
 
     display(Image(data=png_bytes(fig), format="png"), metadata={"image/png": {"alt": alt}})
-    display(Markdown(f"*{alt}*"))
+    display({"text/plain": alt, "text/html": f"<p><em>{html.escape(alt)}</em></p>"}, raw=True)

@@ -6,7 +6,8 @@ With no canonical yet, the single subject is the fleet at its commit
 the dir's ``records.json`` (``digest.sha256``).  So there is always at least one.
 
 Predicate (the in-toto test-result predicate, ``result`` PASSED/FAILED, plus a
-``canon`` object): run id, suite, parameters, start/end, code and fleet
+``canon`` object): the evidence format (:data:`EVIDENCE_FORMAT`; a dir without
+one is format 1), run id, suite, parameters, start/end, code and fleet
 identity, config hash, the verdict, each notebook's records, the result rows
 it claims, the canonicals, the promotion-chain head and the sha256 of every file.
 """
@@ -40,6 +41,10 @@ OUTSIDE_CHECKS = (
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 CANON_PREDICATE = "canon-evidence/v1"
+# the evidence format: the dir's layout, the records each notebook declares and the pages'
+# templates.  A dir without it is format 1.  Raise it when a change makes an old canon's
+# verify wrong about a new dir (it keeps a frozen copy of what it needs to check each format).
+EVIDENCE_FORMAT = 2
 RUN_KEYS = ("sweep_run_id", "determinism_run_id")
 
 
@@ -150,6 +155,7 @@ def statement(
             "configuration": [{"name": "canon.toml", "digest": {"sha256": config.digest}}],
             "canon": {
                 "type": CANON_PREDICATE,
+                "format": EVIDENCE_FORMAT,
                 "run_id": run_id,
                 "suite": ev.suite,
                 "parameters": params,

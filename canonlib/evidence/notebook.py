@@ -36,6 +36,7 @@ from canonlib.evidence.records import (  # noqa: E402
     CLAIM_COLUMNS,
     DISK_COLUMNS,
     HISTORY_COLUMNS,
+    RUNG_COLUMNS,
     SAMEVER_COLUMNS,
     SHOWN_COLUMNS,
     before_after,
@@ -45,7 +46,6 @@ from canonlib.evidence.records import (  # noqa: E402
 from canonlib.evidence.report import human_bytes
 from canonlib.evidence.verify import verify
 from canonlib.recipe.fleet import discover
-from canonlib.recipe.meta import RUNGS  # noqa: E402
 from canonlib.state.disk import disk_report
 from canonlib.state.registry import (
     Registry,  # noqa: E402
@@ -265,7 +265,7 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
     record("investigated", recipe)
     hist = record_rows("investigate_rows", rows, HISTORY_COLUMNS)
     rungs_rows = [{"run_id": r["run_id"], **(r["rungs"] or {})} for r in rows if r["rungs"]]
-    record("investigate_rungs", rungs_rows, ["run_id", *RUNGS])
+    record("investigate_rungs", rungs_rows, RUNG_COLUMNS)
     rungs = pd.DataFrame(rungs_rows)
     inv = investigation(recipe, rows)  # the reason, the streak and the last failing log's tail
     for key in (

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canonlib.recipe.meta import RUNGS
+
 RECORD_MIME = "application/vnd.canon.record+json"
 RECORDS = "records.json"
 SHOWN_COLUMNS = [
@@ -64,6 +66,107 @@ SAMEVER_COLUMNS = [
 BEFORE_AFTER_COLUMNS = ["recipe", "canonical_before", "canonical_after", "changed"]
 CLAIM_COLUMNS = ["name", "ok", "detail"]
 DISK_COLUMNS = ["recipe", "mirror_bytes", "slot_bytes", "snapshot_bytes"]
+
+
+RUNG_COLUMNS = ["run_id", *RUNGS]
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One value a notebook records: its name, the JSON type(s) it holds, and (for a table)
+    the columns it is shown with.  ``optional``: a run may leave it out."""
+
+    name: str
+    types: tuple[type, ...]
+    columns: tuple[str, ...] | None = None
+    optional: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not what this record holds (None when it is)."""
+        if isinstance(value, self.types) and not (
+            isinstance(value, bool) and bool not in self.types
+        ):
+            return None
+        return f"holds {_KINDS.get(type(value), type(value).__name__)}, not {self.kinds}"
+
+    @property
+    def kinds(self) -> str:
+        return " or ".join(dict.fromkeys(_KINDS[t] for t in self.types))
+
+
+# each JSON type in words
+_KINDS = {str: "text", int: "a number", float: "a number", bool: "true/false", list: "a list"}
+_KINDS.update({dict: "an object", type(None): "null"})
+
+
+def _declare(*records: Declared) -> dict[str, Declared]:
+    return {r.name: r for r in (*records, Declared("complete", (bool,)))}
+
+
+_TEXT, _LIST, _DICT = (str,), (list,), (dict,)
+_CLAIMS = Declared("claims", _LIST, tuple(CLAIM_COLUMNS))
+# what each notebook records, declared once: the notebooks record through these (record()
+# refuses a name no notebook declares and takes a table's columns from here), and verify checks
+# a dir's records against the declarations of its format (one undeclared fails, named)
+NOTEBOOK_RECORDS: dict[str, dict[str, Declared]] = {
+    "sweep": _declare(
+        Declared("sweep_run_id", _TEXT),
+        Declared("sweep_rows", _LIST, tuple(SHOWN_COLUMNS)),
+        Declared("canonicals_before_after", _LIST, tuple(BEFORE_AFTER_COLUMNS)),
+    ),
+    "determinism": _declare(
+        Declared("determinism_run_id", _TEXT),
+        Declared("determinism_rows", _LIST, tuple(SHOWN_COLUMNS)),
+        _CLAIMS,
+    ),
+    "disk_budget": _declare(Declared("disk", _DICT, tuple(DISK_COLUMNS)), _CLAIMS),
+    "investigate": _declare(
+        Declared("investigated", _TEXT),
+        Declared("investigate_rows", _LIST, tuple(HISTORY_COLUMNS)),
+        Declared("investigate_rungs", _LIST, tuple(RUNG_COLUMNS)),
+        Declared("investigate_reason", (str, type(None))),
+        Declared("investigate_failing_since", (str, type(None))),
+        Declared("investigate_failing_runs", (int,)),
+        Declared("investigate_log_tail", (str, type(None))),
+    ),
+    "tagged_promote": _declare(Declared("tagged_promote", _DICT), _CLAIMS),
+    "samever": _declare(
+        Declared("samever", _DICT),
+        Declared("samever_rows", _LIST, tuple(SAMEVER_COLUMNS)),
+        _CLAIMS,
+    ),
+    "verify": _declare(
+        Declared("verified", _TEXT), _CLAIMS, Declared("verify_ok", (bool,), optional=True)
+    ),
+}
+# the records of each evidence format (format 2 changed the pages, not the records)
+FORMAT_RECORDS: dict[int, dict[str, dict[str, Declared]]] = {
+    1: NOTEBOOK_RECORDS,
+    2: NOTEBOOK_RECORDS,
+}
+DECLARED: dict[str, Declared] = {
+    name: d for records in NOTEBOOK_RECORDS.values() for name, d in records.items()
+}
+
+
+def declared_problems(fmt: int, notebook: str, recorded: dict[str, Any]) -> list[str]:
+    """What notebook ``notebook`` recorded that evidence format ``fmt`` does not declare, holds
+    the wrong type, or leaves out; empty when every record is as declared."""
+    declared = FORMAT_RECORDS.get(fmt, {}).get(notebook)
+    if declared is None:
+        return [f"format {fmt} declares no notebook {notebook!r}"]
+    out = [
+        f"record {name!r} is not one format {fmt} declares for {notebook}"
+        for name in recorded
+        if name not in declared
+    ]
+    for name, d in declared.items():
+        if name not in recorded:
+            if not d.optional and name != "complete":  # no completion: said by completion_problems
+                out.append(f"record {name!r} is missing")
+        elif why := d.problem(recorded[name]):
+            out.append(f"record {name!r} {why}")
+    return out
 
 
 def before_after(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -161,11 +264,15 @@ def record_output(name: str, value: Any, columns: list[str] | None = None) -> tu
 
 
 def record(name: str, value: Any, columns: list[str] | None = None) -> None:
-    """Record a named value in the executing notebook's output, shown as text (or, with
-    ``columns``, as a table of its rows); the manifest and verify read it back."""
-    from IPython.display import display
+    """Record a declared value (:data:`NOTEBOOK_RECORDS`) in the executing notebook's output,
+    shown as text (or, for a table, as a table of its rows); the manifest and verify read it
+    back.  A name no notebook declares is refused before it reaches the evidence."""
+    from IPython.display import display  # deferred: only a notebook's kernel has IPython
 
-    data, metadata = record_output(name, value, columns)
+    d = DECLARED.get(name)
+    if d is None:
+        raise ValueError(f"record {name!r} is declared by no notebook (evidence/records.py)")
+    data, metadata = record_output(name, value, columns or (list(d.columns) if d.columns else None))
     display(data, raw=True, metadata=metadata)
 
 

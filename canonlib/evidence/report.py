@@ -6,12 +6,15 @@ the notebooks recorded (``records.json``, else each notebook's records in the
 manifest): the same values ``canon verify`` checks, so the page cannot say
 something the evidence does not.
 
-- :func:`report_view` gathers those values into a :class:`View` (pure);
-- :func:`summary_md` and :func:`index_html` render it (pure); the page shows the
-  figures the notebooks drew (:mod:`.figures`, each with its alt text);
+- :func:`report_view` gathers those values into a :class:`View` (pure), and
+  :func:`page_values` turns it into the plain strings the pages show;
+- the pages are Jinja2 templates in package data, one folder per evidence format
+  (``templates/<format>/``; HTML autoescaped, Markdown through :func:`md_text`), a
+  format's templates frozen once a canon shipped them (:data:`RENDERERS`);
 - :func:`write_report` writes ``summary.md``, ``index.html`` and each
   notebook as ``<nb>.html`` (nbconvert, code hidden, outputs kept) into the
-  dir, and appends the summary to ``$GITHUB_STEP_SUMMARY`` when it is set.
+  dir, and appends the summary to ``$GITHUB_STEP_SUMMARY`` when it is set;
+- :func:`report_claims` re-renders a dir's pages in its format and compares bytes.
 """
 
 from __future__ import annotations
@@ -20,14 +23,20 @@ import html
 import json
 import math
 import os
+import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jinja2
+from markupsafe import Markup
+
 from canonlib import tables
 from canonlib.claims import Claim
-from canonlib.evidence.manifest import OUTSIDE_CHECKS, hash_tree
+from canonlib.evidence.manifest import EVIDENCE_FORMAT, MANIFEST, OUTSIDE_CHECKS, hash_tree
 from canonlib.files import write_atomic
 from canonlib.recipe.meta import RUNGS
 from canonlib.sweep.words import DECISION_WORDS, FAILING_LABELS
@@ -311,24 +320,211 @@ def outside_rows(outside: dict[str, Any]) -> list[list[str]]:
     return [[name, what, state[name], opt] for name, opt, what in OUTSIDE_CHECKS]
 
 
-OUTSIDE_HEAD = (
-    "These pages and `canon verify DIR` re-check the run from the dir alone. Three checks "
-    "against the world they do not make; run them with:"
+# -- the pages: templates, one folder per format --------------------------------------
+# Each page is a Jinja2 template in package data (templates/<format>/…), fed the plain values
+# of :func:`page_values`.  A format's templates are frozen once a canon shipped them: verify
+# re-renders an old dir with the templates of its format and compares bytes.  Format 1 (dirs
+# with no format in the manifest) was written by two canons with different pages; verify tries
+# each, and says which matched.
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """The page templates of one evidence format, as one canon shipped them."""
+
+    format: int
+    name: str  # the canon commit that shipped them ("" for this canon's own format)
+    folder: str  # under templates/
+
+    def __str__(self) -> str:
+        return f"format {self.format}" + (f", as canon {self.name} wrote it" if self.name else "")
+
+
+RENDERERS = (
+    Renderer(1, "69e593b", "1/69e593b"),
+    Renderer(1, "cbc0eaf", "1/cbc0eaf"),
+    Renderer(EVIDENCE_FORMAT, "", str(EVIDENCE_FORMAT)),
 )
-STRICT_LINE = "canon verify DIR --key canon.pub --upstream --log CLONE --strict"
+CURRENT = RENDERERS[-1]
+_ENVS: dict[str, jinja2.Environment] = {}
+_ENVS_LOCK = threading.Lock()
 
 
-# -- summary.md -----------------------------------------------------------------------
+def renderers(fmt: int) -> list[Renderer]:
+    """The renderers of evidence format ``fmt`` (none for a format this canon does not know)."""
+    return [r for r in RENDERERS if r.format == fmt]
 
 
-def _md(v: Any) -> str:
+def _escape_html(v: Any) -> Markup:
+    """``html.escape``, as the format-1 pages escaped (``&#x27;`` for a quote)."""
+    return Markup(html.escape(str(v)))
+
+
+def md_cell(v: Any) -> str:
+    """A Markdown table cell as format 1 wrote it: ``|`` escaped, newlines as spaces."""
     return cell(v).replace("|", "\\|").replace("\n", " ")
 
 
-def md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
-    return out
+# Markdown's marks, each escaped with a backslash; "_" only where it could open or close
+# emphasis (inside a word, as in a path or a test name, it cannot)
+_MD_MARK = re.compile(r"[\\`*\[\]|~!#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def md_text(v: Any) -> str:
+    """Upstream text as Markdown text, never markup: ``&``, ``<`` and ``>`` as entities, every
+    other Markdown mark backslash-escaped, line breaks and control characters as spaces."""
+    text = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in str(v))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_MARK.sub(lambda m: "\\" + m.group(0), text)
+
+
+def md_code(v: Any) -> str:
+    """A Markdown code span holding ``v`` as it is: fenced by more backticks than it holds."""
+    text = "".join(" " if ord(ch) < 32 else ch for ch in str(v))
+    run = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (run + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _template_source(folder: str, name: str) -> str:
+    return resources.files("canonlib.evidence").joinpath("templates", folder, name).read_text()
+
+
+def environment(r: Renderer) -> jinja2.Environment:
+    """The Jinja2 environment of renderer ``r``: autoescape on for HTML, strict about names."""
+    with _ENVS_LOCK:
+        env = _ENVS.get(r.folder)
+        if env is None:
+            env = jinja2.Environment(
+                loader=jinja2.FunctionLoader(lambda name: _template_source(r.folder, name)),
+                autoescape=lambda name: not (name or "").endswith(".md.j2"),
+                undefined=jinja2.StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=True,
+            )
+            env.filters.update(h=_escape_html, mdcell=md_cell, md=md_text, code=md_code)
+            _ENVS[r.folder] = env
+        return env
+
+
+def render(r: Renderer, page: str, values: dict[str, Any]) -> str:
+    return environment(r).get_template(f"{page}.j2").render(values)
+
+
+def _row_style(label: Any) -> str:
+    return f"background:{ROW_COLOURS[outcome(label)]}"
+
+
+def _cells(values: list[Any]) -> list[str]:
+    return [cell(v) for v in values]
+
+
+# a table's columns: a row's key, or a function of the row
+Column = str | Callable[[dict[str, Any]], Any]
+RECIPES_MD: tuple[Column, ...] = (
+    "recipe", label_head, reason, notes, "latest", "level", "tests_executed",
+)  # fmt: skip
+RECIPES_HTML: tuple[Column, ...] = (
+    "recipe", label_head, reason, notes, "latest", "canonical_before", "canonical_after",
+    "level", "tests_executed", "duration_s",
+)  # fmt: skip
+HISTORY: tuple[Column, ...] = (
+    "run_id", "decision", "latest", "canonical_after", "level", label_head, reason,
+)  # fmt: skip
+RUNG_ROW: tuple[Column, ...] = ("run_id", *RUNGS)
+NOTEBOOK_MD: tuple[Column, ...] = (
+    "name", lambda n: "ok" if n.get("ok") else "FAILED", "seconds", "problems",
+)  # fmt: skip
+
+
+def row_cells(row: dict[str, Any], columns: tuple[Column, ...]) -> list[str]:
+    """``row``'s cells in ``columns``, each as a table shows it (:func:`cell`)."""
+    return [cell(c(row) if callable(c) else row.get(c)) for c in columns]
+
+
+def page_values(
+    v: View, *, links: dict[str, str], figures: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """Every value the pages show, as plain strings (a table cell already ``cell``-formatted):
+    the templates lay them out and escape them.
+
+    ``links``: notebook name -> its rendered HTML file (relative);
+    ``figures``: name -> (base64 PNG, alt).
+    """
+    changes = canonical_changes(v.rows)
+    inv = v.investigate
+    history = (inv or {}).get("investigate_rows") or []
+    disk = None
+    if v.disk:
+        head, rows = disk_lines(v.disk)
+        disk = {"head": head, "rows": [_cells(r + ["-"] * (5 - len(r))) for r in rows]}
+    return {
+        "suite": v.suite,
+        "run_id": v.run_id,
+        "result": v.result,
+        "verdict_line": v.verdict_line,
+        "verdict_rest": v.verdict_line.removeprefix(v.result).removeprefix(": "),
+        "started": short_date(v.started),
+        "finished": short_date(v.finished),
+        "fleet_commit": v.fleet_commit,
+        "fleet_dirty": v.fleet_dirty,
+        "fleet_html": (v.fleet_commit or "-")[:12] + (" (dirty)" if v.fleet_dirty else ""),
+        "code_line": code_line(v.code),
+        "interrupted": v.interrupted,
+        "sweep_run_id": str(v.sweep_run_id),
+        "recipes": [
+            {
+                "md": row_cells(r, RECIPES_MD),
+                "html": row_cells(r, RECIPES_HTML),
+                "style": _row_style(r.get("label")),
+                "attrs": (str(r.get("recipe")), outcome(r.get("label"))),
+            }
+            for r in v.rows
+        ],
+        "legend": [(ROW_COLOURS[k], k, words) for k, (_, words) in OUTCOMES.items() if k != "?"],
+        "changes": [_cells([c["recipe"], c["before"], c["after"], c["changed"]]) for c in changes],
+        "change_styles": ["font-weight:bold" if c["changed"] else "" for c in changes],
+        "investigate": inv
+        and {
+            "investigated": str(inv.get("investigated", "-")),
+            "investigated_cell": cell(inv.get("investigated")),
+            "reason": inv.get("investigate_reason"),
+            "reason_cell": cell(inv.get("investigate_reason")),
+            "rows": [row_cells(r, HISTORY) for r in history],
+            "row_styles": [_row_style(r.get("label")) for r in history],
+            "rungs": [row_cells(r, RUNG_ROW) for r in inv.get("investigate_rungs") or []],
+            "log_tail": inv.get("investigate_log_tail"),
+        },
+        "rungs_names": list(RUNGS),
+        "claims": [
+            _cells([c.get("notebook"), c.get("name"), bool(c.get("ok")), c.get("detail")])
+            for c in v.claims
+        ],
+        "claim_styles": [_row_style("PASS" if c.get("ok") else "ERROR") for c in v.claims],
+        "failed_claims": [
+            _cells([c["notebook"], c.get("name"), c.get("detail")])
+            for c in v.claims
+            if not c.get("ok")
+        ],
+        "outside": outside_rows(v.outside),
+        "disk": disk,
+        "figures": figures,
+        "notebooks": [
+            {
+                "name": str(n.get("name")),
+                "link": links.get(str(n.get("name"))),
+                "ipynb": str(n.get("file") or f"{n.get('name')}.ipynb"),
+                "ok": bool(n.get("ok")),
+                "style": _row_style("PASS" if n.get("ok") else "ERROR"),
+                "seconds": cell(n.get("seconds")),
+                "problems": cell(n.get("problems")),
+                "md": row_cells(n, NOTEBOOK_MD),
+            }
+            for n in v.notebooks
+        ],
+    }
 
 
 def disk_lines(disk: dict[str, Any]) -> tuple[str, list[list[Any]]]:
@@ -351,362 +547,29 @@ def disk_lines(disk: dict[str, Any]) -> tuple[str, list[list[Any]]]:
     return head, rows
 
 
+def pages(
+    v: View,
+    *,
+    links: dict[str, str],
+    figures: dict[str, tuple[str, str]],
+    renderer: Renderer = CURRENT,
+) -> dict[str, str]:
+    """summary.md and index.html of view ``v``, as ``renderer`` renders them."""
+    values = page_values(v, links=links, figures=figures)
+    return {SUMMARY: render(renderer, SUMMARY, values), INDEX: render(renderer, INDEX, values)}
+
+
 def summary_md(v: View) -> str:
     """The report as Markdown (a terminal and a forge's web view both read it)."""
-    mark = "✅" if v.result == "PASSED" else "❌"
-    fleet = f"`{v.fleet_commit[:12]}`" if v.fleet_commit else "-"
-    lines = [
-        f"# canon evidence {v.suite}: {mark} {v.result}",
-        "",
-        f"**{v.verdict_line}**",
-        "",
-        f"- run `{v.run_id}`, {short_date(v.started)} → {short_date(v.finished)}",
-        f"- fleet commit {fleet}{' (dirty)' if v.fleet_dirty else ''}; canon {code_line(v.code)}",
-    ]
-    if v.interrupted:
-        lines.append(f"- **interrupted by {v.interrupted}**: this dir holds what ran until then")
-    if v.rows:
-        lines += ["", f"## Recipes (sweep `{v.sweep_run_id}`)", ""]
-        lines += md_table(
-            ["recipe", "label", "reason", "warnings / incidents", "latest", "level", "tests"],
-            [
-                [
-                    r.get("recipe"),
-                    label_head(r),
-                    reason(r),
-                    notes(r),
-                    r.get("latest"),
-                    r.get("level"),
-                    r.get("tests_executed"),
-                ]
-                for r in v.rows
-            ],
-        )
-        changes = canonical_changes(v.rows)
-        lines += ["", "## Canonicals before → after", ""]
-        lines += md_table(
-            ["recipe", "before", "after", "changed"],
-            [[c["recipe"], c["before"], c["after"], c["changed"]] for c in changes],
-        )
-    if v.investigate:
-        lines += ["", "## Investigation", ""] + investigate_md(v.investigate)
-    failed = [c for c in v.claims if not c.get("ok")]
-    lines += [
-        "",
-        "## Claims checked",
-        "",
-        f"{len(v.claims)} claims recorded, {len(failed)} failed.",
-    ]
-    if failed:
-        lines += [""] + md_table(
-            ["notebook", "claim", "detail"],
-            [[c["notebook"], c.get("name"), c.get("detail")] for c in failed],
-        )
-    lines += ["", "## Not checked here", "", OUTSIDE_HEAD, ""]
-    lines += md_table(["check", "what it checks", "this run", "option"], outside_rows(v.outside))
-    lines += ["", f"All of them, each a failure when it cannot run: `{STRICT_LINE}`"]
-    if v.disk:
-        head, rows = disk_lines(v.disk)
-        lines += ["", "## Disk", "", head, ""]
-        lines += md_table(
-            ["recipe / shared", "mirror", "canonical slot", "of which snapshots", "bytes"],
-            [r + ["-"] * (5 - len(r)) for r in rows],
-        )
-    lines += ["", "## Notebooks", ""]
-    lines += md_table(
-        ["notebook", "result", "seconds", "problems"],
-        [
-            [n.get("name"), "ok" if n.get("ok") else "FAILED", n.get("seconds"), n.get("problems")]
-            for n in v.notebooks
-        ],
-    )
-    lines += ["", "Re-check it: `canon verify DIR` (DIR: this evidence dir, on any machine)", ""]
-    return "\n".join(lines)
-
-
-def investigate_md(inv: dict[str, Any]) -> list[str]:
-    lines = [f"Recipe **{inv.get('investigated', '-')}**."]
-    if inv.get("investigate_reason"):
-        lines += ["", f"Why: {inv['investigate_reason']}"]
-    rungs = inv.get("investigate_rungs") or []
-    if rungs:
-        lines += [""] + md_table(
-            ["run", *RUNGS], [[r.get("run_id"), *[r.get(k) for k in RUNGS]] for r in rungs]
-        )
-    return lines
-
-
-# -- index.html -----------------------------------------------------------------------
-
-CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:78em;
-padding:0 1em;color:#222;line-height:1.4}
-h1{font-size:1.6em;margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.5em 0} th,td{border:1px solid #bbb;
-padding:.3em .5em;text-align:left;vertical-align:top} th{background:#f3f3f3}
-td.reason{white-space:normal;overflow-wrap:anywhere;min-width:18em;max-width:36em}
-td.notes{white-space:normal;overflow-wrap:anywhere;max-width:16em}
-td.label{white-space:nowrap}
-td.num{text-align:right}
-.verdict{display:inline-block;padding:.3em .8em;border-radius:.3em;color:#fff;font-weight:bold}
-.PASSED{background:#1a9850} .FAILED{background:#b2182b}
-.swatch{display:inline-block;width:.9em;height:.9em;border:1px solid #555;margin-right:.3em;
-vertical-align:middle}
-figure{margin:1em 0} figcaption{font-size:.9em;color:#444} img{max-width:100%}
-dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}
-dl.meta dt{font-weight:bold}
-pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
-"""
-
-
-def _e(v: Any) -> str:
-    return html.escape(cell(v))
-
-
-def _row_style(label: Any) -> str:
-    return f"background:{ROW_COLOURS[outcome(label)]}"
-
-
-def _code_spans(text: str) -> str:
-    """Markdown's `code` spans as <code>, the rest escaped."""
-    parts = html.escape(text).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def html_table(
-    headers: list[str],
-    rows: list[list[Any]],
-    *,
-    styles: list[str] | None = None,
-    classes: dict[int, str] | None = None,
-    row_attrs: list[str] | None = None,
-) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = []
-    for i, r in enumerate(rows):
-        style = f' style="{styles[i]}"' if styles else ""
-        attrs = f" {row_attrs[i]}" if row_attrs else ""
-        tds = "".join(
-            f'<td class="{(classes or {}).get(j, "")}">{_e(c)}</td>' for j, c in enumerate(r)
-        )
-        body.append(f"<tr{style}{attrs}>{tds}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def figure_html(png_b64: str, alt: str) -> str:
-    return (
-        f'<figure><img src="data:image/png;base64,{png_b64}" alt="{html.escape(alt)}">'
-        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
-    )
-
-
-def legend_html() -> str:
-    items = [
-        f'<li><span class="swatch" style="background:{ROW_COLOURS[k]}"></span>'
-        f"<b>{html.escape(k)}</b>: "
-        f"{html.escape(words)}</li>"
-        for k, (_, words) in OUTCOMES.items()
-        if k != "?"
-    ]
-    return f'<ul class="legend">{"".join(items)}</ul>'
+    return pages(v, links={}, figures={})[SUMMARY]
 
 
 def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, str]]) -> str:
-    """The report as one self-contained page: no network, no JavaScript.
-
-    ``links``: notebook name -> its rendered HTML file (relative);
-    ``figures``: name -> (base64 PNG, alt).
-    """
-    fleet = (v.fleet_commit or "-")[:12] + (" (dirty)" if v.fleet_dirty else "")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>canon evidence {html.escape(v.suite)} {html.escape(v.run_id)}: "
-        f"{html.escape(v.result)}</title>",
-        f"<style>{CSS}</style></head><body>",
-        f"<h1>canon evidence: {html.escape(v.suite)}</h1>",
-        f'<p><span class="verdict {html.escape(v.result)}" id="verdict">'
-        f"{html.escape(v.result)}</span> "
-        f"{html.escape(v.verdict_line.removeprefix(v.result).removeprefix(': '))}</p>",
-        '<dl class="meta">',
-        f"<dt>run</dt><dd>{html.escape(v.run_id)}</dd>",
-        f"<dt>started</dt><dd>{html.escape(short_date(v.started))}</dd>",
-        f"<dt>finished</dt><dd>{html.escape(short_date(v.finished))}</dd>",
-        f"<dt>fleet commit</dt><dd><code>{html.escape(fleet)}</code></dd>",
-        f"<dt>canon</dt><dd>{html.escape(code_line(v.code))}</dd>",
-        "</dl>",
-    ]
-    if v.interrupted:
-        parts.append(
-            f"<p><b>Interrupted by {html.escape(v.interrupted)}</b>: "
-            "this dir holds what ran until then.</p>"
-        )
-    if v.rows:
-        parts += [
-            f'<h2 id="recipes">Recipes '
-            f"<small>(sweep {html.escape(str(v.sweep_run_id))})</small></h2>",
-            html_table(
-                [
-                    "recipe",
-                    "label",
-                    "reason",
-                    "warnings / incidents",
-                    "latest",
-                    "canonical before",
-                    "canonical after",
-                    "level",
-                    "tests",
-                    "seconds",
-                ],
-                [
-                    [
-                        r.get("recipe"),
-                        label_head(r),
-                        reason(r),
-                        notes(r),
-                        r.get("latest"),
-                        r.get("canonical_before"),
-                        r.get("canonical_after"),
-                        r.get("level"),
-                        r.get("tests_executed"),
-                        r.get("duration_s"),
-                    ]
-                    for r in v.rows
-                ],
-                styles=[_row_style(r.get("label")) for r in v.rows],
-                classes={1: "label", 2: "reason", 3: "notes", 7: "num", 8: "num", 9: "num"},
-                row_attrs=[
-                    f'data-recipe="{html.escape(str(r.get("recipe")))}" '
-                    f'data-outcome="{outcome(r.get("label"))}"'
-                    for r in v.rows
-                ],
-            ),
-            legend_html(),
-        ]
-    if "sweep" in figures:
-        parts.append(figure_html(*figures["sweep"]))
-    if v.rows:
-        changes = canonical_changes(v.rows)
-        parts += [
-            '<h2 id="canonicals">Canonicals before → after</h2>',
-            html_table(
-                ["recipe", "before", "after", "changed"],
-                [[c["recipe"], c["before"], c["after"], c["changed"]] for c in changes],
-                styles=["font-weight:bold" if c["changed"] else "" for c in changes],
-            ),
-        ]
-    if v.investigate:
-        parts += investigate_html(v.investigate)
-    if "investigate" in figures:
-        parts.append(figure_html(*figures["investigate"]))
-    failed = sum(not c.get("ok") for c in v.claims)
-    parts += [
-        f'<h2 id="claims">Claims checked <small>({len(v.claims)}, {failed} failed)</small></h2>',
-        html_table(
-            ["notebook", "claim", "holds", "detail"],
-            [
-                [c.get("notebook"), c.get("name"), bool(c.get("ok")), c.get("detail")]
-                for c in v.claims
-            ],
-            styles=[_row_style("PASS" if c.get("ok") else "ERROR") for c in v.claims],
-            classes={3: "reason"},
-        ),
-    ]
-    parts += [
-        '<h2 id="not-checked">Not checked here</h2>',
-        f"<p>{_code_spans(OUTSIDE_HEAD)}</p>",
-        html_table(["check", "what it checks", "this run", "option"], outside_rows(v.outside)),
-        "<p>All of them, each a failure when it cannot run: "
-        f"<code>{html.escape(STRICT_LINE)}</code></p>",
-    ]
-    if v.disk:
-        head, rows = disk_lines(v.disk)
-        parts += [
-            f'<h2 id="disk">Disk</h2><p>{html.escape(head)}</p>',
-            html_table(
-                ["recipe / shared", "mirror", "canonical slot", "of which snapshots", "bytes"],
-                [r + ["-"] * (5 - len(r)) for r in rows],
-                classes={1: "num", 2: "num", 3: "num", 4: "num"},
-            ),
-        ]
-    if "disk" in figures:
-        parts.append(figure_html(*figures["disk"]))
-    nb_rows = []
-    for n in v.notebooks:
-        name = str(n.get("name"))
-        link = links.get(name)
-        page = (
-            f'<a href="{html.escape(link)}">{html.escape(name)}</a>' if link else html.escape(name)
-        )
-        ipynb = html.escape(str(n.get("file") or f"{name}.ipynb"))
-        ok = bool(n.get("ok"))
-        nb_rows.append(
-            f'<tr style="{_row_style("PASS" if ok else "ERROR")}"><td>{page}</td>'
-            f'<td>{"ok" if ok else "FAILED"}</td><td class="num">{_e(n.get("seconds"))}</td>'
-            f'<td class="reason">{_e(n.get("problems"))}</td>'
-            f'<td><a href="{ipynb}">{ipynb}</a></td></tr>'
-        )
-    parts += [
-        '<h2 id="notebooks">Notebooks</h2>',
-        "<table><thead><tr><th>notebook (rendered, code hidden)</th><th>result</th><th>seconds</th>"
-        "<th>problems</th><th>executed notebook</th></tr></thead>"
-        f"<tbody>{''.join(nb_rows)}</tbody></table>",
-        "<p>Rendered from the values the notebooks recorded and the manifest; re-check them with "
-        f"<code>canon verify {html.escape(v.run_id)}</code>.</p>",
-        "</body></html>",
-    ]
-    return "\n".join(parts) + "\n"
-
-
-def investigate_html(inv: dict[str, Any]) -> list[str]:
-    out = [f'<h2 id="investigate">Investigation: {_e(inv.get("investigated"))}</h2>']
-    if inv.get("investigate_reason"):
-        out.append(f'<p class="reason">Why: {_e(inv["investigate_reason"])}</p>')
-    rows = inv.get("investigate_rows") or []
-    if rows:
-        out.append(
-            html_table(
-                ["run", "decision", "latest", "canonical after", "level", "label", "reason"],
-                [
-                    [
-                        r.get("run_id"),
-                        r.get("decision"),
-                        r.get("latest"),
-                        r.get("canonical_after"),
-                        r.get("level"),
-                        label_head(r),
-                        reason(r),
-                    ]
-                    for r in rows
-                ],
-                styles=[_row_style(r.get("label")) for r in rows],
-                classes={6: "reason"},
-            )
-        )
-    rungs = inv.get("investigate_rungs") or []
-    if rungs:
-        out.append(
-            html_table(
-                ["run", *RUNGS], [[r.get("run_id"), *[r.get(k) for k in RUNGS]] for r in rungs]
-            )
-        )
-    if inv.get("investigate_log_tail"):
-        out.append(
-            "<h3>Last failing log, tail</h3>"
-            f"<pre>{html.escape(str(inv['investigate_log_tail']))}</pre>"
-        )
-    return out
+    """The report as one self-contained page: no network, no JavaScript."""
+    return pages(v, links=links, figures=figures)[INDEX]
 
 
 # -- writing ---------------------------------------------------------------------------
-
-NOTEBOOK_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:78em;padding:0 1em;color:#222}
-table{border-collapse:collapse} th,td{border:1px solid #bbb;padding:.2em .5em} img{max-width:100%}
-pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}
-"""
-
 
 _EXPORTER: list[Any] = []
 _EXPORTER_LOCK = threading.Lock()
@@ -742,14 +605,8 @@ def warm_up() -> threading.Thread:
 def render_notebook(nb, name: str, dest: Path, exporter) -> None:
     """Notebook ``nb`` as a page of its own: no scripts, nothing fetched, a link to the index."""
     body, _ = exporter.from_notebook_node(nb)
-    title = html.escape(name)
-    write_atomic(
-        dest,
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f"<style>{NOTEBOOK_CSS}</style></head><body>"
-        f'<p><a href="{INDEX}">← the run\'s index</a></p>\n'
-        f"{body}\n</body></html>\n",
-    )
+    values = {"title": name, "index": INDEX, "body": Markup(body)}  # nbconvert escaped the body
+    write_atomic(dest, render(CURRENT, "notebook.html", values))
 
 
 def notebook_figures(nb: dict) -> list[tuple[str, str]]:
@@ -788,11 +645,8 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
             exporter = exporter or notebook_exporter()
             render_notebook(nb, name, dest, exporter)
         except Exception as e:  # noqa: BLE001 -- a broken notebook is shown as such, not a crash
-            write_atomic(
-                dest,
-                f"<!DOCTYPE html><p>{html.escape(src.name)} could not be rendered: "
-                f"{html.escape(str(e))}</p>\n",
-            )
+            values = {"file": src.name, "error": str(e)}
+            write_atomic(dest, render(CURRENT, "unrendered.html", values))
         written.append(dest)
     pages = _pages(d, v, parsed)
     md = pages[SUMMARY]
@@ -808,14 +662,15 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
     return [d / SUMMARY, d / INDEX, *written]
 
 
-def _pages(d: Path, v: View, parsed: dict[str, Any] | None = None) -> dict[str, str]:
+def _pages(
+    d: Path, v: View, parsed: dict[str, Any] | None = None, renderer: Renderer = CURRENT
+) -> dict[str, str]:
     """summary.md and index.html for view ``v`` of dir ``d``: each notebook in the dir is linked
     as ``<nb>.html`` and shows its first figure (from ``parsed`` when the caller has read it,
     else read from the dir; nothing rendered)."""
     import nbformat
 
     parsed = parsed or {}
-
     links: dict[str, str] = {}
     figs: dict[str, tuple[str, str]] = {}
     for n in v.notebooks:
@@ -831,51 +686,74 @@ def _pages(d: Path, v: View, parsed: dict[str, Any] | None = None) -> dict[str, 
             continue
         if shown and name in FIGURE_OF:
             figs[FIGURE_OF[name]] = shown[0]
-    return {SUMMARY: summary_md(v), INDEX: index_html(v, links=links, figures=figs)}
+    return pages(v, links=links, figures=figs, renderer=renderer)
+
+
+def page_format(stmt: dict[str, Any]) -> int | None:
+    """The evidence format a Statement says its pages are in (1 when it says none); None when
+    the field is there but not a format number."""
+    fmt = (stmt.get("predicate", {}).get("canon", {}) or {}).get("format", 1)
+    return fmt if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt >= 1 else None
+
+
+def newer_format(stmt: dict[str, Any]) -> int | None:
+    """The format of a dir written by a newer canon than this one (None when this canon knows
+    its format)."""
+    fmt = page_format(stmt)
+    return fmt if fmt is not None and fmt > EVIDENCE_FORMAT else None
+
+
+def _difference(path: Path, have: str, want: str) -> str:
+    """Where page ``have`` first differs from ``want``: its line and column, and the text there."""
+    got, exp = have.splitlines(), want.splitlines()
+    i = next(
+        (i for i, (a, b) in enumerate(zip(got, exp, strict=False)) if a != b),
+        min(len(got), len(exp)),
+    )
+    line, other = (got[i] if i < len(got) else ""), (exp[i] if i < len(exp) else "")
+    j = next(
+        (j for j, (a, b) in enumerate(zip(line, other, strict=False)) if a != b),
+        min(len(line), len(other)),
+    )
+    where = (
+        f"line {i + 1}, column {j + 1}: {line[max(0, j - 30) : j + 50]!r}"
+        if line
+        else "a line is missing"
+    )
+    return f"{path}: says what the recorded values do not (edited after the run?); {where}"
 
 
 def report_claims(d: str | Path, stmt: dict[str, Any]) -> list[Claim]:
-    """summary.md and index.html are what the recorded values render to: a page edited after the
-    run (its hash rewritten in the manifest, too) fails here, naming the first line that differs."""
+    """summary.md and index.html are what the recorded values render to, in the dir's format: a
+    page edited after the run (its hash rewritten in the manifest, too) fails here, naming the
+    first line that differs.  A format-1 dir may match either canon that wrote that format; the
+    claim names the one that did.  A dir of a newer format is not checked here (the caller says
+    so in one line: :func:`newer_format`)."""
     d = Path(d)
     files = (stmt.get("predicate", {}).get("canon", {}) or {}).get("files") or {}
     listed = [name for name in (SUMMARY, INDEX) if name in files]
     if not listed:
         return [Claim("report pages", True, "this run has no summary.md/index.html to check")]
-    want = _pages(d, report_view(d, stmt))
-    out = []
-    for name in listed:
-        have = (d / name).read_text() if (d / name).is_file() else None
-        if have == want[name]:
-            out.append(Claim(f"report {name}", True, "rendered from the recorded values"))
-            continue
-        if have is None:
-            out.append(Claim(f"report {name}", False, f"{d / name}: missing"))
-            continue
-        got, exp = have.splitlines(), want[name].splitlines()
-        i = next(
-            (i for i, (a, b) in enumerate(zip(got, exp, strict=False)) if a != b),
-            min(len(got), len(exp)),
-        )
-        line, other = (got[i] if i < len(got) else ""), (exp[i] if i < len(exp) else "")
-        j = next(
-            (j for j, (a, b) in enumerate(zip(line, other, strict=False)) if a != b),
-            min(len(line), len(other)),
-        )
-        where = (
-            f"line {i + 1}, column {j + 1}: {line[max(0, j - 30) : j + 50]!r}"
-            if line
-            else "a line is missing"
-        )
-        out.append(
-            Claim(
-                f"report {name}",
-                False,
-                f"{d / name}: says what the recorded values do not (edited after the run?); "
-                f"{where}",
-            )
-        )
-    return out
+    fmt = page_format(stmt)
+    if fmt is None:
+        return [Claim("report pages", False, f"{d / MANIFEST}: its format is not a number")]
+    if fmt > EVIDENCE_FORMAT:
+        return []
+    have = {n: (d / n).read_text() if (d / n).is_file() else None for n in listed}
+    view = report_view(d, stmt)
+    tried = [(r, _pages(d, view, renderer=r)) for r in renderers(fmt)]
+    # the renderer that matched most pages (the newest on a tie): the pages are compared with it
+    _, best, want = max(
+        (sum(have[n] == w[n] for n in listed), i, r, w) for i, (r, w) in enumerate(tried)
+    )[1:]
+    return [
+        Claim(f"report {n}", True, f"rendered from the recorded values ({best})")
+        if have[n] == want[n]
+        else Claim(f"report {n}", False, f"{d / n}: missing")
+        if have[n] is None
+        else Claim(f"report {n}", False, _difference(d / n, have[n], want[n]))
+        for n in listed
+    ]
 
 
 # -- finding and opening ---------------------------------------------------------------

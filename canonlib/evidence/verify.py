@@ -29,6 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,22 +49,25 @@ from canonlib.evidence.manifest import (
     hash_tree,
 )
 from canonlib.evidence.records import (
+    FORMAT_RECORDS,
     HISTORY_COLUMNS,
     RECORDS,
     SAMEVER_COLUMNS,
     before_after,
     completion_problems,
+    declared_problems,
     load_notebook,
     read_records,
     shown_problems,
     shown_rows,
 )
-from canonlib.evidence.report import report_claims
+from canonlib.evidence.report import newer_format, page_format, report_claims
 from canonlib.evidence.suites import SUITES, file_problem, required_files
 from canonlib.evidence.verdict import verdict
 from canonlib.state.registry import Registry
 
 UPSTREAM_TIMEOUT_S = 60.0
+NEWER_FORMAT = "written by a newer canon (format {n}): upgrade canon to check its pages"
 
 
 def _section(name: str, fn: Callable[[], list[Claim]]) -> list[Claim]:
@@ -110,6 +114,17 @@ def _manifest(d: Path) -> tuple[dict[str, Any], bytes]:
     if bad:
         raise _NotManifest(f"{d / MANIFEST}: not a canon evidence manifest ({'; '.join(bad)})")
     return m, raw
+
+
+def newer_format_line(d: str | Path) -> str | None:
+    """The one line for a dir a newer canon wrote (its pages are in a format this canon does
+    not know: not a tamper, exit 2), None for any other dir."""
+    try:
+        m, _ = _manifest(Path(d))
+    except _NotManifest:
+        return None
+    n = newer_format(m)
+    return NEWER_FORMAT.format(n=n) if n is not None else None
 
 
 # -- the dir itself --------------------------------------------------------------------------
@@ -334,106 +349,119 @@ def _scratch(d: Path, rel: str) -> Iterator[Path]:
         yield dest
 
 
-def _shown(d: Path, recs: dict[str, dict], reg: Registry, config: dict[str, Any]) -> list[Claim]:
-    out: list[Claim] = []
-    for nb, r in recs.items():
-        if "sweep_run_id" in r:
-            rows = reg.results(r["sweep_run_id"])
-            out.append(
-                _rows_claim(
-                    f"{nb}: rows shown for run {r['sweep_run_id']}",
-                    r.get("sweep_rows"),
-                    shown_rows(rows),
-                )
-            )
-            if "canonicals_before_after" in r:
-                ok = r["canonicals_before_after"] == before_after(rows)
-                out.append(
-                    Claim(
-                        f"{nb}: canonicals before and after run {r['sweep_run_id']}",
-                        ok,
-                        f"{len(rows)} recipes" if ok else "differ from the bundled registry",
-                    )
-                )
-        if "determinism_run_id" in r:
-            rid = r["determinism_run_id"]
-            out.append(
-                _rows_claim(
-                    f"{nb}: rows shown for run {rid}",
-                    r.get("determinism_rows"),
-                    shown_rows(reg.results(rid)),
-                )
-            )
-            out += _claims_claim(nb, r.get("claims"), proofs.determinism_claims(reg, rid))
-        if "investigated" in r:
-            rows = shown_rows(reg.results(recipe=r["investigated"]), HISTORY_COLUMNS)
-            out.append(
-                _rows_claim(
-                    f"{nb}: history shown for {r['investigated']}",
-                    r.get("investigate_rows"),
-                    rows,
-                    key="run_id",
-                )
-            )
-            rungs = [
-                {"run_id": x["run_id"], **(x["rungs"] or {})}
-                for x in reg.results(recipe=r["investigated"])
-                if x["rungs"]
-            ]
-            out.append(
-                Claim(
-                    f"{nb}: rungs shown for {r['investigated']}",
-                    r.get("investigate_rungs") == rungs,
-                    f"{len(rungs)} runs"
-                    if r.get("investigate_rungs") == rungs
-                    else "differ from the bundled registry",
-                )
-            )
-        if "tagged_promote" in r:
-            f = r["tagged_promote"]
-            with _scratch(d, f["scratch_db"]) as db:
-                out += _claims_claim(
-                    nb,
-                    r.get("claims"),
-                    proofs.tagged_promote_claims(db, f["recipe"], f["tag"], f["commit"], f),
-                )
-        if "samever" in r:
-            f = r["samever"]
-            with _scratch(d, f["scratch_db"]) as db:
-                with Registry.open(db) as scratch:
-                    runs = [x for rid in f["runs"] for x in scratch.results(rid, f["recipe"])]
-                ok = r.get("samever_rows") == shown_rows(runs, SAMEVER_COLUMNS)
-                out.append(
-                    Claim(
-                        f"{nb}: the three scratch sweeps shown",
-                        ok,
-                        f"{len(runs)} rows" if ok else "differ from the scratch registry",
-                    )
-                )
-                out += _claims_claim(
-                    nb,
-                    r.get("claims"),
-                    proofs.samever_claims(db, f["recipe"], f["runs"], f["new_tag"]),
-                )
-        if "disk" in r:
-            out += _claims_claim(nb, r.get("claims"), proofs.disk_claims(r["disk"]))
-            budget = config.get("disk_budget_bytes")
-            out.append(
-                Claim(
-                    f"{nb}: budget shown is the configured one",
-                    r["disk"]["budget_bytes"] == budget,
-                    f"shown {r['disk']['budget_bytes']:,}, bundled config {budget}",
-                )
-            )
-        if "verify_ok" in r:
-            out.append(
-                Claim(
-                    f"{nb}: verified {r.get('verified')}",
-                    True,
-                    "its target is not in this dir: re-check it with `canon verify TARGET`",
-                )
-            )
+@dataclass(frozen=True)
+class _Bundle:
+    """What a notebook's re-check reads: the dir, its bundled registry and config."""
+
+    dir: Path
+    reg: Registry
+    config: dict[str, Any]
+
+
+def _shown_sweep(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+    rid = r["sweep_run_id"]
+    rows = b.reg.results(rid)
+    out = [_rows_claim(f"{nb}: rows shown for run {rid}", r.get("sweep_rows"), shown_rows(rows))]
+    if "canonicals_before_after" in r:
+        ok = r["canonicals_before_after"] == before_after(rows)
+        detail = f"{len(rows)} recipes" if ok else "differ from the bundled registry"
+        out.append(Claim(f"{nb}: canonicals before and after run {rid}", ok, detail))
     return out
+
+
+def _shown_determinism(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+    rid = r["determinism_run_id"]
+    rows = shown_rows(b.reg.results(rid))
+    out = [_rows_claim(f"{nb}: rows shown for run {rid}", r.get("determinism_rows"), rows)]
+    return out + _claims_claim(nb, r.get("claims"), proofs.determinism_claims(b.reg, rid))
+
+
+def _shown_investigate(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+    recipe = r["investigated"]
+    results = b.reg.results(recipe=recipe)
+    rows = shown_rows(results, HISTORY_COLUMNS)
+    name = f"{nb}: history shown for {recipe}"
+    out = [_rows_claim(name, r.get("investigate_rows"), rows, key="run_id")]
+    rungs = [{"run_id": x["run_id"], **(x["rungs"] or {})} for x in results if x["rungs"]]
+    ok = r.get("investigate_rungs") == rungs
+    detail = f"{len(rungs)} runs" if ok else "differ from the bundled registry"
+    return [*out, Claim(f"{nb}: rungs shown for {recipe}", ok, detail)]
+
+
+def _shown_tagged_promote(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+    f = r["tagged_promote"]
+    with _scratch(b.dir, f["scratch_db"]) as db:
+        derived = proofs.tagged_promote_claims(db, f["recipe"], f["tag"], f["commit"], f)
+        return _claims_claim(nb, r.get("claims"), derived)
+
+
+def _shown_samever(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+    f = r["samever"]
+    with _scratch(b.dir, f["scratch_db"]) as db:
+        with Registry.open(db) as scratch:
+            runs = [x for rid in f["runs"] for x in scratch.results(rid, f["recipe"])]
+        ok = r.get("samever_rows") == shown_rows(runs, SAMEVER_COLUMNS)
+        detail = f"{len(runs)} rows" if ok else "differ from the scratch registry"
+        out = [Claim(f"{nb}: the three scratch sweeps shown", ok, detail)]
+        derived = proofs.samever_claims(db, f["recipe"], f["runs"], f["new_tag"])
+        return out + _claims_claim(nb, r.get("claims"), derived)
+
+
+def _shown_disk(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+    out = _claims_claim(nb, r.get("claims"), proofs.disk_claims(r["disk"]))
+    budget, shown = b.config.get("disk_budget_bytes"), r["disk"]["budget_bytes"]
+    detail = f"shown {shown:,}, bundled config {budget}"
+    return [*out, Claim(f"{nb}: budget shown is the configured one", shown == budget, detail)]
+
+
+def _shown_verify(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+    detail = "its target is not in this dir: re-check it with `canon verify TARGET`"
+    return [Claim(f"{nb}: verified {r.get('verified')}", True, detail)]
+
+
+# what each notebook shows, re-derived from the bundle: one function per notebook, run on every
+# notebook that holds the record it starts from (one missing or misplaced also fails the
+# declared-records claim)
+SHOWN: dict[str, tuple[str, Callable[[_Bundle, str, dict[str, Any]], list[Claim]]]] = {
+    "sweep": ("sweep_run_id", _shown_sweep),
+    "determinism": ("determinism_run_id", _shown_determinism),
+    "investigate": ("investigated", _shown_investigate),
+    "tagged_promote": ("tagged_promote", _shown_tagged_promote),
+    "samever": ("samever", _shown_samever),
+    "disk_budget": ("disk", _shown_disk),
+    "verify": ("verify_ok", _shown_verify),
+}
+
+
+def _declared(fmt: int, recs: dict[str, dict]) -> list[Claim]:
+    """Each notebook's records are the ones its format declares, of the declared types."""
+    out = []
+    for nb, r in recs.items():
+        if nb not in FORMAT_RECORDS[fmt]:
+            continue  # a notebook no suite declares: the suite claim fails, naming it
+        problems = declared_problems(fmt, nb, r)
+        out.append(
+            Claim(
+                f"{nb}: records as format {fmt} declares them",
+                not problems,
+                "; ".join(problems) or f"{len(r)} records, each declared",
+            )
+        )
+    return out
+
+
+def _shown(
+    d: Path, recs: dict[str, dict], reg: Registry, config: dict[str, Any], fmt: int | None = None
+) -> list[Claim]:
+    """What the notebooks show, re-derived; with ``fmt`` (a format this canon knows), then
+    that every record is one the format declares."""
+    out: list[Claim] = []
+    bundle = _Bundle(d, reg, config)
+    for nb, r in recs.items():
+        for key, check in SHOWN.values():
+            if key in r:
+                out += check(bundle, nb, r)
+    return out + (_declared(fmt, recs) if fmt is not None and fmt in FORMAT_RECORDS else [])
 
 
 def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[Claim]:
@@ -740,7 +768,9 @@ def verify(
         with open_copy(d / REGISTRY) as reg:
             claims += _section("bundled registry", lambda: _registry(pred, reg, subject))
             claims += _section("labels", lambda: proofs.label_claims(reg, _claimed_rows(d, pred)))
-            claims += _section("what the notebooks show", lambda: _shown(d, recs, reg, config))
+            claims += _section(
+                "what the notebooks show", lambda: _shown(d, recs, reg, config, page_format(m))
+            )
             claims += _section("commit == tag", lambda: _commit_is_tag(subject, refs, reg))
             claims += _section(
                 "verdict re-derived", lambda: _verdict(m, pred, nb_claims, recs, reg)
