@@ -13,7 +13,7 @@ from canonlib.cli.style import (
 )
 from canonlib.errors import UsageError
 from canonlib.evidence.log import log_claims
-from canonlib.evidence.verify import unchecked, unchecked_line, verify
+from canonlib.evidence.verify import not_evidence, unchecked, unchecked_line, verify
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -43,7 +43,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     rc = print_claims(claims, args)
     if not args.json:  # --json: the claims alone
         print(unchecked_line(names))
-    return rc
+    return 2 if not_evidence(claims) else rc
 
 
 def add_parser(sub) -> None:
@@ -55,7 +55,8 @@ def add_parser(sub) -> None:
             "any machine): file hashes, the suite complete, every notebook complete, what each "
             "notebook shows re-derived from the bundled registry, labels, the promotion chain, "
             "the proofs, commit == tag from the bundled refs, the verdict, the dir's entry in the "
-            "evidence log (log.proof). One line per claim; exit 1 if any fails; the last line "
+            "evidence log (log.proof). One line per claim; exit 1 if any fails, 2 if DIR holds no "
+            "readable canon manifest (not evidence); the last line "
             "names the checks that were not run. A FAILED week still verifies: the verdict line "
             "says FAILED. With --log CLONE (a git clone of the evidence log), also the whole "
             "log: its root, every checkpoint a prefix of the next, the registry chain never "
