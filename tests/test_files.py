@@ -149,3 +149,36 @@ def test_not_json_keeps_the_parsers_words():
         files.parse_json("{nope")
     assert e.value.why.startswith("Expecting property name")
     assert str(e.value).startswith("is not valid JSON (Expecting")
+
+
+# -- readers converted to files.py: a FIFO where a file should be never hangs them -------------
+
+
+def _in_child(code: str) -> str:
+    """Run ``code`` in a child Python; the timeout only guards this test run (a FIFO opened
+    for reading blocks forever on the old code)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return r.stdout.strip()
+
+
+def test_git_fast_path_leaves_a_fifo_to_git(tmp_path):
+    repo = tmp_path / "mirror.git"
+    (repo / "objects").mkdir(parents=True)
+    (repo / "HEAD").write_text("ref: refs/heads/main\n")
+    os.mkfifo(repo / "packed-refs")
+    code = f"from canonlib import git; print(git.read_refs_files({str(repo)!r}, ['refs/tags/']))"
+    assert _in_child(code) == "None"  # None: ask git itself
+
+
+def test_a_log_tail_of_a_fifo_is_empty(tmp_path):
+    os.mkfifo(tmp_path / "run.log")
+    code = (
+        "from canonlib.evidence.investigate import log_tail; "
+        f"print(repr(log_tail({str(tmp_path / 'run.log')!r})))"
+    )
+    assert _in_child(code) == "''"
