@@ -136,10 +136,23 @@ def test_a_dir_that_is_not_a_dir_is_not_evidence(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", [RECORDS, "sweep.ipynb", REFS, CONFIG, REGISTRY, "index.html", "summary.md"]
+    "name",
+    [
+        RECORDS,
+        "sweep.ipynb",
+        REFS,
+        CONFIG,
+        REGISTRY,
+        "index.html",
+        "summary.md",
+        "scratch/samever.db",
+        "results/",  # the first results file
+    ],
 )
 @pytest.mark.parametrize("make", [fifo, to_dev_zero, to_outside_fifo])
 def test_a_listed_file_that_is_not_a_regular_file_is_one_fail_line(ev, name, make):
+    if name.endswith("/"):
+        name += sorted(p.name for p in (ev / name).iterdir())[0]
     make(ev / name)
     rc, fails, out = verify(ev)
     assert rc == 1, out

@@ -484,8 +484,8 @@ def _scratch(d: Path, rel: str) -> Iterator[Path]:
             copy_file(rel, dest, FILE_CAP, within=d)
         except FileNotFoundError:
             raise ValueError(f"scratch registry {rel!r} is missing") from None
-        except FileProblem as e:
-            raise ValueError(f"scratch registry {rel!r} {e}") from None
+        except FileProblem:  # what it is: the dir's listing says, on its file line
+            raise ValueError(f"scratch registry {rel!r} not read, see file {rel}") from None
         yield dest
 
 
