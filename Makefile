@@ -47,6 +47,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/known_red.py
 	$(PY) bench/verify_offline.py
 	$(PY) bench/verify_log.py
+	$(PY) bench/verify_hostile.py
 	$(PY) bench/swarm_cold_run.py
 	$(PY) bench/report.py
 

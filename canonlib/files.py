@@ -18,16 +18,26 @@ what it is.  :func:`read_small_file` checks before it reads and reads at most
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 
 class FileProblem(Exception):
     """Why the file cannot be used, in words that fit after its path."""
+
+
+class NotJSON(FileProblem):
+    """The file was read, but is not UTF-8 JSON; ``why`` is the parser's own words."""
+
+    def __init__(self, words: str, why: str) -> None:
+        super().__init__(words)
+        self.why = why
 
 
 def _kind(mode: int) -> str:
@@ -43,25 +53,23 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_small_file(path: str | os.PathLike[str], cap: int) -> bytes:
-    """The bytes of ``path``, a regular file of at most ``cap`` bytes.
+def _open_regular(path: str | os.PathLike[str], cap: int) -> int:
+    """An fd of ``path``, checked before and after the open to be a regular file of at most
+    ``cap`` bytes (opened non-blocking: a FIFO swapped in after the stat cannot hang the open).
 
-    Raises :class:`FileNotFoundError` when it is missing (callers say what to do)
-    and :class:`FileProblem` for anything else that makes it unusable.
+    Raises :class:`FileNotFoundError` when it is missing and :class:`FileProblem` otherwise.
     """
-    path = Path(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:
         raise
-    except OSError as e:
-        raise FileProblem(f"cannot read: {e.strerror or e}") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise FileProblem(f"cannot read: {getattr(e, 'strerror', None) or e}") from None
     if not stat.S_ISREG(st.st_mode):
         raise FileProblem(f"is {_kind(st.st_mode)}; it must be a regular file")
     if st.st_size > cap:
         raise FileProblem(f"is {st.st_size} bytes; the limit is {cap}")
     try:
-        # O_NONBLOCK: had the file been swapped for a FIFO since the stat, open must not hang
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise
@@ -69,22 +77,61 @@ def read_small_file(path: str | os.PathLike[str], cap: int) -> bytes:
         raise FileProblem(f"cannot read: {e.strerror or e}") from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise FileProblem(f"is {_kind(st.st_mode)}; it must be a regular file")
-        chunks, size = [], 0
-        while size <= cap:
-            chunk = os.read(fd, cap + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+    except OSError as e:
+        os.close(fd)
+        raise FileProblem(f"cannot read: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise FileProblem(f"is {_kind(st.st_mode)}; it must be a regular file")
+    return fd
+
+
+def _chunks(fd: int, cap: int, size: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes of ``fd`` in chunks; :class:`FileProblem` once it has more than ``cap``
+    (a file that grew after its stat is caught too, and nothing past ``cap + 1`` is read)."""
+    total = 0
+    while total <= cap:
+        try:
+            chunk = os.read(fd, min(size, cap + 1 - total))
+        except OSError as e:
+            raise FileProblem(f"cannot read: {e.strerror or e}") from None
+        if not chunk:
+            return
+        total += len(chunk)
+        if total > cap:
+            break
+        yield chunk
+    raise FileProblem(f"is more than {cap} bytes; the limit is {cap}")
+
+
+def read_small_file(path: str | os.PathLike[str], cap: int) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``cap`` bytes.
+
+    Raises :class:`FileNotFoundError` when it is missing (callers say what to do)
+    and :class:`FileProblem` for anything else that makes it unusable.
+    """
+    fd = _open_regular(path, cap)
+    try:
+        return b"".join(_chunks(fd, cap, cap + 1))
+    finally:
+        os.close(fd)
+
+
+def read_range(path: str | os.PathLike[str], offset: int, n: int) -> bytes:
+    """At most ``n`` bytes of ``path`` from ``offset`` (from the end when ``offset`` is
+    negative), a regular file of any size: a log's tail, an object's header in a pack.
+
+    Raises :class:`FileNotFoundError` when it is missing and :class:`FileProblem` otherwise.
+    """
+    fd = _open_regular(path, 1 << 62)
+    try:
+        size = os.fstat(fd).st_size
+        start = max(size + offset, 0) if offset < 0 else offset
+        return os.pread(fd, n, start)
     except OSError as e:
         raise FileProblem(f"cannot read: {e.strerror or e}") from None
     finally:
         os.close(fd)
-    if size > cap:
-        raise FileProblem(f"is more than {cap} bytes; the limit is {cap}")
-    return b"".join(chunks)
 
 
 RECIPE_FILE_CAP = 1 << 20  # compose files, .env.sample, abra.sh: a few KiB in real recipes
@@ -105,19 +152,106 @@ def read_tree_file(tree: str | os.PathLike[str], name: str, cap: int = RECIPE_FI
     return read_small_file(resolved, cap).decode(errors="replace")
 
 
+def _inside(root: str | os.PathLike[str], name: str | os.PathLike[str]) -> str:
+    """``root/name`` resolved, or :class:`FileProblem` when it resolves out of ``root``."""
+    path = os.path.join(root, name)
+    try:
+        base = os.path.realpath(root)
+        resolved = os.path.realpath(path)  # a symlink loop stays unresolved: stat says ELOOP
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise FileProblem(f"cannot be resolved: {getattr(e, 'strerror', None) or e}") from None
+    if resolved != base and not resolved.startswith(base.rstrip(os.sep) + os.sep):
+        if os.path.islink(path):
+            raise FileProblem(
+                f"is a symlink to {os.readlink(path)} (a symlink out of {base}); refused"
+            )
+        raise FileProblem(f"resolves to {resolved}, out of {base}; refused")
+    return resolved
+
+
 def read_inside(root: str | os.PathLike[str], name: str | os.PathLike[str], cap: int) -> bytes:
     """The bytes of ``root/name``: a regular file of at most ``cap`` bytes that resolves
     inside ``root`` (a symlink out of it, to ``/dev/zero`` or ``/etc/passwd``, is refused).
 
     Raises :class:`FileNotFoundError` when it is missing and :class:`FileProblem` otherwise.
     """
-    base = Path(root).resolve()
-    path = Path(root) / name
-    resolved = path.resolve()
-    if resolved != base and base not in resolved.parents:
-        target = os.readlink(path) if path.is_symlink() else str(resolved)
-        raise FileProblem(f"is a symlink out of {base} (to {target}); refused")
-    return read_small_file(resolved, cap)
+    return read_small_file(_inside(root, name), cap)
+
+
+def hash_file(
+    path: str | os.PathLike[str], cap: int, *, within: str | os.PathLike[str] | None = None
+) -> str:
+    """The sha256 (hex) of a file canon did not just write, read as a stream: a regular file
+    of at most ``cap`` bytes, and (with ``within``) resolving inside that directory.
+
+    Raises :class:`FileNotFoundError` when it is missing and :class:`FileProblem` otherwise.
+    """
+    fd = _open_regular(_inside(within, path) if within is not None else path, cap)
+    try:
+        h = hashlib.sha256()
+        for chunk in _chunks(fd, cap):
+            h.update(chunk)
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def copy_file(
+    path: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    cap: int,
+    *,
+    within: str | os.PathLike[str] | None = None,
+) -> None:
+    """Copy a file canon did not just write to ``dest`` (a new private file), as a stream:
+    a regular file of at most ``cap`` bytes, resolving inside ``within`` when given.
+
+    Raises :class:`FileNotFoundError` when it is missing and :class:`FileProblem` otherwise
+    (``dest`` is then removed).
+    """
+    fd = _open_regular(_inside(within, path) if within is not None else path, cap)
+    try:
+        with open(dest, "xb") as out:
+            try:
+                for chunk in _chunks(fd, cap):
+                    out.write(chunk)
+            except BaseException:
+                out.close()
+                os.unlink(dest)
+                raise
+    finally:
+        os.close(fd)
+
+
+def list_tree(root: str | os.PathLike[str], limit: int) -> list[str]:
+    """Every entry under ``root`` that is not a directory (files, links, FIFOs, devices), as
+    sorted relative paths; directories are walked without following links and without
+    recursion.  :class:`FileProblem` when there are more than ``limit`` of them, or a
+    directory cannot be listed.
+    """
+    root = Path(root)
+    out: list[str] = []
+    todo = [""]
+    while todo:
+        rel = todo.pop()
+        try:
+            with os.scandir(root / rel) as it:
+                entries = list(it)
+        except OSError as e:
+            raise FileProblem(f"cannot list {rel or '.'}: {e.strerror or e}") from None
+        for entry in entries:
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                todo.append(name)
+                continue
+            out.append(name)
+            if len(out) > limit:
+                raise FileProblem(f"holds more than {limit} files; refused")
+    return sorted(out)
 
 
 JSON_DEPTH = 64  # canon's own JSON nests 5 deep; a manifest or marker deeper is not canon's
@@ -147,13 +281,14 @@ def parse_json(raw: bytes | str, depth: int = JSON_DEPTH) -> Any:
     try:
         text = raw.decode() if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as e:
-        raise FileProblem(f"is not UTF-8 text (byte {e.start})") from None
+        why = f"not UTF-8 text (byte {e.start})"
+        raise NotJSON(f"is {why}", why) from None
     try:
         value = json.loads(text)
     except RecursionError:
         raise FileProblem(f"is JSON nested deeper than {depth}; refused") from None
     except ValueError as e:
-        raise FileProblem(f"is not valid JSON ({e})") from None
+        raise NotJSON(f"is not valid JSON ({e})", str(e)) from None
     if json_depth(value) > depth:
         raise FileProblem(f"is JSON nested deeper than {depth}; refused")
     return value

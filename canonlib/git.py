@@ -16,8 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from canonlib.errors import CanonError
+from canonlib.files import FileProblem, read_range, read_small_file
 
 DEFAULT_TIMEOUT_S = 120.0
+# git's own files, read without git (a ref is 41 bytes; anything odd and git itself answers)
+REF_CAP = 4096
+PACKED_REFS_CAP = 64 << 20
+PACK_INDEX_CAP = 1 << 30
 ZERO = "0" * 40
 
 
@@ -220,14 +225,12 @@ def read_refs_files(repo: Path, prefixes: Sequence[str]) -> dict[str, str] | Non
             os.path.join(root, "reftable")
         ):
             return None
-        with open(os.path.join(root, "HEAD")) as f:
-            if not f.read().startswith("ref: refs/"):
-                return None
+        if not read_small_file(os.path.join(root, "HEAD"), REF_CAP).startswith(b"ref: refs/"):
+            return None
         refs: dict[str, str] = {}
         wanted = tuple(prefixes)
         try:
-            with open(os.path.join(root, "packed-refs")) as f:
-                packed = f.read()
+            packed = read_small_file(os.path.join(root, "packed-refs"), PACKED_REFS_CAP).decode()
         except FileNotFoundError:
             packed = ""
         for line in packed.splitlines():
@@ -242,7 +245,7 @@ def read_refs_files(repo: Path, prefixes: Sequence[str]) -> dict[str, str] | Non
             if not _read_loose_refs(root, prefix, refs):
                 return None
         return refs
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, FileProblem):
         return None
 
 
@@ -255,8 +258,7 @@ def _read_loose_refs(root: str, prefix: str, refs: dict[str, str]) -> bool:
         for name in files:
             if name.endswith(".lock"):
                 return False
-            with open(os.path.join(dirpath, name)) as f:
-                oid = f.read().strip()
+            oid = read_small_file(os.path.join(dirpath, name), REF_CAP).decode().strip()
             if not _OID.fullmatch(oid):
                 return False
             refs[f"{rel}/{name}"] = oid
@@ -387,8 +389,10 @@ class _ObjectStore:
                 raise _CannotTell
             if stem + ".pack" not in names:
                 continue  # git ignores an index without its pack
-            with open(os.path.join(pack_dir, idx), "rb") as f:
-                data = f.read()
+            try:
+                data = read_small_file(os.path.join(pack_dir, idx), PACK_INDEX_CAP)
+            except FileProblem:
+                raise _CannotTell from None
             if data[:8] != _IDX_V2:
                 raise _CannotTell
             fanout = struct.unpack_from(">256I", data, _FANOUT)
@@ -397,10 +401,12 @@ class _ObjectStore:
     def _loose(self, oid: str) -> bytes | None:
         """The start of a loose object's inflated bytes (header and a little body), or None."""
         try:
-            with open(os.path.join(self.dir, oid[:2], oid[2:]), "rb") as f:
-                head = zlib.decompressobj().decompress(f.read(512), 128)
+            start = read_range(os.path.join(self.dir, oid[:2], oid[2:]), 0, 512)
         except FileNotFoundError:
             return None
+        except FileProblem:
+            raise _CannotTell from None
+        head = zlib.decompressobj().decompress(start, 128)
         if not head.startswith(_TYPES) or b"\0" not in head:
             raise _CannotTell  # a damaged loose object: git says what it is
         return head
@@ -440,9 +446,10 @@ class _ObjectStore:
         if head is None:
             if where is None:
                 return None
-            with open(where[0], "rb") as f:
-                f.seek(where[1])
-                entry = f.read(512)
+            try:
+                entry = read_range(where[0], where[1], 512)
+            except (OSError, FileProblem):
+                raise _CannotTell from None
             if (entry[0] >> 4) & 7 != 1:
                 raise _CannotTell  # a delta (or not a commit): git resolves it
             i = 1

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -28,13 +27,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from canonlib import git
 from canonlib.config import Config
-from canonlib.files import write_atomic
+from canonlib.files import copy_file, write_atomic
 from canonlib.state.registry import Registry, sqlite_backup
 
 BUNDLE = "bundle"
 REGISTRY = f"{BUNDLE}/registry.db"
 REFS = f"{BUNDLE}/refs.json"
 CONFIG = f"{BUNDLE}/config.json"
+MANIFEST_CAP = 16 << 20  # manifest.json as read back (verify, the log): 72 KiB in the demo
 SECRET_KEY = re.compile(r"secret|token|passw|key|credential|auth", re.IGNORECASE)
 
 
@@ -43,12 +43,21 @@ def backup_registry(src: Path, dest: Path) -> None:
     sqlite_backup(src, dest)
 
 
+REGISTRY_CAP = 1 << 30  # a bundled registry a reviewer is handed: a few MiB in a real fleet
+
+
 @contextmanager
-def open_copy(db: Path) -> Iterator[Registry]:
-    """Open a private copy of a bundled registry: reading never writes into the evidence dir."""
+def open_copy(db: Path, *, within: Path | None = None) -> Iterator[Registry]:
+    """Open a private copy of a bundled registry: reading never writes into the evidence dir.
+
+    The copy is a stream of a regular file under :data:`REGISTRY_CAP` (resolving inside
+    ``within`` when given): a FIFO or a link to ``/dev/zero`` is a :class:`FileProblem`."""
     with tempfile.TemporaryDirectory(prefix="canon-verify-") as tmp:
         copy = Path(tmp) / "registry.db"
-        shutil.copyfile(db, copy)
+        if within is not None:
+            copy_file(Path(db).relative_to(within), copy, REGISTRY_CAP, within=within)
+        else:
+            copy_file(db, copy, REGISTRY_CAP)
         with Registry.open(copy) as reg:
             yield reg
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from canonlib.evidence.report import FAILING, label_head, outcome, reason
+from canonlib.files import FileProblem, read_range
 
 TAIL_CHARS = 3000
 
@@ -78,12 +79,8 @@ def log_tail(path: Any, chars: int = TAIL_CHARS) -> str:
         return ""
     p = Path(str(path))
     try:
-        with open(p, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(size - chars, 0))
-            return f.read().decode(errors="replace")
-    except OSError:
+        return read_range(p, -chars, chars).decode(errors="replace")
+    except (OSError, FileProblem):  # gone, or not a regular file (a FIFO would hang a read)
         return ""
 
 

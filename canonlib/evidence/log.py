@@ -43,9 +43,16 @@ from canonlib.claims import Claim
 from canonlib.config import Config
 from canonlib.errors import UsageError, one_line
 from canonlib.evidence import merkle, signing
-from canonlib.evidence.bundle import REGISTRY, open_copy
-from canonlib.evidence.manifest import ENVELOPE, LOG_PROOF, MANIFEST, sha256_file
-from canonlib.files import write_atomic
+from canonlib.evidence.bundle import MANIFEST_CAP, REGISTRY, open_copy
+from canonlib.evidence.manifest import ENVELOPE, LOG_PROOF, MANIFEST
+from canonlib.files import (
+    FileProblem,
+    hash_file,
+    parse_json,
+    read_inside,
+    read_small_file,
+    write_atomic,
+)
 
 ENTRIES = "entries.jsonl"
 CHECKPOINT = "checkpoint"
@@ -195,8 +202,8 @@ def _chain(d: Path, manifest: dict[str, Any], previous_length: int | None) -> di
 
 
 def make_entry(d: Path, previous: dict[str, Any] | None) -> dict[str, Any]:
-    raw = (d / MANIFEST).read_bytes()
-    m = json.loads(raw)
+    raw = read_inside(d, MANIFEST, MANIFEST_CAP)
+    m = parse_json(raw)
     canon = m["predicate"]["canon"]
     prev_len = (previous or {}).get("chain", {}).get("length")
     return {
@@ -205,7 +212,7 @@ def make_entry(d: Path, previous: dict[str, Any] | None) -> dict[str, Any]:
         "suite": canon["suite"],
         "verdict": m["predicate"].get("result"),
         "manifest_sha256": hashlib.sha256(raw).hexdigest(),
-        "envelope_sha256": sha256_file(d / ENVELOPE) if (d / ENVELOPE).exists() else None,
+        "envelope_sha256": _envelope_sha256(d),
         "chain": _chain(d, m, prev_len if isinstance(prev_len, int) else None),
         "time": canon.get("finished_at"),
     }
@@ -223,7 +230,7 @@ def append(config: Config, d: Path, out: Callable[[str], None] = print) -> dict[
     for _ in range(APPEND_TRIES):
         head = repo.head()
         lines = leaf_lines(repo.entries(head))
-        previous = json.loads(lines[-1]) if lines else None
+        previous = parse_json(lines[-1]) if lines else None
         entry = make_entry(d, previous)
         _refuse_older(d, entry, previous)
         line = entry_line(entry)
@@ -283,7 +290,7 @@ def status(config: Config) -> dict[str, Any]:
     note = git.read_blobs(repo.path, [f"{head}:{CHECKPOINT}"])[0] if head else None
     cp = parse_checkpoint(note.decode()) if note else None
     lines = leaf_lines(repo.entries(head)) if head else []
-    last = json.loads(lines[-1]) if lines else None
+    last = parse_json(lines[-1]) if lines else None
     return {
         "path": str(repo.path),
         "origin": config.log_origin,
@@ -311,8 +318,24 @@ def _refuse_older(d: Path, entry: dict[str, Any], previous: dict[str, Any] | Non
 # -- a reviewer's side: one dir's proof -------------------------------------------------------
 
 
+PROOF_CAP = 1 << 20  # an entry, an inclusion path of log2(entries) hashes and a checkpoint
+CHECKPOINT_CAP = 64 << 10
+
+
+def _envelope_sha256(d: Path) -> str | None:
+    """The envelope's sha256; an unusable one (a FIFO, a link out) hashes to its words, so a
+    log entry naming the real envelope differs (the signature claim names what it is)."""
+    if not os.path.lexists(d / ENVELOPE):
+        return None
+    try:
+        return hash_file(ENVELOPE, MANIFEST_CAP, within=d)
+    except (OSError, FileProblem) as e:
+        return f"unusable: {e}"
+
+
 def read_proof(d: Path) -> dict[str, Any]:
-    p = json.loads((d / LOG_PROOF).read_text())
+    """``d/log.proof``: :class:`FileProblem` when it is not a regular JSON file inside ``d``."""
+    p = parse_json(read_inside(d, LOG_PROOF, PROOF_CAP))
     if not isinstance(p, dict) or p.get("type") != PROOF_TYPE:
         raise ValueError(f"not a {PROOF_TYPE}")
     return p
@@ -320,9 +343,12 @@ def read_proof(d: Path) -> dict[str, Any]:
 
 def dir_claims(d: Path, raw: bytes, pred: dict[str, Any], key: Path | None) -> list[Claim]:
     """The dir's entry says this manifest, and its inclusion proof leads to the checkpoint."""
-    proof = read_proof(d)
-    entry = json.loads(proof["entry"])
-    env = sha256_file(d / ENVELOPE) if (d / ENVELOPE).exists() else None
+    try:
+        proof = read_proof(d)
+        entry = parse_json(proof["entry"])
+        env = _envelope_sha256(d)
+    except FileProblem as e:
+        return [Claim("log", False, f"{d / LOG_PROOF}: {e}")]
     chain = pred.get("chain") or {}
     said = {
         "run id": (entry.get("run_id"), pred.get("run_id")),
@@ -406,10 +432,10 @@ def _chain_claims(lines: list[bytes]) -> list[Claim]:
     prev: dict[str, Any] | None = None
     for i, line in enumerate(lines):
         try:
-            e = json.loads(line)
+            e = parse_json(line)
             chain = e["chain"]
             run = e["run_id"]
-        except (ValueError, KeyError, TypeError):
+        except (FileProblem, KeyError, TypeError):
             out.append(Claim(f"log entry {i}", False, f"not a canon log entry: {line[:60]!r}"))
             continue
         if prev is not None:
@@ -510,10 +536,10 @@ def _remembered(head: Checkpoint, tree: merkle.Tree, save: bool) -> list[Claim]:
     """Trust on first use: the last checkpoint seen of this origin must be a prefix of this one."""
     path = remembered_path(head.origin)
     try:
-        seen = parse_checkpoint(path.read_text())
+        seen = parse_checkpoint(read_small_file(path, CHECKPOINT_CAP).decode())
     except FileNotFoundError:
         seen = None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, FileProblem) as e:
         return [Claim("log: the checkpoint seen before", False, f"{path}: unreadable ({e})")]
     claims = []
     if seen is None:

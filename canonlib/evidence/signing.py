@@ -25,10 +25,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from canonlib.errors import UsageError
-from canonlib.files import write_atomic
+from canonlib.files import FileProblem, read_small_file, write_atomic
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 KEY_NAME = "evidence-ed25519"
+KEY_CAP = 64 << 10  # a PEM ed25519 key is ~120 bytes
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -76,7 +77,10 @@ def init_keys(state_dir: Path) -> KeyPaths:
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    try:
+        key = serialization.load_pem_private_key(read_small_file(path, KEY_CAP), password=None)
+    except (OSError, ValueError, FileProblem) as e:
+        raise UsageError(f"{path}: cannot read an ed25519 private key (PEM): {e}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise UsageError(f"{path}: not an ed25519 private key")
     return key
@@ -84,8 +88,8 @@ def load_private(path: Path) -> Ed25519PrivateKey:
 
 def load_public(path: Path) -> Ed25519PublicKey:
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as e:
+        key = serialization.load_pem_public_key(read_small_file(path, KEY_CAP))
+    except (OSError, ValueError, FileProblem) as e:
         raise UsageError(f"{path}: cannot read an ed25519 public key (PEM): {e}") from None
     if not isinstance(key, Ed25519PublicKey):
         raise UsageError(f"{path}: not an ed25519 public key")

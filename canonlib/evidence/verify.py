@@ -24,8 +24,7 @@ run's rows unchanged) and ``upstream`` (``git ls-remote`` of each claimed tag).
 
 from __future__ import annotations
 
-import json
-import shutil
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,7 +36,14 @@ from canonlib import git
 from canonlib.claims import Claim
 from canonlib.evidence import log as evidence_log
 from canonlib.evidence import proofs, signing
-from canonlib.evidence.bundle import CONFIG, REFS, REGISTRY, backup_registry, open_copy
+from canonlib.evidence.bundle import (
+    CONFIG,
+    MANIFEST_CAP,
+    REFS,
+    REGISTRY,
+    backup_registry,
+    open_copy,
+)
 from canonlib.evidence.manifest import (
     CANON_PREDICATE,
     ENVELOPE,
@@ -46,7 +52,6 @@ from canonlib.evidence.manifest import (
     OUTSIDE_CHECKS,
     STATEMENT_TYPE,
     claimed_sweep_runs,
-    hash_tree,
 )
 from canonlib.evidence.records import (
     FORMAT_RECORDS,
@@ -56,18 +61,34 @@ from canonlib.evidence.records import (
     before_after,
     completion_problems,
     declared_problems,
-    load_notebook,
     read_records,
     shown_problems,
     shown_rows,
 )
-from canonlib.evidence.report import newer_format, page_format, report_claims
+from canonlib.evidence.report import INDEX, SUMMARY, newer_format, page_format, report_claims
 from canonlib.evidence.suites import SUITES, file_problem, required_files
 from canonlib.evidence.verdict import verdict
+from canonlib.files import (
+    FileProblem,
+    NotJSON,
+    copy_file,
+    hash_file,
+    list_tree,
+    parse_json,
+    read_inside,
+)
 from canonlib.state.registry import Registry
 
 UPSTREAM_TIMEOUT_S = 60.0
 NEWER_FORMAT = "written by a newer canon (format {n}): upgrade canon to check its pages"
+# what verify reads of a dir someone handed it, each a regular file kept inside the dir and
+# under a cap, so a FIFO, a link to /dev/zero or a 200 MB manifest is one FAIL line, never a
+# hang or a MemoryError; a cap also bounds what parsing costs (16 MiB of `{}` is ~0.4 GB of
+# dicts). An honest weekly dir of the demo: a manifest of 72 KiB, notebooks of 10-160 KiB.
+JSON_CAP = 16 << 20  # records.json, a notebook, the signature envelope, a results file
+BUNDLE_JSON_CAP = 4 << 20  # bundle/refs.json, bundle/config.json
+FILE_CAP = 1 << 30  # any file in the dir, hashed as a stream (the bundled registry)
+DIR_FILES = 100_000  # entries in the dir: an honest one has a few dozen
 
 
 def _section(name: str, fn: Callable[[], list[Claim]]) -> list[Claim]:
@@ -85,12 +106,14 @@ class _NotManifest(Exception):
 def _manifest(d: Path) -> tuple[dict[str, Any], bytes]:
     """The statement and its bytes; :class:`_NotManifest` says why there is none."""
     try:
-        raw = (d / MANIFEST).read_bytes()
-        m = json.loads(raw)
+        raw = read_inside(d, MANIFEST, MANIFEST_CAP)
+        m = parse_json(raw)
     except FileNotFoundError:
         raise _NotManifest(f"{d / MANIFEST}: missing") from None
-    except (OSError, ValueError) as e:
-        raise _NotManifest(f"{d / MANIFEST}: not JSON ({e})") from None
+    except NotJSON as e:
+        raise _NotManifest(f"{d / MANIFEST}: not JSON ({e.why})") from None
+    except FileProblem as e:
+        raise _NotManifest(f"{d / MANIFEST}: {e}") from None
     pred = m.get("predicate") if isinstance(m, dict) else None
     canon = pred.get("canon") if isinstance(pred, dict) else None
     shape = [
@@ -132,10 +155,14 @@ def newer_format_line(d: str | Path) -> str | None:
 
 def _signature(d: Path, raw: bytes, key: Path | None, required: bool) -> list[Claim]:
     env_path = d / ENVELOPE
-    if not env_path.exists():
+    if not os.path.lexists(env_path):
         ok = key is None and not required
         why = "unsigned (no manifest.dsse.json)" + ("" if ok else ": a signature is required")
         return [Claim("signature", ok, why)]
+    try:  # read even when not checked: a FIFO or a link to /dev/zero is named here, once
+        env_raw = read_inside(d, ENVELOPE, JSON_CAP)
+    except (OSError, FileProblem) as e:
+        return [Claim("signature", False, f"{env_path}: unreadable ({e})")]
     if key is None:
         if required:
             return [
@@ -148,32 +175,117 @@ def _signature(d: Path, raw: bytes, key: Path | None, required: bool) -> list[Cl
         return [Claim("signature", True, "signed, not checked (pass --key PUBFILE to check it)")]
     pub = signing.load_public(key)
     try:
-        envelope = json.loads(env_path.read_text())
-    except (OSError, ValueError) as e:
+        envelope = parse_json(env_raw)
+    except NotJSON as e:
+        return [Claim("signature", False, f"{env_path}: unreadable ({e.why})")]
+    except FileProblem as e:
         return [Claim("signature", False, f"{env_path}: unreadable ({e})")]
     problem = signing.check(envelope, pub, raw)
     detail = problem or f"ed25519 key {signing.keyid(pub)[:16]} signed this manifest (DSSE)"
     return [Claim("signature", problem is None, detail)]
 
 
-def _files(d: Path, pred: dict[str, Any]) -> list[Claim]:
+class _Listing:
+    """What is in the dir, walked and hashed once: the sha256 of every usable file, and for
+    each unusable one (a FIFO, a device, a link out of the dir, over the cap) why, in words.
+
+    Every later read of a file in the dir asks here first, so an unusable file is named on
+    one FAIL line (``file <name>``) and everything that needed it says "see file <name>"."""
+
+    def __init__(self, d: Path) -> None:
+        self.d = d
+        self.hashes: dict[str, str] = {}
+        self.problems: dict[str, str] = {}
+        self.late: set[str] = set()  # files found bad once read (not JSON, nested too deep)
+        self.too_many: str | None = None
+        try:
+            names = list_tree(d, DIR_FILES)
+        except FileProblem as e:
+            self.too_many = f"{d}: {e}"
+            return
+        for name in names:
+            if name in (MANIFEST, ENVELOPE, LOG_PROOF):
+                continue  # read, and named, by their own checks
+            path = os.path.join(d, name)  # in a directory list_tree walked: not via a link
+            try:
+                if os.path.islink(path):
+                    self.hashes[name] = hash_file(name, FILE_CAP, within=d)
+                else:
+                    self.hashes[name] = hash_file(path, FILE_CAP)
+            except FileNotFoundError:
+                self.problems[name] = "a dangling symlink"
+            except FileProblem as e:
+                self.problems[name] = str(e)
+
+    def names(self) -> set[str]:
+        return set(self.hashes) | set(self.problems)
+
+    def json(self, name: str, cap: int) -> Any:
+        """The JSON in ``name``.  :class:`FileNotFoundError` when it is missing;
+        :class:`_Unusable` ("see file <name>") when its ``file`` claim says why; else
+        :class:`FileProblem` in words that fit after its path (not JSON, nested too deep),
+        and the file counts as bad from then on."""
+        if self.bad(name):
+            raise _Unusable(f"see file {name}")
+        try:
+            return parse_json(read_inside(self.d, name, cap))
+        except FileProblem:
+            self.late.add(name)
+            raise
+
+    def bad(self, name: str) -> bool:
+        """``name`` has a ``file`` claim saying why it cannot be used."""
+        return name in self.problems or name in self.late
+
+
+class _Unusable(Exception):
+    """A file verify needs is unusable: its own ``file <name>`` claim says why."""
+
+
+def _bundle_json(listing: _Listing, name: str) -> tuple[Any, str | None]:
+    """A bundled JSON file, or why not: the parser's own words for torn JSON, else the file
+    and what it is (nested too deep), or where its ``file`` claim is."""
+    try:
+        return listing.json(name, BUNDLE_JSON_CAP), None
+    except (FileNotFoundError, _Unusable) as e:
+        return None, str(e)
+    except NotJSON as e:
+        return None, e.why
+    except FileProblem as e:
+        return None, f"{listing.d / name} {e}"
+
+
+def _files(d: Path, pred: dict[str, Any], listing: _Listing) -> list[Claim]:
+    if listing.too_many:
+        return [Claim("file hashes", False, listing.too_many)]
     want: dict[str, str] = pred["files"]
-    have = hash_tree(d)
-    bad = [Claim(f"file {f}", False, f"{d / f}: deleted") for f in sorted(want) if f not in have]
+    have = listing.hashes
+
+    def at(f: str) -> str:  # d / f, without a Path per file (a dir may hold 10,000 extras)
+        return os.path.join(d, f)
+
+    bad = [
+        Claim(f"file {f}", False, f"{at(f)}: {why}") for f, why in sorted(listing.problems.items())
+    ]
     bad += [
-        Claim(f"file {f}", False, f"{d / f}: sha256 differs from the manifest (edited)")
+        Claim(f"file {f}", False, f"{at(f)}: deleted")
+        for f in sorted(want)
+        if f not in have and f not in listing.problems
+    ]
+    bad += [
+        Claim(f"file {f}", False, f"{at(f)}: sha256 differs from the manifest (edited)")
         for f in sorted(want)
         if f in have and have[f] != want[f]
     ]
     bad += [
-        Claim(f"file {f}", False, f"{d / f}: extra file, not in the manifest")
+        Claim(f"file {f}", False, f"{at(f)}: extra file, not in the manifest")
         for f in sorted(have)
         if f not in want
     ]
     return bad or [Claim("file hashes", True, f"{len(want)} files match the manifest")]
 
 
-def _suite(d: Path, pred: dict[str, Any]) -> list[Claim]:
+def _suite(d: Path, pred: dict[str, Any], listing: _Listing) -> list[Claim]:
     suite = pred["suite"]
     if suite not in SUITES:
         return [
@@ -185,7 +297,7 @@ def _suite(d: Path, pred: dict[str, Any]) -> list[Claim]:
         ]
     notebooks = SUITES[suite]
     names = [n.get("name") for n in pred["notebooks"] if isinstance(n, dict)]
-    files = set(pred["files"]) | set(hash_tree(d))
+    files = set(pred["files"]) | listing.names()
     runs = claimed_sweep_runs(
         [n.get("records") or {} for n in pred["notebooks"] if isinstance(n, dict)]
     )
@@ -206,7 +318,7 @@ def _suite(d: Path, pred: dict[str, Any]) -> list[Claim]:
     out += [
         Claim(f"suite {suite}: file {f}", False, f"{d / f}: {why}")
         for f in sorted(files)
-        if (why := file_problem(f, notebooks, runs))
+        if f not in listing.problems and (why := file_problem(f, notebooks, runs))
     ]
     out += [
         Claim(
@@ -223,24 +335,37 @@ def _suite(d: Path, pred: dict[str, Any]) -> list[Claim]:
 
 
 def _records(
-    d: Path, pred: dict[str, Any], notebooks: list[str]
+    d: Path, pred: dict[str, Any], notebooks: list[str], listing: _Listing
 ) -> tuple[list[Claim], dict[str, dict]]:
     """Each notebook completed; what it recorded, equal in records.json and the manifest."""
     out: list[Claim] = []
     recs: dict[str, dict] = {}
-    listed = {n.get("name"): n.get("records") for n in pred["notebooks"] if isinstance(n, dict)}
+    listed = {
+        str(n.get("name")): n.get("records") for n in pred["notebooks"] if isinstance(n, dict)
+    }
     try:
-        in_json = json.loads((d / RECORDS).read_text())
-    except (OSError, ValueError):
+        in_json = listing.json(RECORDS, JSON_CAP)
+    except (FileNotFoundError, _Unusable):
+        in_json = None  # missing: the suite's claim; unusable: its file claim
+    except FileProblem as e:
         in_json = None
+        out.append(Claim(f"file {RECORDS}", False, f"{d / RECORDS}: {e}"))
     for nb in notebooks:
-        path = d / f"{nb}.ipynb"
+        name = f"{nb}.ipynb"
         try:
-            doc = load_notebook(path)
+            doc = listing.json(name, JSON_CAP)
+            if not isinstance(doc, dict):
+                raise ValueError("not a notebook (top level is not an object)")
             problems = completion_problems(doc)
             recs[nb] = read_records(doc)
             edited = shown_problems(doc)
-        except (OSError, ValueError, AttributeError, TypeError) as e:
+        except FileNotFoundError:
+            problems, edited = [f"unreadable: {d / name}: missing"], []
+        except _Unusable as e:
+            problems, edited = [f"unreadable: {e}"], []
+        except FileProblem as e:
+            problems, edited = [f"unreadable: {d / name}: {e}"], []
+        except (ValueError, AttributeError, TypeError) as e:
             problems, edited = [f"unreadable: {e}"], []
         out.append(
             Claim(
@@ -270,6 +395,31 @@ def _records(
                 )
             )
     return out, recs
+
+
+def _report(d: Path, m: dict[str, Any], listing: _Listing) -> list[Claim]:
+    """The report pages' claims, once every file their re-render reads is known usable: that
+    code reads the dir as canon wrote it (whole files, the manifest's notebook paths)."""
+    pred = m["predicate"]["canon"]
+    names = [RECORDS, SUMMARY, INDEX] + [
+        str(n.get("file") or f"{n.get('name')}.ipynb")
+        for n in pred["notebooks"]
+        if isinstance(n, dict)
+    ]
+    for name in names:
+        why = None
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            why = f"the manifest lists notebook file {name!r}, out of the dir"
+        elif listing.bad(name):
+            why = f"see file {name}"
+        elif name in listing.hashes:
+            if (d / name).stat().st_size > JSON_CAP:
+                why = f"{d / name} is more than {JSON_CAP} bytes"
+        elif os.path.lexists(d / name):
+            why = f"{d / name} is not a file"
+        if why:
+            return [Claim("report pages", False, f"not checked: {why}")]
+    return report_claims(d, m)
 
 
 # -- what the notebooks show, re-derived from the bundle ----------------------------------------
@@ -339,13 +489,18 @@ def _claims_claim(nb: str, recorded: Any, derived: list[Claim]) -> list[Claim]:
 
 @contextmanager
 def _scratch(d: Path, rel: str) -> Iterator[Path]:
-    """A private copy of a bundled scratch registry."""
+    """A private copy of a bundled scratch registry (a regular file inside the dir)."""
     src = (d / rel).resolve()
     if d.resolve() not in src.parents:
         raise ValueError(f"scratch registry {rel!r} is outside the evidence dir")
     with tempfile.TemporaryDirectory(prefix="canon-verify-") as tmp:
-        dest = Path(tmp) / src.name
-        shutil.copyfile(src, dest)
+        dest = Path(tmp) / Path(rel).name
+        try:
+            copy_file(rel, dest, FILE_CAP, within=d)
+        except FileNotFoundError:
+            raise ValueError(f"scratch registry {rel!r} is missing") from None
+        except FileProblem:  # what it is: the dir's listing says, on its file line
+            raise ValueError(f"scratch registry {rel!r} not read, see file {rel}") from None
         yield dest
 
 
@@ -522,15 +677,25 @@ def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[C
     return out
 
 
-def _claimed_rows(d: Path, pred: dict[str, Any]) -> list[dict[str, Any]]:
-    """The manifest's rows and the results files' rows, each distinct (run, recipe, label) once."""
+def _claimed_rows(d: Path, pred: dict[str, Any], listing: _Listing) -> list[dict[str, Any]]:
+    """The manifest's rows and the results files' rows, each distinct (run, recipe, label) once.
+
+    A results file that is unusable has its own ``file`` claim and gives no rows."""
     rows = [r for r in pred.get("results", []) if isinstance(r, dict)]
-    for f in sorted((d / "results").glob("*.jsonl")) if (d / "results").is_dir() else []:
-        for line in f.read_text().splitlines():
+    for name in sorted(listing.hashes):
+        if not name.startswith("results/") or not name.endswith(".jsonl") or name.count("/") > 1:
+            continue
+        f = Path(name)
+        try:
+            text = read_inside(d, name, JSON_CAP).decode(errors="replace")
+        except (OSError, FileProblem):
+            continue
+        for line in text.splitlines():
             if line.strip():
                 try:
-                    rows.append({**json.loads(line), "run_id": f.stem})
-                except (ValueError, TypeError):
+                    row = parse_json(line)
+                    rows.append({**row, "run_id": f.stem})
+                except (FileProblem, TypeError):
                     rows.append(
                         {"run_id": f.stem, "recipe": "?", "label": f"unparseable line in {f.name}"}
                     )
@@ -689,6 +854,11 @@ def _log(d: Path, raw: bytes, pred: dict[str, Any], key: Path | None, clone: Pat
     return out
 
 
+def not_evidence(claims: list[Claim]) -> bool:
+    """The dir has no readable canon manifest: `canon verify` exits 2 (not evidence), not 1."""
+    return any(c.name == "manifest" and not c.ok for c in claims)
+
+
 # -- what was not checked ------------------------------------------------------------------------
 
 
@@ -747,27 +917,37 @@ def verify(
     pred = m["predicate"]["canon"]
     subject = m["subject"]
     claims = [Claim("manifest", True, f"run {pred.get('run_id')} suite {pred['suite']}")]
-    claims += _section("signature", lambda: _signature(d, raw, key, require_signature))
-    claims += _section("log", lambda: _log(d, raw, pred, key, log))
-    claims += _section("file hashes", lambda: _files(d, pred))
-    claims += _section("suite complete", lambda: _suite(d, pred))
-    claims += _section("report pages", lambda: report_claims(d, m))
+    listing = _Listing(d)
     notebooks = SUITES.get(
         pred["suite"], [n.get("name") for n in pred["notebooks"] if isinstance(n, dict)]
     )
-    nb_claims, recs = _records(d, pred, [str(n) for n in notebooks])
+    nb_claims, recs = _records(d, pred, [str(n) for n in notebooks], listing)
+    claims += _section("signature", lambda: _signature(d, raw, key, require_signature))
+    claims += _section("log", lambda: _log(d, raw, pred, key, log))
+    claims += _section("file hashes", lambda: _files(d, pred, listing))
+    claims += _section("suite complete", lambda: _suite(d, pred, listing))
+    claims += _section("report pages", lambda: _report(d, m, listing))
     claims += nb_claims
+    if REGISTRY in listing.problems:
+        return [
+            *claims,
+            Claim("bundled registry", False, f"{d / REGISTRY}: not read, see file {REGISTRY}"),
+        ]
     if not (d / REGISTRY).is_file():
         return [*claims, Claim("bundled registry", False, f"{d / REGISTRY}: missing")]
+    refs, why = _bundle_json(listing, REFS)
+    config, why = (None, why) if why else _bundle_json(listing, CONFIG)
+    if why is not None:
+        return [
+            *claims,
+            Claim("bundle", False, f"{d / 'bundle'}: refs or config unreadable ({why})"),
+        ]
     try:
-        refs = json.loads((d / REFS).read_text())
-        config = json.loads((d / CONFIG).read_text())
-    except (OSError, ValueError) as e:
-        return [*claims, Claim("bundle", False, f"{d / 'bundle'}: refs or config unreadable ({e})")]
-    try:
-        with open_copy(d / REGISTRY) as reg:
+        with open_copy(d / REGISTRY, within=d) as reg:
             claims += _section("bundled registry", lambda: _registry(pred, reg, subject))
-            claims += _section("labels", lambda: proofs.label_claims(reg, _claimed_rows(d, pred)))
+            claims += _section(
+                "labels", lambda: proofs.label_claims(reg, _claimed_rows(d, pred, listing))
+            )
             claims += _section(
                 "what the notebooks show", lambda: _shown(d, recs, reg, config, page_format(m))
             )

@@ -13,7 +13,13 @@ from canonlib.cli.style import (
 )
 from canonlib.errors import UsageError
 from canonlib.evidence.log import log_claims
-from canonlib.evidence.verify import newer_format_line, unchecked, unchecked_line, verify
+from canonlib.evidence.verify import (
+    newer_format_line,
+    not_evidence,
+    unchecked,
+    unchecked_line,
+    verify,
+)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -46,7 +52,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if newer:
             print(newer)
         print(unchecked_line(names))
-    # a dir from a newer canon: its pages are not checked here, which is not a tamper (1)
+    # a dir that holds no canon manifest is not evidence (2); one from a newer canon: its
+    # pages are not checked here, which is not a tamper (1) either
+    if not_evidence(claims):
+        return 2
     return rc or (2 if newer else 0)
 
 
@@ -59,12 +68,13 @@ def add_parser(sub) -> None:
             "any machine): file hashes, the suite complete, every notebook complete, what each "
             "notebook shows re-derived from the bundled registry, labels, the promotion chain, "
             "the proofs, commit == tag from the bundled refs, the verdict, the dir's entry in the "
-            "evidence log (log.proof). One line per claim; exit 1 if any fails, else 2 for a "
-            "dir a newer canon wrote (its pages are in a format this canon does not know); the "
-            "last line names the checks that were not run. A FAILED week still verifies: the "
-            "verdict line says FAILED. With --log CLONE (a git clone of the evidence log), also "
-            "the whole log: its root, every checkpoint a prefix of the next, the registry chain "
-            "never going backwards, and the checkpoint seen last time (a fork fails)."
+            "evidence log (log.proof). One line per claim; exit 1 if any fails, 2 if DIR holds no "
+            "readable canon manifest (not evidence) or was written by a newer canon (its pages "
+            "are in a format this canon does not know); the last line names the checks that "
+            "were not run. A FAILED week still verifies: the verdict line says FAILED. With --log "
+            "CLONE (a git clone of the evidence log), also the whole log: its root, every "
+            "checkpoint a prefix of the next, the registry chain never going backwards, and the "
+            "checkpoint seen last time (a fork fails)."
         ),
     )
     ve.add_argument("dir", type=Path, nargs="?", help="the evidence dir (a copy anywhere will do)")
