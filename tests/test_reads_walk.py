@@ -67,8 +67,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     # files other helpers own: the lead converts them to files.py after merging
     ("canonlib/backends/abra.py", "AbraBackend._record", ".read_text("): TODO,
     ("canonlib/backends/abra.py", "AbraBackend.deploy", ".read_text("): TODO,
-    ("canonlib/backends/abra.py", "AbraBackend.marker", ".read_text("): TODO,
-    ("canonlib/backends/local.py", "LocalBackend.marker", ".read_text("): TODO,
     ("canonlib/backends/local.py", "LocalBackend.deployed", ".read_text("): TODO,
     ("canonlib/backends/local.py", "LocalBackend.slot_env", ".read_text("): TODO,
     ("canonlib/backends/swarm.py", "SwarmBackend.slot_env", ".read_text("): TODO,
@@ -84,7 +82,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("canonlib/evidence/run.py", "_finish_notebook", ".read_text("): TODO + " (read_range)",
     ("canonlib/ops/systemd.py", "read_unit", ".read_text("): TODO,
     ("canonlib/recipe/mirror.py", "Mirror._point_head", ".read_text("): TODO,
-    ("canonlib/state/registry_guard.py", "read_state", ".read_text("): TODO,
     ("canonlib/sweep/knownred.py", "tests_digest", "open("): TODO + " (files.hash_file)",
     ("canonlib/sweep/knownred.py", "source_digest", "open("): TODO + " (files.hash_file)",
     ("canonlib/sweep/runner.py", "_read_result", ".read_text("): TODO,
