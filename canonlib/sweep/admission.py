@@ -178,7 +178,8 @@ def host_gate(config: Config, meta: RecipeMeta, tree: Path, tag: str) -> HostGat
             f"host access: {e} at {tag}: canon cannot tell what it asks of the host, "
             "so it is not deployed"
         ) from None
-    refused = reaching(asked, _protected(config), str(root), os.path.expanduser("~"))
+    reached = reaching(asked, _protected(config), str(root), os.path.expanduser("~"))
+    refused = list({a.item: (a, what) for a, what in reversed(reached)}.values())[::-1]
     refused_items = {a.item for a, _ in refused}
     new = [a for a in not_accepted(asked, accepted) if a.item not in refused_items]
     return HostGate(accepted, asked, new, refused)
