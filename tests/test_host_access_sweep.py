@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -199,3 +200,30 @@ def test_a_bad_min_release_age_is_one_line(tmp_path, bad):
     r = canon(ws, "sweep", "--plan")
     assert r.returncode == 2
     assert "sweep.min_release_age" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_first_sightings_survive_a_re_clone_and_a_re_pointed_tag_is_seen_anew(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.recipe("custom-html")
+    first_commit = release(ws, "custom-html", OLD)
+    m = ws.mirror("custom-html")
+    m.sync()
+    seen = json.loads(m.first_seen_path.read_text())
+    assert seen[OLD]["commit"] == first_commit
+    # asking again, much later, answers the recorded sighting (not "now")
+    assert (
+        m.first_seen(OLD, first_commit, now=seen[OLD]["first_seen"] + 10 * 86400)
+        == (seen[OLD]["first_seen"])
+    )
+    # upstream re-points the tag: a new release as far as the cooldown goes
+    up = ws.upstreams["custom-html"]
+    moved = up.commit(msg="re-pointed")
+    up.tag(OLD, force=True)
+    m.sync()
+    again = json.loads(m.first_seen_path.read_text())
+    assert again[OLD]["commit"] == moved != first_commit
+    assert again[OLD]["first_seen"] >= seen[OLD]["first_seen"]
+    # a re-cloned mirror (its directory lost) keeps the sightings beside it
+    shutil.rmtree(m.path)
+    m.sync()
+    assert json.loads(m.first_seen_path.read_text()) == again
