@@ -19,6 +19,7 @@ import pytest
 
 from canonlib.demo.fleet import compose_yml, demo_image, recipe_files
 from canonlib.state.registry import Registry
+from canonlib.sweep.admission import host_gate
 from canonlib.sweep.orchestrate import sweep
 from tests.test_abra import FAKE_ABRA, install_abra
 from tests.workspace import META, Workspace
@@ -227,3 +228,24 @@ def test_first_sightings_survive_a_re_clone_and_a_re_pointed_tag_is_seen_anew(tm
     shutil.rmtree(m.path)
     m.sync()
     assert json.loads(m.first_seen_path.read_text()) == again
+
+
+def test_a_host_link_into_the_state_dir_is_refused_even_when_accepted(tmp_path):
+    ws = Workspace(tmp_path)
+    link = tmp_path / "innocent-looking"
+    ws.config.state_dir.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(ws.config.state_dir)
+    ws.recipe("custom-html", meta=META + f'HOST_ACCESS = ["bind:{link}"]\n')
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name, text in recipe_files("custom-html", OLD).items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text(text)
+    (tree / "compose.yml").write_text(asking("custom-html", OLD, f"{link}:/x"))
+    gate = host_gate(ws.config, ws.meta("custom-html"), tree, OLD)
+    assert gate.held and not gate.new
+    assert [(a.item, what) for a, what in gate.refused] == [(f"bind:{link}", "state dir")]
+    # the same bind of a plain directory is accepted: nothing held
+    link.unlink()
+    link.mkdir()
+    assert not host_gate(ws.config, ws.meta("custom-html"), tree, OLD).held

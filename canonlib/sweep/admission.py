@@ -14,6 +14,7 @@ Two gates, each a thin shell over a pure decision:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from canonlib.files import FileProblem, read_tree_file
 from canonlib.recipe.hostaccess import (
     Access,
     ComposeUnreadable,
+    host_path,
     meta_line,
     not_accepted,
     reaching,
@@ -178,7 +180,14 @@ def host_gate(config: Config, meta: RecipeMeta, tree: Path, tag: str) -> HostGat
             f"host access: {e} at {tag}: canon cannot tell what it asks of the host, "
             "so it is not deployed"
         ) from None
-    reached = reaching(asked, _protected(config), str(root), os.path.expanduser("~"))
+    home = os.path.expanduser("~")
+    # a link on the host that leads into canon's places reaches them too
+    linked = [
+        dataclasses.replace(a, source=real)
+        for a in asked
+        if (path := host_path(a, str(root), home)) and (real := os.path.realpath(path)) != path
+    ]
+    reached = reaching([*asked, *linked], _protected(config), str(root), home)
     refused = list({a.item: (a, what) for a, what in reversed(reached)}.values())[::-1]
     refused_items = {a.item for a, _ in refused}
     new = [a for a in not_accepted(asked, accepted) if a.item not in refused_items]
