@@ -209,12 +209,12 @@ EXTRA_META = {
     'EXPECTED_NA = {"backup": "PDS data is re-synced from the network, not restored"}\n',
     "nextcloud": 'DEPS = ["db"]\nSECRETS = {"db_password": "alnum:32", "admin_password": None}\n',
     "hello-fixture": "FIXTURE = True\n",
-    # a backup bot reads the swarm's volumes through the docker socket: accepted, once
-    "backup-bot-two": 'HOST_ACCESS = ["bind:/var/run/docker.sock"]\n',
+    # a scheduler that starts the swarm's services through the docker socket: accepted, once
+    "swarm-cronjob": 'HOST_ACCESS = ["bind:/var/run/docker.sock"]\n',
 }
 
-# what backup-bot-two asks of the host: the socket (accepted in its meta) and, in the
-# week-2 release, the host's whole root, "to back up everything" (held, never deployed)
+# what swarm-cronjob asks of the host: the socket (accepted in its meta) and, in the
+# week-2 release, the host's whole root (held, never deployed)
 DOCKER_SOCKET = "/var/run/docker.sock:/var/run/docker.sock:ro"
 HOST_ROOT = "/:/host:ro"
 
@@ -269,7 +269,6 @@ BONFIRE_EXTRA = {
 }
 
 RECIPES = [
-    "backup-bot-two",
     "bluesky-pds",
     "bonfire",
     "custom-html",
@@ -284,6 +283,7 @@ RECIPES = [
     "nextcloud",
     "plausible",
     "rallly",
+    "swarm-cronjob",
     "traefik",
 ]
 
@@ -403,7 +403,7 @@ class Demo:
         self.rel("hedgedoc", "1.0.0+1.10.0", image=HEDGEDOC_IMAGE)
         self.rel("n8n", "1.0.0+1.50.0")
         self.rel("ghost", "1.0.0+5.0", configs=True)
-        self.rel("backup-bot-two", "1.0.0+2.0.0", host_volumes=(DOCKER_SOCKET,))
+        self.rel("swarm-cronjob", "1.0.0+1.13.0", host_volumes=(DOCKER_SOCKET,))
 
     def week2(self) -> None:
         # abra's lint asks for annotated tags: the publisher re-creates 1.10.0 in place (same
@@ -435,7 +435,7 @@ class Demo:
         self.rel("ghost", "1.1.0+5.1", configs=True, app_conf="ok\nmail=smtp\n")
         # newly asks for the host's root: HELD (host access), nothing deployed, the canonical
         # stays; remembered until the release or the meta changes
-        self.rel("backup-bot-two", "2.0.0+2.1.0", host_volumes=(DOCKER_SOCKET, HOST_ROOT))
+        self.rel("swarm-cronjob", "2.0.0+1.14.0", host_volumes=(DOCKER_SOCKET, HOST_ROOT))
 
     def week3(self) -> None:
         self.rel("plausible", "3.0.1+v2.0.0")
@@ -443,13 +443,12 @@ class Demo:
         bumped = "export APP_CONF_VERSION=v2\n"
         self.rel("ghost", "1.1.1+5.1", configs=True, app_conf="ok\nmail=smtp\n", abra_sh=bumped)
         # upstream drops the root bind again: the socket alone is what the meta accepts
-        self.rel("backup-bot-two", "2.0.1+2.1.0", host_volumes=(DOCKER_SOCKET,))
+        self.rel("swarm-cronjob", "2.0.1+1.14.0", host_volumes=(DOCKER_SOCKET,))
 
 
 # week -> recipe -> expected label prefix
 EXPECTED: dict[str, dict[str, str]] = {
     "week 1": {
-        "backup-bot-two": "PASS (promoted)",
         "bluesky-pds": "PASS (promoted)",
         "bonfire": "PASS (promoted)",
         "custom-html": "PASS (promoted)",
@@ -463,10 +462,10 @@ EXPECTED: dict[str, dict[str, str]] = {
         "nextcloud": "PASS (promoted)",
         "plausible": "PASS (promoted)",
         "rallly": "PASS (promoted)",
+        "swarm-cronjob": "PASS (promoted)",
         "traefik": "PASS (promoted)",
     },
     "week 2": {
-        "backup-bot-two": "HELD (host access)",
         "bluesky-pds": "FAIL (level 4/5)",
         "bonfire": "SKIP (no-new-version)",
         "custom-html": "PASS (promoted)",
@@ -480,10 +479,10 @@ EXPECTED: dict[str, dict[str, str]] = {
         "nextcloud": "SKIP (no-new-version)",
         "plausible": "FAIL (level 1/5)",
         "rallly": "SKIP (no-new-version)",
+        "swarm-cronjob": "HELD (host access)",
         "traefik": "GREEN-NOT-PROMOTED (tag incident",
     },
     "week 3": {
-        "backup-bot-two": "PASS (promoted)",
         "bluesky-pds": "SKIP (known-red)",
         "bonfire": "SKIP (no-new-version)",
         "custom-html": "SKIP (no-new-version)",
@@ -497,6 +496,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "nextcloud": "SKIP (no-new-version)",
         "plausible": "PASS (promoted)",
         "rallly": "SKIP (no-new-version)",
+        "swarm-cronjob": "PASS (promoted)",
         "traefik": "PASS (promoted)",
     },
 }
