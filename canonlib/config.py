@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import shlex
 import string
 import sys
@@ -62,6 +63,9 @@ timeout_s = 3600                # at most 604800 (a week)
 parallel = 8
 timeout_s = 120
 
+[sweep]
+min_release_age = "3d"          # a tag younger than this (since canon first saw it) waits
+
 [budget]
 disk_bytes = 10_000_000_000
 
@@ -73,6 +77,31 @@ disk_bytes = 10_000_000_000
 
 class ConfigError(UsageError):
     pass
+
+
+_AGE = re.compile(r"(\d{1,7})\s*([dhms]?)")
+_AGE_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}
+MAX_AGE_S = 365 * 86400
+
+
+def parse_age(text: str) -> int:
+    """A duration as canon.toml and recipe_meta.py write it (``"3d"``, ``"12h"``, ``"30m"``,
+    ``"90s"``, ``"0"``) in seconds; ValueError naming the form otherwise."""
+    m = _AGE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+    if not m:
+        raise ValueError(f'{text!r} is not a duration; write it like "3d", "12h" or "30m"')
+    seconds = int(m[1]) * _AGE_UNITS[m[2]]
+    if seconds > MAX_AGE_S:
+        raise ValueError(f"{text!r} is longer than a year")
+    return seconds
+
+
+def age_problem(text: str) -> str | None:
+    try:
+        parse_age(text)
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 @dataclass(frozen=True)
@@ -97,6 +126,7 @@ class Config:
     log_path: Path | None = None  # the evidence log's repo; None: <state_dir>/log.git
     log_push: str | None = None
     log_origin: str = "canon.invalid/evidence-log"
+    min_release_age_s: int = 0  # [sweep] min_release_age: 0 is no cooldown
 
     @property
     def log_repo(self) -> Path:
@@ -191,6 +221,7 @@ def load_config(
         **_sync(problems, raw),
         **_budget(problems, raw),
         **_log(problems, raw),
+        **_sweep(problems, raw),
         **_recipes(problems, raw),
     }
     _dir_problems(problems, base, paths, env)
@@ -371,6 +402,16 @@ def _log(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
     if not log_origin or any(c.isspace() or c in "+" for c in log_origin):
         problems.add(f"log.origin must be one word without spaces or '+', got {log_origin!r}")
     return {"log_path": log_path, "log_push": log_push, "log_origin": log_origin}
+
+
+def _sweep(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+    """``[sweep]``: the release cooldown."""
+    sweep = problems.take(raw, "sweep", dict, {}, "")
+    age = problems.take(sweep, "min_release_age", str, "0", "sweep.")
+    why = age_problem(age)
+    if why:
+        problems.add(f"sweep.min_release_age: {why}")
+    return {"min_release_age_s": 0 if why else parse_age(age)}
 
 
 def _recipes(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
@@ -609,6 +650,15 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
         "120",
         "Seconds for one git command against an upstream.",
         "timeout_s = 300",
+    ),
+    "sweep.min_release_age": ConfigKey(
+        'duration ("3d", "12h", "30m", "0")',
+        "unset: no cooldown (`canon init` writes 3d)",
+        "A release cooldown, like Renovate's minimumReleaseAge: a tag canon's mirror first saw "
+        "less than this long ago is SKIP (cooling), with the time it becomes eligible. Age is "
+        "counted from when canon first saw the tag (a back-dated tag gains nothing; a tag "
+        "re-pointed upstream starts again). A recipe's MIN_RELEASE_AGE overrides it.",
+        'min_release_age = "3d"',
     ),
     "budget.disk_bytes": ConfigKey(
         "int, 1..2**62",

@@ -110,6 +110,16 @@ def test_plan_explains_what_a_sweep_would_do(tmp_path):
     assert "sweep --plan" in out.stdout
     r = canon("--config", "ops/canon.toml", "sweep", "--plan", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    # canon init sets a 3-day release cooldown: a tag canon has just seen for the first time waits
+    toml = tmp_path / "ops" / "canon.toml"
+    assert 'min_release_age = "3d"' in toml.read_text()
+    assert (
+        "custom-html: 1.13.0+1.31.1 is cooling (release cooldown): 1.13.0+1.31.1 first seen by "
+        "canon's mirror " in r.stdout
+    )
+    toml.write_text(toml.read_text().replace('min_release_age = "3d"', 'min_release_age = "0"'))
+    r = canon("--config", "ops/canon.toml", "sweep", "--plan", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
     assert (
         "custom-html: would cold-test 1.13.0+1.31.1 (no upgrade base yet, so L2 is skipped) "
         "and promote it if green" in r.stdout

@@ -114,7 +114,7 @@ def test_every_config_key_the_loader_reads_is_documented():
     tables = {
         k
         for k in read
-        if "." not in k and k in {"backend", "harness", "sync", "budget", "recipes", "log"}
+        if "." not in k and k in {"backend", "harness", "sync", "budget", "recipes", "log", "sweep"}
     }
     documented = set(CONFIG_KEYS)
     missing = read - tables - documented

@@ -156,3 +156,36 @@ def test_a_config_changed_without_its_version_bumped_fails_the_upgrade_on_the_sw
     with Registry.open(sws.config.db_path) as reg:
         assert reg.read_registry("app") == first
     assert running(first.deployment)
+
+
+def test_a_release_that_would_write_on_the_host_through_a_root_bind_never_runs(sws, tmp_path):
+    """A release whose container would write a file on the host through ``/:/host`` is HELD:
+    no stack, no container, and the file never appears."""
+    tag = "1.0.0+1"
+    demo_swarm.build_images({demo_image("app", tag): "app"})
+    sentinel = tmp_path / "written-through-host-root"
+    files = recipe_files("app", tag, swarm=True)
+    image = f"    image: {demo_image('app', tag)}\n"
+    files["compose.yml"] = (
+        files["compose.yml"]
+        .replace(
+            image,
+            image + f'    command: ["sh", "-c", "echo pwned > /host{sentinel}; '
+            'exec httpd -f -p 8080 -h /srv"]\n',
+            1,
+        )
+        .replace("      - data:/var/lib/app\n", "      - data:/var/lib/app\n      - /:/host\n", 1)
+    )
+    up = sws.upstreams["app"]
+    up.commit(files, f"release {tag}")
+    up.tag(tag)
+    result = sweep(sws.config)
+    (row,) = result.rows
+    assert row["label"] == "HELD (host access)", row
+    assert result.exit_code == 1
+    assert "bind:/ (compose.yml:" in row["reason"] and "state dir" in row["reason"]
+    backend = SwarmBackend(sws.config.state_dir / "swarm")
+    assert not list(backend.slots())  # no stack was made
+    mine = f"label=canon.instance={backend.instance}"
+    assert docker("service", "ls", "-q", "--filter", mine).split() == []
+    assert not sentinel.exists()

@@ -80,10 +80,12 @@ def compose_yml(
     hook: bool = False,
     db: bool = False,
     configs: bool = False,
+    host_volumes: tuple[str, ...] = (),
 ) -> str:
     """The demo recipe's compose.yml; ``swarm``: runnable on a real swarm (``hook``: it mounts a
     post-install.sh, ``db``: it has a db service for DEPS); ``configs``: app.conf is a versioned
-    config (always so on the swarm)."""
+    config (always so on the swarm); ``host_volumes``: app's binds of host paths (short syntax)."""
+    binds = "".join(f"      - {v}\n" for v in host_volumes)
     app_extra = SWARM_APP.format(hook_mount=HOOK_MOUNT if hook else "") if swarm else ""
     db_service = DB_SERVICE.format(image=image) if swarm and db else ""
     with_configs = swarm or configs
@@ -103,7 +105,7 @@ services:
       - STACK_NAME
     volumes:
       - data:/var/lib/{recipe}
-{app_extra}\
+{binds}{app_extra}\
     deploy:
       restart_policy:
         condition: on-failure
@@ -134,6 +136,7 @@ def recipe_files(
     swarm: bool = False,
     configs: bool = False,
     abra_sh: str = "export APP_CONF_VERSION=v1\n",
+    host_volumes: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """The files of a Co-op Cloud recipe released as ``tag`` (``swarm``: runnable on a real swarm;
     ``configs``: app.conf a versioned config, its version in ``abra_sh``)."""
@@ -147,6 +150,7 @@ def recipe_files(
         hook=hook is not None,
         db="DEPS" in EXTRA_META.get(recipe, ""),
         configs=configs,
+        host_volumes=host_volumes,
     )
     if hook is not None:  # only on the swarm
         abra_sh += f"export POST_INSTALL_VERSION=h{hashlib.sha256(hook.encode()).hexdigest()[:8]}\n"
@@ -205,7 +209,14 @@ EXTRA_META = {
     'EXPECTED_NA = {"backup": "PDS data is re-synced from the network, not restored"}\n',
     "nextcloud": 'DEPS = ["db"]\nSECRETS = {"db_password": "alnum:32", "admin_password": None}\n',
     "hello-fixture": "FIXTURE = True\n",
+    # a scheduler that starts the swarm's services through the docker socket: accepted, once
+    "swarm-cronjob": 'HOST_ACCESS = ["bind:/var/run/docker.sock"]\n',
 }
+
+# what swarm-cronjob asks of the host: the socket (accepted in its meta) and, in the
+# week-2 release, the host's whole root (held, never deployed)
+DOCKER_SOCKET = "/var/run/docker.sock:/var/run/docker.sock:ro"
+HOST_ROOT = "/:/host:ro"
 
 BACKEND_LOCAL = """\
 [backend]
@@ -272,6 +283,7 @@ RECIPES = [
     "nextcloud",
     "plausible",
     "rallly",
+    "swarm-cronjob",
     "traefik",
 ]
 
@@ -391,6 +403,7 @@ class Demo:
         self.rel("hedgedoc", "1.0.0+1.10.0", image=HEDGEDOC_IMAGE)
         self.rel("n8n", "1.0.0+1.50.0")
         self.rel("ghost", "1.0.0+5.0", configs=True)
+        self.rel("swarm-cronjob", "1.0.0+1.13.0", host_volumes=(DOCKER_SOCKET,))
 
     def week2(self) -> None:
         # abra's lint asks for annotated tags: the publisher re-creates 1.10.0 in place (same
@@ -420,12 +433,17 @@ class Demo:
         # swarm config is immutable: the upgrade would fail on a real server)
         self.rel("n8n", "1.1.0+1.51.0", image="n8n:latest")
         self.rel("ghost", "1.1.0+5.1", configs=True, app_conf="ok\nmail=smtp\n")
+        # newly asks for the host's root: HELD (host access), nothing deployed, the canonical
+        # stays; remembered until the release or the meta changes
+        self.rel("swarm-cronjob", "2.0.0+1.14.0", host_volumes=(DOCKER_SOCKET, HOST_ROOT))
 
     def week3(self) -> None:
         self.rel("plausible", "3.0.1+v2.0.0")
         self.rel("keycloak", "2.0.1+25.0.1", extra={"post-install.sh": "#!/bin/sh\nexit 0\n"})
         bumped = "export APP_CONF_VERSION=v2\n"
         self.rel("ghost", "1.1.1+5.1", configs=True, app_conf="ok\nmail=smtp\n", abra_sh=bumped)
+        # upstream drops the root bind again: the socket alone is what the meta accepts
+        self.rel("swarm-cronjob", "2.0.1+1.14.0", host_volumes=(DOCKER_SOCKET,))
 
 
 # week -> recipe -> expected label prefix
@@ -444,6 +462,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "nextcloud": "PASS (promoted)",
         "plausible": "PASS (promoted)",
         "rallly": "PASS (promoted)",
+        "swarm-cronjob": "PASS (promoted)",
         "traefik": "PASS (promoted)",
     },
     "week 2": {
@@ -460,6 +479,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "nextcloud": "SKIP (no-new-version)",
         "plausible": "FAIL (level 1/5)",
         "rallly": "SKIP (no-new-version)",
+        "swarm-cronjob": "HELD (host access)",
         "traefik": "GREEN-NOT-PROMOTED (tag incident",
     },
     "week 3": {
@@ -476,6 +496,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "nextcloud": "SKIP (no-new-version)",
         "plausible": "PASS (promoted)",
         "rallly": "SKIP (no-new-version)",
+        "swarm-cronjob": "PASS (promoted)",
         "traefik": "PASS (promoted)",
     },
 }

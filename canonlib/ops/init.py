@@ -38,6 +38,9 @@ kind = "local"                  # a slot is a directory; "abra" deploys to real 
 [harness]
 timeout_s = 3600                # a cold run's deadline
 
+[sweep]
+min_release_age = "3d"          # a tag younger than this (since canon first saw it) waits
+
 # a recipe whose upstream is elsewhere:
 # [recipes.my-recipe]
 # upstream = "https://example.org/my-recipe.git"

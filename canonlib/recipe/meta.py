@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canonlib.config import age_problem
 from canonlib.errors import CanonError
 from canonlib.files import FileProblem, read_small_file
+from canonlib.recipe.hostaccess import host_access_problems
 
 META_FILE = "recipe_meta.py"
 META_CAP_BYTES = 256 * 1024  # a meta is a page of literals; anything bigger is a mistake
@@ -95,12 +97,22 @@ def _is_probes(v: Any) -> bool:
     return True
 
 
+def _host_access_problem(v: Any) -> str | None:
+    problems = host_access_problems(v)
+    return "; ".join(problems) if problems else None
+
+
+def _age_problem(v: Any) -> str | None:
+    return None if v is None else age_problem(v)
+
+
 @dataclass(frozen=True)
 class Key:
     type_name: str
     check: Callable[[Any], bool]
     default: Any
     doc: str
+    problem: Callable[[Any], str | None] | None = None  # after ``check``: what is wrong, in words
 
 
 KEYS: dict[str, Key] = {
@@ -136,6 +148,20 @@ KEYS: dict[str, Key] = {
     ),
     "HOLD": Key(
         "str or None", _is_opt_str, None, "operator hold: the sweep skips, with this reason"
+    ),
+    "HOST_ACCESS": Key(
+        "list of str (host access items, as canon spells them)",
+        _is_str_list,
+        [],
+        "host access the operator accepts for this recipe",
+        _host_access_problem,
+    ),
+    "MIN_RELEASE_AGE": Key(
+        'str or None (a duration: "3d", "12h", "30m", "0")',
+        _is_opt_str,
+        None,
+        "a tag younger than this is not tested yet (overrides [sweep] min_release_age)",
+        _age_problem,
     ),
 }
 
@@ -211,6 +237,10 @@ def parse_meta(source: str, path: Path) -> dict[str, Any]:
             raise _fail(
                 path, node.lineno, f"{name} must be {KEYS[name].type_name}, got {_short(val)}"
             )
+        problem = KEYS[name].problem
+        why = problem(val) if problem else None
+        if why:
+            raise _fail(path, node.lineno, f"{name}: {why}")
         values[name] = val
     return values
 
@@ -312,6 +342,20 @@ KEY_HELP: dict[str, KeyHelp] = {
         "Operator hold: the sweep skips the recipe with this reason (label SKIP (held)) "
         "and the canonical stays. Remove the line to resume.",
         'HOLD = "1.15.3 migrations need a manual step"',
+    ),
+    "HOST_ACCESS": KeyHelp(
+        "What the operator accepts that this recipe asks of the host (binds of host paths, "
+        "the docker socket, privileged, cap_add, devices, security_opt, sysctls, host "
+        "network/pid/ipc, ports in mode host). A release asking for more is not deployed: "
+        "HELD (host access), its row naming each new item and the line to add here. A bind "
+        "of canon's own state, evidence, keys, fleet or config is refused even when listed.",
+        'HOST_ACCESS = ["bind:/var/run/docker.sock"]',
+    ),
+    "MIN_RELEASE_AGE": KeyHelp(
+        "A release cooldown for this recipe: a tag canon's mirror first saw less than this "
+        'long ago is SKIP (cooling) until then. Overrides [sweep] min_release_age; "0" '
+        "turns it off.",
+        'MIN_RELEASE_AGE = "7d"',
     ),
 }
 

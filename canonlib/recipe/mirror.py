@@ -11,6 +11,7 @@ commit.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -23,9 +24,11 @@ from pathlib import Path
 from canonlib import git, process
 from canonlib.config import Config
 from canonlib.errors import CanonError
+from canonlib.files import FileProblem, read_json_file, write_atomic
 from canonlib.recipe.versions import InvalidRecipeVersion, parse_version
 
 HEADS, TAGS = "refs/heads/", "refs/tags/"
+FIRST_SEEN_CAP = 16 * 1024 * 1024  # tag -> {commit, first_seen}: a few hundred bytes a tag
 
 
 class SyncError(CanonError):
@@ -458,10 +461,58 @@ class Mirror:
         report.tags = valid
         report.invalid_tags.sort()
         report.not_releases.sort()
+        if report.fetched:
+            self._record_first_seen(valid, time.time())
         if self.push_url and report.fetched:
             self.push(report.branch)
         report.duration_s = time.monotonic() - t0
         return report
+
+    # -- first sightings (the release cooldown) ---------------------------------
+    @property
+    def first_seen_path(self) -> Path:
+        """``<mirrors>/<recipe>.first-seen.json``: beside the mirror, so a re-clone keeps it."""
+        return self.path.with_name(f"{self.path.name.removesuffix('.git')}.first-seen.json")
+
+    def _first_seen_map(self) -> dict[str, dict]:
+        try:
+            data = read_json_file(self.first_seen_path, FIRST_SEEN_CAP)
+        except FileNotFoundError:
+            return {}
+        except FileProblem:
+            return {}  # unreadable: every tag counts as seen now (a longer wait, never shorter)
+        if not isinstance(data, dict):
+            return {}
+        return {
+            t: v
+            for t, v in data.items()
+            if isinstance(v, dict)
+            and isinstance(v.get("commit"), str)
+            and isinstance(v.get("first_seen"), int | float)
+        }
+
+    def _record_first_seen(self, tags: dict[str, str], now: float) -> dict[str, dict]:
+        """Note ``now`` for each tag not seen before at its commit (a tag re-pointed upstream
+        is a new sighting); tags upstream dropped are forgotten.  The map, as written."""
+        old = self._first_seen_map()
+        new = {
+            t: old[t] if t in old and old[t]["commit"] == c else {"commit": c, "first_seen": now}
+            for t, c in sorted(tags.items())
+        }
+        if new != old:
+            write_atomic(self.first_seen_path, json.dumps(new, indent=1, sort_keys=True) + "\n")
+        return new
+
+    def first_seen(self, tag: str, commit: str, now: float) -> float:
+        """When canon's mirror first saw ``tag`` at ``commit`` (epoch seconds).
+
+        Recorded by each sync that fetched; a tag this mirror has no sighting of (a mirror
+        older than the record) is seen ``now``, and written down."""
+        seen = self._first_seen_map().get(tag)
+        if seen and seen["commit"] == commit:
+            return float(seen["first_seen"])
+        tags = {t: v["commit"] for t, v in self._first_seen_map().items()}
+        return float(self._record_first_seen({**tags, tag: commit}, now)[tag]["first_seen"])
 
     def push(self, branch: str) -> None:
         """Force ``branch`` and the tags to the CI mirror remote, pruning tags it lacks."""

@@ -65,8 +65,13 @@ RESULT_FIELDS = (
     "fleet_tests",
     "harness",
     "known_red_run",
+    # 4: what the release asks of the host and what the meta accepted; a cooling tag's times
+    "host_access",
+    "host_accepted",
+    "first_seen",
+    "eligible_at",
 )
-_JSON_FIELDS = {"rungs", "incidents", "warnings"}
+_JSON_FIELDS = {"rungs", "incidents", "warnings", "host_access", "host_accepted"}
 
 RUN_FIELDS = (
     "run_id",
@@ -149,6 +154,15 @@ MIGRATIONS: list[str] = [
     # so `registry restore` can tell this instance's backups from another's
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 5: host access by consent (each item asked, with file, line and whether it was accepted;
+    # the meta's HOST_ACCESS) and the release cooldown (when the mirror first saw the tag,
+    # when it becomes eligible)
+    """
+    ALTER TABLE results ADD COLUMN host_access TEXT;
+    ALTER TABLE results ADD COLUMN host_accepted TEXT;
+    ALTER TABLE results ADD COLUMN first_seen TEXT;
+    ALTER TABLE results ADD COLUMN eligible_at TEXT;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -38,7 +38,7 @@ from canonlib.recipe.mirror import SyncReport, mirror_for, owner_tag, reap_lefto
 from canonlib.recipe.versions import latest_release
 from canonlib.state import registry_guard
 from canonlib.state.registry import RESULT_FIELDS, Registry, utcnow
-from canonlib.sweep import policy
+from canonlib.sweep import admission, policy
 from canonlib.sweep.knownred import disk_room, harness_identity, tests_digest
 from canonlib.sweep.promote import promote
 from canonlib.sweep.recover import recover, slot_gone_on
@@ -295,6 +295,7 @@ class _Sweep:
                 meta.HOLD,
                 known_red=red["run_id"] if red else None,
             )
+            decision = self._admit(fr, meta, latest, report, row, decision)
             row["decision"] = decision
             if decision == policy.SKIP_KNOWN_RED:
                 row["known_red_run"] = red["run_id"]
@@ -357,10 +358,39 @@ class _Sweep:
         row["duration_s"] = round(time.monotonic() - t0, 3)
         return row
 
+    def _admit(self, fr, meta, latest, report, row, decision: str) -> str:
+        """A release that would run waits out its cooldown, and one already held for what it
+        asks of the host stays held (same tag commit, same HOST_ACCESS) without a checkout."""
+        if decision != policy.RUN:
+            return decision
+        mirror = mirror_for(self.config, fr.name)
+        wait = admission.cooling(
+            self.config, meta, mirror, latest, report.tags[latest], time.time()
+        )
+        if wait:
+            row.update(wait)
+            return policy.SKIP_COOLING
+        key = policy.HeldKey(latest, report.tags[latest], tuple(meta.HOST_ACCESS))
+        held = (
+            None
+            if fr.name in self.retry
+            else policy.known_held(self.registry.results(recipe=fr.name), key)
+        )
+        if held:
+            row.update({k: held[k] for k in ("host_access", "host_accepted", "reason")})
+            return policy.HELD_HOST
+        return decision
+
     def _run_and_promote(self, fr, meta, latest, base, report, row) -> policy.Outcome:
         mirror = mirror_for(self.config, fr.name)
         log_path = self.run_dir / "logs" / f"{fr.name}.log"
         with mirror.checkout(latest) as co:
+            gate = admission.host_gate(self.config, meta, co.path, latest)
+            row.update(gate.row())
+            if gate.held:  # nothing deploys: no harness, no slot, no promote
+                row["decision"], row["reason"] = policy.HELD_HOST, gate.reason(meta)
+                return policy.Outcome(policy.HELD_HOST)
+            row["warnings"] = [*row["warnings"], *gate.warnings()]
             cold = cold_run(
                 fr.name,
                 co,

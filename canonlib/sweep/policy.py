@@ -17,6 +17,8 @@ SKIP_NO_NEW = "skip:no-new-version"
 SKIP_NEVER = "skip:never-released"
 SKIP_HELD = "skip:held"
 SKIP_KNOWN_RED = "skip:known-red"
+SKIP_COOLING = "skip:cooling"
+HELD_HOST = "held:host-access"  # asks the host for more than HOST_ACCESS accepts: not deployed
 
 PASS, FAIL, SKIP, UNVERIFIED = "pass", "fail", "skip", "unverified"
 STATUSES = (PASS, FAIL, SKIP, UNVERIFIED)
@@ -43,6 +45,48 @@ def sweep_decision(
     if canon_version is None or version_key(latest_tag) > version_key(canon_version):
         return SKIP_KNOWN_RED if known_red else RUN
     return SKIP_NO_NEW
+
+
+def cooling_until(first_seen: float | None, min_age_s: float, now: float) -> float | None:
+    """When a tag first seen at ``first_seen`` (epoch seconds, by canon's mirror) becomes
+    eligible under a cooldown of ``min_age_s``; None when it already is (or there is none).
+
+    Measured from when canon first saw the tag, never from its date: a back-dated tag gains
+    nothing.  A tag canon has no first sighting of is seen ``now``.
+    """
+    if min_age_s <= 0:
+        return None
+    eligible = (now if first_seen is None else first_seen) + min_age_s
+    return eligible if now < eligible else None
+
+
+@dataclass(frozen=True)
+class HeldKey:
+    """What a host-access hold is about: one tag at one commit, and what the meta accepted."""
+
+    tag: str
+    commit: str
+    accepted: tuple[str, ...]
+
+
+def held_key(row: Mapping[str, Any]) -> HeldKey | None:
+    """The key a HELD row holds, or None for any other row."""
+    if row.get("decision") != HELD_HOST or not row.get("latest") or not row.get("tag_commit"):
+        return None
+    return HeldKey(row["latest"], row["tag_commit"], tuple(row.get("host_accepted") or ()))
+
+
+def known_held(earlier: Iterable[Mapping[str, Any]], key: HeldKey) -> Mapping[str, Any] | None:
+    """The newest earlier row that held exactly ``key`` (same tag, commit and HOST_ACCESS),
+    or None.  The hold lasts until the release or the meta changes; a row that deployed
+    ``key``'s tag since (the operator's ``--retry``) ends it."""
+    found = None
+    for row in earlier:
+        if held_key(row) == key:
+            found = row
+        elif row.get("decision") == RUN and row.get("latest") == key.tag:
+            found = None
+    return found
 
 
 def backports(
@@ -248,6 +292,8 @@ def label(outcome: Outcome, record_version: str | None, record_commit: str | Non
     """The recipe's label, derived from the registry record read *after* its turn."""
     if outcome.error:
         return f"ERROR ({outcome.error})"
+    if outcome.decision == HELD_HOST:
+        return "HELD (host access)"
     if outcome.decision != RUN:
         return f"SKIP ({outcome.decision.removeprefix('skip:')})"
     if not outcome.green:

@@ -14,9 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from canonlib.sweep.policy import RUN, SKIP_HELD, SKIP_KNOWN_RED, SKIP_NEVER, SKIP_NO_NEW
+from canonlib.sweep.policy import (
+    HELD_HOST,
+    RUN,
+    SKIP_COOLING,
+    SKIP_HELD,
+    SKIP_KNOWN_RED,
+    SKIP_NEVER,
+    SKIP_NO_NEW,
+)
 
-FAILING_LABELS = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED")
+# HELD (host access): a release asking the host for more than accepted fails the week like FAIL
+FAILING_LABELS = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED", "HELD")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,14 @@ DECISION_WORDS: dict[str, Words] = {
         plan="{latest} was already tested red with these tests and harness: not re-run",
         report="its latest tag {latest} is known red",
     ),
+    SKIP_COOLING: Words(
+        plan="{latest} is cooling (release cooldown): {reason}",
+        report="its latest tag {latest} is younger than the release cooldown",
+    ),
+    HELD_HOST: Words(
+        plan="{latest} asks the host for more than HOST_ACCESS accepts: not deployed ({reason})",
+        report="its latest tag {latest} asks the host for more than HOST_ACCESS accepts",
+    ),
 }
 
 
@@ -50,7 +67,7 @@ def is_failing(label: Any) -> bool:
 
 
 def _fill(template: str, row: dict[str, Any]) -> str:
-    return template.format_map({k: row.get(k) for k in ("canonical_before", "latest")})
+    return template.format_map({k: row.get(k) for k in ("canonical_before", "latest", "reason")})
 
 
 def plan_note(row: dict[str, Any]) -> str:
