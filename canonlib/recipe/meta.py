@@ -137,6 +137,9 @@ KEYS: dict[str, Key] = {
     "HOLD": Key(
         "str or None", _is_opt_str, None, "operator hold: the sweep skips, with this reason"
     ),
+    "SERVER": Key(
+        "str or None", _is_opt_str, None, "several servers: the server the canonical lives on"
+    ),
 }
 
 
@@ -312,6 +315,12 @@ KEY_HELP: dict[str, KeyHelp] = {
         "Operator hold: the sweep skips the recipe with this reason (label SKIP (held)) "
         "and the canonical stays. Remove the line to resume.",
         'HOLD = "1.15.3 migrations need a manual step"',
+    ),
+    "SERVER": KeyHelp(
+        "Several servers (`backend.servers`): the server this recipe's canonical lives on. "
+        "Without it a canonical stays where it is, and a new one goes to the server holding "
+        "the fewest; set it to move the canonical on its next promote.",
+        'SERVER = "canon-s2"',
     ),
 }
 
