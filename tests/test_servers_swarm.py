@@ -24,6 +24,7 @@ import pytest
 from canonlib.backends import make_backend
 from canonlib.backends.common import BackendUnavailable
 from canonlib.config import ConfigError
+from canonlib.ops.status import status_rows
 from canonlib.state.registry import Registry
 from canonlib.sweep.orchestrate import sweep
 from tests.need import need
@@ -167,10 +168,8 @@ def test_a_server_killed_mid_sweep_is_an_error_there_and_the_other_goes_on(pool_
     def killer() -> None:
         end = time.monotonic() + 300
         while time.monotonic() < end:
-            svcs = ctx(
-                "canon-s2", "service", "ls", "--filter", "label=canon.role=cold", "-q", check=False
-            )
-            if svcs.strip():
+            names = ctx("canon-s2", "service", "ls", "--format", "{{.Name}}", check=False)
+            if "cold" in names:
                 os.kill(dockerd_pid(2), signal.SIGKILL)
                 killed.set()
                 return
@@ -190,13 +189,25 @@ def test_a_server_killed_mid_sweep_is_an_error_there_and_the_other_goes_on(pool_
             assert by[r]["verdict"] is None
         alive = [r for r, row in by.items() if row["server"] == "canon-s1"]
         assert alive and all(by[r]["label"] == "PASS (promoted)" for r in alive if r not in on_s2)
-        # canon-s2's canonicals: reported unreachable, kept in the registry, not moved
-        for r in on_s2:
-            assert any("unreachable" in i for i in by[r]["incidents"]), by[r]
+        # canon-s2's canonicals: kept in the registry, never moved to canon-s1; a row written
+        # after the kill says unreachable (one promoted there before it is simply PASS)
         with Registry.open(pool_ws.config.db_path) as reg:
             now = {c.recipe: (c.server, c.deployment) for c in reg.canonicals()}
         for r in on_s2:
-            assert now[r] == ("canon-s2", slots_before[r])
+            assert now[r][0] == "canon-s2", (r, now[r])
+            if by[r]["label"] != "PASS (promoted)":
+                assert now[r][1] == slots_before[r]
+                assert any("unreachable" in i for i in by[r]["incidents"]), (
+                    by[r]["label"],
+                    by[r]["incidents"],
+                    by[r]["server"],
+                )
+        # and `canon status` says so for each of them, with the server
+        status = {row["recipe"]: row for row in status_rows(pool_ws.config)}
+        for r in on_s2:
+            assert status[r]["server"] == "canon-s2"
+            assert "unreachable: server canon-s2 does not answer" in status[r]["incident"]
+        assert all(status[r]["incident"] is None for r in status if r not in on_s2)
     finally:
         up = subprocess.run(
             [ROOT / "scripts" / "swarm-up", "--servers", "2"], capture_output=True, text=True

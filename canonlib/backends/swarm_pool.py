@@ -18,6 +18,7 @@ its own (a *server*, as abra says).  :class:`SwarmPool` is a
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ class SwarmPool:
         self.server = server
         self._where = {} if _where is None else _where  # slot -> server, learnt from markers
         self.unreachable = {} if _unreachable is None else _unreachable  # server -> why
+        self._asked: dict[str, float] = {}  # server -> when answers() last asked it
 
     @classmethod
     def from_config(cls, config: Any, *, run_dir: Path | None = None) -> SwarmPool:
@@ -101,17 +103,23 @@ class SwarmPool:
                 "each server must be a swarm of its own; drop one of them"
             )
 
-    def answers(self, server: str) -> str | None:
-        """None when ``server`` answers now as a swarm manager; else why not."""
+    def answers(self, server: str, max_age_s: float = 5.0) -> str | None:
+        """None when ``server`` answers as a swarm manager; else why not.  Asked again at most
+        every ``max_age_s`` (a sweep asks before each turn, and for each canonical's row)."""
+        now = time.monotonic()
+        asked = self._asked.get(server)
+        if asked is not None and now - asked < max_age_s:
+            return self.unreachable.get(server)
         b = self.backends[server]
         b.docker._swarm_checked = False
         try:
             b.check_engine()
         except BackendUnavailable as e:
             self.unreachable[server] = e.args[0].split(": ", 1)[-1]
-            return self.unreachable[server]
-        self.unreachable.pop(server, None)
-        return None
+        else:
+            self.unreachable.pop(server, None)
+        self._asked[server] = time.monotonic()
+        return self.unreachable.get(server)
 
     def server_of(self, slot: str) -> str | None:
         """The server ``slot`` lives on, as its marker said (None when not seen)."""

@@ -32,6 +32,7 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
                 last[row["recipe"]] = row["label"]
     from_markers = _marked_canonicals(config, canon)
     canon.update(from_markers)
+    down = _down_servers(config)
     rows = []
     for name in sorted(metas.keys() | canon.keys()):
         fr, c = metas.get(name), canon.get(name)
@@ -43,12 +44,18 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
                 "canonical": c.version if c else None,
                 "commit": c.commit[:12] if c else None,
                 "deployment": c.deployment if c else None,
+                "server": c.server if c else None,
                 "promoted_at": c.promoted_at if c else None,
                 "age_days": age_days(c.promoted_at, now) if c and c.promoted_at else None,
                 "hold": meta.HOLD if meta else None,
                 "pin": meta.UPGRADE_BASE_VERSION if meta else None,
                 "last_label": last.get(name),
-                "incident": _incident(config, c),
+                "incident": _incident(config, c)
+                or (
+                    f"unreachable: server {c.server} does not answer"
+                    if c and c.server in down
+                    else None
+                ),
                 "source": (
                     "slot marker (the registry does not hold it)"
                     if name in from_markers
@@ -78,9 +85,21 @@ def _marked_canonicals(config: Config, canon: dict[str, Canonical]) -> dict[str,
         if m.recipe not in newest or key > newest[m.recipe]:
             newest[m.recipe] = key
             out[m.recipe] = Canonical(
-                m.recipe, m.version, m.version, m.commit, slot, m.created_at, m.run_id
+                m.recipe, m.version, m.version, m.commit, slot, m.created_at, m.run_id, m.server
             )
     return out
+
+
+def _down_servers(config: Config) -> dict[str, str]:
+    """Several servers: those that do not answer now (server -> why)."""
+    if not config.backend.get("servers"):
+        return {}
+    backend = make_backend(config)
+    try:
+        backend.markers()  # asks every server; the silent ones are noted
+    except CanonError:
+        return {}
+    return dict(getattr(backend, "unreachable", {}))
 
 
 def _incident(config: Config, c: Canonical | None) -> str | None:

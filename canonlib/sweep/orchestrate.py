@@ -350,7 +350,7 @@ class _Sweep:
         # labels come from the registry after the turn; a turn that ran nothing changed nothing
         after = self.registry.read_registry(fr.name) if row["tested_commit"] else before
         row["canonical_after"] = after.version if after else None
-        down = self._unreachable(after)
+        down = self._unreachable(after, fresh=bool(row.get("error")))
         if down:
             row["incidents"] = [*(row["incidents"] or []), down]
         if isinstance(synced, SyncReport):  # the canonical (after the turn) against upstream's tags
@@ -363,12 +363,15 @@ class _Sweep:
         row["duration_s"] = round(time.monotonic() - t0, 3)
         return row
 
-    def _unreachable(self, canonical: Any) -> str | None:
+    def _unreachable(self, canonical: Any, *, fresh: bool = False) -> str | None:
         """Several servers: the canonical's server does not answer (its slot is kept, and never
-        re-promoted elsewhere for that)."""
+        re-promoted elsewhere for that); ``fresh`` asks it now (after an error), not within
+        the last seconds."""
         server = getattr(canonical, "server", None)
-        why = (getattr(self.backend, "unreachable", None) or {}).get(server) if server else None
-        if not why:
+        answers = getattr(self.backend, "answers", None)
+        if not server or answers is None or server not in self.servers:
+            return None
+        if not answers(server, 0.0 if fresh else 5.0):
             return None
         return f"canonical {canonical.version} unreachable: its server {server} does not answer"
 
@@ -397,6 +400,8 @@ class _Sweep:
                     f"no server left to cold-test it on: {down or 'none'} did not answer"
                 )
             child_env["CANON_SERVER"] = row["server"] = server
+            if meta.SERVER is not None:  # a SERVER not in the pool: said before any cold run
+                schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=None, held={})
         with mirror.checkout(latest) as co:
             cold = cold_run(
                 fr.name,

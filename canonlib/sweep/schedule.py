@@ -18,8 +18,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from canonlib.errors import CanonError
 
-class PlacementError(ValueError):
+
+class PlacementError(CanonError):
     """A recipe's ``SERVER`` (or its canonical's server) is not among the configured servers."""
 
 
