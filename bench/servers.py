@@ -157,18 +157,14 @@ def one_sweep(n_recipes: int, servers: int) -> dict[str, float]:
         if bad:
             raise SystemExit(f"sweep on {servers} server(s): not every recipe passed: {bad}")
         cold = sorted(r["duration_s"] for r in rows)
+        where = [str(r.get("server") or "context") for r in rows]
         return {
             "wall": wall,
             "canon_cpu": canon_cpu,
             "engine_cpu": engines,
             "machine": machine,
             "turn_sum": sum(cold),
-            "by_server": json.dumps(
-                {
-                    s: sum(r.get("server") == s for r in rows)
-                    for s in sorted({str(r.get("server")) for r in rows})
-                }
-            ),
+            "by_server": json.dumps({s: where.count(s) for s in sorted(set(where))}),
         }
 
 
