@@ -8,7 +8,7 @@ its own (a *server*, as abra says).  :class:`SwarmPool` is a
   listed in :attr:`SwarmPool.unreachable` with why, and its slots are simply not seen (never
   taken as gone: nothing is deleted, nothing re-promoted from their absence);
 - a slot canon already knows goes to the server it lives on (its marker says which); a new
-  slot goes to the pool's *target* (``pool.on(server)``): the sweep picks it
+  slot goes to the pool's *target* (``pool.on(server)``, else the first server): the sweep picks it
   (:func:`canonlib.sweep.schedule.home`), a cold run's harness gets its server from the sweep
   (``CANON_SERVER``) and talks to that server alone;
 - :meth:`SwarmPool.check_engine` checks every server (a context that does not exist, an engine
@@ -143,8 +143,8 @@ class SwarmPool:
         if server is None:
             self.markers()  # learn where the slots are
             server = self._where.get(slot)
-        if server is None and new and self.server is not None:
-            server = self._where[slot] = self.server
+        if server is None and new:  # a pool no one chose a server for: the first
+            server = self._where[slot] = self.server or self.servers[0]
         if server is None:
             down = f" (not answering: {', '.join(self.unreachable)})" if self.unreachable else ""
             raise BackendError("slot", f"slot {slot} is on none of the servers{down}")

@@ -652,7 +652,7 @@ def run_demo(
                 for c in reg.canonicals()
             ]
         out("\n== where each canonical lives ==")
-        out(format_table(where, ["recipe", "canonical", "server", "slot"]))
+        out(format_table(where, ["recipe", "canonical", "server", "slot"], max_width=None))
     if problems:
         out("\nthe demo did not go as designed:\n  " + "\n  ".join(problems))
     else:
