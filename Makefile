@@ -26,15 +26,17 @@ demo: $(VENV)/.installed
 # the demo fleet on a real Docker Swarm (this machine's engine, brought up by scripts/swarm-up);
 # it holds the swarm tests' lock, so it never runs under a test suite's leftovers check
 SWARM_LOCK ?= /tmp/canon-swarm-tests.lock
+# SERVERS=3: the demo over 3 servers (scripts/swarm-up --servers 3: contexts canon-s1..canon-s3)
+SERVERS ?= 1
 demo-swarm: $(VENV)/.installed swarm
-	flock $(SWARM_LOCK) $(PY) -m canonlib demo --backend swarm demo-swarm
+	flock $(SWARM_LOCK) $(PY) -m canonlib demo --backend swarm --servers $(SERVERS) demo-swarm
 
 # remove what demo-swarm left on the swarm: its canonicals' stacks, volumes, secrets, configs, networks
 demo-swarm-clean: $(VENV)/.installed
-	flock $(SWARM_LOCK) $(PY) -m canonlib.demo.swarm clean demo-swarm
+	flock $(SWARM_LOCK) $(PY) -m canonlib.demo.swarm clean demo-swarm $(SERVERS)
 
 swarm:
-	scripts/swarm-up
+	scripts/swarm-up --servers $(SERVERS)
 
 docs: $(VENV)/.installed
 	$(PY) -m canonlib.cli.reference docs/reference

@@ -37,6 +37,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "sync.timeout_s": (1, 24 * 3600),
     "sync.parallel": (1, 256),
     "backend.parallel": (1, 256),
+    "backend.per_server": (1, 64),
     "budget.disk_bytes": (1, 2**62),
 }
 
@@ -52,8 +53,9 @@ upstream = "https://git.coopcloud.tech/coop-cloud/{recipe}.git"
 [backend]
 kind = "local"                  # or "swarm" (docker stack deploy), "abra"
 # context = "myserver"          # swarm: a docker context (default: the current one)
-# servers = ["swarm1.example.org"]   # abra: one cold run per server at a time
-# parallel = 2                  # cold runs at once (default: one per abra server; 1 for local)
+# servers = ["s1", "s2"]        # several servers: docker contexts (swarm) or abra servers
+# per_server = 1                # several servers: cold runs at once on each
+# parallel = 2                  # cold runs at once (default: per_server x servers; 1 for local)
 
 [harness]
 # command = ["canon", "harness"]      # default: the built-in harness
@@ -120,6 +122,7 @@ class Config:
     sync_parallel: int = 8
     sync_timeout_s: float = 120.0
     cold_parallel: int = 1
+    per_server: int = 1  # several servers: cold runs at once on each
     disk_budget_bytes: int = 10_000_000_000
     recipes: dict[str, dict[str, str]] = field(default_factory=dict)
     digest: str = ""
@@ -354,9 +357,19 @@ def _backend(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
         isinstance(backend["servers"], list) and all(isinstance(s, str) for s in backend["servers"])
     ):
         problems.add("backend.servers must be a list of server names")
-    default_parallel = len(backend.get("servers") or []) if backend["kind"] == "abra" else 1
+        backend["servers"] = []
+    servers = backend.get("servers") or []
+    twice = sorted({s for s in servers if servers.count(s) > 1})
+    if twice:
+        problems.add(f"backend.servers names {', '.join(twice)} more than once")
+    if servers and backend.get("context") is not None and backend["kind"] == "swarm":
+        problems.add("backend: set either context (one server) or servers (several), not both")
+    per_server = problems.number(backend, "per_server", 1, "backend.", True)
+    default_parallel = (
+        len(servers) * per_server if backend["kind"] in ("abra", "swarm") and servers else 1
+    )
     cold_parallel = problems.number(backend, "parallel", max(1, default_parallel), "backend.", True)
-    return {"backend": backend, "cold_parallel": cold_parallel}
+    return {"backend": backend, "cold_parallel": cold_parallel, "per_server": per_server}
 
 
 def _harness(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
@@ -564,12 +577,20 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
     "backend.servers": ConfigKey(
         "list of strings",
         "[]",
-        "abra: the servers cold runs and canonicals deploy to; one cold run per server at a time.",
-        'servers = ["swarm1.example.org"]',
+        "Several servers: swarm, the docker contexts (each a swarm manager of its own swarm); "
+        "abra, the abra servers. Cold runs spread over them, longest first; each canonical "
+        "lives on one (see SERVER in recipe_meta.py). Instead of `context`.",
+        'servers = ["canon-s1", "canon-s2"]',
+    ),
+    "backend.per_server": ConfigKey(
+        "int, 1..64",
+        "1",
+        "Several servers: how many cold runs may run at once on each server.",
+        "per_server = 2",
     ),
     "backend.parallel": ConfigKey(
         "int, 1..256",
-        "one per abra server; 1 for local",
+        "per_server x servers; 1 for local",
         "How many cold runs may run at once.",
         "parallel = 2",
     ),

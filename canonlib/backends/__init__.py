@@ -15,16 +15,26 @@ from canonlib.backends.abra import AbraBackend
 from canonlib.backends.base import Backend, BackendError, refuse_canonical
 from canonlib.backends.local import LocalBackend
 from canonlib.backends.swarm import SwarmBackend
+from canonlib.backends.swarm_pool import SwarmPool
 
 __all__ = ["Backend", "BackendError", "make_backend", "refuse_canonical"]
 
 
-def make_backend(config: Any, *, run_dir: Path | None = None) -> Backend:
+def make_backend(config: Any, *, run_dir: Path | None = None, server: str | None = None) -> Backend:
+    """The configured backend; ``server`` (one of ``backend.servers``: a cold run's, given by
+    the sweep) makes new slots go there, and on swarm talks to that server alone."""
     kind = config.backend.get("kind", "local")
+    servers = config.backend.get("servers") or []
+    if server is not None and server not in servers:
+        raise BackendError("config", f"server {server!r} is not in backend.servers")
     if kind == "local":
         return LocalBackend.from_config(config)
     if kind == "abra":
-        return AbraBackend.from_config(config, run_dir=run_dir)
+        return AbraBackend.from_config(config, run_dir=run_dir, server=server)
+    if kind == "swarm" and servers:
+        if server is not None:
+            return SwarmBackend.from_config(config, run_dir=run_dir, server=server)
+        return SwarmPool.from_config(config, run_dir=run_dir)
     if kind == "swarm":
         return SwarmBackend.from_config(config, run_dir=run_dir)
     raise BackendError("config", f"unknown backend {kind!r}")

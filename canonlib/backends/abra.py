@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,17 @@ class AbraBackend:
         timeout_s: float = 900,
         log: Path | None = None,
         server_wait_s: float = 3600,
+        server: str | None = None,
     ):
         if not servers:
             raise BackendError("config", "backend.servers is empty: list at least one abra server")
         self.abra_dir = Path(abra_dir)
         self.servers = list(servers)
+        if server is not None and server not in self.servers:
+            raise BackendError("config", f"server {server!r} is not in backend.servers")
+        # several servers: where this backend's new slots go (the sweep's scheduler picks it:
+        # a cold run's server, a canonical's home); None: the first free server, as before
+        self.server = server
         self.lock_dir = Path(lock_dir)
         self.abra = abra
         self.timeout_s = timeout_s
@@ -80,7 +87,9 @@ class AbraBackend:
         self._locks: dict[str, Any] = {}
 
     @classmethod
-    def from_config(cls, config: Any, *, run_dir: Path | None = None) -> AbraBackend:
+    def from_config(
+        cls, config: Any, *, run_dir: Path | None = None, server: str | None = None
+    ) -> AbraBackend:
         b = config.backend
         abra_dir = (run_dir / "abra") if run_dir else config.state_dir / "abra"
         return cls(
@@ -90,6 +99,20 @@ class AbraBackend:
             abra=b.get("abra", "abra"),
             timeout_s=float(b.get("timeout_s", 900)),
             log=(run_dir / "abra.log") if run_dir else None,
+            server=server,
+        )
+
+    def on(self, server: str) -> AbraBackend:
+        """The same backend (same ABRA_DIR, locks, log), with new slots going to ``server``."""
+        return AbraBackend(
+            self.abra_dir,
+            self.servers,
+            lock_dir=self.lock_dir,
+            abra=self.abra,
+            timeout_s=self.timeout_s,
+            log=self.log,
+            server_wait_s=self.server_wait_s,
+            server=server,
         )
 
     # -- plumbing ----------------------------------------------------------------
@@ -150,10 +173,12 @@ class AbraBackend:
         return rec["domain"]
 
     def _acquire_server(self, slot: str) -> str:
-        """Cold slots take a free server's lock (one cold run per server).
-
-        Warm slots use the first server.
+        """The server a new slot goes to: :attr:`server` when the sweep's scheduler chose it (it
+        keeps each server's cold runs within ``per_server``); else the first server for a warm
+        slot, and for a cold one the first free server's lock (one cold run per server).
         """
+        if self.server is not None:
+            return self.server
         if not slot.startswith("cold-"):
             return self.servers[0]
         self.lock_dir.mkdir(parents=True, exist_ok=True)
@@ -350,6 +375,9 @@ class AbraBackend:
         return self.abra_dir / "canon-markers" / f"{slot}.json"
 
     def mark(self, slot: str, marker: SlotMarker) -> None:
+        server = (self._record(slot) or {}).get("server") or self.server
+        if server is not None and marker.server != server:
+            marker = replace(marker, server=server)
         p = self._marker_path(slot)
         p.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(p, json.dumps(marker.to_dict(), indent=1, sort_keys=True))

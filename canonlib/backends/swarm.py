@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,7 @@ class SwarmBackend:
         run_id: str | None = None,
         instance: str | None = None,
         log: Path | None = None,
+        server: str | None = None,
     ):
         if warm not in WARM_MODES:
             raise BackendError(
@@ -90,6 +92,7 @@ class SwarmBackend:
             )
         self.work = Path(work_dir)
         self.docker = Docker(docker, context, timeout_s, log)
+        self.server = server  # several servers: this one's name, stamped on every marker
         self.helper_image = helper_image
         self.warm = warm
         self.domain = domain
@@ -106,11 +109,15 @@ class SwarmBackend:
         self._rendered: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
 
     @classmethod
-    def from_config(cls, config: Any, *, run_dir: Path | None = None) -> SwarmBackend:
+    def from_config(
+        cls, config: Any, *, run_dir: Path | None = None, server: str | None = None
+    ) -> SwarmBackend:
+        """The one-server backend; ``server`` (one of ``backend.servers``) names its context."""
         b = config.backend
         return cls(
             config.state_dir / "swarm",
-            context=b.get("context"),
+            context=server or b.get("context"),
+            server=server,
             docker=b.get("docker", "docker"),
             helper_image=b.get("helper_image", "busybox:1"),
             warm=b.get("warm", "running"),
@@ -141,6 +148,8 @@ class SwarmBackend:
 
     def mark(self, slot: str, marker: SlotMarker) -> None:
         self.check_engine()
+        if self.server is not None and marker.server != self.server:
+            marker = replace(marker, server=self.server)
         self.records.mark(slot, marker)
 
     def deployed(self, slot: str) -> dict[str, Any] | None:

@@ -19,6 +19,14 @@ from canonlib.backends.base import BackendError
 from canonlib.backends.common import BackendUnavailable, run_group
 
 RECORD = "canon.record"
+# what the docker CLI says when its engine is gone (killed, its socket refused, its host down)
+GONE = (
+    "Cannot connect to the Docker daemon",
+    "Is the docker daemon running",
+    "connection refused",
+    "no such host",
+    "error during connect",
+)
 LABEL_SLOT = "canon.slot"
 LABEL_INSTANCE = "canon.instance"
 
@@ -99,10 +107,24 @@ class Docker:
         out, err = proc.stdout, proc.stderr
         if self.log:
             _log(self.log, args, out, err, quiet=quiet)
+        if proc.returncode != 0 and any(g in err for g in GONE):
+            # the engine itself is gone: a fault of canon's environment, never a verdict
+            self._swarm_checked = False
+            raise BackendUnavailable(step, f"{self.where} does not answer: {err.strip()[-300:]}")
         if check and proc.returncode != 0:
             detail = err.strip() or ("" if quiet else out.strip())
             raise BackendError(step, f"docker {' '.join(args[:3])} failed: {detail[-800:]}")
         return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    @property
+    def where(self) -> str:
+        return f"docker context {self.context!r}" if self.context else "the local docker engine"
+
+    def cluster_id(self) -> str:
+        """The swarm's cluster id: two servers with the same one are the same swarm."""
+        self.check_swarm()
+        r = self.run("info", "--format", "{{.Swarm.Cluster.ID}}", step="swarm", timeout=30)
+        return r.stdout.strip()
 
     def lines(self, *args: str, step: str) -> list[str]:
         return [x for x in self.run(*args, step=step).stdout.splitlines() if x.strip()]
@@ -121,30 +143,44 @@ class Docker:
         return json.loads(self.run(kind, "inspect", *ids, step=step).stdout or "[]")
 
     def check_swarm(self) -> None:
-        """The engine answers and its swarm is active, or one line saying what to do."""
+        """The engine answers, is a manager, and its swarm is active; or one line saying what to
+        do (a context that does not exist, an engine that does not answer, a worker node)."""
         if self._swarm_checked:
             return
-        where = f"docker context {self.context!r}" if self.context else "the local docker engine"
+        where = self.where
+        local = not self.context or self.context.startswith("canon-s")
+        hint = "; run scripts/swarm-up" if local else ""
         try:
             r = self.run(
                 "info",
                 "--format",
-                "{{.Swarm.LocalNodeState}}",
+                "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
                 step="swarm",
                 check=False,
                 timeout=30,
             )
+        except BackendUnavailable as e:
+            raise BackendUnavailable("swarm", f"{e.args[0].split(': ', 1)[-1]}{hint}") from None
         except BackendError as e:
-            raise BackendUnavailable(
-                "swarm", f"{where} does not answer ({e}); run scripts/swarm-up"
-            ) from None
-        state = r.stdout.strip()
+            raise BackendUnavailable("swarm", f"{where} does not answer ({e}){hint}") from None
+        state, _, manager = r.stdout.strip().partition(" ")
         if r.returncode != 0:
-            raise BackendUnavailable(
-                "swarm", f"{where} does not answer: {r.stderr.strip()[-300:]}; run scripts/swarm-up"
-            )
+            err = r.stderr.strip()
+            if "context not found" in err or "does not exist" in err:
+                raise BackendUnavailable(
+                    "swarm",
+                    f"{where} does not exist: create it (docker context create {self.context} "
+                    "--docker host=ssh://root@<server>) or fix canon.toml's [backend]",
+                )
+            raise BackendUnavailable("swarm", f"{where} does not answer: {err[-300:]}{hint}")
         if state != "active":
             raise BackendUnavailable(
                 "swarm", f"{where} is not in an active swarm ({state}): docker swarm init"
+            )
+        if manager != "true":
+            raise BackendUnavailable(
+                "swarm",
+                f"{where} is a swarm worker, not a manager: point it at a manager node "
+                "(one where docker node ls works)",
             )
         self._swarm_checked = True

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from canonlib.backends.base import BackendError
+from canonlib.backends.common import BackendUnavailable
 from canonlib.backends.compose import stack_name
 from canonlib.backends.swarm_docker import LABEL_INSTANCE, LABEL_SLOT, RECORD, Docker, label_args
 from canonlib.files import FileProblem, parse_json
@@ -85,7 +86,18 @@ class Records:
     def all(self, slot: str | None = None) -> list[dict[str, Any]]:
         """This canon instance's record configs (newest last), for one slot or all of them."""
         want = {RECORD: "1", **self.sel(slot)}
-        docs = self.docker.inspect("config", self.docker.ids("config", want, "marker"), "marker")
+        for attempt in range(5):
+            try:
+                ids = self.docker.ids("config", want, "marker")
+                docs = self.docker.inspect("config", ids, "marker")
+                break
+            except BackendUnavailable:
+                raise
+            except BackendError as e:
+                # a slot re-marked between ls and inspect (new record, then the old one removed:
+                # a promote on this server while a cold run lists its slots): list again
+                if "not found" not in str(e) or attempt == 4:
+                    raise
         return sorted(docs, key=lambda d: (d["Spec"]["Labels"].get("canon.seq", ""), d["ID"]))
 
     def newest(self, slot: str) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ from canonlib.recipe.builder import IDENTITY, UpstreamRepo
 from canonlib.recipe.lint import VERSION_LABEL
 from canonlib.state.registry import Registry
 from canonlib.sweep.orchestrate import sweep
-from canonlib.tables import sweep_table
+from canonlib.tables import format_table, sweep_table
 
 MARKER = ".canon-demo"
 
@@ -291,12 +291,14 @@ HEDGEDOC_IMAGE = "hedgedoc:1.10.0@sha256:" + hashlib.sha256(b"hedgedoc 1.10.0").
 
 
 class Demo:
-    def __init__(self, root: Path, backend: str = "local"):
+    def __init__(self, root: Path, backend: str = "local", servers: int = 1):
         self.root = root.resolve()
         self.fleet = self.root / "fleet"
         self.up: dict[str, UpstreamRepo] = {}
         self.swarm = backend == "swarm"
         self.images: set[str] = set()
+        # several servers (swarm): scripts/swarm-up --servers N's contexts canon-s1 .. canon-sN
+        self.servers = demo_swarm.demo_servers(servers) if self.swarm and servers > 1 else []
 
     @property
     def config_path(self) -> Path:
@@ -330,6 +332,7 @@ class Demo:
         ''')
             + "\n"
             + (BACKEND_SWARM if self.swarm else BACKEND_LOCAL)
+            + (f"servers = {json.dumps(self.servers)}\n" if self.servers else "")
         )
         git.run(["init", "--quiet", str(self.fleet)], config=IDENTITY)
         for name in RECIPES:
@@ -361,6 +364,7 @@ class Demo:
             kw = {**kw, "image": image}
             if image not in self.images:
                 demo_swarm.build_images({image: recipe})
+                demo_swarm.copy_image(image, self.servers[1:])
                 self.images.add(image)
         up = self.up[recipe]
         files = recipe_files(recipe, tag, swarm=self.swarm, **kw)
@@ -579,7 +583,7 @@ def verify_log_as_reviewer(
     return [f"verify --log: {c.name}: {c.detail}" for c in claims if not c.ok]
 
 
-def prepare(root: str | Path, backend: str = "local") -> Demo:
+def prepare(root: str | Path, backend: str = "local", servers: int = 1) -> Demo:
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         if not (root / MARKER).exists():
@@ -588,10 +592,13 @@ def prepare(root: str | Path, backend: str = "local") -> Demo:
             )
         if (root / "state" / "swarm").is_dir():  # the last demo ran on the swarm: its stacks go too
             SwarmBackend(root / "state" / "swarm").purge()
+            for ctx in demo_swarm.demo_servers(servers)[1:]:
+                SwarmBackend(root / "state" / "swarm", context=ctx, server=ctx).purge()
         shutil.rmtree(root)
+    demo = Demo(root, backend, servers)
     if backend == "swarm":
-        demo_swarm.ensure_proxy_network()
-    demo = Demo(root, backend)
+        for ctx in demo.servers or [None]:
+            demo_swarm.ensure_proxy_network(context=ctx)
     demo.build()
     return demo
 
@@ -602,13 +609,15 @@ def run_demo(
     evidence: bool = True,
     out: Callable[[str], None] = print,
     backend: str = "local",
+    servers: int = 1,
 ) -> int:
     """Build the demo in ``root`` and play its weeks.
 
     Weeks 3 and 'again' run inside the evidence suite. ``backend`` is ``local`` (embedded, no
-    docker) or ``swarm`` (the local engine's swarm).
+    docker) or ``swarm`` (the local engine's swarm; with ``servers`` > 1, that many swarms:
+    ``scripts/swarm-up --servers N``'s contexts).
     """
-    demo = prepare(root, backend)
+    demo = prepare(root, backend, servers)
     config = load_config(demo.config_path, env_overrides=False)
     out(f"demo workspace: {demo.root}  (fleet {demo.fleet}, config {demo.config_path})")
     problems: list[str] = []
@@ -652,6 +661,19 @@ def run_demo(
             f"verify {ev.dir}"
         )
     out(f"excluded from the sweep: {', '.join(f'{n} ({why})' for n, why in result.fleet.excluded)}")
+    if demo.servers:  # several servers: which canonical lives where
+        with Registry.open(config.db_path) as reg:
+            where = [
+                {
+                    "recipe": c.recipe,
+                    "canonical": c.version,
+                    "server": c.server,
+                    "slot": c.deployment,
+                }
+                for c in reg.canonicals()
+            ]
+        out("\n== where each canonical lives ==")
+        out(format_table(where, ["recipe", "canonical", "server", "slot"], max_width=None))
     if problems:
         out("\nthe demo did not go as designed:\n  " + "\n  ".join(problems))
     else:

@@ -96,33 +96,66 @@ def build_images(images: dict[str, str], docker: str = "docker") -> None:
                 )
 
 
-def ensure_proxy_network(docker: str = "docker") -> None:
-    """Co-op Cloud recipes join the external ``proxy`` network traefik makes; the demo makes it."""
+def ensure_proxy_network(docker: str = "docker", context: str | None = None) -> None:
+    """Co-op Cloud recipes join the external ``proxy`` network traefik makes; the demo makes it
+    (on ``context``'s engine: one of several servers)."""
+    argv = [docker, *(["--context", context] if context else [])]
     if subprocess.run(
-        [docker, "network", "inspect", "proxy"], capture_output=True, check=False
+        [*argv, "network", "inspect", "proxy"], capture_output=True, check=False
     ).returncode:
         subprocess.run(
-            [docker, "network", "create", "-d", "overlay", "--attachable", "proxy"],
+            [*argv, "network", "create", "-d", "overlay", "--attachable", "proxy"],
             capture_output=True,
             check=True,
         )
 
 
-def clean(root: str | Path) -> list[str]:
-    """Every slot a swarm demo in ``root`` left on the swarm (its canonicals too), by its labels."""
+def demo_servers(n: int) -> list[str]:
+    """The docker contexts of ``scripts/swarm-up --servers n``: canon-s1 .. canon-s<n>."""
+    return [f"canon-s{i}" for i in range(1, n + 1)]
+
+
+def copy_image(image: str, contexts: list[str], docker: str = "docker") -> None:
+    """``docker save image | docker --context C load`` for each of the other servers."""
+    for ctx in contexts:
+        if not subprocess.run(
+            [docker, "--context", ctx, "image", "inspect", image], capture_output=True, check=False
+        ).returncode:
+            continue
+        save = subprocess.Popen([docker, "save", image], stdout=subprocess.PIPE)
+        load = subprocess.run(
+            [docker, "--context", ctx, "load"], stdin=save.stdout, capture_output=True, check=False
+        )
+        save.stdout.close()
+        if save.wait() or load.returncode:
+            raise UsageError(
+                f"copying demo image {image} to server {ctx} failed: "
+                f"{load.stderr.decode(errors='replace').strip()[-300:]}; scripts/swarm-up --servers"
+            )
+
+
+def clean(root: str | Path, servers: int = 1) -> list[str]:
+    """Every slot a swarm demo in ``root`` left on the swarm (its canonicals too), by its labels,
+    on each of its ``servers``."""
     state = Path(root) / "state" / "swarm"
     if not (Path(root) / ".canon-demo").exists():
         raise UsageError(f"{root} was not made by `canon demo`; nothing removed")
-    return SwarmBackend(state).purge()
+    if servers <= 1:
+        return SwarmBackend(state).purge()
+    return [
+        slot
+        for ctx in demo_servers(servers)
+        for slot in SwarmBackend(state, context=ctx, server=ctx).purge()
+    ]
 
 
 if __name__ == "__main__":  # python -m canonlib.demo.swarm clean DIR (make demo-swarm-clean)
     import sys
 
-    if len(sys.argv) != 3 or sys.argv[1] != "clean":
-        sys.exit("usage: python -m canonlib.demo.swarm clean DIR")
+    if len(sys.argv) not in (3, 4) or sys.argv[1] != "clean":
+        sys.exit("usage: python -m canonlib.demo.swarm clean DIR [SERVERS]")
     try:
-        gone = clean(sys.argv[2])
+        gone = clean(sys.argv[2], int(sys.argv[3]) if len(sys.argv) == 4 else 1)
     except UsageError as e:
         sys.exit(f"canon: {e}")
     print(

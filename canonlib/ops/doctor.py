@@ -15,11 +15,12 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from canonlib.backends import make_backend
 from canonlib.backends.boxed import find_bwrap
 from canonlib.backends.common import BackendUnavailable
 from canonlib.claims import Claim
 from canonlib.config import Config, load_config
-from canonlib.errors import CanonError
+from canonlib.errors import CanonError, one_line
 from canonlib.evidence.run import kernel_home
 from canonlib.ops.systemd import read_unit, unit_environment
 from canonlib.recipe.fleet import discover
@@ -122,6 +123,14 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
             claims.append(Claim(f"{label} writable", True, str(d)))
         except OSError as e:
             claims.append(Claim(f"{label} writable", False, f"{d}: {e}"))
+
+    if cfg.backend.get("kind") == "swarm":  # each server a swarm manager, no two the same swarm
+        what = "swarm servers answer as managers" if cfg.backend.get("servers") else "swarm answers"
+        try:
+            make_backend(cfg).check_engine()
+            claims.append(Claim(what, True, ", ".join(cfg.backend.get("servers") or ["ok"])))
+        except CanonError as e:
+            claims.append(Claim(what, False, one_line(e)))
 
     claims.append(_kernel_check())
     claims.append(_disk_check(cfg))

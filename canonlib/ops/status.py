@@ -34,6 +34,7 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
     from_markers = _marked_canonicals(config, canon)
     canon.update(from_markers)
     slots = _slots(config) if canon else None
+    down = _down_servers(config)
     rows = []
     for name in sorted(metas.keys() | canon.keys()):
         fr, c = metas.get(name), canon.get(name)
@@ -45,6 +46,7 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
                 "canonical": c.version if c else None,
                 "commit": c.commit[:12] if c else None,
                 "deployment": c.deployment if c else None,
+                "server": c.server if c else None,
                 "promoted_at": c.promoted_at if c else None,
                 "age_days": age_days(c.promoted_at, now) if c and c.promoted_at else None,
                 "hold": meta.HOLD if meta else None,
@@ -55,6 +57,11 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
                     for i in (
                         slot_gone(c, slots) if slots is not None else None,
                         _incident(config, c),
+                        (
+                            f"unreachable: server {c.server} does not answer"
+                            if c and c.server in down
+                            else None
+                        ),
                     )
                     if i
                 )
@@ -91,7 +98,7 @@ def _marked_canonicals(config: Config, canon: dict[str, Canonical]) -> dict[str,
         if slot in {v.previous_slot for v in found.verified.values()}:
             continue
         out[m.recipe] = Canonical(
-            m.recipe, m.version, m.version, m.commit, slot, m.created_at, m.run_id
+            m.recipe, m.version, m.version, m.commit, slot, m.created_at, m.run_id, m.server
         )
     return out
 
@@ -101,6 +108,18 @@ def _slots(config: Config) -> set[str] | None:
         return set(make_backend(config).slots())
     except CanonError:
         return None
+
+
+def _down_servers(config: Config) -> dict[str, str]:
+    """Several servers: those that do not answer now (server -> why)."""
+    if not config.backend.get("servers"):
+        return {}
+    backend = make_backend(config)
+    try:
+        backend.markers()  # asks every server; the silent ones are noted
+    except CanonError:
+        return {}
+    return dict(getattr(backend, "unreachable", {}))
 
 
 def _incident(config: Config, c: Canonical | None) -> str | None:

@@ -163,6 +163,9 @@ KEYS: dict[str, Key] = {
         "a tag younger than this is not tested yet (overrides [sweep] min_release_age)",
         _age_problem,
     ),
+    "SERVER": Key(
+        "str or None", _is_opt_str, None, "several servers: the server the canonical lives on"
+    ),
 }
 
 
@@ -356,6 +359,12 @@ KEY_HELP: dict[str, KeyHelp] = {
         'long ago is SKIP (cooling) until then. Overrides [sweep] min_release_age; "0" '
         "turns it off.",
         'MIN_RELEASE_AGE = "7d"',
+    ),
+    "SERVER": KeyHelp(
+        "Several servers (`backend.servers`): the server this recipe's canonical lives on. "
+        "Without it a canonical stays where it is, and a new one goes to the server holding "
+        "the fewest; set it to move the canonical on its next promote.",
+        'SERVER = "canon-s2"',
     ),
 }
 

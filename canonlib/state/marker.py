@@ -86,6 +86,7 @@ class SlotMarker:
     promotion_hash: str | None = None  # that row's chain hash
     previous_slot: str | None = None  # next/canonical: the canonical it replaces
     canon_version: str | None = None
+    server: str | None = None  # the server (docker context / abra server) the slot lives on
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

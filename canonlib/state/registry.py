@@ -70,6 +70,8 @@ RESULT_FIELDS = (
     "host_accepted",
     "first_seen",
     "eligible_at",
+    # 6 (servers): the server the cold run ran on
+    "server",
 )
 _JSON_FIELDS = {"rungs", "incidents", "warnings", "host_access", "host_accepted"}
 
@@ -164,6 +166,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE results ADD COLUMN first_seen TEXT;
     ALTER TABLE results ADD COLUMN eligible_at TEXT;
     """,
+    # 6 (servers): where each canonical lives, and where each cold run ran (several servers);
+    # NULL for a row written before, or on one server without a name
+    """
+    ALTER TABLE canonicals ADD COLUMN server TEXT;
+    ALTER TABLE results ADD COLUMN server TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -209,6 +217,7 @@ class Canonical:
     deployment: str | None
     promoted_at: str
     run_id: str | None
+    server: str | None = None  # the server its slot lives on (several servers); None: the one
 
 
 @dataclass(frozen=True)
@@ -279,6 +288,7 @@ def _canonical(row: sqlite3.Row) -> Canonical:
         row["deployment"],
         row["promoted_at"],
         row["run_id"],
+        row["server"],
     )
 
 
@@ -367,22 +377,24 @@ class Registry:
         run_id: str | None = None,
         now: str | None = None,
         kind: str = "promote",
+        server: str | None = None,
     ) -> Promotion:
         """Make (version, commit) the recipe's canonical and append it to the history chain.
 
-        ``kind`` is "promote", or "rebuild" for a canonical recreated from its slot's marker."""
+        ``kind`` is "promote", or "rebuild" for a canonical recreated from its slot's marker;
+        ``server`` is where its slot lives (kept with the canonical, not in the hashed chain)."""
         with _DamageGuard(self.path):
             now = now or utcnow()
             self._conn.execute("PRAGMA synchronous=FULL")  # a promotion survives power loss too
             try:
                 return self._record_promotion(
-                    recipe, version, tag, commit, deployment, run_id, now, kind
+                    recipe, version, tag, commit, deployment, run_id, now, kind, server
                 )
             finally:
                 self._conn.execute("PRAGMA synchronous=NORMAL")
 
     def _record_promotion(
-        self, recipe, version, tag, commit, deployment, run_id, now, kind
+        self, recipe, version, tag, commit, deployment, run_id, now, kind, server=None
     ) -> Promotion:
         with self._tx() as c:
             prev = c.execute("SELECT * FROM canonicals WHERE recipe = ?", (recipe,)).fetchone()
@@ -407,6 +419,8 @@ class Registry:
             self._insert_history(c, promo)
             point("registry:mid-record")
             self._upsert_canonical(c, promo)
+            # where its slot lives, in the same transaction (not in the hashed chain)
+            c.execute("UPDATE canonicals SET server = ? WHERE recipe = ?", (server, recipe))
         return promo
 
     def _insert_history(self, c: sqlite3.Connection, p: Promotion) -> None:

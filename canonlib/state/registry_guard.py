@@ -674,6 +674,7 @@ def rebuild(db: Path, backend: Any, *, base: Path | None = None) -> list[str]:
                     deployment=slot,
                     run_id=run_id,
                     kind="rebuild",
+                    server=m.server,
                 )
                 remark[slot] = (m, p)
                 notes.append(

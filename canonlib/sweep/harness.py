@@ -201,7 +201,11 @@ class Harness:
         self.installed = False
         self.config = load_config()
         self.meta: RecipeMeta = load_meta(self.config.fleet_tests / self.recipe)
-        self.backend: Backend = make_backend(self.config, run_dir=self.result_file.parent)
+        self.backend: Backend = make_backend(  # several servers: the one the sweep gave this run
+            self.config,
+            run_dir=self.result_file.parent,
+            server=env.get("CANON_SERVER") or (self.config.backend.get("servers") or [None])[0],
+        )
         self.run_id = env.get("CANON_RUN_ID") or None
         self.slot = new_slot_name(
             "cold", self.recipe, set(self.backend.slots())

@@ -14,6 +14,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import queue as queues
 import secrets
 import shutil
 import signal
@@ -38,7 +39,7 @@ from canonlib.recipe.mirror import SyncReport, mirror_for, owner_tag, reap_lefto
 from canonlib.recipe.versions import latest_release
 from canonlib.state import registry_guard
 from canonlib.state.registry import RESULT_FIELDS, Registry, utcnow
-from canonlib.sweep import admission, policy
+from canonlib.sweep import admission, policy, schedule
 from canonlib.sweep.knownred import disk_room, harness_identity, tests_digest
 from canonlib.sweep.promote import promote
 from canonlib.sweep.recover import recover, slot_gone_on
@@ -206,6 +207,8 @@ class _Sweep:
         self._local.registry = registry  # the sweep's own thread uses the sweep's connection
         self._opened: list[Registry] = []
         self._write = threading.Lock()
+        self._promoting = threading.Lock()  # several cold runs at once: one promote at a time
+        self.servers: list[str] = list(config.backend.get("servers") or [])
 
     @property
     def registry(self) -> Registry:
@@ -221,9 +224,12 @@ class _Sweep:
         for reg in self._opened:
             reg.close()
 
-    def turn(self, fr: FleetRecipe, synced: SyncReport | CanonError | None) -> dict[str, Any]:
-        """One recipe's turn, its row recorded (registry + results.jsonl) as soon as it is done."""
-        row = self.recipe_turn(fr, synced)
+    def turn(
+        self, fr: FleetRecipe, synced: SyncReport | CanonError | None, server: str | None = None
+    ) -> dict[str, Any]:
+        """One recipe's turn (its cold run on ``server``, when there are several), its row
+        recorded (registry + results.jsonl) as soon as it is done."""
+        row = self.recipe_turn(fr, synced, server)
         if not self.plan:
             self.registry.record_result(self.run_id, row)
             point("sweep:row-recorded")
@@ -257,7 +263,7 @@ class _Sweep:
         return self._backend
 
     def recipe_turn(
-        self, fr: FleetRecipe, synced: SyncReport | CanonError | None
+        self, fr: FleetRecipe, synced: SyncReport | CanonError | None, server: str | None = None
     ) -> dict[str, Any]:
         t0 = time.monotonic()
         row: dict[str, Any] = {
@@ -328,7 +334,7 @@ class _Sweep:
                     f"cold-testing {latest} (L2 from {base.kind}"
                     f"{' ' + base.version if base.version else ''})",
                 )
-                outcome = self._run_and_promote(fr, meta, latest, base, report, row)
+                outcome = self._run_and_promote(fr, meta, latest, base, report, row, server)
             elif self.plan:
                 row["label"] = f"PLAN ({decision})"
                 return row
@@ -345,6 +351,9 @@ class _Sweep:
         # labels come from the registry after the turn; a turn that ran nothing changed nothing
         after = self.registry.read_registry(fr.name) if row["tested_commit"] else before
         row["canonical_after"] = after.version if after else None
+        down = self._unreachable(after, fresh=bool(row.get("error")))
+        if down:
+            row["incidents"] = [*(row["incidents"] or []), down]
         if isinstance(synced, SyncReport):  # the canonical (after the turn) against upstream's tags
             incident = canonical_incident(after, synced.tags)
             if incident:
@@ -381,9 +390,45 @@ class _Sweep:
             return policy.HELD_HOST
         return decision
 
-    def _run_and_promote(self, fr, meta, latest, base, report, row) -> policy.Outcome:
+    def _unreachable(self, canonical: Any, *, fresh: bool = False) -> str | None:
+        """Several servers: the canonical's server does not answer (its slot is kept, and never
+        re-promoted elsewhere for that); ``fresh`` asks it now (after an error), not within
+        the last seconds."""
+        server = getattr(canonical, "server", None)
+        answers = getattr(self.backend, "answers", None)
+        if not server or answers is None or server not in self.servers:
+            return None
+        if not answers(server, 0.0 if fresh else 5.0):
+            return None
+        return f"canonical {canonical.version} unreachable: its server {server} does not answer"
+
+    def home(self, fr: FleetRecipe, meta: Any, canonical: Any) -> str | None:
+        """Several servers: where the recipe's canonical lives after this promote."""
+        if not self.servers:
+            return None
+        current = getattr(canonical, "server", None)
+        if current is None and canonical is not None and canonical.deployment:
+            server_of = getattr(self.backend, "server_of", None)
+            current = server_of(canonical.deployment) if server_of else None
+        held: dict[str, int] = {}
+        for c in self.registry.canonicals():
+            if c.server is not None and c.recipe != fr.name:
+                held[c.server] = held.get(c.server, 0) + 1
+        return schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=current, held=held)
+
+    def _run_and_promote(self, fr, meta, latest, base, report, row, server=None) -> policy.Outcome:
         mirror = mirror_for(self.config, fr.name)
         log_path = self.run_dir / "logs" / f"{fr.name}.log"
+        child_env = {**self.config.child_env(), "CANON_RUN_ID": self.run_id}
+        if self.servers:
+            down = ", ".join(getattr(self.backend, "unreachable", None) or {})
+            if server is None:
+                raise CanonError(
+                    f"no server left to cold-test it on: {down or 'none'} did not answer"
+                )
+            child_env["CANON_SERVER"] = row["server"] = server
+            if meta.SERVER is not None:  # a SERVER not in the pool: said before any cold run
+                schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=None, held={})
         with mirror.checkout(latest) as co:
             gate = admission.host_gate(self.config, meta, co.path, latest)
             row.update(gate.row())
@@ -400,7 +445,7 @@ class _Sweep:
                 timeout_s=self.config.harness_timeout_s,
                 base=base,
                 stop=self.stop,
-                env={**self.config.child_env(), "CANON_RUN_ID": self.run_id},
+                env=child_env,
             )
             row.update(
                 tested_commit=cold.commit,
@@ -426,14 +471,17 @@ class _Sweep:
                 row["reason"] = f"not promoted: {gate}"
             if cold.green and gate is None:
                 self.event(fr.name, f"green: promoting {latest}")
-                result = promote(
-                    co,
-                    meta,
-                    mirror=mirror,
-                    backend=self.backend,
-                    registry=self.registry,
-                    run_id=self.run_id,
-                )
+                with self._promoting:  # promotes and their registry writes, one at a time
+                    before = self.registry.read_registry(fr.name)
+                    home = self.home(fr, meta, before)
+                    result = promote(
+                        co,
+                        meta,
+                        mirror=mirror,
+                        backend=self.backend.on(home) if home else self.backend,
+                        registry=self.registry,
+                        run_id=self.run_id,
+                    )
                 if not result.ok:
                     row["error"] = row["reason"] = f"promote: {self.with_room(result.error)}"
                 row["warnings"] = [*row["warnings"], *result.warnings]
@@ -494,6 +542,57 @@ def _turns(
         pool.shutdown(wait=True)
 
 
+def _server_turns(
+    s: _Sweep, todo: list[FleetRecipe], reports: dict, per_server: int
+) -> Iterator[dict[str, Any]]:
+    """Several servers: ``per_server`` workers on each server; each takes the next recipe,
+    longest expected cold run first (:func:`.schedule.order`), when it is free. A worker
+    whose server stops answering takes no more (its recipes go to the others); recipes left
+    when no server answers get their turn without one (an ERROR row if they need a cold run)."""
+    expected = schedule.expected_durations(s.registry.results())
+    by_name = {fr.name: fr for fr in todo}
+    waiting = [by_name[r] for r in schedule.order([fr.name for fr in todo], expected)]
+    taking = threading.Lock()
+    answers = getattr(s.backend, "answers", None)  # swarm: ask the engine; abra: trust it
+
+    def worker(server: str) -> list[dict[str, Any]]:
+        while not s.stop.is_set():
+            if answers is not None and answers(server) is not None:
+                return []
+            with taking:
+                if not waiting:
+                    return []
+                fr = waiting.pop(0)
+            done.put(s.turn(fr, reports.get(fr.name), server))
+        return []
+
+    done: queues.Queue[dict[str, Any]] = queues.Queue()
+    workers = [srv for srv in s.servers for _ in range(per_server)]
+    pool = ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="canon-server")
+    futures = [pool.submit(worker, srv) for srv in workers]
+    try:
+        got = 0
+        while got < len(todo):
+            try:
+                yield done.get(timeout=0.2)
+                got += 1
+                continue
+            except queues.Empty:
+                pass
+            for f in futures:
+                if f.done() and f.exception() is not None:
+                    raise f.exception()  # type: ignore[misc]
+            if all(f.done() for f in futures) and done.empty():
+                break
+        for fr in list(waiting):  # no server answered for these
+            yield s.turn(fr, reports.get(fr.name), None)
+    except BaseException:
+        s.stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
 def base_commit(base: policy.UpgradeBase, canonical: Any, tags: dict[str, str]) -> str | None:
     """The commit the upgrade rung installs first: what is deployed for the canonical (its
     tag may be gone or moved upstream), else the base tag's commit in the mirror."""
@@ -542,6 +641,7 @@ def sweep(
         _checked_registry(config, plan) as (registry, backend, marker_lines),
         contextlib.ExitStack() as stack,
     ):
+        _check_servers(config, registry, backend)
         notes = marker_lines + ([] if plan else _recover(registry, backend, run_id))
         if not plan:  # checkouts, clones and temp dirs a dead run left behind
             notes += reap_leftovers(
@@ -565,7 +665,12 @@ def sweep(
         status = "ok"
         try:
             with _progress(len(todo), progress) as bar:
-                for row in _turns(s, todo, reports, config.cold_parallel):
+                turns = (
+                    _server_turns(s, todo, reports, config.per_server)
+                    if s.servers and config.backend.get("kind") in ("swarm", "abra")
+                    else _turns(s, todo, reports, config.cold_parallel)
+                )
+                for row in turns:
                     rows.append(row)
                     if bar is not None:
                         bar.set_description(row["recipe"])
@@ -614,6 +719,20 @@ def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, An
         registry_guard.auto_backup(config.db_path)
     with Registry.open(config.db_path) as registry:
         yield registry, backend, found.scan.lines()
+
+
+def _check_servers(config: Config, registry: Registry, backend: Any) -> None:
+    """Several servers: refuse (exit 2) a server dropped from the config while it holds
+    canonicals, and two servers that are the same swarm."""
+    servers = list(config.backend.get("servers") or [])
+    if not servers:
+        return
+    gone = schedule.orphaned(((c.recipe, c.server) for c in registry.canonicals()), servers)
+    if gone:
+        raise UsageError(schedule.orphan_message(gone))
+    check_distinct = getattr(backend, "check_distinct", None)
+    if check_distinct is not None:
+        check_distinct()
 
 
 def _recover(registry: Registry, backend: Any, run_id: str) -> list[str]:

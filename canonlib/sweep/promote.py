@@ -72,6 +72,7 @@ def promote(
         created_at=utcnow(),
         previous_slot=previous.deployment if previous else None,
         canon_version=__version__,
+        server=getattr(backend, "server", None),  # several servers: the one it goes to
     )
     try:
         step = "mark"
@@ -107,6 +108,7 @@ def promote(
             deployment=slot,
             run_id=run_id,
             now=now,
+            server=marker.server,
         )
         point("promote:recorded")
     except BaseException as e:  # every failure is recorded and the sweep goes on; signals go on up

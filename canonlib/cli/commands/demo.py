@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 
 from canonlib.demo.fleet import run_demo
+from canonlib.errors import UsageError
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return run_demo(args.dir, evidence=not args.no_evidence, backend=args.backend)
+    if args.servers > 1 and args.backend != "swarm":
+        raise UsageError("--servers needs --backend swarm")
+    return run_demo(
+        args.dir, evidence=not args.no_evidence, backend=args.backend, servers=args.servers
+    )
 
 
 def add_parser(sub) -> None:
@@ -28,5 +33,13 @@ def add_parser(sub) -> None:
         default="local",
         help="local (embedded, no docker) or swarm (the local docker engine's swarm: "
         "scripts/swarm-up; recipe images are built locally)",
+    )
+    de.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="swarm: spread the demo over N servers, the docker contexts canon-s1 .. canon-sN "
+        "that scripts/swarm-up --servers N makes (default: 1, the local engine)",
     )
     de.set_defaults(func=cmd_demo)

@@ -37,6 +37,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "canonical",
                 "commit",
                 "age_days",
+                *(["server"] if config.backend.get("servers") else []),
                 "hold",
                 "pin",
                 "last_label",
