@@ -426,8 +426,15 @@ def _branch_problems(key: str, branch: str) -> list[str]:
     return [f"{key} {branch!r} is not a branch name: {problem}"] if problem else []
 
 
+KERNEL_DIRS = ("/proc", "/sys", "/dev")  # no state or evidence there, even where writable
+
+
 def _dir_problem(path: Path) -> str | None:
-    """Why ``path`` can never be a directory (it, or a parent of it, is a file), or None."""
+    """Why ``path`` can never be a directory (it, or a parent of it, is a file; it is in a
+    kernel filesystem), or None."""
+    kernel = next((k for k in KERNEL_DIRS if Path(os.path.realpath(path)).is_relative_to(k)), None)
+    if kernel:
+        return f"{path} is under {kernel}, the kernel's, not a directory canon may keep files in"
     for p in (path, *path.parents):
         try:
             if p.is_dir():

@@ -4,8 +4,16 @@
 - a full disk, a read-only or misplaced state dir (``OSError`` naming a path,
   or SQLite saying so) is a state problem: one line naming the path and what
   to do, exit 2;
-- a closed stdout (``canon status --json | head -1``) ends canon quietly, exit 0,
-  as git does when its pager quits;
+- a reader of stdout that went away (``canon status --json | head -1``: EPIPE) ends
+  canon quietly, exit 0: the reader took what it wanted, as git's does when its pager
+  quits, and a ``set -o pipefail`` script does not fail on it (a filter killed by
+  SIGPIPE would exit 141; canon ignores SIGPIPE, so a sweep is never killed halfway by
+  its reader, and chooses 0);
+- a reader of stderr that went away changes nothing: what canon says there is lost, the
+  run and its exit code are not (:class:`QuietStream`);
+- a stdout or stderr closed before canon started (``canon status >&- 2>&-``) is
+  /dev/null (:func:`open_std_streams`): canon runs, prints nowhere, and exits with
+  its own code; no file canon opens can become fd 1 or 2 and take a child's output;
 - anything else is a bug in canon: one line naming the exception plus the path
   of a log holding the full traceback (``<state>/logs/crash-*.log``, else a
   temp dir), exit 1.
@@ -23,17 +31,68 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from canonlib.errors import CanonError, one_line, os_error_message, sqlite_message
+from canonlib.term import visible
 
 EXIT_STATE = 2
 EXIT_CRASH = 1
 
 
 def say(msg: str) -> None:
-    """One line on stderr; a closed stderr is not worth a traceback either."""
-    with contextlib.suppress(OSError, ValueError):
-        print(f"canon: {msg}", file=sys.stderr, flush=True)
+    """One line on stderr, its control characters shown (:func:`term.visible`); a closed
+    stderr is not worth a traceback either."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        print(f"canon: {visible(msg, keep=chr(10))}", file=sys.stderr, flush=True)
+
+
+class QuietStream:
+    """stderr, whose writes never fail: a reader gone (EPIPE) turns it into /dev/null."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except (OSError, ValueError):
+            _silence(self.stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            _silence(self.stream)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def open_std_streams() -> None:
+    """Put /dev/null on a closed fd 0, 1 or 2 (``canon status >&-``), and make it the stream.
+
+    Without it Python's ``sys.stdout`` is None (the guard's flush is an AttributeError), and
+    the next file canon opens (the registry) would become fd 1, where a child's output lands.
+    """
+    for fd, name, mode in (
+        (0, "stdin", os.O_RDONLY),
+        (1, "stdout", os.O_WRONLY),
+        (2, "stderr", os.O_WRONLY),
+    ):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, mode)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if getattr(sys, name) is None:
+                setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
 def crash_log(e: BaseException, state_dir: Path | None) -> Path | None:
@@ -56,28 +115,42 @@ def crash_log(e: BaseException, state_dir: Path | None) -> Path | None:
     return None
 
 
-def _stdout_closed() -> bool:
-    """True when stdout is a pipe nobody reads any more (EPIPE on flush, or POLLERR)."""
+def _reader_gone(stream: TextIO) -> bool:
+    """True when ``stream`` is a pipe nobody reads any more (EPIPE on flush, or POLLERR)."""
     try:
-        sys.stdout.flush()
+        stream.flush()
     except BrokenPipeError:
         return True
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return False
     try:
         poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        poller.register(stream.fileno(), select.POLLOUT)
         return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in poller.poll(0))
     except (OSError, ValueError, AttributeError):
         return False
 
 
-def _silence_stdout() -> None:
-    """Point fd 1 at /dev/null so the interpreter's final flush cannot fail again."""
-    with contextlib.suppress(OSError, ValueError):
+def _silence(stream: TextIO) -> None:
+    """Point ``stream``'s fd at /dev/null so the interpreter's final flush cannot fail again.
+
+    Only for fd 1 and 2: a stream that is not one of them (pytest's capture) is left alone.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        fd = stream.fileno()
+        if fd not in (1, 2):
+            return
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, fd)
         os.close(devnull)
+
+
+def _output_gone() -> bool:
+    """After an EPIPE: True (and stdout silenced) when it was canon's stdout."""
+    if not _reader_gone(sys.stdout):
+        return False
+    _silence(sys.stdout)
+    return True
 
 
 def guarded(func: Callable[[], int], state_dir: Callable[[], Path | None]) -> int:
@@ -91,10 +164,15 @@ def guarded(func: Callable[[], int], state_dir: Callable[[], Path | None]) -> in
         sys.stdout.flush()
         return code
     except BrokenPipeError as e:
-        if _stdout_closed():
-            _silence_stdout()
+        if _output_gone():
             return 0
         return _crash(e, state_dir)
+    except SystemExit:  # argparse after --help or a usage error: its text may meet a gone reader
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            _output_gone()
+        raise
     except CanonError as e:
         say(str(e))
         return e.exit_code
@@ -114,7 +192,7 @@ def guarded(func: Callable[[], int], state_dir: Callable[[], Path | None]) -> in
             return _crash(e, state_dir)
         say(msg)
         return EXIT_STATE
-    except (SystemExit, GeneratorExit):
+    except GeneratorExit:
         raise
     except BaseException as e:  # noqa: BLE001 -- the last line of defence
         code = getattr(e, "exit_code", None)

@@ -1,0 +1,266 @@
+"""The command line's edges: closed or gone stdout/stderr, a dumb terminal, odd recipe names,
+`init` into a used dir, a state dir where no lock can be made.
+
+Every case runs `python -m canonlib` as a real child process (a real pipe whose reader is gone,
+a real pseudo-terminal, real FIFOs and symlinks) against one small workspace with a canonical.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.workspace import Workspace
+
+ANSI = re.compile(rb"\x1b")
+CRASH = "a bug in canon"
+
+
+def canon_argv(ws: Workspace | None, *args: str) -> list[str]:
+    config = ["--config", str(ws.root / "canon.toml")] if ws else []
+    return [sys.executable, "-m", "canonlib", *config, *args]
+
+
+def canon(ws: Workspace | None, *args: str, **kw) -> subprocess.CompletedProcess[str]:
+    if "stdout" not in kw and "stderr" not in kw:
+        kw["capture_output"] = True
+    return subprocess.run(canon_argv(ws, *args), text=True, timeout=120, **kw)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workspace:
+    """custom-html promoted (a canonical, a history), nextcloud enrolled without a release."""
+    w = Workspace(tmp_path_factory.mktemp("edges"))
+    w.recipe("custom-html")
+    w.release("custom-html", "1.7.1+1.27.2")
+    r = canon(w, "sweep", "--recipe", "custom-html")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return w
+
+
+def no_crash_log(ws: Workspace) -> None:
+    logs = ws.config.state_dir / "logs"
+    assert not list(logs.glob("crash-*")) if logs.exists() else True
+
+
+# -- closed and gone stdout / stderr ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args", [["meta", "keys"], ["status"], ["history", "custom-html"], ["sweep", "--plan"]]
+)
+def test_a_stdout_closed_before_canon_starts_is_dev_null(ws, args):
+    """`canon meta keys >&-`: the run goes on, prints nowhere, exits with its own code."""
+    r = canon(ws, *args, preexec_fn=lambda: os.close(1), stdout=None, stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    no_crash_log(ws)
+
+
+def test_stdout_and_stderr_closed(ws):
+    script = f"{' '.join(canon_argv(ws, 'status'))} >&- 2>&-; echo $? >{ws.root}/rc"
+    subprocess.run(["bash", "-c", script], check=True, timeout=120)
+    assert (ws.root / "rc").read_text().strip() == "0"
+    no_crash_log(ws)
+
+
+def gone_reader(ws: Workspace | None, args: list[str], gone: str) -> tuple[int, str]:
+    """Run canon with a pipe on stdout and stderr, the reader of ``gone`` closed before canon
+    writes a byte; its exit code and what the other pipe got."""
+    proc = subprocess.Popen(canon_argv(ws, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    closed, kept = (proc.stdout, proc.stderr) if gone == "stdout" else (proc.stderr, proc.stdout)
+    closed.close()
+    text = kept.read().decode()
+    kept.close()
+    return proc.wait(timeout=120), text
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--help"], 0),  # argparse writes it, before the command's guard
+        (["history", "--help"], 0),
+        (["history", "custom-html"], 0),
+        (["meta", "keys"], 0),
+        (["config", "example"], 0),
+    ],
+)
+def test_a_gone_reader_of_stdout_ends_canon_quietly_exit_0(ws, args, code):
+    rc, err = gone_reader(ws, args, "stdout")
+    assert (rc, err) == (code, "")
+    no_crash_log(ws)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["nosuch"], 2),  # argparse's usage error meets the gone reader
+        (["history", ""], 2),
+        (["history", "no-such-recipe"], 1),
+        (["status"], 0),
+    ],
+)
+def test_a_gone_reader_of_stderr_keeps_the_exit_code(ws, args, code):
+    rc, out = gone_reader(ws, args, "stderr")
+    assert rc == code, out
+    no_crash_log(ws)
+
+
+def test_history_into_head_in_a_pipefail_script(ws):
+    script = textwrap.dedent(f"""\
+        set -o pipefail
+        {" ".join(canon_argv(ws, "history", "custom-html"))} | head -1
+        {" ".join(canon_argv(ws, "--help"))} | head -c 1
+    """)
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.startswith("id ")
+
+
+# -- colour: only on a terminal that takes it ---------------------------------------------------
+
+
+def on_a_pty(argv: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    """Run ``argv`` with stdout and stderr on one real pseudo-terminal; its code and output."""
+    main, child = pty.openpty()
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM", "COLUMNS")}
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=child, stderr=child, env={**base, **env}
+    )
+    os.close(child)
+    out = b""
+    while select.select([main], [], [], 120)[0]:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    return proc.wait(timeout=60), out
+
+
+COLOURED = [["status"], ["history", "custom-html"], ["doctor"], ["sweep", "--plan"]]
+
+
+@pytest.mark.parametrize("args", COLOURED)
+def test_a_dumb_terminal_gets_no_escape_codes(ws, args):
+    rc, smart = on_a_pty(canon_argv(ws, *args), {"TERM": "xterm-256color"})
+    assert ANSI.search(smart), smart  # the same command does colour a terminal that takes it
+    rc_dumb, dumb = on_a_pty(canon_argv(ws, *args), {"TERM": "dumb"})
+    assert rc_dumb == rc and not ANSI.search(dumb), dumb
+    rc_nc, no_color = on_a_pty(canon_argv(ws, *args), {"TERM": "xterm", "NO_COLOR": "1"})
+    assert rc_nc == rc and not ANSI.search(no_color), no_color
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_dumb_terminal_has_no_progress_bar_escapes(ws):
+    rc, out = on_a_pty(canon_argv(ws, "sweep", "--recipe", "custom-html"), {"TERM": "dumb"})
+    assert rc == 0 and not ANSI.search(out), out
+
+
+# -- recipe names -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["history", ""], "''"),
+        (["history", "a\x1b[31mb"], "'a^[[31mb'"),
+        (["history", "app\u202etxt.exe"], "'app<U+202E>txt.exe'"),
+        (["history", "../custom-html"], "'../custom-html'"),
+        (["history", "fleet/custom-html"], "'fleet/custom-html'"),
+        (["history", "-"], None),  # argparse: a lone dash is a value
+        (["history", "x\ny"], "'x^Jy'"),
+        (["investigate", "a/b"], "'a/b'"),
+        (["sweep", "--plan", "--recipe", "Custom-HTML"], "--recipe 'Custom-HTML'"),
+        (["sweep", "--plan", "--retry", "a b"], "--retry 'a b'"),
+    ],
+)
+def test_an_odd_recipe_name_is_a_usage_error_naming_it_visibly(ws, args, shown):
+    r = canon(ws, *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "is not a recipe name" in lines[0], r.stderr
+    assert shown is None or lines[0].startswith(f"canon: {shown} is not"), lines[0]
+    assert "\x1b" not in r.stderr and "\u202e" not in r.stderr and r.stdout == ""
+
+
+# -- canon init ---------------------------------------------------------------------------------
+
+
+def test_init_refuses_a_non_empty_dir_or_a_symlink_unless_forced(tmp_path):
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("mine\n")
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link-to-used").symlink_to(used)
+    for d, words in [
+        (used, ["is not empty", "notes.txt", "--force"]),
+        (tmp_path / "link", ["is a symbolic link", str(tmp_path / "empty"), "--force"]),
+        (tmp_path / "link-to-used", ["is a symbolic link"]),
+    ]:
+        r = canon(None, "init", str(d), cwd=tmp_path)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert len(r.stderr.splitlines()) == 1 and str(d) in r.stderr, r.stderr
+        assert all(w in r.stderr for w in words), r.stderr
+    assert sorted(p.name for p in used.iterdir()) == ["notes.txt"]
+    assert list((tmp_path / "empty").iterdir()) == []
+    r = canon(None, "init", "--force", str(used), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in used.iterdir()) == ["canon.toml", "fleet", "notes.txt"]
+    assert (used / "notes.txt").read_text() == "mine\n"
+    # an empty dir, and a new one, need no --force
+    assert canon(None, "init", str(tmp_path / "empty"), cwd=tmp_path).returncode == 0
+    assert canon(None, "init", str(tmp_path / "new"), cwd=tmp_path).returncode == 0
+
+
+# -- a state dir where no lock can be made ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "args"),
+    [
+        ("/proc/self", ["sweep"]),
+        ("/proc/1/fd", ["sweep", "--plan"]),
+        ("/sys/kernel", ["status"]),
+        ("/dev", ["registry", "backup"]),
+        ("/dev/shm/canon", ["history", "custom-html"]),
+    ],
+)
+def test_a_state_dir_in_a_kernel_filesystem_is_one_line_exit_2(ws, state, args):
+    r = canon(ws, *args, env={**os.environ, "CANON_STATE": state})
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "$CANON_STATE" in lines[0], r.stderr
+    assert f"is under {'/' + Path(state).parts[1]}" in lines[0] and CRASH not in lines[0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "dangling", "dir"])
+def test_a_lock_file_that_is_not_a_file_is_one_line_exit_2(ws, tmp_path, kind):
+    state = tmp_path / "state"
+    state.mkdir()
+    lock = state / "sweep.lock"
+    if kind == "fifo":
+        os.mkfifo(lock)
+    elif kind == "dev-zero":
+        lock.symlink_to("/dev/zero")
+    elif kind == "dangling":
+        lock.symlink_to(tmp_path / "nowhere")
+    else:
+        lock.mkdir()
+    r = canon(ws, "sweep", "--plan", env={**os.environ, "CANON_STATE": str(state)})
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and str(lock) in lines[0] and CRASH not in lines[0], r.stderr
+    assert not (tmp_path / "nowhere").exists()
