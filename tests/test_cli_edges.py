@@ -32,7 +32,8 @@ def canon_argv(ws: Workspace | None, *args: str) -> list[str]:
 def canon(ws: Workspace | None, *args: str, **kw) -> subprocess.CompletedProcess[str]:
     if "stdout" not in kw and "stderr" not in kw:
         kw["capture_output"] = True
-    return subprocess.run(canon_argv(ws, *args), text=True, timeout=120, **kw)
+    kw.setdefault("timeout", 120)
+    return subprocess.run(canon_argv(ws, *args), text=True, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +265,56 @@ def test_a_lock_file_that_is_not_a_file_is_one_line_exit_2(ws, tmp_path, kind):
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and str(lock) in lines[0] and CRASH not in lines[0], r.stderr
     assert not (tmp_path / "nowhere").exists()
+
+
+# -- found by tests/test_cli_property.py ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["missing", "fifo", "dev-zero", "dir"])
+def test_doctor_unit_that_is_not_a_unit_file_is_one_line_exit_2(ws, tmp_path, kind):
+    unit = tmp_path / "canon-sweep.service"
+    if kind == "fifo":
+        os.mkfifo(unit)
+    elif kind == "dev-zero":
+        unit.symlink_to("/dev/zero")  # was read whole: 2.9 GiB, then the kernel's OOM killer
+    elif kind == "dir":
+        unit.mkdir()
+    r = canon(ws, "doctor", "--unit", str(unit), timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and f"--unit {unit}" in lines[0] and CRASH not in lines[0], r.stderr
+
+
+def test_systemd_render_without_a_config_is_a_usage_error(tmp_path):
+    env = {**os.environ, "CCCI_REPO": str(tmp_path)}  # a fleet, and no canon.toml
+    env.pop("CANON_CONFIG", None)
+    r = canon(None, "systemd", "render", "--output", str(tmp_path / "units"), cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "--config" in r.stderr and CRASH not in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1
+
+
+def test_a_fleet_path_that_is_not_utf8_is_no_crash(ws):
+    env = {**os.environ, "CCCI_REPO": str(ws.root / "fleet-\udcff")}
+    r = canon(ws, "status", env=env)
+    assert r.returncode in (0, 2) and CRASH not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_crash_with_an_argv_that_is_not_utf8_still_writes_its_log(ws, tmp_path):
+    """The guard's own crash log must not crash on the argv it records."""
+    code = textwrap.dedent(f"""\
+        import sys
+        from canonlib.cli.commands import status
+        from canonlib.cli.main import main
+        def broken(config, now=None):
+            return {{}}["no such key"]
+        status.status_rows = broken
+        sys.argv = ["canon", "status", "\\udcff"]
+        sys.exit(main(["--config", {str(ws.root / "canon.toml")!r}, "status"]))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    log = re.search(r"the full traceback is in (\S+);", r.stderr)
+    assert log, r.stderr
+    text = Path(log[1]).read_text()
+    assert "canon status \\udcff" in text and "KeyError" in text
+    Path(log[1]).unlink()

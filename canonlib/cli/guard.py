@@ -107,7 +107,7 @@ def crash_log(e: BaseException, state_dir: Path | None) -> Path | None:
         try:
             d.mkdir(parents=True, exist_ok=True)
             path = d / (name if d != Path(tempfile.gettempdir()) else f"canon-{name}")
-            with open(path, "x", encoding="utf-8") as f:
+            with open(path, "x", encoding="utf-8", errors="backslashreplace") as f:
                 f.write(header + text)
             return path
         except OSError:
@@ -210,7 +210,10 @@ def _safe(state_dir: Callable[[], Path | None]) -> Path | None:
 
 
 def _crash(e: BaseException, state_dir: Callable[[], Path | None]) -> int:
-    log = crash_log(e, _safe(state_dir))
+    try:
+        log = crash_log(e, _safe(state_dir))
+    except Exception:  # noqa: BLE001 -- the guard itself must never end in a traceback
+        log = None
     where = f"the full traceback is in {log}" if log else "no log could be written"
     say(
         f"unexpected {type(e).__name__}: {one_line(e, 200)} (a bug in canon; {where}; "

@@ -13,6 +13,7 @@ from canonlib.cli.style import (
     print_claims,
     print_json,
 )
+from canonlib.errors import UsageError
 from canonlib.ops.systemd import UnitOptions, render, verify_units
 
 
@@ -28,7 +29,13 @@ def cmd_systemd_render(args: argparse.Namespace) -> int:
         user=args.user,
         on_failure=args.on_failure,
     )
-    written = render(config_of(args), Path(args.output), o)
+    config = config_of(args)
+    if config.path is None:  # the unit must name the canon.toml it runs with
+        raise UsageError(
+            "no canon.toml here: render the units with --config pointing at the operator's "
+            "canon.toml (or $CANON_CONFIG)"
+        )
+    written = render(config, Path(args.output), o)
     if args.json:
         print_json({"written": [str(p) for p in written]})
         return 0
