@@ -270,10 +270,14 @@ def test_a_lock_file_that_is_not_a_file_is_one_line_exit_2(ws, tmp_path, kind):
 # -- found by tests/test_cli_property.py ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["missing", "fifo", "dev-zero", "dir"])
+@pytest.mark.parametrize("kind", ["missing", "fifo", "dev-zero", "dir", "bad-utf8", "quote"])
 def test_doctor_unit_that_is_not_a_unit_file_is_one_line_exit_2(ws, tmp_path, kind):
     unit = tmp_path / "canon-sweep.service"
-    if kind == "fifo":
+    if kind == "bad-utf8":
+        unit.write_bytes(b"[Service]\nEnvironment=CANON_CONFIG=\xff\xfe\n")
+    elif kind == "quote":
+        unit.write_text('[Service]\nEnvironment="CANON_CONFIG=/x\n')
+    elif kind == "fifo":
         os.mkfifo(unit)
     elif kind == "dev-zero":
         unit.symlink_to("/dev/zero")  # was read whole: 2.9 GiB, then the kernel's OOM killer
