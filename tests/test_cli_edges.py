@@ -7,6 +7,7 @@ a real pseudo-terminal, real FIFOs and symlinks) against one small workspace wit
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from canonlib.state.registry import Registry
 from tests.workspace import Workspace
 
 ANSI = re.compile(rb"\x1b")
@@ -150,11 +152,13 @@ def on_a_pty(argv: list[str], env: dict[str, str]) -> tuple[int, bytes]:
     return proc.wait(timeout=60), out
 
 
-COLOURED = [["status"], ["history", "custom-html"], ["doctor"], ["sweep", "--plan"]]
+COLOURED = [["status"], ["history", "custom-html"], ["doctor"], ["sweep", "--plan"], ["verify"]]
 
 
 @pytest.mark.parametrize("args", COLOURED)
 def test_a_dumb_terminal_gets_no_escape_codes(ws, args):
+    if args == ["verify"]:  # a dir that is not evidence: a FAIL claim, painted red on a tty
+        args = ["verify", str(ws.config.state_dir)]
     rc, smart = on_a_pty(canon_argv(ws, *args), {"TERM": "xterm-256color"})
     assert ANSI.search(smart), smart  # the same command does colour a terminal that takes it
     rc_dumb, dumb = on_a_pty(canon_argv(ws, *args), {"TERM": "dumb"})
@@ -322,3 +326,40 @@ def test_a_crash_with_an_argv_that_is_not_utf8_still_writes_its_log(ws, tmp_path
     text = Path(log[1]).read_text()
     assert "canon status \\udcff" in text and "KeyError" in text
     Path(log[1]).unlink()
+
+
+# -- upstream text on the terminal --------------------------------------------------------------
+
+
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+PAYLOAD = "boom\x1b[2J\x1b]8;;http://x\x07\u202edelif\x9b31m\r\nok    forged"
+
+
+def test_upstream_text_in_a_table_is_shown_visibly_on_a_terminal(tmp_path):
+    """A result's reason, warnings and label (what a recipe's run printed) reach `history`'s
+    table: on a terminal and down a pipe they are shown, never obeyed."""
+    w = Workspace(tmp_path)
+    w.recipe("app")
+    with Registry.open(w.config.db_path) as reg:
+        reg.start_run("20260101T000000Z-sweep-0001", "sweep")
+        row = {
+            "recipe": "app",
+            "decision": "run",
+            "latest": "1.0.0+1",
+            "label": f"FAIL (L3 {PAYLOAD})",
+            "reason": PAYLOAD,
+            "warnings": [PAYLOAD],
+        }
+        reg.record_result("20260101T000000Z-sweep-0001", row)
+    shown = "boom^[[2J^[]8;;http://x^G<U+202E>delif<U+009B>31m^M^Jok    forged"
+    piped = canon(w, "history", "app")
+    rc, smart = on_a_pty(canon_argv(w, "history", "app"), {"TERM": "xterm", "COLUMNS": "400"})
+    for code, out in ((piped.returncode, piped.stdout), (rc, smart.decode())):
+        assert code == 0, out
+        assert shown in out, out
+        own = out.replace("\x1b[31m", "").replace("\x1b[0m", "").replace("\r\n", "\n")
+        assert not CONTROLS.search(own), out  # no control left but canon's colour, the pty's CR
+        assert "\nok    forged" not in out
+    assert (
+        json.loads(canon(w, "history", "app", "--json").stdout)["results"][0]["reason"] == PAYLOAD
+    )
