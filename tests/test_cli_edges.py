@@ -301,6 +301,28 @@ def test_systemd_render_without_a_config_is_a_usage_error(tmp_path):
     assert len(r.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("flag", "kind"),
+    [
+        ("--fleet", "loop"),
+        ("--working-directory", "loop"),
+        ("--output", "loop"),
+        ("--output", "file"),
+    ],
+)
+def test_systemd_render_paths_that_cannot_be_used_are_one_line_exit_2(ws, tmp_path, flag, kind):
+    bad = tmp_path / "bad"
+    if kind == "loop":
+        bad.symlink_to(bad)  # was pathlib's RuntimeError (Symlink loop) in the crash guard
+    else:
+        bad.write_text("a file\n")
+    argv = ["systemd", "render", "--output", str(tmp_path / "units"), flag, str(bad)]
+    r = canon(ws, *argv)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and f"{flag} {bad}" in lines[0] and CRASH not in lines[0], r.stderr
+
+
 def test_a_fleet_path_that_is_not_utf8_is_no_crash(ws):
     env = {**os.environ, "CCCI_REPO": str(ws.root / "fleet-\udcff")}
     r = canon(ws, "status", env=env)

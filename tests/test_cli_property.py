@@ -91,7 +91,7 @@ class World:
     home: Path
     scratch_root: Path
     before: str = ""
-    ran: list[str] = field(default_factory=list)
+    ran: list[tuple[str, int]] = field(default_factory=list)
 
 
 def snapshot(ws: Workspace) -> str:
@@ -129,10 +129,10 @@ def world(tmp_path_factory) -> Iterator[World]:
     assert r.returncode == 0, r.stdout + r.stderr
     w.before = snapshot(ws)
     yield w
-    counts = Counter(w.ran)  # shown with -s: how many runs each command had
-    print(
-        f"\ncanon ran {len(w.ran)} times: " + ", ".join(f"{k[6:]} {n}" for k, n in counts.items())
-    )
+    # shown with -s: how many runs each command had, and how they ended
+    progs = ", ".join(f"{k[6:]} {n}" for k, n in sorted(Counter(p for p, _ in w.ran).items()))
+    codes = ", ".join(f"exit {k}: {n}" for k, n in sorted(Counter(c for _, c in w.ran).items()))
+    print(f"\ncanon ran {len(w.ran)} times ({codes}): {progs}")
 
 
 def base_env(w: World) -> dict[str, str]:
@@ -454,7 +454,7 @@ def check(w: World, case: Case) -> None:
         except subprocess.TimeoutExpired:
             pytest.fail(f"canon {argv} ran past {BOUND_S} s (env {env})")
         out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
-        w.ran.append(case.prog)
+        w.ran.append((case.prog, r.returncode))
         codes = CODES | ({3} if case.prog == "canon versions latest" else set())
         assert r.returncode in codes, (r.returncode, argv, env, out[-2000:])
         for word in CRASH_WORDS:

@@ -17,15 +17,26 @@ from canonlib.errors import UsageError
 from canonlib.ops.systemd import UnitOptions, render, verify_units
 
 
+def _resolved(flag: str, value: str | None) -> Path | None:
+    """``value`` as an absolute path with its symlinks resolved; a symlink loop is exit 2."""
+    if not value:
+        return None
+    try:
+        return Path(value).resolve()
+    except (RuntimeError, OSError) as e:  # RuntimeError: pathlib's "Symlink loop"
+        raise UsageError(f"{flag} {value}: cannot resolve it ({e})") from None
+
+
 def cmd_systemd_render(args: argparse.Namespace) -> int:
-    if args.fleet:  # the unit's CCCI_REPO; the config may rely on it for the fleet
-        os.environ["CCCI_REPO"] = str(Path(args.fleet).resolve())
+    fleet = _resolved("--fleet", args.fleet)
+    if fleet:  # the unit's CCCI_REPO; the config may rely on it for the fleet
+        os.environ["CCCI_REPO"] = str(fleet)
     o = UnitOptions(
         path=args.path or os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         on_calendar=args.on_calendar,
         randomized_delay=args.delay,
-        fleet=Path(args.fleet) if args.fleet else None,
-        working_directory=Path(args.working_directory) if args.working_directory else None,
+        fleet=fleet,
+        working_directory=_resolved("--working-directory", args.working_directory),
         user=args.user,
         on_failure=args.on_failure,
     )
@@ -35,7 +46,13 @@ def cmd_systemd_render(args: argparse.Namespace) -> int:
             "no canon.toml here: render the units with --config pointing at the operator's "
             "canon.toml (or $CANON_CONFIG)"
         )
-    written = render(config, Path(args.output), o)
+    output = Path(args.output)
+    if (output.is_symlink() or output.exists()) and not output.is_dir():
+        raise UsageError(f"--output {output}: not a directory; name a new or existing directory")
+    try:
+        written = render(config, output, o)
+    except OSError as e:
+        raise UsageError(f"--output {output}: cannot write the units there ({e})") from None
     if args.json:
         print_json({"written": [str(p) for p in written]})
         return 0
