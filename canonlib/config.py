@@ -166,8 +166,11 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | N
 
 
 def _path(base: Path, value: str) -> Path:
-    p = Path(value).expanduser()
-    return (p if p.is_absolute() else base / p).resolve()
+    try:
+        p = Path(value).expanduser()
+        return (p if p.is_absolute() else base / p).resolve()
+    except RuntimeError as e:  # pathlib: a symlink loop, or ~user with no such user
+        raise ConfigError(f"{value}: cannot resolve this path ({e}); fix it or the link") from None
 
 
 def load_config(

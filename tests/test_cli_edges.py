@@ -323,6 +323,18 @@ def test_systemd_render_paths_that_cannot_be_used_are_one_line_exit_2(ws, tmp_pa
     assert len(lines) == 1 and f"{flag} {bad}" in lines[0] and CRASH not in lines[0], r.stderr
 
 
+@pytest.mark.parametrize("what", ["loop", "no-such-user"])
+def test_a_state_dir_that_cannot_be_resolved_is_one_line_exit_2(ws, tmp_path, what):
+    state = tmp_path / "state"
+    if what == "loop":
+        state.symlink_to(state)  # was pathlib's RuntimeError in the crash guard, every command
+    value = str(state) if what == "loop" else "~no-such-user-here/state"
+    r = canon(ws, "evidence", "latest", env={**os.environ, "CANON_STATE": value})
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and value in lines[0] and CRASH not in lines[0], r.stderr
+
+
 def test_a_fleet_path_that_is_not_utf8_is_no_crash(ws):
     env = {**os.environ, "CCCI_REPO": str(ws.root / "fleet-\udcff")}
     r = canon(ws, "status", env=env)

@@ -334,7 +334,7 @@ WRITERS = {"canon init", "canon systemd render", "canon registry backup"}
 
 
 @st.composite
-def values(draw, scene: Scene, writes: bool = False) -> str:
+def values(draw, writes: bool = False) -> str:
     """A value for a flag or a positional: a hostile path, a system path, or odd text."""
     which = draw(
         st.sampled_from(
@@ -349,7 +349,7 @@ def values(draw, scene: Scene, writes: bool = False) -> str:
 
 
 @st.composite
-def argvs(draw, scene: Scene) -> tuple[str, list[str]]:
+def argvs(draw) -> tuple[str, list[str]]:
     prog = draw(st.sampled_from(sorted(LEAVES)))
     words = prog.split()[1:]
     if prog in PARSE_ONLY:
@@ -368,13 +368,13 @@ def argvs(draw, scene: Scene) -> tuple[str, list[str]]:
             elif action.choices:
                 argv += [flag, draw(st.sampled_from([*map(str, action.choices), "nope"]))]
             else:
-                argv += [flag, draw(values(scene, prog in WRITERS))]
+                argv += [flag, draw(values(prog in WRITERS))]
         elif action.nargs in ("?", "*") and not draw(st.booleans()):
             continue
         elif action.choices:
             argv.append(draw(st.sampled_from([*map(str, action.choices), "nope"])))
         else:
-            argv.append(draw(values(scene, prog in WRITERS)))
+            argv.append(draw(values(prog in WRITERS)))
     if prog == "canon sweep" and "--plan" not in argv:
         argv.append("--plan")  # a real sweep mutates, and may take minutes
     if prog == "canon investigate" and "custom-html" in argv:
@@ -383,7 +383,7 @@ def argvs(draw, scene: Scene) -> tuple[str, list[str]]:
 
 
 @st.composite
-def envs(draw, w: World, scene: Scene) -> dict[str, str]:
+def envs(draw, w: World) -> dict[str, str]:
     env: dict[str, str] = {}
     config = draw(st.sampled_from(["ws", "ws", "scene", "none", "system"]))
     if config == "ws":
@@ -434,11 +434,11 @@ class Case:
 @st.composite
 def cases(draw, w: World) -> Case:
     scene = draw(scenes(w))
-    prog, argv = draw(argvs(scene))
-    env = draw(envs(w, scene))
+    prog, argv = draw(argvs())
+    env = draw(envs(w))
     stdin = draw(STDIN)
     if draw(st.booleans()):
-        argv = ["--config", draw(values(scene)), *argv]
+        argv = ["--config", draw(values()), *argv]
     return Case(scene, prog, argv, env, stdin)
 
 
