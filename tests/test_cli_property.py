@@ -15,7 +15,9 @@ Commands that mutate the registry, or run for minutes (``sweep`` without ``--pla
 ``evidence run``, ``registry restore|rebuild``, ``harness``), are drawn parse-only: ``--help``
 or a bad option.  Everything else runs for real.
 
-``HYPOTHESIS_PROFILE=slow`` runs thousands of examples; the default is a few dozen, for CI.
+The test is parametrized by leaf command, so every command runs in every CI run: two examples
+each by default (``CANON_CLI_EXAMPLES`` changes it), 120 each with ``HYPOTHESIS_PROFILE=slow``
+(over 3000 in all).
 """
 
 from __future__ import annotations
@@ -43,13 +45,13 @@ from tests.workspace import Workspace
 
 settings.register_profile(
     "cli-default",
-    max_examples=int(os.environ.get("CANON_CLI_EXAMPLES", "50")),
+    max_examples=int(os.environ.get("CANON_CLI_EXAMPLES", "2")),  # per command
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.register_profile(
     "slow",
-    max_examples=3000,
+    max_examples=120,  # per command: over 3000 in all
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -349,11 +351,10 @@ def values(draw, writes: bool = False) -> str:
 
 
 @st.composite
-def argvs(draw) -> tuple[str, list[str]]:
-    prog = draw(st.sampled_from(sorted(LEAVES)))
+def argvs(draw, prog: str) -> list[str]:
     words = prog.split()[1:]
     if prog in PARSE_ONLY:
-        return prog, [*words, draw(st.sampled_from(["--help", "--no-such-flag", "-h"]))]
+        return [*words, draw(st.sampled_from(["--help", "--no-such-flag", "-h"]))]
     parser = LEAVES[prog]
     argv = list(words)
     for action in parser._actions:
@@ -379,7 +380,7 @@ def argvs(draw) -> tuple[str, list[str]]:
         argv.append("--plan")  # a real sweep mutates, and may take minutes
     if prog == "canon investigate" and "custom-html" in argv:
         argv.remove("custom-html")  # would run the investigate notebook (minutes)
-    return prog, argv
+    return argv
 
 
 @st.composite
@@ -432,9 +433,9 @@ class Case:
 
 
 @st.composite
-def cases(draw, w: World) -> Case:
+def cases(draw, w: World, prog: str) -> Case:
     scene = draw(scenes(w))
-    prog, argv = draw(argvs())
+    argv = draw(argvs(prog))
     env = draw(envs(w))
     stdin = draw(STDIN)
     if draw(st.booleans()):
@@ -465,10 +466,11 @@ def check(w: World, case: Case) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("prog", sorted(LEAVES))
 @PROFILE
 @given(data=st.data())
-def test_any_command_line_ends_in_a_documented_code_and_leaves_the_canonicals(world, data):
-    check(world, data.draw(cases(world)))
+def test_any_command_line_ends_in_a_documented_code_and_leaves_the_canonicals(world, prog, data):
+    check(world, data.draw(cases(world, prog)))
 
 
 def test_every_leaf_command_can_be_drawn():
