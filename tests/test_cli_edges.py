@@ -335,6 +335,21 @@ def test_a_state_dir_that_cannot_be_resolved_is_one_line_exit_2(ws, tmp_path, wh
     assert len(lines) == 1 and value in lines[0] and CRASH not in lines[0], r.stderr
 
 
+@pytest.mark.parametrize("kind", ["fifo", "file"])
+def test_a_file_where_the_state_dir_needs_a_directory_is_one_line_exit_2(ws, tmp_path, kind):
+    state = tmp_path / "state"
+    state.mkdir()
+    keys = state / "keys"
+    if kind == "fifo":  # where <state>/keys goes: was FileExistsError in the crash guard
+        os.mkfifo(keys)
+    else:
+        keys.write_text("x\n")
+    r = canon(ws, "keys", "init", env={**os.environ, "CANON_STATE": str(state)})
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and str(keys) in lines[0] and CRASH not in lines[0], r.stderr
+
+
 def test_a_fleet_path_that_is_not_utf8_is_no_crash(ws):
     env = {**os.environ, "CCCI_REPO": str(ws.root / "fleet-\udcff")}
     r = canon(ws, "status", env=env)

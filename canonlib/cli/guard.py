@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import sqlite3
@@ -187,7 +188,7 @@ def guarded(func: Callable[[], int], state_dir: Callable[[], Path | None]) -> in
         say(msg)
         return EXIT_STATE
     except OSError as e:
-        msg = os_error_message(e, _safe(state_dir))
+        msg = os_error_message(e, _safe(state_dir)) or _in_the_way(e)
         if msg is None:
             return _crash(e, state_dir)
         say(msg)
@@ -200,6 +201,16 @@ def guarded(func: Callable[[], int], state_dir: Callable[[], Path | None]) -> in
             say(f"{e}; the run is marked interrupted, a rerun completes it")
             return code
         return _crash(e, state_dir)
+
+
+def _in_the_way(e: OSError) -> str | None:
+    """EEXIST naming a path: a file (a FIFO, a link) stands where canon makes a directory."""
+    if e.errno != errno.EEXIST or not e.filename:
+        return None
+    return (
+        f"{e.filename}: {e.strerror}; canon makes a directory there: move what is there away "
+        "and re-run"
+    )
 
 
 def _safe(state_dir: Callable[[], Path | None]) -> Path | None:
