@@ -350,6 +350,14 @@ def test_a_file_where_the_state_dir_needs_a_directory_is_one_line_exit_2(ws, tmp
     assert len(lines) == 1 and str(keys) in lines[0] and CRASH not in lines[0], r.stderr
 
 
+def test_systemd_verify_never_hands_a_fifo_to_systemd_analyze(ws, tmp_path):
+    (tmp_path / "canon-sweep.timer").write_text("[Timer]\nOnCalendar=weekly\n")
+    os.mkfifo(tmp_path / "canon-sweep.service")  # a /dev/zero link here was the OOM killer
+    r = canon(ws, "systemd", "verify", str(tmp_path), timeout=30)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "canon-sweep.service is a FIFO" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
 def test_a_fleet_path_that_is_not_utf8_is_no_crash(ws):
     env = {**os.environ, "CCCI_REPO": str(ws.root / "fleet-\udcff")}
     r = canon(ws, "status", env=env)
