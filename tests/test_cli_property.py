@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -144,12 +145,22 @@ def base_env(w: World) -> dict[str, str]:
     return env
 
 
+MEMORY_CAP = (
+    4 << 30
+)  # address space: a child reading /dev/zero gets MemoryError, not the OOM killer
+
+
+def _cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+
 def run_canon(w: World, argv: list[str], env: dict[str, str] | None = None, **kw):
     return subprocess.run(
         [sys.executable, "-m", "canonlib", *argv],
         capture_output=True,
         env={**base_env(w), **(env or {})},
         timeout=BOUND_S,
+        preexec_fn=_cap_memory,
         **kw,
     )
 
