@@ -358,6 +358,13 @@ def test_systemd_verify_never_hands_a_fifo_to_systemd_analyze(ws, tmp_path):
     assert "canon-sweep.service is a FIFO" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize("flag", ["--on-failure", "--user", "--on-calendar"])
+def test_systemd_render_of_a_value_that_is_not_utf8_is_a_usage_error(ws, tmp_path, flag):
+    r = canon(ws, "systemd", "render", "--output", str(tmp_path / "u"), flag, "x\udcff")
+    assert r.returncode == 2 and f"{flag} x\\xff: not UTF-8" in r.stderr, r.stderr
+    assert not (tmp_path / "u").exists()
+
+
 def test_a_fleet_path_that_is_not_utf8_is_no_crash(ws):
     env = {**os.environ, "CCCI_REPO": str(ws.root / "fleet-\udcff")}
     r = canon(ws, "status", env=env)

@@ -16,6 +16,7 @@ from canonlib.cli.style import (
 from canonlib.errors import UsageError
 from canonlib.files import FileProblem, read_small_file
 from canonlib.ops.systemd import SERVICE, TIMER, UnitOptions, render, verify_units
+from canonlib.term import visible
 
 
 def _resolved(flag: str, value: str | None) -> Path | None:
@@ -28,7 +29,22 @@ def _resolved(flag: str, value: str | None) -> Path | None:
         raise UsageError(f"{flag} {value}: cannot resolve it ({e})") from None
 
 
+UNIT_VALUES = ("path", "on_calendar", "delay", "fleet", "working_directory", "user", "on_failure")
+
+
+def _require_utf8(args: argparse.Namespace) -> None:
+    """A unit file is UTF-8: a value that is not (bytes from argv) is exit 2, not a crash."""
+    for flag in UNIT_VALUES:
+        value = getattr(args, flag, None)
+        try:
+            (value or "").encode()
+        except UnicodeEncodeError:
+            name = "--" + flag.replace("_", "-")
+            raise UsageError(f"{name} {visible(value)}: not UTF-8; a systemd unit is") from None
+
+
 def cmd_systemd_render(args: argparse.Namespace) -> int:
+    _require_utf8(args)
     fleet = _resolved("--fleet", args.fleet)
     if fleet:  # the unit's CCCI_REPO; the config may rely on it for the fleet
         os.environ["CCCI_REPO"] = str(fleet)
