@@ -199,8 +199,11 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | N
 
 
 def _path(base: Path, value: str) -> Path:
-    p = Path(value).expanduser()
-    return (p if p.is_absolute() else base / p).resolve()
+    try:
+        p = Path(value).expanduser()
+        return (p if p.is_absolute() else base / p).resolve()
+    except RuntimeError as e:  # pathlib: a symlink loop, or ~user with no such user
+        raise ConfigError(f"{value}: cannot resolve this path ({e}); fix it or the link") from None
 
 
 def load_config(
@@ -229,7 +232,7 @@ def load_config(
     }
     _dir_problems(problems, base, paths, env)
     problems.raise_any(path)
-    digest = hashlib.sha256(blob + b"\0" + env.digest_key().encode()).hexdigest()
+    digest = hashlib.sha256(blob + b"\0" + os.fsencode(env.digest_key())).hexdigest()
     resolved = {key: _path(base, value) for key, value in paths.items()}
     log_path = fields.pop("log_path")
     fields["log_path"] = _path(base, log_path) if log_path else None
@@ -480,8 +483,15 @@ def _branch_problems(key: str, branch: str) -> list[str]:
     return [f"{key} {branch!r} is not a branch name: {problem}"] if problem else []
 
 
+KERNEL_DIRS = ("/proc", "/sys", "/dev")  # no state or evidence there, even where writable
+
+
 def _dir_problem(path: Path) -> str | None:
-    """Why ``path`` can never be a directory (it, or a parent of it, is a file), or None."""
+    """Why ``path`` can never be a directory (it, or a parent of it, is a file; it is in a
+    kernel filesystem), or None."""
+    kernel = next((k for k in KERNEL_DIRS if Path(os.path.realpath(path)).is_relative_to(k)), None)
+    if kernel:
+        return f"{path} is under {kernel}, the kernel's, not a directory canon may keep files in"
     for p in (path, *path.parents):
         try:
             if p.is_dir():

@@ -11,6 +11,7 @@ from canonlib.config import Config, load_config
 from canonlib.state import registry_guard
 from canonlib.state.registry import utcnow
 from canonlib.sweep.orchestrate import sweep_lock
+from canonlib.term import visible
 
 
 def config_of(args: argparse.Namespace) -> Config:
@@ -22,7 +23,7 @@ def warn_if_behind(config) -> None:
     """Read-only commands still work on a registry that is behind; they say so."""
     warning = registry_guard.behind_warning(config.db_path, make_backend(config))
     if warning:
-        print(warning, file=sys.stderr)
+        print(visible(warning, keep=chr(10)), file=sys.stderr)
 
 
 def require_current(config, doing: str) -> None:

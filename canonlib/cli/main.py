@@ -20,10 +20,12 @@ from pathlib import Path
 from types import ModuleType
 
 from canonlib import __version__
-from canonlib.cli.guard import guarded
+from canonlib.cli.guard import QuietStream, guarded, open_std_streams
 from canonlib.cli.style import EXIT_CODES, CanonParser
 from canonlib.config import load_config
-from canonlib.errors import CanonError
+from canonlib.errors import CanonError, UsageError
+from canonlib.git import InvalidRef, check_recipe_name
+from canonlib.term import visible
 
 # each command word -> its module in canonlib.cli.commands, in the order `canon --help` lists them
 COMMANDS: dict[str, str] = {
@@ -94,12 +96,51 @@ def state_dir_of(args: argparse.Namespace) -> Path | None:
         return None
 
 
+def check_recipe_names(args: argparse.Namespace) -> None:
+    """A recipe named on the command line (``history R``, ``investigate R``, ``--recipe R``,
+    ``--retry R``) is a recipe's directory name, or a usage error naming it visibly."""
+    for dest in ("recipe", "retry"):
+        value = getattr(args, dest, None)
+        for name in [value] if isinstance(value, str) else value or []:
+            try:
+                check_recipe_name(name)
+            except InvalidRef:
+                option = f"--{dest} " if args.command == "sweep" else ""
+                raise UsageError(
+                    f"{option}{shown(name)} is not a recipe name: a recipe is the name of its "
+                    "directory under the fleet's tests/ (lower-case letters, digits, '-', '_' "
+                    "and single dots)"
+                ) from None
+
+
+def shown(name: str) -> str:
+    """``name`` quoted, its control characters and bidi overrides visible (an empty one: '')."""
+    return f"'{visible(name)}'"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    open_std_streams()
+    stderr = sys.stderr
+    sys.stderr = QuietStream(stderr)  # a reader of stderr gone never ends the run
+    try:
+        return _main(argv)
+    finally:
+        sys.stderr = stderr
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(only=command_word(argv))  # --help, no or an unknown command: all
-    args = parser.parse_args(argv)
-    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
-    return guarded(lambda: func(args), lambda: state_dir_of(args))
+    parsed: list[argparse.Namespace] = []
+
+    def run() -> int:
+        parser = build_parser(only=command_word(argv))  # --help, no or an unknown command: all
+        args = parser.parse_args(argv)
+        parsed.append(args)
+        func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 2
+        check_recipe_names(args)
+        return func(args)
+
+    return guarded(run, lambda: state_dir_of(parsed[0]) if parsed else None)

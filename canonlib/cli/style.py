@@ -28,6 +28,8 @@ exit codes:
   3   nothing found (versions latest: no release among the tags)
   75  another sweep holds the lock on this state dir (try again later)
   a bug in canon exits 1 with one line naming the log that holds the traceback
+  a reader that stops reading (`canon history R | head -1`) ends canon quietly, exit 0; a
+      closed stdout or stderr (`>&-`) is /dev/null: canon runs and exits with its own code
   130 interrupted (SIGINT), 143 terminated (SIGTERM): the run is marked interrupted
 """
 

@@ -122,8 +122,15 @@ def _commit(fleet: Path) -> None:
     )
 
 
-def init(root: str | os.PathLike[str], recipe: str = EXAMPLE_RECIPE) -> Scaffold:
-    """Write canon.toml and a committed fleet with ``recipe`` under ``root``."""
+def init(
+    root: str | os.PathLike[str], recipe: str = EXAMPLE_RECIPE, *, force: bool = False
+) -> Scaffold:
+    """Write canon.toml and a committed fleet with ``recipe`` under ``root``.
+
+    ``root`` must be new or an empty directory, not a symlink; ``force`` writes into a
+    non-empty one (or through a symlink) beside what is there.  An existing canon.toml or
+    fleet is refused even then.
+    """
     git.check_recipe_name(recipe)
     root = Path(root).absolute()
     config, fleet = root / "canon.toml", root / "fleet"
@@ -135,6 +142,8 @@ def init(root: str | os.PathLike[str], recipe: str = EXAMPLE_RECIPE) -> Scaffold
             )
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file; `canon init DIR` needs a directory (new or empty)")
+    if not force:
+        _refuse_unless_new(root)
     recipe_dir = fleet / "tests" / recipe
     try:
         recipe_dir.mkdir(parents=True)
@@ -148,6 +157,21 @@ def init(root: str | os.PathLike[str], recipe: str = EXAMPLE_RECIPE) -> Scaffold
     except OSError as e:
         raise UsageError(f"cannot write the scaffold under {root}: {e.strerror or e}") from None
     return Scaffold(root, config, fleet, meta, test)
+
+
+def _refuse_unless_new(root: Path) -> None:
+    """``canon init DIR`` writes into a new or empty directory, never beside someone's files."""
+    again = "pick a new DIR, or pass --force to write canon.toml and fleet/ beside what is there"
+    if root.is_symlink():
+        raise UsageError(f"{root} is a symbolic link (to {os.readlink(root)}); {again}")
+    if root.is_dir():
+        try:
+            with os.scandir(root) as entries:
+                first = next(entries, None)
+        except OSError as e:
+            raise UsageError(f"cannot read {root}: {e.strerror or e}") from None
+        if first is not None:
+            raise UsageError(f"{root} is not empty (it holds {first.name!r}); {again}")
 
 
 def next_steps(s: Scaffold, canon: str = "canon") -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import json
 import os
@@ -18,6 +19,7 @@ import queue as queues
 import secrets
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -32,7 +34,7 @@ from typing import Any
 from canonlib import __version__, git
 from canonlib.backends import make_backend
 from canonlib.config import Config
-from canonlib.errors import CanonError, UsageError, one_line
+from canonlib.errors import CanonError, StateError, UsageError, one_line, os_error_message
 from canonlib.faults import point
 from canonlib.recipe.fleet import Fleet, FleetRecipe, discover
 from canonlib.recipe.mirror import SyncReport, mirror_for, owner_tag, reap_leftovers
@@ -68,18 +70,32 @@ def raise_interrupted(signum: int, _frame: Any) -> None:
 
 @contextlib.contextmanager
 def sweep_lock(path: Path, holder: str) -> Iterator[None]:
-    """An exclusive flock on ``path``; released when the process dies, however it dies."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+")  # noqa: SIM115
+    """An exclusive flock on ``path``; released when the process dies, however it dies.
+
+    A lock that cannot be made (a read-only or kernel dir, a FIFO, device or symlink where
+    the lock file goes) is a :class:`StateError` naming ``path``, exit 2.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        raise StateError(_lock_message(path, e)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StateError(f"{path}: {_NOT_A_LOCK}")
+    f = os.fdopen(fd, "r+")
     try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            who = f.read().strip() or "unknown"
+            who = f.read(4096).strip() or "unknown"
             raise LockedError(
                 f"another sweep holds {path} ({who}); try again when it has finished"
             ) from None
+        except OSError as e:
+            raise StateError(_lock_message(path, e)) from None
         f.seek(0)
         f.truncate()
         f.write(holder + "\n")
@@ -87,6 +103,20 @@ def sweep_lock(path: Path, holder: str) -> Iterator[None]:
         yield
     finally:
         f.close()
+
+
+_NOT_A_LOCK = "not a regular file, and canon's lock goes there; move it away and re-run"
+
+
+def _lock_message(path: Path, e: OSError) -> str:
+    if e.errno == errno.ELOOP:  # O_NOFOLLOW: a symlink where the lock goes
+        return f"{path}: a symbolic link, {_NOT_A_LOCK.removeprefix('not a regular file, ')}"
+    if e.filename is None:
+        e.filename = str(path)
+    return os_error_message(e, path.parent) or (
+        f"{path}: cannot make the lock there ({e.strerror or e}); point state_dir / "
+        "$CANON_STATE at a directory canon may write"
+    )
 
 
 def new_run_id(kind: str, now: datetime | None = None) -> str:

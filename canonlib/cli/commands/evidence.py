@@ -17,6 +17,7 @@ from canonlib.evidence.progress import stderr_out
 from canonlib.evidence.report import INDEX, latest_dir, open_index
 from canonlib.evidence.run import run_suite
 from canonlib.sweep.orchestrate import raise_interrupted
+from canonlib.term import visible
 
 
 def cmd_evidence_run(args: argparse.Namespace) -> int:
@@ -47,7 +48,7 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
         config,
         args.suite,
         params=params,
-        out=lambda line: print(line, flush=True, file=progress),
+        out=lambda line: print(visible(line), flush=True, file=progress),
         progress=stderr_out(),
     )
     if args.json:

@@ -17,7 +17,7 @@ from canonlib.recipe.meta import key_rows as meta_key_rows
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    scaffold = init(args.dir)
+    scaffold = init(args.dir, force=args.force)
     if args.json:
         print_json({k: str(v) for k, v in vars(scaffold).items()})
         return 0
@@ -51,6 +51,12 @@ def add_parser(sub) -> None:
         "overwrites an existing canon.toml or fleet.",
     )
     ini.add_argument("dir", metavar="DIR", help="directory to create the install in (new or empty)")
+    ini.add_argument(
+        "--force",
+        action="store_true",
+        help="write into DIR even when it is not empty or is a symlink (an existing canon.toml "
+        "or fleet is still never overwritten)",
+    )
     add_json(ini, "the paths written")
     ini.set_defaults(func=cmd_init)
     me = sub.add_parser("meta", help="the recipe_meta.py keys")

@@ -8,6 +8,7 @@ from canonlib.cli.common import config_of
 from canonlib.cli.style import (
     add_json,
     print_json,
+    print_lines,
 )
 from canonlib.errors import UsageError
 from canonlib.evidence import investigate
@@ -63,7 +64,7 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         )
         return 0 if ev.ok else 1
     if rec.get("investigate_reason"):
-        print(f"{recipe}: {rec['investigate_reason']}")
+        print_lines([f"{recipe}: {rec['investigate_reason']}"])
     print(ev.dir)
     print(ev.dir / INDEX)
     return 0 if ev.ok else 1

@@ -9,6 +9,7 @@ from canonlib.cli.common import config_of
 from canonlib.cli.style import (
     add_json,
     print_json,
+    print_lines,
 )
 from canonlib.errors import UsageError
 from canonlib.evidence import log
@@ -19,18 +20,21 @@ def cmd_log_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(st)
         return 0
-    print(f"log:     {st['path']} (origin {st['origin']})")
+    head = f"log:     {st['path']} (origin {st['origin']})"
     if not st["size"]:
-        print("entries: none yet (every evidence run appends one)")
+        print_lines([head, "entries: none yet (every evidence run appends one)"])
         return 0
     signed = "signed" if st["signed"] else "UNSIGNED (no key: `canon keys init`)"
-    print(f"entries: {st['size']}, checkpoint root {st['root']} ({signed})")
     last = st["last"]
-    print(f"last:    run {last['run_id']} suite {last['suite']} {last['verdict']} {last['time']}")
-    print(f"push:    {st['push'] or 'none (set log.push in canon.toml to publish it)'}")
-    print(
-        "a reviewer clones the published log once, then every week: "
-        "git -C CLONE pull && canon verify --log CLONE --key canon.pub"
+    print_lines(
+        [
+            head,
+            f"entries: {st['size']}, checkpoint root {st['root']} ({signed})",
+            f"last:    run {last['run_id']} suite {last['suite']} {last['verdict']} {last['time']}",
+            f"push:    {st['push'] or 'none (set log.push in canon.toml to publish it)'}",
+            "a reviewer clones the published log once, then every week: "
+            "git -C CLONE pull && canon verify --log CLONE --key canon.pub",
+        ]
     )
     return 0
 

@@ -8,6 +8,7 @@ import signal
 import sys
 import textwrap
 
+from canonlib import term
 from canonlib.cli.common import config_of
 from canonlib.cli.style import (
     EXIT_CODES,
@@ -28,18 +29,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         only=args.recipe or None,
         plan=args.plan,
         retry=args.retry or None,
-        progress=not args.json and sys.stderr.isatty(),
+        progress=not args.json and term.smart_tty(sys.stderr),
     )
     for note in result.notes:
-        print(f"canon: {note}", file=sys.stderr)
+        print(f"canon: {term.visible(note)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.rows, indent=1, sort_keys=True))
     else:
         print_table(
             [{**r, "reason": why(r) or None} for r in result.rows], [*SWEEP_COLUMNS, "reason"]
         )
-        for name, excluded_why in result.fleet.excluded:
-            print(f"excluded: {name}: {excluded_why}")
+        if result.fleet.excluded:
+            print_lines(f"excluded: {name}: {why_}" for name, why_ in result.fleet.excluded)
         for recipe, incident, acked in canonical_incidents(result.rows):
             then = (
                 "acknowledged by its HOLD"
@@ -50,7 +51,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print_lines([f"INCIDENT {recipe}: {incident}; {then}"])
         for row in result.rows:
             if row.get("error") and not result.plan:
-                print(f"{row['recipe']}: {row['error']}", file=sys.stderr)
+                print(term.visible(f"{row['recipe']}: {row['error']}"), file=sys.stderr)
         if result.plan:
             print_lines(plan_notes(result.rows))
         else:

@@ -13,22 +13,63 @@ from canonlib.cli.style import (
     print_claims,
     print_json,
 )
-from canonlib.ops.systemd import UnitOptions, render, verify_units
+from canonlib.errors import UsageError
+from canonlib.files import FileProblem, read_small_file
+from canonlib.ops.systemd import SERVICE, TIMER, UnitOptions, render, verify_units
+from canonlib.term import visible
+
+
+def _resolved(flag: str, value: str | None) -> Path | None:
+    """``value`` as an absolute path with its symlinks resolved; a symlink loop is exit 2."""
+    if not value:
+        return None
+    try:
+        return Path(value).resolve()
+    except (RuntimeError, OSError) as e:  # RuntimeError: pathlib's "Symlink loop"
+        raise UsageError(f"{flag} {value}: cannot resolve it ({e})") from None
+
+
+UNIT_VALUES = ("path", "on_calendar", "delay", "fleet", "working_directory", "user", "on_failure")
+
+
+def _require_utf8(args: argparse.Namespace) -> None:
+    """A unit file is UTF-8: a value that is not (bytes from argv) is exit 2, not a crash."""
+    for flag in UNIT_VALUES:
+        value = getattr(args, flag, None)
+        try:
+            (value or "").encode()
+        except UnicodeEncodeError:
+            name = "--" + flag.replace("_", "-")
+            raise UsageError(f"{name} {visible(value)}: not UTF-8; a systemd unit is") from None
 
 
 def cmd_systemd_render(args: argparse.Namespace) -> int:
-    if args.fleet:  # the unit's CCCI_REPO; the config may rely on it for the fleet
-        os.environ["CCCI_REPO"] = str(Path(args.fleet).resolve())
+    _require_utf8(args)
+    fleet = _resolved("--fleet", args.fleet)
+    if fleet:  # the unit's CCCI_REPO; the config may rely on it for the fleet
+        os.environ["CCCI_REPO"] = str(fleet)
     o = UnitOptions(
         path=args.path or os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         on_calendar=args.on_calendar,
         randomized_delay=args.delay,
-        fleet=Path(args.fleet) if args.fleet else None,
-        working_directory=Path(args.working_directory) if args.working_directory else None,
+        fleet=fleet,
+        working_directory=_resolved("--working-directory", args.working_directory),
         user=args.user,
         on_failure=args.on_failure,
     )
-    written = render(config_of(args), Path(args.output), o)
+    config = config_of(args)
+    if config.path is None:  # the unit must name the canon.toml it runs with
+        raise UsageError(
+            "no canon.toml here: render the units with --config pointing at the operator's "
+            "canon.toml (or $CANON_CONFIG)"
+        )
+    output = Path(args.output)
+    if (output.is_symlink() or output.exists()) and not output.is_dir():
+        raise UsageError(f"--output {output}: not a directory; name a new or existing directory")
+    try:
+        written = render(config, output, o)
+    except OSError as e:
+        raise UsageError(f"--output {output}: cannot write the units there ({e})") from None
     if args.json:
         print_json({"written": [str(p) for p in written]})
         return 0
@@ -41,8 +82,19 @@ def cmd_systemd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+UNIT_CAP = 1 << 20  # a systemd unit is a few hundred bytes
+
+
 def cmd_systemd_verify(args: argparse.Namespace) -> int:
-    return print_claims(verify_units(Path(args.dir)), args)
+    d = Path(args.dir)
+    for unit in (d / SERVICE, d / TIMER):  # systemd-analyze must not be handed a FIFO or a device
+        try:
+            read_small_file(unit, UNIT_CAP)
+        except FileNotFoundError:
+            continue  # verify_units says it is missing
+        except FileProblem as e:
+            raise UsageError(f"{unit} {e}") from None
+    return print_claims(verify_units(d), args)
 
 
 def add_parser(sub) -> None:
