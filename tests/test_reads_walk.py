@@ -39,11 +39,13 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("canonlib/backends/swarm_docker.py", "_log", ".open("): "appends to canon's own log",
     ("canonlib/backends/swarm_volumes.py", "Volumes.archive", "open("): "writes a volume archive",
     ("canonlib/cli/guard.py", "crash_log", "open("): "creates the crash log (mode x)",
+    ("canonlib/cli/guard.py", "open_std_streams", "open("): (
+        "puts /dev/null on a std fd that was closed before canon started"
+    ),
     ("canonlib/demo/fleet.py", "Demo.week2", ".open("): "appends to a demo file canon made",
     ("canonlib/evidence/report.py", "write_report", "open("): "appends to $GITHUB_STEP_SUMMARY",
     ("canonlib/evidence/run.py", "execute", "open("): "the notebook's log, written by canon",
     ("canonlib/faults.py", "fill", "open("): "writes the filler of a fault-injected full disk",
-    ("canonlib/sweep/orchestrate.py", "sweep_lock", "open("): "the sweep's lock file",
     ("canonlib/sweep/orchestrate.py", "_Sweep.turn", "open("): "appends to results.jsonl",
     ("canonlib/sweep/orchestrate.py", "_Sweep.event", "open("): "appends to progress.jsonl",
     ("canonlib/sweep/runner.py", "_pump", "open("): "appends to the cold run's log",
