@@ -67,11 +67,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         "a page template shipped inside canon's own package (importlib.resources)"
     ),
     # files other helpers own: the lead converts them to files.py after merging
-    ("canonlib/backends/abra.py", "AbraBackend._record", ".read_text("): TODO,
-    ("canonlib/backends/abra.py", "AbraBackend.deploy", ".read_text("): TODO,
-    ("canonlib/backends/local.py", "LocalBackend.deployed", ".read_text("): TODO,
-    ("canonlib/backends/local.py", "LocalBackend.slot_env", ".read_text("): TODO,
-    ("canonlib/backends/swarm.py", "SwarmBackend.slot_env", ".read_text("): TODO,
     ("canonlib/evidence/manifest.py", "sha256_file", "open("): TODO + " (files.hash_file)",
     ("canonlib/evidence/progress.py", "SweepTail.poll", "open("): TODO,
     ("canonlib/evidence/records.py", "load_notebook", ".read_text("): TODO,
@@ -82,11 +77,9 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("canonlib/evidence/report.py", "_pages", ".read_text("): TODO,
     ("canonlib/evidence/report.py", "report_claims", ".read_text("): TODO,
     ("canonlib/evidence/run.py", "_finish_notebook", ".read_text("): TODO + " (read_range)",
-    ("canonlib/ops/systemd.py", "read_unit", ".read_text("): TODO,
-    ("canonlib/recipe/mirror.py", "Mirror._point_head", ".read_text("): TODO,
-    ("canonlib/sweep/knownred.py", "tests_digest", "open("): TODO + " (files.hash_file)",
-    ("canonlib/sweep/knownred.py", "source_digest", "open("): TODO + " (files.hash_file)",
-    ("canonlib/sweep/runner.py", "_read_result", ".read_text("): TODO,
+    ("canonlib/sweep/knownred.py", "source_digest", "open("): (
+        "canon's own *.py sources, found by walking its installed package"
+    ),
 }
 
 

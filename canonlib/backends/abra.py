@@ -45,14 +45,17 @@ from canonlib.backends.common import (
     BackendUnavailable,
     generate_secret,
     parse_env,
+    read_env_file,
     render_env,
     run_group,
     wait_probes,
 )
 from canonlib.backends.compose import env_sample, parse_compose_files, secret_version, split_step
-from canonlib.files import tree_size, write_atomic
+from canonlib.files import FileProblem, read_json_file, tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import MarkerProblem, SlotMarker, read_marker
+
+RECORD_CAP = 1 << 20  # a slot record canon wrote (a few hundred bytes), read back capped
 
 
 class AbraBackend:
@@ -155,9 +158,10 @@ class AbraBackend:
 
     def _record(self, slot: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self._record_path(slot).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            rec = read_json_file(self._record_path(slot), RECORD_CAP)
+        except (FileNotFoundError, FileProblem):
             return None
+        return rec if isinstance(rec, dict) else None
 
     def _write_record(self, slot: str, **fields: Any) -> dict[str, Any]:
         rec = {**(self._record(slot) or {}), **fields}
@@ -278,7 +282,7 @@ class AbraBackend:
         domain = self._domain(slot)
         rec = self._record(slot) or {}
         env_file = self.abra_dir / "servers" / rec.get("server", "") / f"{domain}.env"
-        env = parse_env(env_file.read_text(), what=str(env_file)) if env_file.is_file() else {}
+        env = read_env_file(env_file)
         parse_compose_files(Path(checkout), env, version)  # a broken compose fails here, named
         self._place_recipe(Path(checkout), meta.recipe)
         self._run("app", "deploy", domain, "--chaos", "--force", "--no-input", step="deploy")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from canonlib import envfile
+from canonlib import envfile, files
 from canonlib.backends.base import BackendError
 from canonlib.process import kill_group
 
@@ -100,6 +100,22 @@ def parse_env(
         return envfile.parse(text, environ)
     except envfile.EnvFileError as e:
         raise BackendError(step, f"{what} {e} (abra cannot read it either)") from None
+
+
+def read_env_file(path: Path, *, step: str = "deploy") -> dict[str, str]:
+    """A slot's ``.env`` as :func:`parse_env` reads it; ``{}`` when there is none.
+
+    The slot is the one place a release's own code may write, so its ``.env`` is read as
+    untrusted: a regular file under :data:`files.RECIPE_FILE_CAP`, never a FIFO or a link
+    to ``/dev/zero`` (one :class:`BackendError` naming the file instead).
+    """
+    try:
+        raw = files.read_small_file(path, files.RECIPE_FILE_CAP)
+    except FileNotFoundError:
+        return {}
+    except files.FileProblem as e:
+        raise BackendError(step, f"{path} {e}") from None
+    return parse_env(raw.decode(errors="replace"), what=str(path), step=step)
 
 
 def run_group(

@@ -38,11 +38,12 @@ from canonlib.backends.common import (
     generate_secret,
     parse_env,
     probe_once,
+    read_env_file,
     render_env,
     wait_probes,
 )
 from canonlib.backends.compose import env_sample, parse_compose_files
-from canonlib.files import tree_size, write_atomic
+from canonlib.files import FileProblem, read_json_file, tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import MARKER_FILE, MarkerProblem, SlotMarker, read_marker
 
@@ -74,6 +75,9 @@ def copy_recipe_tree(src: Path, dest: Path, recipe: str) -> None:
                 os.symlink(target, d)
             elif name in filenames:
                 shutil.copy2(s, d, follow_symlinks=False)
+
+
+RECORD_CAP = 1 << 20  # a slot record canon wrote (a few hundred bytes), read back capped
 
 
 class LocalBackend:
@@ -277,14 +281,16 @@ class LocalBackend:
 
     def deployed(self, slot: str) -> dict[str, Any] | None:
         try:
-            return json.loads((self._slot(slot) / "deployed.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            # in the slot, where the release's own code may write: read as untrusted
+            rec = read_json_file(self._slot(slot) / "deployed.json", RECORD_CAP)
+        except (FileNotFoundError, FileProblem):
             return None
+        return rec if isinstance(rec, dict) else None
 
     def slot_env(self, slot: str) -> dict[str, str]:
         d = self._slot(slot)
         env_file = d / ".env"
-        env = parse_env(env_file.read_text(), what=str(env_file)) if env_file.exists() else {}
+        env = read_env_file(env_file)
         env.update(
             CANON_BACKEND="local",
             CANON_SLOT=slot,

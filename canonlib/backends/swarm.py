@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from canonlib.backends.base import BackendError, refuse_canonical
-from canonlib.backends.common import parse_env, probe_once, wait_probes
+from canonlib.backends.common import probe_once, read_env_file, wait_probes
 from canonlib.backends.compose import service_names, stack_name, with_labels
 from canonlib.backends.swarm_converge import Convergence
 from canonlib.backends.swarm_docker import Docker
@@ -316,7 +316,7 @@ class SwarmBackend:
 
     def slot_env(self, slot: str) -> dict[str, str]:
         env_file = self._dir(slot) / ".env"
-        env = parse_env(env_file.read_text(), what=str(env_file)) if env_file.exists() else {}
+        env = read_env_file(env_file)
         return {
             "CANON_BACKEND": "swarm",
             "CANON_SLOT": slot,

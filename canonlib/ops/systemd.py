@@ -20,7 +20,7 @@ from pathlib import Path
 
 from canonlib.claims import Claim
 from canonlib.config import Config
-from canonlib.files import write_atomic
+from canonlib.files import read_small_file, write_atomic
 
 SERVICE = "canon-sweep.service"
 TIMER = "canon-sweep.timer"
@@ -124,11 +124,14 @@ def render(config: Config, output: Path, o: UnitOptions) -> list[Path]:
 
 # -- reading units --------------------------------------------------------------------
 
+UNIT_CAP = 1 << 20  # a systemd unit is a few hundred bytes
+
 
 def read_unit(path: Path) -> dict[str, list[str]]:
     """``Key=value`` lines of a unit (all sections), each key's values in order."""
     out: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
+    # a unit someone else may have put there: a regular file under a cap, never a FIFO
+    for line in read_small_file(path, UNIT_CAP).decode(errors="replace").splitlines():
         line = line.strip()
         if not line or line.startswith(("#", ";", "[")) or "=" not in line:
             continue

@@ -24,7 +24,7 @@ from pathlib import Path
 from canonlib import git, process
 from canonlib.config import Config
 from canonlib.errors import CanonError
-from canonlib.files import FileProblem, read_json_file, write_atomic
+from canonlib.files import FileProblem, read_json_file, read_small_file, write_atomic
 from canonlib.recipe.versions import InvalidRecipeVersion, parse_version
 
 HEADS, TAGS = "refs/heads/", "refs/tags/"
@@ -318,9 +318,9 @@ class Mirror:
         """HEAD names the mirrored branch, so a clone of the mirror checks it out."""
         want = f"ref: {HEADS}{branch}"
         try:
-            if (self.path / "HEAD").read_text().strip() == want:
+            if read_small_file(self.path / "HEAD", 4096).decode(errors="replace").strip() == want:
                 return
-        except OSError:
+        except (OSError, FileProblem):
             pass
         git.run(["symbolic-ref", "HEAD", HEADS + branch], cwd=self.path, timeout=60)
 

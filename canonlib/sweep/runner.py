@@ -12,7 +12,6 @@ may have failed for want of space.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canonlib.files import FileProblem, read_json_file
 from canonlib.process import kill_group
 from canonlib.recipe.meta import RUNGS, RecipeMeta
 from canonlib.recipe.mirror import Checkout
@@ -203,17 +203,21 @@ def _wait(
                 raise Stopped("the sweep was interrupted") from None
 
 
+RESULT_CAP = 1 << 20  # a harness result file: rungs, reasons, a few counts
+
+
 def _read_result(result: ColdResult, path: Path) -> None:
     data: dict[str, Any] = {}
     try:
-        data = json.loads(path.read_text())
+        # written by the harness, a child process: read as untrusted (no FIFO, capped, depth)
+        data = read_json_file(path, RESULT_CAP)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except FileNotFoundError:
         if not result.timed_out and not result.error:
             result.error = f"runner: the harness wrote no result file (exit {result.rc})"
-    except (ValueError, OSError) as e:
-        result.error = f"runner: the harness result file is unreadable: {e}"
+    except (ValueError, OSError, FileProblem) as e:
+        result.error = f"runner: the harness result file {path} is unreadable: {e}"
         data = {}
     rungs = data.get("rungs") if isinstance(data.get("rungs"), dict) else {}
     result.rungs = {

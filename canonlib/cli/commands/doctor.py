@@ -13,9 +13,7 @@ from canonlib.cli.style import (
 from canonlib.errors import UsageError
 from canonlib.files import FileProblem, read_small_file
 from canonlib.ops.doctor import doctor
-from canonlib.ops.systemd import read_unit, unit_environment
-
-UNIT_CAP = 1 << 20  # a systemd unit is a few hundred bytes
+from canonlib.ops.systemd import UNIT_CAP, read_unit, unit_environment
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from canonlib.cli.style import (
 )
 from canonlib.errors import UsageError
 from canonlib.files import FileProblem, read_small_file
-from canonlib.ops.systemd import SERVICE, TIMER, UnitOptions, render, verify_units
+from canonlib.ops.systemd import SERVICE, TIMER, UNIT_CAP, UnitOptions, render, verify_units
 from canonlib.term import visible
 
 
@@ -80,9 +80,6 @@ def cmd_systemd_render(args: argparse.Namespace) -> int:
         "sudo systemctl daemon-reload && sudo systemctl enable --now canon-sweep.timer"
     )
     return 0
-
-
-UNIT_CAP = 1 << 20  # a systemd unit is a few hundred bytes
 
 
 def cmd_systemd_verify(args: argparse.Namespace) -> int:
