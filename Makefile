@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo demo-swarm demo-swarm-clean swarm docs lint bench mutate clean
+.PHONY: test demo demo-swarm demo-swarm-clean swarm docs lint bench mutate clean bwrap
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
+# the local backend runs a release's own code in a bubblewrap box (docs/operating.md, "The
+# box"): a fresh machine gets Debian's bubblewrap here when make runs as root with apt-get
+bwrap:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null; } \
+	  || { echo "make: canon's local backend needs bubblewrap (bwrap): apt-get install bubblewrap" >&2; exit 1; }
+
 # two workers (pytest-xdist; tests/conftest.py says which tests share a worker): CI has 2 cores and
 # much of the suite waits on child processes; `make test TEST_JOBS=0` runs it in one process
-test: $(VENV)/.installed
+test: $(VENV)/.installed bwrap
 	$(PY) -m pytest -n $(or $(TEST_JOBS),2)
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed bwrap
 	$(PY) -m canonlib demo demo
 
 # the demo fleet on a real Docker Swarm (this machine's engine, brought up by scripts/swarm-up);
