@@ -17,7 +17,15 @@ from canonlib.backends.local import LocalBackend
 from canonlib.backends.swarm import SwarmBackend
 from canonlib.backends.swarm_pool import SwarmPool
 
-__all__ = ["Backend", "BackendError", "make_backend", "refuse_canonical"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "SwarmBackend",
+    "SwarmPool",
+    "make_backend",
+    "make_swarm_backend",
+    "refuse_canonical",
+]
 
 
 def make_backend(config: Any, *, run_dir: Path | None = None, server: str | None = None) -> Backend:
@@ -38,3 +46,12 @@ def make_backend(config: Any, *, run_dir: Path | None = None, server: str | None
     if kind == "swarm":
         return SwarmBackend.from_config(config, run_dir=run_dir)
     raise BackendError("config", f"unknown backend {kind!r}")
+
+
+def make_swarm_backend(config: Any) -> SwarmBackend | SwarmPool:
+    """:func:`make_backend` for a config of kind ``swarm``: what has the swarm-only calls
+    (``check_engine``, ``purge``)."""
+    backend = make_backend(config)
+    if not isinstance(backend, SwarmBackend | SwarmPool):
+        raise BackendError("config", f"backend {backend.name!r} is not a swarm")
+    return backend

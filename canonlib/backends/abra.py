@@ -191,7 +191,10 @@ class AbraBackend:
                 except BlockingIOError:
                     f.close()
                     continue
-                f.seek(0), f.truncate(), f.write(f"{os.getpid()} {slot}\n"), f.flush()
+                f.seek(0)
+                f.truncate()
+                f.write(f"{os.getpid()} {slot}\n")
+                f.flush()
                 self._locks[slot] = f
                 return server
             if time.monotonic() > end:

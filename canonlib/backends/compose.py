@@ -212,7 +212,7 @@ def secret_specs(
 def _add_labels(obj: dict[str, Any], key: str, labels: Mapping[str, str]) -> None:
     current = obj.get(key)
     if isinstance(current, list):
-        current = dict(str(x).split("=", 1) if "=" in str(x) else (str(x), "") for x in current)
+        current = dict(str(x).partition("=")[::2] for x in current)
     obj[key] = {**(current or {}), **labels}
 
 

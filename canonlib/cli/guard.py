@@ -117,10 +117,10 @@ def guarded(func: Callable[[], int], state_dir: Callable[[], Path | None]) -> in
     except (SystemExit, GeneratorExit):
         raise
     except BaseException as e:  # noqa: BLE001 -- the last line of defence
-        code = getattr(e, "exit_code", None)
-        if code in (130, 143):
+        signalled = getattr(e, "exit_code", None)
+        if signalled in (130, 143):
             say(f"{e}; the run is marked interrupted, a rerun completes it")
-            return code
+            return signalled
         return _crash(e, state_dir)
 
 

@@ -90,7 +90,7 @@ def compose_yml(
     db_service = DB_SERVICE.format(image=image) if swarm and db else ""
     with_configs = swarm or configs
     configs_yml = SWARM_CONFIGS.format(hook_config=HOOK_CONFIG if hook else "")
-    configs = configs_yml if with_configs else ""
+    configs_block = configs_yml if with_configs else ""
     return f"""\
 ---
 version: "3.8"
@@ -117,7 +117,7 @@ services:
 volumes:
   data:
 
-{configs}\
+{configs_block}\
 networks:
   proxy:
     external: true
@@ -597,8 +597,9 @@ def prepare(root: str | Path, backend: str = "local", servers: int = 1) -> Demo:
         shutil.rmtree(root)
     demo = Demo(root, backend, servers)
     if backend == "swarm":
-        for ctx in demo.servers or [None]:
-            demo_swarm.ensure_proxy_network(context=ctx)
+        contexts: list[str | None] = [*demo.servers] or [None]  # None: the default context
+        for context in contexts:
+            demo_swarm.ensure_proxy_network(context=context)
     demo.build()
     return demo
 
@@ -649,7 +650,7 @@ def run_demo(
                 if run_id is None:
                     problems.append(f"{week}: the {nb} notebook recorded no sweep run")
                     continue
-                show(week, run_id, reg.run(run_id)["status"], reg.results(run_id))
+                show(week, run_id, reg.run(run_id)["status"], reg.results(run_id))  # type: ignore[index]  # the recorded run is in the registry
         problems += verdict_problems(ev)
         out("\n== canon verify, from cold: a copy of the dir, no config, no state ==")
         problems += verify_from_cold(ev.dir, out)

@@ -170,7 +170,7 @@ def pick_recipe(cfg: Config, recipe: str) -> str:
         settled = [
             r
             for r in have
-            if all(x["latest"] == reg.read_registry(r).version for x in reg.results(recipe=r)[-1:])
+            if all(x["latest"] == reg.read_registry(r).version for x in reg.results(recipe=r)[-1:])  # type: ignore[union-attr]  # r has a canonical
         ]
     if not have:
         raise ValueError("no recipe has a canonical yet: run a sweep first, or pass recipe=")

@@ -246,7 +246,7 @@ def sweep_rows(
     base = {r.get("recipe"): dict(r) for r in results if r.get("run_id") == run_id}
     shown = rec.get("sweep_rows")
     if not isinstance(shown, list):
-        labels = rec.get("labels") if isinstance(rec.get("labels"), dict) else {}
+        labels = rec["labels"] if isinstance(rec.get("labels"), dict) else {}
         shown = [{"recipe": k, "label": v} for k, v in labels.items()] or list(base.values())
     rows = [{**base.get(r.get("recipe"), {}), **r} for r in shown if isinstance(r, dict)]
     return run_id, sorted(rows, key=lambda r: str(r.get("recipe")))
@@ -751,7 +751,7 @@ def report_claims(d: str | Path, stmt: dict[str, Any]) -> list[Claim]:
         if have[n] == want[n]
         else Claim(f"report {n}", False, f"{d / n}: missing")
         if have[n] is None
-        else Claim(f"report {n}", False, _difference(d / n, have[n], want[n]))
+        else Claim(f"report {n}", False, _difference(d / n, have[n] or "", want[n]))
         for n in listed
     ]
 

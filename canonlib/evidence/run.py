@@ -303,8 +303,7 @@ def run_suite(
             progress(f"  {name}: {outcome} ({secs:.1f}s)")
     except (Interrupted, KeyboardInterrupt) as e:
         why = signal.Signals(e.signum).name if isinstance(e, Interrupted) else "SIGINT"
-        nb_run = ev.notebooks[-1] if ev.notebooks else None
-        if nb_run is not None and nb_run.rc is None:
+        if ev.notebooks and (nb_run := ev.notebooks[-1]).rc is None:
             nb_run.rc = 128 + (e.signum if isinstance(e, Interrupted) else signal.SIGINT)
             _finish_notebook(nb_run, logs / f"{nb_run.name}.log", d, timeout_s)
             nb_run.problems.insert(0, f"interrupted by {why}")

@@ -792,7 +792,7 @@ def _state(state: Path, pred: dict[str, Any], reg: Registry) -> list[Claim]:
                     "live registry still holds the run's chain",
                     not missing,
                     f"bundled chain of {len(reg.history())} rows is a prefix of the live one"
-                    if not missing
+                    if first is None
                     else f"promotions row {first.id} ({first.recipe} {first.version}) is "
                     f"{'missing' if have.get(first.id) is None else 'different'} in {live_db}: "
                     "the registry was rolled back to an older copy or its history rewritten",
@@ -949,7 +949,8 @@ def verify(
                 "labels", lambda: proofs.label_claims(reg, _claimed_rows(d, pred, listing))
             )
             claims += _section(
-                "what the notebooks show", lambda: _shown(d, recs, reg, config, page_format(m))
+                "what the notebooks show",
+                lambda: _shown(d, recs, reg, config, page_format(m)),  # type: ignore[arg-type]  # why is None: config was read
             )
             claims += _section("commit == tag", lambda: _commit_is_tag(subject, refs, reg))
             claims += _section(

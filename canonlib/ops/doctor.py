@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from canonlib.backends import make_backend
+from canonlib.backends import make_swarm_backend
 from canonlib.backends.boxed import find_bwrap
 from canonlib.backends.common import BackendUnavailable
 from canonlib.claims import Claim
@@ -98,7 +98,7 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
     if cfg.backend.get("kind") == "abra":
         needs.setdefault(cfg.backend.get("abra", "abra"), []).append("the abra backend")
     for r in fleet.enrolled if fleet else []:
-        for tool in r.meta.REQUIRES_TOOLS:
+        for tool in r.meta.REQUIRES_TOOLS if r.meta else ():  # enrolled: it has one
             needs.setdefault(tool, []).append(r.name)
     for tool, who in sorted(needs.items()):
         found = shutil.which(tool, path=path)
@@ -127,7 +127,7 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
     if cfg.backend.get("kind") == "swarm":  # each server a swarm manager, no two the same swarm
         what = "swarm servers answer as managers" if cfg.backend.get("servers") else "swarm answers"
         try:
-            make_backend(cfg).check_engine()
+            make_swarm_backend(cfg).check_engine()
             claims.append(Claim(what, True, ", ".join(cfg.backend.get("servers") or ["ok"])))
         except CanonError as e:
             claims.append(Claim(what, False, one_line(e)))

@@ -339,7 +339,7 @@ class _Reader:
             for spec in _mapping(doc.get(table)).values():
                 f = _mapping(spec).get("file")
                 path = (self.text(f) or "").strip()
-                if path and not _inside(path):
+                if f is not None and path and not _inside(path):
                     self.add(f"file:{canonical_path(path)}", f, None, path)
         host = set()
         for key, spec in _mapping(doc.get("networks")).items():

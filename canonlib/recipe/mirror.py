@@ -254,7 +254,7 @@ class Mirror:
                 self.url, ["HEAD", HEADS + "*", TAGS + "*"], timeout=self.timeout_s
             )
         except git.GitError as e:
-            up_refs = up_peeled = None
+            up_refs, up_peeled = None, None
             report.warnings.append(f"ls-remote failed, fetching instead: {_gist(e)}")
         branch = self._choose_branch(up_refs, report)
         up_view = None
@@ -267,7 +267,7 @@ class Mirror:
                 and git.read_refs_files(self.path, [HEADS, TAGS]) == up_view
                 and not self._missing_objects(up_view, up_peeled or {}, branch)
             ):
-                return self._unchanged(report, up_view, up_peeled, t0)
+                return self._unchanged(report, up_view, up_peeled or {}, t0)
         before_refs, before_peeled = self._read_local(report)
         fresh = before_refs is None
         if before_refs is not None:
@@ -279,7 +279,7 @@ class Mirror:
                     f"(e.g. {missing[0][:12] + missing[0][40:]}); re-cloned from {self.url}"
                 )
             elif up_view is not None and up_view == before_refs:
-                return self._unchanged(report, before_refs, before_peeled, t0)
+                return self._unchanged(report, before_refs, before_peeled or {}, t0)
         after_refs, after_peeled = self._fetch(branch, fresh)
         report.fetched = True
         self._diff(report, before_refs or {}, before_peeled or {}, after_refs, after_peeled)

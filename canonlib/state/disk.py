@@ -33,7 +33,7 @@ def disk_report(config: Config) -> dict:
         deployments = {c.recipe: c.deployment for c in reg.canonicals()}
     rows = []
     for r in recipes:
-        slot = config.slots_dir / deployments[r] if deployments.get(r) else None
+        slot = config.slots_dir / d if (d := deployments.get(r)) else None
         rows.append(
             DiskRow(
                 r,

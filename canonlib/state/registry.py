@@ -16,7 +16,7 @@ import re
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -261,7 +261,7 @@ class ChainCheck:
     problems: list[str]
 
 
-def _promotion(row: sqlite3.Row) -> Promotion:
+def _promotion(row: sqlite3.Row | Mapping[str, Any]) -> Promotion:
     return Promotion(
         row["id"],
         row["recipe"],
@@ -481,6 +481,7 @@ class Registry:
         prev = GENESIS
         promos = self.history()
         last_by_recipe: dict[str, Promotion] = {}
+        p: Promotion | None
         for p in promos:
             if p.prev_hash != prev:
                 problems.append(
@@ -547,6 +548,7 @@ class Registry:
             return dict(row) if row else None
 
     def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
+        args: tuple[str, ...]
         with _DamageGuard(self.path):
             q, args = "SELECT * FROM runs", ()
             if kind:

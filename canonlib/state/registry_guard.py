@@ -662,7 +662,7 @@ def rebuild(db: Path, backend: Any, *, base: Path | None = None) -> list[str]:
         with Registry.open(tmp) as reg:
             for recipe, (slot, m) in sorted(by_recipe.items()):
                 c = reg.read_registry(recipe)
-                last = ([p for p in reg.history(recipe)] or [None])[-1]
+                last = next(reversed(reg.history(recipe)), None)
                 if c and c.deployment == slot and c.commit == m.commit and last is not None:
                     remark[slot] = (m, last)
                     continue

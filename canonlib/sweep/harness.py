@@ -13,6 +13,7 @@ not is ``unverified``.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -213,6 +214,7 @@ class Harness:
 
     def upgrade_base_commit(self) -> str:
         """The base's commit (the sweep's, else its tag's); a missing one is no verdict."""
+        assert self.base is not None  # its callers ask only when there is a base
         ref = self.base_commit or f"refs/tags/{self.base}"
         if not self.base_commit:
             git.check_ref_name(self.base)
@@ -259,7 +261,7 @@ class Harness:
         self.backend.run_install_steps(slot, self.meta)
         self.backend.wait_ready(slot, self.meta)
 
-    def functional(self, slot: str) -> tuple[str, int, set[str], str]:
+    def functional(self, slot: str) -> tuple[str, int, builtins.set[str], str]:
         env = {
             **self.backend.slot_env(slot),
             **{k: v for k, v in self.env.items() if k.startswith("CCCI_")},

@@ -279,6 +279,7 @@ class _Sweep:
             if fr.error:
                 raise CanonError(fr.error.removeprefix("meta: "))
             meta = fr.meta
+            assert meta is not None  # discover gives a recipe either its meta or an error
             stage = "sync"
             if isinstance(synced, Exception):
                 raise synced
@@ -304,6 +305,7 @@ class _Sweep:
             decision = self._admit(fr, meta, latest, report, row, decision)
             row["decision"] = decision
             if decision == policy.SKIP_KNOWN_RED:
+                assert red is not None  # sweep_decision says known-red only when given one
                 row["known_red_run"] = red["run_id"]
                 row["reason"] = f"red in run {red['run_id']}: {red.get('reason') or red['label']}"
             elif decision == policy.SKIP_HELD:
@@ -316,6 +318,7 @@ class _Sweep:
                     row["reason"] = policy.backport_reason(ported, row["canonical_before"])
             outcome = policy.Outcome(decision)
             if decision == policy.RUN:
+                assert latest is not None  # sweep_decision runs only a release
                 base = policy.upgrade_base(
                     latest,
                     row["canonical_before"],
@@ -430,12 +433,12 @@ class _Sweep:
             if meta.SERVER is not None:  # a SERVER not in the pool: said before any cold run
                 schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=None, held={})
         with mirror.checkout(latest) as co:
-            gate = admission.host_gate(self.config, meta, co.path, latest)
-            row.update(gate.row())
-            if gate.held:  # nothing deploys: no harness, no slot, no promote
-                row["decision"], row["reason"] = policy.HELD_HOST, gate.reason(meta)
+            access = admission.host_gate(self.config, meta, co.path, latest)
+            row.update(access.row())
+            if access.held:  # nothing deploys: no harness, no slot, no promote
+                row["decision"], row["reason"] = policy.HELD_HOST, access.reason(meta)
                 return policy.Outcome(policy.HELD_HOST)
-            row["warnings"] = [*row["warnings"], *gate.warnings()]
+            row["warnings"] = [*row["warnings"], *access.warnings()]
             cold = cold_run(
                 fr.name,
                 co,

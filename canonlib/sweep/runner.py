@@ -161,7 +161,7 @@ def cold_run(
     finally:
         kill_group(proc.pid, grace_s=1.0)  # stragglers left in the group
         pump.join(timeout=10)
-        proc.stdout.close()
+        proc.stdout.close()  # type: ignore[union-attr]  # Popen(stdout=PIPE) has one
     result.duration_s = time.monotonic() - t0
     if result.rc is not None and result.rc < 0 and not result.timed_out:
         result.error = f"runner: the harness was killed by {_signal_name(-result.rc)}"
@@ -215,7 +215,7 @@ def _read_result(result: ColdResult, path: Path) -> None:
     except (ValueError, OSError) as e:
         result.error = f"runner: the harness result file is unreadable: {e}"
         data = {}
-    rungs = data.get("rungs") if isinstance(data.get("rungs"), dict) else {}
+    rungs = data["rungs"] if isinstance(data.get("rungs"), dict) else {}
     result.rungs = {
         r: s if s in policy.STATUSES else policy.UNVERIFIED
         for r, s in zip(RUNGS, policy.rung_list(rungs), strict=True)
