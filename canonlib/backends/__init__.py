@@ -24,6 +24,7 @@ __all__ = [
     "SwarmPool",
     "make_backend",
     "make_swarm_backend",
+    "on_server",
     "refuse_canonical",
 ]
 
@@ -55,3 +56,11 @@ def make_swarm_backend(config: Any) -> SwarmBackend | SwarmPool:
     if not isinstance(backend, SwarmBackend | SwarmPool):
         raise BackendError("config", f"backend {backend.name!r} is not a swarm")
     return backend
+
+
+def on_server(backend: Backend, server: str) -> Backend:
+    """``backend`` talking to ``server`` alone (the backends of several servers: abra, the swarm
+    pool)."""
+    if not isinstance(backend, AbraBackend | SwarmPool):
+        raise BackendError("config", f"backend {backend.name!r} has no servers")
+    return backend.on(server)

@@ -155,7 +155,8 @@ class AbraBackend:
 
     def _record(self, slot: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self._record_path(slot).read_text())
+            rec: dict[str, Any] = json.loads(self._record_path(slot).read_text())
+            return rec
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
@@ -170,7 +171,8 @@ class AbraBackend:
         rec = self._record(slot)
         if not rec:
             raise BackendError("slot", f"slot {slot} is not provisioned")
-        return rec["domain"]
+        domain: str = rec["domain"]
+        return domain
 
     def _acquire_server(self, slot: str) -> str:
         """The server a new slot goes to: :attr:`server` when the sweep's scheduler chose it (it

@@ -221,7 +221,7 @@ def with_labels(rendered: Mapping[str, Any], labels: Mapping[str, str]) -> dict[
     config and secret the stack will create (external ones are not the stack's)."""
     import yaml  # deferred: see parse_compose_files
 
-    doc = yaml.safe_load(yaml.safe_dump(dict(rendered)))  # a deep copy
+    doc: dict[str, Any] = yaml.safe_load(yaml.safe_dump(dict(rendered)))  # a deep copy
     for service in (doc.get("services") or {}).values():
         deploy = service.setdefault("deploy", {})
         _add_labels(deploy, "labels", labels)

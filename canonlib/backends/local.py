@@ -277,7 +277,8 @@ class LocalBackend:
 
     def deployed(self, slot: str) -> dict[str, Any] | None:
         try:
-            return json.loads((self._slot(slot) / "deployed.json").read_text())
+            dep: dict[str, Any] = json.loads((self._slot(slot) / "deployed.json").read_text())
+            return dep
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 

@@ -120,7 +120,7 @@ def guarded(func: Callable[[], int], state_dir: Callable[[], Path | None]) -> in
         signalled = getattr(e, "exit_code", None)
         if signalled in (130, 143):
             say(f"{e}; the run is marked interrupted, a rerun completes it")
-            return signalled
+            return int(signalled)
         return _crash(e, state_dir)
 
 

@@ -339,7 +339,7 @@ def finish(
     ev: EvidenceRun,
     *,
     run_id: str,
-    params: dict,
+    params: dict[str, Any],
     started: str,
     interrupted: str | None = None,
     out: Callable[[str], None] = print,
@@ -390,4 +390,5 @@ def finish(
         log.append(config, d, out)
     except (CanonError, OSError, ValueError) as e:  # the evidence stands; `canon log append` later
         out(f"  log: {d.name} not appended to {config.log_repo}: {e}")
-    return ev.verdict
+    week: Verdict = ev.verdict
+    return week

@@ -12,8 +12,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from canonlib.backends import make_swarm_backend
 from canonlib.backends.boxed import find_bwrap
@@ -25,6 +26,8 @@ from canonlib.evidence.run import kernel_home
 from canonlib.ops.systemd import read_unit, unit_environment
 from canonlib.recipe.fleet import discover
 from canonlib.state.disk import disk_report
+
+T = TypeVar("T")
 
 BASE_TOOLS = ("git", "sh")
 
@@ -38,7 +41,7 @@ def _env_for(unit: Path | None) -> tuple[dict[str, str], Path]:
     return env, wd
 
 
-def _with_env(env: Mapping[str, str], fn):
+def _with_env(env: Mapping[str, str], fn: Callable[[], T]) -> T:
     """Run ``fn`` with exactly ``env`` as os.environ, so doctor reads config as the timer will."""
     saved = dict(os.environ)
     try:

@@ -256,7 +256,9 @@ class _Reader:
         self.env = env
         self.found: list[Access] = []
 
-    def add(self, item: str, node: yaml.Node, service: str | None, source: str | None = None):
+    def add(
+        self, item: str, node: yaml.Node, service: str | None, source: str | None = None
+    ) -> None:
         self.found.append(Access(item, self.name, _line(node), service, source))
 
     def text(self, node: yaml.Node | None) -> str | None:

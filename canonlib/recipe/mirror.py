@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from canonlib import git, process
 from canonlib.config import Config
@@ -425,7 +426,14 @@ class Mirror:
             target.rename(self.path)
         return refs, peeled
 
-    def _diff(self, report, before, before_peeled, after, after_peeled) -> None:
+    def _diff(
+        self,
+        report: SyncReport,
+        before: dict[str, str],
+        before_peeled: dict[str, str],
+        after: dict[str, str],
+        after_peeled: dict[str, str],
+    ) -> None:
         old_tags, new_tags = _tag_map(before, before_peeled), _tag_map(after, after_peeled)
         report.tags = new_tags
         report.added = sorted(t for t in new_tags if t not in old_tags)
@@ -474,7 +482,7 @@ class Mirror:
         """``<mirrors>/<recipe>.first-seen.json``: beside the mirror, so a re-clone keeps it."""
         return self.path.with_name(f"{self.path.name.removesuffix('.git')}.first-seen.json")
 
-    def _first_seen_map(self) -> dict[str, dict]:
+    def _first_seen_map(self) -> dict[str, dict[str, Any]]:
         try:
             data = read_json_file(self.first_seen_path, FIRST_SEEN_CAP)
         except FileNotFoundError:
@@ -491,7 +499,7 @@ class Mirror:
             and isinstance(v.get("first_seen"), int | float)
         }
 
-    def _record_first_seen(self, tags: dict[str, str], now: float) -> dict[str, dict]:
+    def _record_first_seen(self, tags: dict[str, str], now: float) -> dict[str, dict[str, Any]]:
         """Note ``now`` for each tag not seen before at its commit (a tag re-pointed upstream
         is a new sighting); tags upstream dropped are forgotten.  The map, as written."""
         old = self._first_seen_map()

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,9 @@ def lint_release(recipe_dir: Path, tag: str, base: lint.Base | None = None) -> l
     return lint.Release(tag, tree_reader(recipe_dir), compose_file, tag_type, base)
 
 
-def abra_lint(recipe: str, recipe_dir: Path, commit: str, log) -> tuple[list[lint.Finding], str]:
+def abra_lint(
+    recipe: str, recipe_dir: Path, commit: str, log: Callable[[str], None]
+) -> tuple[list[lint.Finding], str]:
     """abra's own ``abra recipe lint`` on a clone of the checkout (its findings, and a note when
     it gave none).  abra needs a terminal, so it runs under ``script``; its exit code is 0 with
     failing rules too, so its table is what counts."""
@@ -116,7 +118,11 @@ def abra_lint(recipe: str, recipe_dir: Path, commit: str, log) -> tuple[list[lin
 
 
 def functional_tests(
-    fleet_tests: Path, recipe: str, env: Mapping[str, str], timeout_s: float, log
+    fleet_tests: Path,
+    recipe: str,
+    env: Mapping[str, str],
+    timeout_s: float,
+    log: Callable[[str], None],
 ) -> tuple[str, int, set[str], str]:
     """Run pytest on ``<fleet>/tests/<recipe>/``: (status, tests executed, failed test ids, reason).
 

@@ -30,15 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from canonlib import __version__, git
-from canonlib.backends import make_backend
+from canonlib.backends import Backend, make_backend, on_server
 from canonlib.config import Config
 from canonlib.errors import CanonError, UsageError, one_line
 from canonlib.faults import point
 from canonlib.recipe.fleet import Fleet, FleetRecipe, discover
+from canonlib.recipe.meta import RecipeMeta
 from canonlib.recipe.mirror import SyncReport, mirror_for, owner_tag, reap_leftovers
 from canonlib.recipe.versions import latest_release
 from canonlib.state import registry_guard
-from canonlib.state.registry import RESULT_FIELDS, Registry, utcnow
+from canonlib.state.registry import RESULT_FIELDS, Canonical, Registry, utcnow
 from canonlib.sweep import admission, policy, schedule
 from canonlib.sweep.knownred import disk_room, harness_identity, tests_digest
 from canonlib.sweep.promote import promote
@@ -171,7 +172,7 @@ def sync_all(config: Config, recipes: list[str]) -> dict[str, SyncReport | Canon
         return dict(zip(recipes, pool.map(one, recipes), strict=True))
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool) -> contextlib.AbstractContextManager[Any]:
     if not enabled:
         return contextlib.nullcontext(None)
     from tqdm import tqdm
@@ -191,8 +192,8 @@ class _Sweep:
         plan: bool,
         harness: str,
         retry: frozenset[str] = frozenset(),
-        backend=None,
-    ):
+        backend: Backend | None = None,
+    ) -> None:
         self.config = config
         self.run_id = run_id
         self.run_dir = run_dir
@@ -257,7 +258,7 @@ class _Sweep:
         return f"{room}: {error}" if room and "free space" not in error else error
 
     @property
-    def backend(self):
+    def backend(self) -> Backend:
         if self._backend is None:
             self._backend = make_backend(self.config)
         return self._backend
@@ -370,11 +371,20 @@ class _Sweep:
         row["duration_s"] = round(time.monotonic() - t0, 3)
         return row
 
-    def _admit(self, fr, meta, latest, report, row, decision: str) -> str:
+    def _admit(
+        self,
+        fr: FleetRecipe,
+        meta: RecipeMeta,
+        latest: str | None,
+        report: SyncReport,
+        row: dict[str, Any],
+        decision: str,
+    ) -> str:
         """A release that would run waits out its cooldown, and one already held for what it
         asks of the host stays held (same tag commit, same HOST_ACCESS) without a checkout."""
         if decision != policy.RUN:
             return decision
+        assert latest is not None  # sweep_decision runs only a release
         mirror = mirror_for(self.config, fr.name)
         wait = admission.cooling(
             self.config, meta, mirror, latest, report.tags[latest], time.time()
@@ -419,7 +429,16 @@ class _Sweep:
                 held[c.server] = held.get(c.server, 0) + 1
         return schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=current, held=held)
 
-    def _run_and_promote(self, fr, meta, latest, base, report, row, server=None) -> policy.Outcome:
+    def _run_and_promote(
+        self,
+        fr: FleetRecipe,
+        meta: RecipeMeta,
+        latest: str,
+        base: policy.UpgradeBase | None,
+        report: SyncReport,
+        row: dict[str, Any],
+        server: str | None = None,
+    ) -> policy.Outcome:
         mirror = mirror_for(self.config, fr.name)
         log_path = self.run_dir / "logs" / f"{fr.name}.log"
         child_env = {**self.config.child_env(), "CANON_RUN_ID": self.run_id}
@@ -481,7 +500,7 @@ class _Sweep:
                         co,
                         meta,
                         mirror=mirror,
-                        backend=self.backend.on(home) if home else self.backend,
+                        backend=on_server(self.backend, home) if home else self.backend,
                         registry=self.registry,
                         run_id=self.run_id,
                     )
@@ -524,7 +543,7 @@ class _Sweep:
 
 
 def _turns(
-    s: _Sweep, todo: list[FleetRecipe], reports: dict, parallel: int
+    s: _Sweep, todo: list[FleetRecipe], reports: dict[str, Any], parallel: int
 ) -> Iterator[dict[str, Any]]:
     """Each recipe's turn; with ``parallel`` > 1 (one per abra server), cold runs overlap."""
     if parallel <= 1 or len(todo) <= 1:
@@ -546,7 +565,7 @@ def _turns(
 
 
 def _server_turns(
-    s: _Sweep, todo: list[FleetRecipe], reports: dict, per_server: int
+    s: _Sweep, todo: list[FleetRecipe], reports: dict[str, Any], per_server: int
 ) -> Iterator[dict[str, Any]]:
     """Several servers: ``per_server`` workers on each server; each takes the next recipe,
     longest expected cold run first (:func:`.schedule.order`), when it is free. A worker
@@ -596,7 +615,9 @@ def _server_turns(
         pool.shutdown(wait=True)
 
 
-def base_commit(base: policy.UpgradeBase, canonical: Any, tags: dict[str, str]) -> str | None:
+def base_commit(
+    base: policy.UpgradeBase, canonical: Canonical | None, tags: dict[str, str]
+) -> str | None:
     """The commit the upgrade rung installs first: what is deployed for the canonical (its
     tag may be gone or moved upstream), else the base tag's commit in the mirror."""
     if base.kind == "canonical" and canonical is not None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from canonlib.process import kill_group
 from canonlib.recipe.meta import RUNGS, RecipeMeta
@@ -74,7 +74,7 @@ class ColdResult:
         return {**asdict(self), "verdict": self.verdict, "reason": self.reason}
 
 
-def _pump(stream, log_path: Path, cap: int) -> None:
+def _pump(stream: IO[bytes], log_path: Path, cap: int) -> None:
     """Copy the child's output to the log, keeping the first ``cap`` bytes, draining the rest."""
     kept = dropped = 0
     with open(log_path, "ab") as log:
@@ -189,7 +189,7 @@ class Stopped(BaseException):  # noqa: N818 -- like KeyboardInterrupt: the sweep
 
 
 def _wait(
-    proc: subprocess.Popen, deadline: float, stop: threading.Event | None
+    proc: subprocess.Popen[bytes], deadline: float, stop: threading.Event | None
 ) -> tuple[int | None, bool]:
     """(rc, timed out); raises :class:`Stopped` as soon as ``stop`` is set."""
     while True:

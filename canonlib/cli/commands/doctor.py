@@ -17,7 +17,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return print_claims(doctor(args.config, Path(args.unit) if args.unit else None), args)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dr = sub.add_parser(
         "doctor",
         help="check what the timer will see: config, fleet, tools on PATH, dirs, kernel, disk",

@@ -45,7 +45,7 @@ def cmd_systemd_verify(args: argparse.Namespace) -> int:
     return print_claims(verify_units(Path(args.dir)), args)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sd = sub.add_parser("systemd", help="render and verify the weekly service + timer")
     sdsub = sd.add_subparsers(dest="systemd_command", metavar="ACTION", required=True)
     sr = sdsub.add_parser(
