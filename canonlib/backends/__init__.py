@@ -9,13 +9,13 @@ same backend calls: a promote is a faithful install, not a shortcut.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from canonlib.backends.abra import AbraBackend
 from canonlib.backends.base import Backend, BackendError, refuse_canonical
 from canonlib.backends.local import LocalBackend
 from canonlib.backends.swarm import SwarmBackend
 from canonlib.backends.swarm_pool import SwarmPool
+from canonlib.config import Config
 
 __all__ = [
     "Backend",
@@ -29,7 +29,9 @@ __all__ = [
 ]
 
 
-def make_backend(config: Any, *, run_dir: Path | None = None, server: str | None = None) -> Backend:
+def make_backend(
+    config: Config, *, run_dir: Path | None = None, server: str | None = None
+) -> Backend:
     """The configured backend; ``server`` (one of ``backend.servers``: a cold run's, given by
     the sweep) makes new slots go there, and on swarm talks to that server alone."""
     kind = config.backend.get("kind", "local")
@@ -49,7 +51,7 @@ def make_backend(config: Any, *, run_dir: Path | None = None, server: str | None
     raise BackendError("config", f"unknown backend {kind!r}")
 
 
-def make_swarm_backend(config: Any) -> SwarmBackend | SwarmPool:
+def make_swarm_backend(config: Config) -> SwarmBackend | SwarmPool:
     """:func:`make_backend` for a config of kind ``swarm``: what has the swarm-only calls
     (``check_engine``, ``purge``)."""
     backend = make_backend(config)

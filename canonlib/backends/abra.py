@@ -50,6 +50,7 @@ from canonlib.backends.common import (
     wait_probes,
 )
 from canonlib.backends.compose import env_sample, parse_compose_files, secret_version, split_step
+from canonlib.config import Config
 from canonlib.files import tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import MarkerProblem, SlotMarker, read_marker
@@ -88,7 +89,7 @@ class AbraBackend:
 
     @classmethod
     def from_config(
-        cls, config: Any, *, run_dir: Path | None = None, server: str | None = None
+        cls, config: Config, *, run_dir: Path | None = None, server: str | None = None
     ) -> AbraBackend:
         b = config.backend
         abra_dir = (run_dir / "abra") if run_dir else config.state_dir / "abra"

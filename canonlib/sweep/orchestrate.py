@@ -745,7 +745,7 @@ def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, An
         yield registry, backend, found.scan.lines()
 
 
-def _check_servers(config: Config, registry: Registry, backend: Any) -> None:
+def _check_servers(config: Config, registry: Registry, backend: Backend) -> None:
     """Several servers: refuse (exit 2) a server dropped from the config while it holds
     canonicals, and two servers that are the same swarm."""
     servers = list(config.backend.get("servers") or [])
@@ -759,7 +759,7 @@ def _check_servers(config: Config, registry: Registry, backend: Any) -> None:
         check_distinct()
 
 
-def _recover(registry: Registry, backend: Any, run_id: str) -> list[str]:
+def _recover(registry: Registry, backend: Backend, run_id: str) -> list[str]:
     """Runs a dead canon left ``running`` are abandoned; its slots finished or reaped."""
     notes = [
         f"run {r} was left running by a canon that died: marked abandoned"
