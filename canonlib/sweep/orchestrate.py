@@ -602,8 +602,8 @@ def _server_turns(
             except queues.Empty:
                 pass
             for f in futures:
-                if f.done() and f.exception() is not None:
-                    raise f.exception()  # type: ignore[misc]
+                if f.done() and (e := f.exception()) is not None:
+                    raise e
             if all(f.done() for f in futures) and done.empty():
                 break
         for fr in list(waiting):  # no server answered for these
