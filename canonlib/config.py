@@ -233,7 +233,7 @@ def load_config(
     _dir_problems(problems, base, paths, env)
     problems.raise_any(path)
     digest = hashlib.sha256(blob + b"\0" + os.fsencode(env.digest_key())).hexdigest()
-    resolved = {key: _path(base, value) for key, value in paths.items()}
+    resolved: dict[str, Any] = {key: _path(base, value) for key, value in paths.items()}
     log_path = fields.pop("log_path")
     fields["log_path"] = _path(base, log_path) if log_path else None
     return Config(path=path, **resolved, **fields, digest=digest)

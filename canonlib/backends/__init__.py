@@ -9,18 +9,29 @@ same backend calls: a promote is a faithful install, not a shortcut.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from canonlib.backends.abra import AbraBackend
 from canonlib.backends.base import Backend, BackendError, refuse_canonical
 from canonlib.backends.local import LocalBackend
 from canonlib.backends.swarm import SwarmBackend
 from canonlib.backends.swarm_pool import SwarmPool
+from canonlib.config import Config
 
-__all__ = ["Backend", "BackendError", "make_backend", "refuse_canonical"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "SwarmBackend",
+    "SwarmPool",
+    "make_backend",
+    "make_swarm_backend",
+    "on_server",
+    "refuse_canonical",
+]
 
 
-def make_backend(config: Any, *, run_dir: Path | None = None, server: str | None = None) -> Backend:
+def make_backend(
+    config: Config, *, run_dir: Path | None = None, server: str | None = None
+) -> Backend:
     """The configured backend; ``server`` (one of ``backend.servers``: a cold run's, given by
     the sweep) makes new slots go there, and on swarm talks to that server alone."""
     kind = config.backend.get("kind", "local")
@@ -38,3 +49,20 @@ def make_backend(config: Any, *, run_dir: Path | None = None, server: str | None
     if kind == "swarm":
         return SwarmBackend.from_config(config, run_dir=run_dir)
     raise BackendError("config", f"unknown backend {kind!r}")
+
+
+def make_swarm_backend(config: Config) -> SwarmBackend | SwarmPool:
+    """:func:`make_backend` for a config of kind ``swarm``: what has the swarm-only calls
+    (``check_engine``, ``purge``)."""
+    backend = make_backend(config)
+    if not isinstance(backend, SwarmBackend | SwarmPool):
+        raise BackendError("config", f"backend {backend.name!r} is not a swarm")
+    return backend
+
+
+def on_server(backend: Backend, server: str) -> Backend:
+    """``backend`` talking to ``server`` alone (the backends of several servers: abra, the swarm
+    pool)."""
+    if not isinstance(backend, AbraBackend | SwarmPool):
+        raise BackendError("config", f"backend {backend.name!r} has no servers")
+    return backend.on(server)

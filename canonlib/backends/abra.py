@@ -51,6 +51,7 @@ from canonlib.backends.common import (
     wait_probes,
 )
 from canonlib.backends.compose import env_sample, parse_compose_files, secret_version, split_step
+from canonlib.config import Config
 from canonlib.files import FileProblem, read_json_file, tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import MarkerProblem, SlotMarker, read_marker
@@ -91,7 +92,7 @@ class AbraBackend:
 
     @classmethod
     def from_config(
-        cls, config: Any, *, run_dir: Path | None = None, server: str | None = None
+        cls, config: Config, *, run_dir: Path | None = None, server: str | None = None
     ) -> AbraBackend:
         b = config.backend
         abra_dir = (run_dir / "abra") if run_dir else config.state_dir / "abra"
@@ -174,7 +175,8 @@ class AbraBackend:
         rec = self._record(slot)
         if not rec:
             raise BackendError("slot", f"slot {slot} is not provisioned")
-        return rec["domain"]
+        domain: str = rec["domain"]
+        return domain
 
     def _acquire_server(self, slot: str) -> str:
         """The server a new slot goes to: :attr:`server` when the sweep's scheduler chose it (it
@@ -195,7 +197,10 @@ class AbraBackend:
                 except BlockingIOError:
                     f.close()
                     continue
-                f.seek(0), f.truncate(), f.write(f"{os.getpid()} {slot}\n"), f.flush()
+                f.seek(0)
+                f.truncate()
+                f.write(f"{os.getpid()} {slot}\n")
+                f.flush()
                 self._locks[slot] = f
                 return server
             if time.monotonic() > end:

@@ -212,7 +212,7 @@ def secret_specs(
 def _add_labels(obj: dict[str, Any], key: str, labels: Mapping[str, str]) -> None:
     current = obj.get(key)
     if isinstance(current, list):
-        current = dict(str(x).split("=", 1) if "=" in str(x) else (str(x), "") for x in current)
+        current = dict(str(x).partition("=")[::2] for x in current)
     obj[key] = {**(current or {}), **labels}
 
 
@@ -221,7 +221,7 @@ def with_labels(rendered: Mapping[str, Any], labels: Mapping[str, str]) -> dict[
     config and secret the stack will create (external ones are not the stack's)."""
     import yaml  # deferred: see parse_compose_files
 
-    doc = yaml.safe_load(yaml.safe_dump(dict(rendered)))  # a deep copy
+    doc: dict[str, Any] = yaml.safe_load(yaml.safe_dump(dict(rendered)))  # a deep copy
     for service in (doc.get("services") or {}).values():
         deploy = service.setdefault("deploy", {})
         _add_labels(deploy, "labels", labels)

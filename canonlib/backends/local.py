@@ -43,6 +43,7 @@ from canonlib.backends.common import (
     wait_probes,
 )
 from canonlib.backends.compose import env_sample, parse_compose_files
+from canonlib.config import Config
 from canonlib.files import FileProblem, read_json_file, tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import MARKER_FILE, MarkerProblem, SlotMarker, read_marker
@@ -90,7 +91,7 @@ class LocalBackend:
         self.guarded = (Path(root), *guarded)
 
     @classmethod
-    def from_config(cls, config: Any) -> LocalBackend:
+    def from_config(cls, config: Config) -> LocalBackend:
         """The backend canon runs: its box guards the state dir (registry, keys, mirrors),
         the slots, the evidence, the evidence log, the fleet and the config file."""
         paths = [config.state_dir, config.evidence_dir, config.log_repo, config.fleet]

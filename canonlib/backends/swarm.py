@@ -59,6 +59,7 @@ from canonlib.backends.swarm_records import Records, missing
 from canonlib.backends.swarm_render import create_secrets, only_deps, render, write_stack
 from canonlib.backends.swarm_teardown import remove_objects, remove_services
 from canonlib.backends.swarm_volumes import Volumes, snapshot_dir
+from canonlib.config import Config
 from canonlib.files import tree_size
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import RETIRED, SlotMarker
@@ -110,7 +111,7 @@ class SwarmBackend:
 
     @classmethod
     def from_config(
-        cls, config: Any, *, run_dir: Path | None = None, server: str | None = None
+        cls, config: Config, *, run_dir: Path | None = None, server: str | None = None
     ) -> SwarmBackend:
         """The one-server backend; ``server`` (one of ``backend.servers``) names its context."""
         b = config.backend

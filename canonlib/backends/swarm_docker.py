@@ -140,7 +140,10 @@ class Docker:
         ids = list(ids)
         if not ids:
             return []
-        return json.loads(self.run(kind, "inspect", *ids, step=step).stdout or "[]")
+        found: list[dict[str, Any]] = json.loads(
+            self.run(kind, "inspect", *ids, step=step).stdout or "[]"
+        )
+        return found
 
     def check_swarm(self) -> None:
         """The engine answers, is a manager, and its swarm is active; or one line saying what to

@@ -25,7 +25,7 @@ from typing import Any
 from canonlib.backends.base import BackendError
 from canonlib.backends.common import BackendUnavailable
 from canonlib.backends.swarm import SwarmBackend
-from canonlib.config import ConfigError
+from canonlib.config import Config, ConfigError
 from canonlib.state.marker import SlotMarker
 
 
@@ -64,7 +64,7 @@ class SwarmPool:
         self._asked: dict[str, float] = {}  # server -> when answers() last asked it
 
     @classmethod
-    def from_config(cls, config: Any, *, run_dir: Path | None = None) -> SwarmPool:
+    def from_config(cls, config: Config, *, run_dir: Path | None = None) -> SwarmPool:
         return cls(
             {
                 s: SwarmBackend.from_config(config, run_dir=run_dir, server=s)

@@ -34,7 +34,8 @@ from canonlib.state.marker import (
 
 def record_data(rec: Mapping[str, Any]) -> dict[str, Any]:
     """A record's data: ``{"marker": …, "deployed": …}`` (``{}`` when it has none)."""
-    return json.loads(base64.b64decode(rec["Spec"].get("Data") or b"e30=") or "{}")
+    data: dict[str, Any] = json.loads(base64.b64decode(rec["Spec"].get("Data") or b"e30=") or "{}")
+    return data
 
 
 def record_marker(rec: Mapping[str, Any], slot: str) -> SlotMarker:

@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from canonlib.errors import CanonError, one_line, os_error_message, sqlite_message
 from canonlib.term import visible
@@ -67,7 +67,7 @@ class QuietStream:
         except (OSError, ValueError):
             _silence(self.stream)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
 
 
@@ -196,10 +196,10 @@ def guarded(func: Callable[[], int], state_dir: Callable[[], Path | None]) -> in
     except GeneratorExit:
         raise
     except BaseException as e:  # noqa: BLE001 -- the last line of defence
-        code = getattr(e, "exit_code", None)
-        if code in (130, 143):
+        signalled = getattr(e, "exit_code", None)
+        if signalled in (130, 143):
             say(f"{e}; the run is marked interrupted, a rerun completes it")
-            return code
+            return int(signalled)
         return _crash(e, state_dir)
 
 

@@ -17,6 +17,7 @@ import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from canonlib import git
 from canonlib.backends.swarm import SwarmBackend
@@ -25,6 +26,7 @@ from canonlib.config import load_config
 from canonlib.demo import swarm as demo_swarm
 from canonlib.errors import UsageError
 from canonlib.evidence import log as evidence_log
+from canonlib.evidence.records import EvidenceRun
 from canonlib.evidence.run import run_suite
 from canonlib.evidence.verify import verify
 from canonlib.recipe.builder import IDENTITY, UpstreamRepo
@@ -90,7 +92,7 @@ def compose_yml(
     db_service = DB_SERVICE.format(image=image) if swarm and db else ""
     with_configs = swarm or configs
     configs_yml = SWARM_CONFIGS.format(hook_config=HOOK_CONFIG if hook else "")
-    configs = configs_yml if with_configs else ""
+    configs_block = configs_yml if with_configs else ""
     return f"""\
 ---
 version: "3.8"
@@ -117,7 +119,7 @@ services:
 volumes:
   data:
 
-{configs}\
+{configs_block}\
 networks:
   proxy:
     external: true
@@ -356,7 +358,7 @@ class Demo:
         git.run(["add", "-A"], cwd=self.fleet)
         git.run(["commit", "--quiet", "-m", msg], cwd=self.fleet, config=IDENTITY)
 
-    def rel(self, recipe: str, tag: str, *, annotated: bool = True, **kw) -> str:
+    def rel(self, recipe: str, tag: str, *, annotated: bool = True, **kw: Any) -> str:
         if self.swarm:  # the release's image, built locally: no registry needed
             # (a local build has no registry digest: on the swarm a digest-pinned image runs
             # by its tag)
@@ -531,7 +533,7 @@ def expected_labels(week: str, backend: str = "local") -> dict[str, str]:
     return {**EXPECTED[week], **EXPECTED_ON_BACKEND.get(backend, {}).get(week, {})}
 
 
-def check_labels(rows: list[dict], expected: dict[str, str]) -> list[str]:
+def check_labels(rows: list[dict[str, Any]], expected: dict[str, str]) -> list[str]:
     got = {r["recipe"]: r["label"] for r in rows}
     problems = [
         f"{r}: expected {want}…, got {got.get(r)}"
@@ -546,7 +548,7 @@ def check_labels(rows: list[dict], expected: dict[str, str]) -> list[str]:
 DESIGNED_FAILING = ["lasuite-docs"]
 
 
-def verdict_problems(ev) -> list[str]:
+def verdict_problems(ev: EvidenceRun) -> list[str]:
     """The evidence verdict must be FAILED for exactly the designed recipes, every notebook ok."""
     v = ev.verdict
     if v is None:
@@ -597,8 +599,9 @@ def prepare(root: str | Path, backend: str = "local", servers: int = 1) -> Demo:
         shutil.rmtree(root)
     demo = Demo(root, backend, servers)
     if backend == "swarm":
-        for ctx in demo.servers or [None]:
-            demo_swarm.ensure_proxy_network(context=ctx)
+        contexts: list[str | None] = [*demo.servers] or [None]  # None: the default context
+        for context in contexts:
+            demo_swarm.ensure_proxy_network(context=context)
     demo.build()
     return demo
 
@@ -622,7 +625,7 @@ def run_demo(
     out(f"demo workspace: {demo.root}  (fleet {demo.fleet}, config {demo.config_path})")
     problems: list[str] = []
 
-    def show(week: str, run_id: str, status: str, rows: list[dict]) -> None:
+    def show(week: str, run_id: str, status: str, rows: list[dict[str, Any]]) -> None:
         out(f"\n== sweep {week}: run {run_id} ({status}) ==")
         out(sweep_table(rows))
         problems.extend(f"{week}: {p}" for p in check_labels(rows, expected_labels(week, backend)))
@@ -649,7 +652,7 @@ def run_demo(
                 if run_id is None:
                     problems.append(f"{week}: the {nb} notebook recorded no sweep run")
                     continue
-                show(week, run_id, reg.run(run_id)["status"], reg.results(run_id))
+                show(week, run_id, reg.run(run_id)["status"], reg.results(run_id))  # type: ignore[index]  # the recorded run is in the registry
         problems += verdict_problems(ev)
         out("\n== canon verify, from cold: a copy of the dir, no config, no state ==")
         problems += verify_from_cold(ev.dir, out)

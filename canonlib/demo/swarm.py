@@ -126,7 +126,7 @@ def copy_image(image: str, contexts: list[str], docker: str = "docker") -> None:
         load = subprocess.run(
             [docker, "--context", ctx, "load"], stdin=save.stdout, capture_output=True, check=False
         )
-        save.stdout.close()
+        save.stdout.close()  # type: ignore[union-attr]  # Popen(stdout=PIPE) has one
         if save.wait() or load.returncode:
             raise UsageError(
                 f"copying demo image {image} to server {ctx} failed: "

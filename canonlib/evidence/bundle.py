@@ -87,7 +87,8 @@ def _scrub(value: Any) -> Any:
 def config_record(config: Config) -> dict[str, Any]:
     """The configuration as JSON, secrets left out."""
     d = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-    return _scrub(d)
+    scrubbed: dict[str, Any] = _scrub(d)
+    return scrubbed
 
 
 def recipe_refs(config: Config, recipe: str) -> dict[str, Any]:

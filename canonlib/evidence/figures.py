@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use("agg")  # rendered to PNG, whatever the kernel's backend
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from canonlib.evidence.report import (  # noqa: E402
@@ -69,7 +70,7 @@ def sweep_alt(rows: list[dict[str, Any]], run_id: Any, started: Any) -> str:
     return alt + (" Failing: " + "; ".join(failing) + "." if failing else " Nothing failed.")
 
 
-def sweep_figure(rows: list[dict[str, Any]], run_id: Any, started: Any):
+def sweep_figure(rows: list[dict[str, Any]], run_id: Any, started: Any) -> tuple[Figure, str]:
     """One bar per recipe: its seconds, coloured by outcome, label and reason beside it."""
     rows = sorted(rows, key=lambda r: str(r.get("recipe")), reverse=True)  # top-down alphabetical
     secs = [_num(r.get("duration_s")) for r in rows]
@@ -169,7 +170,9 @@ def disk_alt(disk: dict[str, Any], parts: list[dict[str, Any]], whole: dict[str,
     )
 
 
-def disk_figure(disk: dict[str, Any], *, recipes: list[str] | None = None, title: Any = ""):
+def disk_figure(
+    disk: dict[str, Any], *, recipes: list[str] | None = None, title: Any = ""
+) -> tuple[Figure, str]:
     """The disk figure, two panels.
 
     Left: bytes per recipe (every recipe, zero drawn as zero); right: the whole, the budget drawn.
@@ -219,7 +222,7 @@ def disk_figure(disk: dict[str, Any], *, recipes: list[str] | None = None, title
 RUNG_COLOURS = {"pass": "#1a9850", "fail": "#d73027", "skip": "#bdbdbd", "unverified": "#ffffff"}
 
 
-def rungs_figure(rungs_rows: list[dict[str, Any]], recipe: str):
+def rungs_figure(rungs_rows: list[dict[str, Any]], recipe: str) -> tuple[Figure, str]:
     """Rung statuses run by run (rows: runs, oldest first; columns: L1..L5)."""
     from matplotlib.colors import to_rgb
 
@@ -254,18 +257,18 @@ def rungs_figure(rungs_rows: list[dict[str, Any]], recipe: str):
     return fig, alt
 
 
-def png_bytes(fig) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, metadata=PNG_META)
     plt.close(fig)
     return buf.getvalue()
 
 
-def png_b64(fig, alt: str) -> tuple[str, str]:
+def png_b64(fig: Figure, alt: str) -> tuple[str, str]:
     return base64.b64encode(png_bytes(fig)).decode(), alt
 
 
-def show(fig, alt: str) -> None:
+def show(fig: Figure, alt: str) -> None:
     """Put ``fig`` into the notebook as a PNG with its alt text (and the text printed beneath).
 
     The alt text holds upstream words (a recipe's name, its failing step's reason): it goes in

@@ -88,7 +88,7 @@ def investigation(recipe: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """What the investigate notebook records for ``recipe`` from its result ``rows`` (run order)."""
     bad = [r for r in rows if failing(r)]
     tested = [r for r in bad if outcome(r.get("label")) in FAILING]  # not a known-red skip
-    last = (tested or bad or [None])[-1]  # the row that failed, with its log
+    last = next(reversed(tested or bad), None)  # the row that failed, with its log
     streak = next((s for s in failing_streaks(rows) if s.recipe == recipe), None)
     if last is None:
         why = "no failing row: every recorded run of it passed or skipped"

@@ -74,7 +74,7 @@ def claimed_sweep_runs(records: list[dict[str, Any]]) -> list[str]:
 
 def subjects(
     canonicals: list[dict[str, Any]], fleet: dict[str, Any], records_sha256: str
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     if canonicals:
         return [
             {
@@ -137,7 +137,7 @@ def statement(
     facts: dict[str, Any],
     *,
     run_id: str,
-    params: dict,
+    params: dict[str, Any],
     started: str,
     interrupted: str | None = None,
 ) -> dict[str, Any]:

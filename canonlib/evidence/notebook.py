@@ -16,14 +16,16 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import matplotlib
 
 matplotlib.use("agg")  # figures are rendered to PNG here, whatever the kernel's backend
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from canonlib.claims import Claim  # noqa: E402
 from canonlib.config import Config, load_config  # noqa: E402
@@ -54,7 +56,7 @@ from canonlib.state.registry import (
 from canonlib.sweep.orchestrate import Interrupted, raise_interrupted, sweep  # noqa: E402
 
 
-def show(fig) -> None:
+def show(fig: Figure) -> None:
     """Put ``fig`` into the notebook as a PNG (kept in the evidence, hashed by the manifest)."""
     from IPython.display import Image, display
 
@@ -67,6 +69,8 @@ def show(fig) -> None:
 __all__ = ["record", "config", "frame", "Claim"]
 
 ROW_COLUMNS = SHOWN_COLUMNS
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def config(config_path: str) -> Config:
@@ -76,7 +80,7 @@ def config(config_path: str) -> Config:
     return load_config(config_path or None)
 
 
-def _until_signal(fn, *args, **kwargs):
+def _until_signal(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run ``fn``; when canon stops the tree (SIGTERM), let the sweep mark its run interrupted
     and tear its slot down, then end this kernel at once with 128+signal."""
     try:
@@ -170,7 +174,7 @@ def pick_recipe(cfg: Config, recipe: str) -> str:
         settled = [
             r
             for r in have
-            if all(x["latest"] == reg.read_registry(r).version for x in reg.results(recipe=r)[-1:])
+            if all(x["latest"] == reg.read_registry(r).version for x in reg.results(recipe=r)[-1:])  # type: ignore[union-attr]  # r has a canonical
         ]
     if not have:
         raise ValueError("no recipe has a canonical yet: run a sweep first, or pass recipe=")

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from canonlib import term
 
@@ -38,7 +38,7 @@ def stderr_out(stream: TextIO | None = None) -> Callable[[str], None]:
     return out
 
 
-def row_line(run_id: str, row: dict) -> str:
+def row_line(run_id: str, row: dict[str, Any]) -> str:
     if "event" in row:  # from progress.jsonl: something starting
         return f"    {run_id}: {row.get('recipe')}: {row['event']} ..."
     decision = row.get("decision") or "-"

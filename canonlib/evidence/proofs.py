@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from canonlib import git
-from canonlib.backends import make_backend
+from canonlib.backends import SwarmBackend, SwarmPool, make_backend
 from canonlib.claims import Claim
 from canonlib.config import Config, load_config
 from canonlib.recipe.builder import UpstreamRepo
@@ -119,7 +119,7 @@ def purge_scratch(workdir: Path) -> None:
     if not toml.exists():
         return
     backend = make_backend(load_config(toml, env_overrides=False))
-    if backend.name == "swarm":
+    if isinstance(backend, SwarmBackend | SwarmPool):  # the backends named swarm
         backend.purge()
 
 

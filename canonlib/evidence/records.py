@@ -252,7 +252,9 @@ def render_html(name: str, value: Any, columns: list[str]) -> str:
     )
 
 
-def record_output(name: str, value: Any, columns: list[str] | None = None) -> tuple[dict, dict]:
+def record_output(
+    name: str, value: Any, columns: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(data, metadata) of the display output that records ``name`` and shows it."""
     data: dict[str, Any] = {
         RECORD_MIME: {name: value},
@@ -276,7 +278,7 @@ def record(name: str, value: Any, columns: list[str] | None = None) -> None:
     display(data, raw=True, metadata=metadata)
 
 
-def shown_problems(nb: dict) -> list[str]:
+def shown_problems(nb: dict[str, Any]) -> list[str]:
     """Record outputs whose shown text is not the rendering of their recorded value."""
     problems = []
     for i, cell in enumerate(nb.get("cells", []), start=1):
@@ -299,7 +301,7 @@ def shown_problems(nb: dict) -> list[str]:
     return problems
 
 
-def read_records(nb: dict) -> dict[str, Any]:
+def read_records(nb: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for cell in nb.get("cells", []):
         for o in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
@@ -309,7 +311,7 @@ def read_records(nb: dict) -> dict[str, Any]:
     return out
 
 
-def notebook_problems(nb: dict) -> list[str]:
+def notebook_problems(nb: dict[str, Any]) -> list[str]:
     """Why an executed notebook does not count.
 
     Unexecuted cells, errors, no completion marker, false claims.
@@ -321,7 +323,7 @@ def notebook_problems(nb: dict) -> list[str]:
     return problems
 
 
-def completion_problems(nb: dict) -> list[str]:
+def completion_problems(nb: dict[str, Any]) -> list[str]:
     """Why an executed notebook did not complete: unexecuted cells, errors, no completion marker."""
     problems = []
     code = [
@@ -344,7 +346,7 @@ def completion_problems(nb: dict) -> list[str]:
     return problems
 
 
-def load_notebook(path: Path) -> dict:
+def load_notebook(path: Path) -> dict[str, Any]:
     nb = json.loads(path.read_text())
     if not isinstance(nb, dict):
         raise ValueError(f"{path.name} is not a notebook (top level is not an object)")
@@ -356,7 +358,8 @@ def dir_records(d: str | Path) -> dict[str, dict[str, Any]]:
 
     Read from ``records.json``.
     """
-    return json.loads((Path(d) / RECORDS).read_text())
+    recs: dict[str, dict[str, Any]] = json.loads((Path(d) / RECORDS).read_text())
+    return recs
 
 
 # -- what a run of a suite holds --------------------------------------------------

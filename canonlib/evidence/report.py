@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup
@@ -40,6 +40,10 @@ from canonlib.evidence.manifest import EVIDENCE_FORMAT, MANIFEST, OUTSIDE_CHECKS
 from canonlib.files import write_atomic
 from canonlib.recipe.meta import RUNGS
 from canonlib.sweep.words import DECISION_WORDS, FAILING_LABELS
+
+if TYPE_CHECKING:  # imported where used: nbconvert is slow to load
+    from nbconvert import HTMLExporter
+    from nbformat import NotebookNode
 
 SUMMARY = "summary.md"
 INDEX = "index.html"
@@ -236,7 +240,7 @@ def dir_records(d: Path, canon: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def sweep_rows(
     records: dict[str, dict[str, Any]], results: list[dict[str, Any]]
-) -> tuple[str | None, list[dict]]:
+) -> tuple[str | None, list[dict[str, Any]]]:
     """The week's sweep: the run the sweep notebook recorded, each row the bundled result with
     what the notebook recorded laid over it (the recorded value wins)."""
     rec = records.get("sweep") or {}
@@ -246,7 +250,7 @@ def sweep_rows(
     base = {r.get("recipe"): dict(r) for r in results if r.get("run_id") == run_id}
     shown = rec.get("sweep_rows")
     if not isinstance(shown, list):
-        labels = rec.get("labels") if isinstance(rec.get("labels"), dict) else {}
+        labels = rec["labels"] if isinstance(rec.get("labels"), dict) else {}
         shown = [{"recipe": k, "label": v} for k, v in labels.items()] or list(base.values())
     rows = [{**base.get(r.get("recipe"), {}), **r} for r in shown if isinstance(r, dict)]
     return run_id, sorted(rows, key=lambda r: str(r.get("recipe")))
@@ -571,11 +575,11 @@ def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, 
 
 # -- writing ---------------------------------------------------------------------------
 
-_EXPORTER: list[Any] = []
+_EXPORTER: list[HTMLExporter] = []
 _EXPORTER_LOCK = threading.Lock()
 
 
-def notebook_exporter():
+def notebook_exporter() -> HTMLExporter:
     """nbconvert's HTML exporter (the bare template, code and prompts hidden, outputs kept), made
     once per process with its template compiled."""
     with _EXPORTER_LOCK:
@@ -602,14 +606,14 @@ def warm_up() -> threading.Thread:
     return t
 
 
-def render_notebook(nb, name: str, dest: Path, exporter) -> None:
+def render_notebook(nb: NotebookNode, name: str, dest: Path, exporter: HTMLExporter) -> None:
     """Notebook ``nb`` as a page of its own: no scripts, nothing fetched, a link to the index."""
     body, _ = exporter.from_notebook_node(nb)
     values = {"title": name, "index": INDEX, "body": Markup(body)}  # nbconvert escaped the body
     write_atomic(dest, render(CURRENT, "notebook.html", values))
 
 
-def notebook_figures(nb: dict) -> list[tuple[str, str]]:
+def notebook_figures(nb: dict[str, Any]) -> list[tuple[str, str]]:
     """The figures a notebook shows with alt text, as (base64 PNG, alt): the index reuses them
     rather than drawing them again (they were drawn from the same rows)."""
     out = []
@@ -751,7 +755,7 @@ def report_claims(d: str | Path, stmt: dict[str, Any]) -> list[Claim]:
         if have[n] == want[n]
         else Claim(f"report {n}", False, f"{d / n}: missing")
         if have[n] is None
-        else Claim(f"report {n}", False, _difference(d / n, have[n], want[n]))
+        else Claim(f"report {n}", False, _difference(d / n, have[n] or "", want[n]))
         for n in listed
     ]
 
@@ -793,7 +797,9 @@ def open_index(d: str | Path) -> tuple[Path, bool]:
 # -- the hook an evidence run calls ------------------------------------------------------
 
 
-def add_report(d: str | Path, stmt: dict[str, Any], out=print) -> dict[str, Any]:
+def add_report(
+    d: str | Path, stmt: dict[str, Any], out: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Write the report for Statement ``stmt`` into ``d`` and list its files in the Statement's
     file hashes (call it before the manifest is written or signed).  A report that cannot be
     rendered is said in one line; the evidence itself is never lost to it."""

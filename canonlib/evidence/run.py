@@ -303,8 +303,7 @@ def run_suite(
             progress(f"  {name}: {outcome} ({secs:.1f}s)")
     except (Interrupted, KeyboardInterrupt) as e:
         why = signal.Signals(e.signum).name if isinstance(e, Interrupted) else "SIGINT"
-        nb_run = ev.notebooks[-1] if ev.notebooks else None
-        if nb_run is not None and nb_run.rc is None:
+        if ev.notebooks and (nb_run := ev.notebooks[-1]).rc is None:
             nb_run.rc = 128 + (e.signum if isinstance(e, Interrupted) else signal.SIGINT)
             _finish_notebook(nb_run, logs / f"{nb_run.name}.log", d, timeout_s)
             nb_run.problems.insert(0, f"interrupted by {why}")
@@ -340,7 +339,7 @@ def finish(
     ev: EvidenceRun,
     *,
     run_id: str,
-    params: dict,
+    params: dict[str, Any],
     started: str,
     interrupted: str | None = None,
     out: Callable[[str], None] = print,
@@ -391,4 +390,5 @@ def finish(
         log.append(config, d, out)
     except (CanonError, OSError, ValueError) as e:  # the evidence stands; `canon log append` later
         out(f"  log: {d.name} not appended to {config.log_repo}: {e}")
-    return ev.verdict
+    week: Verdict = ev.verdict
+    return week

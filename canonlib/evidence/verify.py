@@ -336,10 +336,10 @@ def _suite(d: Path, pred: dict[str, Any], listing: _Listing) -> list[Claim]:
 
 def _records(
     d: Path, pred: dict[str, Any], notebooks: list[str], listing: _Listing
-) -> tuple[list[Claim], dict[str, dict]]:
+) -> tuple[list[Claim], dict[str, dict[str, Any]]]:
     """Each notebook completed; what it recorded, equal in records.json and the manifest."""
     out: list[Claim] = []
-    recs: dict[str, dict] = {}
+    recs: dict[str, dict[str, Any]] = {}
     listed = {
         str(n.get("name")): n.get("records") for n in pred["notebooks"] if isinstance(n, dict)
     }
@@ -425,7 +425,7 @@ def _report(d: Path, m: dict[str, Any], listing: _Listing) -> list[Claim]:
 # -- what the notebooks show, re-derived from the bundle ----------------------------------------
 
 
-def _first_difference(shown: list[dict], derived: list[dict], key: str) -> str:
+def _first_difference(shown: list[dict[str, Any]], derived: list[dict[str, Any]], key: str) -> str:
     by = {str(r.get(key)): r for r in derived}
     for row in shown:
         other = by.pop(str(row.get(key)), None)
@@ -442,7 +442,7 @@ def _first_difference(shown: list[dict], derived: list[dict], key: str) -> str:
     return "same"
 
 
-def _rows_claim(name: str, shown: Any, derived: list[dict], key: str = "recipe") -> Claim:
+def _rows_claim(name: str, shown: Any, derived: list[dict[str, Any]], key: str = "recipe") -> Claim:
     derived = sorted(derived, key=lambda r: (str(r.get("recipe")), str(r.get("run_id"))))
     if not isinstance(shown, list) or not all(isinstance(r, dict) for r in shown):
         return Claim(name, False, "no recorded rows")
@@ -588,7 +588,7 @@ SHOWN: dict[str, tuple[str, Callable[[_Bundle, str, dict[str, Any]], list[Claim]
 }
 
 
-def _declared(fmt: int, recs: dict[str, dict]) -> list[Claim]:
+def _declared(fmt: int, recs: dict[str, dict[str, Any]]) -> list[Claim]:
     """Each notebook's records are the ones its format declares, of the declared types."""
     out = []
     for nb, r in recs.items():
@@ -606,7 +606,11 @@ def _declared(fmt: int, recs: dict[str, dict]) -> list[Claim]:
 
 
 def _shown(
-    d: Path, recs: dict[str, dict], reg: Registry, config: dict[str, Any], fmt: int | None = None
+    d: Path,
+    recs: dict[str, dict[str, Any]],
+    reg: Registry,
+    config: dict[str, Any],
+    fmt: int | None = None,
 ) -> list[Claim]:
     """What the notebooks show, re-derived; with ``fmt`` (a format this canon knows), then
     that every record is one the format declares."""
@@ -730,7 +734,11 @@ def _commit_is_tag(subject: list[Any], refs: dict[str, Any], reg: Registry) -> l
 
 
 def _verdict(
-    m: dict[str, Any], pred: dict[str, Any], notebook_claims: list[Claim], recs: dict, reg: Registry
+    m: dict[str, Any],
+    pred: dict[str, Any],
+    notebook_claims: list[Claim],
+    recs: dict[str, Any],
+    reg: Registry,
 ) -> list[Claim]:
     completed = {
         c.name.removeprefix("notebook ").removesuffix(".ipynb"): c.ok
@@ -792,7 +800,7 @@ def _state(state: Path, pred: dict[str, Any], reg: Registry) -> list[Claim]:
                     "live registry still holds the run's chain",
                     not missing,
                     f"bundled chain of {len(reg.history())} rows is a prefix of the live one"
-                    if not missing
+                    if first is None
                     else f"promotions row {first.id} ({first.recipe} {first.version}) is "
                     f"{'missing' if have.get(first.id) is None else 'different'} in {live_db}: "
                     "the registry was rolled back to an older copy or its history rewritten",
@@ -845,7 +853,9 @@ def _upstream(subject: list[Any], refs: dict[str, Any], timeout_s: float) -> lis
     return out
 
 
-def _log(d: Path, raw: bytes, pred: dict[str, Any], key: Path | None, clone: Path | None):
+def _log(
+    d: Path, raw: bytes, pred: dict[str, Any], key: Path | None, clone: Path | None
+) -> list[Claim]:
     if not (d / LOG_PROOF).exists():
         return [Claim("log", True, f"not in an evidence log (no {LOG_PROOF})")]
     out = evidence_log.dir_claims(d, raw, pred, key)
@@ -949,7 +959,8 @@ def verify(
                 "labels", lambda: proofs.label_claims(reg, _claimed_rows(d, pred, listing))
             )
             claims += _section(
-                "what the notebooks show", lambda: _shown(d, recs, reg, config, page_format(m))
+                "what the notebooks show",
+                lambda: _shown(d, recs, reg, config, page_format(m)),  # type: ignore[arg-type]  # why is None: config was read
             )
             claims += _section("commit == tag", lambda: _commit_is_tag(subject, refs, reg))
             claims += _section(

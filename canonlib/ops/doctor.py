@@ -12,10 +12,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
-from canonlib.backends import make_backend
+from canonlib.backends import make_swarm_backend
 from canonlib.backends.boxed import find_bwrap
 from canonlib.backends.common import BackendUnavailable
 from canonlib.claims import Claim
@@ -25,6 +26,8 @@ from canonlib.evidence.run import kernel_home
 from canonlib.ops.systemd import read_unit, unit_environment
 from canonlib.recipe.fleet import discover
 from canonlib.state.disk import disk_report
+
+T = TypeVar("T")
 
 BASE_TOOLS = ("git", "sh")
 
@@ -38,7 +41,7 @@ def _env_for(unit: Path | None) -> tuple[dict[str, str], Path]:
     return env, wd
 
 
-def _with_env(env: Mapping[str, str], fn):
+def _with_env(env: Mapping[str, str], fn: Callable[[], T]) -> T:
     """Run ``fn`` with exactly ``env`` as os.environ, so doctor reads config as the timer will."""
     saved = dict(os.environ)
     try:
@@ -98,7 +101,7 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
     if cfg.backend.get("kind") == "abra":
         needs.setdefault(cfg.backend.get("abra", "abra"), []).append("the abra backend")
     for r in fleet.enrolled if fleet else []:
-        for tool in r.meta.REQUIRES_TOOLS:
+        for tool in r.meta.REQUIRES_TOOLS if r.meta else ():  # enrolled: it has one
             needs.setdefault(tool, []).append(r.name)
     for tool, who in sorted(needs.items()):
         found = shutil.which(tool, path=path)
@@ -127,7 +130,7 @@ def doctor(config_path: str | None, unit: Path | None = None) -> list[Claim]:
     if cfg.backend.get("kind") == "swarm":  # each server a swarm manager, no two the same swarm
         what = "swarm servers answer as managers" if cfg.backend.get("servers") else "swarm answers"
         try:
-            make_backend(cfg).check_engine()
+            make_swarm_backend(cfg).check_engine()
             claims.append(Claim(what, True, ", ".join(cfg.backend.get("servers") or ["ok"])))
         except CanonError as e:
             claims.append(Claim(what, False, one_line(e)))

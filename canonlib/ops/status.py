@@ -141,6 +141,6 @@ def redundant_pins(config: Config) -> list[dict[str, Any]]:
         for fr in fleet.recipes:
             pin = fr.meta.UPGRADE_BASE_VERSION if fr.meta else None
             c = reg.read_registry(fr.name)
-            if pin and c and pin == c.version:
+            if pin and c and fr.meta and pin == c.version:
                 out.append({"recipe": fr.name, "pin": pin, "meta": str(fr.meta.path)})
     return out

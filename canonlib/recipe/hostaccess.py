@@ -256,7 +256,9 @@ class _Reader:
         self.env = env
         self.found: list[Access] = []
 
-    def add(self, item: str, node: yaml.Node, service: str | None, source: str | None = None):
+    def add(
+        self, item: str, node: yaml.Node, service: str | None, source: str | None = None
+    ) -> None:
         self.found.append(Access(item, self.name, _line(node), service, source))
 
     def text(self, node: yaml.Node | None) -> str | None:
@@ -339,7 +341,7 @@ class _Reader:
             for spec in _mapping(doc.get(table)).values():
                 f = _mapping(spec).get("file")
                 path = (self.text(f) or "").strip()
-                if path and not _inside(path):
+                if f is not None and path and not _inside(path):
                     self.add(f"file:{canonical_path(path)}", f, None, path)
         host = set()
         for key, spec in _mapping(doc.get("networks")).items():

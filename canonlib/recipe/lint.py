@@ -174,7 +174,11 @@ def load_compose(release: Release) -> tuple[list[ComposeDoc], list[Finding]]:
             line = mark.line + 1 if mark else None
             out.append(_c001(f"does not parse: {str(e).splitlines()[0]}", rel, line))
             continue
-        if not isinstance(data, dict) or not isinstance(data.get("services", {}), dict):
+        if (
+            node is None  # an empty file (data is None too)
+            or not isinstance(data, dict)
+            or not isinstance(data.get("services", {}), dict)
+        ):
             out.append(_c001("is not a compose file (no services mapping)", rel, 1))
             continue
         docs.append(ComposeDoc(rel, data, node))

@@ -214,7 +214,8 @@ def parse_meta(source: str, path: Path) -> dict[str, Any]:
         if isinstance(node, ast.ImportFrom) and node.module == "__future__":
             continue
         if isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets, value = [node.target], node.value
+            targets: list[ast.expr] = [node.target]
+            value = node.value
         elif isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
         else:

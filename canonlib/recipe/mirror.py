@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from canonlib import git, process
 from canonlib.config import Config
@@ -254,7 +255,7 @@ class Mirror:
                 self.url, ["HEAD", HEADS + "*", TAGS + "*"], timeout=self.timeout_s
             )
         except git.GitError as e:
-            up_refs = up_peeled = None
+            up_refs, up_peeled = None, None
             report.warnings.append(f"ls-remote failed, fetching instead: {_gist(e)}")
         branch = self._choose_branch(up_refs, report)
         up_view = None
@@ -267,7 +268,7 @@ class Mirror:
                 and git.read_refs_files(self.path, [HEADS, TAGS]) == up_view
                 and not self._missing_objects(up_view, up_peeled or {}, branch)
             ):
-                return self._unchanged(report, up_view, up_peeled, t0)
+                return self._unchanged(report, up_view, up_peeled or {}, t0)
         before_refs, before_peeled = self._read_local(report)
         fresh = before_refs is None
         if before_refs is not None:
@@ -279,7 +280,7 @@ class Mirror:
                     f"(e.g. {missing[0][:12] + missing[0][40:]}); re-cloned from {self.url}"
                 )
             elif up_view is not None and up_view == before_refs:
-                return self._unchanged(report, before_refs, before_peeled, t0)
+                return self._unchanged(report, before_refs, before_peeled or {}, t0)
         after_refs, after_peeled = self._fetch(branch, fresh)
         report.fetched = True
         self._diff(report, before_refs or {}, before_peeled or {}, after_refs, after_peeled)
@@ -425,7 +426,14 @@ class Mirror:
             target.rename(self.path)
         return refs, peeled
 
-    def _diff(self, report, before, before_peeled, after, after_peeled) -> None:
+    def _diff(
+        self,
+        report: SyncReport,
+        before: dict[str, str],
+        before_peeled: dict[str, str],
+        after: dict[str, str],
+        after_peeled: dict[str, str],
+    ) -> None:
         old_tags, new_tags = _tag_map(before, before_peeled), _tag_map(after, after_peeled)
         report.tags = new_tags
         report.added = sorted(t for t in new_tags if t not in old_tags)
@@ -474,7 +482,7 @@ class Mirror:
         """``<mirrors>/<recipe>.first-seen.json``: beside the mirror, so a re-clone keeps it."""
         return self.path.with_name(f"{self.path.name.removesuffix('.git')}.first-seen.json")
 
-    def _first_seen_map(self) -> dict[str, dict]:
+    def _first_seen_map(self) -> dict[str, dict[str, Any]]:
         try:
             data = read_json_file(self.first_seen_path, FIRST_SEEN_CAP)
         except FileNotFoundError:
@@ -491,7 +499,7 @@ class Mirror:
             and isinstance(v.get("first_seen"), int | float)
         }
 
-    def _record_first_seen(self, tags: dict[str, str], now: float) -> dict[str, dict]:
+    def _record_first_seen(self, tags: dict[str, str], now: float) -> dict[str, dict[str, Any]]:
         """Note ``now`` for each tag not seen before at its commit (a tag re-pointed upstream
         is a new sighting); tags upstream dropped are forgotten.  The map, as written."""
         old = self._first_seen_map()

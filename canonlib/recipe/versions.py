@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import semver
 
@@ -26,7 +27,7 @@ __all__ = [
     "version_key",
 ]
 
-Key = tuple
+Key = tuple[Any, ...]  # a sort key: ints and strs, compared as a tuple
 
 
 class InvalidRecipeVersion(ValueError):

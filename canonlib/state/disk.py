@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from canonlib.config import Config
 from canonlib.files import tree_size
@@ -26,14 +27,14 @@ def _size(p: Path) -> int:
     return tree_size(p) if p.exists() else 0
 
 
-def disk_report(config: Config) -> dict:
+def disk_report(config: Config) -> dict[str, Any]:
     """Per recipe: mirror, canonical slot (with snapshots), snapshots alone; and shared totals."""
     recipes = sorted({p.name.removesuffix(".git") for p in config.mirrors_dir.glob("*.git")})
     with Registry.open(config.db_path) as reg:
         deployments = {c.recipe: c.deployment for c in reg.canonicals()}
     rows = []
     for r in recipes:
-        slot = config.slots_dir / deployments[r] if deployments.get(r) else None
+        slot = config.slots_dir / d if (d := deployments.get(r)) else None
         rows.append(
             DiskRow(
                 r,

@@ -16,7 +16,7 @@ import re
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from canonlib.files import (
     temp_beside,
     write_atomic,
 )
-from canonlib.state.marker import utcnow
+from canonlib.state.marker import utcnow as utcnow  # re-exported: the registry's clock
 
 GENESIS = "0" * 64
 DB_NAME = "canon.db"
@@ -261,7 +261,7 @@ class ChainCheck:
     problems: list[str]
 
 
-def _promotion(row: sqlite3.Row) -> Promotion:
+def _promotion(row: sqlite3.Row | Mapping[str, Any]) -> Promotion:
     return Promotion(
         row["id"],
         row["recipe"],
@@ -394,7 +394,16 @@ class Registry:
                 self._conn.execute("PRAGMA synchronous=NORMAL")
 
     def _record_promotion(
-        self, recipe, version, tag, commit, deployment, run_id, now, kind, server=None
+        self,
+        recipe: str,
+        version: str,
+        tag: str,
+        commit: str,
+        deployment: str | None,
+        run_id: str | None,
+        now: str,
+        kind: str,
+        server: str | None = None,
     ) -> Promotion:
         with self._tx() as c:
             prev = c.execute("SELECT * FROM canonicals WHERE recipe = ?", (recipe,)).fetchone()
@@ -481,6 +490,7 @@ class Registry:
         prev = GENESIS
         promos = self.history()
         last_by_recipe: dict[str, Promotion] = {}
+        p: Promotion | None
         for p in promos:
             if p.prev_hash != prev:
                 problems.append(
@@ -547,6 +557,7 @@ class Registry:
             return dict(row) if row else None
 
     def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
+        args: tuple[str, ...]
         with _DamageGuard(self.path):
             q, args = "SELECT * FROM runs", ()
             if kind:
@@ -652,7 +663,7 @@ def _instance_row(conn: sqlite3.Connection, path: Path) -> str:
             raise
         conn.execute("COMMIT")
         ident = conn.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()[0]
-    return ident
+    return str(ident)
 
 
 def read_file_facts(path: str | os.PathLike[str]) -> tuple[str | None, list[Promotion]]:

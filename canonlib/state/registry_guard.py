@@ -25,7 +25,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from canonlib.errors import CanonError, StateError
 from canonlib.files import FileProblem, read_json_file, write_atomic
@@ -46,6 +46,8 @@ from canonlib.state.registry import (
 STATE_FILE = "canonicals.json"
 BACKUPS_DIR = "backups"
 KEEP_BACKUPS = 5
+
+
 SHOWN = 8  # problems listed in a refusal
 WAY_OUT = (
     "nothing was changed; the way out: `canon registry restore FILE` (a backup: {backups}) "
@@ -54,6 +56,17 @@ WAY_OUT = (
 )
 NOT_ADOPTED = "unverified marker: not adopted"
 STATE_CAP = 4 << 20  # canonicals.json: a few hundred bytes a recipe
+
+
+class Slots(Protocol):
+    """What the guard asks of a backend (every :class:`canonlib.backends.Backend` is one; state/
+    sits below backends/, so it names only the calls it makes)."""
+
+    def markers(self) -> dict[str, SlotMarker]: ...
+
+    def mark(self, slot: str, marker: SlotMarker) -> None: ...
+
+    def slots(self) -> list[str]: ...
 
 
 class RegistryBehind(CanonError):
@@ -192,13 +205,13 @@ class Finding:
         return "\n".join(lines)
 
 
-def scan_markers(backend: Any) -> tuple[dict[str, SlotMarker], dict[str, str]]:
+def scan_markers(backend: Slots) -> tuple[dict[str, SlotMarker], dict[str, str]]:
     """(slot -> readable marker, slot -> why its marker is unreadable) of ``backend``."""
     scan = getattr(backend, "scan_markers", None)
     return scan() if scan is not None else (backend.markers(), {})
 
 
-def canonical_markers(backend: Any) -> dict[str, SlotMarker]:
+def canonical_markers(backend: Slots) -> dict[str, SlotMarker]:
     return {s: m for s, m in scan_markers(backend)[0].items() if m.role == CANONICAL}
 
 
@@ -282,7 +295,7 @@ class Witnesses:
 
 
 def scan(
-    backend: Any, witnesses: Witnesses, named: dict[str, tuple[str | None, str]] | None = None
+    backend: Slots, witnesses: Witnesses, named: dict[str, tuple[str | None, str]] | None = None
 ) -> MarkerScan:
     """Sort the backend's canonical markers (see :class:`MarkerScan`).  ``named``: recipe ->
     (slot, commit) the registry names; such a slot's marker needs no proof (nothing adopts
@@ -321,7 +334,7 @@ def _expected(markers: dict[str, SlotMarker], state: dict[str, Any] | None) -> s
     return f"{len(recipes)} canonical(s) are deployed ({shown})"
 
 
-def inspect(db: Path, backend: Any, state_dir: Path | None = None) -> Finding:
+def inspect(db: Path, backend: Slots, state_dir: Path | None = None) -> Finding:
     """Compare the registry at ``db`` with the slots' verified markers and the state file."""
     db = Path(db)
     state_dir = Path(state_dir) if state_dir else db.parent
@@ -430,7 +443,7 @@ def _compare(
     finding.problems = list(dict.fromkeys(finding.problems))
 
 
-def require_current(db: Path, backend: Any, doing: str) -> Finding:
+def require_current(db: Path, backend: Slots, doing: str) -> Finding:
     """Raise :class:`RegistryBehind` (exit 2) when the registry is behind; else the finding."""
     finding = inspect(db, backend)
     if finding.behind:
@@ -438,7 +451,7 @@ def require_current(db: Path, backend: Any, doing: str) -> Finding:
     return finding
 
 
-def behind_warning(db: Path, backend: Any) -> str | None:
+def behind_warning(db: Path, backend: Slots) -> str | None:
     """For read-only commands: a line when the registry is behind, one per marker canon does
     not use (unreadable, unverified, a recipe claimed twice); None when there is nothing."""
     try:
@@ -561,7 +574,7 @@ def _swap_in(tmp: Path, db: Path) -> Path | None:
     return aside
 
 
-def restore(db: Path, src: Path, backend: Any) -> list[str]:
+def restore(db: Path, src: Path, backend: Slots) -> list[str]:
     """Replace the registry with ``src`` after checking it; the old one is kept in backups."""
     src = Path(src).resolve()
     tmp = db.parent / f".restore-{_stamp()}.db"
@@ -612,7 +625,7 @@ def _usable(db: Path) -> bool:
         return False
 
 
-def rebuild(db: Path, backend: Any, *, base: Path | None = None) -> list[str]:
+def rebuild(db: Path, backend: Slots, *, base: Path | None = None) -> list[str]:
     """Recreate the canonicals from the slots' markers, as ``rebuild`` rows in the chain.
 
     Starts from ``base`` (a backup), else the current registry when it is
@@ -662,7 +675,7 @@ def rebuild(db: Path, backend: Any, *, base: Path | None = None) -> list[str]:
         with Registry.open(tmp) as reg:
             for recipe, (slot, m) in sorted(by_recipe.items()):
                 c = reg.read_registry(recipe)
-                last = ([p for p in reg.history(recipe)] or [None])[-1]
+                last = next(reversed(reg.history(recipe)), None)
                 if c and c.deployment == slot and c.commit == m.commit and last is not None:
                     remark[slot] = (m, last)
                     continue

@@ -185,7 +185,7 @@ def host_gate(config: Config, meta: RecipeMeta, tree: Path, tag: str) -> HostGat
     linked = [
         dataclasses.replace(a, source=real)
         for a in asked
-        if (path := host_path(a, str(root), home)) and (real := os.path.realpath(path)) != path
+        if (hp := host_path(a, str(root), home)) and (real := os.path.realpath(hp)) != hp
     ]
     reached = reaching([*asked, *linked], _protected(config), str(root), home)
     refused = list({a.item: (a, what) for a, what in reversed(reached)}.values())[::-1]

@@ -13,6 +13,7 @@ not is ``unverified``.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,9 @@ def lint_release(recipe_dir: Path, tag: str, base: lint.Base | None = None) -> l
     return lint.Release(tag, tree_reader(recipe_dir), compose_file, tag_type, base)
 
 
-def abra_lint(recipe: str, recipe_dir: Path, commit: str, log) -> tuple[list[lint.Finding], str]:
+def abra_lint(
+    recipe: str, recipe_dir: Path, commit: str, log: Callable[[str], None]
+) -> tuple[list[lint.Finding], str]:
     """abra's own ``abra recipe lint`` on a clone of the checkout (its findings, and a note when
     it gave none).  abra needs a terminal, so it runs under ``script``; its exit code is 0 with
     failing rules too, so its table is what counts."""
@@ -115,7 +118,11 @@ def abra_lint(recipe: str, recipe_dir: Path, commit: str, log) -> tuple[list[lin
 
 
 def functional_tests(
-    fleet_tests: Path, recipe: str, env: Mapping[str, str], timeout_s: float, log
+    fleet_tests: Path,
+    recipe: str,
+    env: Mapping[str, str],
+    timeout_s: float,
+    log: Callable[[str], None],
 ) -> tuple[str, int, set[str], str]:
     """Run pytest on ``<fleet>/tests/<recipe>/``: (status, tests executed, failed test ids, reason).
 
@@ -213,6 +220,7 @@ class Harness:
 
     def upgrade_base_commit(self) -> str:
         """The base's commit (the sweep's, else its tag's); a missing one is no verdict."""
+        assert self.base is not None  # its callers ask only when there is a base
         ref = self.base_commit or f"refs/tags/{self.base}"
         if not self.base_commit:
             git.check_ref_name(self.base)
@@ -259,7 +267,7 @@ class Harness:
         self.backend.run_install_steps(slot, self.meta)
         self.backend.wait_ready(slot, self.meta)
 
-    def functional(self, slot: str) -> tuple[str, int, set[str], str]:
+    def functional(self, slot: str) -> tuple[str, int, builtins.set[str], str]:
         env = {
             **self.backend.slot_env(slot),
             **{k: v for k, v in self.env.items() if k.startswith("CCCI_")},

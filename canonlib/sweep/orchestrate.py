@@ -32,15 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from canonlib import __version__, git
-from canonlib.backends import make_backend
+from canonlib.backends import Backend, make_backend, on_server
 from canonlib.config import Config
 from canonlib.errors import CanonError, StateError, UsageError, one_line, os_error_message
 from canonlib.faults import point
 from canonlib.recipe.fleet import Fleet, FleetRecipe, discover
+from canonlib.recipe.meta import RecipeMeta
 from canonlib.recipe.mirror import SyncReport, mirror_for, owner_tag, reap_leftovers
 from canonlib.recipe.versions import latest_release
 from canonlib.state import registry_guard
-from canonlib.state.registry import RESULT_FIELDS, Registry, utcnow
+from canonlib.state.registry import RESULT_FIELDS, Canonical, Registry, utcnow
 from canonlib.sweep import admission, policy, schedule
 from canonlib.sweep.knownred import disk_room, harness_identity, tests_digest
 from canonlib.sweep.promote import promote
@@ -201,7 +202,7 @@ def sync_all(config: Config, recipes: list[str]) -> dict[str, SyncReport | Canon
         return dict(zip(recipes, pool.map(one, recipes), strict=True))
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool) -> contextlib.AbstractContextManager[Any]:
     if not enabled:
         return contextlib.nullcontext(None)
     from tqdm import tqdm
@@ -221,8 +222,8 @@ class _Sweep:
         plan: bool,
         harness: str,
         retry: frozenset[str] = frozenset(),
-        backend=None,
-    ):
+        backend: Backend | None = None,
+    ) -> None:
         self.config = config
         self.run_id = run_id
         self.run_dir = run_dir
@@ -287,7 +288,7 @@ class _Sweep:
         return f"{room}: {error}" if room and "free space" not in error else error
 
     @property
-    def backend(self):
+    def backend(self) -> Backend:
         if self._backend is None:
             self._backend = make_backend(self.config)
         return self._backend
@@ -309,6 +310,7 @@ class _Sweep:
             if fr.error:
                 raise CanonError(fr.error.removeprefix("meta: "))
             meta = fr.meta
+            assert meta is not None  # discover gives a recipe either its meta or an error
             stage = "sync"
             if isinstance(synced, Exception):
                 raise synced
@@ -334,6 +336,7 @@ class _Sweep:
             decision = self._admit(fr, meta, latest, report, row, decision)
             row["decision"] = decision
             if decision == policy.SKIP_KNOWN_RED:
+                assert red is not None  # sweep_decision says known-red only when given one
                 row["known_red_run"] = red["run_id"]
                 row["reason"] = f"red in run {red['run_id']}: {red.get('reason') or red['label']}"
             elif decision == policy.SKIP_HELD:
@@ -346,6 +349,7 @@ class _Sweep:
                     row["reason"] = policy.backport_reason(ported, row["canonical_before"])
             outcome = policy.Outcome(decision)
             if decision == policy.RUN:
+                assert latest is not None  # sweep_decision runs only a release
                 base = policy.upgrade_base(
                     latest,
                     row["canonical_before"],
@@ -397,11 +401,20 @@ class _Sweep:
         row["duration_s"] = round(time.monotonic() - t0, 3)
         return row
 
-    def _admit(self, fr, meta, latest, report, row, decision: str) -> str:
+    def _admit(
+        self,
+        fr: FleetRecipe,
+        meta: RecipeMeta,
+        latest: str | None,
+        report: SyncReport,
+        row: dict[str, Any],
+        decision: str,
+    ) -> str:
         """A release that would run waits out its cooldown, and one already held for what it
         asks of the host stays held (same tag commit, same HOST_ACCESS) without a checkout."""
         if decision != policy.RUN:
             return decision
+        assert latest is not None  # sweep_decision runs only a release
         mirror = mirror_for(self.config, fr.name)
         wait = admission.cooling(
             self.config, meta, mirror, latest, report.tags[latest], time.time()
@@ -446,7 +459,16 @@ class _Sweep:
                 held[c.server] = held.get(c.server, 0) + 1
         return schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=current, held=held)
 
-    def _run_and_promote(self, fr, meta, latest, base, report, row, server=None) -> policy.Outcome:
+    def _run_and_promote(
+        self,
+        fr: FleetRecipe,
+        meta: RecipeMeta,
+        latest: str,
+        base: policy.UpgradeBase | None,
+        report: SyncReport,
+        row: dict[str, Any],
+        server: str | None = None,
+    ) -> policy.Outcome:
         mirror = mirror_for(self.config, fr.name)
         log_path = self.run_dir / "logs" / f"{fr.name}.log"
         child_env = {**self.config.child_env(), "CANON_RUN_ID": self.run_id}
@@ -460,12 +482,12 @@ class _Sweep:
             if meta.SERVER is not None:  # a SERVER not in the pool: said before any cold run
                 schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=None, held={})
         with mirror.checkout(latest) as co:
-            gate = admission.host_gate(self.config, meta, co.path, latest)
-            row.update(gate.row())
-            if gate.held:  # nothing deploys: no harness, no slot, no promote
-                row["decision"], row["reason"] = policy.HELD_HOST, gate.reason(meta)
+            access = admission.host_gate(self.config, meta, co.path, latest)
+            row.update(access.row())
+            if access.held:  # nothing deploys: no harness, no slot, no promote
+                row["decision"], row["reason"] = policy.HELD_HOST, access.reason(meta)
                 return policy.Outcome(policy.HELD_HOST)
-            row["warnings"] = [*row["warnings"], *gate.warnings()]
+            row["warnings"] = [*row["warnings"], *access.warnings()]
             cold = cold_run(
                 fr.name,
                 co,
@@ -508,7 +530,7 @@ class _Sweep:
                         co,
                         meta,
                         mirror=mirror,
-                        backend=self.backend.on(home) if home else self.backend,
+                        backend=on_server(self.backend, home) if home else self.backend,
                         registry=self.registry,
                         run_id=self.run_id,
                     )
@@ -551,7 +573,7 @@ class _Sweep:
 
 
 def _turns(
-    s: _Sweep, todo: list[FleetRecipe], reports: dict, parallel: int
+    s: _Sweep, todo: list[FleetRecipe], reports: dict[str, Any], parallel: int
 ) -> Iterator[dict[str, Any]]:
     """Each recipe's turn; with ``parallel`` > 1 (one per abra server), cold runs overlap."""
     if parallel <= 1 or len(todo) <= 1:
@@ -573,7 +595,7 @@ def _turns(
 
 
 def _server_turns(
-    s: _Sweep, todo: list[FleetRecipe], reports: dict, per_server: int
+    s: _Sweep, todo: list[FleetRecipe], reports: dict[str, Any], per_server: int
 ) -> Iterator[dict[str, Any]]:
     """Several servers: ``per_server`` workers on each server; each takes the next recipe,
     longest expected cold run first (:func:`.schedule.order`), when it is free. A worker
@@ -610,8 +632,8 @@ def _server_turns(
             except queues.Empty:
                 pass
             for f in futures:
-                if f.done() and f.exception() is not None:
-                    raise f.exception()  # type: ignore[misc]
+                if f.done() and (e := f.exception()) is not None:
+                    raise e
             if all(f.done() for f in futures) and done.empty():
                 break
         for fr in list(waiting):  # no server answered for these
@@ -623,7 +645,9 @@ def _server_turns(
         pool.shutdown(wait=True)
 
 
-def base_commit(base: policy.UpgradeBase, canonical: Any, tags: dict[str, str]) -> str | None:
+def base_commit(
+    base: policy.UpgradeBase, canonical: Canonical | None, tags: dict[str, str]
+) -> str | None:
     """The commit the upgrade rung installs first: what is deployed for the canonical (its
     tag may be gone or moved upstream), else the base tag's commit in the mirror."""
     if base.kind == "canonical" and canonical is not None:
@@ -751,7 +775,7 @@ def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, An
         yield registry, backend, found.scan.lines()
 
 
-def _check_servers(config: Config, registry: Registry, backend: Any) -> None:
+def _check_servers(config: Config, registry: Registry, backend: Backend) -> None:
     """Several servers: refuse (exit 2) a server dropped from the config while it holds
     canonicals, and two servers that are the same swarm."""
     servers = list(config.backend.get("servers") or [])
@@ -765,7 +789,7 @@ def _check_servers(config: Config, registry: Registry, backend: Any) -> None:
         check_distinct()
 
 
-def _recover(registry: Registry, backend: Any, run_id: str) -> list[str]:
+def _recover(registry: Registry, backend: Backend, run_id: str) -> list[str]:
     """Runs a dead canon left ``running`` are abandoned; its slots finished or reaped."""
     notes = [
         f"run {r} was left running by a canon that died: marked abandoned"

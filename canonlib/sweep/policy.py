@@ -129,7 +129,7 @@ class RedKey:
 
 def row_key(row: Mapping[str, Any]) -> RedKey | None:
     """The key a result row holds a verdict on, or None when the row tested nothing."""
-    parts = (
+    parts: tuple[Any, ...] = (
         row.get("latest"),
         row.get("tested_commit"),
         row.get("fleet_tests"),

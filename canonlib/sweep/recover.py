@@ -8,16 +8,16 @@ says), and the guard itself never deletes a slot.
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import Any
 
+from canonlib.backends import Backend
 from canonlib.errors import CanonError
 from canonlib.state.marker import CANONICAL, COLD, NEXT, RETIRED, SlotMarker
-from canonlib.state.registry import Registry
+from canonlib.state.registry import Canonical, Registry
 from canonlib.state.registry_guard import state_path, write_state
 from canonlib.sweep.promote import retire
 
 
-def recover(reg: Registry, backend: Any, run_id: str) -> list[str]:
+def recover(reg: Registry, backend: Backend, run_id: str) -> list[str]:
     """Call under the sweep lock, after :func:`~canonlib.state.registry_guard.require_current`.
 
     Returns what it did, one line each:
@@ -33,6 +33,7 @@ def recover(reg: Registry, backend: Any, run_id: str) -> list[str]:
     canon = {c.recipe: c for c in reg.canonicals()}
     last = {p.recipe: p for p in reg.history()}
     markers = backend.markers()
+    c: Canonical | None
     for c in canon.values():  # adopt the canonical slots of an older canon
         p = last.get(c.recipe)
         dep = backend.deployed(c.deployment) if c.deployment else None
@@ -92,7 +93,12 @@ def recover(reg: Registry, backend: Any, run_id: str) -> list[str]:
             and (successor.promotion_id, successor.promotion_hash) == (p.id, p.hash)
             and (p.deployment, p.commit) == (c.deployment, successor.commit)
         )
-        if proven and successor.is_canonical and successor.previous_slot == slot:
+        if (
+            proven
+            and successor is not None
+            and successor.is_canonical
+            and successor.previous_slot == slot
+        ):
             for w in retire(backend, slot, m.recipe, m.commit) or [f"retired slot {slot}"]:
                 notes.append(f"{m.recipe}: {w} (replaced by {c.deployment})")
     if notes or not state_path(reg.path.parent).exists():
@@ -100,7 +106,7 @@ def recover(reg: Registry, backend: Any, run_id: str) -> list[str]:
     return notes
 
 
-def slot_gone(canonical: Any, slots: Container[str]) -> str | None:
+def slot_gone(canonical: Canonical | None, slots: Container[str]) -> str | None:
     """The incident of a canonical whose slot is gone (``slots``: the backend's), else None.
 
     It starts with "canonical " (a canonical incident: the sweep exits 1 until a new release
@@ -114,7 +120,7 @@ def slot_gone(canonical: Any, slots: Container[str]) -> str | None:
     )
 
 
-def slot_gone_on(backend: Any, canonical: Any) -> str | None:
+def slot_gone_on(backend: Backend, canonical: Canonical | None) -> str | None:
     """:func:`slot_gone` against ``backend``'s slots; None when it cannot list them (its own
     step says so) or there is no canonical."""
     if canonical is None or not canonical.deployment:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from canonlib.files import FileProblem, read_json_file
 from canonlib.process import kill_group
@@ -74,7 +74,7 @@ class ColdResult:
         return {**asdict(self), "verdict": self.verdict, "reason": self.reason}
 
 
-def _pump(stream, log_path: Path, cap: int) -> None:
+def _pump(stream: IO[bytes], log_path: Path, cap: int) -> None:
     """Copy the child's output to the log, keeping the first ``cap`` bytes, draining the rest."""
     kept = dropped = 0
     with open(log_path, "ab") as log:
@@ -161,7 +161,7 @@ def cold_run(
     finally:
         kill_group(proc.pid, grace_s=1.0)  # stragglers left in the group
         pump.join(timeout=10)
-        proc.stdout.close()
+        proc.stdout.close()  # type: ignore[union-attr]  # Popen(stdout=PIPE) has one
     result.duration_s = time.monotonic() - t0
     if result.rc is not None and result.rc < 0 and not result.timed_out:
         result.error = f"runner: the harness was killed by {_signal_name(-result.rc)}"
@@ -189,7 +189,7 @@ class Stopped(BaseException):  # noqa: N818 -- like KeyboardInterrupt: the sweep
 
 
 def _wait(
-    proc: subprocess.Popen, deadline: float, stop: threading.Event | None
+    proc: subprocess.Popen[bytes], deadline: float, stop: threading.Event | None
 ) -> tuple[int | None, bool]:
     """(rc, timed out); raises :class:`Stopped` as soon as ``stop`` is set."""
     while True:
@@ -219,7 +219,7 @@ def _read_result(result: ColdResult, path: Path) -> None:
     except (ValueError, OSError, FileProblem) as e:
         result.error = f"runner: the harness result file {path} is unreadable: {e}"
         data = {}
-    rungs = data.get("rungs") if isinstance(data.get("rungs"), dict) else {}
+    rungs = data["rungs"] if isinstance(data.get("rungs"), dict) else {}
     result.rungs = {
         r: s if s in policy.STATUSES else policy.UNVERIFIED
         for r, s in zip(RUNGS, policy.rung_list(rungs), strict=True)

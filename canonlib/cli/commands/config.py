@@ -12,7 +12,7 @@ def cmd_config_example(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     co = sub.add_parser("config", help="configuration helpers")
     cosub = co.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     cosub.add_parser("example", help="print an annotated canon.toml").set_defaults(

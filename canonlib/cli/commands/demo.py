@@ -16,7 +16,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     de = sub.add_parser(
         "demo",
         help="build the demo fleet in DIR and run canon's main job on it",

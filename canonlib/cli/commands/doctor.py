@@ -40,7 +40,7 @@ def _check_unit(unit: Path) -> None:
         raise UsageError(f"--unit {unit} {e}") from None
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dr = sub.add_parser(
         "doctor",
         help="check what the timer will see: config, fleet, tools on PATH, dirs, kernel, disk",

@@ -65,7 +65,7 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
                 ],
             }
         )
-    return ev.verdict.exit_code
+    return int(ev.verdict.exit_code)
 
 
 def _evidence_dir_arg(args: argparse.Namespace) -> Path:
@@ -75,7 +75,7 @@ def _evidence_dir_arg(args: argparse.Namespace) -> Path:
                 f"{args.dir}: not an evidence dir (no manifest.json); "
                 "`canon evidence latest` prints the newest"
             )
-        return args.dir
+        return Path(args.dir)
     config = config_of(args)
     d = latest_dir(config.evidence_dir)
     if d is None:
@@ -110,7 +110,7 @@ def cmd_evidence_open(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev = sub.add_parser(
         "evidence", help="run the evidence notebooks (papermill) into evidence/<run-id>/"
     )

@@ -11,7 +11,7 @@ def cmd_harness(args: argparse.Namespace) -> int:
     return harness_main()
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     h = sub.add_parser(
         "harness",
         help="the built-in cold-run harness (started by canon sweep)",

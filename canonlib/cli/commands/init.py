@@ -41,7 +41,7 @@ def cmd_meta_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ini = sub.add_parser(
         "init",
         help="start a new install: canon.toml and a fleet with one example recipe",

@@ -70,7 +70,7 @@ def cmd_investigate(args: argparse.Namespace) -> int:
     return 0 if ev.ok else 1
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inv = sub.add_parser(
         "investigate",
         help="why a recipe fails: its history, rungs and last log, as evidence",

@@ -27,7 +27,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ke = sub.add_parser("keys", help="the evidence signing key")
     kesub = ke.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     ki = kesub.add_parser(

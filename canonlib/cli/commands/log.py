@@ -12,7 +12,7 @@ from canonlib.cli.style import (
     print_lines,
 )
 from canonlib.errors import UsageError
-from canonlib.evidence import log
+from canonlib.evidence import log, manifest
 
 
 def cmd_log_status(args: argparse.Namespace) -> int:
@@ -51,7 +51,7 @@ def cmd_log_append(args: argparse.Namespace) -> int:
     if args.json:
         print_json(proof)
         return 0
-    print(f"{args.dir}: entry {proof['index']} of {config.log_repo}; wrote {log.LOG_PROOF}")
+    print(f"{args.dir}: entry {proof['index']} of {config.log_repo}; wrote {manifest.LOG_PROOF}")
     return 0
 
 
@@ -65,7 +65,7 @@ def cmd_log_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lo = sub.add_parser(
         "log",
         help="the evidence log: an append-only, signed git repo reviewers clone",

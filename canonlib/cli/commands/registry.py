@@ -49,7 +49,7 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rg = sub.add_parser(
         "registry",
         help="back up, restore or rebuild the registry (state/canon.db)",

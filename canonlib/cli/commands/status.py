@@ -15,6 +15,7 @@ from canonlib.cli.style import (
     print_json,
     print_table,
 )
+from canonlib.config import Config
 from canonlib.errors import CanonError
 from canonlib.ops.status import redundant_pins, status_rows
 from canonlib.recipe.fleet import discover
@@ -88,7 +89,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unknown_recipe(recipe: str, config, reg) -> int:  # reg None: no registry yet
+def _unknown_recipe(
+    recipe: str, config: Config, reg: Registry | None
+) -> int:  # reg None: no registry yet
     """``history`` of a recipe with no rows: exit 1, naming the closest known recipe."""
     known = set()
     if reg is not None:
@@ -107,7 +110,7 @@ def _unknown_recipe(recipe: str, config, reg) -> int:  # reg None: no registry y
     return 1
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     st = sub.add_parser("status", help="the canonicals, their age, holds and pins")
     add_json(st, "one row per recipe, a list")
     st.set_defaults(func=cmd_status)

@@ -66,7 +66,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sw = sub.add_parser(
         "sweep",
         help="the weekly job: sync, decide, cold-test, gate, promote, label",

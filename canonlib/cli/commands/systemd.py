@@ -40,7 +40,7 @@ def _require_utf8(args: argparse.Namespace) -> None:
             (value or "").encode()
         except UnicodeEncodeError:
             name = "--" + flag.replace("_", "-")
-            raise UsageError(f"{name} {visible(value)}: not UTF-8; a systemd unit is") from None
+            raise UsageError(f"{name} {visible(str(value))}: not UTF-8; a systemd unit is") from None
 
 
 def cmd_systemd_render(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def cmd_systemd_verify(args: argparse.Namespace) -> int:
     return print_claims(verify_units(d), args)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sd = sub.add_parser("systemd", help="render and verify the weekly service + timer")
     sdsub = sd.add_subparsers(dest="systemd_command", metavar="ACTION", required=True)
     sr = sdsub.add_parser(

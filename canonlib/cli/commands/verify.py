@@ -59,7 +59,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return rc or (2 if newer else 0)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ve = sub.add_parser(
         "verify",
         help="re-check an evidence dir from cold, with nothing but the dir",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 
 from canonlib.cli.style import (
     add_json,
@@ -12,7 +13,7 @@ from canonlib.cli.style import (
 from canonlib.recipe.versions import is_version, latest_release, sort_versions
 
 
-def _read_tags(stream) -> list[str]:
+def _read_tags(stream: Iterable[str]) -> list[str]:
     return [line.strip() for line in stream if line.strip()]
 
 
@@ -50,7 +51,7 @@ def cmd_versions_latest(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v = sub.add_parser("versions", help="order recipe tags (read one per line from stdin)")
     vsub = v.add_subparsers(dest="versions_command", metavar="ACTION", required=True)
     vs = vsub.add_parser(
