@@ -40,7 +40,8 @@ def _require_utf8(args: argparse.Namespace) -> None:
             (value or "").encode()
         except UnicodeEncodeError:
             name = "--" + flag.replace("_", "-")
-            raise UsageError(f"{name} {visible(str(value))}: not UTF-8; a systemd unit is") from None
+            shown = visible(str(value))
+            raise UsageError(f"{name} {shown}: not UTF-8; a systemd unit is") from None
 
 
 def cmd_systemd_render(args: argparse.Namespace) -> int:
