@@ -156,6 +156,28 @@ def test_the_pages_show_it_as_text(weekly):
     assert "<script>" not in page
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;**b**|x" in html
     assert "WARNING: accepted (HOST_ACCESS)" in html
+    # the held row is an outcome of its own (format 3), failing the week, not a "?"
+    assert f'data-recipe="{HELD}" data-outcome="HELD"' in page
+    assert "<b>HELD</b>: asks the host for more than HOST_ACCESS accepts" in page
+    assert f"Failing: {HELD} HELD (host access)" in page  # the sweep figure's alt text
+    assert "Nothing failed" not in page
+
+
+def test_format_2_pages_keep_their_outcomes():
+    """A format-2 page re-rendered today colours a HELD row as it did then (``?``), so the
+    dir still verifies; format 3 says HELD."""
+    from canonlib.evidence.report import View, page_values
+
+    row = {"recipe": "r", "label": "HELD (host access)", "decision": "held:host-access"}
+    v = View("run", "weekly", "", "", "FAILED", "FAILED", None, False, {}, [], {}, rows=[row])
+    two = page_values(v, links={}, figures={}, fmt=2)
+    three = page_values(v, links={}, figures={}, fmt=3)
+    assert two["recipes"][0]["attrs"] == ("r", "?") and three["recipes"][0]["attrs"] == (
+        "r",
+        "HELD",
+    )
+    assert "HELD" not in [k for _, k, _ in two["legend"]]
+    assert "HELD" in [k for _, k, _ in three["legend"]]
 
 
 # -- pure --------------------------------------------------------------------------------------

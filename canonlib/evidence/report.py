@@ -35,7 +35,13 @@ from markupsafe import Markup
 
 from canonlib import tables
 from canonlib.claims import Claim
-from canonlib.evidence.manifest import EVIDENCE_FORMAT, MANIFEST, OUTSIDE_CHECKS, hash_tree
+from canonlib.evidence.manifest import (
+    EVIDENCE_FORMAT,
+    HOST_ACCESS_FORMAT,
+    MANIFEST,
+    OUTSIDE_CHECKS,
+    hash_tree,
+)
 from canonlib.evidence.records import NOTEBOOK_CAP
 from canonlib.files import FileProblem, read_inside, read_json_file, read_small_file, write_atomic
 from canonlib.recipe.meta import RUNGS
@@ -64,6 +70,14 @@ ROW_COLOURS: dict[str, str] = {
     "SKIP": "#eeeeee",
     "?": "#e7dcf0",
 }
+# format 3 on: a release held for what it asks of the host is an outcome of its own (it fails
+# the week, like FAIL); format 2 and older pages render with the table without it (``?``)
+HELD_OUTCOMES: dict[str, tuple[str, str]] = {
+    **{k: v for k, v in OUTCOMES.items() if k in ("ERROR", "GREEN-BUT-PROMOTE-FAILED", "FAIL")},
+    "HELD": ("#8c510a", "asks the host for more than HOST_ACCESS accepts: not deployed"),
+    **{k: v for k, v in OUTCOMES.items() if k not in ("ERROR", "GREEN-BUT-PROMOTE-FAILED", "FAIL")},
+}
+ROW_COLOURS["HELD"] = "#f1dcb4"  # no format-2 page asks for it: outcome() never says HELD there
 FAILING = FAILING_LABELS  # the outcomes that fail a week
 LABEL_CHARS = 32  # a longer label is shown as its outcome when the reason says the rest
 
@@ -71,10 +85,11 @@ LABEL_CHARS = 32  # a longer label is shown as its outcome when the reason says 
 # -- cells and words (pure) -----------------------------------------------------------
 
 
-def outcome(label: Any) -> str:
-    """The outcome a label starts with (``PASS``, ``FAIL``, ``ERROR``, …), else ``?``."""
+def outcome(label: Any, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
+    """The outcome a label starts with (``PASS``, ``FAIL``, ``ERROR``, …), else ``?``; of
+    ``table`` (:data:`HELD_OUTCOMES`: ``HELD`` too)."""
     text = str(label or "")
-    for key in OUTCOMES:
+    for key in table:
         if key != "?" and (text == key or text.startswith(key + " ") or text.startswith(key + "(")):
             return key
     return "?"
@@ -458,8 +473,8 @@ def render(r: Renderer, page: str, values: dict[str, Any]) -> str:
     return environment(r).get_template(f"{page}.j2").render(values)
 
 
-def _row_style(label: Any) -> str:
-    return f"background:{ROW_COLOURS[outcome(label)]}"
+def _row_style(label: Any, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
+    return f"background:{ROW_COLOURS[outcome(label, table)]}"
 
 
 def _cells(values: list[Any]) -> list[str]:
@@ -490,14 +505,20 @@ def row_cells(row: dict[str, Any], columns: tuple[Column, ...]) -> list[str]:
 
 
 def page_values(
-    v: View, *, links: dict[str, str], figures: dict[str, tuple[str, str]]
+    v: View,
+    *,
+    links: dict[str, str],
+    figures: dict[str, tuple[str, str]],
+    fmt: int = EVIDENCE_FORMAT,
 ) -> dict[str, Any]:
     """Every value the pages show, as plain strings (a table cell already ``cell``-formatted):
     the templates lay them out and escape them.
 
     ``links``: notebook name -> its rendered HTML file (relative);
-    ``figures``: name -> (base64 PNG, alt).
+    ``figures``: name -> (base64 PNG, alt); ``fmt``: the evidence format the values are for
+    (format 3 on, a HELD row is coloured, marked and listed in the legend as ``HELD``).
     """
+    table = HELD_OUTCOMES if fmt >= HOST_ACCESS_FORMAT else OUTCOMES
     changes = canonical_changes(v.rows)
     inv = v.investigate
     history = (inv or {}).get("investigate_rows") or []
@@ -523,12 +544,12 @@ def page_values(
             {
                 "md": row_cells(r, RECIPES_MD),
                 "html": row_cells(r, RECIPES_HTML),
-                "style": _row_style(r.get("label")),
-                "attrs": (str(r.get("recipe")), outcome(r.get("label"))),
+                "style": _row_style(r.get("label"), table),
+                "attrs": (str(r.get("recipe")), outcome(r.get("label"), table)),
             }
             for r in v.rows
         ],
-        "legend": [(ROW_COLOURS[k], k, words) for k, (_, words) in OUTCOMES.items() if k != "?"],
+        "legend": [(ROW_COLOURS[k], k, words) for k, (_, words) in table.items() if k != "?"],
         "changes": [_cells([c["recipe"], c["before"], c["after"], c["changed"]]) for c in changes],
         "change_styles": ["font-weight:bold" if c["changed"] else "" for c in changes],
         "investigate": inv
@@ -538,7 +559,7 @@ def page_values(
             "reason": inv.get("investigate_reason"),
             "reason_cell": cell(inv.get("investigate_reason")),
             "rows": [row_cells(r, HISTORY) for r in history],
-            "row_styles": [_row_style(r.get("label")) for r in history],
+            "row_styles": [_row_style(r.get("label"), table) for r in history],
             "rungs": [row_cells(r, RUNG_ROW) for r in inv.get("investigate_rungs") or []],
             "log_tail": inv.get("investigate_log_tail"),
         },
@@ -607,7 +628,7 @@ def pages(
     renderer: Renderer = CURRENT,
 ) -> dict[str, str]:
     """summary.md and index.html of view ``v``, as ``renderer`` renders them."""
-    values = page_values(v, links=links, figures=figures)
+    values = page_values(v, links=links, figures=figures, fmt=renderer.format)
     return {SUMMARY: render(renderer, SUMMARY, values), INDEX: render(renderer, INDEX, values)}
 
 
