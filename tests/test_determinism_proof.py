@@ -88,7 +88,7 @@ def test_a_second_sweep_that_only_finishes_business_holds_every_claim(tmp_path):
             "held",
             row("held", "skip:held", "FAIL (level 0/5)"),
             (),
-            "rows that ran nothing are SKIP or a stage ERROR",
+            "rows that ran nothing are SKIP, HELD or a stage ERROR",
         ),
     ],
 )

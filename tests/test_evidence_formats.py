@@ -24,6 +24,8 @@ from canonlib.evidence.report import RENDERERS
 FIXTURES = Path(__file__).parent / "fixtures" / "evidence"
 # each canon that wrote evidence format 1 (no format in its manifest), with pages of its own
 FORMAT_1 = ["69e593b", "cbc0eaf"]
+# the canon that wrote evidence format 2 last (its pages frozen in templates/2)
+FORMAT_2 = ["d3d45ba"]
 
 
 def verify(d: Path) -> tuple[int, str]:
@@ -59,6 +61,30 @@ def test_a_dir_an_older_canon_wrote_verifies_pages_included(commit, tmp_path):
         line = f"ok    report {page}: rendered from the recorded values"
         assert f"{line} (format 1, as canon {commit} wrote it)" in out, out
     assert "ok    investigate: records as format 1 declares them" in out
+
+
+@pytest.mark.parametrize("commit", FORMAT_2)
+def test_a_format_2_dir_verifies_pages_included(commit, tmp_path):
+    """Written by canon at d3d45ba, before the manifest recorded host access (format 3): its
+    pages re-render with format 2's frozen templates, and no host-access record is asked of it."""
+    m = json.loads((FIXTURES / commit / MANIFEST).read_text())
+    assert m["predicate"]["canon"]["format"] == 2 and "host_access" not in m["predicate"]["canon"]
+    rc, out = verify(copy(commit, tmp_path))
+    assert rc == 0, out
+    for page in ("summary.md", "index.html"):
+        assert f"ok    report {page}: rendered from the recorded values (format 2)" in out, out
+    assert "ok    investigate: records as format 2 declares them" in out
+    assert "host access" not in out
+
+
+@pytest.mark.parametrize("commit", FORMAT_2)
+def test_an_edited_page_of_a_format_2_dir_fails_naming_its_line(commit, tmp_path):
+    d = copy(commit, tmp_path)
+    rewrite(d, "index.html", "lasuite-docs", "lasuite-dogs")
+    rc, out = verify(d)
+    assert rc == 1, out
+    bad = [line for line in out.splitlines() if line.startswith("FAIL  report")]
+    assert len(bad) == 1 and bad[0].startswith(f"FAIL  report index.html: {d / 'index.html'}: says")
 
 
 @pytest.mark.parametrize("commit", FORMAT_1)
@@ -157,7 +183,7 @@ def test_declared_records(notebook, recorded, problems):
 
 
 def test_the_fixtures_stay_small():
-    for commit in FORMAT_1:
+    for commit in FORMAT_1 + FORMAT_2:
         size = sum(p.stat().st_size for p in (FIXTURES / commit).rglob("*") if p.is_file())
         assert size < 300_000, (commit, size)
 

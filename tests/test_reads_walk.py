@@ -25,8 +25,6 @@ SAFE = "canonlib/files.py"
 # ``x.open(`` on these is not a file: a registry (SQLite), a browser, an fd
 NOT_FILES = {"Registry", "webbrowser", "os"}
 
-TODO = "TODO(lead): convert after merge"
-
 # (module, function, call) -> why it may stay
 ALLOWED: dict[tuple[str, str, str], str] = {
     # writes and locks: nothing is read
@@ -66,17 +64,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("canonlib/evidence/report.py", "_template_source", ".read_text("): (
         "a page template shipped inside canon's own package (importlib.resources)"
     ),
-    # files other helpers own: the lead converts them to files.py after merging
-    ("canonlib/evidence/manifest.py", "sha256_file", "open("): TODO + " (files.hash_file)",
-    ("canonlib/evidence/progress.py", "SweepTail.poll", "open("): TODO,
-    ("canonlib/evidence/records.py", "load_notebook", ".read_text("): TODO,
-    ("canonlib/evidence/records.py", "dir_records", ".read_text("): TODO,
-    # verify reaches these only once its own listing found the files regular and small
-    ("canonlib/evidence/report.py", "dir_records", ".read_text("): TODO,
-    ("canonlib/evidence/report.py", "write_report", ".read_text("): TODO,
-    ("canonlib/evidence/report.py", "_pages", ".read_text("): TODO,
-    ("canonlib/evidence/report.py", "report_claims", ".read_text("): TODO,
-    ("canonlib/evidence/run.py", "_finish_notebook", ".read_text("): TODO + " (read_range)",
     ("canonlib/sweep/knownred.py", "source_digest", "open("): (
         "canon's own *.py sources, found by walking its installed package"
     ),

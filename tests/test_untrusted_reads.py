@@ -64,3 +64,11 @@ def test_fleet_fifo_is_digested_by_what_it_is(tmp_path):
     assert after != before
     os.unlink(tmp_path / "pipe")
     assert knownred.tests_digest(tmp_path) == before
+
+
+def test_evidence_progress_lines_show_control_characters_visibly():
+    from canonlib.evidence.progress import row_line
+
+    line = row_line("r1", {"recipe": "x\x1b[2J", "decision": "run", "label": "PASS\u202e"})
+    assert "\x1b" not in line and "\u202e" not in line
+    assert "^[" in line and "<U+202E>" in line

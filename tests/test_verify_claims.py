@@ -198,6 +198,14 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
         "ok result rows claimed are the bundled registry's: "
         f"{sum(map(len, rows.values()))} rows of 2 sweep runs",
     ]
+    host = pred["host_access"]  # format 3: each canonical's and deployed or held row's asks
+    asked = [(e["recipe"], a) for e in host for a in e["asked"] or []]
+    assert ("swarm-cronjob", "bind:/var/run/docker.sock") in {(r, a["item"]) for r, a in asked}
+    head.append(
+        f"ok host access recorded is the bundled registry's: {len(host)} canonicals and rows, "
+        f"{len(asked)} items asked, {sum(bool(a['accepted']) for _, a in asked)} accepted, "
+        f"{sum(e['role'] == 'held' for e in host)} held"
+    )
     assert got[: len(head)] == head
     labels = [
         f"ok label of run {rid} recipe {r['recipe']}: {r['label']}; promotion history: "

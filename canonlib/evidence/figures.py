@@ -26,7 +26,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from canonlib.evidence.report import (  # noqa: E402
     FAILING,
-    OUTCOMES,
+    HELD_OUTCOMES,
     human_bytes,
     label_head,
     missing,
@@ -56,12 +56,12 @@ def _num(v: Any) -> float:
 def sweep_alt(rows: list[dict[str, Any]], run_id: Any, started: Any) -> str:
     by: dict[str, list[str]] = {}
     for r in rows:
-        by.setdefault(outcome(r.get("label")), []).append(str(r.get("recipe")))
-    parts = [f"{k}: {', '.join(by[k])}" for k in OUTCOMES if k in by]
+        by.setdefault(outcome(r.get("label"), HELD_OUTCOMES), []).append(str(r.get("recipe")))
+    parts = [f"{k}: {', '.join(by[k])}" for k in HELD_OUTCOMES if k in by]
     failing = [
         f"{r.get('recipe')} {r.get('label')}: {reason(r)}"
         for r in rows
-        if outcome(r.get("label")) in FAILING
+        if outcome(r.get("label"), HELD_OUTCOMES) in FAILING
     ]
     alt = (
         f"Bar chart of sweep {run_id} on {short_date(started)}: seconds per recipe for "
@@ -76,12 +76,12 @@ def sweep_figure(rows: list[dict[str, Any]], run_id: Any, started: Any) -> tuple
     secs = [_num(r.get("duration_s")) for r in rows]
     top = max(secs + [1.0])
     fig, ax = plt.subplots(figsize=(12, 0.42 * len(rows) + 1.9), layout="constrained")
-    kinds = [outcome(r.get("label")) for r in rows]
+    kinds = [outcome(r.get("label"), HELD_OUTCOMES) for r in rows]
     y = range(len(rows))
     ax.barh(
         y,
         [max(s, top * 0.004) for s in secs],
-        color=[OUTCOMES[k][0] for k in kinds],
+        color=[HELD_OUTCOMES[k][0] for k in kinds],
         edgecolor="#333",
         linewidth=0.5,
     )
@@ -95,9 +95,9 @@ def sweep_figure(rows: list[dict[str, Any]], run_id: Any, started: Any) -> tuple
     ax.set_xlabel("seconds (sync + cold run + promote)")
     ax.set_ylabel("recipe")
     ax.set_title(f"sweep {run_id} — {short_date(started)}: {len(rows)} recipes by outcome")
-    present = [k for k in OUTCOMES if k in kinds]
+    present = [k for k in HELD_OUTCOMES if k in kinds]
     fig.legend(
-        handles=[Patch(color=OUTCOMES[k][0], label=k) for k in present],
+        handles=[Patch(color=HELD_OUTCOMES[k][0], label=k) for k in present],
         loc="outside lower center",
         ncol=min(len(present), 6),
         fontsize=8,

@@ -9,12 +9,13 @@ Predicate (the in-toto test-result predicate, ``result`` PASSED/FAILED, plus a
 ``canon`` object): the evidence format (:data:`EVIDENCE_FORMAT`; a dir without
 one is format 1), run id, suite, parameters, start/end, code and fleet
 identity, config hash, the verdict, each notebook's records, the result rows
-it claims, the canonicals, the promotion-chain head and the sha256 of every file.
+it claims, the canonicals, the promotion-chain head, what each canonical and each
+row that deployed or was held asks of the host and what its meta accepted
+(``host_access``, format 3 on: :func:`host_access_record`) and the sha256 of every file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from canonlib.config import Config
 from canonlib.evidence.bundle import REGISTRY, open_copy
 from canonlib.evidence.records import RECORDS, EvidenceRun
 from canonlib.evidence.verdict import Verdict
-from canonlib.files import write_atomic
+from canonlib.files import hash_file, write_atomic
 from canonlib.recipe.fleet import fleet_commit
 from canonlib.state.registry import utcnow
 from canonlib.sweep.orchestrate import code_identity
@@ -44,16 +45,17 @@ CANON_PREDICATE = "canon-evidence/v1"
 # the evidence format: the dir's layout, the records each notebook declares and the pages'
 # templates.  A dir without it is format 1.  Raise it when a change makes an old canon's
 # verify wrong about a new dir (it keeps a frozen copy of what it needs to check each format).
-EVIDENCE_FORMAT = 2
+# 3: the manifest's host_access record, the pages' host access section, a HELD row settled
+EVIDENCE_FORMAT = 3
+HOST_ACCESS_FORMAT = 3  # the first format whose manifest records host access
 RUN_KEYS = ("sweep_run_id", "determinism_run_id")
 
 
+FILE_CAP = 1 << 30  # a file canon wrote into the dir (the bundled registry is the largest)
+
+
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return hash_file(path, FILE_CAP)
 
 
 def hash_tree(root: Path) -> dict[str, str]:
@@ -108,6 +110,62 @@ def subjects(
     ]
 
 
+# a result row that deployed (its gate passed: the harness ran it) or was held for what it asks
+_DEPLOYED, _HELD = "run", "held:host-access"
+
+
+def _asks(row: dict[str, Any] | None) -> dict[str, Any]:
+    """What a row recorded of the host: each item asked (item, file, line, service, source,
+    accepted, refused) and the meta's HOST_ACCESS; None each for a row that recorded nothing
+    (older than registry migration 5, or a canonical with no row: rebuilt from its marker)."""
+    row = row or {}
+    return {"asked": row.get("host_access"), "accepted": row.get("host_accepted")}
+
+
+def host_access_record(reg: Any, sweep_runs: list[str]) -> list[dict[str, Any]]:
+    """What each canonical and each of the run's deployed or held rows asks of the host, and
+    what was accepted, from registry ``reg`` (the bundled one): the manifest's ``host_access``,
+    re-derived by ``canon verify``.
+
+    A canonical's is the row that promoted it (the newest that tested its commit and left it
+    canonical); then each row of ``sweep_runs`` whose release was deployed (``run``, the
+    harness ran it) or held (``held:host-access``), in the registry's order."""
+    out: list[dict[str, Any]] = []
+    for c in reg.canonicals():
+        promoted = [
+            r
+            for r in reg.results(recipe=c.recipe)
+            if r.get("tested_commit") == c.commit and r.get("canonical_after") == c.version
+        ]
+        row = promoted[-1] if promoted else None
+        out.append(
+            {
+                "recipe": c.recipe,
+                "role": "canonical",
+                "tag": c.tag,
+                "commit": c.commit,
+                "run_id": row["run_id"] if row else None,
+                **_asks(row),
+            }
+        )
+    for rid in sweep_runs:
+        for r in reg.results(rid):
+            held = r.get("decision") == _HELD
+            if not held and (r.get("decision") != _DEPLOYED or r.get("tested_commit") is None):
+                continue  # a skip, or an error before anything was deployed
+            out.append(
+                {
+                    "recipe": r.get("recipe"),
+                    "role": "held" if held else "deployed",
+                    "tag": r.get("latest"),
+                    "commit": r.get("tag_commit"),
+                    "run_id": rid,
+                    **_asks(r),
+                }
+            )
+    return out
+
+
 def bundled_facts(d: Path, sweep_runs: list[str]) -> dict[str, Any]:
     """Rows, canonicals and chain from the dir's bundled registry (what the manifest claims)."""
     with open_copy(d / REGISTRY) as reg:
@@ -123,8 +181,10 @@ def bundled_facts(d: Path, sweep_runs: list[str]) -> dict[str, Any]:
             for c in reg.canonicals()
         ]
         chain = reg.verify_chain()
+        host = host_access_record(reg, sweep_runs)
     return {
         "rows": rows,
+        "host_access": host,
         "canonicals": canonicals,
         "chain": {"head": chain.head, "length": chain.length, "ok": chain.ok},
     }
@@ -184,6 +244,7 @@ def statement(
                 "results": facts["rows"],
                 "canonicals": facts["canonicals"],
                 "chain": facts["chain"],
+                "host_access": facts["host_access"],
                 "files": hash_tree(ev.dir),
             },
         },

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from canonlib import term
+from canonlib.files import FileProblem, read_range
 
 POLL_S = 0.5
+POLL_BYTES = 4 << 20  # read per file per poll: a row is a few KiB
 
 
 def stderr_out(stream: TextIO | None = None) -> Callable[[str], None]:
@@ -39,10 +41,16 @@ def stderr_out(stream: TextIO | None = None) -> Callable[[str], None]:
 
 
 def row_line(run_id: str, row: dict[str, Any]) -> str:
+    """One progress line for a row of a results/progress file: its values came from a
+    sweep (a recipe's name, a label), so control characters show visibly, as git shows them."""
+
+    def v(x: Any) -> str:
+        return term.visible(str(x))
+
     if "event" in row:  # from progress.jsonl: something starting
-        return f"    {run_id}: {row.get('recipe')}: {row['event']} ..."
+        return f"    {v(run_id)}: {v(row.get('recipe'))}: {v(row['event'])} ..."
     decision = row.get("decision") or "-"
-    return f"    {run_id}: {row.get('recipe')}: {decision} -> {row.get('label')}"
+    return f"    {v(run_id)}: {v(row.get('recipe'))}: {v(decision)} -> {v(row.get('label'))}"
 
 
 class SweepTail:
@@ -69,12 +77,12 @@ class SweepTail:
             return
         for f in self._files():
             try:
-                with open(f, "rb") as fh:
-                    fh.seek(self.offsets.get(f, 0))
-                    data = fh.read()
-            except OSError:
+                data = read_range(f, self.offsets.get(f, 0), POLL_BYTES)
+            except (OSError, FileProblem):
                 continue
             done = data.rfind(b"\n") + 1  # only whole lines; the rest next time
+            if not done and len(data) == POLL_BYTES:
+                done = len(data)  # a "line" longer than any row: passed over, not waited on
             self.offsets[f] = self.offsets.get(f, 0) + done
             for raw in data[:done].splitlines():
                 try:

@@ -291,27 +291,44 @@ def samever_claims(db: Path, recipe: str, run_ids: list[str], tag: str) -> list[
 # -- determinism ---------------------------------------------------------------------
 
 
-def settled(row: dict[str, Any] | None) -> bool:
+def settled(row: dict[str, Any] | None, *, held: bool = True) -> bool:
     """Whether a sweep's row left nothing to do for its tag: promoted, red (a verdict, remembered
-    as known-red), or a skip.  Unsettled: an ERROR, a timeout, a green release not promoted."""
+    as known-red), a skip, or (``held``) held for what it asks of the host (remembered until
+    the release or its HOST_ACCESS changes: the week's outcome, like FAIL).  Unsettled: an
+    ERROR, a timeout, a green release not promoted.  ``held=False``: as evidence format 2 and
+    older re-derived it (a held row unsettled)."""
     if row is None:
         return False
     label = str(row.get("label"))
+    if held and row.get("decision") == policy.HELD_HOST:
+        return True
     return label.startswith("SKIP") or label == "PASS (promoted)" or row.get("verdict") == "red"
 
 
-def determinism_claims(reg: Registry, run_id: str) -> list[Claim]:
+def determinism_claims(reg: Registry, run_id: str, *, held_settled: bool = True) -> list[Claim]:
     """A sweep straight after another.
 
     What the first settled runs no harness and is not promoted; only its unfinished business
-    (an ERROR, a timeout, a green release not promoted) is tried again.
+    (an ERROR, a timeout, a green release not promoted) is tried again.  ``held_settled``: a
+    row held for host access is settled (evidence format 3 on; False re-derives the claims of
+    format 2 and older, word for word).
     """
+
+    def done_with(row: dict[str, Any] | None) -> bool:
+        return settled(row, held=held_settled)
+
+    idle_ok = ("SKIP", "HELD", "ERROR") if held_settled else ("SKIP", "ERROR")
+    idle_name = (
+        "rows that ran nothing are SKIP, HELD or a stage ERROR"
+        if held_settled
+        else "rows that ran nothing are SKIP or a stage ERROR"
+    )
     rows = reg.results(run_id)
     sweeps = [r["run_id"] for r in reg.runs("sweep")]
     at = sweeps.index(run_id) if run_id in sweeps else 0
     first_id = sweeps[at - 1] if at > 0 else None
     first = {r["recipe"]: r for r in reg.results(first_id)} if first_id else {}
-    done = [r for r in rows if settled(first.get(r["recipe"]))]
+    done = [r for r in rows if done_with(first.get(r["recipe"]))]
     ran = [r for r in rows if r["tested_commit"] is not None or r["log_path"] is not None]
     idle = [r for r in rows if r not in ran]
     promoted = {p.recipe for p in reg.history() if p.run_id == run_id}
@@ -338,12 +355,12 @@ def determinism_claims(reg: Registry, run_id: str) -> list[Claim]:
         ),
         Claim(
             "a harness ran only for unfinished business",
-            all(not settled(first.get(r["recipe"])) for r in ran),
+            all(not done_with(first.get(r["recipe"])) for r in ran),
             f"tried again: {tried or 'none'}",
         ),
         Claim(
-            "rows that ran nothing are SKIP or a stage ERROR",
-            all(str(r["label"]).startswith(("SKIP", "ERROR")) for r in idle),
+            idle_name,
+            all(str(r["label"]).startswith(idle_ok) for r in idle),
             ", ".join(sorted({r["label"][:24] for r in idle})),
         ),
     ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canonlib.files import FileProblem, read_json_file
 from canonlib.recipe.meta import RUNGS
 
 RECORD_MIME = "application/vnd.canon.record+json"
@@ -139,10 +140,12 @@ NOTEBOOK_RECORDS: dict[str, dict[str, Declared]] = {
         Declared("verified", _TEXT), _CLAIMS, Declared("verify_ok", (bool,), optional=True)
     ),
 }
-# the records of each evidence format (format 2 changed the pages, not the records)
+# the records of each evidence format (formats 2 and 3 changed the pages and the manifest, not
+# the records)
 FORMAT_RECORDS: dict[int, dict[str, dict[str, Declared]]] = {
     1: NOTEBOOK_RECORDS,
     2: NOTEBOOK_RECORDS,
+    3: NOTEBOOK_RECORDS,
 }
 DECLARED: dict[str, Declared] = {
     name: d for records in NOTEBOOK_RECORDS.values() for name, d in records.items()
@@ -346,8 +349,15 @@ def completion_problems(nb: dict[str, Any]) -> list[str]:
     return problems
 
 
+NOTEBOOK_CAP = 64 << 20  # an executed notebook: 10-160 KiB in the demo's weekly dir, figures in
+
+
 def load_notebook(path: Path) -> dict[str, Any]:
-    nb = json.loads(path.read_text())
+    """An executed notebook's JSON: ValueError (naming the file) when it is not one."""
+    try:
+        nb: Any = read_json_file(path, NOTEBOOK_CAP)
+    except FileProblem as e:
+        raise ValueError(f"{path.name} {e}") from None
     if not isinstance(nb, dict):
         raise ValueError(f"{path.name} is not a notebook (top level is not an object)")
     return nb
@@ -358,7 +368,7 @@ def dir_records(d: str | Path) -> dict[str, dict[str, Any]]:
 
     Read from ``records.json``.
     """
-    recs: dict[str, dict[str, Any]] = json.loads((Path(d) / RECORDS).read_text())
+    recs: dict[str, dict[str, Any]] = read_json_file(Path(d) / RECORDS, NOTEBOOK_CAP)
     return recs
 
 

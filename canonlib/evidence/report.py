@@ -20,7 +20,6 @@ something the evidence does not.
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import re
@@ -36,8 +35,15 @@ from markupsafe import Markup
 
 from canonlib import tables
 from canonlib.claims import Claim
-from canonlib.evidence.manifest import EVIDENCE_FORMAT, MANIFEST, OUTSIDE_CHECKS, hash_tree
-from canonlib.files import write_atomic
+from canonlib.evidence.manifest import (
+    EVIDENCE_FORMAT,
+    HOST_ACCESS_FORMAT,
+    MANIFEST,
+    OUTSIDE_CHECKS,
+    hash_tree,
+)
+from canonlib.evidence.records import NOTEBOOK_CAP
+from canonlib.files import FileProblem, read_inside, read_json_file, read_small_file, write_atomic
 from canonlib.recipe.meta import RUNGS
 from canonlib.sweep.words import DECISION_WORDS, FAILING_LABELS
 
@@ -68,6 +74,14 @@ ROW_COLOURS: dict[str, str] = {
     "SKIP": "#eeeeee",
     "?": "#e7dcf0",
 }
+# format 3 on: a release held for what it asks of the host is an outcome of its own (it fails
+# the week, like FAIL); format 2 and older pages render with the table without it (``?``)
+HELD_OUTCOMES: dict[str, tuple[str, str]] = {
+    **{k: v for k, v in OUTCOMES.items() if k in ("ERROR", "GREEN-BUT-PROMOTE-FAILED", "FAIL")},
+    "HELD": ("#8c510a", "asks the host for more than HOST_ACCESS accepts: not deployed"),
+    **{k: v for k, v in OUTCOMES.items() if k not in ("ERROR", "GREEN-BUT-PROMOTE-FAILED", "FAIL")},
+}
+ROW_COLOURS["HELD"] = "#f1dcb4"  # no format-2 page asks for it: outcome() never says HELD there
 FAILING = FAILING_LABELS  # the outcomes that fail a week
 LABEL_CHARS = 32  # a longer label is shown as its outcome when the reason says the rest
 
@@ -75,10 +89,11 @@ LABEL_CHARS = 32  # a longer label is shown as its outcome when the reason says 
 # -- cells and words (pure) -----------------------------------------------------------
 
 
-def outcome(label: Any) -> str:
-    """The outcome a label starts with (``PASS``, ``FAIL``, ``ERROR``, …), else ``?``."""
+def outcome(label: Any, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
+    """The outcome a label starts with (``PASS``, ``FAIL``, ``ERROR``, …), else ``?``; of
+    ``table`` (:data:`HELD_OUTCOMES`: ``HELD`` too)."""
     text = str(label or "")
-    for key in OUTCOMES:
+    for key in table:
         if key != "?" and (text == key or text.startswith(key + " ") or text.startswith(key + "(")):
             return key
     return "?"
@@ -215,6 +230,7 @@ class View:
     investigate: dict[str, Any] | None = None
     interrupted: str | None = None
     outside: dict[str, Any] = field(default_factory=dict)  # the run's signed / log, in the manifest
+    host_access: list[dict[str, Any]] | None = None  # the manifest's record (format 3 on)
 
     @property
     def failing(self) -> list[dict[str, Any]]:
@@ -230,10 +246,10 @@ def dir_records(d: Path, canon: dict[str, Any]) -> dict[str, dict[str, Any]]:
     f = d / "records.json"
     if f.exists():
         try:
-            recs = json.loads(f.read_text())
+            recs = read_json_file(f, NOTEBOOK_CAP)
             if isinstance(recs, dict):
                 return recs
-        except (OSError, json.JSONDecodeError):
+        except (OSError, FileProblem):
             pass
     return {n.get("name"): n.get("records") or {} for n in canon.get("notebooks", [])}
 
@@ -306,7 +322,50 @@ def report_view(d: str | Path, stmt: dict[str, Any]) -> View:
         investigate=inv if isinstance(inv, dict) and inv else None,
         interrupted=canon.get("interrupted"),
         outside=canon.get("outside") if isinstance(canon.get("outside"), dict) else {},
+        host_access=[e for e in canon["host_access"] if isinstance(e, dict)]
+        if isinstance(canon.get("host_access"), list)
+        else None,
     )
+
+
+def _access_status(a: dict[str, Any]) -> tuple[str, str]:
+    """What became of one item asked, in words, and the outcome its row is coloured as."""
+    if a.get("refused"):
+        return f"refused even if accepted: reaches canon's {a['refused']}", "ERROR"
+    if a.get("accepted"):
+        return "WARNING: accepted (HOST_ACCESS)", "GREEN-NOT-PROMOTED"
+    return "NOT accepted: held, not deployed", "FAIL"
+
+
+def host_access_rows(record: list[dict[str, Any]]) -> list[tuple[list[str], str]]:
+    """The manifest's host-access record as table rows (recipe, as what, tag, item, where,
+    status) with the outcome each is coloured as: each item a canonical or a deployed release
+    asks (all accepted: a warning), each item a held release asks (file:line, accepted or
+    not); one row saying so for an entry that recorded nothing.  An item shown twice (a
+    release promoted in this run is both deployed and canonical) is one row, both roles."""
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for e in record:
+        asked = e.get("asked")
+        base = (str(e.get("recipe")), cell(e.get("tag")))
+        items = (
+            [("-", "-", "not recorded (no row of it says what it asks)", "SKIP")]
+            if not isinstance(asked, list)
+            else [
+                (cell(a.get("item")), f"{cell(a.get('file'))}:{cell(a.get('line'))}")
+                + _access_status(a)
+                for a in asked
+                if isinstance(a, dict)
+            ]
+        )
+        for item in items:
+            key = (*base, *item)
+            roles = out.setdefault(key, [])
+            if str(e.get("role")) not in roles:
+                roles.append(str(e.get("role")))
+    return [
+        ([recipe, ", ".join(roles), tag, item, where, status], kind)
+        for (recipe, tag, item, where, status, kind), roles in out.items()
+    ]
 
 
 def outside_rows(outside: dict[str, Any]) -> list[list[str]]:
@@ -347,6 +406,7 @@ class Renderer:
 RENDERERS = (
     Renderer(1, "69e593b", "1/69e593b"),
     Renderer(1, "cbc0eaf", "1/cbc0eaf"),
+    Renderer(2, "", "2"),  # frozen as canon d3d45ba shipped it (the last canon of format 2)
     Renderer(EVIDENCE_FORMAT, "", str(EVIDENCE_FORMAT)),
 )
 CURRENT = RENDERERS[-1]
@@ -417,8 +477,8 @@ def render(r: Renderer, page: str, values: dict[str, Any]) -> str:
     return environment(r).get_template(f"{page}.j2").render(values)
 
 
-def _row_style(label: Any) -> str:
-    return f"background:{ROW_COLOURS[outcome(label)]}"
+def _row_style(label: Any, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
+    return f"background:{ROW_COLOURS[outcome(label, table)]}"
 
 
 def _cells(values: list[Any]) -> list[str]:
@@ -449,14 +509,20 @@ def row_cells(row: dict[str, Any], columns: tuple[Column, ...]) -> list[str]:
 
 
 def page_values(
-    v: View, *, links: dict[str, str], figures: dict[str, tuple[str, str]]
+    v: View,
+    *,
+    links: dict[str, str],
+    figures: dict[str, tuple[str, str]],
+    fmt: int = EVIDENCE_FORMAT,
 ) -> dict[str, Any]:
     """Every value the pages show, as plain strings (a table cell already ``cell``-formatted):
     the templates lay them out and escape them.
 
     ``links``: notebook name -> its rendered HTML file (relative);
-    ``figures``: name -> (base64 PNG, alt).
+    ``figures``: name -> (base64 PNG, alt); ``fmt``: the evidence format the values are for
+    (format 3 on, a HELD row is coloured, marked and listed in the legend as ``HELD``).
     """
+    table = HELD_OUTCOMES if fmt >= HOST_ACCESS_FORMAT else OUTCOMES
     changes = canonical_changes(v.rows)
     inv = v.investigate
     history = (inv or {}).get("investigate_rows") or []
@@ -482,12 +548,12 @@ def page_values(
             {
                 "md": row_cells(r, RECIPES_MD),
                 "html": row_cells(r, RECIPES_HTML),
-                "style": _row_style(r.get("label")),
-                "attrs": (str(r.get("recipe")), outcome(r.get("label"))),
+                "style": _row_style(r.get("label"), table),
+                "attrs": (str(r.get("recipe")), outcome(r.get("label"), table)),
             }
             for r in v.rows
         ],
-        "legend": [(ROW_COLOURS[k], k, words) for k, (_, words) in OUTCOMES.items() if k != "?"],
+        "legend": [(ROW_COLOURS[k], k, words) for k, (_, words) in table.items() if k != "?"],
         "changes": [_cells([c["recipe"], c["before"], c["after"], c["changed"]]) for c in changes],
         "change_styles": ["font-weight:bold" if c["changed"] else "" for c in changes],
         "investigate": inv
@@ -497,7 +563,7 @@ def page_values(
             "reason": inv.get("investigate_reason"),
             "reason_cell": cell(inv.get("investigate_reason")),
             "rows": [row_cells(r, HISTORY) for r in history],
-            "row_styles": [_row_style(r.get("label")) for r in history],
+            "row_styles": [_row_style(r.get("label"), table) for r in history],
             "rungs": [row_cells(r, RUNG_ROW) for r in inv.get("investigate_rungs") or []],
             "log_tail": inv.get("investigate_log_tail"),
         },
@@ -513,6 +579,13 @@ def page_values(
             if not c.get("ok")
         ],
         "outside": outside_rows(v.outside),
+        "host_access": None
+        if v.host_access is None
+        else {
+            "rows": [r for r, _ in host_access_rows(v.host_access)],
+            "styles": [_row_style(k) for _, k in host_access_rows(v.host_access)],
+            "entries": len(v.host_access),
+        },
         "disk": disk,
         "figures": figures,
         "notebooks": [
@@ -559,7 +632,7 @@ def pages(
     renderer: Renderer = CURRENT,
 ) -> dict[str, str]:
     """summary.md and index.html of view ``v``, as ``renderer`` renders them."""
-    values = page_values(v, links=links, figures=figures)
+    values = page_values(v, links=links, figures=figures, fmt=renderer.format)
     return {SUMMARY: render(renderer, SUMMARY, values), INDEX: render(renderer, INDEX, values)}
 
 
@@ -645,7 +718,8 @@ def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
             continue
         dest = d / f"{name}.html"
         try:
-            nb = parsed[name] = nbformat.reads(src.read_text(), as_version=4)
+            text = read_small_file(src, NOTEBOOK_CAP).decode()
+            nb = parsed[name] = nbformat.reads(text, as_version=4)
             exporter = exporter or notebook_exporter()
             render_notebook(nb, name, dest, exporter)
         except Exception as e:  # noqa: BLE001 -- a broken notebook is shown as such, not a crash
@@ -684,7 +758,9 @@ def _pages(
             continue
         links[name] = f"{name}.html"
         try:
-            nb = parsed.get(name) or nbformat.reads(src.read_text(), as_version=4)
+            nb = parsed.get(name) or nbformat.reads(
+                read_small_file(src, NOTEBOOK_CAP).decode(), as_version=4
+            )
             shown = notebook_figures(nb)
         except Exception:  # noqa: BLE001 -- a broken notebook has no figure to show
             continue
@@ -743,7 +819,14 @@ def report_claims(d: str | Path, stmt: dict[str, Any]) -> list[Claim]:
         return [Claim("report pages", False, f"{d / MANIFEST}: its format is not a number")]
     if fmt > EVIDENCE_FORMAT:
         return []
-    have = {n: (d / n).read_text() if (d / n).is_file() else None for n in listed}
+    have: dict[str, str | None] = {}
+    for n in listed:
+        try:
+            have[n] = read_inside(d, n, NOTEBOOK_CAP).decode(errors="replace")
+        except FileNotFoundError:
+            have[n] = None
+        except FileProblem as e:
+            return [Claim(f"report {n}", False, f"{d / n} {e}")]
     view = report_view(d, stmt)
     tried = [(r, _pages(d, view, renderer=r)) for r in renderers(fmt)]
     # the renderer that matched most pages (the newest on a tie): the pages are compared with it

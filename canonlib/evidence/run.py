@@ -52,7 +52,7 @@ from canonlib.evidence.records import (
 from canonlib.evidence.report import add_report, warm_up
 from canonlib.evidence.suites import SUITES, SWEEP_NOTEBOOKS
 from canonlib.evidence.verdict import Verdict, verdict
-from canonlib.files import write_atomic
+from canonlib.files import FileProblem, read_range, write_atomic
 from canonlib.state.registry import utcnow
 from canonlib.sweep.orchestrate import Interrupted, new_run_id, sweep_lock
 
@@ -220,7 +220,10 @@ def _finish_notebook(nb_run: NotebookRun, log: Path, d: Path, timeout_s: float) 
     elif nb_run.rc:
         nb_run.problems.insert(0, f"papermill exited {nb_run.rc}")
     if not nb_run.ok:
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        try:
+            tail = read_range(log, -3000, 3000).decode(errors="replace")
+        except (FileNotFoundError, FileProblem):
+            tail = ""
         write_atomic(
             d / f"{nb_run.name}.failure.txt",
             "\n".join(nb_run.problems) + "\n\n--- papermill log tail ---\n" + tail,

@@ -47,11 +47,14 @@ from canonlib.evidence.bundle import (
 from canonlib.evidence.manifest import (
     CANON_PREDICATE,
     ENVELOPE,
+    EVIDENCE_FORMAT,
+    HOST_ACCESS_FORMAT,
     LOG_PROOF,
     MANIFEST,
     OUTSIDE_CHECKS,
     STATEMENT_TYPE,
     claimed_sweep_runs,
+    host_access_record,
 )
 from canonlib.evidence.records import (
     FORMAT_RECORDS,
@@ -511,6 +514,7 @@ class _Bundle:
     dir: Path
     reg: Registry
     config: dict[str, Any]
+    format: int | None = None  # the dir's evidence format (None: not a number)
 
 
 def _shown_sweep(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
@@ -528,7 +532,9 @@ def _shown_determinism(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
     rid = r["determinism_run_id"]
     rows = shown_rows(b.reg.results(rid))
     out = [_rows_claim(f"{nb}: rows shown for run {rid}", r.get("determinism_rows"), rows)]
-    return out + _claims_claim(nb, r.get("claims"), proofs.determinism_claims(b.reg, rid))
+    held = b.format is None or b.format >= HOST_ACCESS_FORMAT  # format 3 on: a HELD row settled
+    derived = proofs.determinism_claims(b.reg, rid, held_settled=held)
+    return out + _claims_claim(nb, r.get("claims"), derived)
 
 
 def _shown_investigate(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
@@ -615,7 +621,7 @@ def _shown(
     """What the notebooks show, re-derived; with ``fmt`` (a format this canon knows), then
     that every record is one the format declares."""
     out: list[Claim] = []
-    bundle = _Bundle(d, reg, config)
+    bundle = _Bundle(d, reg, config, fmt)
     for nb, r in recs.items():
         for key, check in SHOWN.values():
             if key in r:
@@ -679,6 +685,89 @@ def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[C
         )
     )
     return out
+
+
+def _asked_words(entry: dict[str, Any]) -> str:
+    """One host-access entry in words: each item asked with where and whether accepted, and
+    the meta's HOST_ACCESS."""
+    asked = entry.get("asked")
+
+    def state(a: dict[str, Any]) -> str:
+        return (
+            "refused" if a.get("refused") else "accepted" if a.get("accepted") else "not accepted"
+        )
+
+    if not isinstance(asked, list):
+        items = "nothing recorded"
+    else:
+        items = (
+            "; ".join(
+                f"{a.get('item')} ({a.get('file')}:{a.get('line')}, {state(a)})"
+                if isinstance(a, dict)
+                else repr(a)
+                for a in asked
+            )
+            or "nothing"
+        )
+    return f"asks {items}; HOST_ACCESS {entry.get('accepted')!r}"
+
+
+def _host_access(pred: dict[str, Any], reg: Registry, fmt: int | None) -> list[Claim]:
+    """What the manifest says each canonical and each deployed or held row asks of the host
+    and what was accepted, re-derived from the bundled registry's rows (format 3 on); a claim
+    that differs fails naming the recipe."""
+    if fmt is None or not HOST_ACCESS_FORMAT <= fmt <= EVIDENCE_FORMAT:
+        # an older format recorded no host access (its rows, in `results`, still do); a newer
+        # one is a newer canon's to check (the run's one line says so)
+        return []
+    runs = pred.get("sweep_runs", [])
+    derived = host_access_record(reg, [r for r in runs if isinstance(r, str)])
+    claimed = pred.get("host_access")
+    if not isinstance(claimed, list):
+        return [Claim("host access recorded", False, "the manifest records no host_access list")]
+
+    def by_recipe(entries: list[Any]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for e in entries:
+            out.setdefault(str(e.get("recipe") if isinstance(e, dict) else e), []).append(e)
+        return out
+
+    have, want = by_recipe(claimed), by_recipe(derived)
+    out = []
+    for recipe in sorted(set(have) | set(want)):
+        said, real = have.get(recipe, []), want.get(recipe, [])
+        if said == real:
+            continue
+        pairs = list(zip(said, real, strict=False))
+        first = next(((a, b) for a, b in pairs if a != b), None)
+        if first is None:
+            more = len(said) > len(real)
+            e = (said if more else real)[len(pairs)]
+            what = f"{e.get('role')} {e.get('tag')}" if isinstance(e, dict) else repr(e)
+            detail = (
+                f"the manifest claims an entry the bundled registry lacks: {what}"
+                if more
+                else f"the manifest leaves out an entry of the bundled registry: {what}"
+            )
+        else:
+            a, b = (x if isinstance(x, dict) else {} for x in first)
+            detail = (
+                f"{b.get('role')} {b.get('tag')}: the manifest says it {_asked_words(a)}; "
+                f"the bundled registry's rows say it {_asked_words(b)}"
+            )
+        out.append(Claim(f"host access of {recipe}", False, detail))
+    if out:
+        return out
+    items = [a for e in derived for a in (e.get("asked") or []) if isinstance(a, dict)]
+    held = sum(1 for e in derived if e.get("role") == "held")
+    return [
+        Claim(
+            "host access recorded is the bundled registry's",
+            True,
+            f"{len(derived)} canonicals and rows, {len(items)} items asked, "
+            f"{sum(1 for a in items if a.get('accepted'))} accepted, {held} held",
+        )
+    ]
 
 
 def _claimed_rows(d: Path, pred: dict[str, Any], listing: _Listing) -> list[dict[str, Any]]:
@@ -955,6 +1044,7 @@ def verify(
     try:
         with open_copy(d / REGISTRY, within=d) as reg:
             claims += _section("bundled registry", lambda: _registry(pred, reg, subject))
+            claims += _section("host access", lambda: _host_access(pred, reg, page_format(m)))
             claims += _section(
                 "labels", lambda: proofs.label_claims(reg, _claimed_rows(d, pred, listing))
             )

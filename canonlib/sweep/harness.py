@@ -39,7 +39,7 @@ from canonlib.process import watch_parent
 from canonlib.recipe import lint
 from canonlib.recipe.meta import RUNGS, RecipeMeta, load_meta
 from canonlib.state.marker import COLD, SlotMarker, new_slot_name, utcnow
-from canonlib.sweep import policy
+from canonlib.sweep import admission, policy
 from canonlib.sweep.knownred import disk_room
 
 ABRA_LINT_TIMEOUT_S = 60.0
@@ -382,7 +382,10 @@ def rung_install(h: Harness) -> Verdict:
 
 
 def rung_upgrade(h: Harness) -> Verdict:
-    """L2: install the upgrade base in a slot of its own, deploy this version over it, test."""
+    """L2: install the upgrade base in a slot of its own, deploy this version over it, test.
+
+    A base that asks the host for more than the meta's HOST_ACCESS accepts (or for canon's
+    own places) is not deployed: the rung is ``fail``, naming each item and the line to add."""
     if not h.base or h.base_kind == "skip":
         return policy.SKIP, f"no upgrade base: {h.base_reason or 'none resolved'}"
     slot, origin = f"{h.slot}-up", f"from {h.base_kind} {h.base}"
@@ -397,6 +400,12 @@ def rung_upgrade(h: Harness) -> Verdict:
                 git.clone_at(h.recipe_dir, base_tree, base_commit)
             except (CanonError, OSError) as e:
                 raise EnvironmentFault(f"{origin}: cannot check out the base: {e}") from None
+            # the base is a release too: one asking the host for more than HOST_ACCESS accepts
+            # (a pinned UPGRADE_BASE_VERSION or a step-back older than the meta) never deploys
+            gate = admission.host_gate(h.config, h.meta, base_tree, h.base)
+            if gate.held:
+                v.append((policy.FAIL, f"{origin}: the upgrade base {gate.reason(h.meta)}"))
+                return v[0]
             h.install(slot, base_tree, h.base, base_commit)
             h.backend.provision(slot, h.recipe_dir, h.meta)  # secrets the new version adds
             h.backend.deploy(slot, h.recipe_dir, h.meta, version=h.version, commit=h.commit)
