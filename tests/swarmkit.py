@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 from tests.need import need
@@ -129,9 +130,14 @@ def remove_slots(slots: set[str]) -> None:
         for c in docker("ps", "-aq", *f).split():
             docker("rm", "-f", c, check=False)
         for kind in ("volume", "secret", "config", "network"):
-            ids = docker(kind, "ls", "-q", *f).split()
-            if ids:
+            # a stack's network outlives its removed service for a moment (its tasks still hold
+            # an endpoint: "network has active endpoints"), more so on a busy machine: ask again
+            deadline = time.monotonic() + 30
+            while ids := docker(kind, "ls", "-q", *f).split():
                 docker(kind, "rm", *ids, check=False)
+                if time.monotonic() > deadline or not docker(kind, "ls", "-q", *f).split():
+                    break
+                time.sleep(0.5)
 
 
 COMPOSE = textwrap.dedent("""\
