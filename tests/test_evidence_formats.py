@@ -26,6 +26,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "evidence"
 FORMAT_1 = ["69e593b", "cbc0eaf"]
 # the canon that wrote evidence format 2 last (its pages frozen in templates/2)
 FORMAT_2 = ["d3d45ba"]
+# the first canon that wrote evidence format 3 (host access in the manifest; templates/3)
+FORMAT_3 = ["15fc868"]
 
 
 def verify(d: Path) -> tuple[int, str]:
@@ -77,7 +79,21 @@ def test_a_format_2_dir_verifies_pages_included(commit, tmp_path):
     assert "host access" not in out
 
 
-@pytest.mark.parametrize("commit", FORMAT_2)
+@pytest.mark.parametrize("commit", FORMAT_3)
+def test_a_format_3_dir_verifies_pages_and_host_access_included(commit, tmp_path):
+    """Written by the first canon of format 3: the manifest records host access (the demo's
+    swarm-cronjob mounts the docker socket, accepted), verify re-derives it from the bundle."""
+    m = json.loads((FIXTURES / commit / MANIFEST).read_text())
+    assert m["predicate"]["canon"]["format"] == 3 and "host_access" in m["predicate"]["canon"]
+    rc, out = verify(copy(commit, tmp_path))
+    assert rc == 0, out
+    for page in ("summary.md", "index.html"):
+        assert f"ok    report {page}: rendered from the recorded values (format 3)" in out, out
+    assert "ok    investigate: records as format 3 declares them" in out
+    assert "ok    host access recorded is the bundled registry's" in out, out
+
+
+@pytest.mark.parametrize("commit", FORMAT_2 + FORMAT_3)
 def test_an_edited_page_of_a_format_2_dir_fails_naming_its_line(commit, tmp_path):
     d = copy(commit, tmp_path)
     rewrite(d, "index.html", "lasuite-docs", "lasuite-dogs")
