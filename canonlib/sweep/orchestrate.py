@@ -45,7 +45,7 @@ from canonlib.state.registry import RESULT_FIELDS, Canonical, Registry, utcnow
 from canonlib.sweep import admission, policy, schedule
 from canonlib.sweep.knownred import disk_room, harness_identity, tests_digest
 from canonlib.sweep.promote import promote
-from canonlib.sweep.recover import recover, slot_gone_on
+from canonlib.sweep.recover import recover, slot_gone, slot_gone_on
 from canonlib.sweep.runner import cold_run
 from canonlib.sweep.words import FAILING_LABELS
 from canonlib.term import did_you_mean
@@ -239,6 +239,8 @@ class _Sweep:
         self._opened: list[Registry] = []
         self._write = threading.Lock()
         self._promoting = threading.Lock()  # several cold runs at once: one promote at a time
+        self._slots: set[str] | None = None  # the backend's slots, listed once (see _gone)
+        self._slots_listed = False
         self.servers: list[str] = list(config.backend.get("servers") or [])
 
     @property
@@ -392,7 +394,7 @@ class _Sweep:
             incident = canonical_incident(after, synced.tags)
             if incident:
                 row["incidents"] = [*(row["incidents"] or []), incident]
-        gone = slot_gone_on(self.backend, after)
+        gone = self._gone(before, after)
         if gone:  # the registry names a slot that is not there: loud, and nothing torn down
             row["incidents"] = [*(row["incidents"] or []), gone]
         row["label"] = policy.label(
@@ -400,6 +402,24 @@ class _Sweep:
         )
         row["duration_s"] = round(time.monotonic() - t0, 3)
         return row
+
+    def _gone(self, before: Canonical | None, after: Canonical | None) -> str | None:
+        """:func:`recover.slot_gone` of the canonical after a turn.  The backend's slots are
+        listed once a sweep, not once a recipe (a no-op sweep would list them per recipe): no
+        turn removes another recipe's canonical slot, so that listing answers for every
+        canonical a turn left as it was; one a turn promoted into is looked up afresh."""
+        if after is None or not after.deployment:
+            return None
+        if before is None or after.deployment != before.deployment:
+            return slot_gone_on(self.backend, after)
+        with self._write:
+            if not self._slots_listed:
+                try:
+                    self._slots = set(self.backend.slots())
+                except CanonError:
+                    self._slots = None  # it cannot list them (its own step says so): no claim
+                self._slots_listed = True
+        return slot_gone(after, self._slots) if self._slots is not None else None
 
     def _admit(
         self,
