@@ -6,7 +6,7 @@ shows the table rendered *from* that recorded value); the manifest and
 :func:`notebook_problems` says why an executed notebook does not count.
 
 Every evidence dir also holds ``records.json``: ``{notebook name: {record name:
-value}}``, the one structure a report renders from (:func:`dir_records`);
+value}}``, the one structure a report renders from (``report.dir_records``);
 verify checks it equals what the notebooks recorded.
 
 What the notebooks show of a sweep row is :data:`SHOWN_COLUMNS`
@@ -361,15 +361,6 @@ def load_notebook(path: Path) -> dict[str, Any]:
     if not isinstance(nb, dict):
         raise ValueError(f"{path.name} is not a notebook (top level is not an object)")
     return nb
-
-
-def dir_records(d: str | Path) -> dict[str, dict[str, Any]]:
-    """Every recorded value of evidence dir ``d``: ``{notebook: {name: value}}``.
-
-    Read from ``records.json``.
-    """
-    recs: dict[str, dict[str, Any]] = read_json_file(Path(d) / RECORDS, NOTEBOOK_CAP)
-    return recs
 
 
 # -- what a run of a suite holds --------------------------------------------------

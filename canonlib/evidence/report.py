@@ -636,16 +636,6 @@ def pages(
     return {SUMMARY: render(renderer, SUMMARY, values), INDEX: render(renderer, INDEX, values)}
 
 
-def summary_md(v: View) -> str:
-    """The report as Markdown (a terminal and a forge's web view both read it)."""
-    return pages(v, links={}, figures={})[SUMMARY]
-
-
-def index_html(v: View, *, links: dict[str, str], figures: dict[str, tuple[str, str]]) -> str:
-    """The report as one self-contained page: no network, no JavaScript."""
-    return pages(v, links=links, figures=figures)[INDEX]
-
-
 # -- writing ---------------------------------------------------------------------------
 
 _EXPORTER: list[HTMLExporter] = []

@@ -499,10 +499,13 @@ class Mirror:
             and isinstance(v.get("first_seen"), int | float)
         }
 
-    def _record_first_seen(self, tags: dict[str, str], now: float) -> dict[str, dict[str, Any]]:
+    def _record_first_seen(
+        self, tags: dict[str, str], now: float, old: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Note ``now`` for each tag not seen before at its commit (a tag re-pointed upstream
-        is a new sighting); tags upstream dropped are forgotten.  The map, as written."""
-        old = self._first_seen_map()
+        is a new sighting); tags upstream dropped are forgotten.  The map, as written.
+        ``old``: the map as the caller just read it (else it is read here)."""
+        old = self._first_seen_map() if old is None else old
         new = {
             t: old[t] if t in old and old[t]["commit"] == c else {"commit": c, "first_seen": now}
             for t, c in sorted(tags.items())
@@ -516,11 +519,12 @@ class Mirror:
 
         Recorded by each sync that fetched; a tag this mirror has no sighting of (a mirror
         older than the record) is seen ``now``, and written down."""
-        seen = self._first_seen_map().get(tag)
+        known = self._first_seen_map()
+        seen = known.get(tag)
         if seen and seen["commit"] == commit:
             return float(seen["first_seen"])
-        tags = {t: v["commit"] for t, v in self._first_seen_map().items()}
-        return float(self._record_first_seen({**tags, tag: commit}, now)[tag]["first_seen"])
+        tags = {t: v["commit"] for t, v in known.items()}
+        return float(self._record_first_seen({**tags, tag: commit}, now, known)[tag]["first_seen"])
 
     def push(self, branch: str) -> None:
         """Force ``branch`` and the tags to the CI mirror remote, pruning tags it lacks."""
