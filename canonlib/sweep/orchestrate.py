@@ -394,7 +394,8 @@ class _Sweep:
             incident = canonical_incident(after, synced.tags)
             if incident:
                 row["incidents"] = [*(row["incidents"] or []), incident]
-        gone = self._gone(before, after)
+        # a canonical on a server that does not answer is unreachable, not gone
+        gone = None if down else self._gone(before, after)
         if gone:  # the registry names a slot that is not there: loud, and nothing torn down
             row["incidents"] = [*(row["incidents"] or []), gone]
         row["label"] = policy.label(
