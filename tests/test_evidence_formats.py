@@ -199,7 +199,7 @@ def test_declared_records(notebook, recorded, problems):
 
 
 def test_the_fixtures_stay_small():
-    for commit in FORMAT_1 + FORMAT_2:
+    for commit in FORMAT_1 + FORMAT_2 + FORMAT_3:
         size = sum(p.stat().st_size for p in (FIXTURES / commit).rglob("*") if p.is_file())
         assert size < 300_000, (commit, size)
 

@@ -46,15 +46,22 @@ def asking(recipe: str, tag: str, *volumes: str) -> str:
     )
 
 
-def release(ws, recipe, tag, *volumes, sentinel=None):
+def release(ws, recipe, tag, *volumes, marker=None):
     files = recipe_files(recipe, tag)
     files["compose.yml"] = asking(recipe, tag, *volumes)
-    if sentinel is not None:  # the release's own code: run by the install steps on deploy
-        files["post-install.sh"] = f"#!/bin/sh\necho pwned > {sentinel}\n"
+    if marker is not None:  # the release's own code: run by the install steps on deploy
+        files["post-install.sh"] = f'#!/bin/sh\necho ran > "$CANON_DATA_DIR/{marker}"\n'
     up = ws.upstreams[recipe]
     commit = up.commit(files, f"release {tag}")
     up.tag(tag)
     return commit
+
+
+def ran(ws, marker: str) -> bool:
+    """Whether a release's hook ran: the file it leaves in a slot's data dir.  A boxed hook can
+    write nowhere else, and a held release that slipped through would be promoted (it is green
+    otherwise), so its canonical slot would keep the file."""
+    return bool(list(ws.config.slots_dir.glob(f"*/data/{marker}")))
 
 
 def slots(ws) -> set[str]:
@@ -81,14 +88,14 @@ def test_local_release_newly_asking_for_the_host_root_is_held_and_never_runs(tmp
     assert canonical(ws, "custom-html") == OLD
     before = slots(ws)
 
-    sentinel = tmp_path / "written-on-the-host"
+    marker = "HOOK-OF-THE-HELD-RELEASE-RAN"
     release(
         ws,
         "custom-html",
         NEW,
         "/:/host",
         "/var/run/docker.sock:/var/run/docker.sock",
-        sentinel=sentinel,
+        marker=marker,
     )
     r = canon(ws, "sweep", "--json")
     assert r.returncode == 1, r.stderr
@@ -103,7 +110,7 @@ def test_local_release_newly_asking_for_the_host_root_is_held_and_never_runs(tmp
         "bind:/": (14, False),
         "bind:/var/run/docker.sock": (15, False),
     }
-    assert not sentinel.exists()  # the release's code never ran
+    assert not ran(ws, marker)  # the release's code never ran
     assert slots(ws) == before  # no slot made
     assert canonical(ws, "custom-html") == OLD  # the canonical stays
 
@@ -112,7 +119,7 @@ def test_local_release_newly_asking_for_the_host_root_is_held_and_never_runs(tmp
     assert r.returncode == 1
     again = row_of(json.loads(r.stdout), "custom-html")
     assert again["label"] == "HELD (host access)" and again["reason"] == row["reason"]
-    assert not sentinel.exists() and slots(ws) == before
+    assert not ran(ws, marker) and slots(ws) == before
 
     # the operator accepts the socket; / stays refused even when accepted
     meta = ws.fleet / "tests" / "custom-html" / "recipe_meta.py"
@@ -122,13 +129,15 @@ def test_local_release_newly_asking_for_the_host_root_is_held_and_never_runs(tmp
     assert r.returncode == 1 and row["label"] == "HELD (host access)"
     assert "refused even if accepted: bind:/ (compose.yml:14)" in row["reason"]
     assert "asks the host for more" not in row["reason"]
-    assert not sentinel.exists() and canonical(ws, "custom-html") == OLD
+    assert not ran(ws, marker) and canonical(ws, "custom-html") == OLD
 
     # a later release asks only for the accepted socket: deployed, with a warning in its row
-    release(ws, "custom-html", LATER, "/var/run/docker.sock:/var/run/docker.sock")
+    deployed = "HOOK-OF-THE-ACCEPTED-RELEASE-RAN"
+    release(ws, "custom-html", LATER, "/var/run/docker.sock:/var/run/docker.sock", marker=deployed)
     r = canon(ws, "sweep", "--json")
     row = row_of(json.loads(r.stdout), "custom-html")
     assert r.returncode == 0, row
+    assert ran(ws, deployed)  # the same kind of hook, deployed, leaves its trace: ran() can tell
     assert row["label"] == "PASS (promoted)"
     assert "host access (accepted in HOST_ACCESS): bind:/var/run/docker.sock" in row["warnings"]
     assert row["host_accepted"] == ["bind:/var/run/docker.sock", "bind:/"]
