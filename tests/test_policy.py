@@ -41,7 +41,7 @@ from canonlib.sweep.policy import (
     ],
 )
 def test_sweep_decision(latest, canon, hold, expected):
-    assert sweep_decision("r", latest, canon, hold) == expected
+    assert sweep_decision(latest, canon, hold) == expected
 
 
 def test_should_promote_only_when_every_condition_holds():
@@ -223,7 +223,7 @@ def test_step_back_skips_prereleases_unless_allowed(allow, expected):
 def test_step_back_cannot_fire_when_sweep_runs():
     # a sweep runs only when latest > canonical, so the base is then always the canonical
     for canon, latest in itertools.permutations(TAGS, 2):
-        if sweep_decision("r", latest, canon) == "run":
+        if sweep_decision(latest, canon) == "run":
             assert upgrade_base(latest, canon, TAGS).kind == "canonical"
 
 

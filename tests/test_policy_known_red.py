@@ -119,7 +119,7 @@ def test_nearly_full(free, total, want):
     ],
 )
 def test_sweep_decision_with_memory(latest, canon, hold, red, want):
-    assert policy.sweep_decision("r", latest, canon, hold, known_red=red) == want
+    assert policy.sweep_decision(latest, canon, hold, known_red=red) == want
 
 
 def test_known_red_skip_is_labelled_skip_known_red():

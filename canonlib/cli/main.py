@@ -17,7 +17,6 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 
 from canonlib import __version__
 from canonlib.cli.guard import QuietStream, guarded, open_std_streams
@@ -48,13 +47,6 @@ COMMANDS: dict[str, str] = {
     "init": "init",
     "meta": "init",
 }
-
-
-def command_module(name: str) -> ModuleType:
-    """The module that declares and runs command ``name`` (a key of :data:`COMMANDS`)."""
-    # deferred on purpose: a command's library is imported only when that command runs, so
-    # `canon versions` or `canon harness` does not load every other command's (0.1 s, not 0.5 s)
-    return importlib.import_module(f"canonlib.cli.commands.{COMMANDS[name]}")
 
 
 def command_word(argv: Sequence[str]) -> str | None:

@@ -326,10 +326,9 @@ class _Sweep:
             row["latest"] = latest
             # only a tag that would run can be known-red: the memory is read for those alone
             # (a no-op week asks the registry nothing)
-            runs = policy.sweep_decision(fr.name, latest, row["canonical_before"], meta.HOLD)
+            runs = policy.sweep_decision(latest, row["canonical_before"], meta.HOLD)
             red = self._known_red(fr, latest, report, row, look=runs == policy.RUN)
             decision = policy.sweep_decision(
-                fr.name,
                 latest,
                 row["canonical_before"],
                 meta.HOLD,

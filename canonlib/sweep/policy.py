@@ -25,7 +25,6 @@ STATUSES = (PASS, FAIL, SKIP, UNVERIFIED)
 
 
 def sweep_decision(
-    recipe: str,
     latest_tag: str | None,
     canon_version: str | None,
     hold: str | None = None,
@@ -37,7 +36,6 @@ def sweep_decision(
     ``known_red`` is the memory (see :func:`known_red`): the run that already found
     exactly this tag red; such a tag is ``skip:known-red`` instead of a run.
     """
-    del recipe  # part of the contract for callers' logs; the decision does not depend on it
     if hold:
         return SKIP_HELD
     if latest_tag is None:

@@ -62,10 +62,6 @@ DECISION_WORDS: dict[str, Words] = {
 }
 
 
-def is_failing(label: Any) -> bool:
-    return str(label).startswith(FAILING_LABELS)
-
-
 def _fill(template: str, row: dict[str, Any]) -> str:
     return template.format_map({k: row.get(k) for k in ("canonical_before", "latest", "reason")})
 
