@@ -13,9 +13,11 @@ from canonlib.sweep.policy import (
     HELD_HOST,
     RUN,
     SKIP_COOLING,
+    SKIP_HELD,
     HeldKey,
     Outcome,
     cooling_until,
+    held_key,
     known_held,
     label,
 )
@@ -32,6 +34,9 @@ DAY = 86400
         (1000.0, 3 * DAY, 1000.0 + 3 * DAY - 1, 1000.0 + 3 * DAY),  # a second to go
         (1000.0, 3 * DAY, 1000.0 + 3 * DAY, None),  # old enough
         (None, DAY, 5000.0, 5000.0 + DAY),  # never seen before: seen now
+        (1000.0, 1, 1000.0, 1001.0),  # MIN_RELEASE_AGE = "1s" still waits its second
+        # no cooldown holds nothing back, even a tag first seen "later" (the clock went back)
+        (5000.0, 0, 1000.0, None),
     ],
 )
 def test_cooling_until(first_seen, age, now, want):
@@ -74,11 +79,38 @@ def held_row(run_id, commit="c" * 40, accepted=("bind:/var/run/docker.sock",)):
         ([held_row("r1", commit="d" * 40)], None),  # the tag was re-pointed: a new release
         ([held_row("r1", accepted=())], None),  # the meta changed since
         ([held_row("r1"), {"decision": RUN, "latest": KEY.tag}], None),  # deployed since
+        # a week the operator's HOLD skipped the tag deployed nothing: the hold stands
+        ([held_row("r1"), {"decision": SKIP_HELD, "latest": KEY.tag}], "r1"),
+        # a run of another tag (an older one, the newer gone upstream) does not end it
+        ([held_row("r1"), {"decision": RUN, "latest": "1.0.1+1.0"}], "r1"),
+        # a hold ended by a deploy starts again only when held afresh
+        ([held_row("r1"), {"decision": RUN, "latest": KEY.tag}, held_row("r3")], "r3"),
     ],
 )
 def test_known_held(earlier, want):
     got = known_held(earlier, KEY)
-    assert (got["run_id"] if got else None) == want
+    if want is None:
+        assert got is None  # "or None", as the type says (the sweep tests its truth)
+    else:
+        assert got["run_id"] == want
+
+
+@pytest.mark.parametrize(
+    ("row", "want"),
+    [
+        (held_row("r1"), KEY),
+        # what HOST_ACCESS accepted is part of the key; a row without it accepted nothing
+        ({**held_row("r1"), "host_accepted": None}, HeldKey(KEY.tag, KEY.commit, ())),
+        # only a HELD row holds anything, though a run row names a tag and commit too
+        ({**held_row("r1"), "decision": RUN}, None),
+        ({**held_row("r1"), "decision": SKIP_HELD}, None),
+        # a HELD row that names no tag commit (or no tag) cannot say what it held
+        ({**held_row("r1"), "tag_commit": None}, None),
+        ({**held_row("r1"), "latest": None}, None),
+    ],
+)
+def test_held_key(row, want):
+    assert held_key(row) == want
 
 
 def test_held_label_fails_the_week_and_cooling_does_not():
