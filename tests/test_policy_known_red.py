@@ -109,6 +109,8 @@ KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
         (40 * GIB, 1000 * GIB, False),  # 4 %, but 40 GiB left is room enough
         (4 * GIB, 100 * GIB, False),
         (0, 0, False),  # no size (a pseudo filesystem): nothing to say
+        (1, 21, True),  # 4.8 % free: under 5 %, though 21 // 20 would say the bound is 1 byte
+        (1, 20, False),  # exactly 5 % is not under 5 %
     ],
 )
 def test_nearly_full(free, total, want):

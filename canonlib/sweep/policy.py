@@ -183,7 +183,7 @@ def nearly_full(free: int, total: int) -> bool:
     error``, git's ``failed to write new configuration file``): such a failure is no
     verdict about the recipe.  Almost full is less than 5 % free and at most 1 GiB.
     """
-    return total > 0 and free < min(total // NEARLY_FULL_SHARE, NEARLY_FULL_BYTES)
+    return free * NEARLY_FULL_SHARE < total and free < NEARLY_FULL_BYTES
 
 
 def gate_reason(
