@@ -60,7 +60,10 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
                 "incident": "; ".join(
                     i
                     for i in (
-                        slot_gone(c, slots) if slots is not None else None,
+                        # a canonical on a server that does not answer is unreachable, not gone
+                        slot_gone(c, slots)
+                        if slots is not None and not (c and c.server in down)
+                        else None,
                         _incident(config, c),
                         (
                             f"unreachable: server {c.server} does not answer"
