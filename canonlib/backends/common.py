@@ -181,18 +181,35 @@ def _show(cmd: str | list[str]) -> str:
     return repr(text if len(text) < 120 else text[:117] + "...")
 
 
-def probe_once(probe: Mapping[str, Any], *, cwd: Path | None, env: Mapping[str, str]) -> str | None:
-    """None when the probe passes, else why not."""
+def probe_once(
+    probe: Mapping[str, Any],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    run: Callable[[str, float], subprocess.CompletedProcess[str]] | None = None,
+    fatal: tuple[type[BackendError], ...] = (),
+) -> str | None:
+    """None when the probe passes, else why not.
+
+    ``run`` runs a ``cmd`` probe with its timeout (default: :func:`run_command` in ``cwd``
+    with ``env``); an error it raises is why the probe failed, unless it is one of ``fatal``
+    (raised: red at once or no verdict, never retried)."""
     timeout = float(probe.get("timeout_s", 10))
     if "cmd" in probe:
+        cmd = probe["cmd"]
         try:
-            r = run_command(probe["cmd"], cwd=cwd, env=env, timeout=timeout, step="ready")
+            if run is None:
+                r = run_command(cmd, cwd=cwd, env=env, timeout=timeout, step="ready")
+            else:
+                r = run(cmd, timeout)
+        except fatal:
+            raise
         except BackendError as e:
             return str(e)
         return (
             None
             if r.returncode == 0
-            else f"{_show(probe['cmd'])} exited {r.returncode}: {r.stdout[-300:].strip()}"
+            else f"{_show(cmd)} exited {r.returncode}: {(r.stdout + r.stderr)[-300:].strip()}"
         )
     import urllib.error  # deferred: ~25 ms (http, ssl, email) that only an http probe needs
     import urllib.request

@@ -182,26 +182,20 @@ class LocalBackend:
     def wait_ready(self, slot: str, meta: RecipeMeta) -> None:
         env = self.slot_env(slot)
 
+        def run(cmd: str, timeout: float) -> subprocess.CompletedProcess[str]:
+            return self._run_boxed(
+                slot,
+                cmd,
+                env=env,
+                timeout=timeout,
+                step="ready",
+                what=f"{meta.recipe}: probe {cmd!r} in slot {slot}",
+            )
+
         def check(probe: Any) -> str | None:
-            if "cmd" not in probe:
-                return probe_once(probe, cwd=None, env=env)
-            timeout = float(probe.get("timeout_s", 10))
-            try:
-                r = self._run_boxed(
-                    slot,
-                    probe["cmd"],
-                    env=env,
-                    timeout=timeout,
-                    step="ready",
-                    what=f"{meta.recipe}: probe {probe['cmd']!r} in slot {slot}",
-                )
-            except (OutsideSlot, BackendUnavailable):
-                raise  # red at once / no verdict: never retried
-            except BackendError as e:
-                return str(e)
-            if r.returncode != 0:
-                return f"{probe['cmd']!r} exited {r.returncode}: {r.stdout[-300:].strip()}"
-            return None
+            # a write outside the slot is red at once, a missing box no verdict: never retried
+            fatal = (OutsideSlot, BackendUnavailable)
+            return probe_once(probe, cwd=None, env=env, run=run, fatal=fatal)
 
         wait_probes(
             list(meta.READY_PROBES),
