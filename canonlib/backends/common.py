@@ -118,6 +118,20 @@ def read_env_file(path: Path, *, step: str = "deploy") -> dict[str, str]:
     return parse_env(raw.decode(errors="replace"), what=str(path), step=step)
 
 
+RECORD_CAP = 1 << 20  # a slot record canon wrote (a few hundred bytes), read back capped
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A slot record canon wrote (``deployed.json``, abra's ``canon-slots/<slot>.json``), read
+    back as untrusted: None when it is missing, not a regular file under :data:`RECORD_CAP`,
+    not JSON or not an object (the slot then counts as having none)."""
+    try:
+        rec = files.read_json_file(path, RECORD_CAP)
+    except (FileNotFoundError, files.FileProblem):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
 def run_group(
     argv: list[str],
     *,
