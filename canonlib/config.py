@@ -429,10 +429,11 @@ def _sweep(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
     """``[sweep]``: the release cooldown."""
     sweep = problems.take(raw, "sweep", dict, {}, "")
     age = problems.take(sweep, "min_release_age", str, "0", "sweep.")
-    why = age_problem(age)
-    if why:
-        problems.add(f"sweep.min_release_age: {why}")
-    return {"min_release_age_s": 0 if why else parse_age(age)}
+    try:
+        return {"min_release_age_s": parse_age(age)}
+    except ValueError as e:
+        problems.add(f"sweep.min_release_age: {e}")
+        return {"min_release_age_s": 0}
 
 
 def _recipes(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
