@@ -198,12 +198,17 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | N
     return None
 
 
-def _path(base: Path, value: str) -> Path:
+def resolve_path(value: str, base: Path | None = None, *, named: str | None = None) -> Path:
+    """``value`` absolute (``~`` expanded, a relative one under ``base``, default the working
+    directory) with its symlinks resolved; a symlink loop or an unknown ``~user`` is one
+    :class:`ConfigError` line (exit 2) naming ``named`` (default the value)."""
     try:
         p = Path(value).expanduser()
-        return (p if p.is_absolute() else base / p).resolve()
-    except RuntimeError as e:  # pathlib: a symlink loop, or ~user with no such user
-        raise ConfigError(f"{value}: cannot resolve this path ({e}); fix it or the link") from None
+        return (p if p.is_absolute() or base is None else base / p).resolve()
+    except (RuntimeError, OSError) as e:  # RuntimeError: pathlib's symlink loop, no such ~user
+        raise ConfigError(
+            f"{named or value}: cannot resolve this path ({e}); fix it or the link"
+        ) from None
 
 
 def load_config(
@@ -233,9 +238,9 @@ def load_config(
     _dir_problems(problems, base, paths, env)
     problems.raise_any(path)
     digest = hashlib.sha256(blob + b"\0" + os.fsencode(env.digest_key())).hexdigest()
-    resolved: dict[str, Any] = {key: _path(base, value) for key, value in paths.items()}
+    resolved: dict[str, Any] = {key: resolve_path(value, base) for key, value in paths.items()}
     log_path = fields.pop("log_path")
-    fields["log_path"] = _path(base, log_path) if log_path else None
+    fields["log_path"] = resolve_path(log_path, base) if log_path else None
     return Config(path=path, **resolved, **fields, digest=digest)
 
 
@@ -424,10 +429,11 @@ def _sweep(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
     """``[sweep]``: the release cooldown."""
     sweep = problems.take(raw, "sweep", dict, {}, "")
     age = problems.take(sweep, "min_release_age", str, "0", "sweep.")
-    why = age_problem(age)
-    if why:
-        problems.add(f"sweep.min_release_age: {why}")
-    return {"min_release_age_s": 0 if why else parse_age(age)}
+    try:
+        return {"min_release_age_s": parse_age(age)}
+    except ValueError as e:
+        problems.add(f"sweep.min_release_age: {e}")
+        return {"min_release_age_s": 0}
 
 
 def _recipes(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
@@ -456,7 +462,7 @@ def _dir_problems(
 ) -> None:
     """The state and evidence dirs must be directories canon may create or use."""
     for key in ("state_dir", "evidence_dir"):
-        problem = _dir_problem(_path(base, paths[key]))
+        problem = _dir_problem(resolve_path(paths[key], base))
         if problem:
             source = "$CANON_STATE" if key == "state_dir" and env.state_dir else key
             problems.add(f"{source} {problem}; set it to a directory canon may create or use")

@@ -105,6 +105,7 @@ def local_url_config(url: str) -> dict[str, str]:
 
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _RECIPE = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}(?:\.[a-z0-9_-]+)*", re.ASCII)
+RECIPE_NAME_RULE = "lower-case letters, digits, '-', '_' and single dots"  # what _RECIPE takes
 
 
 # A name of one component of letters, digits, ``_+-`` and single inner dots (``3.0.1+v2.1.0``,
@@ -148,10 +149,7 @@ def check_ref_name(name: str, what: str = "tag") -> str:
 
 def check_recipe_name(name: str) -> str:
     if not _RECIPE.fullmatch(name or ""):
-        raise InvalidRef(
-            f"invalid recipe name {name!r}: "
-            "use lower-case letters, digits, '-', '_' and single dots"
-        )
+        raise InvalidRef(f"invalid recipe name {name!r}: use {RECIPE_NAME_RULE}")
     return name
 
 

@@ -46,17 +46,16 @@ from canonlib.backends.common import (
     generate_secret,
     parse_env,
     read_env_file,
+    read_record,
     render_env,
     run_group,
     wait_probes,
 )
 from canonlib.backends.compose import env_sample, parse_compose_files, secret_version, split_step
 from canonlib.config import Config
-from canonlib.files import FileProblem, read_json_file, tree_size, write_atomic
+from canonlib.files import tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import MarkerProblem, SlotMarker, read_marker
-
-RECORD_CAP = 1 << 20  # a slot record canon wrote (a few hundred bytes), read back capped
 
 
 class AbraBackend:
@@ -158,11 +157,7 @@ class AbraBackend:
         return self.abra_dir / "canon-slots" / f"{slot}.json"
 
     def _record(self, slot: str) -> dict[str, Any] | None:
-        try:
-            rec = read_json_file(self._record_path(slot), RECORD_CAP)
-        except (FileNotFoundError, FileProblem):
-            return None
-        return rec if isinstance(rec, dict) else None
+        return read_record(self._record_path(slot))
 
     def _write_record(self, slot: str, **fields: Any) -> dict[str, Any]:
         rec = {**(self._record(slot) or {}), **fields}

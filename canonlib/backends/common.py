@@ -118,6 +118,20 @@ def read_env_file(path: Path, *, step: str = "deploy") -> dict[str, str]:
     return parse_env(raw.decode(errors="replace"), what=str(path), step=step)
 
 
+RECORD_CAP = 1 << 20  # a slot record canon wrote (a few hundred bytes), read back capped
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A slot record canon wrote (``deployed.json``, abra's ``canon-slots/<slot>.json``), read
+    back as untrusted: None when it is missing, not a regular file under :data:`RECORD_CAP`,
+    not JSON or not an object (the slot then counts as having none)."""
+    try:
+        rec = files.read_json_file(path, RECORD_CAP)
+    except (FileNotFoundError, files.FileProblem):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
 def run_group(
     argv: list[str],
     *,
@@ -181,18 +195,35 @@ def _show(cmd: str | list[str]) -> str:
     return repr(text if len(text) < 120 else text[:117] + "...")
 
 
-def probe_once(probe: Mapping[str, Any], *, cwd: Path | None, env: Mapping[str, str]) -> str | None:
-    """None when the probe passes, else why not."""
+def probe_once(
+    probe: Mapping[str, Any],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    run: Callable[[str, float], subprocess.CompletedProcess[str]] | None = None,
+    fatal: tuple[type[BackendError], ...] = (),
+) -> str | None:
+    """None when the probe passes, else why not.
+
+    ``run`` runs a ``cmd`` probe with its timeout (default: :func:`run_command` in ``cwd``
+    with ``env``); an error it raises is why the probe failed, unless it is one of ``fatal``
+    (raised: red at once or no verdict, never retried)."""
     timeout = float(probe.get("timeout_s", 10))
     if "cmd" in probe:
+        cmd = probe["cmd"]
         try:
-            r = run_command(probe["cmd"], cwd=cwd, env=env, timeout=timeout, step="ready")
+            if run is None:
+                r = run_command(cmd, cwd=cwd, env=env, timeout=timeout, step="ready")
+            else:
+                r = run(cmd, timeout)
+        except fatal:
+            raise
         except BackendError as e:
             return str(e)
         return (
             None
             if r.returncode == 0
-            else f"{_show(probe['cmd'])} exited {r.returncode}: {r.stdout[-300:].strip()}"
+            else f"{_show(cmd)} exited {r.returncode}: {(r.stdout + r.stderr)[-300:].strip()}"
         )
     import urllib.error  # deferred: ~25 ms (http, ssl, email) that only an http probe needs
     import urllib.request

@@ -39,12 +39,13 @@ from canonlib.backends.common import (
     parse_env,
     probe_once,
     read_env_file,
+    read_record,
     render_env,
     wait_probes,
 )
 from canonlib.backends.compose import env_sample, parse_compose_files
 from canonlib.config import Config
-from canonlib.files import FileProblem, read_json_file, tree_size, write_atomic
+from canonlib.files import tree_size, write_atomic
 from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import MARKER_FILE, MarkerProblem, SlotMarker, read_marker
 
@@ -76,9 +77,6 @@ def copy_recipe_tree(src: Path, dest: Path, recipe: str) -> None:
                 os.symlink(target, d)
             elif name in filenames:
                 shutil.copy2(s, d, follow_symlinks=False)
-
-
-RECORD_CAP = 1 << 20  # a slot record canon wrote (a few hundred bytes), read back capped
 
 
 class LocalBackend:
@@ -182,26 +180,20 @@ class LocalBackend:
     def wait_ready(self, slot: str, meta: RecipeMeta) -> None:
         env = self.slot_env(slot)
 
+        def run(cmd: str, timeout: float) -> subprocess.CompletedProcess[str]:
+            return self._run_boxed(
+                slot,
+                cmd,
+                env=env,
+                timeout=timeout,
+                step="ready",
+                what=f"{meta.recipe}: probe {cmd!r} in slot {slot}",
+            )
+
         def check(probe: Any) -> str | None:
-            if "cmd" not in probe:
-                return probe_once(probe, cwd=None, env=env)
-            timeout = float(probe.get("timeout_s", 10))
-            try:
-                r = self._run_boxed(
-                    slot,
-                    probe["cmd"],
-                    env=env,
-                    timeout=timeout,
-                    step="ready",
-                    what=f"{meta.recipe}: probe {probe['cmd']!r} in slot {slot}",
-                )
-            except (OutsideSlot, BackendUnavailable):
-                raise  # red at once / no verdict: never retried
-            except BackendError as e:
-                return str(e)
-            if r.returncode != 0:
-                return f"{probe['cmd']!r} exited {r.returncode}: {r.stdout[-300:].strip()}"
-            return None
+            # a write outside the slot is red at once, a missing box no verdict: never retried
+            fatal = (OutsideSlot, BackendUnavailable)
+            return probe_once(probe, cwd=None, env=env, run=run, fatal=fatal)
 
         wait_probes(
             list(meta.READY_PROBES),
@@ -281,12 +273,8 @@ class LocalBackend:
         return self.scan_markers()[0]
 
     def deployed(self, slot: str) -> dict[str, Any] | None:
-        try:
-            # in the slot, where the release's own code may write: read as untrusted
-            rec = read_json_file(self._slot(slot) / "deployed.json", RECORD_CAP)
-        except (FileNotFoundError, FileProblem):
-            return None
-        return rec if isinstance(rec, dict) else None
+        # in the slot, where the release's own code may write: read as untrusted
+        return read_record(self._slot(slot) / "deployed.json")
 
     def slot_env(self, slot: str) -> dict[str, str]:
         d = self._slot(slot)

@@ -19,7 +19,8 @@ from canonlib.backends.base import BackendError
 from canonlib.backends.common import BackendUnavailable, run_group
 
 RECORD = "canon.record"
-# what the docker CLI says when its engine is gone (killed, its socket refused, its host down)
+# what the docker CLI says when its engine is gone (killed, its socket refused, its host down);
+# only a hint: ``docker exec`` passes on the probed app's own stderr, which may say the same
 GONE = (
     "Cannot connect to the Docker daemon",
     "Is the docker daemon running",
@@ -107,7 +108,7 @@ class Docker:
         out, err = proc.stdout, proc.stderr
         if self.log:
             _log(self.log, args, out, err, quiet=quiet)
-        if proc.returncode != 0 and any(g in err for g in GONE):
+        if proc.returncode != 0 and any(g in err for g in GONE) and self._gone(args, env):
             # the engine itself is gone: a fault of canon's environment, never a verdict
             self._swarm_checked = False
             raise BackendUnavailable(step, f"{self.where} does not answer: {err.strip()[-300:]}")
@@ -115,6 +116,25 @@ class Docker:
             detail = err.strip() or ("" if quiet else out.strip())
             raise BackendError(step, f"docker {' '.join(args[:3])} failed: {detail[-800:]}")
         return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    def _gone(self, args: tuple[str, ...], env: Mapping[str, str] | None) -> bool:
+        """Whether the engine is really gone after a command whose stderr read as if it were:
+        ``docker version`` against the same context and environment does not answer either.
+        A failing ``docker exec`` prints the probed app's own words ("connection refused" from
+        an app whose database is not up yet), which say nothing about the engine."""
+        if args[0] in ("info", "version"):
+            return True  # the command was itself the engine check
+        try:
+            r = run_group(
+                [*self.argv0, "version", "--format", "{{.Server.Version}}"],
+                cwd=None,
+                env=os.environ if env is None else env,
+                timeout=min(30.0, self.timeout_s),
+                merge_stderr=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return True
+        return r.returncode != 0
 
     @property
     def where(self) -> str:

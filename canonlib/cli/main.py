@@ -23,7 +23,7 @@ from canonlib.cli.guard import QuietStream, guarded, open_std_streams
 from canonlib.cli.style import EXIT_CODES, CanonParser
 from canonlib.config import load_config
 from canonlib.errors import CanonError, UsageError
-from canonlib.git import InvalidRef, check_recipe_name
+from canonlib.git import RECIPE_NAME_RULE, InvalidRef, check_recipe_name
 from canonlib.term import visible
 
 # each command word -> its module in canonlib.cli.commands, in the order `canon --help` lists them
@@ -100,8 +100,7 @@ def check_recipe_names(args: argparse.Namespace) -> None:
                 option = f"--{dest} " if args.command == "sweep" else ""
                 raise UsageError(
                     f"{option}{shown(name)} is not a recipe name: a recipe is the name of its "
-                    "directory under the fleet's tests/ (lower-case letters, digits, '-', '_' "
-                    "and single dots)"
+                    f"directory under the fleet's tests/ ({RECIPE_NAME_RULE})"
                 ) from None
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from canonlib.backends import make_backend
+from canonlib.backends import Backend, make_backend
 from canonlib.config import Config
 from canonlib.errors import CanonError
 from canonlib.recipe.fleet import discover
 from canonlib.recipe.mirror import mirror_for
 from canonlib.state.registry import Canonical, Registry
-from canonlib.state.registry_guard import Witnesses, read_state, scan
+from canonlib.state.registry_guard import MarkerScan, inspect
 from canonlib.sweep.orchestrate import canonical_incident
 from canonlib.sweep.recover import slot_gone
 
@@ -31,10 +31,15 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
             canon = {c.recipe: c for c in reg.canonicals()}
             for row in reg.results():
                 last[row["recipe"]] = row["label"]
-    from_markers = _marked_canonicals(config, canon)
+    try:  # one backend for every question below: each build asks the servers afresh
+        backend: Backend | None = make_backend(config)
+    except CanonError:
+        backend = None
+    found = _scan(config, backend)
+    from_markers = _marked_canonicals(found, canon)
     canon.update(from_markers)
-    slots = _slots(config) if canon else None
-    down = _down_servers(config)
+    slots = _slots(backend) if canon else None
+    down = _down_servers(config, backend, found)
     rows = []
     for name in sorted(metas.keys() | canon.keys()):
         fr, c = metas.get(name), canon.get(name)
@@ -55,7 +60,10 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
                 "incident": "; ".join(
                     i
                     for i in (
-                        slot_gone(c, slots) if slots is not None else None,
+                        # a canonical on a server that does not answer is unreachable, not gone
+                        slot_gone(c, slots)
+                        if slots is not None and not (c and c.server in down)
+                        else None,
                         _incident(config, c),
                         (
                             f"unreachable: server {c.server} does not answer"
@@ -79,18 +87,24 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
     return rows
 
 
-def _marked_canonicals(config: Config, canon: dict[str, Canonical]) -> dict[str, Canonical]:
+def _scan(config: Config, backend: Backend | None) -> MarkerScan | None:
+    """The slots' canonical markers, sorted as the registry check sorts them (None: the
+    backend or the state could not be read)."""
+    if backend is None:
+        return None
+    try:
+        return inspect(config.db_path, backend, config.state_dir).scan
+    except CanonError:
+        return None
+
+
+def _marked_canonicals(
+    found: MarkerScan | None, canon: dict[str, Canonical]
+) -> dict[str, Canonical]:
     """Canonicals the slots' verified markers hold and the registry does not (a registry that
     is behind); an unreadable or unverified marker is never shown as a canonical."""
-
     out: dict[str, Canonical] = {}
-    try:
-        backend = make_backend(config)
-        state, _problem = read_state(config.state_dir)
-        db = config.db_path if config.db_path.exists() and config.db_path.stat().st_size else None
-        named = {c.recipe: (c.deployment, c.commit) for c in canon.values()}
-        found = scan(backend, Witnesses(config.state_dir, db, state), named)
-    except CanonError:
+    if found is None:
         return out
     for slot, m in sorted(found.verified.items()):
         if m.recipe in canon or m.recipe in found.conflicts:
@@ -103,22 +117,27 @@ def _marked_canonicals(config: Config, canon: dict[str, Canonical]) -> dict[str,
     return out
 
 
-def _slots(config: Config) -> set[str] | None:
+def _slots(backend: Backend | None) -> set[str] | None:
+    if backend is None:
+        return None
     try:
-        return set(make_backend(config).slots())
+        return set(backend.slots())
     except CanonError:
         return None
 
 
-def _down_servers(config: Config) -> dict[str, str]:
-    """Several servers: those that do not answer now (server -> why)."""
-    if not config.backend.get("servers"):
+def _down_servers(
+    config: Config, backend: Backend | None, found: MarkerScan | None
+) -> dict[str, str]:
+    """Several servers: those that do not answer now (server -> why).  The marker scan asked
+    every server already; only when it could not run are they asked here."""
+    if not config.backend.get("servers") or backend is None:
         return {}
-    backend = make_backend(config)
-    try:
-        backend.markers()  # asks every server; the silent ones are noted
-    except CanonError:
-        return {}
+    if found is None:
+        try:
+            backend.markers()  # asks every server; the silent ones are noted
+        except CanonError:
+            return {}
     return dict(getattr(backend, "unreachable", {}))
 
 

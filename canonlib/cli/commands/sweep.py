@@ -10,6 +10,7 @@ import textwrap
 
 from canonlib import term
 from canonlib.cli.common import config_of
+from canonlib.cli.guard import say
 from canonlib.cli.style import (
     EXIT_CODES,
     add_json,
@@ -32,7 +33,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         progress=not args.json and term.smart_tty(sys.stderr),
     )
     for note in result.notes:
-        print(f"canon: {term.visible(note)}", file=sys.stderr)
+        say(note)
     if args.json:
         print(json.dumps(result.rows, indent=1, sort_keys=True))
     else:

@@ -13,6 +13,7 @@ from canonlib.cli.style import (
     print_claims,
     print_json,
 )
+from canonlib.config import resolve_path
 from canonlib.errors import UsageError
 from canonlib.files import FileProblem, read_small_file
 from canonlib.ops.systemd import SERVICE, TIMER, UNIT_CAP, UnitOptions, render, verify_units
@@ -20,13 +21,8 @@ from canonlib.term import visible
 
 
 def _resolved(flag: str, value: str | None) -> Path | None:
-    """``value`` as an absolute path with its symlinks resolved; a symlink loop is exit 2."""
-    if not value:
-        return None
-    try:
-        return Path(value).resolve()
-    except (RuntimeError, OSError) as e:  # RuntimeError: pathlib's "Symlink loop"
-        raise UsageError(f"{flag} {value}: cannot resolve it ({e})") from None
+    """``value`` as an absolute path with its symlinks resolved (:func:`.config.resolve_path`)."""
+    return resolve_path(value, named=f"{flag} {value}") if value else None
 
 
 UNIT_VALUES = ("path", "on_calendar", "delay", "fleet", "working_directory", "user", "on_failure")
