@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from canonlib.backends.base import BackendError, refuse_canonical
-from canonlib.backends.common import probe_once, read_env_file, wait_probes
+from canonlib.backends.common import BackendUnavailable, probe_once, read_env_file, wait_probes
 from canonlib.backends.compose import service_names, stack_name, with_labels
 from canonlib.backends.swarm_converge import Convergence
 from canonlib.backends.swarm_docker import Docker
@@ -246,16 +246,15 @@ class SwarmBackend:
         )
 
     def _probe(self, slot: str, probe: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
-        if "cmd" not in probe:
-            return probe_once(probe, cwd=None, env=env)
-        try:
-            r = self.exec(
-                slot, probe["cmd"], timeout=float(probe.get("timeout_s", 10)), what="ready"
-            )
-        except BackendError as e:
-            return str(e)
-        out = (r.stdout + r.stderr)[-300:].strip()
-        return None if r.returncode == 0 else f"{probe['cmd']!r} exited {r.returncode}: {out}"
+        """:func:`.common.probe_once`, a ``cmd`` probe run inside the slot's container; an engine
+        that is gone (confirmed by :class:`.swarm_docker.Docker`) is no verdict, never retried."""
+        return probe_once(
+            probe,
+            cwd=None,
+            env=env,
+            run=lambda cmd, timeout: self.exec(slot, cmd, timeout=timeout, what="ready"),
+            fatal=(BackendUnavailable,),
+        )
 
     # -- data ----------------------------------------------------------------------------
     def snapshot(self, slot: str) -> str:
