@@ -25,20 +25,11 @@ from canonlib.backends.local import LocalBackend
 from canonlib.state.marker import CANONICAL, COLD, NEXT, SlotMarker
 from canonlib.state.registry import Registry
 from canonlib.sweep.orchestrate import sweep
+from tests.cli import canon
 from tests.gitrepo import Upstream
 from tests.workspace import META, Workspace
 
 PRECIOUS = "precious.txt"
-
-
-def canon(root: Path, *args: str, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "canonlib", "--config", str(root / "canon.toml"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kw,
-    )
 
 
 @pytest.fixture

@@ -20,22 +20,11 @@ from pathlib import Path
 import pytest
 
 from canonlib.state.registry import Registry
+from tests.cli import canon, canon_argv
 from tests.workspace import Workspace
 
 ANSI = re.compile(rb"\x1b")
 CRASH = "a bug in canon"
-
-
-def canon_argv(ws: Workspace | None, *args: str) -> list[str]:
-    config = ["--config", str(ws.root / "canon.toml")] if ws else []
-    return [sys.executable, "-m", "canonlib", *config, *args]
-
-
-def canon(ws: Workspace | None, *args: str, **kw) -> subprocess.CompletedProcess[str]:
-    if "stdout" not in kw and "stderr" not in kw:
-        kw["capture_output"] = True
-    kw.setdefault("timeout", 120)
-    return subprocess.run(canon_argv(ws, *args), text=True, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +33,7 @@ def ws(tmp_path_factory) -> Workspace:
     w = Workspace(tmp_path_factory.mktemp("edges"))
     w.recipe("custom-html")
     w.release("custom-html", "1.7.1+1.27.2")
-    r = canon(w, "sweep", "--recipe", "custom-html")
-    assert r.returncode == 0, r.stdout + r.stderr
+    canon(w, "sweep", "--recipe", "custom-html", code=0)
     return w
 
 
@@ -62,7 +50,7 @@ def no_crash_log(ws: Workspace) -> None:
 )
 def test_a_stdout_closed_before_canon_starts_is_dev_null(ws, args):
     """`canon meta keys >&-`: the run goes on, prints nowhere, exits with its own code."""
-    r = canon(ws, *args, preexec_fn=lambda: os.close(1), stdout=None, stderr=subprocess.PIPE)
+    r = canon(ws, *args, preexec=lambda: os.close(1))
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     no_crash_log(ws)

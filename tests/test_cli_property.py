@@ -29,7 +29,6 @@ import resource
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from hypothesis import strategies as st
 
 from canonlib.cli import reference
 from canonlib.cli.main import COMMANDS, build_parser
+from tests.cli import canon
 from tests.workspace import Workspace
 
 settings.register_profile(
@@ -155,13 +155,8 @@ def _cap_memory() -> None:
 
 
 def run_canon(w: World, argv: list[str], env: dict[str, str] | None = None, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "canonlib", *argv],
-        capture_output=True,
-        env={**base_env(w), **(env or {})},
-        timeout=BOUND_S,
-        preexec_fn=_cap_memory,
-        **kw,
+    return canon(
+        None, *argv, env=base_env(w), env_extra=env, timeout=BOUND_S, preexec=_cap_memory, **kw
     )
 
 
@@ -465,7 +460,7 @@ def check(w: World, case: Case) -> None:
             r = run_canon(w, argv, env, cwd=d, input=case.stdin)
         except subprocess.TimeoutExpired:
             pytest.fail(f"canon {argv} ran past {BOUND_S} s (env {env})")
-        out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+        out = r.stdout + r.stderr
         w.ran.append((case.prog, r.returncode))
         codes = CODES | ({3} if case.prog == "canon versions latest" else set())
         assert r.returncode in codes, (r.returncode, argv, env, out[-2000:])

@@ -10,13 +10,13 @@ import pty
 import re
 import select
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from canonlib.cli import reference
 from canonlib.cli.main import build_parser
+from tests.cli import canon, canon_argv
 from tests.workspace import Workspace
 
 ANSI = re.compile(r"\033\[[0-9;]*m")
@@ -29,17 +29,6 @@ NOT_REPORTING = {
 }
 
 
-def canon(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "canonlib", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
-
-
 def in_a_tty(args: list[str], *, cwd: Path, columns: int, extra_env: dict[str, str]) -> str:
     """Run canon with its stdout on a real pseudo-terminal ``columns`` wide; what it printed."""
     main, child = pty.openpty()
@@ -50,7 +39,7 @@ def in_a_tty(args: list[str], *, cwd: Path, columns: int, extra_env: dict[str, s
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "canonlib", *args],
+        canon_argv(None, *args),
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=child,
@@ -111,7 +100,7 @@ def test_every_reporting_command_has_json():
     ],
 )
 def test_a_mistyped_subcommand_gets_a_suggestion(tmp_path, argv, hint):
-    r = canon(*argv, cwd=tmp_path)
+    r = canon(None, *argv, cwd=tmp_path)
     assert r.returncode == 2 and hint in r.stderr and "Traceback" not in r.stderr
 
 
@@ -144,7 +133,7 @@ def test_config_mistakes_get_a_suggestion(ws, toml, hint):
     else:
         text = toml + text if not toml.startswith("[") else text + toml
     cfg.write_text(text)
-    r = canon("--config", str(cfg), "status", cwd=ws.root)
+    r = canon(ws, "status", cwd=ws.root)
     assert r.returncode == 2 and hint in r.stderr, r.stderr
 
 
@@ -152,7 +141,7 @@ def test_config_mistakes_get_a_suggestion(ws, toml, hint):
     "argv", [["history", "custom-htm"], ["sweep", "--plan", "--recipe", "custom-htm"]]
 )
 def test_a_mistyped_recipe_gets_a_suggestion(ws, argv):
-    r = canon("--config", str(ws.root / "canon.toml"), *argv, cwd=ws.root)
+    r = canon(ws, *argv, cwd=ws.root)
     assert r.returncode in (1, 2) and "Traceback" not in r.stderr
     assert re.search(r"did you mean '?custom-html'?\?", r.stderr), r.stderr
 
@@ -160,7 +149,7 @@ def test_a_mistyped_recipe_gets_a_suggestion(ws, argv):
 @pytest.mark.slow
 def test_status_fits_a_terminal_with_colour_and_not_when_piped_or_no_color(ws):
     cfg = str(ws.root / "canon.toml")
-    assert canon("--config", cfg, "sweep", cwd=ws.root).returncode == 1  # nextcloud has no upstream
+    assert canon(ws, "sweep", cwd=ws.root).returncode == 1  # nextcloud has no upstream
     tty = in_a_tty(["--config", cfg, "status"], cwd=ws.root, columns=80, extra_env={})
     plain = ANSI.sub("", tty)
     assert "\033[32mPASS\033[0m" in tty and "\033[31mERROR\033[0m" in tty
@@ -170,21 +159,20 @@ def test_status_fits_a_terminal_with_colour_and_not_when_piped_or_no_color(ws):
         ["--config", cfg, "status"], cwd=ws.root, columns=80, extra_env={"NO_COLOR": "1"}
     )
     assert not ANSI.search(no_color) and ANSI.sub("", tty) == no_color
-    piped = canon("--config", cfg, "status", cwd=ws.root, env={**os.environ, "NO_COLOR": ""})
+    piped = canon(ws, "status", cwd=ws.root, env={**os.environ, "NO_COLOR": ""})
     assert not ANSI.search(piped.stdout) and max(map(len, piped.stdout.splitlines())) > 80
-    full = json.loads(canon("--config", cfg, "status", "--json", cwd=ws.root).stdout)
+    full = json.loads(canon(ws, "status", "--json", cwd=ws.root).stdout)
     assert any(
         row["last_label"].startswith("ERROR (sync:") and len(row["last_label"]) > 60 for row in full
     )
 
 
 def test_doctor_quiet_and_failed_only(ws, tmp_path):
-    cfg = str(ws.root / "canon.toml")
     meta = ws.fleet / "tests" / "custom-html" / "recipe_meta.py"
     meta.write_text(meta.read_text() + 'REQUIRES_TOOLS = ["no-such-tool-for-canon-test"]\n')
-    full = canon("--config", cfg, "doctor", cwd=ws.root)
-    failed = canon("--config", cfg, "doctor", "--failed-only", cwd=ws.root)
-    quiet = canon("--config", cfg, "doctor", "--quiet", cwd=ws.root)
+    full = canon(ws, "doctor", cwd=ws.root)
+    failed = canon(ws, "doctor", "--failed-only", cwd=ws.root)
+    quiet = canon(ws, "doctor", "--quiet", cwd=ws.root)
     assert full.returncode == failed.returncode == quiet.returncode == 1
     summary = full.stdout.splitlines()[-1]
     assert re.fullmatch(r"\d+ passed, [1-9]\d* failed", summary)
@@ -199,4 +187,4 @@ def test_doctor_quiet_and_failed_only(ws, tmp_path):
 def test_a_backend_key_of_its_own_is_not_a_typo(ws):
     cfg = ws.root / "canon.toml"
     cfg.write_text(cfg.read_text() + '\n[backend]\nkind = "local"\nsome_backend_option = "x"\n')
-    assert canon("--config", str(cfg), "status", cwd=ws.root).returncode == 0
+    assert canon(ws, "status", cwd=ws.root).returncode == 0

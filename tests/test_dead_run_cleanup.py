@@ -22,6 +22,7 @@ import pytest
 
 from canonlib.process import pid_alive
 from canonlib.recipe.mirror import reap_leftovers
+from tests.cli import canon_argv
 from tests.procs import alive
 from tests.workspace import Workspace
 
@@ -56,7 +57,7 @@ def test_sigkilled_canon_leaves_no_harness_and_the_next_sweep_reaps(tmp_path):
     ws.release("app", "1.0.0+1")
     mark = tmp_path / "parked"
     state = ws.config.state_dir
-    argv = [sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), "sweep"]
+    argv = canon_argv(ws, "sweep")
     canon = subprocess.Popen(
         argv,
         env={**os.environ, "CANON_TEST_MARK": str(mark)},

@@ -9,7 +9,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -22,28 +21,12 @@ from canonlib.evidence.manifest import ENVELOPE, MANIFEST, canonical_json, hash_
 from canonlib.evidence.records import RECORD_MIME, RECORDS
 from canonlib.evidence.run import run_suite
 from canonlib.evidence.verify import verify
+from tests.cli import canon, canon_argv, canon_env
 from tests.demo_evidence import demo_evidence
 from tests.gitrepo import git
 from tests.need import need
 
 pytestmark = pytest.mark.slow
-
-
-def canon_env() -> dict[str, str]:
-    return {
-        k: v for k, v in os.environ.items() if k not in ("CANON_CONFIG", "CANON_STATE", "CCCI_REPO")
-    }
-
-
-def canon(*args, cwd=None, env_extra=None, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "canonlib", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        env={**canon_env(), **(env_extra or {})},
-    )
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +57,7 @@ def canon_without_state(state: Path, *args, cwd=None) -> subprocess.CompletedPro
     probe = subprocess.run(without_state(state, ["true"]), capture_output=True, text=True)
     need(f"no private mount namespace here: {probe.stderr.strip()}" if probe.returncode else None)
     r = subprocess.run(
-        without_state(state, [sys.executable, "-m", "canonlib", *args]),
+        without_state(state, canon_argv(None, *args)),
         capture_output=True,
         text=True,
         timeout=600,
@@ -99,7 +82,7 @@ def weekly(demo, tmp_path_factory):
     root, _, _ = demo
     ws = copy_ws(root, tmp_path_factory.mktemp("weekly") / "ws")
     toml = ws / "canon.toml"
-    r = canon("--config", toml, "keys", "init")
+    r = canon(ws, "keys", "init")
     assert r.returncode == 0 and "public key:" in r.stdout, r.stderr
     cfg = load_config(toml, env_overrides=False)
     assert (cfg.state_dir / "keys").is_dir() and oct(
@@ -116,7 +99,7 @@ def weekly(demo, tmp_path_factory):
         recipe_files("custom-html", "1.14.0+1.31.2"), "chore: publish 1.14.0+1.31.2 release"
     )
     repo.tag("1.14.0+1.31.2")
-    r = canon("--config", toml, "evidence", "run", "weekly")
+    r = canon(ws, "evidence", "run", "weekly")
     ev = Path(r.stdout.strip().splitlines()[-1])
     return ws, ev, cfg, older, r
 
@@ -178,7 +161,7 @@ def test_demo_evidence_is_failed_and_verifies_from_cold_anywhere(demo, tmp_path)
 
 def test_verify_suite_records_the_cold_verification(weekly):
     ws, ev, _, _, _ = weekly
-    r = canon("--config", ws / "canon.toml", "evidence", "run", "verify", "--target", ev)
+    r = canon(ws, "evidence", "run", "verify", "--target", ev)
     assert r.returncode == 0 and "evidence verify: PASSED" in r.stdout, r.stdout + r.stderr
     vdir = Path(r.stdout.strip().splitlines()[-1])
     recs = json.loads((vdir / RECORDS).read_text())["verify"]
@@ -235,9 +218,7 @@ def test_evidence_run_weekly_exits_1_naming_the_recipe_and_is_signed(weekly):
     assert not failed(claims)
     assert any(c.name == "signature" and "signed this manifest" in c.detail for c in claims)
     assert any(c.name == "verdict re-derived" and c.detail.startswith("FAILED") for c in claims)
-    r = canon(
-        "--config", ws / "canon.toml", "verify", "--state", "--key", pub, "--require-signature", ev
-    )
+    r = canon(ws, "verify", "--state", "--key", pub, "--require-signature", ev)
     assert r.returncode == 0 and "ok    live registry still holds the run's chain" in r.stdout, (
         r.stdout
     )
@@ -501,7 +482,7 @@ def test_tamper_extra_file_and_deleted_file(tampered):
 def test_malformed_manifest_is_a_failed_claim_not_a_traceback(tampered, text, rc):
     (tampered / MANIFEST).write_text(text)
     assert failed(verify(tampered))
-    r = canon("verify", tampered)
+    r = canon(None, "verify", tampered)
     assert r.returncode == rc and "Traceback" not in r.stderr, r.stderr
     count, last = r.stdout.splitlines()[-2:]
     assert count.endswith("failed") and "0 failed" not in count

@@ -5,8 +5,6 @@ breaks one, that change needs a new evidence format, not new fixtures (see the R
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 import subprocess
@@ -16,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from canonlib.cli.main import main
 from canonlib.evidence.manifest import ENVELOPE, EVIDENCE_FORMAT, LOG_PROOF, MANIFEST, sha256_file
 from canonlib.evidence.records import RECORD_MIME, declared_problems, record, record_output
 from canonlib.evidence.report import RENDERERS
+from tests.cli import canon
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evidence"
 # each canon that wrote evidence format 1 (no format in its manifest), with pages of its own
@@ -31,10 +29,8 @@ FORMAT_3 = ["15fc868"]
 
 
 def verify(d: Path) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        rc = main(["verify", str(d)])
-    return rc, out.getvalue()
+    rc, out, _ = canon(None, "verify", d, in_process=True)
+    return rc, out
 
 
 def copy(commit: str, tmp_path: Path) -> Path:

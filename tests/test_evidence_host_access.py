@@ -9,18 +9,16 @@ host path whose name is a script (held, nothing deployed)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 
 import pytest
 
-from canonlib.cli.main import main
 from canonlib.evidence.manifest import ENVELOPE, EVIDENCE_FORMAT, LOG_PROOF, MANIFEST
 from canonlib.evidence.proofs import settled
 from canonlib.evidence.report import add_report, host_access_rows
 from canonlib.evidence.run import run_suite
+from tests.cli import canon
 from tests.workspace import META, Workspace
 
 SOCKET = "/var/run/docker.sock"
@@ -30,10 +28,8 @@ HELD = "gitea"  # asks for the hostile host path, not accepted: held
 
 
 def verify(d) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        rc = main(["verify", str(d)])
-    return rc, out.getvalue()
+    rc, out, _ = canon(None, "verify", d, in_process=True)
+    return rc, out
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
@@ -21,20 +19,11 @@ from canonlib.demo.fleet import compose_yml, demo_image, recipe_files
 from canonlib.state.registry import Registry
 from canonlib.sweep.admission import host_gate
 from canonlib.sweep.orchestrate import sweep
+from tests.cli import canon
 from tests.test_abra import FAKE_ABRA, install_abra
 from tests.workspace import META, Workspace
 
 OLD, NEW, LATER = "1.0.0+1.0", "1.1.0+1.1", "1.2.0+1.2"
-
-
-def canon(ws, *args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def asking(recipe: str, tag: str, *volumes: str) -> str:

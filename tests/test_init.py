@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from canonlib.demo.fleet import recipe_files
 from canonlib.ops.init import EXAMPLE_RECIPE, init, meta_sample
 from canonlib.recipe.builder import UpstreamRepo
 from canonlib.recipe.meta import KEYS, load_meta, parse_meta
+from tests.cli import canon
 
 COOPCLOUD = "https://git.coopcloud.tech/coop-cloud/"
 
@@ -45,17 +45,6 @@ def custom_html_upstream(root: Path) -> UpstreamRepo:
         up.commit(recipe_files("custom-html", tag), f"chore: publish {tag} release")
         up.tag(tag)
     return up
-
-
-def canon(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "canonlib", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def test_init_writes_a_committed_fleet_with_an_enrolled_example(tmp_path):
@@ -84,18 +73,18 @@ def test_init_never_overwrites(tmp_path):
     before = s.config.read_text()
     s.config.write_text(before + "# mine\n")
     env = newcomer_env(tmp_path, tmp_path / "nowhere")
-    r = canon("init", str(s.root), env=env, cwd=tmp_path)
+    r = canon(None, "init", str(s.root), env=env, cwd=tmp_path)
     assert r.returncode == 2 and "already exists" in r.stderr and str(s.config) in r.stderr
     assert "Traceback" not in r.stderr and s.config.read_text().endswith("# mine\n")
     (tmp_path / "afile").write_text("x")
-    r = canon("init", str(tmp_path / "afile"), env=env, cwd=tmp_path)
+    r = canon(None, "init", str(tmp_path / "afile"), env=env, cwd=tmp_path)
     assert r.returncode == 2 and "is a file" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_plan_offline_is_a_clear_per_recipe_error(tmp_path):
     env = newcomer_env(tmp_path, tmp_path / "unreachable")  # nothing there: like no network
-    assert canon("init", "ops", env=env, cwd=tmp_path).returncode == 0
-    r = canon("--config", "ops/canon.toml", "sweep", "--plan", env=env, cwd=tmp_path)
+    assert canon(None, "init", "ops", env=env, cwd=tmp_path).returncode == 0
+    r = canon(None, "--config", "ops/canon.toml", "sweep", "--plan", env=env, cwd=tmp_path)
     assert r.returncode == 1, r.stderr  # a plan with an ERROR row fails (#13)
     assert "Traceback" not in r.stdout + r.stderr
     note = next(ln for ln in r.stdout.splitlines() if ln.startswith("custom-html: "))
@@ -106,9 +95,9 @@ def test_plan_offline_is_a_clear_per_recipe_error(tmp_path):
 def test_plan_explains_what_a_sweep_would_do(tmp_path):
     custom_html_upstream(tmp_path / "upstreams")
     env = newcomer_env(tmp_path, tmp_path / "upstreams")
-    out = canon("init", "ops", env=env, cwd=tmp_path)
+    out = canon(None, "init", "ops", env=env, cwd=tmp_path)
     assert "sweep --plan" in out.stdout
-    r = canon("--config", "ops/canon.toml", "sweep", "--plan", env=env, cwd=tmp_path)
+    r = canon(None, "--config", "ops/canon.toml", "sweep", "--plan", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     # canon init sets a 3-day release cooldown: a tag canon has just seen for the first time waits
     toml = tmp_path / "ops" / "canon.toml"
@@ -118,7 +107,7 @@ def test_plan_explains_what_a_sweep_would_do(tmp_path):
         "canon's mirror " in r.stdout
     )
     toml.write_text(toml.read_text().replace('min_release_age = "3d"', 'min_release_age = "0"'))
-    r = canon("--config", "ops/canon.toml", "sweep", "--plan", env=env, cwd=tmp_path)
+    r = canon(None, "--config", "ops/canon.toml", "sweep", "--plan", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (
         "custom-html: would cold-test 1.13.0+1.31.1 (no upgrade base yet, so L2 is skipped) "
@@ -130,7 +119,7 @@ def test_plan_explains_what_a_sweep_would_do(tmp_path):
 @pytest.mark.parametrize("as_json", [False, True])
 def test_meta_keys_prints_every_key(tmp_path, as_json):
     env = newcomer_env(tmp_path, tmp_path)
-    r = canon("meta", "keys", *(["--json"] if as_json else []), env=env, cwd=tmp_path)
+    r = canon(None, "meta", "keys", *(["--json"] if as_json else []), env=env, cwd=tmp_path)
     assert r.returncode == 0
     if as_json:
         assert [row["key"] for row in json.loads(r.stdout)] == list(KEYS)

@@ -9,16 +9,14 @@ PYTHONPATH, and the runs' rows show it was the one that ran (no commit, or the c
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from canonlib.state.registry import Registry
 from canonlib.sweep.knownred import harness_identity, source_digest
+from tests.cli import canon
 from tests.gitrepo import git
 from tests.workspace import Workspace
 
@@ -31,14 +29,11 @@ def copy_canonlib(dest: Path) -> Path:
 
 
 def sweep_from(ws: Workspace, install: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(install), "COLUMNS": "400"}
-    argv = [sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml")]
-    r = subprocess.run(
-        [*argv, "sweep", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
+    r = canon(
+        ws,
+        "sweep",
+        "--json",
+        env_extra={"PYTHONPATH": str(install), "COLUMNS": "400"},
         cwd=ws.root,  # not canon's repo: python -m puts the cwd first on sys.path
     )
     assert r.returncode in (0, 1), r.stderr

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from canonlib import git as canon_git
 from canonlib.recipe.mirror import Mirror, SyncError
+from tests.cli import canon
 from tests.gitrepo import Upstream, git, ls_remote
 
 
@@ -173,12 +173,7 @@ def test_sweep_honours_the_configured_branch(tmp_path):
     ws.release("other", "1.0.0+1")
     toml = ws.root / "canon.toml"
     toml.write_text(toml.read_text() + '\n[recipes.app]\nbranch = "develop"\n')
-    r = subprocess.run(
-        [sys.executable, "-m", "canonlib", "--config", str(toml), "sweep", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = canon(ws, "sweep", "--json", timeout=300)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     rows = {row["recipe"]: row for row in json.loads(r.stdout)}
     assert rows["app"]["label"].startswith("ERROR (sync: ")

@@ -23,20 +23,9 @@ from pathlib import Path
 import pytest
 
 from canonlib.state.registry import Registry
+from tests.cli import canon, canon_argv
 from tests.need import need
 from tests.workspace import META, Workspace
-
-
-def canon(root: Path | None, *args: str, preexec=None, timeout: float = 120, **kw):
-    config = ["--config", str(root / "canon.toml")] if root else []
-    return subprocess.run(
-        [sys.executable, "-m", "canonlib", *config, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=preexec,
-        **kw,
-    )
 
 
 def one_line_error(r, code: int, *words: str) -> str:
@@ -254,15 +243,7 @@ def test_full_disk_file_size_limit(ws, limit):
 def test_closed_stdout_ends_quietly(ws):
     assert canon(ws.root, "status").returncode == 0
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "canonlib",
-            "--config",
-            str(ws.root / "canon.toml"),
-            "status",
-            "--json",
-        ],
+        canon_argv(ws, "status", "--json"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

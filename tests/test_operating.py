@@ -9,11 +9,11 @@ import shlex
 import shutil
 import stat
 import subprocess
-import sys
 
 import pytest
 
 from canonlib.ops.systemd import read_unit, unit_environment
+from tests.cli import canon
 from tests.need import need
 from tests.workspace import META, Workspace
 
@@ -24,17 +24,6 @@ def systemd_analyze():
         None
         if shutil.which("systemd-analyze")
         else "systemd-analyze is not installed (.ci/run installs systemd)"
-    )
-
-
-def canon(*args, cwd=None, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "canonlib", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-        env=env,
     )
 
 
@@ -62,25 +51,13 @@ def tool_dir(tmp_path):
 
 def render(ws, tmp_path, path):
     out = tmp_path / "units"
-    r = canon(
-        "--config",
-        str(ws.root / "canon.toml"),
-        "systemd",
-        "render",
-        "--output",
-        str(out),
-        "--path",
-        path,
-        "--fleet",
-        str(ws.fleet),
-    )
-    assert r.returncode == 0, r.stderr
+    canon(ws, "systemd", "render", "--output", out, "--path", path, "--fleet", ws.fleet, code=0)
     return out
 
 
 def test_rendered_units_verify_weekly_and_persistent(ws, tmp_path, systemd_analyze):
     out = render(ws, tmp_path, os.environ["PATH"])
-    r = canon("systemd", "verify", str(out))
+    r = canon(None, "systemd", "verify", str(out))
     assert r.returncode == 0, r.stdout
     assert "ok    timer is weekly" in r.stdout and "ok    timer Persistent=true" in r.stdout
     timer = read_unit(out / "canon-sweep.timer")
@@ -96,7 +73,7 @@ def test_rendered_units_verify_weekly_and_persistent(ws, tmp_path, systemd_analy
         .read_text()
         .replace("OnCalendar=Sun *-*-* 02:30:00", "OnCalendar=*-*-* 02:30:00")
     )
-    r = canon("systemd", "verify", str(out))
+    r = canon(None, "systemd", "verify", str(out))
     assert r.returncode == 1 and "FAIL  timer is weekly" in r.stdout
 
 
@@ -112,13 +89,7 @@ def test_timer_fire_runs_exactly_the_unit_and_fails_loudly_without_the_fleet(ws,
     assert fire.returncode == 0, fire.stdout + fire.stderr
     evidence = fire.stdout.strip().splitlines()[-1]
     assert evidence.startswith(str(ws.root / "evidence"))
-    check = canon(
-        "--config",
-        str(ws.root / "canon.toml"),
-        "verify",
-        evidence,
-        env={**os.environ, "CCCI_REPO": env["CCCI_REPO"]},
-    )
+    check = canon(ws, "verify", evidence, env={**os.environ, "CCCI_REPO": env["CCCI_REPO"]})
     assert check.returncode == 0, check.stdout
     manifest = json.loads((ws.root / evidence / "manifest.json").read_text())
     assert manifest["predicate"]["canon"]["fleet"]["path"] == str(ws.fleet)
@@ -135,7 +106,7 @@ def test_doctor_sees_the_units_path_not_yours(ws, tmp_path):
     mine = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "CCCI_REPO": str(ws.fleet)}
     assert shutil.which("git-lfs-for-canon-test", path=mine["PATH"])
     out = render(ws, tmp_path, "/usr/local/bin:/usr/bin:/bin")  # the timer's PATH lacks the tool
-    r = canon("doctor", "--unit", str(out / "canon-sweep.service"), env=mine)
+    r = canon(None, "doctor", "--unit", str(out / "canon-sweep.service"), env=mine)
     assert r.returncode == 1
     line = next(ln for ln in r.stdout.splitlines() if "git-lfs-for-canon-test" in ln)
     assert (
@@ -145,7 +116,7 @@ def test_doctor_sees_the_units_path_not_yours(ws, tmp_path):
     )
     assert "ok    fleet found, enrolled set non-empty" in r.stdout
     # in your own shell it is there
-    r = canon("--config", str(ws.root / "canon.toml"), "doctor", "--json", env=mine)
+    r = canon(ws, "doctor", "--json", env=mine)
     claims = {c["name"]: c for c in json.loads(r.stdout)}
     assert (
         claims["tool git-lfs-for-canon-test on PATH"]["ok"]

@@ -9,9 +9,9 @@ red verdict (known-red), and nothing else."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 
@@ -19,6 +19,7 @@ from canonlib.demo.fleet import recipe_files
 from canonlib.state.registry import Registry
 from canonlib.sweep import policy
 from canonlib.sweep.orchestrate import sweep
+from tests import cli
 from tests.gitrepo import Upstream, git
 from tests.need import need
 from tests.workspace import META, Workspace
@@ -37,15 +38,8 @@ services:
 """
 
 
-def canon(ws, *args):
-    env = {**os.environ, "COLUMNS": "400"}
-    return subprocess.run(
-        [sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+# every canon here runs on a terminal 400 columns wide: no table cell is cut
+canon = partial(cli.canon, env_extra={"COLUMNS": "400"})
 
 
 def add_recipe(ws: Workspace, name: str, branch: str = "main") -> Upstream:

@@ -6,23 +6,22 @@ The only stand-in is none: no fake abra is needed (local backend)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from canonlib.cli.main import main
 from canonlib.evidence.manifest import EVIDENCE_FORMAT, MANIFEST
 from canonlib.evidence.report import ROW_COLOURS, latest_dir
 from canonlib.evidence.run import run_suite
 from canonlib.state.registry import Registry
 from canonlib.sweep.orchestrate import sweep
+from tests import cli
 from tests.need import need
 from tests.workspace import Workspace
 
@@ -59,11 +58,8 @@ def week(tmp_path_factory):
     return ws, ev, progress
 
 
-def canon(ws: Workspace, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(["--config", str(ws.root / "canon.toml"), *args])
-    return rc, out.getvalue(), err.getvalue()
+# in this process, as this file always ran them: no signal, stream or exit path is tested here
+canon = partial(cli.canon, in_process=True)
 
 
 def test_every_run_writes_a_summary_and_an_index_hashed_in_the_manifest(week):

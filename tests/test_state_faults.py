@@ -31,7 +31,7 @@ import pytest
 
 from canonlib.state.registry import Registry
 from tests import test_canonical_safety as safety
-from tests.test_canonical_safety import canon
+from tests.cli import canon, canon_argv
 from tests.test_no_tracebacks import read_only
 from tests.test_sweep import wait_for
 from tests.workspace import Workspace
@@ -159,10 +159,9 @@ def held_lock(tmp_path):
     w = Workspace(tmp_path / "ws")
     w.recipe("app", test=BLOCKING_TEST.format(ready=str(ready), gate=str(gate)))
     w.release("app", "1.0.0+1.0")
-    toml = w.root / "canon.toml"
     assert canon(w.root, "status").returncode == 0  # an empty registry, as after `canon init`
     first = subprocess.Popen(
-        [sys.executable, "-m", "canonlib", "--config", str(toml), "sweep"],
+        canon_argv(w, "sweep"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from canonlib.demo import swarm as demo_swarm
 from canonlib.demo.fleet import KEYCLOAK_BROKEN_HOOK, demo_image, expected_labels, recipe_files
 from canonlib.state.registry import Registry
 from canonlib.sweep.orchestrate import sweep
+from tests.cli import canon, canon_argv
 from tests.swarmkit import (
     IMAGE,
     docker,
@@ -108,7 +108,7 @@ def test_promote_keeps_the_canonical_running_and_a_failed_promote_costs_nothing(
 def test_sigkill_mid_deploy_then_the_next_sweep_reaps_and_completes(sws, tmp_path):
     release(sws, "1.0.0+1")
     cfg = sws.config
-    argv = [sys.executable, "-m", "canonlib", "--config", str(tmp_path / "canon.toml"), "sweep"]
+    argv = canon_argv(tmp_path, "sweep")
     proc = subprocess.Popen(
         argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -130,7 +130,7 @@ def test_sigkill_mid_deploy_then_the_next_sweep_reaps_and_completes(sws, tmp_pat
         proc.wait()
     assert non_canonical_leftovers(), "nothing was left: the kill came too late to test the janitor"
 
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    r = canon(tmp_path, "sweep", timeout=900)
     assert "reaped slot cold-app-" in r.stdout + r.stderr, r.stdout + r.stderr
     assert r.returncode == 0, r.stdout + r.stderr
     with Registry.open(cfg.db_path) as reg:

@@ -19,18 +19,9 @@ import pytest
 
 from canonlib.state.registry import Registry
 from canonlib.sweep.orchestrate import sweep
+from tests.cli import canon, canon_argv
 from tests.procs import settled_dead
 from tests.workspace import META, Workspace
-
-
-def canon(ws, *args, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "canonlib", "--config", str(ws.root / "canon.toml"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kw,
-    )
 
 
 def labels(rows):
@@ -174,13 +165,11 @@ def test_hollow_fleet_is_an_error(tmp_path):
     r = canon(w, "sweep")
     assert r.returncode == 2
     assert "hollow fleet" in r.stderr and str(w.fleet / "tests") in r.stderr
-    r = subprocess.run(
-        [sys.executable, "-m", "canonlib", "sweep"],
-        capture_output=True,
-        text=True,
+    r = canon(
+        None,
+        "sweep",
         cwd=tmp_path,
-        env={
-            **os.environ,
+        env_extra={
             "CANON_CONFIG": str(w.root / "canon.toml"),
             "CCCI_REPO": str(tmp_path / "missing"),
         },
@@ -245,7 +234,7 @@ def test_two_sweeps_at_once_and_signal_mid_sweep(ws, tmp_path, parallel, sig, co
     ]
     env = {**os.environ, "MARK": str(mark)}
     first = subprocess.Popen(
-        [sys.executable, "-m", "canonlib", "--config", str(toml), "sweep"],
+        canon_argv(ws, "sweep"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

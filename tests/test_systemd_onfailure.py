@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from canonlib.ops.systemd import read_unit
+from tests.cli import canon
 from tests.need import need
 from tests.workspace import Workspace
 
@@ -47,10 +48,5 @@ def test_on_failure_line_only_when_configured(tmp_path):
         if shutil.which("systemd-analyze")
         else "systemd-analyze is not installed (.ci/run installs systemd)"
     )
-    r = subprocess.run(
-        [sys.executable, "-m", "canonlib", "systemd", "verify", str(tmp_path / "with")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = canon(None, "systemd", "verify", tmp_path / "with", timeout=120)
     assert "ok    systemd-analyze verify" in r.stdout, r.stdout

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from canonlib.evidence import signing
 from canonlib.evidence.bundle import CONFIG, MANIFEST_CAP, REFS, REGISTRY
 from canonlib.evidence.manifest import ENVELOPE, LOG_PROOF, MANIFEST
 from canonlib.evidence.records import RECORDS
+from tests.cli import canon
 from tests.demo_evidence import copy_evidence, demo_evidence
 from tests.need import need
 
@@ -45,14 +44,7 @@ def ev(demo, tmp_path) -> Path:
 
 
 def verify(d: Path, *args: str) -> tuple[int, list[str], str]:
-    r = subprocess.run(
-        [sys.executable, "-m", "canonlib", "verify", str(d), *args],
-        capture_output=True,
-        text=True,
-        timeout=GUARD_S,
-        env={**os.environ, "NO_COLOR": "1"},
-        stdin=subprocess.DEVNULL,
-    )
+    r = canon(None, "verify", d, *args, env_extra={"NO_COLOR": "1"}, timeout=GUARD_S)
     both = r.stdout + r.stderr
     assert "Traceback" not in both, both
     assert "a bug in canon" not in both, both
