@@ -30,7 +30,8 @@ from canonlib.faults import ENV, FILLER, POINTS
 from canonlib.state.marker import CANONICAL
 from canonlib.state.registry import Registry
 from tests import test_canonical_safety as safety
-from tests.test_canonical_safety import canon, precious, rows_of
+from tests.cli import canon
+from tests.test_canonical_safety import precious, rows_of
 from tests.test_no_tracebacks import mounted
 from tests.workspace import Workspace
 

@@ -30,7 +30,8 @@ from canonlib.state.registry import Registry
 from canonlib.sweep import policy
 from canonlib.sweep.knownred import disk_room
 from tests import test_canonical_safety as safety
-from tests.test_canonical_safety import canon, precious
+from tests.cli import canon
+from tests.test_canonical_safety import precious
 from tests.test_no_tracebacks import mounted
 
 # the two recipes swept once (conftest.py, built once a session), each test on its own copy

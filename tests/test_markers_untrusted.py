@@ -21,9 +21,10 @@ from canonlib.backends.local import LocalBackend
 from canonlib.backends.swarm_records import record_marker
 from canonlib.state.marker import MARKER_FILE, MarkerProblem, SlotMarker
 from canonlib.state.registry import Registry
+from tests.cli import canon
 from tests.test_abra import backend as abra_backend
 from tests.test_abra import fake_abra  # noqa: F401 -- the fixture
-from tests.test_canonical_safety import PRECIOUS, canon, precious, rows_of, ws  # noqa: F401
+from tests.test_canonical_safety import PRECIOUS, precious, rows_of, ws  # noqa: F401
 
 # -- the schema ------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ import pytest
 
 from canonlib.state.registry import Registry
 from tests import test_canonical_safety as safety
+from tests.cli import canon
 from tests.gitrepo import git
-from tests.test_canonical_safety import canon, rows_of
+from tests.test_canonical_safety import rows_of
 
 # the two swept recipes (conftest.py, built once a session), each test on its own copy
 # (the ws fixture of test_canonical_safety)
