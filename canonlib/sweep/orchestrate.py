@@ -238,10 +238,15 @@ class _Sweep:
         self._local.registry = registry  # the sweep's own thread uses the sweep's connection
         self._opened: list[Registry] = []
         self._write = threading.Lock()
-        self._promoting = threading.Lock()  # several cold runs at once: one promote at a time
+        self._promoting = threading.Lock()  # one backend, several cold runs: one promote at a time
         self._slots: set[str] | None = None  # the backend's slots, listed once (see _gone)
         self._slots_listed = False
         self.servers: list[str] = list(config.backend.get("servers") or [])
+        # several servers: placement is decided one at a time (counting the promotes in flight),
+        # then one promote at a time on each server, the servers' at once (see _promote_on)
+        self._placing = threading.Lock()
+        self._placed: dict[str, str] = {}  # recipe -> server its promote in flight goes to
+        self._server_promoting = {srv: threading.Lock() for srv in self.servers}
 
     @property
     def registry(self) -> Registry:
@@ -466,18 +471,48 @@ class _Sweep:
         return f"canonical {canonical.version} unreachable: its server {server} does not answer"
 
     def home(self, fr: FleetRecipe, meta: Any, canonical: Any) -> str | None:
-        """Several servers: where the recipe's canonical lives after this promote."""
+        """Several servers: where the recipe's canonical lives after this promote.  Each other
+        canonical counts where it lives, or where its promote in flight goes (the caller holds
+        ``_placing``: two new recipes never both take the same least-loaded server)."""
         if not self.servers:
             return None
         current = getattr(canonical, "server", None)
         if current is None and canonical is not None and canonical.deployment:
             server_of = getattr(self.backend, "server_of", None)
             current = server_of(canonical.deployment) if server_of else None
+        where = {c.recipe: c.server for c in self.registry.canonicals() if c.server is not None}
+        where.update(self._placed)
+        where.pop(fr.name, None)
         held: dict[str, int] = {}
-        for c in self.registry.canonicals():
-            if c.server is not None and c.recipe != fr.name:
-                held[c.server] = held.get(c.server, 0) + 1
+        for srv in where.values():
+            held[srv] = held.get(srv, 0) + 1
         return schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=current, held=held)
+
+    @contextlib.contextmanager
+    def _promote_on(self, fr: FleetRecipe, meta: Any) -> Iterator[str | None]:
+        """Hold what a promote must hold; yields the server it goes to (None: one backend).
+
+        One backend: one promote at a time, as ever.  Several servers: the recipe's home is
+        decided under a short global lock and counted as in flight until its promote ends; then
+        one promote at a time on that server, while other servers' promotes run at once (a
+        swarm promote waits seconds for its slot to converge).  The registry serialises its own
+        writes (the chain append is one ``BEGIN IMMEDIATE`` transaction); each recipe has one
+        turn a sweep, so one promote."""
+        if not self.servers:
+            with self._promoting:
+                yield None
+            return
+        with self._placing:
+            assert fr.name not in self._placed  # one turn, one promote, per recipe a sweep
+            home = self.home(fr, meta, self.registry.read_registry(fr.name))
+            assert home is not None  # several servers: always one of them
+            self._placed[fr.name] = home
+        try:
+            with self._server_promoting[home]:
+                yield home
+        finally:
+            with self._placing:
+                del self._placed[fr.name]
 
     def _run_and_promote(
         self,
@@ -543,9 +578,7 @@ class _Sweep:
                 row["reason"] = f"not promoted: {gate}"
             if cold.green and gate is None:
                 self.event(fr.name, f"green: promoting {latest}")
-                with self._promoting:  # promotes and their registry writes, one at a time
-                    before = self.registry.read_registry(fr.name)
-                    home = self.home(fr, meta, before)
+                with self._promote_on(fr, meta) as home:  # one at a time on each server
                     result = promote(
                         co,
                         meta,
