@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from canonlib import git
-from canonlib.backends.base import BackendError, refuse_canonical
+from canonlib.backends.base import BackendError, SilentServers, refuse_canonical
 from canonlib.backends.common import (
     BackendUnavailable,
     generate_secret,
@@ -59,7 +59,7 @@ from canonlib.state.marker import MarkerProblem, SlotMarker, read_marker
 RECORD_CAP = 1 << 20  # a slot record canon wrote (a few hundred bytes), read back capped
 
 
-class AbraBackend:
+class AbraBackend(SilentServers):
     name = "abra"
 
     def __init__(

@@ -119,7 +119,7 @@ def _down_servers(config: Config) -> dict[str, str]:
         backend.markers()  # asks every server; the silent ones are noted
     except CanonError:
         return {}
-    return dict(getattr(backend, "unreachable", {}))
+    return dict(backend.unreachable)
 
 
 def _incident(config: Config, c: Canonical | None) -> str | None:

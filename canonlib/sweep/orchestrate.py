@@ -463,10 +463,9 @@ class _Sweep:
         re-promoted elsewhere for that); ``fresh`` asks it now (after an error), not within
         the last seconds."""
         server = getattr(canonical, "server", None)
-        answers = getattr(self.backend, "answers", None)
-        if not server or answers is None or server not in self.servers:
+        if not server or server not in self.servers:
             return None
-        if not answers(server, 0.0 if fresh else 5.0):
+        if not self.backend.answers(server, 0.0 if fresh else 5.0):  # abra's: always answers
             return None
         return f"canonical {canonical.version} unreachable: its server {server} does not answer"
 
@@ -478,8 +477,7 @@ class _Sweep:
             return None
         current = getattr(canonical, "server", None)
         if current is None and canonical is not None and canonical.deployment:
-            server_of = getattr(self.backend, "server_of", None)
-            current = server_of(canonical.deployment) if server_of else None
+            current = self.backend.server_of(canonical.deployment)
         where = {c.recipe: c.server for c in self.registry.canonicals() if c.server is not None}
         where.update(self._placed)
         where.pop(fr.name, None)
@@ -658,11 +656,11 @@ def _server_turns(
     by_name = {fr.name: fr for fr in todo}
     waiting = [by_name[r] for r in schedule.order([fr.name for fr in todo], expected)]
     taking = threading.Lock()
-    answers = getattr(s.backend, "answers", None)  # swarm: ask the engine; abra: trust it
+    answers = s.backend.answers  # swarm: ask the engine; abra: trust it (always answers)
 
     def worker(server: str) -> list[dict[str, Any]]:
         while not s.stop.is_set():
-            if answers is not None and answers(server) is not None:
+            if answers(server) is not None:
                 return []
             with taking:
                 if not waiting:
@@ -837,9 +835,7 @@ def _check_servers(config: Config, registry: Registry, backend: Backend) -> None
     gone = schedule.orphaned(((c.recipe, c.server) for c in registry.canonicals()), servers)
     if gone:
         raise UsageError(schedule.orphan_message(gone))
-    check_distinct = getattr(backend, "check_distinct", None)
-    if check_distinct is not None:
-        check_distinct()
+    backend.check_distinct()
 
 
 def _recover(registry: Registry, backend: Backend, run_id: str) -> list[str]:
