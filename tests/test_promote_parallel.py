@@ -11,11 +11,14 @@ overlap is read from the order of the recorded events.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import textwrap
+import time
 
 import pytest
 
+from canonlib.state import registry_guard
 from canonlib.state.registry import Registry
 from canonlib.state.registry_guard import read_state
 from canonlib.sweep.orchestrate import sweep
@@ -51,6 +54,16 @@ RENDEZVOUS = textwrap.dedent("""\
         ):
             time.sleep(0.05)
         note("end")
+    # the canonicals.json test: the second warm undeploy (so the second record) waits (up to
+    # 120 s) until the first promote's rewrite of canonicals.json is held
+    gate = os.environ.get("PROMOTE_UNDEPLOY_GATE")
+    if gate and args[:2] == ["app", "undeploy"] and args[2].startswith("warm-"):
+        try:
+            os.mkdir(gate + ".first")
+        except FileExistsError:
+            end = time.monotonic() + 120
+            while time.monotonic() < end and not os.path.exists(gate):
+                time.sleep(0.05)
 """)
 
 
@@ -71,6 +84,14 @@ def two_servers(tmp_path, monkeypatch, fake_abra):  # noqa: F811
         w.recipe(f"r{i}", meta=META, test=FLEET_TEST)
         w.release(f"r{i}", "1.0.0+1")
     return w
+
+
+@pytest.fixture
+def two_recipes(two_servers):
+    """The same two servers with two recipes: two promotes at once, and no third after."""
+    for name in ("r2", "r3"):
+        shutil.rmtree(two_servers.fleet / "tests" / name)
+    return two_servers
 
 
 def deploys(path) -> dict[str, dict[str, int | str]]:
@@ -121,3 +142,46 @@ def test_promotes_on_two_servers_overlap_and_the_chain_stays_whole(two_servers, 
     assert {k: v["slot"] for k, v in state["canonicals"].items()} == {
         k: slot for k, (_, slot) in homes.items()
     }
+
+
+def test_canonicals_json_is_last_written_from_the_last_record(two_recipes, monkeypatch, tmp_path):
+    """Each promote rewrites canonicals.json from the registry.  Here the second promote
+    records only once the first one's rewrite has read the registry, and that rewrite is held
+    between its reading and its writing until the other promote has recorded and rewritten it
+    too (or, when rewrites are serialised, cannot: 5 s after its record): unserialised, the
+    older reading would be written last, and the file would miss a canonical."""
+    real = registry_guard._write_json_atomically
+    db = two_recipes.config.db_path
+    gate = tmp_path / "first-rewrite-held"
+    monkeypatch.setenv("PROMOTE_UNDEPLOY_GATE", str(gate))
+    held: list[int] = []
+    written: list[int] = []
+
+    def held_first(path, doc):
+        if path.name == registry_guard.STATE_FILE and doc.get("chain_length") == 1 and not held:
+            gate.touch()
+            end, recorded = time.monotonic() + 120, None  # bounds, not assertions
+            while time.monotonic() < end and 2 not in written:
+                if recorded is None:
+                    with Registry.open(db, create=False) as reg:
+                        if len(reg.history()) >= 2:
+                            recorded = time.monotonic()
+                elif time.monotonic() - recorded > 5:
+                    break
+                time.sleep(0.05)
+            held.append(recorded is not None or 2 in written)
+        real(path, doc)
+        written.append(doc.get("chain_length"))
+
+    monkeypatch.setattr(registry_guard, "_write_json_atomically", held_first)
+    r = sweep(two_recipes.config)
+    assert [row["label"] for row in r.rows] == ["PASS (promoted)"] * 2, r.rows
+    # the first promote's rewrite was held, and the other promote recorded meanwhile
+    assert held == [True]
+    with Registry.open(db) as reg:
+        assert reg.verify_chain().ok
+        slots = {c.recipe: c.deployment for c in reg.canonicals()}
+    state, problem = read_state(two_recipes.config.state_dir)
+    assert problem is None and state is not None
+    assert state["chain_length"] == 2, written
+    assert {k: v["slot"] for k, v in state["canonicals"].items()} == slots
