@@ -12,8 +12,11 @@ engines.  One server is today's spelling (``context = "canon-s1"``); k servers a
 CPU is counted on both sides of the docker socket: canon's (the sweep and every child it waited
 for: harnesses, docker CLIs, the fleet's pytest) and the engines' (each dockerd and containerd:
 utime + stime from /proc).  With K cores the sweep can take no less than that CPU / K, so
-``(CPU / K) / wall(1 server)`` is the lowest ratio this machine allows; promotes run one at a
-time (they write the registry), so the sum of their times is a floor no server count hides.
+``(CPU / K) / wall(1 server)`` is the lowest ratio this machine allows.  Promotes on different
+servers run at once (one at a time on each server), so with k servers the promotes are spread
+over k too; each recipe's promote follows its own cold run, so its turn (``turns``: the sum of
+the rows' durations, cold run + promote) is what the servers share: ``turns / k / wall(1
+server)`` is the ratio were they spread evenly (turns grow when the cores are the limit).
 Each sweep's objects are removed from every server afterwards (by its canon.instance label);
 each sweep holds the swarm tests' lock (tests/swarmkit.py), as the tests do.
 """
@@ -191,10 +194,11 @@ def main() -> None:
     for n, r in results.items():
         cpu = r["canon_cpu"] + r["engine_cpu"]
         floor = cpu / cores / base["wall"]
+        spread = r["turn_sum"] / n / base["wall"]  # its turns, were they spread evenly
         print(
             f"{n} server(s): {r['wall'] / base['wall']:.2f}x one server "
             f"(ideal {1 / n:.2f}); CPU {cpu:.1f}s on {cores} cores >= {cpu / cores:.1f}s "
-            f"of wall: floor {floor:.2f}x"
+            f"of wall: floor {floor:.2f}x; its turns spread evenly over {n}: {spread:.2f}x"
         )
 
 

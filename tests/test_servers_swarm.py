@@ -41,10 +41,17 @@ META = textwrap.dedent("""\
     EXPECTED_NA = {"backup": "covered by test_swarm.py"}
 """)
 FLEET_TEST = textwrap.dedent("""\
-    import os
+    import os, pathlib, time
 
     def test_the_slot_is_on_the_scheduled_server():
         assert os.environ["CANON_DOCKER_CONTEXT"] == os.environ["CANON_SERVER"]
+        # the dead-server test: canon-s1's cold runs end only once canon-s2 is dead, so no
+        # promote of that sweep can reach canon-s2 before it dies (bounded: 90 s)
+        killed = os.environ.get("CANON_TEST_S2_KILLED")
+        if killed and os.environ["CANON_SERVER"] == "canon-s1":
+            end = time.monotonic() + 90
+            while not pathlib.Path(killed).exists() and time.monotonic() < end:
+                time.sleep(0.2)
 """)
 
 
@@ -153,7 +160,7 @@ def dockerd_pid(n: int) -> int:
     return int(Path(f"/var/run/canon-swarm-up/s{n}.pid").read_text())
 
 
-def test_a_server_killed_mid_sweep_is_an_error_there_and_the_other_goes_on(pool_ws):
+def test_a_server_killed_mid_sweep_is_an_error_there_and_the_other_goes_on(pool_ws, monkeypatch):
     first = sweep(pool_ws.config)
     assert [row["label"] for row in first.rows] == ["PASS (promoted)"] * 4
     with Registry.open(pool_ws.config.db_path) as reg:
@@ -162,8 +169,11 @@ def test_a_server_killed_mid_sweep_is_an_error_there_and_the_other_goes_on(pool_
     for i in range(4):
         release(pool_ws, f"p{i}", "1.1.0+1")
 
-    # kill canon-s2's dockerd as soon as a cold run has a service on it
+    # kill canon-s2's dockerd as soon as a cold run has a service on it; the cold runs on
+    # canon-s1 wait for that (FLEET_TEST), so every promote of this sweep comes after the kill
     killed = threading.Event()
+    flag = pool_ws.root / "s2-killed"
+    monkeypatch.setenv("CANON_TEST_S2_KILLED", str(flag))
 
     def killer() -> None:
         end = time.monotonic() + 300
@@ -172,6 +182,7 @@ def test_a_server_killed_mid_sweep_is_an_error_there_and_the_other_goes_on(pool_
             if "cold" in names:
                 os.kill(dockerd_pid(2), signal.SIGKILL)
                 killed.set()
+                flag.touch()
                 return
             time.sleep(0.3)
 
@@ -189,19 +200,19 @@ def test_a_server_killed_mid_sweep_is_an_error_there_and_the_other_goes_on(pool_
             assert by[r]["verdict"] is None
         alive = [r for r, row in by.items() if row["server"] == "canon-s1"]
         assert alive and all(by[r]["label"] == "PASS (promoted)" for r in alive if r not in on_s2)
-        # canon-s2's canonicals: kept in the registry, never moved to canon-s1; a row written
-        # after the kill says unreachable (one promoted there before it is simply PASS)
+        # canon-s2's canonicals: kept in the registry, never moved to canon-s1 nor promoted
+        # (every promote came after the kill), each row says unreachable
         with Registry.open(pool_ws.config.db_path) as reg:
             now = {c.recipe: (c.server, c.deployment) for c in reg.canonicals()}
+        assert on_s2
         for r in on_s2:
-            assert now[r][0] == "canon-s2", (r, now[r])
-            if by[r]["label"] != "PASS (promoted)":
-                assert now[r][1] == slots_before[r]
-                assert any("unreachable" in i for i in by[r]["incidents"]), (
-                    by[r]["label"],
-                    by[r]["incidents"],
-                    by[r]["server"],
-                )
+            assert now[r] == ("canon-s2", slots_before[r]), (r, now[r])
+            assert by[r]["label"] != "PASS (promoted)", by[r]
+            assert any("unreachable" in i for i in by[r]["incidents"]), (
+                by[r]["label"],
+                by[r]["incidents"],
+                by[r]["server"],
+            )
         # and `canon status` says so for each of them, with the server
         status = {row["recipe"]: row for row in status_rows(pool_ws.config)}
         for r in on_s2:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from canonlib import git
-from canonlib.backends.base import BackendError, refuse_canonical
+from canonlib.backends.base import BackendError, SilentServers, refuse_canonical
 from canonlib.backends.common import (
     BackendUnavailable,
     generate_secret,
@@ -58,7 +58,7 @@ from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import MarkerProblem, SlotMarker, read_marker
 
 
-class AbraBackend:
+class AbraBackend(SilentServers):
     name = "abra"
 
     def __init__(

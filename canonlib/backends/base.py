@@ -77,3 +77,38 @@ class Backend(Protocol):
     def disk_usage(self, slot: str | None = None) -> int: ...
 
     def slots(self) -> list[str]: ...
+
+    # several servers (the swarm pool); a backend on one server, or one that trusts its
+    # servers to answer (abra), says nothing: None, {}, no check
+
+    @property
+    def unreachable(self) -> dict[str, str]:
+        """The servers that did not answer when last asked: server -> why."""
+
+    def answers(self, server: str, max_age_s: float = 5.0) -> str | None:
+        """None when ``server`` answers; else why not (asked at most every ``max_age_s``)."""
+
+    def server_of(self, slot: str) -> str | None:
+        """The server ``slot`` lives on, when the backend knows it."""
+
+    def check_distinct(self) -> None:
+        """Refuse (ConfigError) two servers that are the same engine."""
+
+
+class SilentServers:
+    """The several-servers part of :class:`Backend` for a backend that says nothing there (one
+    server, or abra, which trusts its servers): every server answers, no slot's server is
+    known, no two servers are the same engine."""
+
+    @property
+    def unreachable(self) -> dict[str, str]:
+        return {}
+
+    def answers(self, server: str, max_age_s: float = 5.0) -> str | None:
+        return None
+
+    def server_of(self, slot: str) -> str | None:
+        return None
+
+    def check_distinct(self) -> None:
+        return None

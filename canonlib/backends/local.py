@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from canonlib.backends.base import BackendError, refuse_canonical
+from canonlib.backends.base import BackendError, SilentServers, refuse_canonical
 from canonlib.backends.boxed import OutsideSlot, find_bwrap, run_boxed
 from canonlib.backends.common import (
     BackendUnavailable,
@@ -79,7 +79,7 @@ def copy_recipe_tree(src: Path, dest: Path, recipe: str) -> None:
                 shutil.copy2(s, d, follow_symlinks=False)
 
 
-class LocalBackend:
+class LocalBackend(SilentServers):
     name = "local"
 
     def __init__(self, root: str | Path, *, guarded: tuple[Path, ...] = ()):

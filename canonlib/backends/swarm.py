@@ -49,7 +49,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from canonlib.backends.base import BackendError, refuse_canonical
+from canonlib.backends.base import BackendError, SilentServers, refuse_canonical
 from canonlib.backends.common import BackendUnavailable, probe_once, read_env_file, wait_probes
 from canonlib.backends.compose import service_names, stack_name, with_labels
 from canonlib.backends.swarm_converge import Convergence
@@ -67,7 +67,7 @@ from canonlib.state.marker import RETIRED, SlotMarker
 WARM_MODES = ("running", "snapshot")
 
 
-class SwarmBackend:
+class SwarmBackend(SilentServers):
     """The :class:`~canonlib.backends.base.Backend` on a Docker Swarm: a slot is a stack."""
 
     name = "swarm"

@@ -138,7 +138,7 @@ def _down_servers(
             backend.markers()  # asks every server; the silent ones are noted
         except CanonError:
             return {}
-    return dict(getattr(backend, "unreachable", {}))
+    return dict(backend.unreachable)
 
 
 def _incident(config: Config, c: Canonical | None) -> str | None:

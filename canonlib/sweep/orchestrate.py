@@ -238,10 +238,15 @@ class _Sweep:
         self._local.registry = registry  # the sweep's own thread uses the sweep's connection
         self._opened: list[Registry] = []
         self._write = threading.Lock()
-        self._promoting = threading.Lock()  # several cold runs at once: one promote at a time
+        self._promoting = threading.Lock()  # one backend, several cold runs: one promote at a time
         self._slots: set[str] | None = None  # the backend's slots, listed once (see _gone)
         self._slots_listed = False
         self.servers: list[str] = list(config.backend.get("servers") or [])
+        # several servers: placement is decided one at a time (counting the promotes in flight),
+        # then one promote at a time on each server, the servers' at once (see _promote_on)
+        self._placing = threading.Lock()
+        self._placed: dict[str, str] = {}  # recipe -> server its promote in flight goes to
+        self._server_promoting = {srv: threading.Lock() for srv in self.servers}
 
     @property
     def registry(self) -> Registry:
@@ -458,26 +463,54 @@ class _Sweep:
         re-promoted elsewhere for that); ``fresh`` asks it now (after an error), not within
         the last seconds."""
         server = getattr(canonical, "server", None)
-        answers = getattr(self.backend, "answers", None)
-        if not server or answers is None or server not in self.servers:
+        if not server or server not in self.servers:
             return None
-        if not answers(server, 0.0 if fresh else 5.0):
+        if not self.backend.answers(server, 0.0 if fresh else 5.0):  # abra's: always answers
             return None
         return f"canonical {canonical.version} unreachable: its server {server} does not answer"
 
     def home(self, fr: FleetRecipe, meta: Any, canonical: Any) -> str | None:
-        """Several servers: where the recipe's canonical lives after this promote."""
+        """Several servers: where the recipe's canonical lives after this promote.  Each other
+        canonical counts where it lives, or where its promote in flight goes (the caller holds
+        ``_placing``: two new recipes never both take the same least-loaded server)."""
         if not self.servers:
             return None
         current = getattr(canonical, "server", None)
         if current is None and canonical is not None and canonical.deployment:
-            server_of = getattr(self.backend, "server_of", None)
-            current = server_of(canonical.deployment) if server_of else None
+            current = self.backend.server_of(canonical.deployment)
+        where = {c.recipe: c.server for c in self.registry.canonicals() if c.server is not None}
+        where.update(self._placed)
+        where.pop(fr.name, None)
         held: dict[str, int] = {}
-        for c in self.registry.canonicals():
-            if c.server is not None and c.recipe != fr.name:
-                held[c.server] = held.get(c.server, 0) + 1
+        for srv in where.values():
+            held[srv] = held.get(srv, 0) + 1
         return schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=current, held=held)
+
+    @contextlib.contextmanager
+    def _promote_on(self, fr: FleetRecipe, meta: Any) -> Iterator[str | None]:
+        """Hold what a promote must hold; yields the server it goes to (None: one backend).
+
+        One backend: one promote at a time, as ever.  Several servers: the recipe's home is
+        decided under a short global lock and counted as in flight until its promote ends; then
+        one promote at a time on that server, while other servers' promotes run at once (a
+        swarm promote waits seconds for its slot to converge).  The registry serialises its own
+        writes (the chain append is one ``BEGIN IMMEDIATE`` transaction); each recipe has one
+        turn a sweep, so one promote."""
+        if not self.servers:
+            with self._promoting:
+                yield None
+            return
+        with self._placing:
+            assert fr.name not in self._placed  # one turn, one promote, per recipe a sweep
+            home = self.home(fr, meta, self.registry.read_registry(fr.name))
+            assert home is not None  # several servers: always one of them
+            self._placed[fr.name] = home
+        try:
+            with self._server_promoting[home]:
+                yield home
+        finally:
+            with self._placing:
+                del self._placed[fr.name]
 
     def _run_and_promote(
         self,
@@ -543,9 +576,7 @@ class _Sweep:
                 row["reason"] = f"not promoted: {gate}"
             if cold.green and gate is None:
                 self.event(fr.name, f"green: promoting {latest}")
-                with self._promoting:  # promotes and their registry writes, one at a time
-                    before = self.registry.read_registry(fr.name)
-                    home = self.home(fr, meta, before)
+                with self._promote_on(fr, meta) as home:  # one at a time on each server
                     result = promote(
                         co,
                         meta,
@@ -625,11 +656,11 @@ def _server_turns(
     by_name = {fr.name: fr for fr in todo}
     waiting = [by_name[r] for r in schedule.order([fr.name for fr in todo], expected)]
     taking = threading.Lock()
-    answers = getattr(s.backend, "answers", None)  # swarm: ask the engine; abra: trust it
+    answers = s.backend.answers  # swarm: ask the engine; abra: trust it (always answers)
 
     def worker(server: str) -> list[dict[str, Any]]:
         while not s.stop.is_set():
-            if answers is not None and answers(server) is not None:
+            if answers(server) is not None:
                 return []
             with taking:
                 if not waiting:
@@ -804,9 +835,7 @@ def _check_servers(config: Config, registry: Registry, backend: Backend) -> None
     gone = schedule.orphaned(((c.recipe, c.server) for c in registry.canonicals()), servers)
     if gone:
         raise UsageError(schedule.orphan_message(gone))
-    check_distinct = getattr(backend, "check_distinct", None)
-    if check_distinct is not None:
-        check_distinct()
+    backend.check_distinct()
 
 
 def _recover(registry: Registry, backend: Backend, run_id: str) -> list[str]:

@@ -13,6 +13,7 @@ returned, never raised.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from canonlib import __version__
@@ -37,6 +38,12 @@ class PromoteResult:
 
 class PromoteRefused(CanonError):
     pass
+
+
+# promotes on several servers run at once: each rewrites canonicals.json from the registry,
+# read and replaced under this lock, so the last file written is read after the last record
+# (two unlocked writers could put an older reading last)
+_STATE_WRITES = threading.Lock()
 
 
 def next_slot(recipe: str, backend: Backend) -> str:
@@ -126,7 +133,8 @@ def promote(
             slot, marker.as_role(CANONICAL, promotion_id=promo.id, promotion_hash=promo.hash)
         )
         point("promote:marked-canonical")
-        write_state(registry)
+        with _STATE_WRITES:
+            write_state(registry)
         point("promote:state-written")
     except Exception as e:  # noqa: BLE001
         result.warnings.append(f"marking {slot} canonical failed ({e}); the next sweep repairs it")
