@@ -136,7 +136,7 @@ def any_failing(rows: list[ResultRow]) -> bool:
 CANONICAL_INCIDENT = "canonical "
 
 
-def canonical_incident(canonical: Any, tags: dict[str, str]) -> str | None:
+def canonical_incident(canonical: Canonical | None, tags: dict[str, str]) -> str | None:
     """The canonical's tag deleted or moved upstream (``tags``: the mirror's tag -> commit)."""
     if canonical is None:
         return None
@@ -180,7 +180,10 @@ class SweepResult:
         return 1 if any_failing(self.results) or open_incidents else 0
 
 
-def sync_all(config: Config, recipes: list[str]) -> dict[str, SyncReport | CanonError]:
+Reports = dict[str, SyncReport | CanonError]  # each recipe's sync: its report, or why it failed
+
+
+def sync_all(config: Config, recipes: list[str]) -> Reports:
     """Sync every mirror, ``sync.parallel`` at a time; a failure is that recipe's value."""
 
     def one(recipe: str) -> SyncReport | CanonError:
@@ -370,9 +373,9 @@ class _Sweep:
                 if isinstance(e, CanonError)
                 else f"unexpected {type(e).__name__}: {one_line(e)}"
             )
-            # the cause, decided here: the runner's (already in the row), else a full disk
-            # (its errno, or the disk almost full), else the environment
-            if row.cause is None or isinstance(e, OSError):
+            # the cause, decided here: the runner's for its own error (already in the row), else
+            # a full disk (its errno, or the disk almost full), else the environment
+            if row.cause not in (Cause.ENVIRONMENT, Cause.FULL_DISK) or isinstance(e, OSError):
                 row.errno = errno_of(e)
                 row.cause = Cause.FULL_DISK if full_disk_errno(row.errno) else Cause.ENVIRONMENT
             turn = policy.Turn(
@@ -591,7 +594,7 @@ class _Sweep:
 
 
 def _turns(
-    s: _Sweep, todo: list[FleetRecipe], reports: dict[str, Any], parallel: int
+    s: _Sweep, todo: list[FleetRecipe], reports: Reports, parallel: int
 ) -> Iterator[ResultRow]:
     """Each recipe's turn; with ``parallel`` > 1 (one per abra server), cold runs overlap."""
     if parallel <= 1 or len(todo) <= 1:
@@ -613,7 +616,7 @@ def _turns(
 
 
 def _server_turns(
-    s: _Sweep, todo: list[FleetRecipe], reports: dict[str, Any], per_server: int
+    s: _Sweep, todo: list[FleetRecipe], reports: Reports, per_server: int
 ) -> Iterator[ResultRow]:
     """Several servers: ``per_server`` workers on each server; each takes the next recipe,
     longest expected cold run first (:func:`.schedule.order`), when it is free. A worker
@@ -782,7 +785,7 @@ def private_tmp(root: Path, run_id: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, Any, list[str]]]:
+def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, Backend, list[str]]]:
     """Under the lock: refuse a registry behind the deployed canonicals (a missing one is
     never recreated), back it up before a sweep writes, then open it."""
     backend = make_backend(config)
