@@ -32,6 +32,7 @@ from canonlib.evidence.verify import verify
 from canonlib.recipe.builder import IDENTITY, UpstreamRepo
 from canonlib.recipe.lint import VERSION_LABEL
 from canonlib.state.registry import Registry
+from canonlib.state.row import parse_label
 from canonlib.sweep.orchestrate import sweep
 from canonlib.tables import format_table, sweep_table
 
@@ -511,7 +512,7 @@ EXPECTED["again"] = {
         "ERROR (sync:"
         if r == "lasuite-docs"
         else label
-        if label.startswith("SKIP")
+        if parse_label(label).skipped
         else "SKIP (no-new-version)"
     )
     for r, label in EXPECTED["week 3"].items()

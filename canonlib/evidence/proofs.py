@@ -23,6 +23,7 @@ from canonlib.recipe.meta import load_meta
 from canonlib.recipe.mirror import Mirror, mirror_for
 from canonlib.recipe.versions import latest_release, parse_version
 from canonlib.state.registry import Registry
+from canonlib.state.row import Outcome, parse_label
 from canonlib.sweep import policy
 from canonlib.sweep.orchestrate import sweep
 from canonlib.sweep.promote import promote
@@ -258,7 +259,7 @@ def samever_claims(db: Path, recipe: str, run_ids: list[str], tag: str) -> list[
     return [
         Claim(
             "first sweep promoted the latest release",
-            first["label"] == "PASS (promoted)",
+            parse_label(first["label"]).promoted,
             f"{first['label']} {first['latest']}",
         ),
         Claim(
@@ -299,10 +300,10 @@ def settled(row: dict[str, Any] | None, *, held: bool = True) -> bool:
     older re-derived it (a held row unsettled)."""
     if row is None:
         return False
-    label = str(row.get("label"))
+    label = parse_label(row.get("label"))
     if held and row.get("decision") == policy.HELD_HOST:
         return True
-    return label.startswith("SKIP") or label == "PASS (promoted)" or row.get("verdict") == "red"
+    return label.skipped or label.promoted or row.get("verdict") == "red"
 
 
 def determinism_claims(reg: Registry, run_id: str, *, held_settled: bool = True) -> list[Claim]:
@@ -317,7 +318,11 @@ def determinism_claims(reg: Registry, run_id: str, *, held_settled: bool = True)
     def done_with(row: dict[str, Any] | None) -> bool:
         return settled(row, held=held_settled)
 
-    idle_ok = ("SKIP", "HELD", "ERROR") if held_settled else ("SKIP", "ERROR")
+    idle_ok = (
+        {Outcome.SKIP, Outcome.HELD, Outcome.ERROR}
+        if held_settled
+        else {Outcome.SKIP, Outcome.ERROR}
+    )
     idle_name = (
         "rows that ran nothing are SKIP, HELD or a stage ERROR"
         if held_settled
@@ -360,7 +365,7 @@ def determinism_claims(reg: Registry, run_id: str, *, held_settled: bool = True)
         ),
         Claim(
             idle_name,
-            all(str(r["label"]).startswith(idle_ok) for r in idle),
+            all(parse_label(r["label"]).outcome in idle_ok for r in idle),
             ", ".join(sorted({r["label"][:24] for r in idle})),
         ),
     ]
@@ -422,7 +427,7 @@ def label_claims(reg: Registry, claimed_rows: list[dict[str, Any]]) -> list[Clai
             claims.append(
                 Claim(
                     name,
-                    (row["label"] == "PASS (promoted)") == promoted,
+                    parse_label(row["label"]).promoted == promoted,
                     f"{row['label']}; "
                     f"promotion history: {'promoted' if promoted else 'not promoted'}",
                 )

@@ -45,6 +45,7 @@ from canonlib.evidence.manifest import (
 from canonlib.evidence.records import NOTEBOOK_CAP
 from canonlib.files import FileProblem, read_inside, read_json_file, read_small_file, write_atomic
 from canonlib.recipe.meta import RUNGS
+from canonlib.state.row import parse_label
 from canonlib.sweep.words import DECISION_WORDS, FAILING_LABELS
 
 if TYPE_CHECKING:  # imported where used: nbconvert is slow to load
@@ -90,13 +91,11 @@ LABEL_CHARS = 32  # a longer label is shown as its outcome when the reason says 
 
 
 def outcome(label: Any, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
-    """The outcome a label starts with (``PASS``, ``FAIL``, ``ERROR``, …), else ``?``; of
-    ``table`` (:data:`HELD_OUTCOMES`: ``HELD`` too)."""
-    text = str(label or "")
-    for key in table:
-        if key != "?" and (text == key or text.startswith(key + " ") or text.startswith(key + "(")):
-            return key
-    return "?"
+    """A label's outcome (:func:`canonlib.state.row.parse_label`: ``PASS``, ``FAIL``, ``ERROR``,
+    …) as a page's ``table`` names it, else ``?`` (:data:`OUTCOMES` has no ``HELD``: format 2
+    and older pages show a held row as ``?``; :data:`HELD_OUTCOMES` has it)."""
+    head = parse_label(label).outcome
+    return head.value if head is not None and head.value in table else "?"
 
 
 def missing(v: Any) -> bool:

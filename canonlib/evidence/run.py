@@ -305,9 +305,9 @@ def run_suite(
             outcome = "ok" if nb_run.ok else "FAILED: " + "; ".join(nb_run.problems)
             progress(f"  {name}: {outcome} ({secs:.1f}s)")
     except (Interrupted, KeyboardInterrupt) as e:
-        why = signal.Signals(e.signum).name if isinstance(e, Interrupted) else "SIGINT"
+        why = e.signal_name if isinstance(e, Interrupted) else "SIGINT"
         if ev.notebooks and (nb_run := ev.notebooks[-1]).rc is None:
-            nb_run.rc = 128 + (e.signum if isinstance(e, Interrupted) else signal.SIGINT)
+            nb_run.rc = e.exit_code if isinstance(e, Interrupted) else 128 + signal.SIGINT
             _finish_notebook(nb_run, logs / f"{nb_run.name}.log", d, timeout_s)
             nb_run.problems.insert(0, f"interrupted by {why}")
         with contextlib.suppress(Exception):  # the interrupt is what the caller must hear about

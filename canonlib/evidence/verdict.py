@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from canonlib.sweep.words import FAILING_LABELS
+from canonlib.state.row import parse_label
 
 PASSED = "PASSED"
 FAILED = "FAILED"
@@ -68,7 +68,7 @@ def verdict(notebooks_ok: dict[str, bool], rows: list[dict[str, Any]]) -> Verdic
             "label": str(r.get("label")),
         }
         for r in rows
-        if str(r.get("label")).startswith(FAILING_LABELS)
+        if parse_label(r.get("label")).failing
     ]
     result = FAILED if failed or failing or not notebooks_ok else PASSED
     return Verdict(result, failed, failing)

@@ -32,6 +32,7 @@ from canonlib.files import (
     write_atomic,
 )
 from canonlib.state.marker import utcnow as utcnow  # re-exported: the registry's clock
+from canonlib.state.row import ResultRow
 
 GENESIS = "0" * 64
 DB_NAME = "canon.db"
@@ -72,6 +73,9 @@ RESULT_FIELDS = (
     "eligible_at",
     # 6 (servers): the server the cold run ran on
     "server",
+    # 7: why it failed (state.row.Cause), decided where it was caught; the OSError's errno
+    "cause",
+    "errno",
 )
 _JSON_FIELDS = {"rungs", "incidents", "warnings", "host_access", "host_accepted"}
 
@@ -171,6 +175,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE canonicals ADD COLUMN server TEXT;
     ALTER TABLE results ADD COLUMN server TEXT;
+    """,
+    # 7: a failure's cause (verdict, timeout, environment, full-disk: state.row.Cause), decided
+    # where it was caught, and the errno of the OSError when one was; NULL for a row written
+    # before (read with state.row.legacy_cause) and for a row that did not fail
+    """
+    ALTER TABLE results ADD COLUMN cause TEXT;
+    ALTER TABLE results ADD COLUMN errno INTEGER;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -564,10 +575,12 @@ class Registry:
                 q, args = q + " WHERE kind = ?", (kind,)
             return [dict(r) for r in self._conn.execute(q + " ORDER BY started_at, run_id", args)]
 
-    def record_result(self, run_id: str, row: dict[str, Any]) -> None:
+    def record_result(self, run_id: str, row: ResultRow | Mapping[str, Any]) -> None:
+        """Store ``run_id``'s row for its recipe (a mapping: one that names only some keys)."""
+        got = row.to_dict() if isinstance(row, ResultRow) else row
         with _DamageGuard(self.path):
             values = [
-                json.dumps(row.get(k)) if k in _JSON_FIELDS else row.get(k) for k in RESULT_FIELDS
+                json.dumps(got.get(k)) if k in _JSON_FIELDS else got.get(k) for k in RESULT_FIELDS
             ]
             cols = ("run_id",) + RESULT_FIELDS
             marks = ", ".join("?" * len(cols))
@@ -592,6 +605,10 @@ class Registry:
                     d[k] = json.loads(d[k]) if d[k] is not None else None
                 out.append(d)
             return out
+
+    def result_rows(self, run_id: str | None = None, recipe: str | None = None) -> list[ResultRow]:
+        """:meth:`results` as typed rows (each with its ``run_id``)."""
+        return [ResultRow.from_dict(d) for d in self.results(run_id, recipe)]
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -57,7 +57,7 @@ def min_release_age_s(config: Config, meta: RecipeMeta) -> int:
 
 def cooling(
     config: Config, meta: RecipeMeta, mirror: Any, tag: str, commit: str, now: float
-) -> dict[str, Any] | None:
+) -> tuple[str, str, str] | None:
     """The row's fields for a tag still cooling (``first_seen``, ``eligible_at``, ``reason``),
     or None when it may run."""
     age = min_release_age_s(config, meta)
@@ -68,14 +68,12 @@ def cooling(
     if until is None:
         return None
     where = "MIN_RELEASE_AGE" if meta.MIN_RELEASE_AGE is not None else "[sweep] min_release_age"
-    return {
-        "first_seen": iso(first),
-        "eligible_at": iso(until),
-        "reason": (
-            f"{tag} first seen by canon's mirror {iso(first)}; cooling until {iso(until)} "
-            f"({where} {meta.MIN_RELEASE_AGE or _human(age)})"
-        ),
-    }
+    return (
+        iso(first),
+        iso(until),
+        f"{tag} first seen by canon's mirror {iso(first)}; cooling until {iso(until)} "
+        f"({where} {meta.MIN_RELEASE_AGE or _human(age)})",
+    )
 
 
 def _human(seconds: int) -> str:
@@ -99,13 +97,13 @@ class HostGate:
     def held(self) -> bool:
         return bool(self.new or self.refused)
 
-    def row(self) -> dict[str, Any]:
+    def row(self) -> tuple[list[dict[str, Any]], list[str]]:
         """``host_access`` (each item asked: item, file, line, service, source, accepted,
         refused) and ``host_accepted`` (the meta's HOST_ACCESS), for the result row."""
         new = {a.item for a in self.new}
         refused = {a.item: what for a, what in self.refused}
-        return {
-            "host_access": [
+        return (
+            [
                 {
                     **a.as_dict(),
                     "accepted": a.item not in new and a.item not in refused,
@@ -113,8 +111,8 @@ class HostGate:
                 }
                 for a in self.asked
             ],
-            "host_accepted": list(self.accepted),
-        }
+            list(self.accepted),
+        )
 
     def reason(self, meta: RecipeMeta) -> str:
         parts = []

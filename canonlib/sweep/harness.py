@@ -39,6 +39,7 @@ from canonlib.process import watch_parent
 from canonlib.recipe import lint
 from canonlib.recipe.meta import RUNGS, RecipeMeta, load_meta
 from canonlib.state.marker import COLD, SlotMarker, new_slot_name, utcnow
+from canonlib.state.row import Cause, full_disk_errno, names_full_disk
 from canonlib.sweep import admission, policy
 from canonlib.sweep.knownred import disk_room
 
@@ -178,11 +179,22 @@ def functional_tests(
 class EnvironmentFault(Exception):  # noqa: N818 -- not a verdict about the recipe
     """canon's own environment failed: no verdict.
 
-    Disk full, a backend that cannot start, a bug.
+    Disk full, a backend that cannot start, a bug.  ``errno``: the OSError's, when one was.
     """
 
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
 
-Verdict = tuple[str, str]  # (status, reason) of one rung
+    @property
+    def full_disk(self) -> bool:
+        """A write failed on a full disk: its errno says so, or (git, docker: a child's
+        message, no errno) its words do."""
+        return full_disk_errno(self.errno) or (self.errno is None and names_full_disk(str(self)))
+
+
+# (status, reason) of one rung; the run's verdict (green/red) is made of its rungs' statuses
+RungStatus = tuple[str, str]
 
 
 class Harness:
@@ -203,6 +215,8 @@ class Harness:
         self.reasons: dict[str, str] = {}
         self.warnings: list[str] = []
         self.error: str | None = None  # an EnvironmentFault: the run gives no verdict
+        self.errno: int | None = None  # the error's OSError errno, when one was
+        self.full_disk = False  # the error is a full (or almost full) disk
         self.tests_executed = 0
         self.failed_fresh: set[str] = set()
         self.installed = False
@@ -292,10 +306,12 @@ class Harness:
                     room = None if status in (policy.PASS, policy.SKIP) else self.disk_room()
                     if room:  # it may have failed for want of space: no verdict
                         self.error = f"{rung}: {room} (it failed there: {reason or status})"
+                        self.full_disk = True
                     else:
                         self.set(rung, status, reason)
                 except EnvironmentFault as e:
-                    self.error = f"{rung}: {self.full_disk_words(str(e))}"
+                    self.error = f"{rung}: {self.full_disk_words(e)}"
+                    self.errno, self.full_disk = e.errno, e.full_disk or self.full_disk
                 except Exception as e:  # noqa: BLE001 -- a bug in canon is no verdict either
                     self.error = f"{rung}: unexpected {type(e).__name__}: {e}"
                 if self.error:
@@ -314,12 +330,15 @@ class Harness:
             ]
         )
 
-    def full_disk_words(self, error: str) -> str:
-        """``error``, saying where the disk is almost full and what to do when it is."""
+    def full_disk_words(self, fault: EnvironmentFault) -> str:
+        """``fault``'s words, saying where the disk is almost full and what to do when it is."""
+        error = str(fault)
         room = self.disk_room()
+        if room:
+            self.full_disk = True
         if room and room not in error:
             return f"{room}: {error}"
-        if not room and policy.names_full_disk(error) and "free space" not in error:
+        if not room and fault.full_disk and "free space" not in error:
             return f"{error}; free space on that filesystem and re-run"
         return error
 
@@ -346,15 +365,18 @@ class Harness:
             "green": self.error is None and policy.is_green(rungs, self.tests_executed),
             "error": self.error,
         }
+        if self.error:  # its cause, decided where the error was caught (the runner reads both)
+            result["errno"] = self.errno
+            result["cause"] = (Cause.FULL_DISK if self.full_disk else Cause.ENVIRONMENT).value
         write_atomic(self.result_file, json.dumps(result, indent=1))
         return result
 
 
 @contextlib.contextmanager
-def verdict_of(prefix: str = "") -> Iterator[list[Verdict]]:
-    """Turn what a backend raises into a verdict: its errors FAIL the rung; the environment's
+def rung_status_of(prefix: str = "") -> Iterator[list[RungStatus]]:
+    """Turn what a backend raises into a rung's status: its errors FAIL the rung; the environment's
     (disk full, a backend that cannot start, anything unexpected) are :class:`EnvironmentFault`."""
-    out: list[Verdict] = []
+    out: list[RungStatus] = []
     try:
         yield out
     except EnvironmentFault:
@@ -364,24 +386,24 @@ def verdict_of(prefix: str = "") -> Iterator[list[Verdict]]:
     except (BackendError, CanonError) as e:
         out[:] = [(policy.FAIL, f"{prefix}{e}")]
     except OSError as e:
-        raise EnvironmentFault(f"{prefix}{e}") from None
+        raise EnvironmentFault(f"{prefix}{e}", e.errno) from None
     except Exception as e:  # noqa: BLE001 -- a bug in canon is no verdict about the recipe
         raise EnvironmentFault(f"{prefix}unexpected {type(e).__name__}: {e}") from None
 
 
-def rung_install(h: Harness) -> Verdict:
+def rung_install(h: Harness) -> RungStatus:
     """L1: provision, deploy, install steps, ready probes, in the cold slot."""
     problem = not_a_recipe(h.recipe_dir, h.version)  # any backend: no compose.yml, no recipe
     if problem:
         return policy.FAIL, problem
-    with verdict_of() as v:
+    with rung_status_of() as v:
         h.install(h.slot, h.recipe_dir, h.version, h.commit)
         h.installed = True
         v.append((policy.PASS, ""))
     return v[0]
 
 
-def rung_upgrade(h: Harness) -> Verdict:
+def rung_upgrade(h: Harness) -> RungStatus:
     """L2: install the upgrade base in a slot of its own, deploy this version over it, test.
 
     A base that asks the host for more than the meta's HOST_ACCESS accepts (or for canon's
@@ -389,17 +411,20 @@ def rung_upgrade(h: Harness) -> Verdict:
     if not h.base or h.base_kind == "skip":
         return policy.SKIP, f"no upgrade base: {h.base_reason or 'none resolved'}"
     slot, origin = f"{h.slot}-up", f"from {h.base_kind} {h.base}"
-    base_commit = h.upgrade_base_commit()  # outside verdict_of: a missing base is no verdict
+    base_commit = h.upgrade_base_commit()  # outside rung_status_of: a missing base is no verdict
     try:
         with (
             tempfile.TemporaryDirectory(prefix="canon-base-") as tmp,
-            verdict_of(f"{origin}: ") as v,
+            rung_status_of(f"{origin}: ") as v,
         ):
             base_tree = Path(tmp) / "base"
             try:  # canon's own clone of a commit the mirror has: a failure is no verdict
                 git.clone_at(h.recipe_dir, base_tree, base_commit)
             except (CanonError, OSError) as e:
-                raise EnvironmentFault(f"{origin}: cannot check out the base: {e}") from None
+                raise EnvironmentFault(
+                    f"{origin}: cannot check out the base: {e}",
+                    e.errno if isinstance(e, OSError) else None,
+                ) from None
             # the base is a release too: one asking the host for more than HOST_ACCESS accepts
             # (a pinned UPGRADE_BASE_VERSION or a step-back older than the meta) never deploys
             gate = admission.host_gate(h.config, h.meta, base_tree, h.base)
@@ -417,18 +442,18 @@ def rung_upgrade(h: Harness) -> Verdict:
     return v[0]
 
 
-def rung_functional(h: Harness) -> Verdict:
+def rung_functional(h: Harness) -> RungStatus:
     """L4: the recipe's own tests from the fleet, against the fresh install."""
-    with verdict_of() as v:
+    with rung_status_of() as v:
         status, _n, failed, reason = h.functional(h.slot)
         h.failed_fresh = failed
         v.append((status, reason))
     return v[0]
 
 
-def rung_backup(h: Harness) -> Verdict:
+def rung_backup(h: Harness) -> RungStatus:
     """L3: snapshot, wipe, restore; every test that passed on the fresh install still passes."""
-    with verdict_of() as v:
+    with rung_status_of() as v:
         snap = h.backend.snapshot(h.slot)
         h.backend.wipe_data(h.slot)
         h.backend.restore(h.slot, snap)
@@ -443,7 +468,7 @@ def rung_backup(h: Harness) -> Verdict:
     return v[0]
 
 
-def rung_lint(h: Harness) -> Verdict:
+def rung_lint(h: Harness) -> RungStatus:
     """L5: the recipe itself at the tag, by canon's rules and, where abra is on PATH, abra's
     (:mod:`canonlib.recipe.lint`); errors fail the rung, warnings go to the results row."""
     base, notes = None, []

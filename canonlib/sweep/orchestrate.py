@@ -18,7 +18,6 @@ import os
 import queue as queues
 import secrets
 import shutil
-import signal
 import stat
 import sys
 import tempfile
@@ -41,28 +40,19 @@ from canonlib.recipe.meta import RecipeMeta
 from canonlib.recipe.mirror import SyncReport, mirror_for, owner_tag, reap_leftovers
 from canonlib.recipe.versions import latest_release
 from canonlib.state import registry_guard
-from canonlib.state.registry import RESULT_FIELDS, Canonical, Registry, utcnow
+from canonlib.state.registry import Canonical, Registry, utcnow
+from canonlib.state.row import Cause, ResultRow, full_disk_errno
 from canonlib.sweep import admission, policy, schedule
 from canonlib.sweep.knownred import disk_room, harness_identity, tests_digest
-from canonlib.sweep.promote import promote
+from canonlib.sweep.promote import errno_of, promote
 from canonlib.sweep.recover import recover, slot_gone, slot_gone_on
+from canonlib.sweep.runner import Interrupted as Interrupted  # re-exported: the sweep's signal
 from canonlib.sweep.runner import cold_run
-from canonlib.sweep.words import FAILING_LABELS
 from canonlib.term import did_you_mean
 
 
 class LockedError(CanonError):
     exit_code = 75
-
-
-class Interrupted(BaseException):  # noqa: N818 -- a signal, like KeyboardInterrupt
-    def __init__(self, signum: int):
-        super().__init__(f"signal {signal.Signals(signum).name}")
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 def raise_interrupted(signum: int, _frame: Any) -> None:
@@ -139,14 +129,14 @@ def code_identity() -> dict[str, Any]:
     }
 
 
-def any_failing(rows: list[dict[str, Any]]) -> bool:
-    return any(str(r["label"]).startswith(FAILING_LABELS) for r in rows)
+def any_failing(rows: list[ResultRow]) -> bool:
+    return any(r.failing for r in rows)
 
 
 CANONICAL_INCIDENT = "canonical "
 
 
-def canonical_incident(canonical: Any, tags: dict[str, str]) -> str | None:
+def canonical_incident(canonical: Canonical | None, tags: dict[str, str]) -> str | None:
     """The canonical's tag deleted or moved upstream (``tags``: the mirror's tag -> commit)."""
     if canonical is None:
         return None
@@ -157,12 +147,12 @@ def canonical_incident(canonical: Any, tags: dict[str, str]) -> str | None:
     return f"{CANONICAL_INCIDENT}{canonical.tag} ({canonical.commit[:12]}): its tag was {what}"
 
 
-def canonical_incidents(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
+def canonical_incidents(rows: list[ResultRow]) -> list[tuple[str, str, bool]]:
     """(recipe, incident, acknowledged) for every canonical incident; a HOLD acknowledges it."""
     return [
-        (r["recipe"], i, r.get("decision") == policy.SKIP_HELD)
+        (r.recipe, i, r.decision == policy.SKIP_HELD)
         for r in rows
-        for i in (r.get("incidents") or [])
+        for i in (r.incidents or [])
         if str(i).startswith(CANONICAL_INCIDENT)
     ]
 
@@ -171,7 +161,7 @@ def canonical_incidents(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool
 class SweepResult:
     run_id: str
     run_dir: Path
-    rows: list[dict[str, Any]]
+    results: list[ResultRow]  # one row per recipe, by recipe
     status: str
     fleet: Fleet
     plan: bool = False
@@ -179,13 +169,21 @@ class SweepResult:
     notes: list[str] = field(default_factory=list)  # what the start found and did (reaped slots …)
 
     @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as JSON objects (``canon sweep --json``, the notebooks' records)."""
+        return [r.to_dict() for r in self.results]
+
+    @property
     def exit_code(self) -> int:
         """1 for a failing label, or a canonical incident not acknowledged by a HOLD."""
-        open_incidents = [i for i in canonical_incidents(self.rows) if not i[2]]
-        return 1 if any_failing(self.rows) or open_incidents else 0
+        open_incidents = [i for i in canonical_incidents(self.results) if not i[2]]
+        return 1 if any_failing(self.results) or open_incidents else 0
 
 
-def sync_all(config: Config, recipes: list[str]) -> dict[str, SyncReport | CanonError]:
+Reports = dict[str, SyncReport | CanonError]  # each recipe's sync: its report, or why it failed
+
+
+def sync_all(config: Config, recipes: list[str]) -> Reports:
     """Sync every mirror, ``sync.parallel`` at a time; a failure is that recipe's value."""
 
     def one(recipe: str) -> SyncReport | CanonError:
@@ -264,7 +262,7 @@ class _Sweep:
 
     def turn(
         self, fr: FleetRecipe, synced: SyncReport | CanonError | None, server: str | None = None
-    ) -> dict[str, Any]:
+    ) -> ResultRow:
         """One recipe's turn (its cold run on ``server``, when there are several), its row
         recorded (registry + results.jsonl) as soon as it is done."""
         row = self.recipe_turn(fr, synced, server)
@@ -272,7 +270,7 @@ class _Sweep:
             self.registry.record_result(self.run_id, row)
             point("sweep:row-recorded")
             with self._write, open(self.run_dir / "results.jsonl", "a") as f:
-                f.write(json.dumps(row, sort_keys=True) + "\n")
+                f.write(row.to_json() + "\n")
         return row
 
     def event(self, recipe: str, what: str) -> None:
@@ -287,11 +285,14 @@ class _Sweep:
         ):
             f.write(json.dumps({"recipe": recipe, "event": what}) + "\n")
 
-    def with_room(self, error: str | None) -> str:
+    def with_room(self, error: str | None, row: ResultRow) -> str:
         """``error``, led by where the disk is almost full (the state dir, this run's TMPDIR):
-        a failure there may be for want of space, and freeing it is what to do."""
+        a failure there may be for want of space, and freeing it is what to do; then the row's
+        cause is a full disk."""
         room = disk_room([self.config.state_dir, tempfile.gettempdir()])
         error = error or "failed"
+        if room:
+            row.cause = Cause.FULL_DISK
         return f"{room}: {error}" if room and "free space" not in error else error
 
     @property
@@ -302,16 +303,11 @@ class _Sweep:
 
     def recipe_turn(
         self, fr: FleetRecipe, synced: SyncReport | CanonError | None, server: str | None = None
-    ) -> dict[str, Any]:
+    ) -> ResultRow:
         t0 = time.monotonic()
-        row: dict[str, Any] = {
-            **dict.fromkeys(RESULT_FIELDS),
-            "recipe": fr.name,
-            "incidents": [],
-            "warnings": [],
-        }
+        row = ResultRow(fr.name, incidents=[], warnings=[])
         before = self.registry.read_registry(fr.name)
-        row["canonical_before"] = before.version if before else None
+        row.canonical_before = before.version if before else None
         stage = "meta"
         try:
             if fr.error:
@@ -324,49 +320,47 @@ class _Sweep:
             if synced is None:
                 raise CanonError("mirror was not synced")
             report = synced
-            row["incidents"] = report.incidents
-            row["warnings"] = report.warnings
+            row.incidents = report.incidents
+            row.warnings = report.warnings
             stage = "decide"
             latest = latest_release(report.tags, allow_prerelease=meta.ALLOW_PRERELEASE)
-            row["latest"] = latest
+            row.latest = latest
             # only a tag that would run can be known-red: the memory is read for those alone
             # (a no-op week asks the registry nothing)
-            runs = policy.sweep_decision(latest, row["canonical_before"], meta.HOLD)
+            runs = policy.sweep_decision(latest, row.canonical_before, meta.HOLD)
             red = self._known_red(fr, latest, report, row, look=runs == policy.RUN)
             decision = policy.sweep_decision(
                 latest,
-                row["canonical_before"],
+                row.canonical_before,
                 meta.HOLD,
-                known_red=red["run_id"] if red else None,
+                known_red=red.run_id if red else None,
             )
             decision = self._admit(fr, meta, latest, report, row, decision)
-            row["decision"] = decision
+            row.decision = decision
             if decision == policy.SKIP_KNOWN_RED:
                 assert red is not None  # sweep_decision says known-red only when given one
-                row["known_red_run"] = red["run_id"]
-                row["reason"] = f"red in run {red['run_id']}: {red.get('reason') or red['label']}"
+                row.known_red_run = red.run_id
+                row.reason = f"red in run {red.run_id}: {red.reason or red.label}"
             elif decision == policy.SKIP_HELD:
-                row["reason"] = f"HOLD: {meta.HOLD}"
+                row.reason = f"HOLD: {meta.HOLD}"
             elif decision == policy.SKIP_NO_NEW:
-                ported = policy.backports(
-                    report.added, row["canonical_before"], meta.ALLOW_PRERELEASE
-                )
-                if ported:
-                    row["reason"] = policy.backport_reason(ported, row["canonical_before"])
-            outcome = policy.Outcome(decision)
+                ported = policy.backports(report.added, row.canonical_before, meta.ALLOW_PRERELEASE)
+                if ported and row.canonical_before is not None:
+                    row.reason = policy.backport_reason(ported, row.canonical_before)
+            turn = policy.Turn(decision)
             if decision == policy.RUN:
                 assert latest is not None  # sweep_decision runs only a release
                 base = policy.upgrade_base(
                     latest,
-                    row["canonical_before"],
+                    row.canonical_before,
                     report.tags,
                     meta.UPGRADE_BASE_VERSION,
                     allow_prerelease=meta.ALLOW_PRERELEASE,
                 )
                 base = dataclasses.replace(base, commit=base_commit(base, before, report.tags))
-                row["upgrade_base_kind"], row["upgrade_base"] = base.kind, base.version
+                row.upgrade_base_kind, row.upgrade_base = base.kind, base.version
                 if self.plan:
-                    row["label"] = f"PLAN (run {latest}, base {base.kind})"
+                    row.label = policy.plan_label(f"run {latest}, base {base.kind}")
                     return row
                 stage = "cold run"
                 self.event(
@@ -374,9 +368,9 @@ class _Sweep:
                     f"cold-testing {latest} (L2 from {base.kind}"
                     f"{' ' + base.version if base.version else ''})",
                 )
-                outcome = self._run_and_promote(fr, meta, latest, base, report, row, server)
+                turn = self._run_and_promote(fr, meta, latest, base, report, row, server)
             elif self.plan:
-                row["label"] = f"PLAN ({decision})"
+                row.label = policy.plan_label(decision)
                 return row
         except Exception as e:  # noqa: BLE001 -- isolation: whatever breaks is this recipe's ERROR row
             detail = (
@@ -384,28 +378,33 @@ class _Sweep:
                 if isinstance(e, CanonError)
                 else f"unexpected {type(e).__name__}: {one_line(e)}"
             )
-            outcome = policy.Outcome(
-                row.get("decision") or "error", error=f"{stage}: {self.with_room(detail)}"
+            # the cause, decided here: the runner's for its own error (already in the row), else
+            # a full disk (its errno, or the disk almost full), else the environment
+            if row.cause not in (Cause.ENVIRONMENT, Cause.FULL_DISK) or isinstance(e, OSError):
+                row.errno = errno_of(e)
+                row.cause = Cause.FULL_DISK if full_disk_errno(row.errno) else Cause.ENVIRONMENT
+            turn = policy.Turn(
+                row.decision or "error", error=f"{stage}: {self.with_room(detail, row)}"
             )
-            row["error"] = row["reason"] = outcome.error
+            row.error = row.reason = turn.error
         # labels come from the registry after the turn; a turn that ran nothing changed nothing
-        after = self.registry.read_registry(fr.name) if row["tested_commit"] else before
-        row["canonical_after"] = after.version if after else None
-        down = self._unreachable(after, fresh=bool(row.get("error")))
+        after = self.registry.read_registry(fr.name) if row.tested_commit else before
+        row.canonical_after = after.version if after else None
+        down = self._unreachable(after, fresh=bool(row.error))
         if down:
-            row["incidents"] = [*(row["incidents"] or []), down]
+            row.incidents = [*(row.incidents or []), down]
         if isinstance(synced, SyncReport):  # the canonical (after the turn) against upstream's tags
             incident = canonical_incident(after, synced.tags)
             if incident:
-                row["incidents"] = [*(row["incidents"] or []), incident]
+                row.incidents = [*(row.incidents or []), incident]
         # a canonical on a server that does not answer is unreachable, not gone
         gone = None if down else self._gone(before, after)
         if gone:  # the registry names a slot that is not there: loud, and nothing torn down
-            row["incidents"] = [*(row["incidents"] or []), gone]
-        row["label"] = policy.label(
-            outcome, after.version if after else None, after.commit if after else None
+            row.incidents = [*(row.incidents or []), gone]
+        row.label = policy.label(
+            turn, after.version if after else None, after.commit if after else None
         )
-        row["duration_s"] = round(time.monotonic() - t0, 3)
+        row.duration_s = round(time.monotonic() - t0, 3)
         return row
 
     def _gone(self, before: Canonical | None, after: Canonical | None) -> str | None:
@@ -432,7 +431,7 @@ class _Sweep:
         meta: RecipeMeta,
         latest: str | None,
         report: SyncReport,
-        row: dict[str, Any],
+        row: ResultRow,
         decision: str,
     ) -> str:
         """A release that would run waits out its cooldown, and one already held for what it
@@ -445,7 +444,7 @@ class _Sweep:
             self.config, meta, mirror, latest, report.tags[latest], time.time()
         )
         if wait:
-            row.update(wait)
+            row.first_seen, row.eligible_at, row.reason = wait
             return policy.SKIP_COOLING
         key = policy.HeldKey(latest, report.tags[latest], tuple(meta.HOST_ACCESS))
         held = (
@@ -454,7 +453,9 @@ class _Sweep:
             else policy.known_held(self.registry.results(recipe=fr.name), key)
         )
         if held:
-            row.update({k: held[k] for k in ("host_access", "host_accepted", "reason")})
+            earlier = ResultRow.from_dict(held)
+            row.host_access, row.host_accepted = earlier.host_access, earlier.host_accepted
+            row.reason = earlier.reason
             return policy.HELD_HOST
         return decision
 
@@ -519,9 +520,9 @@ class _Sweep:
         latest: str,
         base: policy.UpgradeBase | None,
         report: SyncReport,
-        row: dict[str, Any],
+        row: ResultRow,
         server: str | None = None,
-    ) -> policy.Outcome:
+    ) -> policy.Turn:
         mirror = mirror_for(self.config, fr.name)
         log_path = self.run_dir / "logs" / f"{fr.name}.log"
         child_env = {**self.config.child_env(), "CANON_RUN_ID": self.run_id}
@@ -531,16 +532,16 @@ class _Sweep:
                 raise CanonError(
                     f"no server left to cold-test it on: {down or 'none'} did not answer"
                 )
-            child_env["CANON_SERVER"] = row["server"] = server
+            child_env["CANON_SERVER"] = row.server = server
             if meta.SERVER is not None:  # a SERVER not in the pool: said before any cold run
                 schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=None, held={})
         with mirror.checkout(latest) as co:
             access = admission.host_gate(self.config, meta, co.path, latest)
-            row.update(access.row())
+            row.host_access, row.host_accepted = access.row()
             if access.held:  # nothing deploys: no harness, no slot, no promote
-                row["decision"], row["reason"] = policy.HELD_HOST, access.reason(meta)
-                return policy.Outcome(policy.HELD_HOST)
-            row["warnings"] = [*row["warnings"], *access.warnings()]
+                row.decision, row.reason = policy.HELD_HOST, access.reason(meta)
+                return policy.Turn(policy.HELD_HOST)
+            row.warnings = [*(row.warnings or []), *access.warnings()]
             cold = cold_run(
                 fr.name,
                 co,
@@ -552,17 +553,16 @@ class _Sweep:
                 stop=self.stop,
                 env=child_env,
             )
-            row.update(
-                tested_commit=cold.commit,
-                rungs=cold.rungs,
-                level=cold.level,
-                verdict=cold.verdict,
-                tests_executed=cold.tests_executed,
-                rc=cold.rc,
-                log_path=str(log_path),
-                reason=cold.reason,
-                warnings=[*row["warnings"], *cold.warnings],
-            )
+            row.tested_commit = cold.commit
+            row.rungs = cold.rungs
+            row.level = cold.level
+            row.verdict = cold.verdict
+            row.tests_executed = cold.tests_executed
+            row.rc = cold.rc
+            row.log_path = str(log_path)
+            row.reason = cold.reason
+            row.warnings = [*(row.warnings or []), *cold.warnings]
+            row.cause, row.errno = cold.cause, cold.errno  # decided by the runner
             if cold.error:
                 raise CanonError(cold.error.removeprefix("runner: "))
             tagged = mirror.tag_commit(latest) == cold.commit  # re-read after the run
@@ -571,9 +571,9 @@ class _Sweep:
             )
             if gate is None and report.incidents:
                 gate = f"tag incident upstream: {report.incidents[0]}"
-            row["gate"] = gate
+            row.gate = gate
             if cold.green and gate is not None:
-                row["reason"] = f"not promoted: {gate}"
+                row.reason = f"not promoted: {gate}"
             if cold.green and gate is None:
                 self.event(fr.name, f"green: promoting {latest}")
                 with self._promote_on(fr, meta) as home:  # one at a time on each server
@@ -586,9 +586,11 @@ class _Sweep:
                         run_id=self.run_id,
                     )
                 if not result.ok:
-                    row["error"] = row["reason"] = f"promote: {self.with_room(result.error)}"
-                row["warnings"] = [*row["warnings"], *result.warnings]
-        return policy.Outcome(
+                    row.errno = result.errno
+                    row.cause = Cause.FULL_DISK if result.full_disk else Cause.ENVIRONMENT
+                    row.error = row.reason = f"promote: {self.with_room(result.error, row)}"
+                row.warnings = [*(row.warnings or []), *result.warnings]
+        return policy.Turn(
             policy.RUN,
             green=cold.green,
             level=cold.level,
@@ -603,29 +605,28 @@ class _Sweep:
         fr: FleetRecipe,
         latest: str | None,
         report: SyncReport,
-        row: dict[str, Any],
+        row: ResultRow,
         *,
         look: bool = True,
-    ) -> dict[str, Any] | None:
+    ) -> ResultRow | None:
         """Fill the row's verdict key; with ``look``, the earlier red row on that key, unless the
         recipe is retried."""
         if latest is None:
             return None
-        row.update(
-            tag_commit=report.tags.get(latest),
-            harness=self.harness,
-            fleet_tests=tests_digest(fr.path),
-        )
-        if not look or fr.name in self.retry or not row["tag_commit"]:
+        row.tag_commit = report.tags.get(latest)
+        row.harness = self.harness
+        row.fleet_tests = tests_digest(fr.path)
+        if not look or fr.name in self.retry or not row.tag_commit:
             return None
-        key = policy.RedKey(latest, row["tag_commit"], row["fleet_tests"], self.harness)
+        key = policy.RedKey(latest, row.tag_commit, row.fleet_tests, self.harness)
+        # policy reads rows as mappings (it is pure, and its tests give it plain ones)
         red = policy.known_red(self.registry.results(recipe=fr.name), key)
-        return dict(red) if red else None
+        return ResultRow.from_dict(red) if red else None
 
 
 def _turns(
-    s: _Sweep, todo: list[FleetRecipe], reports: dict[str, Any], parallel: int
-) -> Iterator[dict[str, Any]]:
+    s: _Sweep, todo: list[FleetRecipe], reports: Reports, parallel: int
+) -> Iterator[ResultRow]:
     """Each recipe's turn; with ``parallel`` > 1 (one per abra server), cold runs overlap."""
     if parallel <= 1 or len(todo) <= 1:
         for fr in todo:
@@ -646,8 +647,8 @@ def _turns(
 
 
 def _server_turns(
-    s: _Sweep, todo: list[FleetRecipe], reports: dict[str, Any], per_server: int
-) -> Iterator[dict[str, Any]]:
+    s: _Sweep, todo: list[FleetRecipe], reports: Reports, per_server: int
+) -> Iterator[ResultRow]:
     """Several servers: ``per_server`` workers on each server; each takes the next recipe,
     longest expected cold run first (:func:`.schedule.order`), when it is free. A worker
     whose server stops answering takes no more (its recipes go to the others); recipes left
@@ -658,7 +659,7 @@ def _server_turns(
     taking = threading.Lock()
     answers = s.backend.answers  # swarm: ask the engine; abra: trust it (always answers)
 
-    def worker(server: str) -> list[dict[str, Any]]:
+    def worker(server: str) -> list[ResultRow]:
         while not s.stop.is_set():
             if answers(server) is not None:
                 return []
@@ -669,7 +670,7 @@ def _server_turns(
             done.put(s.turn(fr, reports.get(fr.name), server))
         return []
 
-    done: queues.Queue[dict[str, Any]] = queues.Queue()
+    done: queues.Queue[ResultRow] = queues.Queue()
     workers = [srv for srv in s.servers for _ in range(per_server)]
     pool = ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="canon-server")
     futures = [pool.submit(worker, srv) for srv in workers]
@@ -766,7 +767,7 @@ def sweep(
         s = _Sweep(
             config, registry, run_id, run_dir, plan, harness, frozenset(retry or ()), backend
         )
-        rows: list[dict[str, Any]] = []
+        rows: list[ResultRow] = []
         status = "ok"
         try:
             with _progress(len(todo), progress) as bar:
@@ -778,7 +779,7 @@ def sweep(
                 for row in turns:
                     rows.append(row)
                     if bar is not None:
-                        bar.set_description(row["recipe"])
+                        bar.set_description(row.recipe)
                         bar.update(1)
         except (Interrupted, KeyboardInterrupt):
             status = "interrupted"
@@ -789,7 +790,7 @@ def sweep(
                 if status != "interrupted":
                     status = "failed" if any_failing(rows) else "ok"
                 registry.finish_run(run_id, status)
-    rows.sort(key=lambda r: r["recipe"])
+    rows.sort(key=lambda r: r.recipe)
     sync_reports = {k: v for k, v in reports.items() if isinstance(v, SyncReport)}
     return SweepResult(run_id, run_dir, rows, status, fleet, plan, sync_reports, notes)
 
@@ -815,7 +816,7 @@ def private_tmp(root: Path, run_id: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, Any, list[str]]]:
+def _checked_registry(config: Config, plan: bool) -> Iterator[tuple[Registry, Backend, list[str]]]:
     """Under the lock: refuse a registry behind the deployed canonicals (a missing one is
     never recreated), back it up before a sweep writes, then open it."""
     backend = make_backend(config)

@@ -11,6 +11,10 @@ from typing import Any
 
 from canonlib.recipe.meta import RUNGS
 from canonlib.recipe.versions import newest_older_version, recipe_tags, version_key
+from canonlib.state.row import FULL_DISK_WORDS as FULL_DISK_WORDS  # re-exported
+from canonlib.state.row import Cause, label_text, row_cause
+from canonlib.state.row import Outcome as LabelOutcome
+from canonlib.state.row import names_full_disk as names_full_disk  # re-exported
 
 RUN = "run"
 SKIP_NO_NEW = "skip:no-new-version"
@@ -142,13 +146,14 @@ def known_red(earlier: Iterable[Mapping[str, Any]], key: RedKey) -> Mapping[str,
     ``earlier`` is the recipe's result rows, oldest first.  Only rows that ran the
     harness on exactly ``key`` and reached a verdict count (``verdict`` green/red; an
     error or a timeout is no verdict), and the newest verdict decides.  A red row whose
-    reason names a full disk (:func:`names_full_disk`) is no verdict either.
+    cause is a full disk (:func:`canonlib.state.row.row_cause`: the recorded cause, else,
+    for a row from before causes, its words) is no verdict either.
     """
     found = None
     for row in earlier:
         if row.get("decision") != RUN or row_key(row) != key:
             continue
-        if row.get("verdict") == "red" and names_full_disk(row.get("reason")):
+        if row.get("verdict") == "red" and row_cause(row) is Cause.FULL_DISK:
             continue  # a full disk made it fail (an older canon called it red): no verdict
         if row.get("verdict") == "red":
             found = row
@@ -157,23 +162,8 @@ def known_red(earlier: Iterable[Mapping[str, Any]], key: RedKey) -> Mapping[str,
     return found
 
 
-# what a failing write says on a full disk: strerror(ENOSPC, EDQUOT), git, SQLite, canon's own
-FULL_DISK_WORDS = (
-    "no space left on device",
-    "disk quota exceeded",
-    "out of diskspace",
-    "database or disk is full",
-    "[errno 28]",
-    "disk almost full",
-)
 NEARLY_FULL_BYTES = 1 << 30  # at most this little free ...
 NEARLY_FULL_SHARE = 20  # ... and less than 1/20 (5 %) of the filesystem
-
-
-def names_full_disk(text: str | None) -> bool:
-    """Whether ``text`` (a failure's reason) says a write failed on a full disk."""
-    low = (text or "").lower()
-    return any(w in low for w in FULL_DISK_WORDS)
 
 
 def nearly_full(free: int, total: int) -> bool:
@@ -273,8 +263,8 @@ def upgrade_base(
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What happened to one recipe in a sweep, as the label needs it."""
+class Turn:
+    """What happened in one recipe's turn of a sweep, as its label needs it."""
 
     decision: str
     green: bool | None = None
@@ -286,20 +276,48 @@ class Outcome:
     error: str | None = None  # "<stage>: <message>"
 
 
-def label(outcome: Outcome, record_version: str | None, record_commit: str | None) -> str:
-    """The recipe's label, derived from the registry record read *after* its turn."""
-    if outcome.error:
-        return f"ERROR ({outcome.error})"
-    if outcome.decision == HELD_HOST:
-        return "HELD (host access)"
-    if outcome.decision != RUN:
-        return f"SKIP ({outcome.decision.removeprefix('skip:')})"
-    if not outcome.green:
-        if outcome.timed_out:
-            return "FAIL (timeout)"
-        return f"FAIL (level {outcome.level or 0}/{len(RUNGS)})"
-    if (record_version, record_commit) == (outcome.tested_version, outcome.tested_commit):
-        return "PASS (promoted)"
-    if outcome.gate is None:
-        return "GREEN-BUT-PROMOTE-FAILED"
-    return f"GREEN-NOT-PROMOTED ({outcome.gate})"
+# the old name of :class:`Turn` ("outcome" is the label's head: state.row.Outcome); kept only
+# while tests/test_policy*.py still build it by that name
+Outcome = Turn
+
+
+def outcome(turn: Turn, record_version: str | None, record_commit: str | None) -> LabelOutcome:
+    """The turn's outcome, from the registry record read *after* its turn."""
+    if turn.error:
+        return LabelOutcome.ERROR
+    if turn.decision == HELD_HOST:
+        return LabelOutcome.HELD
+    if turn.decision != RUN:
+        return LabelOutcome.SKIP
+    if not turn.green:
+        return LabelOutcome.FAIL
+    if (record_version, record_commit) == (turn.tested_version, turn.tested_commit):
+        return LabelOutcome.PASS
+    if turn.gate is None:
+        return LabelOutcome.GREEN_BUT_PROMOTE_FAILED
+    return LabelOutcome.GREEN_NOT_PROMOTED
+
+
+def label(turn: Turn, record_version: str | None, record_commit: str | None) -> str:
+    """The recipe's label (its outcome in words), derived from the registry record read
+    *after* its turn."""
+    head = outcome(turn, record_version, record_commit)
+    words: str | None = None
+    if head is LabelOutcome.ERROR:
+        words = turn.error
+    elif head is LabelOutcome.HELD:
+        words = "host access"
+    elif head is LabelOutcome.SKIP:
+        words = turn.decision.removeprefix("skip:")
+    elif head is LabelOutcome.FAIL:
+        words = "timeout" if turn.timed_out else f"level {turn.level or 0}/{len(RUNGS)}"
+    elif head is LabelOutcome.PASS:
+        words = "promoted"
+    elif head is LabelOutcome.GREEN_NOT_PROMOTED:
+        words = turn.gate
+    return label_text(head, words)
+
+
+def plan_label(words: str) -> str:
+    """A ``sweep --plan`` row's label."""
+    return label_text(LabelOutcome.PLAN, words)

@@ -25,6 +25,7 @@ from canonlib.recipe.mirror import Checkout, Mirror
 from canonlib.state.marker import CANONICAL, NEXT, RETIRED, SlotMarker, new_slot_name, utcnow
 from canonlib.state.registry import Registry
 from canonlib.state.registry_guard import write_state
+from canonlib.state.row import full_disk_errno
 
 
 @dataclass
@@ -34,6 +35,12 @@ class PromoteResult:
     deployment: str | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    errno: int | None = None  # the OSError's errno, when one made it fail
+
+    @property
+    def full_disk(self) -> bool:
+        """It failed writing on a full disk (its errno says so)."""
+        return full_disk_errno(self.errno)
 
 
 class PromoteRefused(CanonError):
@@ -119,7 +126,9 @@ def promote(
         )
         point("promote:recorded")
     except BaseException as e:  # every failure is recorded and the sweep goes on; signals go on up
-        result = PromoteResult(False, step, slot, error=f"{step}: {failure_words(e)}")
+        result = PromoteResult(
+            False, step, slot, error=f"{step}: {failure_words(e)}", errno=errno_of(e)
+        )
         try:
             backend.teardown(slot)  # the slot this promote made and marked `next`, nothing else
         except Exception as te:  # noqa: BLE001
@@ -151,6 +160,19 @@ def failure_words(e: BaseException) -> str:
         written = OSError(e.errno, e.strerror, e.filename2) if e.filename2 else e
         return os_error_message(written, None) or str(e)
     return str(e)
+
+
+def errno_of(e: BaseException) -> int | None:
+    """The errno of the OSError that ``e`` is, or was raised from (a backend's or a state error
+    that wraps one); None when there is none."""
+    seen: BaseException | None = e
+    for _ in range(8):  # a short chain: cause or context
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def retire(backend: Backend, slot: str, recipe: str, commit: str) -> list[str]:

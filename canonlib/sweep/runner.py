@@ -26,6 +26,7 @@ from canonlib.files import FileProblem, read_json_file
 from canonlib.process import kill_group
 from canonlib.recipe.meta import RUNGS, RecipeMeta
 from canonlib.recipe.mirror import Checkout
+from canonlib.state.row import Cause, full_disk_errno
 from canonlib.sweep import policy
 from canonlib.sweep.knownred import disk_room
 
@@ -48,6 +49,9 @@ class ColdResult:
     log_path: str | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None  # no verdict: the run did not run, could not finish, or is not trusted
+    # why it is not green, decided here (a full disk, the environment, the tests' verdict)
+    full_disk: bool = False  # it failed on a full or almost full disk
+    errno: int | None = None  # the OSError's errno, when one made it fail (the harness's too)
 
     @property
     def verdict(self) -> str | None:
@@ -69,6 +73,17 @@ class ColdResult:
         return policy.first_failure(self.rungs, self.reasons) or (
             f"harness exited {self.rc}" if self.rc else "no test executed"
         )
+
+    @property
+    def cause(self) -> Cause | None:
+        """Why it is not green; None when it is."""
+        if self.full_disk or full_disk_errno(self.errno):
+            return Cause.FULL_DISK
+        if self.error:
+            return Cause.ENVIRONMENT
+        if self.timed_out:
+            return Cause.TIMEOUT
+        return None if self.green else Cause.VERDICT
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.verdict, "reason": self.reason}
@@ -108,7 +123,7 @@ def cold_run(
     ``command`` is the harness argv; ``log_path`` receives its output; ``timeout_s``
     bounds the whole run (the meta's ``COLD_TIMEOUT_S`` when smaller); ``base`` is
     the resolved upgrade base; ``env`` adds variables (e.g. the config's child env);
-    ``stop``, when set by another thread, ends the run like a signal would (:class:`Stopped`).
+    ``stop``, when set by another thread, ends the run like a signal would (:class:`Interrupted`).
     """
     result = ColdResult(recipe, checkout.tag, checkout.commit, log_path=str(log_path))
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +160,7 @@ def cold_run(
         )
     except OSError as e:
         result.error = f"runner: cannot start harness {command[0]!r}: {e}"
+        result.errno = e.errno
         result.rungs = dict.fromkeys(RUNGS, policy.UNVERIFIED)
         return result
     pump = threading.Thread(target=_pump, args=(proc.stdout, log_path, log_cap), daemon=True)
@@ -174,6 +190,7 @@ def cold_run(
         room = disk_room([log_path.parent, checkout.path, child_env.get("TMPDIR")])
         if room:
             result.error = f"runner: {room} (it failed there: {result.reason})"
+            result.full_disk = True
     return result
 
 
@@ -184,14 +201,29 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-class Stopped(BaseException):  # noqa: N818 -- like KeyboardInterrupt: the sweep was interrupted
-    pass
+class Interrupted(BaseException):  # noqa: N818 -- a signal, like KeyboardInterrupt
+    """The sweep was interrupted: a signal (``signum``: SIGINT, SIGTERM …) in the sweep's own
+    thread, or, in a worker's cold run, the sweep's stop event (no ``signum`` of its own)."""
+
+    def __init__(self, signum: int | None = None):
+        super().__init__(
+            f"signal {signal.Signals(signum).name}" if signum else "the sweep was interrupted"
+        )
+        self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else "SIGINT"
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
 
 
 def _wait(
     proc: subprocess.Popen[bytes], deadline: float, stop: threading.Event | None
 ) -> tuple[int | None, bool]:
-    """(rc, timed out); raises :class:`Stopped` as soon as ``stop`` is set."""
+    """(rc, timed out); raises :class:`Interrupted` as soon as ``stop`` is set."""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -200,7 +232,7 @@ def _wait(
             return proc.wait(timeout=min(left, 0.2) if stop is not None else left), False
         except subprocess.TimeoutExpired:
             if stop is not None and stop.is_set():
-                raise Stopped("the sweep was interrupted") from None
+                raise Interrupted() from None
 
 
 RESULT_CAP = 1 << 20  # a harness result file: rungs, reasons, a few counts
@@ -235,6 +267,10 @@ def _read_result(result: ColdResult, path: Path) -> None:
     error = data.get("error")
     if error and not result.error:
         result.error = f"harness: {error}"
+        # the harness decided its error's cause where it caught it (canon harness writes both)
+        number = data.get("errno")
+        result.errno = number if isinstance(number, int) and not isinstance(number, bool) else None
+        result.full_disk = data.get("cause") == Cause.FULL_DISK.value
     result.level = policy.level(result.rungs)
     result.green = (
         not result.error

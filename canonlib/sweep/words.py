@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from canonlib.state.row import Outcome
 from canonlib.sweep.policy import (
     HELD_HOST,
     RUN,
@@ -24,8 +25,12 @@ from canonlib.sweep.policy import (
     SKIP_NO_NEW,
 )
 
-# HELD (host access): a release asking the host for more than accepted fails the week like FAIL
-FAILING_LABELS = ("FAIL", "ERROR", "GREEN-BUT-PROMOTE-FAILED", "HELD")
+# the heads of the labels that fail a week (:data:`canonlib.state.row.FAILING`; HELD (host
+# access), a release asking the host for more than accepted, fails it like FAIL), worst first;
+# read a label with :func:`canonlib.state.row.parse_label`, not by these prefixes
+FAILING_LABELS = tuple(
+    o.value for o in (Outcome.FAIL, Outcome.ERROR, Outcome.GREEN_BUT_PROMOTE_FAILED, Outcome.HELD)
+)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from canonlib.cli.style import (
     print_lines,
     print_table,
 )
+from canonlib.state.row import Outcome
 from canonlib.sweep.orchestrate import canonical_incidents, raise_interrupted, sweep
 from canonlib.sweep.words import plan_notes
 from canonlib.tables import SWEEP_COLUMNS, why
@@ -42,7 +43,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
         if result.fleet.excluded:
             print_lines(f"excluded: {name}: {why_}" for name, why_ in result.fleet.excluded)
-        for recipe, incident, acked in canonical_incidents(result.rows):
+        for recipe, incident, acked in canonical_incidents(result.results):
             then = (
                 "acknowledged by its HOLD"
                 if acked
@@ -50,9 +51,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 "in its recipe_meta.py or a new release is promoted"
             )
             print_lines([f"INCIDENT {recipe}: {incident}; {then}"])
-        for row in result.rows:
-            if row.get("error") and not result.plan:
-                print(term.visible(f"{row['recipe']}: {row['error']}"), file=sys.stderr)
+        for row in result.results:
+            if row.error and not result.plan:
+                print(term.visible(f"{row.recipe}: {row.error}"), file=sys.stderr)
         if result.plan:
             print_lines(plan_notes(result.rows))
         else:
@@ -63,7 +64,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 ]
             )
     if result.plan:  # a plan fails only where a recipe could not even be planned
-        return 1 if any(str(r["label"]).startswith("ERROR") for r in result.rows) else 0
+        return 1 if any(r.outcome is Outcome.ERROR for r in result.results) else 0
     return result.exit_code
 
 
