@@ -7,8 +7,8 @@ import itertools
 import pytest
 
 from canonlib.sweep.policy import (
-    Outcome,
     RedKey,
+    Turn,
     gate_reason,
     is_green,
     known_red,
@@ -78,7 +78,7 @@ ALL_OK = dict(enrolled=True, green=True, cold=True, is_ref=False, tagged=True)
 )
 def test_gate_reason_names_the_first_failed_check(change, reason):
     assert gate_reason(**{**ALL_OK, **change}) == reason
-    outcome = Outcome(**{**RUN_GREEN, "gate": gate_reason(**{**ALL_OK, **change})})
+    outcome = Turn(**{**RUN_GREEN, "gate": gate_reason(**{**ALL_OK, **change})})
     assert label(outcome, None, None) == f"GREEN-NOT-PROMOTED ({reason})"
 
 
@@ -235,29 +235,29 @@ RUN_GREEN = dict(
 @pytest.mark.parametrize(
     "outcome, record, expected",
     [
-        (Outcome(**RUN_GREEN), ("2.0.0+1", "b" * 40), "PASS (promoted)"),
+        (Turn(**RUN_GREEN), ("2.0.0+1", "b" * 40), "PASS (promoted)"),
         # the child exited 0 but the registry does not hold it: the label must not say PASS
-        (Outcome(**RUN_GREEN), ("1.0.0+1", "a" * 40), "GREEN-BUT-PROMOTE-FAILED"),
-        (Outcome(**RUN_GREEN), (None, None), "GREEN-BUT-PROMOTE-FAILED"),
+        (Turn(**RUN_GREEN), ("1.0.0+1", "a" * 40), "GREEN-BUT-PROMOTE-FAILED"),
+        (Turn(**RUN_GREEN), (None, None), "GREEN-BUT-PROMOTE-FAILED"),
         (
-            Outcome(**RUN_GREEN),
+            Turn(**RUN_GREEN),
             ("2.0.0+1", "c" * 40),
             "GREEN-BUT-PROMOTE-FAILED",
         ),  # same version, other commit
         (
-            Outcome(**{**RUN_GREEN, "gate": "tag moved"}),
+            Turn(**{**RUN_GREEN, "gate": "tag moved"}),
             ("1.0.0+1", "a" * 40),
             "GREEN-NOT-PROMOTED (tag moved)",
         ),
-        (Outcome("run", green=False, level=3), ("1.0.0+1", "a" * 40), "FAIL (level 3/5)"),
-        (Outcome("run", green=False, level=0), ("1.0.0+1", "a" * 40), "FAIL (level 0/5)"),
-        (Outcome("run", green=False), (None, None), "FAIL (level 0/5)"),  # died before a level
-        (Outcome("run", green=False, level=0, timed_out=True), (None, None), "FAIL (timeout)"),
-        (Outcome("skip:no-new-version"), ("1.0.0+1", "a" * 40), "SKIP (no-new-version)"),
-        (Outcome("skip:never-released"), (None, None), "SKIP (never-released)"),
-        (Outcome("skip:held"), (None, None), "SKIP (held)"),
+        (Turn("run", green=False, level=3), ("1.0.0+1", "a" * 40), "FAIL (level 3/5)"),
+        (Turn("run", green=False, level=0), ("1.0.0+1", "a" * 40), "FAIL (level 0/5)"),
+        (Turn("run", green=False), (None, None), "FAIL (level 0/5)"),  # died before a level
+        (Turn("run", green=False, level=0, timed_out=True), (None, None), "FAIL (timeout)"),
+        (Turn("skip:no-new-version"), ("1.0.0+1", "a" * 40), "SKIP (no-new-version)"),
+        (Turn("skip:never-released"), (None, None), "SKIP (never-released)"),
+        (Turn("skip:held"), (None, None), "SKIP (held)"),
         (
-            Outcome("run", error="sync: upstream unreachable"),
+            Turn("run", error="sync: upstream unreachable"),
             (None, None),
             "ERROR (sync: upstream unreachable)",
         ),

@@ -15,7 +15,7 @@ from canonlib.sweep.policy import (
     SKIP_COOLING,
     SKIP_HELD,
     HeldKey,
-    Outcome,
+    Turn,
     cooling_until,
     held_key,
     known_held,
@@ -114,9 +114,9 @@ def test_held_key(row, want):
 
 
 def test_held_label_fails_the_week_and_cooling_does_not():
-    held = label(Outcome(HELD_HOST), "1.0.0+1.0", "a" * 40)
+    held = label(Turn(HELD_HOST), "1.0.0+1.0", "a" * 40)
     assert held == "HELD (host access)" and held.startswith(FAILING_LABELS)
-    cooling = label(Outcome(SKIP_COOLING), None, None)
+    cooling = label(Turn(SKIP_COOLING), None, None)
     assert cooling == "SKIP (cooling)" and not cooling.startswith(FAILING_LABELS)
     note = plan_note({"decision": SKIP_COOLING, "latest": "1.1.0+1.1", "reason": "until T"})
     assert note == "1.1.0+1.1 is cooling (release cooldown): until T"

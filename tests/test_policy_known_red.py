@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from canonlib.state.row import names_full_disk
 from canonlib.sweep import policy
 from canonlib.sweep.policy import RUN, SKIP_HELD, SKIP_KNOWN_RED, SKIP_NEVER, SKIP_NO_NEW, RedKey
 
@@ -91,7 +92,7 @@ def test_known_red(earlier, want):
     ],
 )
 def test_names_full_disk(text, want):
-    assert policy.names_full_disk(text) is want
+    assert names_full_disk(text) is want
 
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
@@ -136,7 +137,7 @@ def test_sweep_decision_with_memory(latest, canon, hold, red, want):
 
 
 def test_known_red_skip_is_labelled_skip_known_red():
-    assert policy.label(policy.Outcome(SKIP_KNOWN_RED), None, None) == "SKIP (known-red)"
+    assert policy.label(policy.Turn(SKIP_KNOWN_RED), None, None) == "SKIP (known-red)"
 
 
 @pytest.mark.parametrize(

@@ -178,7 +178,7 @@ def test_hanging_harness_is_killed_with_its_children(ws, tmp_path):
     assert r.timed_out and not r.green
     assert (
         policy.label(
-            policy.Outcome("run", green=r.green, level=r.level, timed_out=r.timed_out), None, None
+            policy.Turn("run", green=r.green, level=r.level, timed_out=r.timed_out), None, None
         )
         == "FAIL (timeout)"
     )

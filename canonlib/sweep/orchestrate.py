@@ -527,7 +527,7 @@ class _Sweep:
         log_path = self.run_dir / "logs" / f"{fr.name}.log"
         child_env = {**self.config.child_env(), "CANON_RUN_ID": self.run_id}
         if self.servers:
-            down = ", ".join(getattr(self.backend, "unreachable", None) or {})
+            down = ", ".join(self.backend.unreachable)
             if server is None:
                 raise CanonError(
                     f"no server left to cold-test it on: {down or 'none'} did not answer"

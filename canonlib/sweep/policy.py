@@ -11,10 +11,8 @@ from typing import Any
 
 from canonlib.recipe.meta import RUNGS
 from canonlib.recipe.versions import newest_older_version, recipe_tags, version_key
-from canonlib.state.row import FULL_DISK_WORDS as FULL_DISK_WORDS  # re-exported
 from canonlib.state.row import Cause, label_text, row_cause
 from canonlib.state.row import Outcome as LabelOutcome
-from canonlib.state.row import names_full_disk as names_full_disk  # re-exported
 
 RUN = "run"
 SKIP_NO_NEW = "skip:no-new-version"
@@ -274,11 +272,6 @@ class Turn:
     tested_version: str | None = None
     tested_commit: str | None = None
     error: str | None = None  # "<stage>: <message>"
-
-
-# the old name of :class:`Turn` ("outcome" is the label's head: state.row.Outcome); kept only
-# while tests/test_policy*.py still build it by that name
-Outcome = Turn
 
 
 def outcome(turn: Turn, record_version: str | None, record_commit: str | None) -> LabelOutcome:
