@@ -204,7 +204,8 @@ def test_read_file_facts_leaves_out_rows_whose_hash_does_not_check(tmp_path):
 
 def _old_registry(db, version: int) -> list[Promotion]:
     """A registry as a canon of schema ``version`` left it (before 3: no promotion kind;
-    before 4: no instance id), with two promotions hashed as that canon hashed them."""
+    before 4: no instance id; 4: the meta table, but no id in it yet), with two promotions
+    hashed as that canon hashed them."""
     con = sqlite3.connect(db, isolation_level=None)
     for sql in MIGRATIONS[:version]:
         con.executescript(sql)
@@ -238,7 +239,7 @@ def _old_registry(db, version: int) -> list[Promotion]:
     return out
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 4])
 def test_read_file_facts_of_a_backup_made_before_kinds_and_ids(tmp_path, version):
     """A backup from an older canon is read as it is: never migrated, its rows are plain
     promotions whose hashes check, and it names no instance."""
