@@ -215,6 +215,27 @@ def test_canonical_and_history_read_back_every_field(tmp_path):
     assert read_registry(tmp_path / "canon.db", "nextcloud") is None
 
 
+def test_a_canonical_keeps_the_server_its_slot_lives_on(tmp_path):
+    """Several servers: the canonical names its slot's server; a promotion that names none
+    (one server) clears it.  The server is not part of the hashed history."""
+    with Registry.open(tmp_path / "canon.db") as reg:
+        p1 = reg.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A, now=NOW, server="s2")
+        reg.record_promotion("nextcloud", "6.0.1+1", "6.0.1+1", B, now=NOW, server="s1")
+        assert reg.read_registry("gitea") == Canonical(
+            "gitea", "1.0.0+1", "1.0.0+1", A, None, NOW, None, "s2"
+        )
+        assert [(c.recipe, c.server) for c in reg.canonicals()] == [
+            ("gitea", "s2"),
+            ("nextcloud", "s1"),
+        ]
+        assert "server" not in p1.body() and reg.verify_chain().ok
+        reg.record_promotion("gitea", "1.1.0+1", "1.1.0+1", B, now=NOW)
+        assert [(c.recipe, c.server) for c in reg.canonicals()] == [
+            ("gitea", None),
+            ("nextcloud", "s1"),
+        ]
+
+
 def test_canonicals_by_recipe_and_history_across_recipes(tmp_path):
     with Registry.open(tmp_path / "canon.db") as reg:
         for recipe in ["plausible", "gitea", "nextcloud", "gitea"]:
@@ -566,6 +587,7 @@ def _damaged_registry(tmp_path):
 
 
 CALLS = {
+    "instance_id": (),
     "read_registry": ("r1",),
     "canonicals": (),
     "history": (),
