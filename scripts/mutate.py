@@ -30,8 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = ROOT / "tests" / "mutation-equivalents.md"
-# what mutmut calls a result; a timeout means the tests noticed the mutant (mutmut counts it so)
-KILLED = {"killed", "timeout", "caught by type check"}
+# what mutmut calls a result; a timeout means the tests noticed the mutant (mutmut counts it so),
+# and so does "segfault": the test process died of the mutant (a mutated crash point kills it)
+KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 
 
 def load_settings() -> tuple[dict, dict]:
