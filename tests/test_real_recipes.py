@@ -233,7 +233,7 @@ def test_a_backend_that_cannot_start_is_an_error_never_known_red(fleet):
     assert row["label"].startswith("ERROR (cold run: harness: install: provision: abra not found")
     assert row["verdict"] is None
     with Registry.open(ws.config.db_path) as reg:
-        earlier = reg.results(recipe="nonote")
+        earlier = reg.result_rows(recipe="nonote")
     key = policy.RedKey("1.2.0+3.0", row["tag_commit"], row["fleet_tests"], row["harness"])
     assert policy.known_red(earlier, key) is None
 

@@ -159,6 +159,7 @@ def test_a_recorded_cause_wins_over_the_words(row, cause):
 def test_known_red_reads_the_cause():
     key = policy.RedKey("2.0.0+1", "c" * 40, "sha256:t", "h")
     red = {
+        "recipe": "r",
         "decision": "run",
         "latest": key.tag,
         "tested_commit": key.commit,
@@ -167,12 +168,13 @@ def test_known_red_reads_the_cause():
         "verdict": "red",
         "reason": "L4 functional: 1 failed",
     }
-    assert policy.known_red([red], key) == red
-    assert policy.known_red([{**red, "cause": "full-disk"}], key) is None
+    row = ResultRow.from_dict(red)
+    assert policy.known_red([row], key) is row
+    assert policy.known_red([ResultRow.from_dict({**red, "cause": "full-disk"})], key) is None
     # the words say full disk, the recorded cause says the tests: it is red
     said = {**red, "reason": "L4: no space left on device (a test's own message)"}
-    assert policy.known_red([{**said, "cause": "verdict"}], key) is not None
-    assert policy.known_red([said], key) is None  # an old row: its words decide
+    assert policy.known_red([ResultRow.from_dict({**said, "cause": "verdict"})], key) is not None
+    assert policy.known_red([ResultRow.from_dict(said)], key) is None  # an old row: its words
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from canonlib.config import ConfigError, load_config
 from canonlib.errors import UsageError
 from canonlib.state.marker import SlotMarker
 from canonlib.state.registry import Registry
+from canonlib.state.row import ResultRow
 from canonlib.sweep import schedule
 from canonlib.sweep.orchestrate import sweep
 from tests.test_abra import FAKE_ABRA, fake_abra  # noqa: F401 -- the fixture
@@ -98,10 +99,10 @@ def test_home_refuses_a_server_not_configured(pinned, current, words):
 
 def test_expected_durations_are_the_last_cold_run_of_each_recipe():
     rows = [
-        {"recipe": "a", "tested_commit": "c1", "duration_s": 40.0},
-        {"recipe": "a", "tested_commit": None, "duration_s": 0.1},  # a skip: not a cold run
-        {"recipe": "b", "tested_commit": "c2", "duration_s": 7.5},
-        {"recipe": "b", "tested_commit": "c3", "duration_s": 9.0},  # newer
+        ResultRow("a", tested_commit="c1", duration_s=40.0),
+        ResultRow("a", tested_commit=None, duration_s=0.1),  # a skip: not a cold run
+        ResultRow("b", tested_commit="c2", duration_s=7.5),
+        ResultRow("b", tested_commit="c3", duration_s=9.0),  # newer
     ]
     assert schedule.expected_durations(rows) == {"a": 40.0, "b": 9.0}
 
