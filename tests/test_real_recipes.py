@@ -104,7 +104,7 @@ def test_reasons_warnings_and_known_red_across_three_sweeps(fleet):
     assert "following its default branch 'master'" in table["nonote"]  # the mirror's warning
     with Registry.open(ws.config.db_path) as reg:
         (run1,) = reg.runs("sweep")
-        stored = rows_by_recipe(reg.results(run1["run_id"]))
+        stored = rows_by_recipe([r.to_dict() for r in reg.results(run1["run_id"])])
     assert stored["lintred"]["reason"] == f"L5 lint: {NO_LABEL}"
     assert stored["lintred"]["verdict"] == stored["crate"]["verdict"] == "red"
     assert stored["nonote"]["verdict"] == "green"
@@ -233,7 +233,7 @@ def test_a_backend_that_cannot_start_is_an_error_never_known_red(fleet):
     assert row["label"].startswith("ERROR (cold run: harness: install: provision: abra not found")
     assert row["verdict"] is None
     with Registry.open(ws.config.db_path) as reg:
-        earlier = reg.result_rows(recipe="nonote")
+        earlier = reg.results(recipe="nonote")
     key = policy.RedKey("1.2.0+3.0", row["tag_commit"], row["fleet_tests"], row["harness"])
     assert policy.known_red(earlier, key) is None
 

@@ -94,7 +94,7 @@ def test_same_version_orthogonality(ws):
     )
     assert (row["canonical_before"], row["canonical_after"]) == ("1.10.0+1.29.0", "1.11.0+1.29.0")
     with Registry.open(ws.config.db_path) as reg:
-        assert all(r["upgrade_base_kind"] != "step-back" for r in reg.results())
+        assert all(r.upgrade_base_kind != "step-back" for r in reg.results())
 
 
 def test_out_of_order_backport_does_not_trigger(ws):

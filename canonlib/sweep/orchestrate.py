@@ -450,7 +450,7 @@ class _Sweep:
         held = (
             None
             if fr.name in self.retry
-            else policy.known_held(self.registry.result_rows(recipe=fr.name), key)
+            else policy.known_held(self.registry.results(recipe=fr.name), key)
         )
         if held:
             row.host_access, row.host_accepted = held.host_access, held.host_accepted
@@ -618,7 +618,7 @@ class _Sweep:
         if not look or fr.name in self.retry or not row.tag_commit:
             return None
         key = policy.RedKey(latest, row.tag_commit, row.fleet_tests, self.harness)
-        return policy.known_red(self.registry.result_rows(recipe=fr.name), key)
+        return policy.known_red(self.registry.results(recipe=fr.name), key)
 
 
 def _turns(
@@ -650,7 +650,7 @@ def _server_turns(
     longest expected cold run first (:func:`.schedule.order`), when it is free. A worker
     whose server stops answering takes no more (its recipes go to the others); recipes left
     when no server answers get their turn without one (an ERROR row if they need a cold run)."""
-    expected = schedule.expected_durations(s.registry.result_rows())
+    expected = schedule.expected_durations(s.registry.results())
     by_name = {fr.name: fr for fr in todo}
     waiting = [by_name[r] for r in schedule.order([fr.name for fr in todo], expected)]
     taking = threading.Lock()
