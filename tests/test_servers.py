@@ -224,9 +224,9 @@ def test_abra_sweep_spreads_cold_runs_and_canonicals_over_its_servers(
     fake_abra,  # noqa: F811
 ):
     r = sweep(abra_ws.config)
-    assert [row["label"] for row in r.rows] == ["PASS (promoted)"] * 6, r.rows
+    assert [row.label for row in r.results] == ["PASS (promoted)"] * 6, r.rows
     # every row says where its cold run ran; all three servers took some
-    ran_on = {row["recipe"]: row["server"] for row in r.rows}
+    ran_on = {row.recipe: row.server for row in r.results}
     assert set(ran_on.values()) == {"s1", "s2", "s3"}
     overlaps = [json.loads(x) for x in (tmp_path / "overlap.jsonl").read_text().splitlines()]
     assert max(o["at_once"] for o in overlaps) == 1  # per_server = 1
@@ -250,7 +250,7 @@ def test_abra_sweep_spreads_cold_runs_and_canonicals_over_its_servers(
     abra_ws.release("r0", "1.1.0+1")
     abra_ws.release("r1", "1.1.0+1")
     r2 = sweep(abra_ws.config)
-    assert {row["recipe"]: row["label"] for row in r2.rows if row["tested_commit"]} == {
+    assert {row.recipe: row.label for row in r2.results if row.tested_commit} == {
         "r0": "PASS (promoted)",
         "r1": "PASS (promoted)",
     }
