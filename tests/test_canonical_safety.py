@@ -114,7 +114,7 @@ def test_a_new_promotion_retires_only_the_marked_previous_canonical(ws):
     (stranger / PRECIOUS).write_text("not canon's\n")
     ws.release("nextcloud", "6.0.2+28.0.3-fpm")
     result = sweep(ws.config)
-    assert {r["recipe"]: r["label"] for r in result.rows}["nextcloud"] == "PASS (promoted)"
+    assert {r.recipe: r.label for r in result.results}["nextcloud"] == "PASS (promoted)"
     with Registry.open(ws.config.db_path) as reg:
         new = reg.read_registry("nextcloud").deployment
     assert new != old and new.startswith("warm-nextcloud-") and new != "warm-nextcloud-2"

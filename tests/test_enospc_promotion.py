@@ -89,7 +89,7 @@ def assert_not_remembered_red(ws, row: dict) -> None:
     """No red verdict on ``row``'s tag, and the memory would not skip it next time."""
     with Registry.open(ws.config.db_path) as reg:
         results = reg.results(recipe=row["recipe"])
-    assert [r["run_id"] for r in results if r["latest"] == NEW and r["verdict"] == "red"] == []
+    assert [r.run_id for r in results if r.latest == NEW and r.verdict == "red"] == []
     key = policy.RedKey(NEW, row["tag_commit"], row["fleet_tests"], row["harness"])
     assert policy.known_red(results, key) is None
 

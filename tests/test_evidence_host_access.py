@@ -18,6 +18,7 @@ from canonlib.evidence.manifest import ENVELOPE, EVIDENCE_FORMAT, LOG_PROOF, MAN
 from canonlib.evidence.proofs import settled
 from canonlib.evidence.report import add_report, host_access_rows
 from canonlib.evidence.run import run_suite
+from canonlib.state.row import ResultRow
 from tests.cli import canon
 from tests.workspace import META, Workspace
 
@@ -180,10 +181,10 @@ def test_format_2_pages_keep_their_outcomes():
 
 
 def test_a_row_held_for_host_access_is_settled():
-    row = {"label": "HELD (host access)", "decision": "held:host-access", "verdict": None}
+    row = ResultRow("r", label="HELD (host access)", decision="held:host-access", verdict=None)
     assert settled(row)
     assert not settled(row, held=False)  # as format 2 and older re-derive it
-    assert not settled({"label": "ERROR (sync)", "decision": None})
+    assert not settled(ResultRow("r", label="ERROR (sync)", decision=None))
 
 
 def test_host_access_rows_merge_roles_and_say_what_became_of_each_item():

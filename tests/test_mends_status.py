@@ -47,7 +47,7 @@ def test_a_canonical_on_a_server_that_does_not_answer_is_unreachable_not_gone(
     monkeypatch,
 ):
     r = sweep(pool_ws.config)
-    assert [row["label"] for row in r.rows] == ["PASS (promoted)"] * 4
+    assert [row.label for row in r.results] == ["PASS (promoted)"] * 4
     with Registry.open(pool_ws.config.db_path) as reg:
         homes = {c.recipe: c.server for c in reg.canonicals()}
     down = homes["p0"]

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from canonlib.state.row import ResultRow
 from canonlib.sweep.policy import (
     RedKey,
     Turn,
@@ -293,8 +294,8 @@ def red_row(run_id, verdict, commit=RED_KEY.commit):
     ],
 )
 def test_known_red_none_and_search_past_other_keys(earlier, want):
-    got = known_red(earlier, RED_KEY)
+    got = known_red([ResultRow.from_dict({"recipe": "r", **d}) for d in earlier], RED_KEY)
     if want is None:
         assert got is None
     else:
-        assert got["run_id"] == want
+        assert got.run_id == want

@@ -9,6 +9,7 @@ import pytest
 
 from canonlib.config import load_config, parse_age
 from canonlib.recipe.meta import MetaError, parse_meta
+from canonlib.state.row import ResultRow
 from canonlib.sweep.policy import (
     HELD_HOST,
     RUN,
@@ -60,6 +61,11 @@ def test_parse_age_refuses(text):
 KEY = HeldKey("1.1.0+1.1", "c" * 40, ("bind:/var/run/docker.sock",))
 
 
+def as_row(data):
+    """A table's row (a plain mapping, as results.jsonl holds it) as the typed row."""
+    return ResultRow.from_dict({"recipe": "r", **data})
+
+
 def held_row(run_id, commit="c" * 40, accepted=("bind:/var/run/docker.sock",)):
     return {
         "run_id": run_id,
@@ -88,11 +94,11 @@ def held_row(run_id, commit="c" * 40, accepted=("bind:/var/run/docker.sock",)):
     ],
 )
 def test_known_held(earlier, want):
-    got = known_held(earlier, KEY)
+    got = known_held([as_row(r) for r in earlier], KEY)
     if want is None:
         assert got is None  # "or None", as the type says (the sweep tests its truth)
     else:
-        assert got["run_id"] == want
+        assert got.run_id == want
 
 
 @pytest.mark.parametrize(
@@ -110,7 +116,7 @@ def test_known_held(earlier, want):
     ],
 )
 def test_held_key(row, want):
-    assert held_key(row) == want
+    assert held_key(as_row(row)) == want
 
 
 def test_held_label_fails_the_week_and_cooling_does_not():
@@ -118,7 +124,7 @@ def test_held_label_fails_the_week_and_cooling_does_not():
     assert held == "HELD (host access)" and held.startswith(FAILING_LABELS)
     cooling = label(Turn(SKIP_COOLING), None, None)
     assert cooling == "SKIP (cooling)" and not cooling.startswith(FAILING_LABELS)
-    note = plan_note({"decision": SKIP_COOLING, "latest": "1.1.0+1.1", "reason": "until T"})
+    note = plan_note(ResultRow("r", decision=SKIP_COOLING, latest="1.1.0+1.1", reason="until T"))
     assert note == "1.1.0+1.1 is cooling (release cooldown): until T"
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from canonlib.state.row import names_full_disk
+from canonlib.state.row import ResultRow, names_full_disk
 from canonlib.sweep import policy
 from canonlib.sweep.policy import RUN, SKIP_HELD, SKIP_KNOWN_RED, SKIP_NEVER, SKIP_NO_NEW, RedKey
 
 KEY = RedKey("2.0.0+1.0", "c" * 40, "sha256:tests-a", "canon 0.1.0; canon harness")
+
+
+def as_row(data):
+    """A table's row (a plain mapping, as results.jsonl holds it) as the typed row."""
+    return ResultRow.from_dict({"recipe": "r", **data})
 
 
 def row(
@@ -70,11 +75,11 @@ def row(
     ],
 )
 def test_known_red(earlier, want):
-    got = policy.known_red(earlier, KEY)
+    got = policy.known_red([as_row(r) for r in earlier], KEY)
     if want is None:
         assert got is None
     else:
-        assert got["run_id"] == want
+        assert got.run_id == want
 
 
 @pytest.mark.parametrize(
@@ -149,7 +154,7 @@ def test_known_red_skip_is_labelled_skip_known_red():
     ],
 )
 def test_row_key(r, want):
-    assert policy.row_key(r) == want
+    assert policy.row_key(as_row(r)) == want
 
 
 P, F, S, U = policy.PASS, policy.FAIL, policy.SKIP, policy.UNVERIFIED

@@ -104,7 +104,7 @@ def test_reasons_warnings_and_known_red_across_three_sweeps(fleet):
     assert "following its default branch 'master'" in table["nonote"]  # the mirror's warning
     with Registry.open(ws.config.db_path) as reg:
         (run1,) = reg.runs("sweep")
-        stored = rows_by_recipe(reg.results(run1["run_id"]))
+        stored = rows_by_recipe([r.to_dict() for r in reg.results(run1["run_id"])])
     assert stored["lintred"]["reason"] == f"L5 lint: {NO_LABEL}"
     assert stored["lintred"]["verdict"] == stored["crate"]["verdict"] == "red"
     assert stored["nonote"]["verdict"] == "green"

@@ -20,6 +20,7 @@ from canonlib.evidence.report import (
     sweep_rows,
     verdict_line,
 )
+from canonlib.state.row import ResultRow
 
 
 @pytest.mark.parametrize(
@@ -162,7 +163,7 @@ def test_verdict_line_names_the_failing_recipes():
 
 def rows_of(*weeks):
     return [
-        {"run_id": f"w{i}", "recipe": r, "label": label, "decision": dec}
+        ResultRow(r, run_id=f"w{i}", label=label, decision=dec)
         for i, week in enumerate(weeks)
         for r, (label, dec) in week.items()
     ]
@@ -204,7 +205,7 @@ def test_investigation_names_the_reason_and_the_log_tail(tmp_path):
             "log_path": str(log),
         },
     ]
-    inv = investigate.investigation("a", rows)
+    inv = investigate.investigation("a", [ResultRow.from_dict(r) for r in rows])
     assert inv["investigate_reason"] == "FAIL (level 0/5) in run w1: L1 install failed"
     assert (
         inv["investigate_log_tail"].endswith("app.conf is broken\n")
@@ -219,7 +220,7 @@ def test_investigation_names_the_reason_and_the_log_tail(tmp_path):
         {"run_id": "w2", "recipe": "a", "label": "SKIP (known-red)", "decision": "skip:known-red"}
     ]
     inv = investigate.investigation(
-        "a", skipped
+        "a", [ResultRow.from_dict(r) for r in skipped]
     )  # the reason and log are the failing run's, not the skip's
     assert (
         inv["investigate_reason"].startswith("FAIL (level 0/5) in run w1")

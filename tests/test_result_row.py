@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from canonlib.evidence.report import HELD_OUTCOMES, OUTCOMES, outcome
-from canonlib.state.registry import RESULT_FIELDS, SCHEMA_VERSION, Registry
+from canonlib.state.registry import RESULT_FIELDS, SCHEMA_VERSION, Registry, RegistryError
 from canonlib.state.row import (
     FAILING,
     Cause,
@@ -159,6 +159,7 @@ def test_a_recorded_cause_wins_over_the_words(row, cause):
 def test_known_red_reads_the_cause():
     key = policy.RedKey("2.0.0+1", "c" * 40, "sha256:t", "h")
     red = {
+        "recipe": "r",
         "decision": "run",
         "latest": key.tag,
         "tested_commit": key.commit,
@@ -167,12 +168,13 @@ def test_known_red_reads_the_cause():
         "verdict": "red",
         "reason": "L4 functional: 1 failed",
     }
-    assert policy.known_red([red], key) == red
-    assert policy.known_red([{**red, "cause": "full-disk"}], key) is None
+    row = ResultRow.from_dict(red)
+    assert policy.known_red([row], key) is row
+    assert policy.known_red([ResultRow.from_dict({**red, "cause": "full-disk"})], key) is None
     # the words say full disk, the recorded cause says the tests: it is red
     said = {**red, "reason": "L4: no space left on device (a test's own message)"}
-    assert policy.known_red([{**said, "cause": "verdict"}], key) is not None
-    assert policy.known_red([said], key) is None  # an old row: its words decide
+    assert policy.known_red([ResultRow.from_dict({**said, "cause": "verdict"})], key) is not None
+    assert policy.known_red([ResultRow.from_dict(said)], key) is None  # an old row: its words
 
 
 @pytest.mark.parametrize(
@@ -257,6 +259,38 @@ def test_keys_no_field_declares_are_kept():
     assert row.extra == {"later": [1]} and row.run_id == "r1"
 
 
+def test_a_cause_this_canon_does_not_know_is_written_back_as_read():
+    line = json.dumps({"recipe": "x", "error": "e", "cause": "a-cause-from-a-newer-canon"})
+    row = ResultRow.from_json(line)
+    assert row.cause is None  # no claim about it
+    assert row.to_json() == json.dumps(json.loads(line), sort_keys=True)
+
+
+def test_a_row_read_gives_its_keys_back_in_their_order():
+    """The registry's rows (and the records made of them) keep their column order."""
+    data = {"run_id": "r1", "recipe": "x", "verdict": "red", "label": "FAIL (level 1/5)"}
+    data |= {"level": 1, "decision": "run", "rc": 1, "latest": "1.0.0+1", "cause": "verdict"}
+    assert list(ResultRow.from_dict(data).to_dict()) == list(data)
+
+
+def test_a_stored_row_of_the_wrong_type_is_one_registry_error(tmp_path):
+    db = tmp_path / "canon.db"
+    with Registry.open(db) as reg:
+        reg.start_run("r1", "sweep")
+        reg.record_result("r1", ResultRow("gitea", label="FAIL (level 1/5)", level=1))
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE results SET level = 'one'")
+    conn.close()
+    with Registry.open(db) as reg, pytest.raises(RegistryError) as e:
+        reg.results()
+    assert str(e.value).startswith(f"{db}: result of run r1, recipe 'gitea': row: level: str")
+    assert str(e.value).endswith(
+        "; restore a backup with `canon registry restore FILE` or recreate it with "
+        "`canon registry rebuild`"
+    )
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -298,11 +332,11 @@ def test_every_registry_row_in_the_fixtures_round_trips(tmp_path):
         with Registry.open(copy) as old, Registry.open(tmp_path / f"{i}-again.db") as again:
             for run in old.runs():
                 again.start_run(run["run_id"], run["kind"], now=run["started_at"])
-            for row in old.result_rows():
+            for row in old.results():
                 assert row.run_id is not None
                 again.record_result(row.run_id, row)
                 rows += 1
-            assert again.results() == old.results()
+            assert [r.to_dict() for r in again.results()] == [r.to_dict() for r in old.results()]
         assert _stored(copy) == _stored(tmp_path / f"{i}-again.db")
     assert rows
 
@@ -342,7 +376,7 @@ def test_a_real_sweeps_results_round_trip(ws):
     for result in (first, second):
         lines += _round_trip(result.run_dir / "results.jsonl")
         with Registry.open(ws.config.db_path) as reg:
-            stored = {r.recipe: r for r in reg.result_rows(result.run_id)}
+            stored = {r.recipe: r for r in reg.results(result.run_id)}
         for row in result.results:
             assert stored[row.recipe].to_dict() == {**row.to_dict(), "run_id": result.run_id}
     assert lines == 4
@@ -368,7 +402,7 @@ def test_a_harness_that_cannot_start_is_an_environment_cause_with_its_errno(ws):
     assert json.loads(line)["cause"] == "environment" and json.loads(line)["errno"] == 2
     with Registry.open(ws.config.db_path) as reg:
         (stored,) = reg.results(result.run_id)
-    assert (stored["cause"], stored["errno"]) == ("environment", errno.ENOENT)
+    assert (stored.cause, stored.errno) == (Cause.ENVIRONMENT, errno.ENOENT)
 
 
 @pytest.mark.slow
@@ -404,7 +438,7 @@ def test_migration_7_adds_cause_and_errno(tmp_path):
     with Registry.open(tmp_path / "canon.db") as reg:
         reg.start_run("r1", "sweep")
         reg.record_result("r1", ResultRow("x", label="ERROR (x)", cause=Cause.FULL_DISK, errno=28))
-        (got,) = reg.result_rows("r1")
+        (got,) = reg.results("r1")
     assert (got.cause, got.errno) == (Cause.FULL_DISK, 28)
     assert SCHEMA_VERSION == 7
 

@@ -27,7 +27,7 @@ def test_a_version_1_registry_is_upgraded_with_its_rows(tmp_path):
     conn.close()
     with Registry.open(db) as reg:
         (old,) = reg.results("r1")
-        assert old["label"] == "FAIL (level 4/5)" and all(old[k] is None for k in NEW)
+        assert old.label == "FAIL (level 4/5)" and all(getattr(old, k) is None for k in NEW)
         reg.start_run("r2", "sweep")
         row = {k: None for k in RESULT_FIELDS} | {
             "recipe": "gitea",
@@ -43,6 +43,6 @@ def test_a_version_1_registry_is_upgraded_with_its_rows(tmp_path):
         }
         reg.record_result("r2", row)
         (new,) = reg.results("r2")
-    assert {k: new[k] for k in NEW} == {k: row[k] for k in NEW}
-    assert new["warnings"] == ["no release note"]
+    assert {k: getattr(new, k) for k in NEW} == {k: row[k] for k in NEW}
+    assert new.warnings == ["no release note"]
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -14,6 +14,7 @@ from canonlib.config import ConfigError, load_config
 from canonlib.errors import UsageError
 from canonlib.state.marker import SlotMarker
 from canonlib.state.registry import Registry
+from canonlib.state.row import ResultRow
 from canonlib.sweep import schedule
 from canonlib.sweep.orchestrate import sweep
 from tests.test_abra import FAKE_ABRA, fake_abra  # noqa: F401 -- the fixture
@@ -98,10 +99,10 @@ def test_home_refuses_a_server_not_configured(pinned, current, words):
 
 def test_expected_durations_are_the_last_cold_run_of_each_recipe():
     rows = [
-        {"recipe": "a", "tested_commit": "c1", "duration_s": 40.0},
-        {"recipe": "a", "tested_commit": None, "duration_s": 0.1},  # a skip: not a cold run
-        {"recipe": "b", "tested_commit": "c2", "duration_s": 7.5},
-        {"recipe": "b", "tested_commit": "c3", "duration_s": 9.0},  # newer
+        ResultRow("a", tested_commit="c1", duration_s=40.0),
+        ResultRow("a", tested_commit=None, duration_s=0.1),  # a skip: not a cold run
+        ResultRow("b", tested_commit="c2", duration_s=7.5),
+        ResultRow("b", tested_commit="c3", duration_s=9.0),  # newer
     ]
     assert schedule.expected_durations(rows) == {"a": 40.0, "b": 9.0}
 
@@ -223,9 +224,9 @@ def test_abra_sweep_spreads_cold_runs_and_canonicals_over_its_servers(
     fake_abra,  # noqa: F811
 ):
     r = sweep(abra_ws.config)
-    assert [row["label"] for row in r.rows] == ["PASS (promoted)"] * 6, r.rows
+    assert [row.label for row in r.results] == ["PASS (promoted)"] * 6, r.rows
     # every row says where its cold run ran; all three servers took some
-    ran_on = {row["recipe"]: row["server"] for row in r.rows}
+    ran_on = {row.recipe: row.server for row in r.results}
     assert set(ran_on.values()) == {"s1", "s2", "s3"}
     overlaps = [json.loads(x) for x in (tmp_path / "overlap.jsonl").read_text().splitlines()]
     assert max(o["at_once"] for o in overlaps) == 1  # per_server = 1
@@ -249,7 +250,7 @@ def test_abra_sweep_spreads_cold_runs_and_canonicals_over_its_servers(
     abra_ws.release("r0", "1.1.0+1")
     abra_ws.release("r1", "1.1.0+1")
     r2 = sweep(abra_ws.config)
-    assert {row["recipe"]: row["label"] for row in r2.rows if row["tested_commit"]} == {
+    assert {row.recipe: row.label for row in r2.results if row.tested_commit} == {
         "r0": "PASS (promoted)",
         "r1": "PASS (promoted)",
     }

@@ -86,22 +86,22 @@ def test_same_version_orthogonality(ws):
     rows = sweep(ws.config, only=["custom-html"]).rows
     assert labels(rows) == {"custom-html": "SKIP (no-new-version)"}
     ws.release("custom-html", "1.11.0+1.29.0")
-    (row,) = sweep(ws.config, only=["custom-html"]).rows
-    assert (row["label"], row["upgrade_base_kind"], row["upgrade_base"]) == (
+    (row,) = sweep(ws.config, only=["custom-html"]).results
+    assert (row.label, row.upgrade_base_kind, row.upgrade_base) == (
         "PASS (promoted)",
         "canonical",
         "1.10.0+1.29.0",
     )
-    assert (row["canonical_before"], row["canonical_after"]) == ("1.10.0+1.29.0", "1.11.0+1.29.0")
+    assert (row.canonical_before, row.canonical_after) == ("1.10.0+1.29.0", "1.11.0+1.29.0")
     with Registry.open(ws.config.db_path) as reg:
-        assert all(r["upgrade_base_kind"] != "step-back" for r in reg.results())
+        assert all(r.upgrade_base_kind != "step-back" for r in reg.results())
 
 
 def test_out_of_order_backport_does_not_trigger(ws):
     sweep(ws.config)
     ws.release("nextcloud", "5.0.3+27.0.1-fpm")
-    (row,) = sweep(ws.config, only=["nextcloud"]).rows
-    assert row["label"] == "SKIP (no-new-version)" and row["latest"] == "6.0.1+28.0.2-fpm"
+    (row,) = sweep(ws.config, only=["nextcloud"]).results
+    assert row.label == "SKIP (no-new-version)" and row.latest == "6.0.1+28.0.2-fpm"
 
 
 def test_tag_moved_upstream_blocks_promotion(ws):
@@ -110,13 +110,11 @@ def test_tag_moved_upstream_blocks_promotion(ws):
     up.commit()
     up.tag("1.7.1+1.27.2", force=True)
     ws.release("custom-html", "1.11.0+1.29.0")
-    (row,) = sweep(ws.config, only=["custom-html"]).rows
-    assert row["label"].startswith(
-        "GREEN-NOT-PROMOTED (tag incident upstream: tag 1.7.1+1.27.2 moved"
-    )
-    assert row["canonical_after"] == "1.10.0+1.29.0" and row["incidents"]
-    (row,) = sweep(ws.config, only=["custom-html"]).rows  # next week, no new incident
-    assert row["label"] == "PASS (promoted)"
+    (row,) = sweep(ws.config, only=["custom-html"]).results
+    assert row.label.startswith("GREEN-NOT-PROMOTED (tag incident upstream: tag 1.7.1+1.27.2 moved")
+    assert row.canonical_after == "1.10.0+1.29.0" and row.incidents
+    (row,) = sweep(ws.config, only=["custom-html"]).results  # next week, no new incident
+    assert row.label == "PASS (promoted)"
 
 
 def test_red_release_keeps_old_canonical_and_exits_1(ws):

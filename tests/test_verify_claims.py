@@ -208,8 +208,8 @@ def test_untouched_demo_evidence_verifies_claim_by_claim(demo, ev):
     )
     assert got[: len(head)] == head
     labels = [
-        f"ok label of run {rid} recipe {r['recipe']}: {r['label']}; promotion history: "
-        + ("promoted" if r["label"] == "PASS (promoted)" else "not promoted")
+        f"ok label of run {rid} recipe {r.recipe}: {r.label}; promotion history: "
+        + ("promoted" if r.label == "PASS (promoted)" else "not promoted")
         for rid in (first, second)
         for r in rows[rid]
     ]

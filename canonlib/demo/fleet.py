@@ -32,7 +32,7 @@ from canonlib.evidence.verify import verify
 from canonlib.recipe.builder import IDENTITY, UpstreamRepo
 from canonlib.recipe.lint import VERSION_LABEL
 from canonlib.state.registry import Registry
-from canonlib.state.row import parse_label
+from canonlib.state.row import ResultRow, parse_label
 from canonlib.sweep.orchestrate import sweep
 from canonlib.tables import format_table, sweep_table
 
@@ -534,8 +534,8 @@ def expected_labels(week: str, backend: str = "local") -> dict[str, str]:
     return {**EXPECTED[week], **EXPECTED_ON_BACKEND.get(backend, {}).get(week, {})}
 
 
-def check_labels(rows: list[dict[str, Any]], expected: dict[str, str]) -> list[str]:
-    got = {r["recipe"]: r["label"] for r in rows}
+def check_labels(rows: list[ResultRow], expected: dict[str, str]) -> list[str]:
+    got = {r.recipe: r.label for r in rows}
     problems = [
         f"{r}: expected {want}…, got {got.get(r)}"
         for r, want in expected.items()
@@ -626,20 +626,20 @@ def run_demo(
     out(f"demo workspace: {demo.root}  (fleet {demo.fleet}, config {demo.config_path})")
     problems: list[str] = []
 
-    def show(week: str, run_id: str, status: str, rows: list[dict[str, Any]]) -> None:
+    def show(week: str, run_id: str, status: str, rows: list[ResultRow]) -> None:
         out(f"\n== sweep {week}: run {run_id} ({status}) ==")
-        out(sweep_table(rows))
+        out(sweep_table([r.to_dict() for r in rows]))
         problems.extend(f"{week}: {p}" for p in check_labels(rows, expected_labels(week, backend)))
 
     for week, step in (("week 1", demo.week1), ("week 2", demo.week2)):
         step()
         result = sweep(config)
-        show(week, result.run_id, result.status, result.rows)
+        show(week, result.run_id, result.status, result.results)
     demo.week3()
     if not evidence:
         for week in ("week 3", "again"):
             result = sweep(config)
-            show(week, result.run_id, result.status, result.rows)
+            show(week, result.run_id, result.status, result.results)
     else:
         out("\n== week 3 and the no-op sweep after it, as evidence (canon evidence run all) ==")
         ev = run_suite(config, "all", out=out)

@@ -9,20 +9,23 @@ fetched, no registry row is added (``canon investigate`` checks the run count).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from canonlib.evidence.report import FAILING, label_head, outcome, reason
 from canonlib.files import FileProblem, read_range
+from canonlib.state.row import ResultRow
+from canonlib.sweep.policy import SKIP_KNOWN_RED
 
 TAIL_CHARS = 3000
 
 
-def failing(row: dict[str, Any]) -> bool:
+def failing(row: ResultRow) -> bool:
     """A row that keeps a recipe failing: FAIL, ERROR, GREEN-BUT-PROMOTE-FAILED, or a skip
     because its latest tag is known red."""
-    return outcome(row.get("label")) in FAILING or row.get("decision") == "skip:known-red"
+    return outcome(row.label) in FAILING or row.decision == SKIP_KNOWN_RED
 
 
 @dataclass(frozen=True)
@@ -32,28 +35,28 @@ class Streak:
     runs: int
 
 
-def failing_streaks(rows: list[dict[str, Any]]) -> list[Streak]:
+def failing_streaks(rows: Sequence[ResultRow]) -> list[Streak]:
     """Each recipe whose latest row is failing, with the run its streak began.
 
     ``rows`` in run order (as the registry returns them).  Longest-failing first (earliest
     start, then most runs).
     """
     order: dict[str, int] = {}
-    by: dict[str, list[dict[str, Any]]] = {}
+    by: dict[str, list[ResultRow]] = {}
     for r in rows:
-        order.setdefault(str(r.get("run_id")), len(order))
-        by.setdefault(str(r.get("recipe")), []).append(r)
+        order.setdefault(str(r.run_id), len(order))
+        by.setdefault(r.recipe, []).append(r)
     out = []
     for recipe, rs in by.items():
         n = 0
         while n < len(rs) and failing(rs[-1 - n]):
             n += 1
         if n:
-            out.append(Streak(recipe, str(rs[-n].get("run_id")), n))
+            out.append(Streak(recipe, str(rs[-n].run_id), n))
     return sorted(out, key=lambda s: (order[s.since_run], -s.runs, s.recipe))
 
 
-def pick(rows: list[dict[str, Any]], recipe: str | None = None) -> str | None:
+def pick(rows: Sequence[ResultRow], recipe: str | None = None) -> str | None:
     """``recipe`` when given; else the recipe failing longest; else the last one that failed at
     all; else None."""
     if recipe:
@@ -61,17 +64,13 @@ def pick(rows: list[dict[str, Any]], recipe: str | None = None) -> str | None:
     streaks = failing_streaks(rows)
     if streaks:
         return streaks[0].recipe
-    bad = [str(r.get("recipe")) for r in rows if failing(r)]
+    bad = [r.recipe for r in rows if failing(r)]
     return bad[-1] if bad else None
 
 
-def rung_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per run that ran the harness: ``run_id`` and the rung statuses it recorded."""
-    return [
-        {"run_id": r.get("run_id"), **r["rungs"]}
-        for r in rows
-        if isinstance(r.get("rungs"), dict) and r["rungs"]
-    ]
+def rung_rows(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
+    """One record per run that ran the harness: ``run_id`` and the rung statuses it recorded."""
+    return [{"run_id": r.run_id, **r.rungs} for r in rows if r.rungs]
 
 
 def log_tail(path: Any, chars: int = TAIL_CHARS) -> str:
@@ -84,23 +83,24 @@ def log_tail(path: Any, chars: int = TAIL_CHARS) -> str:
         return ""
 
 
-def investigation(recipe: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def investigation(recipe: str, rows: Sequence[ResultRow]) -> dict[str, Any]:
     """What the investigate notebook records for ``recipe`` from its result ``rows`` (run order)."""
     bad = [r for r in rows if failing(r)]
-    tested = [r for r in bad if outcome(r.get("label")) in FAILING]  # not a known-red skip
+    tested = [r for r in bad if outcome(r.label) in FAILING]  # not a known-red skip
     last = next(reversed(tested or bad), None)  # the row that failed, with its log
     streak = next((s for s in failing_streaks(rows) if s.recipe == recipe), None)
     if last is None:
         why = "no failing row: every recorded run of it passed or skipped"
     else:
-        head = label_head(last)
-        head = outcome(last.get("label")) if head.endswith("(see reason)") else head
-        why = f"{head} in run {last.get('run_id')}: {reason(last)}"
+        shown = last.to_dict()  # as the pages show a row
+        head = label_head(shown)
+        head = outcome(last.label) if head.endswith("(see reason)") else head
+        why = f"{head} in run {last.run_id}: {reason(shown)}"
     return {
         "investigated": recipe,
         "investigate_rungs": rung_rows(rows),
         "investigate_reason": why,
         "investigate_failing_since": streak.since_run if streak else None,
         "investigate_failing_runs": streak.runs if streak else 0,
-        "investigate_log_tail": log_tail(last.get("log_path")) if last else "",
+        "investigate_log_tail": log_tail(last.log_path) if last else "",
     }

@@ -26,7 +26,8 @@ from canonlib.evidence.records import RECORDS, EvidenceRun
 from canonlib.evidence.verdict import Verdict
 from canonlib.files import hash_file, write_atomic
 from canonlib.recipe.fleet import fleet_commit
-from canonlib.state.registry import utcnow
+from canonlib.state.registry import Registry, utcnow
+from canonlib.state.row import ResultRow
 from canonlib.sweep.orchestrate import code_identity
 
 MANIFEST = "manifest.json"
@@ -114,15 +115,16 @@ def subjects(
 _DEPLOYED, _HELD = "run", "held:host-access"
 
 
-def _asks(row: dict[str, Any] | None) -> dict[str, Any]:
+def _asks(row: ResultRow | None) -> dict[str, Any]:
     """What a row recorded of the host: each item asked (item, file, line, service, source,
     accepted, refused) and the meta's HOST_ACCESS; None each for a row that recorded nothing
     (older than registry migration 5, or a canonical with no row: rebuilt from its marker)."""
-    row = row or {}
-    return {"asked": row.get("host_access"), "accepted": row.get("host_accepted")}
+    if row is None:
+        return {"asked": None, "accepted": None}
+    return {"asked": row.host_access, "accepted": row.host_accepted}
 
 
-def host_access_record(reg: Any, sweep_runs: list[str]) -> list[dict[str, Any]]:
+def host_access_record(reg: Registry, sweep_runs: list[str]) -> list[dict[str, Any]]:
     """What each canonical and each of the run's deployed or held rows asks of the host, and
     what was accepted, from registry ``reg`` (the bundled one): the manifest's ``host_access``,
     re-derived by ``canon verify``.
@@ -135,7 +137,7 @@ def host_access_record(reg: Any, sweep_runs: list[str]) -> list[dict[str, Any]]:
         promoted = [
             r
             for r in reg.results(recipe=c.recipe)
-            if r.get("tested_commit") == c.commit and r.get("canonical_after") == c.version
+            if r.tested_commit == c.commit and r.canonical_after == c.version
         ]
         row = promoted[-1] if promoted else None
         out.append(
@@ -144,21 +146,21 @@ def host_access_record(reg: Any, sweep_runs: list[str]) -> list[dict[str, Any]]:
                 "role": "canonical",
                 "tag": c.tag,
                 "commit": c.commit,
-                "run_id": row["run_id"] if row else None,
+                "run_id": row.run_id if row else None,
                 **_asks(row),
             }
         )
     for rid in sweep_runs:
         for r in reg.results(rid):
-            held = r.get("decision") == _HELD
-            if not held and (r.get("decision") != _DEPLOYED or r.get("tested_commit") is None):
+            held = r.decision == _HELD
+            if not held and (r.decision != _DEPLOYED or r.tested_commit is None):
                 continue  # a skip, or an error before anything was deployed
             out.append(
                 {
-                    "recipe": r.get("recipe"),
+                    "recipe": r.recipe,
                     "role": "held" if held else "deployed",
-                    "tag": r.get("latest"),
-                    "commit": r.get("tag_commit"),
+                    "tag": r.latest,
+                    "commit": r.tag_commit,
                     "run_id": rid,
                     **_asks(r),
                 }
@@ -169,7 +171,8 @@ def host_access_record(reg: Any, sweep_runs: list[str]) -> list[dict[str, Any]]:
 def bundled_facts(d: Path, sweep_runs: list[str]) -> dict[str, Any]:
     """Rows, canonicals and chain from the dir's bundled registry (what the manifest claims)."""
     with open_copy(d / REGISTRY) as reg:
-        rows = [{**r, "run_id": rid} for rid in sweep_runs for r in reg.results(rid)]
+        # the manifest's rows: each as the registry stores it (its run id included)
+        rows = [r.to_dict() for rid in sweep_runs for r in reg.results(rid)]
         canonicals = [
             {
                 "recipe": c.recipe,

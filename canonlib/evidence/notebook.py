@@ -32,7 +32,7 @@ from canonlib.config import Config, load_config  # noqa: E402
 from canonlib.evidence import proofs  # noqa: E402
 from canonlib.evidence.figures import disk_figure, rungs_figure, sweep_figure
 from canonlib.evidence.figures import show as show_alt
-from canonlib.evidence.investigate import investigation, pick
+from canonlib.evidence.investigate import investigation, pick, rung_rows
 from canonlib.evidence.records import (  # noqa: E402
     BEFORE_AFTER_COLUMNS,
     CLAIM_COLUMNS,
@@ -128,7 +128,7 @@ def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
             run = reg.run(sweep_run_id)
             if run is None:
                 raise ValueError(f"no sweep run {sweep_run_id} in {cfg.db_path}")
-            rows = reg.results(sweep_run_id)
+            rows = [r.to_dict() for r in reg.results(sweep_run_id)]  # the notebook's records
         return {"run_id": sweep_run_id, "status": run["status"], "rows": rows, "before": None}
     result = _until_signal(sweep, cfg)
     return {
@@ -174,7 +174,7 @@ def pick_recipe(cfg: Config, recipe: str) -> str:
         settled = [
             r
             for r in have
-            if all(x["latest"] == reg.read_registry(r).version for x in reg.results(recipe=r)[-1:])  # type: ignore[union-attr]  # r has a canonical
+            if all(x.latest == reg.read_registry(r).version for x in reg.results(recipe=r)[-1:])  # type: ignore[union-attr]  # r has a canonical
         ]
     if not have:
         raise ValueError("no recipe has a canonical yet: run a sweep first, or pass recipe=")
@@ -256,7 +256,7 @@ def pick_investigate(cfg: Config, recipe: str) -> str:
         return recipe
     with Registry.open(cfg.db_path) as reg:
         rows = reg.results()
-    return pick(rows) or ([r["recipe"] for r in rows][:1] or [""])[0]
+    return pick(rows) or ([r.recipe for r in rows][:1] or [""])[0]
 
 
 def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -267,8 +267,8 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
     with Registry.open(cfg.db_path) as reg:
         rows = reg.results(recipe=recipe)
     record("investigated", recipe)
-    hist = record_rows("investigate_rows", rows, HISTORY_COLUMNS)
-    rungs_rows = [{"run_id": r["run_id"], **(r["rungs"] or {})} for r in rows if r["rungs"]]
+    hist = record_rows("investigate_rows", [r.to_dict() for r in rows], HISTORY_COLUMNS)
+    rungs_rows = rung_rows(rows)
     record("investigate_rungs", rungs_rows, RUNG_COLUMNS)
     rungs = pd.DataFrame(rungs_rows)
     inv = investigation(recipe, rows)  # the reason, the streak and the last failing log's tail

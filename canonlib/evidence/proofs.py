@@ -23,7 +23,7 @@ from canonlib.recipe.meta import load_meta
 from canonlib.recipe.mirror import Mirror, mirror_for
 from canonlib.recipe.versions import latest_release, parse_version
 from canonlib.state.registry import Registry
-from canonlib.state.row import Outcome, parse_label
+from canonlib.state.row import Outcome, ResultRow, parse_label
 from canonlib.sweep import policy
 from canonlib.sweep.orchestrate import sweep
 from canonlib.sweep.promote import promote
@@ -228,12 +228,12 @@ def prove_samever(config: Config, recipe: str, workdir: Path) -> dict[str, Any]:
     """Untagged commits -> SKIP; a new tag -> run on it from the canonical; never a step-back."""
     s = Scratch(config, recipe, workdir)
     only = [recipe]
-    first = sweep(s.config, only=only).rows[0]
+    first = sweep(s.config, only=only).results[0]
     s.untagged_commit()
-    second = sweep(s.config, only=only).rows[0]
-    tag, commit = s.bump(first["latest"] or "0.0.0")
+    second = sweep(s.config, only=only).results[0]
+    tag, commit = s.bump(first.latest or "0.0.0")
     s.tag(tag, commit)
-    third = sweep(s.config, only=only).rows[0]
+    third = sweep(s.config, only=only).results[0]
     with Registry.open(s.config.db_path) as reg:
         run_ids = [r["run_id"] for r in reg.runs("sweep")]
     facts = {
@@ -242,7 +242,7 @@ def prove_samever(config: Config, recipe: str, workdir: Path) -> dict[str, Any]:
         "new_tag": tag,
         "new_commit": commit,
         "scratch_db": str(s.config.db_path),
-        "rows": [first, second, third],
+        "rows": [r.to_dict() for r in (first, second, third)],  # the notebook's records
     }
     facts["claims"] = [c.to_dict() for c in samever_claims(s.config.db_path, recipe, run_ids, tag)]
     return facts
@@ -250,7 +250,7 @@ def prove_samever(config: Config, recipe: str, workdir: Path) -> dict[str, Any]:
 
 def samever_claims(db: Path, recipe: str, run_ids: list[str], tag: str) -> list[Claim]:
     with Registry.open(db) as reg:
-        rows = {r["run_id"]: r for r in reg.results(recipe=recipe) if r["run_id"] in run_ids}
+        rows = {r.run_id: r for r in reg.results(recipe=recipe) if r.run_id in run_ids}
         all_rows = reg.results()
         hist = reg.history(recipe)
     if len(run_ids) != 3 or any(r not in rows for r in run_ids):
@@ -259,31 +259,31 @@ def samever_claims(db: Path, recipe: str, run_ids: list[str], tag: str) -> list[
     return [
         Claim(
             "first sweep promoted the latest release",
-            parse_label(first["label"]).promoted,
-            f"{first['label']} {first['latest']}",
+            first.parsed_label.promoted,
+            f"{first.label} {first.latest}",
         ),
         Claim(
             "untagged commits on main -> SKIP",
-            second["label"] == "SKIP (no-new-version)" and second["tested_commit"] is None,
-            f"{second['label']}",
+            second.label == "SKIP (no-new-version)" and second.tested_commit is None,
+            f"{second.label}",
         ),
         Claim(
             "new tag -> run on that tag from the canonical",
-            third["decision"] == "run"
-            and third["latest"] == tag
-            and third["upgrade_base_kind"] == "canonical"
-            and third["upgrade_base"] == first["latest"],
-            f"base {third['upgrade_base_kind']} {third['upgrade_base']}",
+            third.decision == "run"
+            and third.latest == tag
+            and third.upgrade_base_kind == "canonical"
+            and third.upgrade_base == first.latest,
+            f"base {third.upgrade_base_kind} {third.upgrade_base}",
         ),
         Claim(
             "canonical advanced old -> new",
-            (third["canonical_before"], third["canonical_after"]) == (first["latest"], tag)
+            (third.canonical_before, third.canonical_after) == (first.latest, tag)
             and hist[-1].version == tag,
-            f"{third['canonical_before']} -> {third['canonical_after']}",
+            f"{third.canonical_before} -> {third.canonical_after}",
         ),
         Claim(
             "no run ever had base kind step-back",
-            all(r["upgrade_base_kind"] != "step-back" for r in all_rows),
+            all(r.upgrade_base_kind != "step-back" for r in all_rows),
             f"{len(all_rows)} result rows checked",
         ),
     ]
@@ -292,7 +292,7 @@ def samever_claims(db: Path, recipe: str, run_ids: list[str], tag: str) -> list[
 # -- determinism ---------------------------------------------------------------------
 
 
-def settled(row: dict[str, Any] | None, *, held: bool = True) -> bool:
+def settled(row: ResultRow | None, *, held: bool = True) -> bool:
     """Whether a sweep's row left nothing to do for its tag: promoted, red (a verdict, remembered
     as known-red), a skip, or (``held``) held for what it asks of the host (remembered until
     the release or its HOST_ACCESS changes: the week's outcome, like FAIL).  Unsettled: an
@@ -300,10 +300,14 @@ def settled(row: dict[str, Any] | None, *, held: bool = True) -> bool:
     older re-derived it (a held row unsettled)."""
     if row is None:
         return False
-    label = parse_label(row.get("label"))
-    if held and row.get("decision") == policy.HELD_HOST:
+    label = row.parsed_label
+    if held and row.decision == policy.HELD_HOST:
         return True
-    return label.skipped or label.promoted or row.get("verdict") == "red"
+    return label.skipped or label.promoted or row.verdict == "red"
+
+
+def _label_of(row: ResultRow | None) -> str | None:
+    return row.label if row is not None else None
 
 
 def determinism_claims(reg: Registry, run_id: str, *, held_settled: bool = True) -> list[Claim]:
@@ -315,7 +319,7 @@ def determinism_claims(reg: Registry, run_id: str, *, held_settled: bool = True)
     format 2 and older, word for word).
     """
 
-    def done_with(row: dict[str, Any] | None) -> bool:
+    def done_with(row: ResultRow | None) -> bool:
         return settled(row, held=held_settled)
 
     idle_ok = (
@@ -332,15 +336,13 @@ def determinism_claims(reg: Registry, run_id: str, *, held_settled: bool = True)
     sweeps = [r["run_id"] for r in reg.runs("sweep")]
     at = sweeps.index(run_id) if run_id in sweeps else 0
     first_id = sweeps[at - 1] if at > 0 else None
-    first = {r["recipe"]: r for r in reg.results(first_id)} if first_id else {}
-    done = [r for r in rows if done_with(first.get(r["recipe"]))]
-    ran = [r for r in rows if r["tested_commit"] is not None or r["log_path"] is not None]
+    first = {r.recipe: r for r in reg.results(first_id)} if first_id else {}
+    done = [r for r in rows if done_with(first.get(r.recipe))]
+    ran = [r for r in rows if r.tested_commit is not None or r.log_path is not None]
     idle = [r for r in rows if r not in ran]
     promoted = {p.recipe for p in reg.history() if p.run_id == run_id}
-    known_red = sorted(r["recipe"] for r in rows if r["decision"] == policy.SKIP_KNOWN_RED)
-    tried = ", ".join(
-        r["recipe"] + " (was " + str(first.get(r["recipe"], {}).get("label")) + ")" for r in ran
-    )
+    known_red = sorted(r.recipe for r in rows if r.decision == policy.SKIP_KNOWN_RED)
+    tried = ", ".join(r.recipe + " (was " + str(_label_of(first.get(r.recipe))) + ")" for r in ran)
     return [
         Claim(
             "the second sweep has rows, after a first",
@@ -351,22 +353,22 @@ def determinism_claims(reg: Registry, run_id: str, *, held_settled: bool = True)
             "what the first sweep settled ran no harness",
             not [r for r in done if r in ran],
             f"{len(done)} settled (known-red: {', '.join(known_red) or 'none'}); "
-            f"ran anyway: {', '.join(r['recipe'] for r in done if r in ran) or 'none'}",
+            f"ran anyway: {', '.join(r.recipe for r in done if r in ran) or 'none'}",
         ),
         Claim(
             "no promotion written for a settled recipe",
-            not promoted & {r["recipe"] for r in done},
+            not promoted & {r.recipe for r in done},
             f"promotions in run {run_id}: {', '.join(sorted(promoted)) or 'none'}",
         ),
         Claim(
             "a harness ran only for unfinished business",
-            all(not done_with(first.get(r["recipe"])) for r in ran),
+            all(not done_with(first.get(r.recipe)) for r in ran),
             f"tried again: {tried or 'none'}",
         ),
         Claim(
             idle_name,
-            all(parse_label(r["label"]).outcome in idle_ok for r in idle),
-            ", ".join(sorted({r["label"][:24] for r in idle})),
+            all(r.outcome in idle_ok for r in idle),
+            ", ".join(sorted({str(r.label)[:24] for r in idle})),
         ),
     ]
 
@@ -396,13 +398,11 @@ def disk_claims(disk: dict[str, Any]) -> list[Claim]:
 # -- labels from the registry -----------------------------------------------------------
 
 
-def promoted_in_history(reg: Registry, row: dict[str, Any]) -> bool:
+def promoted_in_history(reg: Registry, row: ResultRow) -> bool:
     """Whether this row's run wrote (recipe, latest, tested_commit) into the promotion history."""
     return any(
-        p.run_id == row["run_id"]
-        and p.version == row["latest"]
-        and p.commit == row["tested_commit"]
-        for p in reg.history(row["recipe"])
+        p.run_id == row.run_id and p.version == row.latest and p.commit == row.tested_commit
+        for p in reg.history(row.recipe)
     )
 
 
@@ -414,12 +414,12 @@ def label_claims(reg: Registry, claimed_rows: list[dict[str, Any]]) -> list[Clai
         stored = reg.results(row.get("run_id"), row.get("recipe"))
         if not stored:
             claims.append(Claim(name, False, "no such row in the registry"))
-        elif stored[0]["label"] != row.get("label"):
+        elif stored[0].label != row.get("label"):
             claims.append(
                 Claim(
                     name,
                     False,
-                    f"evidence says {row.get('label')!r}, registry says {stored[0]['label']!r}",
+                    f"evidence says {row.get('label')!r}, registry says {stored[0].label!r}",
                 )
             )
         else:

@@ -81,6 +81,7 @@ from canonlib.files import (
     read_inside,
 )
 from canonlib.state.registry import Registry
+from canonlib.state.row import ResultRow
 
 UPSTREAM_TIMEOUT_S = 60.0
 NEWER_FORMAT = "written by a newer canon (format {n}): upgrade canon to check its pages"
@@ -517,9 +518,15 @@ class _Bundle:
     format: int | None = None  # the dir's evidence format (None: not a number)
 
 
+def _row_records(rows: list[ResultRow]) -> list[dict[str, Any]]:
+    """Registry rows as the notebooks recorded them (JSON objects): what a record is compared
+    with."""
+    return [r.to_dict() for r in rows]
+
+
 def _shown_sweep(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
     rid = r["sweep_run_id"]
-    rows = b.reg.results(rid)
+    rows = _row_records(b.reg.results(rid))
     out = [_rows_claim(f"{nb}: rows shown for run {rid}", r.get("sweep_rows"), shown_rows(rows))]
     if "canonicals_before_after" in r:
         ok = r["canonicals_before_after"] == before_after(rows)
@@ -530,7 +537,7 @@ def _shown_sweep(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
 
 def _shown_determinism(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
     rid = r["determinism_run_id"]
-    rows = shown_rows(b.reg.results(rid))
+    rows = shown_rows(_row_records(b.reg.results(rid)))
     out = [_rows_claim(f"{nb}: rows shown for run {rid}", r.get("determinism_rows"), rows)]
     held = b.format is None or b.format >= HOST_ACCESS_FORMAT  # format 3 on: a HELD row settled
     derived = proofs.determinism_claims(b.reg, rid, held_settled=held)
@@ -540,10 +547,10 @@ def _shown_determinism(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
 def _shown_investigate(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
     recipe = r["investigated"]
     results = b.reg.results(recipe=recipe)
-    rows = shown_rows(results, HISTORY_COLUMNS)
+    rows = shown_rows(_row_records(results), HISTORY_COLUMNS)
     name = f"{nb}: history shown for {recipe}"
     out = [_rows_claim(name, r.get("investigate_rows"), rows, key="run_id")]
-    rungs = [{"run_id": x["run_id"], **(x["rungs"] or {})} for x in results if x["rungs"]]
+    rungs = [{"run_id": x.run_id, **x.rungs} for x in results if x.rungs]
     ok = r.get("investigate_rungs") == rungs
     detail = f"{len(rungs)} runs" if ok else "differ from the bundled registry"
     return [*out, Claim(f"{nb}: rungs shown for {recipe}", ok, detail)]
@@ -561,7 +568,7 @@ def _shown_samever(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
     with _scratch(b.dir, f["scratch_db"]) as db:
         with Registry.open(db) as scratch:
             runs = [x for rid in f["runs"] for x in scratch.results(rid, f["recipe"])]
-        ok = r.get("samever_rows") == shown_rows(runs, SAMEVER_COLUMNS)
+        ok = r.get("samever_rows") == shown_rows(_row_records(runs), SAMEVER_COLUMNS)
         detail = f"{len(runs)} rows" if ok else "differ from the scratch registry"
         out = [Claim(f"{nb}: the three scratch sweeps shown", ok, detail)]
         derived = proofs.samever_claims(db, f["recipe"], f["runs"], f["new_tag"])
@@ -676,7 +683,7 @@ def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[C
             if isinstance(s, dict)
         )
         out.append(Claim("subjects are the canonicals", want == got, f"{len(got)} subjects"))
-    rows = [{**r, "run_id": rid} for rid in pred.get("sweep_runs", []) for r in reg.results(rid)]
+    rows = [r.to_dict() for rid in pred.get("sweep_runs", []) for r in reg.results(rid)]
     out.append(
         Claim(
             "result rows claimed are the bundled registry's",
@@ -843,9 +850,7 @@ def _verdict(
     if pred.get("interrupted"):
         ok["(interrupted)"] = False
     rows = [
-        {**r, "run_id": rid}
-        for rid in claimed_sweep_runs(list(recs.values()))
-        for r in reg.results(rid)
+        r.to_dict() for rid in claimed_sweep_runs(list(recs.values())) for r in reg.results(rid)
     ]
     v = verdict(ok, rows)
     said = (m["predicate"].get("result"), (pred.get("verdict") or {}).get("result"))
@@ -905,9 +910,9 @@ def _state(state: Path, pred: dict[str, Any], reg: Registry) -> list[Claim]:
                 )
             )
             for rid in pred.get("sweep_runs", []):
-                bundled = shown_rows(reg.results(rid))  # one run's rows: ordered by recipe
+                bundled = shown_rows(_row_records(reg.results(rid)))  # one run's rows: by recipe
                 name = f"run {rid}: bundled rows equal the live registry's"
-                out.append(_rows_claim(name, bundled, shown_rows(live.results(rid))))
+                out.append(_rows_claim(name, bundled, shown_rows(_row_records(live.results(rid)))))
             return out
 
 

@@ -30,7 +30,7 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
         with Registry.open(config.db_path, create=False) as reg:
             canon = {c.recipe: c for c in reg.canonicals()}
             for row in reg.results():
-                last[row["recipe"]] = row["label"]
+                last[row.recipe] = row.label
     try:  # one backend for every question below: each build asks the servers afresh
         backend: Backend | None = make_backend(config)
     except CanonError:

@@ -590,7 +590,8 @@ class Registry:
                     [run_id, *values],
                 )
 
-    def results(self, run_id: str | None = None, recipe: str | None = None) -> list[dict[str, Any]]:
+    def results(self, run_id: str | None = None, recipe: str | None = None) -> list[ResultRow]:
+        """The result rows (each with its ``run_id``), oldest run first, by recipe within a run."""
         with _DamageGuard(self.path):
             q = "SELECT r.* FROM results r JOIN runs USING (run_id) WHERE 1=1"
             args: list[str] = []
@@ -603,12 +604,15 @@ class Registry:
                 d = dict(r)
                 for k in _JSON_FIELDS:
                     d[k] = json.loads(d[k]) if d[k] is not None else None
-                out.append(d)
+                try:
+                    out.append(ResultRow.from_dict(d))
+                except ValueError as e:
+                    raise RegistryError(
+                        f"{self.path}: result of run {d['run_id']}, recipe {d['recipe']!r}: "
+                        f"{e}; restore a backup with `canon registry restore FILE` or recreate "
+                        "it with `canon registry rebuild`"
+                    ) from None
             return out
-
-    def result_rows(self, run_id: str | None = None, recipe: str | None = None) -> list[ResultRow]:
-        """:meth:`results` as typed rows (each with its ``run_id``)."""
-        return [ResultRow.from_dict(d) for d in self.results(run_id, recipe)]
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -193,8 +193,9 @@ class ResultRow:
     errno: int | None = None
     # the registry's run of the row (not a key of a results.jsonl line)
     run_id: str | None = None
-    # the keys the row was read with (None: a new row, every field); keys no field declares
-    keys: frozenset[str] | None = field(default=None, repr=False)
+    # the keys the row was read with, in their order (None: a new row, every field); keys no
+    # field declares
+    keys: tuple[str, ...] | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     # read without a recorded cause: ``cause`` is :func:`legacy_cause`'s, and is written back
     # as it was read (absent, or NULL)
@@ -235,7 +236,9 @@ class ResultRow:
             values[k] = v
         values["cause"] = row_cause(data)
         legacy = data.get("cause") is None
-        return cls(**values, keys=frozenset(data), extra=extra, legacy_cause=legacy)
+        if not legacy and values["cause"] is None:
+            extra["cause"] = data["cause"]  # a cause this canon does not know: kept as read
+        return cls(**values, keys=tuple(data), extra=extra, legacy_cause=legacy)
 
     @classmethod
     def from_json(cls, line: str | bytes) -> ResultRow:
@@ -249,13 +252,15 @@ class ResultRow:
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
-        """The row as a JSON object: the keys it was read with (a new row: every stored field),
-        and the keys it carried that no field declares."""
+        """The row as a JSON object: the keys it was read with, in their order (a new row:
+        every stored field), and the keys it carried that no field declares."""
         names = self.keys if self.keys is not None else _STORED
         out: dict[str, Any] = {}
         for name in names:
             if name == "cause" and self.legacy_cause:
                 out[name] = None  # not recorded: its words were read, nothing is written
+            elif name == "cause" and self.cause is None and name in self.extra:
+                out[name] = self.extra[name]
             elif name in _TYPES:
                 v = getattr(self, name)
                 out[name] = v.value if isinstance(v, Cause) else v

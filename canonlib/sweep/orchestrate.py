@@ -453,9 +453,8 @@ class _Sweep:
             else policy.known_held(self.registry.results(recipe=fr.name), key)
         )
         if held:
-            earlier = ResultRow.from_dict(held)
-            row.host_access, row.host_accepted = earlier.host_access, earlier.host_accepted
-            row.reason = earlier.reason
+            row.host_access, row.host_accepted = held.host_access, held.host_accepted
+            row.reason = held.reason
             return policy.HELD_HOST
         return decision
 
@@ -619,9 +618,7 @@ class _Sweep:
         if not look or fr.name in self.retry or not row.tag_commit:
             return None
         key = policy.RedKey(latest, row.tag_commit, row.fleet_tests, self.harness)
-        # policy reads rows as mappings (it is pure, and its tests give it plain ones)
-        red = policy.known_red(self.registry.results(recipe=fr.name), key)
-        return ResultRow.from_dict(red) if red else None
+        return policy.known_red(self.registry.results(recipe=fr.name), key)
 
 
 def _turns(

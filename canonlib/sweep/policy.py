@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from canonlib.recipe.meta import RUNGS
 from canonlib.recipe.versions import newest_older_version, recipe_tags, version_key
-from canonlib.state.row import Cause, label_text, row_cause
+from canonlib.state.row import Cause, ResultRow, label_text
 from canonlib.state.row import Outcome as LabelOutcome
 
 RUN = "run"
@@ -69,14 +68,14 @@ class HeldKey:
     accepted: tuple[str, ...]
 
 
-def held_key(row: Mapping[str, Any]) -> HeldKey | None:
+def held_key(row: ResultRow) -> HeldKey | None:
     """The key a HELD row holds, or None for any other row."""
-    if row.get("decision") != HELD_HOST or not row.get("latest") or not row.get("tag_commit"):
+    if row.decision != HELD_HOST or not row.latest or not row.tag_commit:
         return None
-    return HeldKey(row["latest"], row["tag_commit"], tuple(row.get("host_accepted") or ()))
+    return HeldKey(row.latest, row.tag_commit, tuple(row.host_accepted or ()))
 
 
-def known_held(earlier: Iterable[Mapping[str, Any]], key: HeldKey) -> Mapping[str, Any] | None:
+def known_held(earlier: Iterable[ResultRow], key: HeldKey) -> ResultRow | None:
     """The newest earlier row that held exactly ``key`` (same tag, commit and HOST_ACCESS),
     or None.  The hold lasts until the release or the meta changes; a row that deployed
     ``key``'s tag since (the operator's ``--retry``) ends it."""
@@ -84,7 +83,7 @@ def known_held(earlier: Iterable[Mapping[str, Any]], key: HeldKey) -> Mapping[st
     for row in earlier:
         if held_key(row) == key:
             found = row
-        elif row.get("decision") == RUN and row.get("latest") == key.tag:
+        elif row.decision == RUN and row.latest == key.tag:
             found = None
     return found
 
@@ -127,35 +126,31 @@ class RedKey:
     harness: str
 
 
-def row_key(row: Mapping[str, Any]) -> RedKey | None:
+def row_key(row: ResultRow) -> RedKey | None:
     """The key a result row holds a verdict on, or None when the row tested nothing."""
-    parts: tuple[Any, ...] = (
-        row.get("latest"),
-        row.get("tested_commit"),
-        row.get("fleet_tests"),
-        row.get("harness"),
-    )
-    return RedKey(*parts) if all(parts) else None
+    if row.latest and row.tested_commit and row.fleet_tests and row.harness:
+        return RedKey(row.latest, row.tested_commit, row.fleet_tests, row.harness)
+    return None
 
 
-def known_red(earlier: Iterable[Mapping[str, Any]], key: RedKey) -> Mapping[str, Any] | None:
+def known_red(earlier: Iterable[ResultRow], key: RedKey) -> ResultRow | None:
     """The earlier result row that makes ``key`` known-red, or None.
 
     ``earlier`` is the recipe's result rows, oldest first.  Only rows that ran the
     harness on exactly ``key`` and reached a verdict count (``verdict`` green/red; an
     error or a timeout is no verdict), and the newest verdict decides.  A red row whose
-    cause is a full disk (:func:`canonlib.state.row.row_cause`: the recorded cause, else,
-    for a row from before causes, its words) is no verdict either.
+    cause is a full disk (its recorded cause, else, for a row from before causes, its
+    words: :func:`canonlib.state.row.row_cause`) is no verdict either.
     """
     found = None
     for row in earlier:
-        if row.get("decision") != RUN or row_key(row) != key:
+        if row.decision != RUN or row_key(row) != key:
             continue
-        if row.get("verdict") == "red" and row_cause(row) is Cause.FULL_DISK:
+        if row.verdict == "red" and row.cause is Cause.FULL_DISK:
             continue  # a full disk made it fail (an older canon called it red): no verdict
-        if row.get("verdict") == "red":
+        if row.verdict == "red":
             found = row
-        elif row.get("verdict") == "green":
+        elif row.verdict == "green":
             found = None
     return found
 

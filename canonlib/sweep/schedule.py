@@ -16,23 +16,23 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from canonlib.errors import CanonError
+from canonlib.state.row import ResultRow
 
 
 class PlacementError(CanonError):
     """A recipe's ``SERVER`` (or its canonical's server) is not among the configured servers."""
 
 
-def expected_durations(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+def expected_durations(rows: Iterable[ResultRow]) -> dict[str, float]:
     """Each recipe's last cold-run time: ``duration_s`` of its newest result row that ran a cold
     run (``tested_commit`` set), rows oldest first as ``Registry.results`` returns them."""
     out: dict[str, float] = {}
     for r in rows:
-        d = r.get("duration_s")
-        if r.get("tested_commit") and isinstance(d, int | float) and d >= 0:
-            out[str(r["recipe"])] = float(d)
+        d = r.duration_s
+        if r.tested_commit and d is not None and d >= 0:
+            out[r.recipe] = float(d)
     return out
 
 

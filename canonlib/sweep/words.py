@@ -11,10 +11,10 @@ Pure: rows in, words out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from canonlib.state.row import Outcome
+from canonlib.state.row import Outcome, ResultRow
 from canonlib.sweep.policy import (
     HELD_HOST,
     RUN,
@@ -67,25 +67,27 @@ DECISION_WORDS: dict[str, Words] = {
 }
 
 
-def _fill(template: str, row: dict[str, Any]) -> str:
-    return template.format_map({k: row.get(k) for k in ("canonical_before", "latest", "reason")})
+def _fill(template: str, row: ResultRow) -> str:
+    return template.format_map(
+        {"canonical_before": row.canonical_before, "latest": row.latest, "reason": row.reason}
+    )
 
 
-def plan_note(row: dict[str, Any]) -> str:
+def plan_note(row: ResultRow) -> str:
     """What a sweep would do with one recipe, in words (``sweep --plan``)."""
-    decision = row.get("decision")
-    if row.get("error"):
-        return f"cannot plan: {row['error']}; fix that, then plan again"
+    decision = row.decision
+    if row.error:
+        return f"cannot plan: {row.error}; fix that, then plan again"
     if decision == RUN:
         base = (
-            f"L2 upgrades from {row['upgrade_base']} ({row.get('upgrade_base_kind')})"
-            if row.get("upgrade_base")
+            f"L2 upgrades from {row.upgrade_base} ({row.upgrade_base_kind})"
+            if row.upgrade_base
             else "no upgrade base yet, so L2 is skipped"
         )
-        return f"would cold-test {row.get('latest')} ({base}) and promote it if green"
+        return f"would cold-test {row.latest} ({base}) and promote it if green"
     words = DECISION_WORDS.get(str(decision))
-    return _fill(words.plan, row) if words else str(row.get("label"))
+    return _fill(words.plan, row) if words else str(row.label)
 
 
-def plan_notes(rows: list[dict[str, Any]]) -> list[str]:
-    return [f"{r['recipe']}: {plan_note(r)}" for r in rows]
+def plan_notes(rows: Sequence[ResultRow]) -> list[str]:
+    return [f"{r.recipe}: {plan_note(r)}" for r in rows]

@@ -25,7 +25,7 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         raise UsageError(f"no registry at {config.db_path}: run `canon sweep` first")
     with Registry.open(config.db_path) as reg:
         rows = reg.results()
-    known = sorted({str(r["recipe"]) for r in rows})
+    known = sorted({r.recipe for r in rows})
     if args.recipe and args.recipe not in known:
         raise UsageError(
             f"{args.recipe}: no results in {config.db_path}{did_you_mean(args.recipe, known)}"

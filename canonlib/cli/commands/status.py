@@ -70,9 +70,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         return _unknown_recipe(args.recipe, config, None)
     with Registry.open(config.db_path, create=False) as reg:
         promos = [asdict(p) for p in reg.history(args.recipe)]
-        results = reg.results(recipe=args.recipe)
-        if not promos and not results:
+        rows = reg.results(recipe=args.recipe)
+        if not promos and not rows:
             return _unknown_recipe(args.recipe, config, reg)
+    results = [r.to_dict() for r in rows]  # as ``--json`` prints them and the table shows them
     if args.json:
         print(json.dumps({"promotions": promos, "results": results}, indent=1, sort_keys=True))
         return 0
@@ -95,7 +96,7 @@ def _unknown_recipe(
     """``history`` of a recipe with no rows: exit 1, naming the closest known recipe."""
     known = set()
     if reg is not None:
-        known = {p.recipe for p in reg.history()} | {r["recipe"] for r in reg.results()}
+        known = {p.recipe for p in reg.history()} | {r.recipe for r in reg.results()}
     with contextlib.suppress(CanonError):  # no fleet here: the registry's names are all we know
         known |= {r.name for r in discover(config.fleet).recipes}
     if recipe in known:

@@ -55,7 +55,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             if row.error and not result.plan:
                 print(term.visible(f"{row.recipe}: {row.error}"), file=sys.stderr)
         if result.plan:
-            print_lines(plan_notes(result.rows))
+            print_lines(plan_notes(result.results))
         else:
             print_lines(
                 [
