@@ -163,12 +163,15 @@ def mounted(*args: str, target: Path):
 
 @contextlib.contextmanager
 def read_only(path: Path):
+    """``path`` (a dir or a file) read-only for everyone: a read-only bind mount of it for root
+    (root ignores permission bits), its permission bits for anyone else."""
     if os.geteuid() != 0:  # permissions are enough for everyone but root
-        path.chmod(0o555)
+        mode = path.stat().st_mode & 0o777
+        path.chmod(0o555 if path.is_dir() else 0o444)
         try:
             yield
         finally:
-            path.chmod(0o755)
+            path.chmod(mode)
         return
     with mounted("--bind", "-o", "ro", str(path), target=path):
         yield

@@ -7,7 +7,6 @@ tests/test_no_tracebacks.py; crashes are real child processes killed with SIGKIL
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sqlite3
@@ -28,7 +27,7 @@ from canonlib.state.registry import (
     read_instance_file,
     sqlite_backup,
 )
-from tests.test_no_tracebacks import mounted, read_only
+from tests.test_no_tracebacks import read_only
 
 A, B = "a" * 40, "b" * 40
 ID = "0123456789abcdef0123456789abcdef"
@@ -92,53 +91,25 @@ def test_only_canon_db_leaves_an_instance_file_beside_it(tmp_path):
         assert (tmp_path / INSTANCE_FILE).read_text() == reg.instance_id() + "\n"
 
 
-def test_a_read_only_state_dir_without_its_instance_file_still_opens(tmp_path):
+@pytest.mark.parametrize("what", ["state dir", "registry file"])
+def test_a_read_only_registry_without_its_instance_file_still_opens(tmp_path, what):
     """canon.db held open by another canon (its -wal and -shm exist, so SQLite can read it on
-    a read-only mount) and no instance-id beside it: canon cannot leave the id there, and
-    that is no error."""
+    a read-only mount) and no instance-id beside it: opening it needs no write.  In a
+    read-only state dir canon cannot leave the id there, and that is no error; beside a
+    read-only canon.db in a writable dir, the id it holds is left beside it."""
     db = tmp_path / "canon.db"
     holder = Registry.open(db)
     try:
         holder.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A)
         ident = holder.instance_id()
         (tmp_path / INSTANCE_FILE).unlink()
-        with read_only(tmp_path), Registry.open(db) as reg:
+        with read_only(tmp_path if what == "state dir" else db), Registry.open(db) as reg:
             assert reg.instance_id() == ident
             assert reg.read_registry("gitea").commit == A
-        assert not (tmp_path / INSTANCE_FILE).exists()
-    finally:
-        holder.close()
-
-
-@contextlib.contextmanager
-def read_only_file(path):
-    """``path`` read-only for everyone: a read-only bind mount of it for root (root ignores
-    permission bits), its permission bits for anyone else."""
-    if os.geteuid() != 0:
-        path.chmod(0o444)
-        try:
-            yield
-        finally:
-            path.chmod(0o644)
-        return
-    with mounted("--bind", "-o", "ro", str(path), target=path):
-        yield
-
-
-def test_a_read_only_registry_still_leaves_its_id_beside_it(tmp_path):
-    """canon.db that canon may read but not write (held open by another canon, so SQLite can
-    read it), in a writable state dir without instance-id: opening it needs no write, and
-    the id it holds is left beside it."""
-    db = tmp_path / "canon.db"
-    holder = Registry.open(db)
-    try:
-        holder.record_promotion("gitea", "1.0.0+1", "1.0.0+1", A)
-        ident = holder.instance_id()
-        (tmp_path / INSTANCE_FILE).unlink()
-        with read_only_file(db), Registry.open(db) as reg:
-            assert reg.instance_id() == ident
-            assert reg.read_registry("gitea").commit == A
-        assert read_instance_file(tmp_path) == ident
+        if what == "state dir":
+            assert not (tmp_path / INSTANCE_FILE).exists()
+        else:
+            assert read_instance_file(tmp_path) == ident
     finally:
         holder.close()
 
