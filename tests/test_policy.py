@@ -15,6 +15,7 @@ from canonlib.sweep.policy import (
     known_red,
     label,
     level,
+    plan_label,
     rung_list,
     should_promote_canonical,
     sweep_decision,
@@ -299,3 +300,15 @@ def test_known_red_none_and_search_past_other_keys(earlier, want):
         assert got is None
     else:
         assert got.run_id == want
+
+
+@pytest.mark.parametrize(
+    ("words", "want"),
+    [
+        ("run 2.0.0+1, base canonical", "PLAN (run 2.0.0+1, base canonical)"),
+        ("skip:no-new-version", "PLAN (skip:no-new-version)"),
+    ],
+)
+def test_plan_label(words, want):
+    """``sweep --plan``'s label: PLAN and what the sweep would do, as the plan table shows it."""
+    assert plan_label(words) == want
