@@ -31,6 +31,7 @@ from canonlib.state.registry import (
     promotion_hash,
     read_registry,
 )
+from canonlib.state.row import ResultRow
 
 A, B = "a" * 40, "b" * 40
 
@@ -709,3 +710,21 @@ def test_a_writer_waits_for_another_writers_lock(tmp_path):
     finally:
         release.join()
         other.close()
+
+
+def test_a_stored_row_of_the_wrong_type_is_one_registry_error(tmp_path):
+    db = tmp_path / "canon.db"
+    with Registry.open(db) as reg:
+        reg.start_run("r1", "sweep")
+        reg.record_result("r1", ResultRow("gitea", label="FAIL (level 1/5)", level=1))
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE results SET level = 'one'")
+    conn.close()
+    with Registry.open(db) as reg, pytest.raises(RegistryError) as e:
+        reg.results()
+    assert str(e.value).startswith(f"{db}: result of run r1, recipe 'gitea': row: level: str")
+    assert str(e.value).endswith(
+        "; restore a backup with `canon registry restore FILE` or recreate it with "
+        "`canon registry rebuild`"
+    )

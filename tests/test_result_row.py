@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from canonlib.evidence.report import HELD_OUTCOMES, OUTCOMES, outcome
-from canonlib.state.registry import RESULT_FIELDS, SCHEMA_VERSION, Registry, RegistryError
+from canonlib.state.registry import RESULT_FIELDS, SCHEMA_VERSION, Registry
 from canonlib.state.row import (
     FAILING,
     Cause,
@@ -271,24 +271,6 @@ def test_a_row_read_gives_its_keys_back_in_their_order():
     data = {"run_id": "r1", "recipe": "x", "verdict": "red", "label": "FAIL (level 1/5)"}
     data |= {"level": 1, "decision": "run", "rc": 1, "latest": "1.0.0+1", "cause": "verdict"}
     assert list(ResultRow.from_dict(data).to_dict()) == list(data)
-
-
-def test_a_stored_row_of_the_wrong_type_is_one_registry_error(tmp_path):
-    db = tmp_path / "canon.db"
-    with Registry.open(db) as reg:
-        reg.start_run("r1", "sweep")
-        reg.record_result("r1", ResultRow("gitea", label="FAIL (level 1/5)", level=1))
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("UPDATE results SET level = 'one'")
-    conn.close()
-    with Registry.open(db) as reg, pytest.raises(RegistryError) as e:
-        reg.results()
-    assert str(e.value).startswith(f"{db}: result of run r1, recipe 'gitea': row: level: str")
-    assert str(e.value).endswith(
-        "; restore a backup with `canon registry restore FILE` or recreate it with "
-        "`canon registry rebuild`"
-    )
 
 
 @pytest.mark.parametrize(
