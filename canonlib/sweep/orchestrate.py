@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import functools
 import json
 import os
 import queue as queues
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -328,14 +329,16 @@ class _Sweep:
             # only a tag that would run can be known-red: the memory is read for those alone
             # (a no-op week asks the registry nothing)
             runs = policy.sweep_decision(latest, row.canonical_before, meta.HOLD)
-            red = self._known_red(fr, latest, report, row, look=runs == policy.RUN)
+            # the recipe's earlier rows, read at most once a turn (known-red, then known-held)
+            earlier = functools.cache(lambda: self.registry.results(recipe=fr.name))
+            red = self._known_red(fr, latest, report, row, earlier, look=runs == policy.RUN)
             decision = policy.sweep_decision(
                 latest,
                 row.canonical_before,
                 meta.HOLD,
                 known_red=red.run_id if red else None,
             )
-            decision = self._admit(fr, meta, latest, report, row, decision)
+            decision = self._admit(fr, meta, latest, report, row, decision, earlier)
             row.decision = decision
             if decision == policy.SKIP_KNOWN_RED:
                 assert red is not None  # sweep_decision says known-red only when given one
@@ -433,6 +436,7 @@ class _Sweep:
         report: SyncReport,
         row: ResultRow,
         decision: str,
+        earlier: Callable[[], list[ResultRow]],
     ) -> str:
         """A release that would run waits out its cooldown, and one already held for what it
         asks of the host stays held (same tag commit, same HOST_ACCESS) without a checkout."""
@@ -447,11 +451,7 @@ class _Sweep:
             row.first_seen, row.eligible_at, row.reason = wait
             return policy.SKIP_COOLING
         key = policy.HeldKey(latest, report.tags[latest], tuple(meta.HOST_ACCESS))
-        held = (
-            None
-            if fr.name in self.retry
-            else policy.known_held(self.registry.results(recipe=fr.name), key)
-        )
+        held = None if fr.name in self.retry else policy.known_held(earlier(), key)
         if held:
             row.host_access, row.host_accepted = held.host_access, held.host_accepted
             row.reason = held.reason
@@ -605,6 +605,7 @@ class _Sweep:
         latest: str | None,
         report: SyncReport,
         row: ResultRow,
+        earlier: Callable[[], list[ResultRow]],
         *,
         look: bool = True,
     ) -> ResultRow | None:
@@ -618,7 +619,7 @@ class _Sweep:
         if not look or fr.name in self.retry or not row.tag_commit:
             return None
         key = policy.RedKey(latest, row.tag_commit, row.fleet_tests, self.harness)
-        return policy.known_red(self.registry.results(recipe=fr.name), key)
+        return policy.known_red(earlier(), key)
 
 
 def _turns(
