@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -118,3 +119,19 @@ def _in_process(argv: list[str]) -> Ran:
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
+
+
+def read_terminal(main_fd: int, timeout: float = 120) -> bytes:
+    """Everything a child writes to its pseudo-terminal (``main_fd``: the side the test
+    holds) until it closes it or is silent for ``timeout`` seconds; ``main_fd`` is closed."""
+    out = b""
+    while select.select([main_fd], [], [], timeout)[0]:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main_fd)
+    return out

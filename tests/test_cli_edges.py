@@ -11,7 +11,6 @@ import json
 import os
 import pty
 import re
-import select
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from canonlib.state.registry import Registry
-from tests.cli import canon, canon_argv
+from tests.cli import canon, canon_argv, read_terminal
 from tests.workspace import Workspace
 
 ANSI = re.compile(rb"\x1b")
@@ -127,16 +126,7 @@ def on_a_pty(argv: list[str], env: dict[str, str]) -> tuple[int, bytes]:
         argv, stdin=subprocess.DEVNULL, stdout=child, stderr=child, env={**base, **env}
     )
     os.close(child)
-    out = b""
-    while select.select([main], [], [], 120)[0]:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(main)
+    out = read_terminal(main)
     return proc.wait(timeout=60), out
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import pty
 import re
-import select
 import subprocess
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from canonlib.cli import reference
 from canonlib.cli.main import build_parser
-from tests.cli import canon, canon_argv
+from tests.cli import canon, canon_argv, read_terminal
 from tests.workspace import Workspace
 
 ANSI = re.compile(r"\033\[[0-9;]*m")
@@ -47,19 +46,7 @@ def in_a_tty(args: list[str], *, cwd: Path, columns: int, extra_env: dict[str, s
         env={**env, **extra_env},
     )
     os.close(child)
-    out = b""
-    while True:
-        ready, _, _ = select.select([main], [], [], 60)
-        if not ready:
-            break
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(main)
+    out = read_terminal(main, timeout=60)
     assert proc.wait(timeout=60) == 0, proc.stderr.read()
     proc.stderr.close()
     return out.decode().replace("\r\n", "\n")
