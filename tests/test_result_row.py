@@ -368,26 +368,6 @@ def test_a_real_sweeps_results_round_trip(ws):
 
 
 @pytest.mark.slow
-def test_a_harness_that_cannot_start_is_an_environment_cause_with_its_errno(ws):
-    toml = ws.root / "canon.toml"
-    toml.write_text(
-        toml.read_text().replace(
-            f'command = ["{sys.executable}", "-m", "canonlib", "harness"]',
-            'command = ["/nonexistent/harness"]',
-        )
-    )
-    result = sweep(ws.config, only=["custom-html"])
-    (row,) = result.results
-    assert row.outcome is Outcome.ERROR
-    assert (row.cause, row.errno) == (Cause.ENVIRONMENT, errno.ENOENT)
-    line = (result.run_dir / "results.jsonl").read_text().strip()
-    assert json.loads(line)["cause"] == "environment" and json.loads(line)["errno"] == 2
-    with Registry.open(ws.config.db_path) as reg:
-        (stored,) = reg.results(result.run_id)
-    assert (stored.cause, stored.errno) == (Cause.ENVIRONMENT, errno.ENOENT)
-
-
-@pytest.mark.slow
 def test_a_harness_full_disk_is_recorded_as_its_cause(ws, tmp_path):
     """The harness decides the cause where it catches the error (canon harness writes it in its
     result file); the row carries it, so no later reader parses the words."""

@@ -7,6 +7,7 @@ upstream, broken meta, empty fleet)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from canonlib.state.registry import Registry
+from canonlib.state.row import Cause
 from canonlib.sweep.orchestrate import sweep
 from tests.cli import canon, canon_argv
 from tests.procs import settled_dead
@@ -390,5 +392,14 @@ def test_missing_harness_is_an_error_row_not_a_crash(ws):
         "ERROR (cold run: cannot start harness '/nonexistent/harness'"
     )
     assert got["mailu"] == "SKIP (never-released)"
+    # the cause is the environment's, decided where the harness failed to start, with its errno;
+    # said in --json, in results.jsonl and in the registry alike
+    (shown,) = [row for row in json.loads(r.stdout) if row["recipe"] == "custom-html"]
+    assert (shown["cause"], shown["errno"]) == ("environment", errno.ENOENT)
     with Registry.open(ws.config.db_path) as reg:
         assert reg.canonicals() == []
+        (stored,) = reg.results(recipe="custom-html")
+    assert (stored.cause, stored.errno) == (Cause.ENVIRONMENT, errno.ENOENT)
+    lines = (ws.config.runs_dir / stored.run_id / "results.jsonl").read_text().splitlines()
+    (line,) = [json.loads(x) for x in lines if json.loads(x)["recipe"] == "custom-html"]
+    assert (line["cause"], line["errno"]) == ("environment", errno.ENOENT)
