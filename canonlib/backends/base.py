@@ -68,6 +68,10 @@ class Backend(Protocol):
     def markers(self) -> dict[str, SlotMarker]:
         """Every slot that carries a marker, by slot name."""
 
+    def scan_markers(self) -> tuple[dict[str, SlotMarker], dict[str, str]]:
+        """(slot -> readable marker, slot -> the one line saying why its marker is unreadable):
+        :meth:`markers` is the first."""
+
     def deployed(self, slot: str) -> dict[str, Any] | None:
         """What is in ``slot``: recipe, version, commit; None when empty."""
 

@@ -64,6 +64,8 @@ class Slots(Protocol):
 
     def markers(self) -> dict[str, SlotMarker]: ...
 
+    def scan_markers(self) -> tuple[dict[str, SlotMarker], dict[str, str]]: ...
+
     def mark(self, slot: str, marker: SlotMarker) -> None: ...
 
     def slots(self) -> list[str]: ...
@@ -205,14 +207,8 @@ class Finding:
         return "\n".join(lines)
 
 
-def scan_markers(backend: Slots) -> tuple[dict[str, SlotMarker], dict[str, str]]:
-    """(slot -> readable marker, slot -> why its marker is unreadable) of ``backend``."""
-    scan = getattr(backend, "scan_markers", None)
-    return scan() if scan is not None else (backend.markers(), {})
-
-
 def canonical_markers(backend: Slots) -> dict[str, SlotMarker]:
-    return {s: m for s, m in scan_markers(backend)[0].items() if m.role == CANONICAL}
+    return {s: m for s, m in backend.scan_markers()[0].items() if m.role == CANONICAL}
 
 
 class Witnesses:
@@ -300,7 +296,7 @@ def scan(
     """Sort the backend's canonical markers (see :class:`MarkerScan`).  ``named``: recipe ->
     (slot, commit) the registry names; such a slot's marker needs no proof (nothing adopts
     it)."""
-    markers, bad = scan_markers(backend)
+    markers, bad = backend.scan_markers()
     out = MarkerScan(bad=dict(bad))
     for slot, m in sorted(markers.items()):
         if m.role != CANONICAL:
