@@ -34,6 +34,7 @@ def refuse_canonical(slot: str, marker: SlotMarker | None) -> None:
 
 class Backend(Protocol):
     name: str
+    server: str | None  # several servers: the one this backend talks to (see on_server)
 
     def provision(self, slot: str, checkout: Path, meta: RecipeMeta) -> None:
         """Dependencies and secrets for ``slot`` (secret values are never printed)."""
@@ -103,6 +104,8 @@ class SilentServers:
     """The several-servers part of :class:`Backend` for a backend that says nothing there (one
     server, or abra, which trusts its servers): every server answers, no slot's server is
     known, no two servers are the same engine."""
+
+    server: str | None = None
 
     @property
     def unreachable(self) -> dict[str, str]:

@@ -86,7 +86,7 @@ def promote(
         created_at=utcnow(),
         previous_slot=previous.deployment if previous else None,
         canon_version=__version__,
-        server=getattr(backend, "server", None),  # several servers: the one it goes to
+        server=backend.server,  # several servers: the one it goes to
     )
     try:
         step = "mark"
