@@ -458,24 +458,24 @@ class _Sweep:
             return policy.HELD_HOST
         return decision
 
-    def _unreachable(self, canonical: Any, *, fresh: bool = False) -> str | None:
+    def _unreachable(self, canonical: Canonical | None, *, fresh: bool = False) -> str | None:
         """Several servers: the canonical's server does not answer (its slot is kept, and never
         re-promoted elsewhere for that); ``fresh`` asks it now (after an error), not within
         the last seconds."""
-        server = getattr(canonical, "server", None)
-        if not server or server not in self.servers:
+        if canonical is None or canonical.server not in self.servers:
             return None
+        server = canonical.server
         if not self.backend.answers(server, 0.0 if fresh else 5.0):  # abra's: always answers
             return None
         return f"canonical {canonical.version} unreachable: its server {server} does not answer"
 
-    def home(self, fr: FleetRecipe, meta: Any, canonical: Any) -> str | None:
+    def home(self, fr: FleetRecipe, meta: RecipeMeta, canonical: Canonical | None) -> str | None:
         """Several servers: where the recipe's canonical lives after this promote.  Each other
         canonical counts where it lives, or where its promote in flight goes (the caller holds
         ``_placing``: two new recipes never both take the same least-loaded server)."""
         if not self.servers:
             return None
-        current = getattr(canonical, "server", None)
+        current = canonical.server if canonical else None
         if current is None and canonical is not None and canonical.deployment:
             current = self.backend.server_of(canonical.deployment)
         where = {c.recipe: c.server for c in self.registry.canonicals() if c.server is not None}
