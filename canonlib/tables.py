@@ -8,10 +8,11 @@ one way a byte count is shown.  A leaf module: it imports only :mod:`canonlib.te
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from canonlib import term
+from canonlib.state.row import RowJSON
 
 SWEEP_COLUMNS = [
     "recipe",
@@ -53,14 +54,14 @@ def cut_cell(v: Any) -> str:
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 3] + "..."
 
 
-def why(row: dict[str, Any]) -> str:
+def why(row: RowJSON) -> str:
     """A result row's reason, then its warnings (mirror, harness, promote)."""
     reason = row.get("reason")
     parts = [reason] if reason and reason not in str(row.get("label")) else []
     return "; ".join(parts + [f"warning: {w}" for w in row.get("warnings") or []])
 
 
-def fold_label(row: dict[str, Any]) -> dict[str, Any]:
+def fold_label(row: RowJSON) -> RowJSON:
     """A label too long for its cell (an ERROR's whole message) as ``ERROR (see reason)``, its
     words moved to the reason, where they are shown whole."""
     label = str(row.get("label") or "")
@@ -74,7 +75,7 @@ def fold_label(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def sweep_table(rows: list[dict[str, Any]], width: int | None = None) -> str:
+def sweep_table(rows: Sequence[RowJSON], width: int | None = None) -> str:
     """The sweep table as ``canon sweep`` prints it (a ``reason`` column: reason, then warnings),
     cut to ``width``, else to the terminal's; whole when printing to a file or a pipe."""
     rows = [{**r, "reason": why(r) or None} for r in map(fold_label, rows)]
@@ -83,7 +84,7 @@ def sweep_table(rows: list[dict[str, Any]], width: int | None = None) -> str:
 
 
 def format_table(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Mapping[str, object]],
     columns: Sequence[str],
     *,
     max_width: int | None,

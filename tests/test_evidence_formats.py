@@ -175,21 +175,58 @@ V, S = {"verified": "d", "claims": []}, {"sweep_rows": [], "canonicals_before_af
     [
         ("verify", {**V, "complete": True}, []),
         ("verify", {**V, "verify_ok": "yes"}, ["record 'verify_ok' holds text, not true/false"]),
-        ("sweep", {**S, "sweep_run_id": 5}, ["record 'sweep_run_id' holds a number, not text"]),
+        (
+            "sweep",
+            {**S, "sweep_run_id": 5},
+            ["record 'sweep_run_id' holds a whole number, not text"],
+        ),
         ("sweep", S, ["record 'sweep_run_id' is missing"]),
         (
             "disk_budget",
             {"disk": {}, "claims": [], "labels": {}},
-            ["record 'labels' is not one format 1 declares for disk_budget"],
+            [
+                "record 'labels' is not one format 1 declares for disk_budget",
+                "record 'disk': budget_bytes is missing",
+            ],
         ),
-        ("investigate", {"investigate_failing_runs": True}, None),
+        # inside a record: where, and what it holds instead
+        (
+            "sweep",
+            {**S, "sweep_run_id": "r", "sweep_rows": [{"recipe": "a"}, {"level": "5"}]},
+            ["record 'sweep_rows': [1].level holds text, not a whole number or null"],
+        ),
+        (
+            "sweep",
+            {**S, "sweep_run_id": "r", "sweep_rows": [{"host_access": [{"line": 3.5}]}]},
+            ["record 'sweep_rows': [0].host_access[0].line holds a number, not a whole number"],
+        ),
+        (
+            "verify",
+            {**V, "claims": [{"name": "n", "ok": "yes", "detail": "d"}]},
+            ["record 'claims': [0].ok holds text, not true/false"],
+        ),
+        (
+            "verify",
+            {**V, "claims": [{"name": "n", "ok": True}]},
+            ["record 'claims': [0].detail is missing"],
+        ),
+        (
+            "investigate",
+            {"investigate_rungs": [{"run_id": "r", "clone": 1}]},
+            "record 'investigate_rungs': [0]['clone'] holds a whole number, not text or null",
+        ),
+        (
+            "investigate",
+            {"investigate_failing_runs": True},
+            "record 'investigate_failing_runs' holds true/false, not a whole number",
+        ),
         ("nope", {}, ["format 1 declares no notebook 'nope'"]),
     ],
 )
 def test_declared_records(notebook, recorded, problems):
     got = declared_problems(1, notebook, recorded)
-    if problems is None:
-        assert "record 'investigate_failing_runs' holds true/false, not a number" in got
+    if isinstance(problems, str):  # one of the problems (the other records are missing)
+        assert problems in got
     else:
         assert got == problems
 

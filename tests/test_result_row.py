@@ -417,3 +417,18 @@ def test_every_results_file_the_demo_writes_round_trips():
     files = [*demo.state.glob("runs/*/results.jsonl"), *demo.evidence.glob("results/*.jsonl")]
     assert len(files) >= 5
     assert sum(_round_trip(f) for f in files) >= 4 * 15
+
+
+def test_row_json_declares_each_field_with_its_type():
+    """RowJSON (a row as JSON, what the notebooks record and verify reads) names every field of
+    ResultRow with the same type (a cause as its text), so the two cannot drift apart."""
+    import typing
+
+    from canonlib.state.row import RowJSON
+
+    fields = typing.get_type_hints(ResultRow)
+    for internal in ("keys", "extra", "legacy_cause"):
+        del fields[internal]
+    fields["cause"] = str | None
+    assert typing.get_type_hints(RowJSON) == fields
+    assert list(typing.get_type_hints(RowJSON)) == list(fields)  # the same order, too

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from canonlib import term
@@ -72,7 +72,7 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=1, sort_keys=True, default=str))
 
 
-def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+def print_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> None:
     """``rows`` as a table: cut to the terminal's width on a TTY, outcomes coloured there."""
     print(
         format_table(

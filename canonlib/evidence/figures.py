@@ -15,6 +15,7 @@ import base64
 import html
 import io
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
@@ -35,6 +36,7 @@ from canonlib.evidence.report import (  # noqa: E402
     short_date,
 )
 from canonlib.recipe.meta import RUNGS  # noqa: E402
+from canonlib.state.row import RowJSON  # noqa: E402
 
 REASON_CHARS = 80  # beside a bar; the tables carry the full reason
 PNG_META = {"Software": None}  # no version stamp: the same values give the same bytes
@@ -53,7 +55,7 @@ def _num(v: Any) -> float:
     return 0.0 if missing(v) else float(v)
 
 
-def sweep_alt(rows: list[dict[str, Any]], run_id: Any, started: Any) -> str:
+def sweep_alt(rows: Sequence[RowJSON], run_id: Any, started: Any) -> str:
     by: dict[str, list[str]] = {}
     for r in rows:
         by.setdefault(outcome(r.get("label"), HELD_OUTCOMES), []).append(str(r.get("recipe")))
@@ -70,7 +72,7 @@ def sweep_alt(rows: list[dict[str, Any]], run_id: Any, started: Any) -> str:
     return alt + (" Failing: " + "; ".join(failing) + "." if failing else " Nothing failed.")
 
 
-def sweep_figure(rows: list[dict[str, Any]], run_id: Any, started: Any) -> tuple[Figure, str]:
+def sweep_figure(rows: Sequence[RowJSON], run_id: Any, started: Any) -> tuple[Figure, str]:
     """One bar per recipe: its seconds, coloured by outcome, label and reason beside it."""
     rows = sorted(rows, key=lambda r: str(r.get("recipe")), reverse=True)  # top-down alphabetical
     secs = [_num(r.get("duration_s")) for r in rows]

@@ -16,7 +16,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -53,6 +53,7 @@ from canonlib.state.registry import (
     Registry,  # noqa: E402
     utcnow,
 )
+from canonlib.state.row import RowJSON
 from canonlib.sweep.orchestrate import Interrupted, raise_interrupted, sweep  # noqa: E402
 
 
@@ -91,7 +92,7 @@ def _until_signal(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 
 def record_rows(
-    name: str, rows: list[dict[str, Any]], columns: list[str] = SHOWN_COLUMNS
+    name: str, rows: Sequence[RowJSON], columns: list[str] = SHOWN_COLUMNS
 ) -> pd.DataFrame:
     """Record the shown part of ``rows`` under ``name`` and return the table rendered from it."""
     shown = sorted(
@@ -101,7 +102,7 @@ def record_rows(
     return frame(shown, columns)
 
 
-def frame(rows: list[dict[str, Any]], columns: list[str] = ROW_COLUMNS) -> pd.DataFrame:
+def frame(rows: Sequence[Mapping[str, object]], columns: list[str] = ROW_COLUMNS) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     return df[[c for c in columns if c in df.columns]] if not df.empty else df
 
@@ -140,7 +141,7 @@ def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
     }
 
 
-def labels_and_durations(rows: list[dict[str, Any]], run_id: str = "", started: str = "") -> None:
+def labels_and_durations(rows: Sequence[RowJSON], run_id: str = "", started: str = "") -> None:
     """The sweep figure, its alt text below.
 
     One bar per recipe coloured by outcome, its reason beside it.
@@ -148,7 +149,7 @@ def labels_and_durations(rows: list[dict[str, Any]], run_id: str = "", started: 
     show_alt(*sweep_figure(rows, run_id, started or utcnow()))
 
 
-def canonicals_before_after(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def canonicals_before_after(rows: Sequence[RowJSON]) -> pd.DataFrame:
     """Record and show each recipe's canonical before and after the sweep."""
     value = before_after(rows)
     record("canonicals_before_after", value, BEFORE_AFTER_COLUMNS)

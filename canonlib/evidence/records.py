@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, TypedDict, Union, cast, get_args, get_origin, get_type_hints, is_typeddict
 
 from canonlib.files import FileProblem, read_json_file
 from canonlib.recipe.meta import RUNGS
+from canonlib.state.row import RowJSON
 
 RECORD_MIME = "application/vnd.canon.record+json"
 RECORDS = "records.json"
@@ -72,73 +75,166 @@ DISK_COLUMNS = ["recipe", "mirror_bytes", "slot_bytes", "snapshot_bytes"]
 RUNG_COLUMNS = ["run_id", *RUNGS]
 
 
-@dataclass(frozen=True)
-class Declared:
-    """One value a notebook records: its name, the JSON type(s) it holds, and (for a table)
-    the columns it is shown with.  ``optional``: a run may leave it out."""
+# -- what a notebook records, declared once --------------------------------------------
+
+
+class ClaimJSON(TypedDict):
+    """A claim as a notebook records it (:meth:`canonlib.claims.Claim.to_dict`)."""
 
     name: str
-    types: tuple[type, ...]
+    ok: bool
+    detail: str
+
+
+class BeforeAfter(TypedDict):
+    """A recipe's canonical before and after a sweep (:func:`before_after`)."""
+
+    recipe: str | None
+    canonical_before: str | None
+    canonical_after: str | None
+    changed: bool
+
+
+class DiskRow(TypedDict):
+    recipe: str
+    mirror_bytes: int
+    slot_bytes: int
+    snapshot_bytes: int
+
+
+class DiskRecord(TypedDict):
+    """What the disk-budget notebook measured: per recipe, what is shared, the total and the
+    configured budget."""
+
+    rows: list[DiskRow]
+    shared: dict[str, int]
+    total_bytes: int
+    budget_bytes: int
+
+
+class PhaseFacts(TypedDict):
+    """One cold run of the tagged-promote proof (the untagged commit, then the tag)."""
+
+    green: bool
+    level: int | None
+    tagged: bool
+    gate: str | None
+    promoted: bool
+
+
+class TaggedPromoteRecord(TypedDict):
+    """The tagged-promote proof's facts; verify re-derives its claims from ``scratch_db``."""
+
+    recipe: str
+    tag: str
+    commit: str
+    base_release: str
+    scratch_db: str
+    untagged: PhaseFacts
+    tagged: PhaseFacts
+
+
+class SameverRecord(TypedDict):
+    """The same-version proof's facts: its three scratch sweeps and the tag it made."""
+
+    recipe: str
+    runs: list[str]
+    new_tag: str
+    new_commit: str
+    scratch_db: str
+
+
+# one run's rung statuses: ``run_id`` and each rung it reached (canonlib.recipe.meta.RUNGS)
+RungRow = dict[str, str | None]
+
+
+class Recorded(TypedDict, total=False):
+    """Every value a notebook may record, by name, with its type: each notebook records the
+    names :data:`NOTEBOOK_RECORDS` gives it (``complete`` and ``claims`` are shared)."""
+
+    complete: bool
+    claims: list[ClaimJSON]
+    sweep_run_id: str
+    sweep_rows: list[RowJSON]
+    canonicals_before_after: list[BeforeAfter]
+    determinism_run_id: str
+    determinism_rows: list[RowJSON]
+    disk: DiskRecord
+    investigated: str
+    investigate_rows: list[RowJSON]
+    investigate_rungs: list[RungRow]
+    investigate_reason: str | None
+    investigate_failing_since: str | None
+    investigate_failing_runs: int
+    investigate_log_tail: str | None
+    tagged_promote: TaggedPromoteRecord
+    samever: SameverRecord
+    samever_rows: list[RowJSON]
+    verified: str
+    verify_ok: bool
+
+
+# what an evidence dir's notebooks recorded: notebook name -> its records (records.json)
+DirRecords = dict[str, Recorded]
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One value a notebook records: its name, its type (:class:`Recorded`'s) and, for a
+    table, the columns it is shown with.  ``optional``: a run may leave it out."""
+
+    name: str
     columns: tuple[str, ...] | None = None
     optional: bool = False
 
-    def problem(self, value: Any) -> str | None:
-        """Why ``value`` is not what this record holds (None when it is)."""
-        if isinstance(value, self.types) and not (
-            isinstance(value, bool) and bool not in self.types
-        ):
-            return None
-        return f"holds {_KINDS.get(type(value), type(value).__name__)}, not {self.kinds}"
-
     @property
-    def kinds(self) -> str:
-        return " or ".join(dict.fromkeys(_KINDS[t] for t in self.types))
+    def type(self) -> object:
+        return _RECORDED_TYPES[self.name]
+
+    def problem(self, value: object) -> str | None:
+        """Why ``value`` is not what this record holds (None when it is), naming where in it."""
+        return type_problem(value, self.type)
 
 
-# each JSON type in words
-_KINDS = {str: "text", int: "a number", float: "a number", bool: "true/false", list: "a list"}
-_KINDS.update({dict: "an object", type(None): "null"})
+_RECORDED_TYPES: dict[str, object] = {}  # Recorded's names and types, filled once defined
 
 
 def _declare(*records: Declared) -> dict[str, Declared]:
-    return {r.name: r for r in (*records, Declared("complete", (bool,)))}
+    return {r.name: r for r in (*records, Declared("complete"))}
 
 
-_TEXT, _LIST, _DICT = (str,), (list,), (dict,)
-_CLAIMS = Declared("claims", _LIST, tuple(CLAIM_COLUMNS))
+_CLAIMS = Declared("claims", tuple(CLAIM_COLUMNS))
 # what each notebook records, declared once: the notebooks record through these (record()
 # refuses a name no notebook declares and takes a table's columns from here), and verify checks
 # a dir's records against the declarations of its format (one undeclared fails, named)
 NOTEBOOK_RECORDS: dict[str, dict[str, Declared]] = {
     "sweep": _declare(
-        Declared("sweep_run_id", _TEXT),
-        Declared("sweep_rows", _LIST, tuple(SHOWN_COLUMNS)),
-        Declared("canonicals_before_after", _LIST, tuple(BEFORE_AFTER_COLUMNS)),
+        Declared("sweep_run_id"),
+        Declared("sweep_rows", tuple(SHOWN_COLUMNS)),
+        Declared("canonicals_before_after", tuple(BEFORE_AFTER_COLUMNS)),
     ),
     "determinism": _declare(
-        Declared("determinism_run_id", _TEXT),
-        Declared("determinism_rows", _LIST, tuple(SHOWN_COLUMNS)),
+        Declared("determinism_run_id"),
+        Declared("determinism_rows", tuple(SHOWN_COLUMNS)),
         _CLAIMS,
     ),
-    "disk_budget": _declare(Declared("disk", _DICT, tuple(DISK_COLUMNS)), _CLAIMS),
+    "disk_budget": _declare(Declared("disk", tuple(DISK_COLUMNS)), _CLAIMS),
     "investigate": _declare(
-        Declared("investigated", _TEXT),
-        Declared("investigate_rows", _LIST, tuple(HISTORY_COLUMNS)),
-        Declared("investigate_rungs", _LIST, tuple(RUNG_COLUMNS)),
-        Declared("investigate_reason", (str, type(None))),
-        Declared("investigate_failing_since", (str, type(None))),
-        Declared("investigate_failing_runs", (int,)),
-        Declared("investigate_log_tail", (str, type(None))),
+        Declared("investigated"),
+        Declared("investigate_rows", tuple(HISTORY_COLUMNS)),
+        Declared("investigate_rungs", tuple(RUNG_COLUMNS)),
+        Declared("investigate_reason"),
+        Declared("investigate_failing_since"),
+        Declared("investigate_failing_runs"),
+        Declared("investigate_log_tail"),
     ),
-    "tagged_promote": _declare(Declared("tagged_promote", _DICT), _CLAIMS),
+    "tagged_promote": _declare(Declared("tagged_promote"), _CLAIMS),
     "samever": _declare(
-        Declared("samever", _DICT),
-        Declared("samever_rows", _LIST, tuple(SAMEVER_COLUMNS)),
+        Declared("samever"),
+        Declared("samever_rows", tuple(SAMEVER_COLUMNS)),
         _CLAIMS,
     ),
-    "verify": _declare(
-        Declared("verified", _TEXT), _CLAIMS, Declared("verify_ok", (bool,), optional=True)
-    ),
+    "verify": _declare(Declared("verified"), _CLAIMS, Declared("verify_ok", optional=True)),
 }
 # the records of each evidence format (formats 2 and 3 changed the pages and the manifest, not
 # the records)
@@ -152,7 +248,100 @@ DECLARED: dict[str, Declared] = {
 }
 
 
-def declared_problems(fmt: int, notebook: str, recorded: dict[str, Any]) -> list[str]:
+# -- checking a value against its declared type -----------------------------------------
+
+# each JSON type in words
+_KINDS: dict[type, str] = {str: "text", int: "a whole number", float: "a number"}
+_KINDS.update({bool: "true/false", list: "a list", dict: "an object", type(None): "null"})
+
+
+def _kind(value: object) -> str:
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+def _holds(at: str, value: object, want: str) -> str:
+    return f"{at.lstrip('.')} holds {_kind(value)}, not {want}".lstrip()
+
+
+def _words(tp: object) -> str:
+    """A declared type in words: ``text or null``, ``a list``, ``an object``."""
+    if get_origin(tp) in (Union, UnionType):
+        return " or ".join(dict.fromkeys(_words(a) for a in get_args(tp)))
+    origin = get_origin(tp) or tp
+    if is_typeddict(origin):
+        return "an object"
+    return _KINDS.get(origin, str(origin)) if isinstance(origin, type) else str(origin)
+
+
+def type_problem(value: object, tp: object, at: str = "") -> str | None:
+    """Why JSON ``value`` is not of declared type ``tp`` (None when it is): where in it (``[2]
+    .level``) and what it holds instead.  ``tp`` is one of the types records declare: str,
+    int, float (an int is one), bool, None, a union of them, ``list[T]``, ``dict[str, T]`` or a
+    TypedDict (its keys that are there must hold their types; a required key must be there;
+    a key it does not name is left alone, as an older or newer canon may add one)."""
+    if get_origin(tp) in (Union, UnionType):
+        args = get_args(tp)
+        if any(type_problem(value, a) is None for a in args):
+            return None
+        # a list or an object where one shape of them is declared: where inside it is wrong
+        shaped = [a for a in args if isinstance(value, _runtime(a))]
+        if len(shaped) == 1 and isinstance(value, list | dict):
+            return type_problem(value, shaped[0], at)
+        return _holds(at, value, _words(tp))
+    if tp is type(None) or tp is None:
+        return None if value is None else _holds(at, value, "null")
+    origin = get_origin(tp) or tp
+    if is_typeddict(origin):
+        if not isinstance(value, dict):
+            return _holds(at, value, "an object")
+        hints = _hints(cast(type, origin))
+        for key in sorted(getattr(origin, "__required_keys__", frozenset())):
+            if key not in value:
+                return f"{at}.{key} is missing".lstrip(".")
+        for key, want in hints.items():
+            if key in value and (why := type_problem(value[key], want, f"{at}.{key}")):
+                return why
+        return None
+    ok_types = (int, float) if origin is float else (_runtime(tp),)
+    if not isinstance(value, ok_types) or (isinstance(value, bool) and origin is not bool):
+        return _holds(at, value, _words(tp))
+    item = (get_args(tp) or (object, object))[-1]  # list[T]'s T, dict[str, T]'s T
+    if isinstance(value, list) and item is not object:
+        for i, v in enumerate(value):
+            if why := type_problem(v, item, f"{at}[{i}]"):
+                return why
+    if isinstance(value, dict) and item is not object:
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{at.lstrip('.')} has a key that is not text".lstrip()
+            if why := type_problem(v, item, f"{at}[{k!r}]"):
+                return why
+    return None
+
+
+def _runtime(tp: object) -> type:
+    """The class a JSON value of declared type ``tp`` is an instance of (a TypedDict: dict)."""
+    origin = get_origin(tp) or tp
+    if is_typeddict(origin):
+        return dict
+    return origin if isinstance(origin, type) else object
+
+
+_HINTS: dict[type, dict[str, object]] = {}
+
+
+def _hints(td: type) -> dict[str, object]:
+    """A TypedDict's keys and their types, resolved once."""
+    hints = _HINTS.get(td)
+    if hints is None:
+        hints = _HINTS[td] = dict(get_type_hints(td))
+    return hints
+
+
+_RECORDED_TYPES.update(_hints(Recorded))
+
+
+def declared_problems(fmt: int, notebook: str, recorded: Mapping[str, object]) -> list[str]:
     """What notebook ``notebook`` recorded that evidence format ``fmt`` does not declare, holds
     the wrong type, or leaves out; empty when every record is as declared."""
     declared = FORMAT_RECORDS.get(fmt, {}).get(notebook)
@@ -168,45 +357,57 @@ def declared_problems(fmt: int, notebook: str, recorded: dict[str, Any]) -> list
             if not d.optional and name != "complete":  # no completion: said by completion_problems
                 out.append(f"record {name!r} is missing")
         elif why := d.problem(recorded[name]):
-            out.append(f"record {name!r} {why}")
+            out.append(f"record {name!r}{' ' if why.startswith('holds') else ': '}{why}")
     return out
 
 
-def before_after(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def dir_records(raw: object) -> DirRecords:
+    """What an evidence dir's notebooks recorded, read from its JSON (``records.json``, or the
+    manifest's notebooks): each record kept only when it holds its declared type, so what
+    reads a :data:`DirRecords` can trust its types.  A record dropped here is named by verify's
+    declared-records claim (:func:`declared_problems`)."""
+    out: DirRecords = {}
+    if not isinstance(raw, dict):
+        return out
+    for notebook, recs in raw.items():
+        if isinstance(notebook, str) and isinstance(recs, dict):
+            kept = {
+                name: v
+                for name, v in recs.items()
+                if name in DECLARED and DECLARED[name].problem(v) is None
+            }
+            out[notebook] = cast(Recorded, kept)
+    return out
+
+
+def before_after(rows: Sequence[RowJSON]) -> list[BeforeAfter]:
     """Each recipe's canonical before and after a sweep; ``changed`` only when they differ."""
     out = [
-        {
-            "recipe": r.get("recipe"),
-            "canonical_before": r.get("canonical_before"),
-            "canonical_after": r.get("canonical_after"),
-            "changed": r.get("canonical_before") != r.get("canonical_after"),
-        }
+        BeforeAfter(
+            recipe=r.get("recipe"),
+            canonical_before=r.get("canonical_before"),
+            canonical_after=r.get("canonical_after"),
+            changed=r.get("canonical_before") != r.get("canonical_after"),
+        )
         for r in rows
     ]
     return sorted(out, key=lambda r: str(r["recipe"]))
 
 
-def shown_rows(
-    rows: list[dict[str, Any]], columns: list[str] = SHOWN_COLUMNS
-) -> list[dict[str, Any]]:
-    """The part of each result row a notebook shows (and records), sorted by recipe then run."""
-    return [{c: r.get(c) for c in columns} for r in rows]
+def shown_rows(rows: Sequence[RowJSON], columns: Sequence[str] = SHOWN_COLUMNS) -> list[RowJSON]:
+    """The part of each result row a notebook shows (and records): ``columns`` of it, each
+    there (None when the row has none)."""
+    return [cast(RowJSON, {c: r.get(c) for c in columns}) for r in rows]
 
 
 # -- what a record shows ------------------------------------------------------------
-# A recorded value is shown by the very output that records it: text/plain (and, for a
-# table, text/html) rendered here from the value.  verify re-renders and compares, so a
-# notebook whose shown text was edited fails even with the hashes recomputed.  Keep these
-# renderers stable: a change is a change of what old evidence verifies as.
-
-
 # A recorded value is shown by the very output that records it: text/plain (and, for a
 # table, text/html) rendered here from the value.  verify re-renders and compares, so a
 # notebook whose shown text was edited fails even when the hashes were recomputed.
 # Keep these renderers stable: a change is a change of what old evidence verifies as.
 
 
-def _cell(v: Any) -> str:
+def _cell(v: object) -> str:
     if v is None:
         return "-"
     if isinstance(v, (dict, list)):
@@ -214,13 +415,13 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def table_rows(value: Any) -> list[dict[str, Any]]:
+def table_rows(value: object) -> list[Mapping[str, object]]:
     """The rows a table record shows: the value itself, or a dict's ``rows``."""
     rows = value.get("rows", []) if isinstance(value, dict) else value
     return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
-def render_text(name: str, value: Any, columns: list[str] | None = None) -> str:
+def render_text(name: str, value: object, columns: list[str] | None = None) -> str:
     if not columns:
         return f"recorded {name} = {json.dumps(value, sort_keys=True)[:200]}"
     cells = [[_cell(r.get(c)) for c in columns] for r in table_rows(value)]
@@ -238,7 +439,7 @@ def render_text(name: str, value: Any, columns: list[str] | None = None) -> str:
     return f"recorded {name}:\n" + "\n".join(lines)
 
 
-def render_html(name: str, value: Any, columns: list[str]) -> str:
+def render_html(name: str, value: object, columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in columns) + "</tr>"
@@ -256,10 +457,10 @@ def render_html(name: str, value: Any, columns: list[str]) -> str:
 
 
 def record_output(
-    name: str, value: Any, columns: list[str] | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    name: str, value: object, columns: list[str] | None = None
+) -> tuple[dict[str, object], dict[str, object]]:
     """(data, metadata) of the display output that records ``name`` and shows it."""
-    data: dict[str, Any] = {
+    data: dict[str, object] = {
         RECORD_MIME: {name: value},
         "text/plain": render_text(name, value, columns),
     }
@@ -268,7 +469,7 @@ def record_output(
     return data, ({RECORD_MIME: {"columns": columns}} if columns else {})
 
 
-def record(name: str, value: Any, columns: list[str] | None = None) -> None:
+def record(name: str, value: object, columns: list[str] | None = None) -> None:
     """Record a declared value (:data:`NOTEBOOK_RECORDS`) in the executing notebook's output,
     shown as text (or, for a table, as a table of its rows); the manifest and verify read it
     back.  A name no notebook declares is refused before it reaches the evidence."""

@@ -24,7 +24,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -132,7 +132,7 @@ def first_failing_rung(rungs: Any) -> str | None:
     return None
 
 
-def reason(row: dict[str, Any]) -> str:
+def reason(row: Mapping[str, Any]) -> str:
     """Why a row has its label, in words: the recorded reason, else the error, the gate, the
     failing rung, or what the skip means."""
     if not missing(row.get("reason")):
@@ -159,7 +159,7 @@ def reason(row: dict[str, Any]) -> str:
     return "-"
 
 
-def label_head(row: dict[str, Any]) -> str:
+def label_head(row: Mapping[str, Any]) -> str:
     """The label as a table shows it beside its reason: whole when short; when its words in
     parentheses are long and the reason already says them, the outcome and ``(see reason)``."""
     label = str(row.get("label") or "")

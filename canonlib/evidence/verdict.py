@@ -10,10 +10,11 @@ manifest says the same.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from canonlib.state.row import parse_label
+from canonlib.state.row import RowJSON, parse_label
 
 PASSED = "PASSED"
 FAILED = "FAILED"
@@ -57,7 +58,7 @@ class Verdict:
         }
 
 
-def verdict(notebooks_ok: dict[str, bool], rows: list[dict[str, Any]]) -> Verdict:
+def verdict(notebooks_ok: dict[str, bool], rows: Sequence[RowJSON]) -> Verdict:
     """``notebooks_ok``: notebook name -> completed with every claim holding; ``rows``: the
     result rows of every sweep the run records (each with ``run_id``, ``recipe``, ``label``)."""
     failed = [name for name, ok in notebooks_ok.items() if not ok]

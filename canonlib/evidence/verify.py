@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +81,7 @@ from canonlib.files import (
     read_inside,
 )
 from canonlib.state.registry import Registry
-from canonlib.state.row import ResultRow
+from canonlib.state.row import ResultRow, RowJSON
 
 UPSTREAM_TIMEOUT_S = 60.0
 NEWER_FORMAT = "written by a newer canon (format {n}): upgrade canon to check its pages"
@@ -429,7 +429,7 @@ def _report(d: Path, m: dict[str, Any], listing: _Listing) -> list[Claim]:
 # -- what the notebooks show, re-derived from the bundle ----------------------------------------
 
 
-def _first_difference(shown: list[dict[str, Any]], derived: list[dict[str, Any]], key: str) -> str:
+def _first_difference(shown: list[dict[str, Any]], derived: Sequence[RowJSON], key: str) -> str:
     by = {str(r.get(key)): r for r in derived}
     for row in shown:
         other = by.pop(str(row.get(key)), None)
@@ -446,7 +446,7 @@ def _first_difference(shown: list[dict[str, Any]], derived: list[dict[str, Any]]
     return "same"
 
 
-def _rows_claim(name: str, shown: Any, derived: list[dict[str, Any]], key: str = "recipe") -> Claim:
+def _rows_claim(name: str, shown: Any, derived: Sequence[RowJSON], key: str = "recipe") -> Claim:
     derived = sorted(derived, key=lambda r: (str(r.get("recipe")), str(r.get("run_id"))))
     if not isinstance(shown, list) or not all(isinstance(r, dict) for r in shown):
         return Claim(name, False, "no recorded rows")
@@ -518,7 +518,7 @@ class _Bundle:
     format: int | None = None  # the dir's evidence format (None: not a number)
 
 
-def _row_records(rows: list[ResultRow]) -> list[dict[str, Any]]:
+def _row_records(rows: list[ResultRow]) -> list[RowJSON]:
     """Registry rows as the notebooks recorded them (JSON objects): what a record is compared
     with."""
     return [r.to_dict() for r in rows]

@@ -66,15 +66,6 @@ class Access:
     def where(self) -> str:
         return f"{self.file}:{self.line}"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "item": self.item,
-            "file": self.file,
-            "line": self.line,
-            "service": self.service,
-            "source": self.source,
-        }
-
 
 # -- interpolation -----------------------------------------------------------------
 

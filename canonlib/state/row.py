@@ -16,7 +16,7 @@ import errno as errnos
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from canonlib.files import FileProblem, parse_json
 
@@ -143,6 +143,61 @@ def row_cause(row: Mapping[str, Any]) -> Cause | None:
     return legacy_cause(row)
 
 
+# -- a row as JSON (results.jsonl, --json, a notebook's record) -----------------------
+
+
+class AskedJSON(TypedDict, total=False):
+    """One item a release asks of the host, as a row's ``host_access`` holds it."""
+
+    item: str
+    file: str
+    line: int
+    service: str | None
+    source: str | None
+    accepted: bool
+    refused: str | None
+
+
+class RowJSON(TypedDict, total=False):
+    """A :class:`ResultRow` as a JSON object: every key optional (an older canon's row lacks
+    the newer ones, a notebook records some columns only).  ``tests/test_result_row.py`` checks
+    its keys and types are :class:`ResultRow`'s fields."""
+
+    recipe: str
+    decision: str | None
+    latest: str | None
+    canonical_before: str | None
+    canonical_after: str | None
+    tested_commit: str | None
+    upgrade_base_kind: str | None
+    upgrade_base: str | None
+    rungs: dict[str, str] | None
+    level: int | None
+    tests_executed: int | None
+    rc: int | None
+    gate: str | None
+    label: str | None
+    incidents: list[str] | None
+    warnings: list[str] | None
+    duration_s: float | None
+    log_path: str | None
+    error: str | None
+    reason: str | None
+    verdict: str | None
+    tag_commit: str | None
+    fleet_tests: str | None
+    harness: str | None
+    known_red_run: str | None
+    host_access: list[AskedJSON] | None
+    host_accepted: list[str] | None
+    first_seen: str | None
+    eligible_at: str | None
+    server: str | None
+    cause: str | None
+    errno: int | None
+    run_id: str | None
+
+
 # every field of a row, in the order the registry's columns were added (``RESULT_FIELDS``)
 _STR = (str,)
 _INT = (int,)
@@ -182,7 +237,7 @@ class ResultRow:
     harness: str | None = None
     known_red_run: str | None = None
     # 4: what the release asks of the host and what the meta accepted; a cooling tag's times
-    host_access: list[dict[str, Any]] | None = None
+    host_access: list[AskedJSON] | None = None
     host_accepted: list[str] | None = None
     first_seen: str | None = None
     eligible_at: str | None = None
@@ -251,9 +306,10 @@ class ResultRow:
             raise ValueError("row: not a JSON object")
         return cls.from_dict(data)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> RowJSON:
         """The row as a JSON object: the keys it was read with, in their order (a new row:
-        every stored field), and the keys it carried that no field declares."""
+        every stored field), and the keys it carried that no field declares (there as read,
+        though :class:`RowJSON` does not name them)."""
         names = self.keys if self.keys is not None else _STORED
         out: dict[str, Any] = {}
         for name in names:
@@ -266,7 +322,7 @@ class ResultRow:
                 out[name] = v.value if isinstance(v, Cause) else v
             elif name in self.extra:
                 out[name] = self.extra[name]
-        return out
+        return cast(RowJSON, out)
 
     def to_json(self) -> str:
         """The results.jsonl line (without its newline)."""

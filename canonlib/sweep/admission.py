@@ -36,6 +36,7 @@ from canonlib.recipe.hostaccess import (
     read_host_access,
 )
 from canonlib.recipe.meta import RecipeMeta
+from canonlib.state.row import AskedJSON
 from canonlib.sweep import policy
 
 CHECK_STACK = "canon-host-access-check"  # STACK_NAME while no slot exists yet
@@ -97,18 +98,22 @@ class HostGate:
     def held(self) -> bool:
         return bool(self.new or self.refused)
 
-    def row(self) -> tuple[list[dict[str, Any]], list[str]]:
+    def row(self) -> tuple[list[AskedJSON], list[str]]:
         """``host_access`` (each item asked: item, file, line, service, source, accepted,
         refused) and ``host_accepted`` (the meta's HOST_ACCESS), for the result row."""
         new = {a.item for a in self.new}
         refused = {a.item: what for a, what in self.refused}
         return (
             [
-                {
-                    **a.as_dict(),
-                    "accepted": a.item not in new and a.item not in refused,
-                    "refused": refused.get(a.item),
-                }
+                AskedJSON(
+                    item=a.item,
+                    file=a.file,
+                    line=a.line,
+                    service=a.service,
+                    source=a.source,
+                    accepted=a.item not in new and a.item not in refused,
+                    refused=refused.get(a.item),
+                )
                 for a in self.asked
             ],
             list(self.accepted),

@@ -42,7 +42,7 @@ from canonlib.recipe.mirror import SyncReport, mirror_for, owner_tag, reap_lefto
 from canonlib.recipe.versions import latest_release
 from canonlib.state import registry_guard
 from canonlib.state.registry import Canonical, Registry, utcnow
-from canonlib.state.row import Cause, ResultRow, full_disk_errno
+from canonlib.state.row import Cause, ResultRow, RowJSON, full_disk_errno
 from canonlib.sweep import admission, policy, schedule
 from canonlib.sweep.knownred import disk_room, harness_identity, tests_digest
 from canonlib.sweep.promote import errno_of, promote
@@ -170,7 +170,7 @@ class SweepResult:
     notes: list[str] = field(default_factory=list)  # what the start found and did (reaped slots …)
 
     @property
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[RowJSON]:
         """The rows as JSON objects (``canon sweep --json``, the notebooks' records)."""
         return [r.to_dict() for r in self.results]
 
