@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import ast
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, TypeGuard, TypeVar
 
 from canonlib.config import age_problem
 from canonlib.errors import CanonError
@@ -31,50 +31,64 @@ class MetaError(CanonError):
     """A recipe_meta.py that cannot be used; the message names file and line."""
 
 
-def _is_str(v: Any) -> bool:
+# Each check is the one place a value read from a meta file gets its type (a TypeGuard).
+
+
+def _is_str(v: object) -> TypeGuard[str]:
     return isinstance(v, str)
 
 
-def _is_opt_str(v: Any) -> bool:
+def _is_opt_str(v: object) -> TypeGuard[str | None]:
     return v is None or isinstance(v, str)
 
 
-def _is_bool(v: Any) -> bool:
+def _is_bool(v: object) -> TypeGuard[bool]:
     return isinstance(v, bool)
 
 
-def _is_int(v: Any, low: int, high: int) -> bool:
+def _is_int(v: object, low: int, high: int) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
 
-def _is_number(v: Any, low: float, high: float) -> bool:
+def _is_number(v: object, low: float, high: float) -> TypeGuard[int | float]:
     # a float compares False with nan, and inf is above any high: both are refused here
     return isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
 
 
-def _is_seconds(v: Any) -> bool:
+def _is_seconds(v: object) -> TypeGuard[int]:
     return _is_int(v, 1, WEEK_S)
 
 
-def _is_str_list(v: Any) -> bool:
+def _is_str_list(v: object) -> TypeGuard[list[str] | tuple[str, ...]]:
     return isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
 
 
-def _is_str_dict(v: Any) -> bool:
+def _is_str_dict(v: object) -> TypeGuard[dict[str, str]]:
     return isinstance(v, dict) and all(
         isinstance(k, str) and isinstance(x, str) for k, x in v.items()
     )
 
 
-def _is_secrets(v: Any) -> bool:
+def _is_secrets(v: object) -> TypeGuard[dict[str, str | None]]:
     return isinstance(v, dict) and all(isinstance(k, str) and _is_opt_str(x) for k, x in v.items())
 
 
-def _is_expected_na(v: Any) -> bool:
+def _is_expected_na(v: object) -> TypeGuard[dict[str, str]]:
     return _is_str_dict(v) and all(RUNG_ALIASES.get(k, k) in RUNGS for k in v)
 
 
-PROBE_FIELDS: dict[str, Callable[[Any], bool]] = {
+class Probe(TypedDict, total=False):
+    """One of READY_PROBES: exactly one of ``cmd`` and ``http``, as :data:`PROBE_FIELDS` checks."""
+
+    cmd: str | list[str] | tuple[str, ...]
+    http: str
+    retries: int
+    interval_s: int | float
+    timeout_s: int | float
+    expect_status: int
+
+
+PROBE_FIELDS: dict[str, Callable[[object], bool]] = {
     "cmd": lambda v: isinstance(v, str) and v.strip() != "" or _is_str_list(v) and len(v) > 0,
     "http": _is_str,
     "retries": lambda v: _is_int(v, 0, 10_000),
@@ -84,7 +98,7 @@ PROBE_FIELDS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def _is_probes(v: Any) -> bool:
+def _is_probes(v: object) -> TypeGuard[list[Probe] | tuple[Probe, ...]]:
     if not isinstance(v, list | tuple):
         return False
     for probe in v:
@@ -97,22 +111,23 @@ def _is_probes(v: Any) -> bool:
     return True
 
 
-def _host_access_problem(v: Any) -> str | None:
+def _host_access_problem(v: object) -> str | None:
     problems = host_access_problems(v)
     return "; ".join(problems) if problems else None
 
 
-def _age_problem(v: Any) -> str | None:
-    return None if v is None else age_problem(v)
+def _age_problem(v: object) -> str | None:
+    return age_problem(v) if isinstance(v, str) else None  # after the check: str or None
 
 
 @dataclass(frozen=True)
 class Key:
     type_name: str
-    check: Callable[[Any], bool]
-    default: Any
+    check: Callable[[object], bool]
+    default: object
     doc: str
-    problem: Callable[[Any], str | None] | None = None  # after ``check``: what is wrong, in words
+    # after ``check``: what is wrong, in words
+    problem: Callable[[object], str | None] | None = None
 
 
 KEYS: dict[str, Key] = {
@@ -169,20 +184,96 @@ KEYS: dict[str, Key] = {
 }
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class RecipeMeta:
+    """A recipe's meta: ``values`` as :func:`parse_meta` read them, each key an attribute of
+    its declared type (its default when the file does not set it)."""
+
     recipe: str
     path: Path
-    values: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, object] = field(default_factory=dict)
 
-    def __getattr__(self, name: str) -> Any:
-        if name in KEYS:
-            return self.values.get(name, KEYS[name].default)
-        raise AttributeError(name)
+    def _get(self, name: str, check: Callable[[object], TypeGuard[T]]) -> T:
+        """``name``'s value (or default), of the type ``check`` (the key's own) declares."""
+        value = self.values.get(name, KEYS[name].default)
+        if check(value):
+            return value
+        raise MetaError(f"{self.path}: {name} must be {KEYS[name].type_name}, got {_short(value)}")
+
+    @property
+    def WARM_CANONICAL(self) -> bool:
+        return self._get("WARM_CANONICAL", _is_bool)
+
+    @property
+    def FIXTURE(self) -> bool:
+        return self._get("FIXTURE", _is_bool)
+
+    @property
+    def UPGRADE_BASE_VERSION(self) -> str | None:
+        return self._get("UPGRADE_BASE_VERSION", _is_opt_str)
+
+    @property
+    def ALLOW_PRERELEASE(self) -> bool:
+        return self._get("ALLOW_PRERELEASE", _is_bool)
+
+    @property
+    def EXPECTED_NA(self) -> dict[str, str]:
+        return self._get("EXPECTED_NA", _is_expected_na)
+
+    @property
+    def DEPS(self) -> Sequence[str]:
+        return self._get("DEPS", _is_str_list)
+
+    @property
+    def SECRETS(self) -> dict[str, str | None]:
+        return self._get("SECRETS", _is_secrets)
+
+    @property
+    def ENV_OVERLAY(self) -> dict[str, str]:
+        return self._get("ENV_OVERLAY", _is_str_dict)
+
+    @property
+    def INSTALL_STEPS(self) -> Sequence[str]:
+        return self._get("INSTALL_STEPS", _is_str_list)
+
+    @property
+    def READY_PROBES(self) -> Sequence[Probe]:
+        return self._get("READY_PROBES", _is_probes)
+
+    @property
+    def REQUIRES_TOOLS(self) -> Sequence[str]:
+        return self._get("REQUIRES_TOOLS", _is_str_list)
+
+    @property
+    def DEPLOY_TIMEOUT_S(self) -> int:
+        return self._get("DEPLOY_TIMEOUT_S", _is_seconds)
+
+    @property
+    def COLD_TIMEOUT_S(self) -> int:
+        return self._get("COLD_TIMEOUT_S", _is_seconds)
+
+    @property
+    def HOLD(self) -> str | None:
+        return self._get("HOLD", _is_opt_str)
+
+    @property
+    def HOST_ACCESS(self) -> Sequence[str]:
+        return self._get("HOST_ACCESS", _is_str_list)
+
+    @property
+    def MIN_RELEASE_AGE(self) -> str | None:
+        return self._get("MIN_RELEASE_AGE", _is_opt_str)
+
+    @property
+    def SERVER(self) -> str | None:
+        return self._get("SERVER", _is_opt_str)
 
     @property
     def enrolled(self) -> bool:
-        return bool(self.WARM_CANONICAL) and not self.FIXTURE
+        return self.WARM_CANONICAL and not self.FIXTURE
 
     @property
     def expected_na(self) -> dict[str, str]:
@@ -193,7 +284,7 @@ def _fail(path: Path, line: int, msg: str) -> MetaError:
     return MetaError(f"{path}:{line}: {msg}")
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     try:
         text = repr(value)
     except ValueError:  # an int too long to print
@@ -201,13 +292,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def parse_meta(source: str, path: Path) -> dict[str, Any]:
+def parse_meta(source: str, path: Path) -> dict[str, object]:
     """The key -> value map of a meta file's source; raises :class:`MetaError`."""
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as e:
         raise _fail(path, e.lineno or 0, f"syntax error: {e.msg}") from None
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # docstring or a bare literal
