@@ -112,7 +112,7 @@ def _is_probes(v: object) -> TypeGuard[list[Probe] | tuple[Probe, ...]]:
 
 
 def _host_access_problem(v: object) -> str | None:
-    problems = host_access_problems(v)
+    problems = host_access_problems(v) if isinstance(v, list | tuple) else []  # checked: a list
     return "; ".join(problems) if problems else None
 
 
@@ -124,63 +124,44 @@ def _age_problem(v: object) -> str | None:
 class Key:
     type_name: str
     check: Callable[[object], bool]
-    default: object
-    doc: str
+    default: object  # when the file does not set it (what each key means: KEY_HELP)
     # after ``check``: what is wrong, in words
     problem: Callable[[object], str | None] | None = None
 
 
 KEYS: dict[str, Key] = {
-    "WARM_CANONICAL": Key("bool", _is_bool, False, "enrol the recipe in the weekly sweep"),
-    "FIXTURE": Key("bool", _is_bool, False, "a test fixture: never enrolled"),
-    "UPGRADE_BASE_VERSION": Key("str or None", _is_opt_str, None, "pin the L2 upgrade base"),
-    "ALLOW_PRERELEASE": Key("bool", _is_bool, False, "prerelease tags count as releases"),
-    "EXPECTED_NA": Key(
-        "dict of rung -> reason", _is_expected_na, {}, f"rungs that do not apply: {RUNGS}"
-    ),
-    "DEPS": Key("list of str", _is_str_list, [], "recipes/services to provision first"),
-    "SECRETS": Key(
-        "dict of name -> generator or None",
-        _is_secrets,
-        {},
-        "secrets; None lets the backend generate",
-    ),
-    "ENV_OVERLAY": Key("dict of str -> str", _is_str_dict, {}, "env values over .env.sample"),
-    "INSTALL_STEPS": Key("list of str", _is_str_list, [], "commands run in the slot after deploy"),
+    "WARM_CANONICAL": Key("bool", _is_bool, False),
+    "FIXTURE": Key("bool", _is_bool, False),
+    "UPGRADE_BASE_VERSION": Key("str or None", _is_opt_str, None),
+    "ALLOW_PRERELEASE": Key("bool", _is_bool, False),
+    "EXPECTED_NA": Key("dict of rung -> reason", _is_expected_na, {}),
+    "DEPS": Key("list of str", _is_str_list, []),
+    "SECRETS": Key("dict of name -> generator or None", _is_secrets, {}),
+    "ENV_OVERLAY": Key("dict of str -> str", _is_str_dict, {}),
+    "INSTALL_STEPS": Key("list of str", _is_str_list, []),
     "READY_PROBES": Key(
         "list of {'cmd': ...} or {'http': ...} dicts (retries 0..10000, interval_s 0..3600, "
         "timeout_s up to 86400, expect_status 100..599)",
         _is_probes,
         [],
-        "readiness probes",
     ),
-    "REQUIRES_TOOLS": Key("list of str", _is_str_list, [], "executables the tests need on PATH"),
-    "DEPLOY_TIMEOUT_S": Key(
-        f"positive int (seconds, at most {WEEK_S})", _is_seconds, 300, "deploy + probes deadline"
-    ),
-    "COLD_TIMEOUT_S": Key(
-        f"positive int (seconds, at most {WEEK_S})", _is_seconds, 1800, "whole cold run deadline"
-    ),
-    "HOLD": Key(
-        "str or None", _is_opt_str, None, "operator hold: the sweep skips, with this reason"
-    ),
+    "REQUIRES_TOOLS": Key("list of str", _is_str_list, []),
+    "DEPLOY_TIMEOUT_S": Key(f"positive int (seconds, at most {WEEK_S})", _is_seconds, 300),
+    "COLD_TIMEOUT_S": Key(f"positive int (seconds, at most {WEEK_S})", _is_seconds, 1800),
+    "HOLD": Key("str or None", _is_opt_str, None),
     "HOST_ACCESS": Key(
         "list of str (host access items, as canon spells them)",
         _is_str_list,
         [],
-        "host access the operator accepts for this recipe",
         _host_access_problem,
     ),
     "MIN_RELEASE_AGE": Key(
         'str or None (a duration: "3d", "12h", "30m", "0")',
         _is_opt_str,
         None,
-        "a tag younger than this is not tested yet (overrides [sweep] min_release_age)",
         _age_problem,
     ),
-    "SERVER": Key(
-        "str or None", _is_opt_str, None, "several servers: the server the canonical lives on"
-    ),
+    "SERVER": Key("str or None", _is_opt_str, None),
 }
 
 
