@@ -97,3 +97,5 @@ def test_every_key_is_an_attribute_of_its_declared_type(tmp_path):
         RecipeMeta("r", m.path, {"DEPS": "db"}).DEPS  # noqa: B018
     with pytest.raises(AttributeError):
         m.NOT_A_KEY  # noqa: B018
+    # a test's own meta may be quicker than a file's (whole seconds, at least 1)
+    assert RecipeMeta("r", m.path, {"DEPLOY_TIMEOUT_S": 0.01}).DEPLOY_TIMEOUT_S == 0.01

@@ -59,6 +59,10 @@ def _is_seconds(v: object) -> TypeGuard[int]:
     return _is_int(v, 1, WEEK_S)
 
 
+def _is_real(v: object) -> TypeGuard[int | float]:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _is_str_list(v: object) -> TypeGuard[list[str] | tuple[str, ...]]:
     return isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
 
@@ -178,7 +182,8 @@ class RecipeMeta:
     values: dict[str, object] = field(default_factory=dict)
 
     def _get(self, name: str, check: Callable[[object], TypeGuard[T]]) -> T:
-        """``name``'s value (or default), of the type ``check`` (the key's own) declares."""
+        """``name``'s value (or default), of the type ``check`` declares.  A value from a file
+        passed its key's whole check already (:func:`parse_meta`); this is its type."""
         value = self.values.get(name, KEYS[name].default)
         if check(value):
             return value
@@ -202,7 +207,7 @@ class RecipeMeta:
 
     @property
     def EXPECTED_NA(self) -> dict[str, str]:
-        return self._get("EXPECTED_NA", _is_expected_na)
+        return self._get("EXPECTED_NA", _is_str_dict)
 
     @property
     def DEPS(self) -> Sequence[str]:
@@ -229,12 +234,12 @@ class RecipeMeta:
         return self._get("REQUIRES_TOOLS", _is_str_list)
 
     @property
-    def DEPLOY_TIMEOUT_S(self) -> int:
-        return self._get("DEPLOY_TIMEOUT_S", _is_seconds)
+    def DEPLOY_TIMEOUT_S(self) -> float:
+        return self._get("DEPLOY_TIMEOUT_S", _is_real)
 
     @property
-    def COLD_TIMEOUT_S(self) -> int:
-        return self._get("COLD_TIMEOUT_S", _is_seconds)
+    def COLD_TIMEOUT_S(self) -> float:
+        return self._get("COLD_TIMEOUT_S", _is_real)
 
     @property
     def HOLD(self) -> str | None:
