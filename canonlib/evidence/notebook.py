@@ -247,7 +247,7 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     except Exception:  # noqa: BLE001 -- a fleet that cannot be read still gets its disk figure
         recipes = []
     title = f"— budget {human_bytes(summary['budget_bytes'])}"
-    show_alt(*disk_figure(summary, recipes=recipes, title=title))
+    show_alt(*disk_figure(summary, recipes=recipes, title=title))  # type: ignore[arg-type]  # a DiskRecord, typed so on branch nbk
     return df, summary, record_claims(proofs.disk_claims(summary))
 
 
