@@ -6,8 +6,10 @@ the notebooks recorded (``records.json``, else each notebook's records in the
 manifest): the same values ``canon verify`` checks, so the page cannot say
 something the evidence does not.
 
-- :func:`report_view` gathers those values into a :class:`View` (pure), and
-  :func:`page_values` turns it into the plain strings the pages show;
+- :func:`report_view` reads those values once, typed (:func:`canon_fields`, and
+  :func:`canonlib.evidence.records.dir_records`: a value of another type is left out, as
+  if not recorded), into a :class:`View`, and :func:`page_values` turns that into the
+  plain strings the pages show;
 - the pages are Jinja2 templates in package data, one folder per evidence format
   (``templates/<format>/``; HTML autoescaped, Markdown through :func:`md_text`), a
   format's templates frozen once a canon shipped them (:data:`RENDERERS`);
@@ -20,6 +22,7 @@ something the evidence does not.
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import math
 import os
@@ -109,17 +112,10 @@ def outcome(label: object, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
     return head.value if head is not None and head.value in table else "?"
 
 
-def missing(v: object) -> bool:
-    return (
-        v is None
-        or (isinstance(v, float) and math.isnan(v))
-        or (isinstance(v, str | list | dict) and not v)
-    )
-
-
 def cell(v: object) -> str:
-    """A table cell: ``-`` for missing, integers as integers, lists joined; never cut."""
-    if missing(v):
+    """A table cell: ``-`` for missing (None, NaN, empty), integers as integers, lists joined;
+    never cut."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v in ("", [], {}):
         return "-"
     if isinstance(v, bool):
         return "yes" if v else "no"
@@ -138,11 +134,6 @@ def cells(values: Iterable[object]) -> list[str]:
     return [cell(v) for v in values]
 
 
-def first_failing_rung(rungs: Mapping[str, str] | None) -> str | None:
-    failed = (f"L{i} {n}" for i, n in enumerate(RUNGS, start=1) if (rungs or {}).get(n) == "fail")
-    return next(failed, None)
-
-
 def reason(row: RowJSON) -> str:
     """Why a row has its label, in words: the recorded reason, else the error, the gate, the
     failing rung, or what the skip means."""
@@ -151,7 +142,8 @@ def reason(row: RowJSON) -> str:
     label = row.get("label") or ""
     kind = outcome(label)
     if kind == "FAIL":
-        rung = first_failing_rung(row.get("rungs"))
+        rungs = row.get("rungs") or {}
+        rung = next((f"L{i} {n}" for i, n in enumerate(RUNGS, 1) if rungs.get(n) == "fail"), None)
         if "timeout" in label:
             return "the harness timed out" + (f" in {rung}" if rung else "")
         return f"{rung} failed" if rung else f"failed at level {cell(row.get('level'))}"
@@ -474,8 +466,6 @@ RENDERERS = (
     Renderer(EVIDENCE_FORMAT, "", str(EVIDENCE_FORMAT)),
 )
 CURRENT = RENDERERS[-1]
-_ENVS: dict[str, jinja2.Environment] = {}
-_ENVS_LOCK = threading.Lock()
 
 
 def renderers(fmt: int) -> list[Renderer]:
@@ -519,22 +509,19 @@ def _template_source(folder: str, name: str) -> str:
     return resources.files("canonlib.evidence").joinpath("templates", folder, name).read_text()
 
 
+@functools.cache
 def environment(r: Renderer) -> jinja2.Environment:
     """The Jinja2 environment of renderer ``r``: autoescape on for HTML, strict about names."""
-    with _ENVS_LOCK:
-        env = _ENVS.get(r.folder)
-        if env is None:
-            env = jinja2.Environment(
-                loader=jinja2.FunctionLoader(lambda name: _template_source(r.folder, name)),
-                autoescape=lambda name: not (name or "").endswith(".md.j2"),
-                undefined=jinja2.StrictUndefined,
-                trim_blocks=True,
-                lstrip_blocks=True,
-                keep_trailing_newline=True,
-            )
-            env.filters.update(h=_escape_html, mdcell=md_cell, md=md_text, code=md_code)
-            _ENVS[r.folder] = env
-        return env
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: _template_source(r.folder, name)),
+        autoescape=lambda name: not (name or "").endswith(".md.j2"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(h=_escape_html, mdcell=md_cell, md=md_text, code=md_code)
+    return env
 
 
 def render(r: Renderer, page: str, values: Mapping[str, object]) -> str:
