@@ -11,7 +11,6 @@ import pytest
 from canonlib.evidence import figures, investigate, report
 from canonlib.evidence.progress import SweepTail
 from canonlib.evidence.report import (
-    canonical_changes,
     cell,
     human_bytes,
     label_head,
@@ -108,11 +107,19 @@ def test_a_long_label_defers_to_its_reason_only_when_the_reason_says_it():
 def test_missing_to_missing_is_not_a_change():
     rows = [
         {"recipe": "a", "canonical_before": None, "canonical_after": None},
-        {"recipe": "b", "canonical_before": math.nan, "canonical_after": None},
+        {"recipe": "b", "canonical_after": None},
         {"recipe": "c", "canonical_before": None, "canonical_after": "1.0.0"},
         {"recipe": "d", "canonical_before": "1.0.0", "canonical_after": "1.0.0"},
     ]
-    assert [c["changed"] for c in canonical_changes(rows)] == [False, False, True, False]
+    v = report.View("r", "weekly", "", "", "PASSED", "PASSED", None, False, {}, [], {}, rows=rows)
+    values = report.page_values(v, links={}, figures={})
+    assert values["changes"] == [
+        ["a", "-", "-", "no"],
+        ["b", "-", "-", "no"],
+        ["c", "-", "1.0.0", "yes"],
+        ["d", "1.0.0", "1.0.0", "no"],
+    ]
+    assert values["change_styles"] == ["", "", "font-weight:bold", ""]
 
 
 def test_human_bytes():
@@ -142,6 +149,42 @@ def test_sweep_rows_lay_the_recorded_values_over_the_bundled_rows():
         {"run_id": "r1", "recipe": "a", "label": "X", "reason": None, "warnings": ["w"]}
     ]
     assert sweep_rows({}, results) == (None, [])
+
+
+def test_what_a_dir_holds_of_the_wrong_type_is_left_out_never_a_crash(tmp_path):
+    """The manifest and records.json are JSON from the dir: a field or record of a type other than
+    the declared one is shown as not recorded, and the rest of the pages as they are."""
+    recs = {
+        "sweep": {"sweep_run_id": "s1", "sweep_rows": [{"recipe": "a", "level": "high"}]},
+        "disk_budget": {
+            "disk": {"rows": "none"},
+            "claims": [{"name": "c", "ok": True, "detail": "d"}],
+        },
+        "investigate": {"investigated": 5},
+        "samever": "not an object",
+    }
+    (tmp_path / "records.json").write_text(json.dumps(recs))
+    row = {"run_id": "s1", "recipe": "a", "label": "PASS (promoted)", "latest": "1.0.0"}
+    canon = {
+        "run_id": "r1",
+        "suite": ["weekly"],
+        "fleet": {"commit": 5},
+        "code": "canon",
+        "notebooks": [{"name": "sweep", "file": 3}],
+        "verdict": {"failing_rows": [1]},
+        "results": [row, {**row, "run_id": "s0", "recipe": "b"}],
+        "outside": {"signed": "yes"},
+        "host_access": [{"asked": "everything"}],
+    }
+    v = report.report_view(tmp_path, {"predicate": {"result": "FAILED", "canon": canon}})
+    assert (v.run_id, v.suite, v.fleet_commit, v.code, v.notebooks) == ("r1", "?", None, {}, [])
+    assert v.rows == [row]  # the sweep's bundled row: the recorded rows hold a level in words
+    assert v.claims == [{"notebook": "disk_budget", "name": "c", "ok": True, "detail": "d"}]
+    assert (v.disk, v.investigate, v.host_access, v.outside) == (None, None, None, {})
+    assert v.verdict_line == "FAILED"
+    md = report.pages(v, links={}, figures={})[report.SUMMARY]
+    assert "| a | PASS (promoted) | 1.0.0 is the canonical now |" in md
+    assert "## Host access" not in md and "## Disk" not in md
 
 
 def test_verdict_line_names_the_failing_recipes():
@@ -374,13 +417,18 @@ def _hostile_view() -> report.View:
         verdict_line=f"FAILED: evil FAIL ({PAYLOAD})",
         fleet_commit="abc",
         fleet_dirty=False,
-        code={"version": PAYLOAD},
+        code={"code_version": PAYLOAD},
         notebooks=[{"name": "sweep", "ok": False, "problems": [PAYLOAD]}],
         records={},
         sweep_run_id="s1",
         rows=[row],
         claims=[{"notebook": "sweep", "name": PAYLOAD, "ok": False, "detail": PAYLOAD}],
-        disk={"rows": [{"recipe": PAYLOAD}], "shared": {PAYLOAD: 1}},
+        disk={
+            "rows": [{"recipe": PAYLOAD, "mirror_bytes": 1, "slot_bytes": 2, "snapshot_bytes": 0}],
+            "shared": {PAYLOAD: 1},
+            "total_bytes": 4,
+            "budget_bytes": 8,
+        },
         investigate=inv,
         interrupted=PAYLOAD,
         outside={"log": PAYLOAD},

@@ -14,9 +14,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import textwrap
 from collections.abc import Sequence
-from typing import Any
 
 import matplotlib
 
@@ -25,12 +25,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from canonlib.evidence.records import DiskRecord, RungRow  # noqa: E402
 from canonlib.evidence.report import (  # noqa: E402
     FAILING,
     HELD_OUTCOMES,
     human_bytes,
     label_head,
-    missing,
     outcome,
     reason,
     short_date,
@@ -51,11 +51,11 @@ def unit_for(max_bytes: float) -> tuple[str, float]:
     return "KiB", 1024.0
 
 
-def _num(v: Any) -> float:
-    return 0.0 if missing(v) else float(v)
+def _num(v: float | None) -> float:
+    return 0.0 if v is None or math.isnan(v) else float(v)
 
 
-def sweep_alt(rows: Sequence[RowJSON], run_id: Any, started: Any) -> str:
+def sweep_alt(rows: Sequence[RowJSON], run_id: str, started: str) -> str:
     by: dict[str, list[str]] = {}
     for r in rows:
         by.setdefault(outcome(r.get("label"), HELD_OUTCOMES), []).append(str(r.get("recipe")))
@@ -72,7 +72,7 @@ def sweep_alt(rows: Sequence[RowJSON], run_id: Any, started: Any) -> str:
     return alt + (" Failing: " + "; ".join(failing) + "." if failing else " Nothing failed.")
 
 
-def sweep_figure(rows: Sequence[RowJSON], run_id: Any, started: Any) -> tuple[Figure, str]:
+def sweep_figure(rows: Sequence[RowJSON], run_id: str, started: str) -> tuple[Figure, str]:
     """One bar per recipe: its seconds, coloured by outcome, label and reason beside it."""
     rows = sorted(rows, key=lambda r: str(r.get("recipe")), reverse=True)  # top-down alphabetical
     secs = [_num(r.get("duration_s")) for r in rows]
@@ -119,61 +119,48 @@ DISK_COLOURS = {
 }
 
 
-def disk_parts(disk: dict[str, Any], recipes: list[str] | None = None) -> list[dict[str, Any]]:
-    """Per recipe: mirror, slot without its snapshots, snapshots; every recipe of ``recipes`` too
-    (zero when it has no mirror or slot)."""
-    rows = {str(r.get("recipe")): r for r in disk.get("rows") or []}
-    names = sorted(set(rows) | set(recipes or []))
-    out = []
-    for name in names:
-        r = rows.get(name, {})
-        snap = _num(r.get("snapshot_bytes"))
-        out.append(
-            {
-                "recipe": name,
-                "mirror": _num(r.get("mirror_bytes")),
-                "canonical slot": max(_num(r.get("slot_bytes")) - snap, 0.0),
-                "snapshots": snap,
-            }
+def disk_parts(disk: DiskRecord, recipes: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Per recipe (by name): mirror, slot without its snapshots, snapshots (:data:`DISK_PARTS`);
+    every recipe of ``recipes`` too (zero when it has no mirror or slot)."""
+    rows = {r["recipe"]: r for r in disk["rows"]}
+    out = {}
+    for name in sorted(set(rows) | set(recipes or [])):
+        r = rows.get(
+            name, {"recipe": name, "mirror_bytes": 0, "slot_bytes": 0, "snapshot_bytes": 0}
         )
+        snap = float(r["snapshot_bytes"])
+        slot = max(float(r["slot_bytes"]) - snap, 0.0)
+        out[name] = dict(zip(DISK_PARTS, (float(r["mirror_bytes"]), slot, snap), strict=True))
     return out
 
 
-def disk_whole(disk: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, float]:
-    shared = disk.get("shared") or {}
-
+def disk_whole(disk: DiskRecord, parts: dict[str, dict[str, float]]) -> dict[str, float]:
     def pick(word: str) -> float:
-        return sum(_num(v) for k, v in shared.items() if str(k).startswith(word))
+        return sum(float(v) for k, v in disk["shared"].items() if k.startswith(word))
 
     return {
-        "mirror": sum(p["mirror"] for p in parts),
-        "canonical slot": sum(p["canonical slot"] for p in parts),
-        "snapshots": sum(p["snapshots"] for p in parts),
+        **{k: sum(p[k] for p in parts.values()) for k in DISK_PARTS},
         "evidence": pick("evidence"),
         "state": pick("state"),
         "other slots": pick("other"),
     }
 
 
-def disk_alt(disk: dict[str, Any], parts: list[dict[str, Any]], whole: dict[str, float]) -> str:
-    total, budget = disk.get("total_bytes"), disk.get("budget_bytes")
-    biggest = sorted(parts, key=lambda p: -(p["mirror"] + p["canonical slot"] + p["snapshots"]))[:3]
-    within = _num(total) <= _num(budget)
+def disk_alt(disk: DiskRecord, parts: dict[str, dict[str, float]], whole: dict[str, float]) -> str:
+    total, budget = disk["total_bytes"], disk["budget_bytes"]
+    biggest = sorted(parts.items(), key=lambda p: -sum(p[1].values()))[:3]
     return (
         f"Disk use: {human_bytes(total)} of a {human_bytes(budget)} budget "
-        f"({'within' if within else 'OVER'} budget). "
+        f"({'within' if total <= budget else 'OVER'} budget). "
         + ", ".join(f"{k} {human_bytes(v)}" for k, v in whole.items())
         + f". {len(parts)} recipes drawn; the largest: "
-        + ", ".join(
-            f"{p['recipe']} {human_bytes(p['mirror'] + p['canonical slot'] + p['snapshots'])}"
-            for p in biggest
-        )
+        + ", ".join(f"{name} {human_bytes(sum(p.values()))}" for name, p in biggest)
         + "."
     )
 
 
 def disk_figure(
-    disk: dict[str, Any], *, recipes: list[str] | None = None, title: Any = ""
+    disk: DiskRecord, *, recipes: list[str] | None = None, title: str = ""
 ) -> tuple[Figure, str]:
     """The disk figure, two panels.
 
@@ -181,7 +168,7 @@ def disk_figure(
     """
     parts = disk_parts(disk, recipes)
     whole = disk_whole(disk, parts)
-    budget = _num(disk.get("budget_bytes"))
+    budget = float(disk["budget_bytes"])
     n = max(len(parts), 1)
     fig, (a, b) = plt.subplots(
         1,
@@ -190,14 +177,14 @@ def disk_figure(
         layout="constrained",
         gridspec_kw={"width_ratios": [3, 2]},
     )
-    name, div = unit_for(max([sum(p[k] for k in DISK_PARTS) for p in parts] + [1]))
+    name, div = unit_for(max([sum(p.values()) for p in parts.values()] + [1]))
     left = [0.0] * len(parts)
     ys = range(len(parts))
     for k in DISK_PARTS:
-        vals = [p[k] / div for p in parts]
+        vals = [p[k] / div for p in parts.values()]
         a.barh(ys, vals, left=left, color=DISK_COLOURS[k], label=k)
         left = [x + v for x, v in zip(left, vals, strict=True)]
-    a.set_yticks(list(ys), [p["recipe"] for p in parts])
+    a.set_yticks(list(ys), list(parts))
     a.invert_yaxis()
     a.set_xlabel(name)
     a.set_title("per recipe")
@@ -211,8 +198,9 @@ def disk_figure(
         b.set_xlim(0, max(at, budget / wdiv) * 1.08)
     b.set_yticks([0], ["all"])
     b.set_xlabel(wname)
-    share = f"{100 * _num(disk.get('total_bytes')) / budget:.1f}% of" if budget else "no"
-    b.set_title(f"total {human_bytes(disk.get('total_bytes'))}: {share} budget")
+    total = disk["total_bytes"]
+    share = f"{100 * float(total) / budget:.1f}% of" if budget else "no"
+    b.set_title(f"total {human_bytes(total)}: {share} budget")
     fig.suptitle(f"disk use {title}".strip())
     handles, labels = b.get_legend_handles_labels()
     fig.legend(
@@ -224,7 +212,7 @@ def disk_figure(
 RUNG_COLOURS = {"pass": "#1a9850", "fail": "#d73027", "skip": "#bdbdbd", "unverified": "#ffffff"}
 
 
-def rungs_figure(rungs_rows: list[dict[str, Any]], recipe: str) -> tuple[Figure, str]:
+def rungs_figure(rungs_rows: list[RungRow], recipe: str) -> tuple[Figure, str]:
     """Rung statuses run by run (rows: runs, oldest first; columns: L1..L5)."""
     from matplotlib.colors import to_rgb
 

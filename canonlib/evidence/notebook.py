@@ -293,8 +293,8 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, DiskRecord, pd.DataFrame]:
     except Exception:  # noqa: BLE001 -- a fleet that cannot be read still gets its disk figure
         recipes = []
     title = f"— budget {human_bytes(summary['budget_bytes'])}"
-    # figures.disk_figure and proofs.disk_claims take a plain dict today, not a DiskRecord
-    show_alt(*disk_figure(dict(summary), recipes=recipes, title=title))
+    show_alt(*disk_figure(summary, recipes=recipes, title=title))
+    # proofs.disk_claims takes a plain dict today, not a DiskRecord
     return df, summary, record_claims(proofs.disk_claims(dict(summary)))
 
 

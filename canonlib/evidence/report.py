@@ -6,8 +6,10 @@ the notebooks recorded (``records.json``, else each notebook's records in the
 manifest): the same values ``canon verify`` checks, so the page cannot say
 something the evidence does not.
 
-- :func:`report_view` gathers those values into a :class:`View` (pure), and
-  :func:`page_values` turns it into the plain strings the pages show;
+- :func:`report_view` reads those values once, typed (:func:`canon_fields`, and
+  :func:`canonlib.evidence.records.dir_records`: a value of another type is left out, as
+  if not recorded), into a :class:`View`, and :func:`page_values` turns that into the
+  plain strings the pages show;
 - the pages are Jinja2 templates in package data, one folder per evidence format
   (``templates/<format>/``; HTML autoescaped, Markdown through :func:`md_text`), a
   format's templates frozen once a canon shipped them (:data:`RENDERERS`);
@@ -19,22 +21,25 @@ something the evidence does not.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import html
 import math
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict, cast, get_type_hints
 
 import jinja2
 from markupsafe import Markup
 
 from canonlib import tables
 from canonlib.claims import Claim
+from canonlib.evidence import records
 from canonlib.evidence.manifest import (
     EVIDENCE_FORMAT,
     HOST_ACCESS_FORMAT,
@@ -42,10 +47,19 @@ from canonlib.evidence.manifest import (
     OUTSIDE_CHECKS,
     hash_tree,
 )
-from canonlib.evidence.records import NOTEBOOK_CAP
+from canonlib.evidence.records import (
+    NOTEBOOK_CAP,
+    RECORDS,
+    ClaimJSON,
+    DirRecords,
+    DiskRecord,
+    Recorded,
+    before_after,
+    type_problem,
+)
 from canonlib.files import FileProblem, read_inside, read_json_file, read_small_file, write_atomic
 from canonlib.recipe.meta import RUNGS
-from canonlib.state.row import parse_label
+from canonlib.state.row import AskedJSON, RowJSON, parse_label
 from canonlib.sweep.words import DECISION_WORDS, FAILING_LABELS
 
 if TYPE_CHECKING:  # imported where used: nbconvert is slow to load
@@ -90,7 +104,7 @@ LABEL_CHARS = 32  # a longer label is shown as its outcome when the reason says 
 # -- cells and words (pure) -----------------------------------------------------------
 
 
-def outcome(label: Any, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
+def outcome(label: object, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
     """A label's outcome (:func:`canonlib.state.row.parse_label`: ``PASS``, ``FAIL``, ``ERROR``,
     …) as a page's ``table`` names it, else ``?`` (:data:`OUTCOMES` has no ``HELD``: format 2
     and older pages show a held row as ``?``; :data:`HELD_OUTCOMES` has it)."""
@@ -98,17 +112,10 @@ def outcome(label: Any, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
     return head.value if head is not None and head.value in table else "?"
 
 
-def missing(v: Any) -> bool:
-    return (
-        v is None
-        or (isinstance(v, float) and math.isnan(v))
-        or (isinstance(v, str | list | dict) and not v)
-    )
-
-
-def cell(v: Any) -> str:
-    """A table cell: ``-`` for missing, integers as integers, lists joined; never cut."""
-    if missing(v):
+def cell(v: object) -> str:
+    """A table cell: ``-`` for missing (None, NaN, empty), integers as integers, lists joined;
+    never cut."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v in ("", [], {}):
         return "-"
     if isinstance(v, bool):
         return "yes" if v else "no"
@@ -123,85 +130,165 @@ def cell(v: Any) -> str:
     return str(v)
 
 
-def first_failing_rung(rungs: Any) -> str | None:
-    if not isinstance(rungs, dict):
-        return None
-    for i, name in enumerate(RUNGS, start=1):
-        if rungs.get(name) == "fail":
-            return f"L{i} {name}"
-    return None
+def cells(values: Iterable[object]) -> list[str]:
+    return [cell(v) for v in values]
 
 
-def reason(row: Mapping[str, Any]) -> str:
+def reason(row: RowJSON) -> str:
     """Why a row has its label, in words: the recorded reason, else the error, the gate, the
     failing rung, or what the skip means."""
-    if not missing(row.get("reason")):
-        return str(row["reason"])
-    if not missing(row.get("error")):
-        return str(row["error"])
-    label = str(row.get("label") or "")
+    if said := row.get("reason") or row.get("error"):
+        return said
+    label = row.get("label") or ""
     kind = outcome(label)
     if kind == "FAIL":
-        rung = first_failing_rung(row.get("rungs"))
+        rungs = row.get("rungs") or {}
+        rung = next((f"L{i} {n}" for i, n in enumerate(RUNGS, 1) if rungs.get(n) == "fail"), None)
         if "timeout" in label:
             return "the harness timed out" + (f" in {rung}" if rung else "")
         return f"{rung} failed" if rung else f"failed at level {cell(row.get('level'))}"
-    if kind == "GREEN-NOT-PROMOTED" and not missing(row.get("gate")):
-        return f"not promoted: {row['gate']}"
-    if kind == "SKIP":
-        words = DECISION_WORDS.get(str(row.get("decision")))
-        if words:
-            return words.report.format(
-                **{k: cell(row.get(k)) for k in ("canonical_before", "latest")}
-            )
+    if kind == "GREEN-NOT-PROMOTED" and (gate := row.get("gate")):
+        return f"not promoted: {gate}"
+    if kind == "SKIP" and (words := DECISION_WORDS.get(str(row.get("decision")))):
+        return words.report.format(
+            canonical_before=cell(row.get("canonical_before")), latest=cell(row.get("latest"))
+        )
     if kind == "PASS":
         return f"{row.get('latest') or 'it'} is the canonical now"
     return "-"
 
 
-def label_head(row: Mapping[str, Any]) -> str:
+def label_head(row: RowJSON) -> str:
     """The label as a table shows it beside its reason: whole when short; when its words in
     parentheses are long and the reason already says them, the outcome and ``(see reason)``."""
-    label = str(row.get("label") or "")
+    label = row.get("label") or ""
     inner = label.partition("(")[2].rstrip(")")
     if len(label) <= LABEL_CHARS or not inner or inner not in reason(row):
         return label or "-"
     return f"{outcome(label)} (see reason)"
 
 
-def code_line(code: dict[str, Any]) -> str:
-    version = code.get("version") or code.get("code_version") or "-"
-    commit = str(code.get("commit") or code.get("code_commit") or "")[:12]
-    dirty = " (dirty)" if code.get("dirty") or code.get("code_dirty") else ""
-    return f"{version} {commit}{dirty}".strip()
+def code_line(code: CodeJSON) -> str:
+    commit = (code.get("code_commit") or "")[:12]
+    dirty = " (dirty)" if code.get("code_dirty") else ""
+    return f"{code.get('code_version') or '-'} {commit}{dirty}".strip()
 
 
-def notes(row: dict[str, Any]) -> str:
+def notes(row: RowJSON) -> str:
     """Warnings and tag incidents, one string."""
     parts = [f"warning: {w}" for w in row.get("warnings") or []]
     parts += [f"tag incident: {i}" for i in row.get("incidents") or []]
     return "; ".join(parts)
 
 
-def canonical_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each recipe's canonical before and after; ``changed`` only when they differ (missing ->
-    missing is no change)."""
-    out = []
-    for r in rows:
-        before, after = r.get("canonical_before"), r.get("canonical_after")
-        b, a = (None if missing(before) else before), (None if missing(after) else after)
-        out.append({"recipe": r.get("recipe"), "before": b, "after": a, "changed": b != a})
-    return out
+def human_bytes(n: float | None) -> str:
+    return "-" if n is None or math.isnan(n) else tables.human_bytes(n)
 
 
-def human_bytes(n: Any) -> str:
-    return "-" if missing(n) else tables.human_bytes(n)
-
-
-def short_date(iso: Any) -> str:
+def short_date(iso: object) -> str:
     """``2026-11-27T21:57:27Z`` -> ``2026-11-27 21:57 UTC``."""
     text = str(iso or "")
     return f"{text[:10]} {text[11:16]} UTC" if len(text) >= 16 else (text or "-")
+
+
+# -- the manifest, as the pages read it -----------------------------------------------
+# The manifest is JSON from the dir: :func:`canon_fields` keeps each field of its ``canon``
+# object that holds the type declared here (as :func:`records.dir_records` keeps each record),
+# so the code below reads typed values.  Only what the pages show is declared.
+
+
+class CodeJSON(TypedDict, total=False):
+    """canon's own identity (:func:`canonlib.sweep.orchestrate.code_identity`)."""
+
+    code_version: str | None
+    code_commit: str | None
+    code_dirty: bool | None
+
+
+class FleetJSON(TypedDict, total=False):
+    commit: str | None
+    dirty: bool | None
+
+
+class FailingRowJSON(TypedDict, total=False):
+    recipe: str
+    label: str
+
+
+class VerdictJSON(TypedDict, total=False):
+    """The week's verdict (:meth:`canonlib.evidence.verdict.Verdict.to_dict`)."""
+
+    failed_notebooks: list[str]
+    failing_rows: list[FailingRowJSON]
+
+
+class _Named(TypedDict):
+    name: str
+
+
+class NotebookJSON(_Named, total=False):
+    """A notebook's entry: its name (required) and how it ran."""
+
+    file: str
+    ok: bool
+    seconds: float
+    problems: list[str]
+    records: dict[str, object]
+
+
+class HostAccessJSON(TypedDict, total=False):
+    """An entry of the host-access record (:func:`canonlib.evidence.manifest.host_access_record`);
+    ``asked`` None when its row recorded nothing."""
+
+    recipe: str
+    role: str
+    tag: str | None
+    asked: list[AskedJSON] | None
+
+
+class OutsideJSON(TypedDict, total=False):
+    """What the run says of the checks against the world: signed, and the log appended to."""
+
+    signed: bool | None
+    log: str | None
+
+
+class CanonJSON(TypedDict, total=False):
+    """The manifest's ``predicate.canon``, the fields the pages show."""
+
+    run_id: str
+    suite: str
+    started_at: str
+    finished_at: str
+    interrupted: str | None
+    code: CodeJSON
+    fleet: FleetJSON
+    verdict: VerdictJSON
+    notebooks: list[NotebookJSON]
+    results: list[RowJSON]
+    outside: OutsideJSON
+    host_access: list[HostAccessJSON]
+    files: dict[str, object]  # name -> sha256 (verify checks them): here, which pages there are
+
+
+class ShownClaim(ClaimJSON):
+    """A claim as the pages list it, with the notebook that recorded it."""
+
+    notebook: str
+
+
+def _object(value: object, key: str) -> dict[str, object]:
+    """JSON object ``value``'s object ``key`` (empty when either is not an object)."""
+    part = value.get(key) if isinstance(value, dict) else None
+    return part if isinstance(part, dict) else {}
+
+
+def canon_fields(stmt: Mapping[str, object]) -> CanonJSON:
+    """Statement ``stmt``'s ``predicate.canon``: each field :class:`CanonJSON` declares that
+    holds its declared type (one that does not is left out, as if not recorded)."""
+    canon, hints = _object(_object(stmt, "predicate"), "canon"), get_type_hints(CanonJSON)
+    kept = {k: v for k, v in canon.items() if k in hints and type_problem(v, hints[k]) is None}
+    return cast(CanonJSON, kept)
 
 
 # -- the view -----------------------------------------------------------------------
@@ -219,146 +306,116 @@ class View:
     verdict_line: str
     fleet_commit: str | None
     fleet_dirty: bool
-    code: dict[str, Any]
-    notebooks: list[dict[str, Any]]
-    records: dict[str, dict[str, Any]]
+    code: CodeJSON
+    notebooks: list[NotebookJSON]
+    records: DirRecords
     sweep_run_id: str | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    claims: list[dict[str, Any]] = field(default_factory=list)  # {notebook, name, ok, detail}
-    disk: dict[str, Any] | None = None
-    investigate: dict[str, Any] | None = None
+    rows: list[RowJSON] = field(default_factory=list)
+    claims: list[ShownClaim] = field(default_factory=list)
+    disk: DiskRecord | None = None
+    investigate: Recorded | None = None
     interrupted: str | None = None
-    outside: dict[str, Any] = field(default_factory=dict)  # the run's signed / log, in the manifest
-    host_access: list[dict[str, Any]] | None = None  # the manifest's record (format 3 on)
-
-    @property
-    def failing(self) -> list[dict[str, Any]]:
-        return [r for r in self.rows if outcome(r.get("label")) in FAILING]
-
-    @property
-    def recipes(self) -> list[str]:
-        return [str(r.get("recipe")) for r in self.rows]
+    outside: OutsideJSON = field(default_factory=OutsideJSON)  # the run's signed / log
+    host_access: list[HostAccessJSON] | None = None  # the manifest's record (format 3 on)
 
 
-def dir_records(d: Path, canon: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``records.json`` when the run wrote one, else each notebook's records in the manifest."""
-    f = d / "records.json"
-    if f.exists():
-        try:
-            recs = read_json_file(f, NOTEBOOK_CAP)
-            if isinstance(recs, dict):
-                return recs
-        except (OSError, FileProblem):
-            pass
-    return {n.get("name"): n.get("records") or {} for n in canon.get("notebooks", [])}
+def dir_records(d: Path, canon: CanonJSON) -> DirRecords:
+    """``records.json`` when the run wrote one, else each notebook's records in the manifest;
+    only the records that hold their declared types (:func:`records.dir_records`)."""
+    raw: object = None
+    with contextlib.suppress(OSError, FileProblem):
+        raw = read_json_file(d / RECORDS, NOTEBOOK_CAP)
+    if not isinstance(raw, dict):
+        raw = {n["name"]: n.get("records") for n in canon.get("notebooks", [])}
+    return records.dir_records(raw)
 
 
-def sweep_rows(
-    records: dict[str, dict[str, Any]], results: list[dict[str, Any]]
-) -> tuple[str | None, list[dict[str, Any]]]:
+def sweep_rows(recs: DirRecords, results: list[RowJSON]) -> tuple[str | None, list[RowJSON]]:
     """The week's sweep: the run the sweep notebook recorded, each row the bundled result with
     what the notebook recorded laid over it (the recorded value wins)."""
-    rec = records.get("sweep") or {}
+    rec = recs.get("sweep", {})
     run_id = rec.get("sweep_run_id")
     if run_id is None:
         return None, []
-    base = {r.get("recipe"): dict(r) for r in results if r.get("run_id") == run_id}
-    shown = rec.get("sweep_rows")
-    if not isinstance(shown, list):
-        labels = rec["labels"] if isinstance(rec.get("labels"), dict) else {}
-        shown = [{"recipe": k, "label": v} for k, v in labels.items()] or list(base.values())
-    rows = [{**base.get(r.get("recipe"), {}), **r} for r in shown if isinstance(r, dict)]
+    base = {r.get("recipe"): r for r in results if r.get("run_id") == run_id}
+    shown = rec.get("sweep_rows", list(base.values()))
+    rows: list[RowJSON] = [{**base.get(r.get("recipe"), {}), **r} for r in shown]
     return run_id, sorted(rows, key=lambda r: str(r.get("recipe")))
 
 
-def verdict_line(canon: dict[str, Any], result: str) -> str:
-    v = canon.get("verdict")
-    if not isinstance(v, dict):
-        return result
-    parts = [f"notebook {n} failed" for n in v.get("failed_notebooks") or []]
+def verdict_line(canon: CanonJSON, result: str) -> str:
+    v = canon.get("verdict", {})
+    parts = [f"notebook {n} failed" for n in v.get("failed_notebooks", [])]
     seen: dict[str, str] = {}
-    for r in v.get("failing_rows") or []:
+    for r in v.get("failing_rows", []):
         seen.setdefault(str(r.get("recipe")), str(r.get("label")))
     parts += [f"{k} {label}" for k, label in sorted(seen.items())]
     return f"{result}: " + "; ".join(parts) if parts else result
 
 
-def report_view(d: str | Path, stmt: dict[str, Any]) -> View:
+def report_view(d: str | Path, stmt: Mapping[str, object]) -> View:
     """The report's values from a manifest Statement and the dir's records."""
     d = Path(d)
-    pred = stmt.get("predicate", {})
-    canon = pred.get("canon", {})
-    records = dir_records(d, canon)
-    result = str(pred.get("result") or "?")
-    fleet = canon.get("fleet") or {}
-    run_id, rows = sweep_rows(records, canon.get("results") or [])
-    claims = [
-        {"notebook": nb, **c}
-        for nb, rec in records.items()
-        for c in (rec.get("claims") or [])
-        if isinstance(c, dict)
-    ]
-    disk = next(
-        (rec["disk"] for rec in records.values() if isinstance(rec.get("disk"), dict)), None
-    )
-    inv = records.get("investigate")
+    canon = canon_fields(stmt)
+    recs = dir_records(d, canon)
+    result = str(_object(stmt, "predicate").get("result") or "?")
+    fleet = canon.get("fleet", {})
+    run_id, rows = sweep_rows(recs, canon.get("results", []))
     return View(
-        run_id=str(canon.get("run_id") or d.name),
-        suite=str(canon.get("suite") or "?"),
-        started=str(canon.get("started_at") or ""),
-        finished=str(canon.get("finished_at") or ""),
+        run_id=canon.get("run_id") or d.name,
+        suite=canon.get("suite") or "?",
+        started=canon.get("started_at", ""),
+        finished=canon.get("finished_at", ""),
         result=result,
         verdict_line=verdict_line(canon, result),
         fleet_commit=fleet.get("commit"),
         fleet_dirty=bool(fleet.get("dirty")),
-        code=canon.get("code") or {},
-        notebooks=list(canon.get("notebooks") or []),
-        records=records,
+        code=canon.get("code", {}),
+        notebooks=canon.get("notebooks", []),
+        records=recs,
         sweep_run_id=run_id,
         rows=rows,
-        claims=claims,
-        disk=disk,
-        investigate=inv if isinstance(inv, dict) and inv else None,
+        claims=[
+            ShownClaim(notebook=nb, **c) for nb, r in recs.items() for c in r.get("claims", [])
+        ],
+        disk=next((r["disk"] for r in recs.values() if "disk" in r), None),
+        investigate=recs.get("investigate") or None,
         interrupted=canon.get("interrupted"),
-        outside=canon.get("outside") if isinstance(canon.get("outside"), dict) else {},
-        host_access=[e for e in canon["host_access"] if isinstance(e, dict)]
-        if isinstance(canon.get("host_access"), list)
-        else None,
+        outside=canon.get("outside", {}),
+        host_access=canon.get("host_access"),
     )
 
 
-def _access_status(a: dict[str, Any]) -> tuple[str, str]:
+def _access_status(a: AskedJSON) -> tuple[str, str]:
     """What became of one item asked, in words, and the outcome its row is coloured as."""
-    if a.get("refused"):
-        return f"refused even if accepted: reaches canon's {a['refused']}", "ERROR"
+    if refused := a.get("refused"):
+        return f"refused even if accepted: reaches canon's {refused}", "ERROR"
     if a.get("accepted"):
         return "WARNING: accepted (HOST_ACCESS)", "GREEN-NOT-PROMOTED"
     return "NOT accepted: held, not deployed", "FAIL"
 
 
-def host_access_rows(record: list[dict[str, Any]]) -> list[tuple[list[str], str]]:
+def host_access_rows(record: list[HostAccessJSON]) -> list[tuple[list[str], str]]:
     """The manifest's host-access record as table rows (recipe, as what, tag, item, where,
     status) with the outcome each is coloured as: each item a canonical or a deployed release
     asks (all accepted: a warning), each item a held release asks (file:line, accepted or
     not); one row saying so for an entry that recorded nothing.  An item shown twice (a
     release promoted in this run is both deployed and canonical) is one row, both roles."""
-    out: dict[tuple[Any, ...], list[Any]] = {}
+    out: dict[tuple[str, ...], list[str]] = {}
     for e in record:
         asked = e.get("asked")
         base = (str(e.get("recipe")), cell(e.get("tag")))
         items = (
             [("-", "-", "not recorded (no row of it says what it asks)", "SKIP")]
-            if not isinstance(asked, list)
+            if asked is None
             else [
                 (cell(a.get("item")), f"{cell(a.get('file'))}:{cell(a.get('line'))}")
                 + _access_status(a)
                 for a in asked
-                if isinstance(a, dict)
             ]
         )
         for item in items:
-            key = (*base, *item)
-            roles = out.setdefault(key, [])
+            roles = out.setdefault((*base, *item), [])
             if str(e.get("role")) not in roles:
                 roles.append(str(e.get("role")))
     return [
@@ -367,7 +424,7 @@ def host_access_rows(record: list[dict[str, Any]]) -> list[tuple[list[str], str]
     ]
 
 
-def outside_rows(outside: dict[str, Any]) -> list[list[str]]:
+def outside_rows(outside: OutsideJSON) -> list[list[str]]:
     """What neither these pages nor ``canon verify DIR`` alone checked: per check against the
     world, what the run says of it and the option that checks it."""
     signed = outside.get("signed")
@@ -409,8 +466,6 @@ RENDERERS = (
     Renderer(EVIDENCE_FORMAT, "", str(EVIDENCE_FORMAT)),
 )
 CURRENT = RENDERERS[-1]
-_ENVS: dict[str, jinja2.Environment] = {}
-_ENVS_LOCK = threading.Lock()
 
 
 def renderers(fmt: int) -> list[Renderer]:
@@ -418,12 +473,12 @@ def renderers(fmt: int) -> list[Renderer]:
     return [r for r in RENDERERS if r.format == fmt]
 
 
-def _escape_html(v: Any) -> Markup:
+def _escape_html(v: object) -> Markup:
     """``html.escape``, as the format-1 pages escaped (``&#x27;`` for a quote)."""
     return Markup(html.escape(str(v)))
 
 
-def md_cell(v: Any) -> str:
+def md_cell(v: object) -> str:
     """A Markdown table cell as format 1 wrote it: ``|`` escaped, newlines as spaces."""
     return cell(v).replace("|", "\\|").replace("\n", " ")
 
@@ -433,7 +488,7 @@ def md_cell(v: Any) -> str:
 _MD_MARK = re.compile(r"[\\`*\[\]|~!#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
 
-def md_text(v: Any) -> str:
+def md_text(v: object) -> str:
     """Upstream text as Markdown text, never markup: ``&``, ``<`` and ``>`` as entities, every
     other Markdown mark backslash-escaped, line breaks and control characters as spaces."""
     text = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in str(v))
@@ -441,7 +496,7 @@ def md_text(v: Any) -> str:
     return _MD_MARK.sub(lambda m: "\\" + m.group(0), text)
 
 
-def md_code(v: Any) -> str:
+def md_code(v: object) -> str:
     """A Markdown code span holding ``v`` as it is: fenced by more backticks than it holds."""
     text = "".join(" " if ord(ch) < 32 else ch for ch in str(v))
     run = max((len(m) for m in re.findall(r"`+", text)), default=0)
@@ -454,38 +509,31 @@ def _template_source(folder: str, name: str) -> str:
     return resources.files("canonlib.evidence").joinpath("templates", folder, name).read_text()
 
 
+@functools.cache
 def environment(r: Renderer) -> jinja2.Environment:
     """The Jinja2 environment of renderer ``r``: autoescape on for HTML, strict about names."""
-    with _ENVS_LOCK:
-        env = _ENVS.get(r.folder)
-        if env is None:
-            env = jinja2.Environment(
-                loader=jinja2.FunctionLoader(lambda name: _template_source(r.folder, name)),
-                autoescape=lambda name: not (name or "").endswith(".md.j2"),
-                undefined=jinja2.StrictUndefined,
-                trim_blocks=True,
-                lstrip_blocks=True,
-                keep_trailing_newline=True,
-            )
-            env.filters.update(h=_escape_html, mdcell=md_cell, md=md_text, code=md_code)
-            _ENVS[r.folder] = env
-        return env
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: _template_source(r.folder, name)),
+        autoescape=lambda name: not (name or "").endswith(".md.j2"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(h=_escape_html, mdcell=md_cell, md=md_text, code=md_code)
+    return env
 
 
-def render(r: Renderer, page: str, values: dict[str, Any]) -> str:
+def render(r: Renderer, page: str, values: Mapping[str, object]) -> str:
     return environment(r).get_template(f"{page}.j2").render(values)
 
 
-def _row_style(label: Any, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
+def _row_style(label: object, table: dict[str, tuple[str, str]] = OUTCOMES) -> str:
     return f"background:{ROW_COLOURS[outcome(label, table)]}"
 
 
-def _cells(values: list[Any]) -> list[str]:
-    return [cell(v) for v in values]
-
-
 # a table's columns: a row's key, or a function of the row
-Column = str | Callable[[dict[str, Any]], Any]
+Column = str | Callable[[RowJSON], str]
 RECIPES_MD: tuple[Column, ...] = (
     "recipe", label_head, reason, notes, "latest", "level", "tests_executed",
 )  # fmt: skip
@@ -496,15 +544,31 @@ RECIPES_HTML: tuple[Column, ...] = (
 HISTORY: tuple[Column, ...] = (
     "run_id", "decision", "latest", "canonical_after", "level", label_head, reason,
 )  # fmt: skip
-RUNG_ROW: tuple[Column, ...] = ("run_id", *RUNGS)
-NOTEBOOK_MD: tuple[Column, ...] = (
-    "name", lambda n: "ok" if n.get("ok") else "FAILED", "seconds", "problems",
-)  # fmt: skip
 
 
-def row_cells(row: dict[str, Any], columns: tuple[Column, ...]) -> list[str]:
+def row_cells(row: RowJSON, columns: tuple[Column, ...]) -> list[str]:
     """``row``'s cells in ``columns``, each as a table shows it (:func:`cell`)."""
-    return [cell(c(row) if callable(c) else row.get(c)) for c in columns]
+    return cells(c(row) if callable(c) else row.get(c) for c in columns)
+
+
+def disk_values(disk: DiskRecord) -> dict[str, object]:
+    """The disk section: the total against the budget, and a row per recipe and per part
+    shared (recipe or part, mirror, slot, snapshots, bytes)."""
+    total, budget = disk["total_bytes"], disk["budget_bytes"]
+    head = (
+        f"{human_bytes(total)} of a {human_bytes(budget)} budget "
+        f"({'within' if total <= budget else 'OVER'} budget)"
+    )
+    rows = [
+        [
+            cell(r["recipe"]),
+            *map(human_bytes, (r["mirror_bytes"], r["slot_bytes"], r["snapshot_bytes"])),
+            "-",
+        ]
+        for r in disk["rows"]
+    ]
+    rows += [[cell(k), "-", "-", "-", human_bytes(b)] for k, b in disk["shared"].items()]
+    return {"head": head, "rows": rows}
 
 
 def page_values(
@@ -513,7 +577,7 @@ def page_values(
     links: dict[str, str],
     figures: dict[str, tuple[str, str]],
     fmt: int = EVIDENCE_FORMAT,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Every value the pages show, as plain strings (a table cell already ``cell``-formatted):
     the templates lay them out and escape them.
 
@@ -522,13 +586,11 @@ def page_values(
     (format 3 on, a HELD row is coloured, marked and listed in the legend as ``HELD``).
     """
     table = HELD_OUTCOMES if fmt >= HOST_ACCESS_FORMAT else OUTCOMES
-    changes = canonical_changes(v.rows)
+    changes = before_after(v.rows)
     inv = v.investigate
-    history = (inv or {}).get("investigate_rows") or []
-    disk = None
-    if v.disk:
-        head, rows = disk_lines(v.disk)
-        disk = {"head": head, "rows": [_cells(r + ["-"] * (5 - len(r))) for r in rows]}
+    history = inv.get("investigate_rows", []) if inv else []
+    access = v.host_access
+    host = host_access_rows(access or [])
     return {
         "suite": v.suite,
         "run_id": v.run_id,
@@ -553,74 +615,57 @@ def page_values(
             for r in v.rows
         ],
         "legend": [(ROW_COLOURS[k], k, words) for k, (_, words) in table.items() if k != "?"],
-        "changes": [_cells([c["recipe"], c["before"], c["after"], c["changed"]]) for c in changes],
+        "changes": [
+            cells([c["recipe"], c["canonical_before"], c["canonical_after"], c["changed"]])
+            for c in changes
+        ],
         "change_styles": ["font-weight:bold" if c["changed"] else "" for c in changes],
         "investigate": inv
         and {
-            "investigated": str(inv.get("investigated", "-")),
+            "investigated": inv.get("investigated", "-"),
             "investigated_cell": cell(inv.get("investigated")),
             "reason": inv.get("investigate_reason"),
             "reason_cell": cell(inv.get("investigate_reason")),
             "rows": [row_cells(r, HISTORY) for r in history],
             "row_styles": [_row_style(r.get("label"), table) for r in history],
-            "rungs": [row_cells(r, RUNG_ROW) for r in inv.get("investigate_rungs") or []],
+            "rungs": [
+                cells(r.get(k) for k in ("run_id", *RUNGS))
+                for r in inv.get("investigate_rungs", [])
+            ],
             "log_tail": inv.get("investigate_log_tail"),
         },
         "rungs_names": list(RUNGS),
-        "claims": [
-            _cells([c.get("notebook"), c.get("name"), bool(c.get("ok")), c.get("detail")])
-            for c in v.claims
-        ],
-        "claim_styles": [_row_style("PASS" if c.get("ok") else "ERROR") for c in v.claims],
+        "claims": [cells([c["notebook"], c["name"], c["ok"], c["detail"]]) for c in v.claims],
+        "claim_styles": [_row_style("PASS" if c["ok"] else "ERROR") for c in v.claims],
         "failed_claims": [
-            _cells([c["notebook"], c.get("name"), c.get("detail")])
-            for c in v.claims
-            if not c.get("ok")
+            cells([c["notebook"], c["name"], c["detail"]]) for c in v.claims if not c["ok"]
         ],
         "outside": outside_rows(v.outside),
         "host_access": None
-        if v.host_access is None
+        if access is None
         else {
-            "rows": [r for r, _ in host_access_rows(v.host_access)],
-            "styles": [_row_style(k) for _, k in host_access_rows(v.host_access)],
-            "entries": len(v.host_access),
+            "rows": [r for r, _ in host],
+            "styles": [_row_style(k) for _, k in host],
+            "entries": len(access),
         },
-        "disk": disk,
+        "disk": v.disk and disk_values(v.disk),
         "figures": figures,
-        "notebooks": [
-            {
-                "name": str(n.get("name")),
-                "link": links.get(str(n.get("name"))),
-                "ipynb": str(n.get("file") or f"{n.get('name')}.ipynb"),
-                "ok": bool(n.get("ok")),
-                "style": _row_style("PASS" if n.get("ok") else "ERROR"),
-                "seconds": cell(n.get("seconds")),
-                "problems": cell(n.get("problems")),
-                "md": row_cells(n, NOTEBOOK_MD),
-            }
-            for n in v.notebooks
-        ],
+        "notebooks": [_notebook_values(n, links.get(n["name"])) for n in v.notebooks],
     }
 
 
-def disk_lines(disk: dict[str, Any]) -> tuple[str, list[list[Any]]]:
-    total, budget = disk.get("total_bytes"), disk.get("budget_bytes")
-    within = isinstance(total, int) and isinstance(budget, int) and total <= budget
-    head = (
-        f"{human_bytes(total)} of a {human_bytes(budget)} budget "
-        f"({'within' if within else 'OVER'} budget)"
-    )
-    rows = [
-        [
-            r.get("recipe"),
-            human_bytes(r.get("mirror_bytes")),
-            human_bytes(r.get("slot_bytes")),
-            human_bytes(r.get("snapshot_bytes")),
-        ]
-        for r in disk.get("rows") or []
-    ]
-    rows += [[k, "-", "-", "-", human_bytes(b)] for k, b in (disk.get("shared") or {}).items()]
-    return head, rows
+def _notebook_values(n: NotebookJSON, link: str | None) -> dict[str, object]:
+    ok, seconds, problems = n.get("ok", False), cell(n.get("seconds")), cell(n.get("problems"))
+    return {
+        "name": n["name"],
+        "link": link,
+        "ipynb": _ipynb(n),
+        "ok": ok,
+        "style": _row_style("PASS" if ok else "ERROR"),
+        "seconds": seconds,
+        "problems": problems,
+        "md": [cell(n["name"]), "ok" if ok else "FAILED", seconds, problems],
+    }
 
 
 def pages(
@@ -668,14 +713,14 @@ def warm_up() -> threading.Thread:
     return t
 
 
-def render_notebook(nb: NotebookNode, name: str, dest: Path, exporter: HTMLExporter) -> None:
+def render_notebook(nb: NotebookNode, name: str, dest: Path) -> None:
     """Notebook ``nb`` as a page of its own: no scripts, nothing fetched, a link to the index."""
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = notebook_exporter().from_notebook_node(nb)
     values = {"title": name, "index": INDEX, "body": Markup(body)}  # nbconvert escaped the body
     write_atomic(dest, render(CURRENT, "notebook.html", values))
 
 
-def notebook_figures(nb: dict[str, Any]) -> list[tuple[str, str]]:
+def notebook_figures(nb: NotebookNode) -> list[tuple[str, str]]:
     """The figures a notebook shows with alt text, as (base64 PNG, alt): the index reuses them
     rather than drawing them again (they were drawn from the same rows)."""
     out = []
@@ -691,81 +736,80 @@ def notebook_figures(nb: dict[str, Any]) -> list[tuple[str, str]]:
 FIGURE_OF = {"sweep": "sweep", "disk_budget": "disk", "investigate": "investigate"}
 
 
-def write_report(d: str | Path, stmt: dict[str, Any]) -> list[Path]:
-    """Write ``summary.md``, ``index.html`` and ``<nb>.html`` per executed notebook into ``d``."""
+def _ipynb(n: NotebookJSON) -> str:
+    """The file of notebook entry ``n``, in the dir."""
+    return n.get("file") or f"{n['name']}.ipynb"
+
+
+def _read_notebook(src: Path) -> NotebookNode:
     import nbformat
 
+    nb: NotebookNode = nbformat.reads(read_small_file(src, NOTEBOOK_CAP).decode(), as_version=4)
+    return nb
+
+
+def _in_dir(d: Path, v: View) -> dict[str, Path]:
+    """Each notebook of view ``v`` whose file is in dir ``d``: name -> file."""
+    return {n["name"]: d / _ipynb(n) for n in v.notebooks if (d / _ipynb(n)).exists()}
+
+
+def write_report(d: str | Path, stmt: Mapping[str, object]) -> list[Path]:
+    """Write ``summary.md``, ``index.html`` and ``<nb>.html`` per executed notebook into ``d``."""
     d = Path(d)
     v = report_view(d, stmt)
     written: list[Path] = []
-    parsed: dict[str, Any] = {}  # read once: rendered here, its figure shown in the index
-    exporter = None
-    for n in v.notebooks:
-        name = str(n.get("name"))
-        src = d / str(n.get("file") or f"{name}.ipynb")
-        if not src.exists():
-            continue
+    parsed: dict[str, NotebookNode] = {}  # read once: rendered here, its figure shown in the index
+    for name, src in _in_dir(d, v).items():
         dest = d / f"{name}.html"
         try:
-            text = read_small_file(src, NOTEBOOK_CAP).decode()
-            nb = parsed[name] = nbformat.reads(text, as_version=4)
-            exporter = exporter or notebook_exporter()
-            render_notebook(nb, name, dest, exporter)
+            nb = parsed[name] = _read_notebook(src)
+            render_notebook(nb, name, dest)
         except Exception as e:  # noqa: BLE001 -- a broken notebook is shown as such, not a crash
             values = {"file": src.name, "error": str(e)}
             write_atomic(dest, render(CURRENT, "unrendered.html", values))
         written.append(dest)
     pages = _pages(d, v, parsed)
-    md = pages[SUMMARY]
     for name, text in pages.items():
         write_atomic(d / name, text)
     step = os.environ.get("GITHUB_STEP_SUMMARY")
     if step:
         try:
             with open(step, "a") as f:
-                f.write(md + "\n")
+                f.write(pages[SUMMARY] + "\n")
         except OSError:
             pass  # a CI nicety; the report itself is written
     return [d / SUMMARY, d / INDEX, *written]
 
 
 def _pages(
-    d: Path, v: View, parsed: dict[str, Any] | None = None, renderer: Renderer = CURRENT
+    d: Path, v: View, parsed: Mapping[str, NotebookNode], renderer: Renderer = CURRENT
 ) -> dict[str, str]:
     """summary.md and index.html for view ``v`` of dir ``d``: each notebook in the dir is linked
-    as ``<nb>.html`` and shows its first figure (from ``parsed`` when the caller has read it,
+    as ``<nb>.html``, and shows its first figure (from ``parsed`` when the caller has read it,
     else read from the dir; nothing rendered)."""
-    import nbformat
-
-    parsed = parsed or {}
     links: dict[str, str] = {}
     figs: dict[str, tuple[str, str]] = {}
-    for n in v.notebooks:
-        name = str(n.get("name"))
-        src = d / str(n.get("file") or f"{name}.ipynb")
-        if not src.exists():
-            continue
+    for name, src in _in_dir(d, v).items():
         links[name] = f"{name}.html"
+        if name not in FIGURE_OF:
+            continue
         try:
-            nb = parsed.get(name) or nbformat.reads(
-                read_small_file(src, NOTEBOOK_CAP).decode(), as_version=4
-            )
-            shown = notebook_figures(nb)
+            shown = notebook_figures(parsed.get(name) or _read_notebook(src))
         except Exception:  # noqa: BLE001 -- a broken notebook has no figure to show
             continue
-        if shown and name in FIGURE_OF:
+        if shown:
             figs[FIGURE_OF[name]] = shown[0]
     return pages(v, links=links, figures=figs, renderer=renderer)
 
 
-def page_format(stmt: dict[str, Any]) -> int | None:
+def page_format(stmt: Mapping[str, object]) -> int | None:
     """The evidence format a Statement says its pages are in (1 when it says none); None when
     the field is there but not a format number."""
-    fmt = (stmt.get("predicate", {}).get("canon", {}) or {}).get("format", 1)
+    fmt = _object(_object(stmt, "predicate"), "canon").get("format", 1)
     return fmt if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt >= 1 else None
 
 
-def newer_format(stmt: dict[str, Any]) -> int | None:
+def newer_format(stmt: Mapping[str, object]) -> int | None:
     """The format of a dir written by a newer canon than this one (None when this canon knows
     its format)."""
     fmt = page_format(stmt)
@@ -792,14 +836,14 @@ def _difference(path: Path, have: str, want: str) -> str:
     return f"{path}: says what the recorded values do not (edited after the run?); {where}"
 
 
-def report_claims(d: str | Path, stmt: dict[str, Any]) -> list[Claim]:
+def report_claims(d: str | Path, stmt: Mapping[str, object]) -> list[Claim]:
     """summary.md and index.html are what the recorded values render to, in the dir's format: a
     page edited after the run (its hash rewritten in the manifest, too) fails here, naming the
     first line that differs.  A format-1 dir may match either canon that wrote that format; the
     claim names the one that did.  A dir of a newer format is not checked here (the caller says
     so in one line: :func:`newer_format`)."""
     d = Path(d)
-    files = (stmt.get("predicate", {}).get("canon", {}) or {}).get("files") or {}
+    files = canon_fields(stmt).get("files", {})
     listed = [name for name in (SUMMARY, INDEX) if name in files]
     if not listed:
         return [Claim("report pages", True, "this run has no summary.md/index.html to check")]
@@ -817,7 +861,7 @@ def report_claims(d: str | Path, stmt: dict[str, Any]) -> list[Claim]:
         except FileProblem as e:
             return [Claim(f"report {n}", False, f"{d / n} {e}")]
     view = report_view(d, stmt)
-    tried = [(r, _pages(d, view, renderer=r)) for r in renderers(fmt)]
+    tried = [(r, _pages(d, view, {}, r)) for r in renderers(fmt)]
     # the renderer that matched most pages (the newest on a tie): the pages are compared with it
     _, best, want = max(
         (sum(have[n] == w[n] for n in listed), i, r, w) for i, (r, w) in enumerate(tried)
@@ -841,7 +885,7 @@ def latest_dir(evidence_dir: str | Path) -> Path | None:
     root = Path(evidence_dir)
     if not root.is_dir():
         return None
-    done = [p for p in root.iterdir() if p.is_dir() and (p / "manifest.json").exists()]
+    done = [p for p in root.iterdir() if p.is_dir() and (p / MANIFEST).exists()]
     return max(done, key=lambda p: p.name) if done else None
 
 
@@ -869,16 +913,13 @@ def open_index(d: str | Path) -> tuple[Path, bool]:
 # -- the hook an evidence run calls ------------------------------------------------------
 
 
-def add_report(
-    d: str | Path, stmt: dict[str, Any], out: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Write the report for Statement ``stmt`` into ``d`` and list its files in the Statement's
-    file hashes (call it before the manifest is written or signed).  A report that cannot be
-    rendered is said in one line; the evidence itself is never lost to it."""
+def add_report(d: str | Path, stmt: dict[str, object], out: Callable[[str], None] = print) -> None:
+    """Write the report for Statement ``stmt`` (canon's own, being made) into ``d`` and list its
+    files in the Statement's file hashes (call it before the manifest is written or signed).  A
+    report that cannot be rendered is said in one line; the evidence itself is never lost to it."""
     d = Path(d)
     try:
         write_report(d, stmt)
     except Exception as e:  # noqa: BLE001 -- the evidence matters more than its page
         out(f"  report: could not render summary.md/index.html: {type(e).__name__}: {e}")
-    stmt.setdefault("predicate", {}).setdefault("canon", {})["files"] = hash_tree(d)
-    return stmt
+    _object(_object(stmt, "predicate"), "canon")["files"] = hash_tree(d)  # canon's own: both there
