@@ -18,6 +18,7 @@ import pytest
 
 from canonlib.backends import BackendError
 from canonlib.backends.local import LocalBackend
+from canonlib.backends.swarm_docker import Inspected
 from canonlib.backends.swarm_records import record_marker
 from canonlib.state.marker import MARKER_FILE, MarkerProblem, SlotMarker
 from canonlib.state.registry import Registry
@@ -159,7 +160,7 @@ def test_abra_markers_are_read_as_untrusted_too(tmp_path, fake_abra):  # noqa: F
     ],
 )
 def test_a_swarm_record_that_is_not_a_marker_is_one_line(data, words):
-    rec = {"ID": "x", "Spec": {"Name": "canon_x", "Labels": {}, "Data": data}}
+    rec = Inspected.from_json({"ID": "x", "Spec": {"Name": "canon_x", "Labels": {}, "Data": data}})
     with pytest.raises(MarkerProblem) as e:
         record_marker(rec, "warm-x-00000001")
     assert words in str(e.value) and "slot warm-x-00000001" in str(e.value)
