@@ -9,6 +9,7 @@ commit.  Real git upstreams, the real harness, the real local backend, real SQLi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -66,6 +67,12 @@ def test_a_marker_that_does_not_fit_the_schema_is_one_marker_problem(doc, words)
 def test_a_good_marker_and_its_labels_still_read_back():
     m = SlotMarker.from_dict({**GOOD, "newer_key": 1})
     assert m.promotion_id == 3 and SlotMarker.from_labels(m.labels()) == m
+
+
+def test_a_marker_as_json_holds_every_field_and_reads_back():
+    m = SlotMarker.from_dict({**GOOD, "run_id": "r1", "server": "s2", "previous_slot": "a-b"})
+    assert list(m.to_dict()) == [f.name for f in dataclasses.fields(SlotMarker)]
+    assert SlotMarker.from_dict(json.loads(json.dumps(m.to_dict()))) == m
 
 
 # -- malformed marker files on the local backend ---------------------------------------

@@ -119,6 +119,11 @@ def read_env_file(path: Path, *, step: str = "deploy") -> dict[str, str]:
     return parse_env(raw.decode(errors="replace"), what=str(path), step=step)
 
 
+def json_object(value: object) -> dict[str, object]:
+    """``value`` (parsed JSON or YAML) when it is an object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 RECORD_CAP = 1 << 20  # a slot record canon wrote (a few hundred bytes), read back capped
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from canonlib.backends.base import BackendError
-from canonlib.backends.common import parse_env, render_env
+from canonlib.backends.common import json_object, parse_env, render_env
 from canonlib.files import FileProblem, read_tree_file
 
 DEFAULT_COMPOSE_FILE = "compose.yml"
@@ -36,11 +36,7 @@ STACK_MAX = 40  # docker service names are <= 63 chars: <stack>_<service>
 # a compose document as YAML gives it: docker's schema is open-ended and canon writes back every
 # key it read, so a document stays a mapping whose parts are read with :func:`mapping`
 ComposeDoc = dict[str, object]
-
-
-def mapping(value: object) -> dict[str, object]:
-    """``value`` when it is a mapping, else an empty one (a part of a compose document)."""
-    return value if isinstance(value, dict) else {}
+mapping = json_object  # a part of a compose document: a mapping, or an empty one
 
 
 def not_a_recipe(tree: Path, tag: str) -> str | None:

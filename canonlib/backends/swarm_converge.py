@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from canonlib.backends.base import BackendError
+from canonlib.backends.common import json_object
 from canonlib.backends.compose import stack_name
 from canonlib.backends.swarm_docker import LABEL_INSTANCE, LABEL_SLOT, Docker, Inspected
 from canonlib.backends.swarm_render import DEPS_FILE, STACK_FILE
@@ -229,7 +230,7 @@ class Convergence:
             for row in rows:  # newest first
                 with contextlib.suppress(ValueError):
                     t: object = json.loads(row)
-                    task: dict[str, object] = t if isinstance(t, dict) else {}
+                    task = json_object(t)
                     error, current = task.get("Error"), task.get("CurrentState", "")
                     state = current if isinstance(current, str) else ""
                     if error:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from canonlib.backends.base import BackendError
-from canonlib.backends.common import BackendUnavailable, run_group
+from canonlib.backends.common import BackendUnavailable, json_object, run_group
 
 RECORD = "canon.record"
 # what the docker CLI says when its engine is gone (killed, its socket refused, its host down);
@@ -30,10 +30,6 @@ GONE = (
 )
 LABEL_SLOT = "canon.slot"
 LABEL_INSTANCE = "canon.instance"
-
-
-def _object(value: object) -> dict[str, object]:
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -51,19 +47,19 @@ class Inspected:
 
     @classmethod
     def from_json(cls, doc: object) -> Inspected:
-        d = _object(doc)
-        spec = _object(d.get("Spec"))
-        update = _object(d.get("UpdateStatus"))
+        d = json_object(doc)
+        spec = json_object(d.get("Spec"))
+        update = json_object(d.get("UpdateStatus"))
         ident, name, data = d.get("ID"), spec.get("Name"), spec.get("Data")
         state, message = update.get("State"), update.get("Message")
         return cls(
             id=ident if isinstance(ident, str) else "",
             name=name if isinstance(name, str) else "?",
             labels={
-                str(k): v for k, v in _object(spec.get("Labels")).items() if isinstance(v, str)
+                str(k): v for k, v in json_object(spec.get("Labels")).items() if isinstance(v, str)
             },
             data=data if isinstance(data, str) else "",
-            mode=frozenset(str(k) for k in _object(spec.get("Mode"))),
+            mode=frozenset(str(k) for k in json_object(spec.get("Mode"))),
             update_state=state if isinstance(state, str) else None,
             update_message=message if isinstance(message, str) else "",
         )

@@ -16,7 +16,7 @@ import time
 from typing import NoReturn, Unpack
 
 from canonlib.backends.base import BackendError, SlotRecord
-from canonlib.backends.common import BackendUnavailable, slot_record
+from canonlib.backends.common import BackendUnavailable, json_object, slot_record
 from canonlib.backends.compose import stack_name
 from canonlib.backends.swarm_docker import (
     LABEL_INSTANCE,
@@ -40,8 +40,7 @@ from canonlib.state.marker import (
 
 def record_data(rec: Inspected) -> dict[str, object]:
     """A record's data: ``{"marker": …, "deployed": …}`` (``{}`` when it has none)."""
-    data: object = json.loads(base64.b64decode(rec.data or b"e30=") or "{}")
-    return data if isinstance(data, dict) else {}
+    return json_object(json.loads(base64.b64decode(rec.data or b"e30=") or "{}"))
 
 
 def record_deployed(rec: Inspected) -> SlotRecord:

@@ -16,7 +16,7 @@ import re
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,7 @@ from canonlib.files import (
     write_atomic,
 )
 from canonlib.state.marker import utcnow as utcnow  # re-exported: the registry's clock
-from canonlib.state.row import ResultRow
+from canonlib.state.row import ResultRow, RowJSON
 
 GENESIS = "0" * 64
 DB_NAME = "canon.db"
@@ -636,7 +636,7 @@ class Registry:
                 q, args = q + " WHERE kind = ?", (kind,)
             return [_run(r) for r in self._conn.execute(q + " ORDER BY started_at, run_id", args)]
 
-    def record_result(self, run_id: str, row: ResultRow | Mapping[str, object]) -> None:
+    def record_result(self, run_id: str, row: ResultRow | RowJSON) -> None:
         """Store ``run_id``'s row for its recipe (a mapping: one that names only some keys)."""
         got = row.to_dict() if isinstance(row, ResultRow) else row
         with _DamageGuard(self.path):
