@@ -105,6 +105,10 @@ class StateJSON(TypedDict):
     updated_at: str
 
 
+def _write_json_atomically(path: Path, doc: StateJSON) -> None:
+    write_atomic(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
 def state_doc(reg: Registry) -> StateJSON:
     history = reg.history()
     last = {p.recipe: p for p in history}
@@ -130,7 +134,7 @@ def state_doc(reg: Registry) -> StateJSON:
 def write_state(reg: Registry) -> Path:
     """Rewrite ``canonicals.json`` beside the registry from what it now holds."""
     path = state_path(reg.path.parent)
-    write_atomic(path, json.dumps(state_doc(reg), indent=1, sort_keys=True) + "\n")
+    _write_json_atomically(path, state_doc(reg))
     return path
 
 
