@@ -9,7 +9,6 @@ one way a byte count is shown.  A leaf module: it imports only :mod:`canonlib.te
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from canonlib import term
 
@@ -38,7 +37,7 @@ def human_bytes(n: float) -> str:
 CELL_CHARS = 90  # a longer cell is cut (the sweep table folds a long label into its reason)
 
 
-def cut_cell(v: Any) -> str:
+def cut_cell(v: object) -> str:
     """A terminal table cell: ``-`` for missing, short rung maps, lists joined, long text cut at 90.
 
     The evidence pages' :func:`canonlib.evidence.report.cell` never cuts.
@@ -46,7 +45,7 @@ def cut_cell(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, dict):
-        return " ".join(f"{k[:4]}:{s[:4]}" for k, s in v.items())
+        return " ".join(f"{str(k)[:4]}:{str(s)[:4]}" for k, s in v.items())
     if isinstance(v, list):
         v = "; ".join(map(str, v)) or "-"
     text = str(v)
@@ -99,7 +98,7 @@ def format_table(
     return term.table(body, list(columns), max_width=max_width, paint=paint)
 
 
-def whole_cell(v: Any) -> str:
+def whole_cell(v: object) -> str:
     """A cell with its whole text (a terminal cuts it to fit; a pipe or a file keeps it all)."""
     if isinstance(v, str) and v:
         return v

@@ -19,6 +19,7 @@ from canonlib.backends.compose import (
     with_labels,
 )
 from canonlib.backends.swarm_converge import _replicas, convergence_problem
+from canonlib.backends.swarm_docker import Inspected
 
 
 @pytest.mark.parametrize(
@@ -134,8 +135,10 @@ def test_replicas(text, want):
 
 
 def svc(name, update=None, job=False):
+    """A service as ``docker service inspect`` shows it, read as the swarm backend reads it."""
     mode = {"ReplicatedJob": {}} if job else {"Replicated": {"Replicas": 1}}
-    return {"ID": name + "id", "Spec": {"Name": name, "Mode": mode}, "UpdateStatus": update}
+    doc = {"ID": name + "id", "Spec": {"Name": name, "Mode": mode}, "UpdateStatus": update}
+    return Inspected.from_json(doc)
 
 
 @pytest.mark.parametrize(

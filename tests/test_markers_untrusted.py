@@ -9,6 +9,7 @@ commit.  Real git upstreams, the real harness, the real local backend, real SQLi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import pytest
 
 from canonlib.backends import BackendError
 from canonlib.backends.local import LocalBackend
+from canonlib.backends.swarm_docker import Inspected
 from canonlib.backends.swarm_records import record_marker
 from canonlib.state.marker import MARKER_FILE, MarkerProblem, SlotMarker
 from canonlib.state.registry import Registry
@@ -65,6 +67,12 @@ def test_a_marker_that_does_not_fit_the_schema_is_one_marker_problem(doc, words)
 def test_a_good_marker_and_its_labels_still_read_back():
     m = SlotMarker.from_dict({**GOOD, "newer_key": 1})
     assert m.promotion_id == 3 and SlotMarker.from_labels(m.labels()) == m
+
+
+def test_a_marker_as_json_holds_every_field_and_reads_back():
+    m = SlotMarker.from_dict({**GOOD, "run_id": "r1", "server": "s2", "previous_slot": "a-b"})
+    assert list(m.to_dict()) == [f.name for f in dataclasses.fields(SlotMarker)]
+    assert SlotMarker.from_dict(json.loads(json.dumps(m.to_dict()))) == m
 
 
 # -- malformed marker files on the local backend ---------------------------------------
@@ -159,7 +167,7 @@ def test_abra_markers_are_read_as_untrusted_too(tmp_path, fake_abra):  # noqa: F
     ],
 )
 def test_a_swarm_record_that_is_not_a_marker_is_one_line(data, words):
-    rec = {"ID": "x", "Spec": {"Name": "canon_x", "Labels": {}, "Data": data}}
+    rec = Inspected.from_json({"ID": "x", "Spec": {"Name": "canon_x", "Labels": {}, "Data": data}})
     with pytest.raises(MarkerProblem) as e:
         record_marker(rec, "warm-x-00000001")
     assert words in str(e.value) and "slot warm-x-00000001" in str(e.value)

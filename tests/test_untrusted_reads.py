@@ -12,7 +12,7 @@ import os
 import pytest
 
 from canonlib.backends.base import BackendError
-from canonlib.backends.common import read_env_file
+from canonlib.backends.common import read_env_file, read_record
 from canonlib.sweep import knownred
 from canonlib.sweep.runner import ColdResult, _read_result
 
@@ -41,6 +41,19 @@ def test_hostile_slot_env_is_one_backend_error_naming_it(tmp_path, make, words):
         read_env_file(env, step="install")
     assert str(env) in str(e.value) and words in str(e.value)
     assert str(e.value).startswith("install: ")
+
+
+def test_a_slot_record_keeps_only_the_keys_canon_writes_with_their_types(tmp_path):
+    rec = tmp_path / "deployed.json"
+    rec.write_text(
+        '{"recipe": "x", "version": 3, "commit": "c", "deployed_at": 1.5, "deadline_s": 60,'
+        ' "services": ["app", 1], "state": null, "extra": "y", "domain": true}'
+    )
+    assert read_record(rec) == {"recipe": "x", "commit": "c", "deployed_at": 1.5, "deadline_s": 60}
+    rec.write_text('{"services": ["app", "db"]}')
+    assert read_record(rec) == {"services": ["app", "db"]}
+    rec.write_text('["not", "an", "object"]')
+    assert read_record(rec) is None
 
 
 @pytest.mark.parametrize(

@@ -37,10 +37,10 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Unpack
 
 from canonlib import git
-from canonlib.backends.base import BackendError, SilentServers, refuse_canonical
+from canonlib.backends.base import BackendError, SilentServers, SlotRecord, refuse_canonical
 from canonlib.backends.common import (
     BackendUnavailable,
     generate_secret,
@@ -87,7 +87,7 @@ class AbraBackend(SilentServers):
         self.timeout_s = timeout_s
         self.server_wait_s = server_wait_s
         self.log = log
-        self._locks: dict[str, Any] = {}
+        self._locks: dict[str, IO[str]] = {}  # slot -> its server's lock file, held
 
     @classmethod
     def from_config(
@@ -156,11 +156,12 @@ class AbraBackend(SilentServers):
     def _record_path(self, slot: str) -> Path:
         return self.abra_dir / "canon-slots" / f"{slot}.json"
 
-    def _record(self, slot: str) -> dict[str, Any] | None:
+    def _record(self, slot: str) -> SlotRecord | None:
         return read_record(self._record_path(slot))
 
-    def _write_record(self, slot: str, **fields: Any) -> dict[str, Any]:
-        rec = {**(self._record(slot) or {}), **fields}
+    def _write_record(self, slot: str, **fields: Unpack[SlotRecord]) -> SlotRecord:
+        rec = self._record(slot) or SlotRecord()
+        rec.update(fields)
         p = self._record_path(slot)
         p.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(p, json.dumps(rec, indent=1, sort_keys=True))
@@ -170,8 +171,7 @@ class AbraBackend(SilentServers):
         rec = self._record(slot)
         if not rec:
             raise BackendError("slot", f"slot {slot} is not provisioned")
-        domain: str = rec["domain"]
-        return domain
+        return rec["domain"]
 
     def _acquire_server(self, slot: str) -> str:
         """The server a new slot goes to: :attr:`server` when the sweep's scheduler chose it (it
@@ -410,7 +410,7 @@ class AbraBackend(SilentServers):
     def markers(self) -> dict[str, SlotMarker]:
         return self.scan_markers()[0]
 
-    def deployed(self, slot: str) -> dict[str, Any] | None:
+    def deployed(self, slot: str) -> SlotRecord | None:
         rec = self._record(slot)
         return rec if rec and rec.get("commit") else None
 

@@ -7,7 +7,7 @@ from here; :mod:`canonlib.backends` picks one (:func:`~canonlib.backends.make_ba
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 from canonlib.errors import CanonError
 from canonlib.recipe.meta import RecipeMeta
@@ -30,6 +30,23 @@ def refuse_canonical(slot: str, marker: SlotMarker | None) -> None:
             f"slot {slot} carries a canonical marker ({marker.recipe} "
             f"{marker.version}); canon never tears a canonical down",
         )
+
+
+class SlotRecord(TypedDict, total=False):
+    """What a slot's record says (local's ``deployed.json``, abra's ``canon-slots/<slot>.json``,
+    a swarm record's ``deployed``): every key optional, as each backend writes some of them.
+    Read back as untrusted (:func:`~canonlib.backends.common.slot_record`)."""
+
+    recipe: str
+    version: str
+    commit: str
+    state: str  # provisioned, deployed, undeployed
+    deployed_at: float
+    server: str  # abra: the server the app is on
+    domain: str  # abra: the app's domain
+    snapshot: str  # abra: the last backup's stamp
+    services: list[str]  # swarm: the service names of the last deploy
+    deadline_s: float  # swarm: the last deploy's DEPLOY_TIMEOUT_S
 
 
 class Backend(Protocol):
@@ -73,7 +90,7 @@ class Backend(Protocol):
         """(slot -> readable marker, slot -> the one line saying why its marker is unreadable):
         :meth:`markers` is the first."""
 
-    def deployed(self, slot: str) -> dict[str, Any] | None:
+    def deployed(self, slot: str) -> SlotRecord | None:
         """What is in ``slot``: recipe, version, commit; None when empty."""
 
     def slot_env(self, slot: str) -> dict[str, str]:

@@ -6,15 +6,16 @@ import base64
 import os
 import re
 import secrets
+import shlex
 import string
 import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from canonlib import envfile, files
-from canonlib.backends.base import BackendError
+from canonlib.backends.base import BackendError, SlotRecord
 from canonlib.process import kill_group
 
 _ALNUM = string.ascii_letters + string.digits
@@ -118,18 +119,54 @@ def read_env_file(path: Path, *, step: str = "deploy") -> dict[str, str]:
     return parse_env(raw.decode(errors="replace"), what=str(path), step=step)
 
 
+def json_object(value: object) -> dict[str, object]:
+    """``value`` (parsed JSON or YAML) when it is an object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 RECORD_CAP = 1 << 20  # a slot record canon wrote (a few hundred bytes), read back capped
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
+def read_record(path: Path) -> SlotRecord | None:
     """A slot record canon wrote (``deployed.json``, abra's ``canon-slots/<slot>.json``), read
     back as untrusted: None when it is missing, not a regular file under :data:`RECORD_CAP`,
     not JSON or not an object (the slot then counts as having none)."""
     try:
-        rec = files.read_json_file(path, RECORD_CAP)
+        rec: object = files.read_json_file(path, RECORD_CAP)
     except (FileNotFoundError, files.FileProblem):
         return None
-    return rec if isinstance(rec, dict) else None
+    return slot_record(rec)
+
+
+_FLOAT = (int, float)
+_RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "recipe": (str,),
+    "version": (str,),
+    "commit": (str,),
+    "state": (str,),
+    "deployed_at": _FLOAT,
+    "server": (str,),
+    "domain": (str,),
+    "snapshot": (str,),
+    "services": (list,),
+    "deadline_s": _FLOAT,
+}
+
+
+def slot_record(doc: object) -> SlotRecord | None:
+    """``doc`` (parsed JSON a slot's record holds) as a :class:`SlotRecord`: None when it is not
+    an object; a key of the wrong type (or one no record has) is left out."""
+    if not isinstance(doc, dict):
+        return None
+    out: dict[str, object] = {}
+    for k, v in doc.items():
+        want = _RECORD_TYPES.get(k)
+        if want is None or not isinstance(v, want) or isinstance(v, bool):
+            continue
+        if isinstance(v, list) and not all(isinstance(x, str) for x in v):
+            continue
+        out[k] = v
+    return cast(SlotRecord, out)  # every key checked against SlotRecord's above
 
 
 def run_group(
@@ -195,8 +232,14 @@ def _show(cmd: str | list[str]) -> str:
     return repr(text if len(text) < 120 else text[:117] + "...")
 
 
+def _number(probe: Mapping[str, object], key: str, default: float) -> float:
+    """A probe's number (the meta checked it is one)."""
+    v = probe.get(key, default)
+    return float(v) if isinstance(v, int | float) else default
+
+
 def probe_once(
-    probe: Mapping[str, Any],
+    probe: Mapping[str, object],
     *,
     cwd: Path | None,
     env: Mapping[str, str],
@@ -208,14 +251,15 @@ def probe_once(
     ``run`` runs a ``cmd`` probe with its timeout (default: :func:`run_command` in ``cwd``
     with ``env``); an error it raises is why the probe failed, unless it is one of ``fatal``
     (raised: red at once or no verdict, never retried)."""
-    timeout = float(probe.get("timeout_s", 10))
+    timeout = _number(probe, "timeout_s", 10)
     if "cmd" in probe:
-        cmd = probe["cmd"]
+        raw = probe["cmd"]  # the meta checked it: a string, or a list of strings
+        cmd: str | list[str] = [str(x) for x in raw] if isinstance(raw, list) else str(raw)
         try:
             if run is None:
                 r = run_command(cmd, cwd=cwd, env=env, timeout=timeout, step="ready")
-            else:
-                r = run(cmd, timeout)
+            else:  # a shell command line in a box or a container
+                r = run(cmd if isinstance(cmd, str) else shlex.join(cmd), timeout)
         except fatal:
             raise
         except BackendError as e:
@@ -228,7 +272,7 @@ def probe_once(
     import urllib.error  # deferred: ~25 ms (http, ssl, email) that only an http probe needs
     import urllib.request
 
-    url = probe["http"].format(**env)
+    url = str(probe["http"]).format(**env)
     expect = probe.get("expect_status")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (operator's own URL)
@@ -242,13 +286,13 @@ def probe_once(
 
 
 def wait_probes(
-    probes: list[Mapping[str, Any]],
+    probes: list[Mapping[str, object]],
     *,
     cwd: Path | None,
     env: Mapping[str, str],
     deadline_s: float,
     slot: str,
-    check: Callable[[Mapping[str, Any]], str | None] | None = None,
+    check: Callable[[Mapping[str, object]], str | None] | None = None,
 ) -> None:
     """Each probe must pass, retried (``retries``, ``interval_s``) until the shared deadline.
 
@@ -256,8 +300,8 @@ def wait_probes(
     check = check or (lambda probe: probe_once(probe, cwd=cwd, env=env))
     end = time.monotonic() + deadline_s
     for probe in probes:
-        retries = int(probe.get("retries", 30))
-        interval = float(probe.get("interval_s", 1))
+        retries = int(_number(probe, "retries", 30))
+        interval = _number(probe, "interval_s", 1)
         for attempt in range(retries + 1):
             why = check(probe)
             if why is None:

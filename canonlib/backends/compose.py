@@ -23,16 +23,20 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from canonlib.backends.base import BackendError
-from canonlib.backends.common import parse_env, render_env
+from canonlib.backends.common import json_object, parse_env, render_env
 from canonlib.files import FileProblem, read_tree_file
 
 DEFAULT_COMPOSE_FILE = "compose.yml"
 _EXPORT = re.compile(r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(['\"]?)([^'\"$`\\;|&]*)\2\s*$")
 _STACK_OK = re.compile(r"[^a-zA-Z0-9_-]")
 STACK_MAX = 40  # docker service names are <= 63 chars: <stack>_<service>
+
+# a compose document as YAML gives it: docker's schema is open-ended and canon writes back every
+# key it read, so a document stays a mapping whose parts are read with :func:`mapping`
+ComposeDoc = dict[str, object]
+mapping = json_object  # a part of a compose document: a mapping, or an empty one
 
 
 def not_a_recipe(tree: Path, tag: str) -> str | None:
@@ -104,7 +108,7 @@ def compose_files(tree: Path, env: Mapping[str, str], tag: str) -> list[Path]:
     return out
 
 
-def parse_compose_files(tree: Path, env: Mapping[str, str], tag: str) -> dict[str, Any]:
+def parse_compose_files(tree: Path, env: Mapping[str, str], tag: str) -> ComposeDoc:
     """Each compose file parses as YAML with a ``services`` mapping; the merged top-level keys.
 
     No interpolation and no schema: that is docker's job (``docker stack config``)
@@ -112,11 +116,11 @@ def parse_compose_files(tree: Path, env: Mapping[str, str], tag: str) -> dict[st
     """
     import yaml  # deferred: ~15 ms that a sweep with nothing to test never needs
 
-    merged: dict[str, Any] = {"services": {}}
+    merged: ComposeDoc = {"services": {}}
     for path in compose_files(tree, env, tag):
         rel = path.relative_to(Path(tree).resolve())
         try:
-            doc = yaml.safe_load(read_tree_file(tree, str(rel)))
+            doc: object = yaml.safe_load(read_tree_file(tree, str(rel)))
         except FileProblem as e:
             raise BackendError("deploy", f"{rel} at {tag} {e}") from None
         except yaml.YAMLError as e:
@@ -128,8 +132,9 @@ def parse_compose_files(tree: Path, env: Mapping[str, str], tag: str) -> dict[st
                 "deploy", f"{rel} at {tag} is not a compose file (no services mapping)"
             )
         for key, value in doc.items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = {**merged[key], **value}
+            have = merged.get(key)
+            if isinstance(value, dict) and isinstance(have, dict):
+                merged[key] = {**have, **value}
             else:
                 merged[key] = value
     if not merged["services"]:
@@ -181,7 +186,7 @@ def _length_hint(env_text: str, key: str) -> str | None:
 
 
 def secret_specs(
-    rendered: Mapping[str, Any],
+    rendered: Mapping[str, object],
     stack: str,
     env: Mapping[str, str],
     env_text: str,
@@ -192,10 +197,10 @@ def secret_specs(
     Compose's external ones plus the meta's.
     """
     specs: dict[str, SecretSpec] = {}
-    for key, spec in (rendered.get("secrets") or {}).items():
+    for key, spec in mapping(rendered.get("secrets")).items():
         if not isinstance(spec, dict) or not spec.get("external"):
             continue  # a file-based secret: docker creates it from the recipe
-        name = spec.get("name") or key
+        name = str(spec.get("name") or key)
         gen = meta_secrets.get(key) or _length_hint(env_text, key)
         specs[key] = SecretSpec(key, name, gen)
     for key, gen in meta_secrets.items():
@@ -209,35 +214,41 @@ def secret_specs(
 # -- labels --------------------------------------------------------------------------
 
 
-def _add_labels(obj: dict[str, Any], key: str, labels: Mapping[str, str]) -> None:
+def _add_labels(obj: dict[str, object], key: str, labels: Mapping[str, str]) -> None:
     current = obj.get(key)
     if isinstance(current, list):
         current = dict(str(x).partition("=")[::2] for x in current)
-    obj[key] = {**(current or {}), **labels}
+    obj[key] = {**mapping(current), **labels}
 
 
-def with_labels(rendered: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+def with_labels(rendered: Mapping[str, object], labels: Mapping[str, str]) -> ComposeDoc:
     """The rendered stack with ``labels`` on every service, container, volume, network,
     config and secret the stack will create (external ones are not the stack's)."""
     import yaml  # deferred: see parse_compose_files
 
-    doc: dict[str, Any] = yaml.safe_load(yaml.safe_dump(dict(rendered)))  # a deep copy
-    for service in (doc.get("services") or {}).values():
+    doc: ComposeDoc = yaml.safe_load(yaml.safe_dump(dict(rendered)))  # a deep copy
+    for service in mapping(doc.get("services")).values():
+        if not isinstance(service, dict):
+            continue
         deploy = service.setdefault("deploy", {})
+        if not isinstance(deploy, dict):
+            deploy = service["deploy"] = {}
         _add_labels(deploy, "labels", labels)
         _add_labels(service, "labels", labels)
     networks = doc.setdefault("networks", {})
-    networks.setdefault("default", {})  # the implicit <stack>_default network
+    if isinstance(networks, dict):
+        networks.setdefault("default", {})  # the implicit <stack>_default network
     for kind in ("volumes", "networks", "configs", "secrets"):
-        for name, spec in list((doc.get(kind) or {}).items()):
-            spec = spec if isinstance(spec, dict) else {}
+        specs = mapping(doc.get(kind))
+        for name, spec in list(specs.items()):
+            spec = mapping(spec)
             if not spec.get("external"):
                 _add_labels(spec, "labels", labels)
-                doc[kind][name] = spec
+                specs[name] = spec
     return doc
 
 
-def literal(doc: Any) -> Any:
+def literal(doc: object) -> object:
     """``$`` escaped as ``$$`` in every key and string, so a rendered stack deploys as rendered
     (``docker stack deploy`` interpolates again; the escape makes that an identity)."""
     if isinstance(doc, dict):
@@ -247,5 +258,5 @@ def literal(doc: Any) -> Any:
     return doc.replace("$", "$$") if isinstance(doc, str) else doc
 
 
-def service_names(rendered: Mapping[str, Any]) -> list[str]:
-    return list((rendered.get("services") or {}).keys())
+def service_names(rendered: Mapping[str, object]) -> list[str]:
+    return [str(name) for name in mapping(rendered.get("services"))]

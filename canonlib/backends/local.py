@@ -28,10 +28,11 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
-from canonlib.backends.base import BackendError, SilentServers, refuse_canonical
+from canonlib.backends.base import BackendError, SilentServers, SlotRecord, refuse_canonical
 from canonlib.backends.boxed import OutsideSlot, find_bwrap, run_boxed
 from canonlib.backends.common import (
     BackendUnavailable,
@@ -190,7 +191,7 @@ class LocalBackend(SilentServers):
                 what=f"{meta.recipe}: probe {cmd!r} in slot {slot}",
             )
 
-        def check(probe: Any) -> str | None:
+        def check(probe: Mapping[str, object]) -> str | None:
             # a write outside the slot is red at once, a missing box no verdict: never retried
             fatal = (OutsideSlot, BackendUnavailable)
             return probe_once(probe, cwd=None, env=env, run=run, fatal=fatal)
@@ -204,10 +205,28 @@ class LocalBackend(SilentServers):
             check=check,
         )
 
-    def _run_boxed(self, slot: str, cmd: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    def _run_boxed(
+        self,
+        slot: str,
+        cmd: str,
+        *,
+        env: Mapping[str, str],
+        timeout: float,
+        step: str,
+        what: str,
+    ) -> subprocess.CompletedProcess[str]:
         """``cmd`` in the box of ``slot``, from its ``app/``: (result, paths written outside)."""
         d = self._slot(slot)
-        return run_boxed(cmd, slot_dir=d, cwd=d / "app", guarded=self.guarded, **kw)
+        return run_boxed(
+            cmd,
+            slot_dir=d,
+            cwd=d / "app",
+            env=env,
+            timeout=timeout,
+            step=step,
+            guarded=self.guarded,
+            what=what,
+        )
 
     # -- data ------------------------------------------------------------------
     def snapshot(self, slot: str) -> str:
@@ -272,7 +291,7 @@ class LocalBackend(SilentServers):
         unreadable (see :meth:`scan_markers`), is left out."""
         return self.scan_markers()[0]
 
-    def deployed(self, slot: str) -> dict[str, Any] | None:
+    def deployed(self, slot: str) -> SlotRecord | None:
         # in the slot, where the release's own code may write: read as untrusted
         return read_record(self._slot(slot) / "deployed.json")
 
@@ -299,7 +318,8 @@ class LocalBackend(SilentServers):
             sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
         )
 
-    def _write_state(self, slot: str, **fields: Any) -> None:
+    def _write_state(self, slot: str, **fields: Unpack[SlotRecord]) -> None:
         d = self._slot(slot)
-        state = {**(self.deployed(slot) or {}), **fields}
+        state = self.deployed(slot) or SlotRecord()
+        state.update(fields)
         write_atomic(d / "deployed.json", json.dumps(state, indent=1, sort_keys=True))

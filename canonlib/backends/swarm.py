@@ -47,11 +47,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from canonlib.backends.base import BackendError, SilentServers, refuse_canonical
+from canonlib.backends.base import BackendError, SilentServers, SlotRecord, refuse_canonical
 from canonlib.backends.common import BackendUnavailable, probe_once, read_env_file, wait_probes
-from canonlib.backends.compose import service_names, stack_name, with_labels
+from canonlib.backends.compose import ComposeDoc, service_names, stack_name, with_labels
 from canonlib.backends.swarm_converge import Convergence
 from canonlib.backends.swarm_docker import Docker
 from canonlib.backends.swarm_exec import exec_step
@@ -107,7 +106,7 @@ class SwarmBackend(SilentServers):
         self.convergence = Convergence(self.docker, self.instance)
         self.volumes = Volumes(self.docker, helper_image)
         # provision -> deploy: (slot, checkout) -> (rendered stack, .env text)
-        self._rendered: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+        self._rendered: dict[tuple[str, str], tuple[ComposeDoc, str]] = {}
 
     @classmethod
     def from_config(
@@ -153,7 +152,7 @@ class SwarmBackend(SilentServers):
             marker = replace(marker, server=self.server)
         self.records.mark(slot, marker)
 
-    def deployed(self, slot: str) -> dict[str, Any] | None:
+    def deployed(self, slot: str) -> SlotRecord | None:
         return self.records.deployed(slot)
 
     def slots(self) -> list[str]:
@@ -245,7 +244,7 @@ class SwarmBackend(SilentServers):
             check=lambda probe: self._probe(slot, probe, env),
         )
 
-    def _probe(self, slot: str, probe: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    def _probe(self, slot: str, probe: Mapping[str, object], env: Mapping[str, str]) -> str | None:
         """:func:`.common.probe_once`, a ``cmd`` probe run inside the slot's container; an engine
         that is gone (confirmed by :class:`.swarm_docker.Docker`) is no verdict, never retried."""
         return probe_once(

@@ -14,18 +14,19 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from canonlib.backends.base import BackendError
+from canonlib.backends.common import json_object
 from canonlib.backends.compose import stack_name
-from canonlib.backends.swarm_docker import LABEL_INSTANCE, LABEL_SLOT, Docker
+from canonlib.backends.swarm_docker import LABEL_INSTANCE, LABEL_SLOT, Docker, Inspected
 from canonlib.backends.swarm_render import DEPS_FILE, STACK_FILE
 
 STABLE_S = 3.0  # a converged slot's tasks stay the same this long
 
 
 def convergence_problem(
-    services: list[dict[str, Any]], counts: Mapping[str, tuple[int, int]]
+    services: list[Inspected], counts: Mapping[str, tuple[int, int]]
 ) -> str | None:
     """None when every service has all its tasks running and no update in flight, else why not.
 
@@ -35,15 +36,15 @@ def convergence_problem(
     if not services:
         return "no services"
     for s in services:
-        name = s["Spec"]["Name"]
-        running, desired = counts.get(s["ID"], (0, 0))
-        update = (s.get("UpdateStatus") or {}).get("State")
+        name = s.name
+        running, desired = counts.get(s.id, (0, 0))
+        update = s.update_state
         if update in ("paused", "rollback_completed", "rollback_paused"):
-            msg = (s.get("UpdateStatus") or {}).get("Message", "")
+            msg = s.update_message
             return f"service {name}: update {update}{': ' + msg if msg else ''}"
         if update in ("updating", "rollback_started"):
             return f"service {name}: update in progress"
-        if "ReplicatedJob" in s["Spec"].get("Mode", {}) or "GlobalJob" in s["Spec"].get("Mode", {}):
+        if "ReplicatedJob" in s.mode or "GlobalJob" in s.mode:
             continue
         if desired == 0 or running < desired:
             return f"service {name}: {running}/{desired} tasks running"
@@ -51,10 +52,10 @@ def convergence_problem(
 
 
 def _full_ids(
-    services: list[dict[str, Any]], short: Mapping[str, tuple[int, int]]
+    services: list[Inspected], short: Mapping[str, tuple[int, int]]
 ) -> dict[str, tuple[int, int]]:
     """``docker service ls`` counts (short IDs) keyed by the inspected services' full IDs."""
-    return {s["ID"]: c for s in services for sid, c in short.items() if s["ID"].startswith(sid)}
+    return {s.id: c for s in services for sid, c in short.items() if s.id.startswith(sid)}
 
 
 def _replicas(text: str) -> tuple[int, int]:
@@ -74,7 +75,7 @@ class _Poll:
     running tasks (None unless every service converged and all its tasks run), and why not."""
 
     short: dict[str, tuple[int, int]]
-    services: list[dict[str, Any]]
+    services: list[Inspected]
     tasks: frozenset[str] | None
     problem: str | None
 
@@ -212,14 +213,14 @@ class Convergence:
         ]
         return frozenset(ids) if ids and len(ids) == len(rows) else None
 
-    def _task_error(self, services: list[dict[str, Any]]) -> str:
+    def _task_error(self, services: list[Inspected]) -> str:
         """The newest task error among the slot's services, for the failure message."""
         worst = ""
         for s in services:
             rows = self.docker.run(
                 "service",
                 "ps",
-                s["ID"],
+                s.id,
                 "--no-trunc",
                 "--format",
                 "{{json .}}",
@@ -228,10 +229,12 @@ class Convergence:
             ).stdout.splitlines()
             for row in rows:  # newest first
                 with contextlib.suppress(ValueError):
-                    t = json.loads(row)
-                    if t.get("Error"):
-                        state = t.get("CurrentState", "")
-                        return f"; last task error of {s['Spec']['Name']}: {t['Error']} ({state})"
-                    if not worst and not t.get("CurrentState", "").startswith("Running"):
-                        worst = f"; task of {s['Spec']['Name']}: {t.get('CurrentState', '')}"
+                    t: object = json.loads(row)
+                    task = json_object(t)
+                    error, current = task.get("Error"), task.get("CurrentState", "")
+                    state = current if isinstance(current, str) else ""
+                    if error:
+                        return f"; last task error of {s.name}: {error} ({state})"
+                    if not worst and not state.startswith("Running"):
+                        worst = f"; task of {s.name}: {state}"
         return worst

@@ -12,11 +12,11 @@ import json
 import os
 import subprocess
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from canonlib.backends.base import BackendError
-from canonlib.backends.common import BackendUnavailable, run_group
+from canonlib.backends.common import BackendUnavailable, json_object, run_group
 
 RECORD = "canon.record"
 # what the docker CLI says when its engine is gone (killed, its socket refused, its host down);
@@ -30,6 +30,39 @@ GONE = (
 )
 LABEL_SLOT = "canon.slot"
 LABEL_INSTANCE = "canon.instance"
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """One object as ``docker inspect`` shows it (a config, a secret, a service), narrowed to
+    what canon reads of it; a part it lacks (or of another type) reads as empty."""
+
+    id: str  # ID
+    name: str  # Spec.Name ("?" when it has none)
+    labels: dict[str, str]  # Spec.Labels
+    data: str  # Spec.Data: a config's bytes, base64 ("" when none)
+    mode: frozenset[str]  # the keys of a service's Spec.Mode (Replicated, ReplicatedJob …)
+    update_state: str | None  # a service's UpdateStatus.State
+    update_message: str  # a service's UpdateStatus.Message
+
+    @classmethod
+    def from_json(cls, doc: object) -> Inspected:
+        d = json_object(doc)
+        spec = json_object(d.get("Spec"))
+        update = json_object(d.get("UpdateStatus"))
+        ident, name, data = d.get("ID"), spec.get("Name"), spec.get("Data")
+        state, message = update.get("State"), update.get("Message")
+        return cls(
+            id=ident if isinstance(ident, str) else "",
+            name=name if isinstance(name, str) else "?",
+            labels={
+                str(k): v for k, v in json_object(spec.get("Labels")).items() if isinstance(v, str)
+            },
+            data=data if isinstance(data, str) else "",
+            mode=frozenset(str(k) for k in json_object(spec.get("Mode"))),
+            update_state=state if isinstance(state, str) else None,
+            update_message=message if isinstance(message, str) else "",
+        )
 
 
 def label_filters(labels: Mapping[str, str]) -> list[str]:
@@ -156,14 +189,12 @@ class Docker:
             return self.lines("ps", "-aq", *filters, step=step)
         return self.lines(kind, "ls", "-q", *filters, step=step)
 
-    def inspect(self, kind: str, ids: Iterable[str], step: str) -> list[dict[str, Any]]:
+    def inspect(self, kind: str, ids: Iterable[str], step: str) -> list[Inspected]:
         ids = list(ids)
         if not ids:
             return []
-        found: list[dict[str, Any]] = json.loads(
-            self.run(kind, "inspect", *ids, step=step).stdout or "[]"
-        )
-        return found
+        found: object = json.loads(self.run(kind, "inspect", *ids, step=step).stdout or "[]")
+        return [Inspected.from_json(doc) for doc in found] if isinstance(found, list) else []
 
     def check_swarm(self) -> None:
         """The engine answers, is a manager, and its swarm is active; or one line saying what to

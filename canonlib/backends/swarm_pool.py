@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
-from canonlib.backends.base import BackendError
+from canonlib.backends.base import BackendError, SlotRecord
 from canonlib.backends.common import BackendUnavailable
 from canonlib.backends.swarm import SwarmBackend
 from canonlib.config import Config, ConfigError
+from canonlib.recipe.meta import RecipeMeta
 from canonlib.state.marker import SlotMarker
 
 
@@ -189,23 +189,25 @@ class SwarmPool:
             self._where[slot] = marker.server
         self._of(slot, new=True).mark(slot, marker)
 
-    def deployed(self, slot: str) -> dict[str, Any] | None:
+    def deployed(self, slot: str) -> SlotRecord | None:
         try:
             return self._of(slot).deployed(slot)
         except BackendError:
             return None
 
     # -- the slot's life: on the server it lives on ----------------------------------------
-    def provision(self, slot: str, checkout: Path, meta: Any) -> None:
+    def provision(self, slot: str, checkout: Path, meta: RecipeMeta) -> None:
         self._of(slot, new=True).provision(slot, checkout, meta)
 
-    def deploy(self, slot: str, checkout: Path, meta: Any, *, version: str, commit: str) -> None:
+    def deploy(
+        self, slot: str, checkout: Path, meta: RecipeMeta, *, version: str, commit: str
+    ) -> None:
         self._of(slot, new=True).deploy(slot, checkout, meta, version=version, commit=commit)
 
-    def run_install_steps(self, slot: str, meta: Any) -> None:
+    def run_install_steps(self, slot: str, meta: RecipeMeta) -> None:
         self._of(slot).run_install_steps(slot, meta)
 
-    def wait_ready(self, slot: str, meta: Any) -> None:
+    def wait_ready(self, slot: str, meta: RecipeMeta) -> None:
         self._of(slot).wait_ready(slot, meta)
 
     def snapshot(self, slot: str) -> str:

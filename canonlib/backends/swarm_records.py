@@ -13,13 +13,19 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import NoReturn, Unpack
 
-from canonlib.backends.base import BackendError
-from canonlib.backends.common import BackendUnavailable
+from canonlib.backends.base import BackendError, SlotRecord
+from canonlib.backends.common import BackendUnavailable, json_object, slot_record
 from canonlib.backends.compose import stack_name
-from canonlib.backends.swarm_docker import LABEL_INSTANCE, LABEL_SLOT, RECORD, Docker, label_args
+from canonlib.backends.swarm_docker import (
+    LABEL_INSTANCE,
+    LABEL_SLOT,
+    RECORD,
+    Docker,
+    Inspected,
+    label_args,
+)
 from canonlib.files import FileProblem, parse_json
 from canonlib.state.marker import (
     COLD,
@@ -32,21 +38,25 @@ from canonlib.state.marker import (
 )
 
 
-def record_data(rec: Mapping[str, Any]) -> dict[str, Any]:
+def record_data(rec: Inspected) -> dict[str, object]:
     """A record's data: ``{"marker": …, "deployed": …}`` (``{}`` when it has none)."""
-    data: dict[str, Any] = json.loads(base64.b64decode(rec["Spec"].get("Data") or b"e30=") or "{}")
-    return data
+    return json_object(json.loads(base64.b64decode(rec.data or b"e30=") or "{}"))
 
 
-def record_marker(rec: Mapping[str, Any], slot: str) -> SlotMarker:
+def record_deployed(rec: Inspected) -> SlotRecord:
+    """What a record says is deployed (``{}`` when it says nothing)."""
+    return slot_record(record_data(rec).get("deployed")) or SlotRecord()
+
+
+def record_marker(rec: Inspected, slot: str) -> SlotMarker:
     """The marker in a slot's record, read as untrusted (size, depth, schema): MarkerProblem
     naming the slot and the record when it is not one canon would write."""
-    where = f"record {rec.get('Spec', {}).get('Name', '?')}"
-    data = rec.get("Spec", {}).get("Data") or ""
+    where = f"record {rec.name}"
+    data = rec.data
     if len(data) > 2 * MARKER_CAP:
         raise MarkerProblem(f"slot {slot}: marker {where} is {len(data)} bytes; not read")
     try:
-        doc = parse_json(base64.b64decode(data or b"e30="))
+        doc: object = parse_json(base64.b64decode(data or b"e30="))
     except (FileProblem, ValueError) as e:
         raise MarkerProblem(f"slot {slot}: marker {where} {e}; not read") from None
     if not isinstance(doc, dict):
@@ -66,7 +76,7 @@ class Records:
         self.docker = docker
         self.instance = instance
         self.run_id = run_id
-        self._cache: dict[str, dict[str, Any] | None] = {}  # slot -> its newest record
+        self._cache: dict[str, Inspected | None] = {}  # slot -> its newest record
 
     def sel(self, slot: str | None = None) -> dict[str, str]:
         """The labels that select this canon's objects (of one slot)."""
@@ -84,7 +94,7 @@ class Records:
             "canon.run_id": run_id,
         }
 
-    def all(self, slot: str | None = None) -> list[dict[str, Any]]:
+    def all(self, slot: str | None = None) -> list[Inspected]:
         """This canon instance's record configs (newest last), for one slot or all of them."""
         want = {RECORD: "1", **self.sel(slot)}
         for attempt in range(5):
@@ -99,9 +109,9 @@ class Records:
                 # a promote on this server while a cold run lists its slots): list again
                 if "not found" not in str(e) or attempt == 4:
                     raise
-        return sorted(docs, key=lambda d: (d["Spec"]["Labels"].get("canon.seq", ""), d["ID"]))
+        return sorted(docs, key=lambda d: (d.labels.get("canon.seq", ""), d.id))
 
-    def newest(self, slot: str) -> dict[str, Any] | None:
+    def newest(self, slot: str) -> Inspected | None:
         """The slot's newest record; cached: a slot's records are written by the one run that
         made it."""
         if slot not in self._cache:  # None: known to have none
@@ -113,11 +123,11 @@ class Records:
         """Drop the cached record of a slot whose records are gone."""
         self._cache.pop(slot, None)
 
-    def write(self, slot: str, marker: SlotMarker, deployed: Mapping[str, Any] | None) -> None:
+    def write(self, slot: str, marker: SlotMarker, deployed: SlotRecord | None) -> None:
         """A new record for the slot, then the old one removed."""
         seq = f"{time.time_ns():016x}"
         rec = self.newest(slot)
-        old = [rec["ID"]] if rec else []
+        old = [rec.id] if rec else []
         labels = {
             **marker.labels(),
             RECORD: "1",
@@ -131,14 +141,15 @@ class Records:
         new_id = self.docker.run(
             "config", "create", *label_args(labels), name, "-", input=data, step="marker"
         ).stdout.strip()
-        self._cache[slot] = {
-            "ID": new_id,
-            "Spec": {
-                "Name": name,
-                "Labels": labels,
-                "Data": base64.b64encode(data.encode()).decode(),
-            },
-        }
+        self._cache[slot] = Inspected(
+            id=new_id,
+            name=name,
+            labels=labels,
+            data=base64.b64encode(data.encode()).decode(),
+            mode=frozenset(),
+            update_state=None,
+            update_message="",
+        )
         if old:
             self.docker.run("config", "rm", *old, step="marker", check=False)
 
@@ -153,9 +164,9 @@ class Records:
 
     def scan_markers(self) -> tuple[dict[str, SlotMarker], dict[str, str]]:
         """(every slot's newest readable marker, one line per slot whose marker is not)."""
-        newest: dict[str, dict[str, Any]] = {}
+        newest: dict[str, Inspected] = {}
         for rec in self.all():
-            newest[rec["Spec"]["Labels"][LABEL_SLOT]] = rec
+            newest[rec.labels[LABEL_SLOT]] = rec
         out, bad = {}, {}
         for slot, rec in sorted(newest.items()):
             try:
@@ -169,11 +180,11 @@ class Records:
         return self.scan_markers()[0]
 
     def slots(self) -> list[str]:
-        return sorted({r["Spec"]["Labels"][LABEL_SLOT] for r in self.all()})
+        return sorted({r.labels[LABEL_SLOT] for r in self.all()})
 
     def mark(self, slot: str, marker: SlotMarker) -> None:
         rec = self.newest(slot)
-        self.write(slot, marker, record_data(rec).get("deployed") if rec else None)
+        self.write(slot, marker, record_deployed(rec) if rec else None)
 
     def ensure_marker(self, slot: str, recipe: str) -> SlotMarker:
         """A slot made without :meth:`mark` (a harness's cold slot) gets one before anything
@@ -192,21 +203,23 @@ class Records:
             self.write(slot, m, None)
         return m
 
-    def deployed(self, slot: str) -> dict[str, Any] | None:
+    def deployed(self, slot: str) -> SlotRecord | None:
         """What the slot's record says is deployed, or None when nothing (with a commit) is."""
         rec = self.newest(slot)
-        dep = record_data(rec).get("deployed") if rec else None
+        dep = record_deployed(rec) if rec else None
         return dep if dep and dep.get("commit") else None
 
     def services(self, slot: str) -> list[str]:
         """The service names the slot's last deploy recorded."""
         rec = self.newest(slot)
-        return record_data(rec).get("deployed", {}).get("services", []) if rec else []
+        return record_deployed(rec).get("services", []) if rec else []
 
-    def set_deployed(self, slot: str, **fields: Any) -> None:
+    def set_deployed(self, slot: str, **fields: Unpack[SlotRecord]) -> None:
         """The slot's deployed record updated with ``fields`` (its marker unchanged)."""
         rec = self.newest(slot)
         if rec is None:
             missing(slot)
         marker = SlotMarker.from_dict(record_data(rec)["marker"])
-        self.write(slot, marker, {**record_data(rec).get("deployed", {}), **fields})
+        deployed = record_deployed(rec)
+        deployed.update(fields)
+        self.write(slot, marker, deployed)

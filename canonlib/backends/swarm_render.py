@@ -15,11 +15,18 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from canonlib.backends.base import BackendError
 from canonlib.backends.common import generate_secret
-from canonlib.backends.compose import app_env, compose_files, literal, secret_specs, stack_name
+from canonlib.backends.compose import (
+    ComposeDoc,
+    app_env,
+    compose_files,
+    literal,
+    mapping,
+    secret_specs,
+    stack_name,
+)
 from canonlib.backends.swarm_docker import LABEL_SLOT, Docker, label_args
 from canonlib.recipe.meta import RecipeMeta
 
@@ -44,7 +51,7 @@ def docker_env(app: Mapping[str, str]) -> dict[str, str]:
 
 def render(
     docker: Docker, slot: str, checkout: Path, meta: RecipeMeta, tag: str, domain: str
-) -> tuple[dict[str, Any], str, dict[str, str]]:
+) -> tuple[ComposeDoc, str, dict[str, str]]:
     """(rendered stack, .env text, env): ``docker stack config`` over COMPOSE_FILE."""
     import yaml  # deferred: ~15 ms that a sweep with nothing to test never needs
 
@@ -67,15 +74,15 @@ def render(
         names = ", ".join(str(f.relative_to(Path(checkout).resolve())) for f in files)
         raise BackendError("deploy", f"docker rejects {names} at {tag}: {r.stderr.strip()[-600:]}")
     try:
-        rendered = yaml.safe_load(r.stdout)
+        rendered: object = yaml.safe_load(r.stdout)
     except yaml.YAMLError as e:  # docker printed what it accepted; this would be a docker bug
         raise BackendError("deploy", f"docker stack config output does not parse: {e}") from None
-    return rendered, env_text, env
+    return mapping(rendered), env_text, env
 
 
-def only_deps(doc: Mapping[str, Any], meta: RecipeMeta) -> dict[str, Any]:
+def only_deps(doc: Mapping[str, object], meta: RecipeMeta) -> ComposeDoc:
     """``doc`` with only the services the meta's DEPS name, or an error naming the ones it lacks."""
-    services = doc.get("services") or {}
+    services = mapping(doc.get("services"))
     missing = [d for d in meta.DEPS if d not in services]
     if missing:
         raise BackendError(
@@ -91,7 +98,7 @@ def only_deps(doc: Mapping[str, Any], meta: RecipeMeta) -> dict[str, Any]:
 def create_secrets(
     docker: Docker,
     slot: str,
-    rendered: Mapping[str, Any],
+    rendered: Mapping[str, object],
     env: Mapping[str, str],
     env_text: str,
     meta: RecipeMeta,
@@ -105,7 +112,7 @@ def create_secrets(
     for spec in secret_specs(rendered, stack_name(slot), env, env_text, meta.SECRETS):
         if spec.name in names:
             have = docker.inspect("secret", [spec.name], "provision")[0]
-            if have["Spec"].get("Labels", {}).get(LABEL_SLOT) != slot:
+            if have.labels.get(LABEL_SLOT) != slot:
                 raise BackendError(
                     "provision",
                     f"secret {spec.name} exists and is not slot {slot}'s: "
@@ -126,9 +133,7 @@ def create_secrets(
         )
 
 
-def write_stack(
-    d: Path, doc: dict[str, Any], env_text: str, checkout: Path, meta: RecipeMeta
-) -> None:
+def write_stack(d: Path, doc: ComposeDoc, env_text: str, checkout: Path, meta: RecipeMeta) -> None:
     """The labelled stack ``doc`` in ``d``: its ``.env``, pinned files, the stack, the DEPS
     stack."""
     d.mkdir(parents=True, exist_ok=True)
@@ -143,16 +148,16 @@ def write_stack(
         deps.write_text(json.dumps(literal(only_deps(doc, meta)), indent=1) + "\n")
 
 
-def pin_files(doc: dict[str, Any], dest: Path, checkout: Path) -> None:
+def pin_files(doc: ComposeDoc, dest: Path, checkout: Path) -> None:
     """Copy the files configs and secrets are made from next to the rendered stack, so a later
     redeploy of the slot (restore, wipe) does not need the checkout."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     root = checkout.resolve()
     for kind in ("configs", "secrets"):
-        for name, spec in (doc.get(kind) or {}).items():
+        for name, spec in mapping(doc.get(kind)).items():
             if isinstance(spec, dict) and spec.get("file"):
-                src = Path(spec["file"]).resolve()
+                src = Path(str(spec["file"])).resolve()
                 if root not in src.parents:
                     raise BackendError(
                         "deploy", f"{kind} {name}: file {spec['file']} is outside the recipe"

@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from canonlib.errors import CanonError, one_line, os_error_message, sqlite_message
 from canonlib.term import visible
@@ -67,7 +67,7 @@ class QuietStream:
         except (OSError, ValueError):
             _silence(self.stream)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self.stream, name)
 
 

@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from canonlib import term
 from canonlib.claims import Claim, claim_lines
@@ -37,7 +36,7 @@ exit codes:
 class CanonParser(argparse.ArgumentParser):
     """argparse, plus "did you mean" for an invalid choice (subcommands included)."""
 
-    def _check_value(self, action: argparse.Action, value: Any) -> None:
+    def _check_value(self, action: argparse.Action, value: object) -> None:
         if action.choices is not None and value not in action.choices:
             choices = [str(c) for c in action.choices]
             raise argparse.ArgumentError(
@@ -68,7 +67,7 @@ def add_quiet_failed(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def print_json(value: Any) -> None:
+def print_json(value: object) -> None:
     print(json.dumps(value, indent=1, sort_keys=True, default=str))
 
 

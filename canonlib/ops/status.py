@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from canonlib.backends import Backend, make_backend
 from canonlib.config import Config
@@ -21,7 +21,34 @@ def age_days(promoted_at: str, now: datetime) -> float:
     return round((now - then).total_seconds() / 86400, 1)
 
 
-def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, Any]]:
+class StatusRow(TypedDict):
+    """A row of ``canon status``: a recipe of the fleet or the registry, its canonical."""
+
+    recipe: str
+    enrolled: bool
+    canonical: str | None
+    commit: str | None
+    deployment: str | None
+    server: str | None
+    promoted_at: str | None
+    age_days: float | None
+    hold: str | None
+    pin: str | None
+    last_label: str | None
+    incident: str | None
+    source: str | None
+    error: str | None
+
+
+class PinRow(TypedDict):
+    """A row of ``canon pins``: a pin the dynamic upgrade base makes redundant."""
+
+    recipe: str
+    pin: str
+    meta: str
+
+
+def status_rows(config: Config, now: datetime | None = None) -> list[StatusRow]:
     now = now or datetime.now(UTC)
     fleet = discover(config.fleet)
     metas = {r.name: r for r in fleet.recipes}
@@ -40,7 +67,7 @@ def status_rows(config: Config, now: datetime | None = None) -> list[dict[str, A
     canon.update(from_markers)
     slots = _slots(backend) if canon else None
     down = _down_servers(config, backend, found)
-    rows = []
+    rows: list[StatusRow] = []
     for name in sorted(metas.keys() | canon.keys()):
         fr, c = metas.get(name), canon.get(name)
         meta = fr.meta if fr else None
@@ -152,10 +179,10 @@ def _incident(config: Config, c: Canonical | None) -> str | None:
     return canonical_incident(c, {c.tag: now} if now else {})
 
 
-def redundant_pins(config: Config) -> list[dict[str, Any]]:
+def redundant_pins(config: Config) -> list[PinRow]:
     """Pins equal to the canonical: the dynamic upgrade base already gives that version."""
     fleet = discover(config.fleet)
-    out = []
+    out: list[PinRow] = []
     with Registry.open(config.db_path) as reg:
         for fr in fleet.recipes:
             pin = fr.meta.UPGRADE_BASE_VERSION if fr.meta else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from canonlib.config import Config
 from canonlib.files import tree_size
@@ -23,11 +23,21 @@ class DiskRow:
         return self.mirror_bytes + self.slot_bytes
 
 
+class DiskReport(TypedDict):
+    """:func:`disk_report`: the rows, the shared parts (name -> bytes), their total, the budget."""
+
+    rows: list[DiskRow]
+    shared: dict[str, int]
+    total: int
+    budget: int
+    within_budget: bool
+
+
 def _size(p: Path) -> int:
     return tree_size(p) if p.exists() else 0
 
 
-def disk_report(config: Config) -> dict[str, Any]:
+def disk_report(config: Config) -> DiskReport:
     """Per recipe: mirror, canonical slot (with snapshots), snapshots alone; and shared totals."""
     recipes = sorted({p.name.removesuffix(".git") for p in config.mirrors_dir.glob("*.git")})
     with Registry.open(config.db_path) as reg:

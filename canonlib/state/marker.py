@@ -17,9 +17,9 @@ import os
 import re
 import secrets
 from collections.abc import Container, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict, Unpack
 
 from canonlib.files import FileProblem, read_json_file
 
@@ -38,8 +38,8 @@ class MarkerProblem(ValueError):
     """A marker that does not fit the schema; the words fit after "marker ... "."""
 
 
-def _check(d: object) -> dict[str, Any]:
-    """The marker's fields from ``d``, checked for type and form (MarkerProblem when not)."""
+def _check(d: object) -> SlotMarker:
+    """The marker in ``d``, its fields checked for type and form (MarkerProblem when not)."""
     if not isinstance(d, Mapping):
         raise MarkerProblem(f"is a JSON {type(d).__name__}, not an object")
     missing = [k for k in _REQUIRED if k not in d]
@@ -47,7 +47,8 @@ def _check(d: object) -> dict[str, Any]:
         raise MarkerProblem(f"lacks {', '.join(missing)}")
     known = {f.name for f in fields(SlotMarker)}
     optional = {f.name for f in fields(SlotMarker) if f.default is None}  # str | None fields
-    values = {k: v for k, v in d.items() if k in known}
+    values: dict[str, object] = {k: v for k, v in d.items() if k in known}
+    text: dict[str, str] = {}  # every field but promotion_id that is a string
     for k, v in values.items():
         if k == "promotion_id":
             continue
@@ -57,18 +58,61 @@ def _check(d: object) -> dict[str, Any]:
             raise MarkerProblem(f"has {k} of type {type(v).__name__}; a string is expected")
         if len(v) > _LONGEST:
             raise MarkerProblem(f"has a {k} of {len(v)} characters; the limit is {_LONGEST}")
+        text[k] = v
     for k in ("slot", "recipe"):
-        if not _NAME.fullmatch(values[k]) or ".." in values[k]:
-            raise MarkerProblem(f"has {k} {values[k][:80]!r}, which is not a name canon makes")
-    if values["role"] not in ROLES:
-        raise MarkerProblem(f"has role {values['role'][:40]!r}, not one of {', '.join(ROLES)}")
+        if not _NAME.fullmatch(text[k]) or ".." in text[k]:
+            raise MarkerProblem(f"has {k} {text[k][:80]!r}, which is not a name canon makes")
+    if text["role"] not in ROLES:
+        raise MarkerProblem(f"has role {text['role'][:40]!r}, not one of {', '.join(ROLES)}")
     pid = values.get("promotion_id")
     if isinstance(pid, str) and re.fullmatch(r"[0-9]{1,18}", pid):  # labels carry strings
         pid = int(pid)
-    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid < 1):
+    promotion_id: int | None = None
+    if isinstance(pid, int) and not isinstance(pid, bool) and pid >= 1:
+        promotion_id = pid
+    elif pid is not None:
         raise MarkerProblem(f"has promotion_id {str(pid)[:40]!r}; a positive integer is expected")
-    values["promotion_id"] = pid
-    return values
+    return SlotMarker(
+        slot=text["slot"],
+        recipe=text["recipe"],
+        role=text["role"],
+        version=text["version"],
+        commit=text["commit"],
+        run_id=text.get("run_id"),
+        created_at=text.get("created_at", ""),
+        promotion_id=promotion_id,
+        promotion_hash=text.get("promotion_hash"),
+        previous_slot=text.get("previous_slot"),
+        canon_version=text.get("canon_version"),
+        server=text.get("server"),
+    )
+
+
+class MarkerJSON(TypedDict):
+    """A :class:`SlotMarker` as JSON (a marker file, a swarm record's ``marker``)."""
+
+    slot: str
+    recipe: str
+    role: str
+    version: str
+    commit: str
+    run_id: str | None
+    created_at: str
+    promotion_id: int | None
+    promotion_hash: str | None
+    previous_slot: str | None
+    canon_version: str | None
+    server: str | None
+
+
+class MarkerChanges(TypedDict, total=False):
+    """What :meth:`SlotMarker.as_role` may change besides the role."""
+
+    run_id: str | None
+    promotion_id: int | None
+    promotion_hash: str | None
+    previous_slot: str | None
+    server: str | None
 
 
 @dataclass(frozen=True)
@@ -92,15 +136,28 @@ class SlotMarker:
         if self.role not in ROLES:
             raise ValueError(f"slot marker role {self.role!r} is not one of {', '.join(ROLES)}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> MarkerJSON:
+        return MarkerJSON(
+            slot=self.slot,
+            recipe=self.recipe,
+            role=self.role,
+            version=self.version,
+            commit=self.commit,
+            run_id=self.run_id,
+            created_at=self.created_at,
+            promotion_id=self.promotion_id,
+            promotion_hash=self.promotion_hash,
+            previous_slot=self.previous_slot,
+            canon_version=self.canon_version,
+            server=self.server,
+        )
 
     @classmethod
     def from_dict(cls, d: object) -> SlotMarker:
         """The marker in ``d`` (parsed JSON someone else may have written): tolerant of keys a
         newer canon added, :class:`MarkerProblem` (a ValueError) for anything that does not fit
         the schema: not an object, a field missing or of the wrong type, an unknown role."""
-        return cls(**_check(d))
+        return _check(d)
 
     def labels(self) -> dict[str, str]:
         """Flat string labels (``canon.recipe`` …) for backends that carry markers as labels."""
@@ -116,7 +173,7 @@ class SlotMarker:
             return None
         return cls.from_dict(d)
 
-    def as_role(self, role: str, **changes: Any) -> SlotMarker:
+    def as_role(self, role: str, **changes: Unpack[MarkerChanges]) -> SlotMarker:
         return replace(self, role=role, **changes)
 
     @property

@@ -16,11 +16,11 @@ import re
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from canonlib.errors import CanonError, StateError, sqlite_state_message
 from canonlib.faults import point
@@ -32,7 +32,7 @@ from canonlib.files import (
     write_atomic,
 )
 from canonlib.state.marker import utcnow as utcnow  # re-exported: the registry's clock
-from canonlib.state.row import ResultRow
+from canonlib.state.row import ResultRow, RowJSON
 
 GENESIS = "0" * 64
 DB_NAME = "canon.db"
@@ -247,19 +247,77 @@ class Promotion:
     hash: str
     kind: str = "promote"
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> PromotionBody:
         """The hashed part: every field but ``hash`` (``prev_hash`` included).
 
         ``kind`` is hashed only when it is not the default "promote", so rows
         written before it existed keep their hashes."""
-        d = asdict(self)
-        del d["hash"]
-        if d["kind"] == "promote":
-            del d["kind"]
+        d = PromotionBody(
+            id=self.id,
+            recipe=self.recipe,
+            version=self.version,
+            tag=self.tag,
+            commit=self.commit,
+            deployment=self.deployment,
+            previous_version=self.previous_version,
+            previous_commit=self.previous_commit,
+            promoted_at=self.promoted_at,
+            run_id=self.run_id,
+            prev_hash=self.prev_hash,
+        )
+        if self.kind != "promote":
+            d["kind"] = self.kind
         return d
 
 
-def promotion_hash(body: dict[str, Any]) -> str:
+class PromotionBody(TypedDict):
+    """The hashed part of a :class:`Promotion` (:meth:`Promotion.body`)."""
+
+    id: int
+    recipe: str
+    version: str
+    tag: str
+    commit: str
+    deployment: str | None
+    previous_version: str | None
+    previous_commit: str | None
+    promoted_at: str
+    run_id: str | None
+    prev_hash: str
+    kind: NotRequired[str]  # only when it is not "promote"
+
+
+class RunJSON(TypedDict):
+    """A row of the registry's ``runs`` table (:data:`RUN_FIELDS`)."""
+
+    run_id: str
+    kind: str
+    started_at: str
+    finished_at: str | None
+    code_version: str | None
+    code_commit: str | None
+    fleet_path: str | None
+    fleet_commit: str | None
+    config_hash: str | None
+    status: str
+
+
+def _run(row: sqlite3.Row) -> RunJSON:
+    return RunJSON(
+        run_id=row["run_id"],
+        kind=row["kind"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        code_version=row["code_version"],
+        code_commit=row["code_commit"],
+        fleet_path=row["fleet_path"],
+        fleet_commit=row["fleet_commit"],
+        config_hash=row["config_hash"],
+        status=row["status"],
+    )
+
+
+def promotion_hash(body: PromotionBody) -> str:
     blob = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -272,7 +330,8 @@ class ChainCheck:
     problems: list[str]
 
 
-def _promotion(row: sqlite3.Row | Mapping[str, Any]) -> Promotion:
+def _promotion(row: sqlite3.Row) -> Promotion:
+    """A ``promotions`` row (a backup's from before ``kind`` existed: "promote")."""
     return Promotion(
         row["id"],
         row["recipe"],
@@ -286,7 +345,7 @@ def _promotion(row: sqlite3.Row | Mapping[str, Any]) -> Promotion:
         row["run_id"],
         row["prev_hash"],
         row["hash"],
-        row["kind"],
+        row["kind"] if "kind" in row.keys() else "promote",  # noqa: SIM118 (a Row's `in` is its values)
     )
 
 
@@ -420,7 +479,7 @@ class Registry:
             prev = c.execute("SELECT * FROM canonicals WHERE recipe = ?", (recipe,)).fetchone()
             last = c.execute("SELECT hash FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
             next_id = c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM promotions").fetchone()[0]
-            body = dict(
+            body = PromotionBody(
                 id=next_id,
                 recipe=recipe,
                 version=version,
@@ -526,7 +585,9 @@ class Registry:
         return ChainCheck(not problems, prev, len(promos), problems)
 
     # -- runs and results ----------------------------------------------------
-    def start_run(self, run_id: str, kind: str, *, now: str | None = None, **info: Any) -> None:
+    def start_run(
+        self, run_id: str, kind: str, *, now: str | None = None, **info: str | None
+    ) -> None:
         with _DamageGuard(self.path):
             row = {k: info.get(k) for k in RUN_FIELDS}
             row.update(run_id=run_id, kind=kind, started_at=now or utcnow(), status="running")
@@ -562,20 +623,20 @@ class Registry:
             rows = [r[0] for r in self._conn.execute("PRAGMA quick_check")]
             return None if rows == ["ok"] else "; ".join(rows[:3])
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def run(self, run_id: str) -> RunJSON | None:
         with _DamageGuard(self.path):
             row = self._conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            return dict(row) if row else None
+            return _run(row) if row else None
 
-    def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def runs(self, kind: str | None = None) -> list[RunJSON]:
         args: tuple[str, ...]
         with _DamageGuard(self.path):
             q, args = "SELECT * FROM runs", ()
             if kind:
                 q, args = q + " WHERE kind = ?", (kind,)
-            return [dict(r) for r in self._conn.execute(q + " ORDER BY started_at, run_id", args)]
+            return [_run(r) for r in self._conn.execute(q + " ORDER BY started_at, run_id", args)]
 
-    def record_result(self, run_id: str, row: ResultRow | Mapping[str, Any]) -> None:
+    def record_result(self, run_id: str, row: ResultRow | RowJSON) -> None:
         """Store ``run_id``'s row for its recipe (a mapping: one that names only some keys)."""
         got = row.to_dict() if isinstance(row, ResultRow) else row
         with _DamageGuard(self.path):
@@ -702,9 +763,7 @@ def read_file_facts(path: str | os.PathLike[str]) -> tuple[str | None, list[Prom
             ident = row[0] if row else None
         with contextlib.suppress(sqlite3.Error):
             for r in conn.execute("SELECT * FROM promotions ORDER BY id"):
-                d = dict(r)
-                d.setdefault("kind", "promote")
-                p = _promotion(d)
+                p = _promotion(r)
                 if promotion_hash(p.body()) == p.hash:
                     promos.append(p)
     finally:

@@ -25,7 +25,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 from canonlib.errors import CanonError, StateError
 from canonlib.files import FileProblem, read_json_file, write_atomic
@@ -84,14 +84,35 @@ def state_path(state_dir: Path) -> Path:
     return Path(state_dir) / STATE_FILE
 
 
-def _write_json_atomically(path: Path, doc: Any) -> None:
+class StateCanonical(TypedDict):
+    """One recipe's canonical in ``canonicals.json``; read back (:func:`read_state`), a key that
+    is missing or of another type is None."""
+
+    version: str | None
+    tag: str | None
+    commit: str | None
+    slot: str | None
+    promotion_id: int | None
+    promotion_hash: str | None
+
+
+class StateJSON(TypedDict):
+    """``canonicals.json``: what the registry held when canon last wrote it."""
+
+    chain_head: str
+    chain_length: int
+    canonicals: dict[str, StateCanonical]
+    updated_at: str
+
+
+def _write_json_atomically(path: Path, doc: StateJSON) -> None:
     write_atomic(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
-def state_doc(reg: Registry) -> dict[str, Any]:
+def state_doc(reg: Registry) -> StateJSON:
     history = reg.history()
     last = {p.recipe: p for p in history}
-    canonicals = {}
+    canonicals: dict[str, StateCanonical] = {}
     for c in reg.canonicals():
         p = last.get(c.recipe)
         canonicals[c.recipe] = {
@@ -117,23 +138,47 @@ def write_state(reg: Registry) -> Path:
     return path
 
 
-def read_state(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+def read_state(state_dir: Path) -> tuple[StateJSON | None, str | None]:
     """(state, problem): state None when absent; a problem when it is unreadable."""
     path = state_path(state_dir)
     try:
-        doc = read_json_file(path, STATE_CAP)
+        doc: object = read_json_file(path, STATE_CAP)
     except FileNotFoundError:
         return None, None
     except FileProblem as e:
         return None, f"{path} {e}"
+    if not isinstance(doc, dict):
+        return None, f"{path} is not a canon state file"
+    entries, length = doc.get("canonicals"), doc.get("chain_length", 0)
     if (
-        not isinstance(doc, dict)
-        or not isinstance(doc.get("canonicals"), dict)
-        or not all(isinstance(e, dict) for e in doc["canonicals"].values())
-        or not isinstance(doc.get("chain_length", 0), int)
+        not isinstance(entries, dict)
+        or not all(isinstance(e, dict) for e in entries.values())
+        or not isinstance(length, int)
     ):
         return None, f"{path} is not a canon state file"
-    return doc, None
+    head, updated = doc.get("chain_head"), doc.get("updated_at")
+    return {
+        "chain_head": head if isinstance(head, str) else "",
+        "chain_length": length,
+        "canonicals": {str(r): _state_canonical(e) for r, e in entries.items()},
+        "updated_at": updated if isinstance(updated, str) else "",
+    }, None
+
+
+def _state_canonical(entry: dict[str, object]) -> StateCanonical:
+    def text(key: str) -> str | None:
+        v = entry.get(key)
+        return v if isinstance(v, str) else None
+
+    pid = entry.get("promotion_id")
+    return {
+        "version": text("version"),
+        "tag": text("tag"),
+        "commit": text("commit"),
+        "slot": text("slot"),
+        "promotion_id": pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        "promotion_hash": text("promotion_hash"),
+    }
 
 
 # -- is the registry behind? -------------------------------------------------------------
@@ -211,6 +256,22 @@ def canonical_markers(backend: Slots) -> dict[str, SlotMarker]:
     return {s: m for s, m in backend.scan_markers()[0].items() if m.role == CANONICAL}
 
 
+@dataclass(frozen=True)
+class Witness:
+    """What a witness says of a promotion: a registry's row (its own, a backup's) or an entry
+    of the state file (None: the entry does not say)."""
+
+    recipe: str
+    version: str | None
+    commit: str | None
+    slot: str | None
+    tag: str | None
+
+    @classmethod
+    def of(cls, p: Promotion) -> Witness:
+        return cls(p.recipe, p.version, p.commit, p.deployment, p.tag)
+
+
 class Witnesses:
     """The promotions canon itself recorded, read once on demand: the registry's chain,
     every backup's chain in ``state/backups`` and the state file's canonicals."""
@@ -219,26 +280,27 @@ class Witnesses:
         self,
         state_dir: Path,
         db: Path | None,
-        state: dict[str, Any] | None,
+        state: StateJSON | None,
         also: tuple[Path, ...] = (),
     ):
         self.state_dir, self.db, self.state, self.also = Path(state_dir), db, state, also
-        self._rows: dict[tuple[int, str], tuple[Promotion | dict[str, Any], str]] | None = None
+        self._rows: dict[tuple[int, str], tuple[Witness, str]] | None = None
         self._tags: dict[tuple[str, str], str | None] = {}
 
-    def rows(self) -> dict[tuple[int, str], tuple[Promotion | dict[str, Any], str]]:
+    def rows(self) -> dict[tuple[int, str], tuple[Witness, str]]:
+        """(promotion id, hash) -> (what the witness says of it, where it says so)."""
         if self._rows is None:
-            rows: dict[tuple[int, str], tuple[Promotion | dict[str, Any], str]] = {}
-            for recipe, e in sorted(((self.state or {}).get("canonicals") or {}).items()):
-                if isinstance(e, dict) and isinstance(e.get("promotion_id"), int):
-                    row = {**e, "recipe": recipe}
-                    rows[(e["promotion_id"], str(e.get("promotion_hash")))] = (row, STATE_FILE)
+            rows: dict[tuple[int, str], tuple[Witness, str]] = {}
+            for recipe, e in sorted((self.state["canonicals"] if self.state else {}).items()):
+                if e["promotion_id"] is not None:
+                    row = Witness(recipe, e["version"], e["commit"], e["slot"], e["tag"])
+                    rows[(e["promotion_id"], str(e["promotion_hash"]))] = (row, STATE_FILE)
             files = sorted(backups_dir(self.state_dir).glob("*.db")) + list(self.also)
             if self.db is not None:
                 files.append(self.db)  # the registry's own rows win
             for f in files:
                 for p in read_file_facts(f)[1]:
-                    rows[(p.id, p.hash)] = (p, f.name)
+                    rows[(p.id, p.hash)] = (Witness.of(p), f.name)
             self._rows = rows
         return self._rows
 
@@ -266,19 +328,16 @@ class Witnesses:
                 f"the registry's chain, a backup's nor {STATE_FILE}"
             )
         row, where = found
-        get = row.get if isinstance(row, dict) else lambda k: getattr(row, k, None)
-        have = {
-            "recipe": get("recipe"),
-            "version": get("version"),
-            "commit": get("commit"),
-            "slot": get("slot") if isinstance(row, dict) else get("deployment"),
-        }
-        for k, want in (("recipe", m.recipe), ("version", m.version), ("commit", m.commit)):
-            if have[k] != want:
-                return f"{claim}: promotion #{m.promotion_id} in {where} is for {k} {have[k]}"
-        if have["slot"] != slot:
-            return f"{claim}: promotion #{m.promotion_id} in {where} is for slot {have['slot']}"
-        tag = get("tag") or m.version
+        for k, have, want in (
+            ("recipe", row.recipe, m.recipe),
+            ("version", row.version, m.version),
+            ("commit", row.commit, m.commit),
+        ):
+            if have != want:
+                return f"{claim}: promotion #{m.promotion_id} in {where} is for {k} {have}"
+        if row.slot != slot:
+            return f"{claim}: promotion #{m.promotion_id} in {where} is for slot {row.slot}"
+        tag = row.tag or m.version
         try:
             now = self.tag_commit(m.recipe, tag)
         except CanonError:
@@ -320,9 +379,9 @@ def scan(
     return out
 
 
-def _expected(markers: dict[str, SlotMarker], state: dict[str, Any] | None) -> str | None:
+def _expected(markers: dict[str, SlotMarker], state: StateJSON | None) -> str | None:
     recipes = sorted(
-        {m.recipe for m in markers.values()} | set((state or {}).get("canonicals", {}))
+        {m.recipe for m in markers.values()} | set(state["canonicals"] if state else ())
     )
     if not recipes:
         return None
@@ -375,14 +434,14 @@ def inspect(db: Path, backend: Slots, state_dir: Path | None = None) -> Finding:
 
 
 def _compare(
-    reg: Registry, markers: dict[str, SlotMarker], state: dict[str, Any] | None, finding: Finding
+    reg: Registry, markers: dict[str, SlotMarker], state: StateJSON | None, finding: Finding
 ) -> None:
     history = reg.history()
     by_id = {p.id: p for p in history}
     hashes = {p.hash for p in history}
     last = {p.recipe: p for p in history}
     canon = {c.recipe: c for c in reg.canonicals()}
-    if not canon and (markers or (state or {}).get("canonicals")):
+    if not canon and (markers or (state and state["canonicals"])):
         finding.problems.append(f"the registry holds no canonical, but {_expected(markers, state)}")
         return
     for slot, m in sorted(markers.items()):
@@ -408,8 +467,8 @@ def _compare(
                 f"slot {slot}'s {m.version}"
             )
     if state:
-        n = int(state.get("chain_length") or 0)
-        head = state.get("chain_head") or GENESIS
+        n = state["chain_length"]
+        head = state["chain_head"] or GENESIS
         if n > len(history):
             finding.problems.append(
                 f"the registry holds {len(history)} promotion(s); {STATE_FILE} recorded {n} "
@@ -420,17 +479,14 @@ def _compare(
                 f"the chain head {head[:12]} recorded in {STATE_FILE} is not in the registry"
             )
         for recipe, entry in sorted(state["canonicals"].items()):
-            pid = entry.get("promotion_id")
-            p = by_id.get(pid)
+            pid = entry["promotion_id"]
+            p = by_id.get(pid) if pid is not None else None
             c = canon.get(recipe)
-            if c is not None and (c.deployment, c.commit) == (
-                entry.get("slot"),
-                entry.get("commit"),
-            ):
+            if c is not None and (c.deployment, c.commit) == (entry["slot"], entry["commit"]):
                 continue
-            if pid is not None and (p is None or p.hash != entry.get("promotion_hash")):
+            if pid is not None and (p is None or p.hash != entry["promotion_hash"]):
                 finding.problems.append(
-                    f"{recipe}: {STATE_FILE} names promotion #{pid} ({entry.get('version')}), "
+                    f"{recipe}: {STATE_FILE} names promotion #{pid} ({entry['version']}), "
                     "which the registry does not hold"
                 )
             elif recipe not in canon:
@@ -667,7 +723,7 @@ def rebuild(db: Path, backend: Slots, *, base: Path | None = None) -> list[str]:
             notes.append(f"started from the current {db.name} (its chain checks)")
         else:
             notes.append(f"started from an empty registry ({db.name} is missing or unusable)")
-        remark: dict[str, tuple[SlotMarker, Any]] = {}
+        remark: dict[str, tuple[SlotMarker, Promotion]] = {}
         with Registry.open(tmp) as reg:
             for recipe, (slot, m) in sorted(by_recipe.items()):
                 c = reg.read_registry(recipe)

@@ -19,7 +19,6 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from canonlib.backends.base import BackendError
 from canonlib.backends.compose import app_env, compose_files
@@ -36,6 +35,7 @@ from canonlib.recipe.hostaccess import (
     read_host_access,
 )
 from canonlib.recipe.meta import RecipeMeta
+from canonlib.recipe.mirror import Mirror
 from canonlib.state.row import AskedJSON
 from canonlib.sweep import policy
 
@@ -57,7 +57,7 @@ def min_release_age_s(config: Config, meta: RecipeMeta) -> int:
 
 
 def cooling(
-    config: Config, meta: RecipeMeta, mirror: Any, tag: str, commit: str, now: float
+    config: Config, meta: RecipeMeta, mirror: Mirror, tag: str, commit: str, now: float
 ) -> tuple[str, str, str] | None:
     """The row's fields for a tag still cooling (``first_seen``, ``eligible_at``, ``reason``),
     or None when it may run."""

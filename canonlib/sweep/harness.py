@@ -26,7 +26,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import NotRequired, TypedDict
 
 from canonlib import git
 from canonlib.backends import Backend, BackendError, make_backend
@@ -197,6 +198,26 @@ class EnvironmentFault(Exception):  # noqa: N818 -- not a verdict about the reci
 RungStatus = tuple[str, str]
 
 
+class HarnessResult(TypedDict):
+    """The harness's result file (``<log>.result.json``), as the runner reads it back."""
+
+    recipe: str
+    version: str
+    commit: str
+    upgrade_base: str | None
+    upgrade_base_kind: str
+    upgrade_base_commit: str | None
+    rungs: dict[str, str]
+    reasons: dict[str, str]
+    level: int
+    tests_executed: int
+    warnings: list[str]
+    green: bool
+    error: str | None
+    errno: NotRequired[int | None]  # with an error: its OSError's errno
+    cause: NotRequired[str]  # with an error: full-disk or environment
+
+
 class Harness:
     """One cold run's state; each rung is a function of it returning ``(status, reason)``."""
 
@@ -349,9 +370,9 @@ class Harness:
         except (BackendError, CanonError, OSError) as e:
             self.warnings.append(f"teardown of {slot} failed: {e}")
 
-    def write_result(self) -> dict[str, Any]:
+    def write_result(self) -> HarnessResult:
         rungs = {r: self.rungs.get(r, policy.UNVERIFIED) for r in RUNGS}
-        result = {
+        result: HarnessResult = {
             "recipe": self.recipe,
             "version": self.version,
             "commit": self.commit,
@@ -498,7 +519,7 @@ CLIMB = (
 )
 
 
-def _terminate(signum: int, _frame: Any) -> None:
+def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 

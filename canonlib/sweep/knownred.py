@@ -18,7 +18,6 @@ import os
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from canonlib.files import FileProblem, read_small_file
 from canonlib.sweep import policy
@@ -86,7 +85,7 @@ def own_source_digest() -> str:
 
 
 def harness_identity(
-    code: Mapping[str, Any], command: Sequence[str], source: str | None = None
+    code: Mapping[str, object], command: Sequence[str], source: str | None = None
 ) -> str:
     """``canon <version> src:<digest12>; <command>``: new canon code or command is a new harness.
 

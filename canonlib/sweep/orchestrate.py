@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn, TypedDict
 
 from canonlib import __version__, git
 from canonlib.backends import Backend, make_backend, on_server
@@ -51,12 +52,15 @@ from canonlib.sweep.runner import Interrupted as Interrupted  # re-exported: the
 from canonlib.sweep.runner import cold_run
 from canonlib.term import did_you_mean
 
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
 
 class LockedError(CanonError):
     exit_code = 75
 
 
-def raise_interrupted(signum: int, _frame: Any) -> None:
+def raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
@@ -116,7 +120,15 @@ def new_run_id(kind: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{kind}-{secrets.token_hex(2)}"
 
 
-def code_identity() -> dict[str, Any]:
+class CodeIdentity(TypedDict):
+    """:func:`code_identity`: the running canon's version, commit and whether it is edited."""
+
+    code_version: str
+    code_commit: str | None
+    code_dirty: bool | None
+
+
+def code_identity() -> CodeIdentity:
     """canon's own version, git commit and dirty flag (commit None when not run from a checkout)."""
     src = Path(__file__).resolve().parents[1]  # the canonlib package
     head = git.run(["rev-parse", "HEAD"], cwd=src, check=False, timeout=30)
@@ -201,7 +213,9 @@ def sync_all(config: Config, recipes: list[str]) -> Reports:
         return dict(zip(recipes, pool.map(one, recipes), strict=True))
 
 
-def _progress(total: int, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+def _progress(
+    total: int, enabled: bool
+) -> contextlib.AbstractContextManager[tqdm[NoReturn] | None]:
     if not enabled:
         return contextlib.nullcontext(None)
     from tqdm import tqdm
@@ -487,7 +501,7 @@ class _Sweep:
         return schedule.home(fr.name, self.servers, pinned=meta.SERVER, current=current, held=held)
 
     @contextlib.contextmanager
-    def _promote_on(self, fr: FleetRecipe, meta: Any) -> Iterator[str | None]:
+    def _promote_on(self, fr: FleetRecipe, meta: RecipeMeta) -> Iterator[str | None]:
         """Hold what a promote must hold; yields the server it goes to (None: one backend).
 
         One backend: one promote at a time, as ever.  Several servers: the recipe's home is
@@ -759,7 +773,8 @@ def sweep(
                 fleet_path=str(fleet.root),
                 fleet_commit=fleet.commit,
                 config_hash=config.digest,
-                **{k: v for k, v in code.items() if k != "code_dirty"},
+                code_version=code["code_version"],
+                code_commit=code["code_commit"],
             )
         reports = sync_all(config, [r.name for r in todo if r.meta is not None])
         s = _Sweep(

@@ -186,14 +186,6 @@ def gate_reason(
     return None
 
 
-def should_promote_canonical(
-    *, enrolled: bool, green: bool, cold: bool, is_ref: bool, tagged: bool
-) -> bool:
-    return (
-        gate_reason(enrolled=enrolled, green=green, cold=cold, is_ref=is_ref, tagged=tagged) is None
-    )
-
-
 def rung_list(rungs: Mapping[str, str]) -> list[str]:
     """Statuses in rung order; a rung the result does not mention is ``unverified``."""
     return [rungs.get(r, UNVERIFIED) for r in RUNGS]

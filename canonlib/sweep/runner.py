@@ -18,9 +18,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from canonlib.files import FileProblem, read_json_file
 from canonlib.process import kill_group
@@ -84,9 +84,6 @@ class ColdResult:
         if self.timed_out:
             return Cause.TIMEOUT
         return None if self.green else Cause.VERDICT
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "verdict": self.verdict, "reason": self.reason}
 
 
 def _pump(stream: IO[bytes], log_path: Path, cap: int) -> None:
@@ -239,22 +236,24 @@ RESULT_CAP = 1 << 20  # a harness result file: rungs, reasons, a few counts
 
 
 def _read_result(result: ColdResult, path: Path) -> None:
-    data: dict[str, Any] = {}
+    data: dict[str, object] = {}
     try:
         # written by the harness, a child process: read as untrusted (no FIFO, capped, depth)
-        data = read_json_file(path, RESULT_CAP)
-        if not isinstance(data, dict):
+        doc: object = read_json_file(path, RESULT_CAP)
+        if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
+        data = doc
     except FileNotFoundError:
         if not result.timed_out and not result.error:
             result.error = f"runner: the harness wrote no result file (exit {result.rc})"
     except (ValueError, OSError, FileProblem) as e:
         result.error = f"runner: the harness result file {path} is unreadable: {e}"
         data = {}
-    rungs = data["rungs"] if isinstance(data.get("rungs"), dict) else {}
+    found = data.get("rungs")
+    rungs: dict[str, object] = found if isinstance(found, dict) else {}
     result.rungs = {
-        r: s if s in policy.STATUSES else policy.UNVERIFIED
-        for r, s in zip(RUNGS, policy.rung_list(rungs), strict=True)
+        r: s if isinstance(s, str) and s in policy.STATUSES else policy.UNVERIFIED
+        for r, s in ((r, rungs.get(r, policy.UNVERIFIED)) for r in RUNGS)
     }
     reasons = data.get("reasons")
     result.reasons = (
