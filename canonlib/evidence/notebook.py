@@ -41,6 +41,7 @@ from canonlib.evidence.records import (  # noqa: E402
     RUNG_COLUMNS,
     SAMEVER_COLUMNS,
     SHOWN_COLUMNS,
+    DiskRecord,
     before_after,
     record,
     shown_rows,
@@ -182,7 +183,9 @@ def pick_recipe(cfg: Config, recipe: str) -> str:
     return (settled or have)[0]
 
 
-def _keep_scratch_db(facts: dict[str, Any], evidence_dir: str, name: str) -> None:
+def _keep_scratch_db(
+    facts: proofs.TaggedPromoteFacts | proofs.SameverFacts, evidence_dir: str, name: str
+) -> None:
     dest = Path(evidence_dir) / "scratch" / f"{name}.db"
     dest.parent.mkdir(parents=True, exist_ok=True)
     src = Path(facts["scratch_db"])
@@ -192,7 +195,7 @@ def _keep_scratch_db(facts: dict[str, Any], evidence_dir: str, name: str) -> Non
     facts["scratch_db"] = str(dest.relative_to(evidence_dir))
 
 
-def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
+def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> proofs.TaggedPromoteFacts:
     """Run the tagged-promote proof.
 
     Record its facts (shown) for verify to re-derive the claims from.
@@ -207,7 +210,7 @@ def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any
     return facts
 
 
-def samever(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
+def samever(cfg: Config, recipe: str, evidence_dir: str) -> proofs.SameverFacts:
     """Run the same-version proof; record its facts and the three scratch sweeps' rows (shown)."""
     with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
         try:
@@ -220,13 +223,13 @@ def samever(cfg: Config, recipe: str, evidence_dir: str) -> dict[str, Any]:
     return facts
 
 
-def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
+def disk(cfg: Config) -> tuple[pd.DataFrame, DiskRecord, pd.DataFrame]:
     """Measure, record ``disk`` (every figure shown) and its claims.
 
     The table and figure come from the record.
     """
     rep = disk_report(cfg)
-    summary = {
+    summary: DiskRecord = {
         "rows": [
             {
                 "recipe": r.recipe,
@@ -247,7 +250,7 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
     except Exception:  # noqa: BLE001 -- a fleet that cannot be read still gets its disk figure
         recipes = []
     title = f"— budget {human_bytes(summary['budget_bytes'])}"
-    show_alt(*disk_figure(summary, recipes=recipes, title=title))
+    show_alt(*disk_figure(dict(summary), recipes=recipes, title=title))  # figures: a dict
     return df, summary, record_claims(proofs.disk_claims(summary))
 
 
