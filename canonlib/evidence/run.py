@@ -35,6 +35,7 @@ from canonlib.evidence import log, signing
 from canonlib.evidence.bundle import write_refs_and_config, write_registry
 from canonlib.evidence.manifest import (
     ENVELOPE,
+    BundledFacts,
     bundled_facts,
     claimed_sweep_runs,
     statement,
@@ -328,7 +329,7 @@ def run_suite(
     return ev
 
 
-def claimed_recipes(facts: dict[str, Any], records: list[dict[str, Any]]) -> set[str]:
+def claimed_recipes(facts: BundledFacts, records: list[dict[str, Any]]) -> set[str]:
     recipes = {r["recipe"] for r in facts["rows"]} | {c["recipe"] for c in facts["canonicals"]}
     for rec in records:
         for key in ("tagged_promote", "samever"):
@@ -383,7 +384,9 @@ def finish(
         "signed": kp.private.exists(),
         "log": config.log_origin,
     }
-    add_report(d, stmt)  # summary.md, index.html, <nb>.html: rendered from stmt, hashed into it
+    # summary.md, index.html, <nb>.html: rendered from stmt, hashed into it (report.py reads a
+    # plain dict, not yet the Statement)
+    add_report(d, stmt)  # type: ignore[arg-type]
     payload = write_manifest(d, stmt)
     if kp.private.exists():
         signing.write_envelope(
