@@ -1050,6 +1050,18 @@ def test_a_record_not_of_its_declared_type_fails_naming_it_and_is_not_re_checked
     assert not [line(c) for c in claims if "cannot be checked" in c.detail]
 
 
+def test_a_record_not_of_its_type_in_a_dir_whose_format_is_no_number_is_still_named(ev):
+    """Format 0: no format's declarations to check the records against, so each record that
+    does not hold the type this canon declares for it is named on its own line."""
+    edit_records(ev, "disk_budget", "disk", lambda _: 5)
+    edit_manifest(ev, _set(["predicate", "canon", "format"], 0))
+    got = by_name(verify(ev))
+    assert got["disk_budget: record 'disk'"] == (
+        "FAIL disk_budget: record 'disk': holds a whole number, not an object; not re-checked"
+    )
+    assert "disk_budget: records as format 0 declares them" not in got
+
+
 # -- against a live state dir ---------------------------------------------------------------------
 
 

@@ -3,12 +3,15 @@
 No config, no state, no mirrors: every claim is re-derived from the dir's
 bundle (:mod:`.bundle`).  Checked, one claim per line:
 
-- the manifest is a canon in-toto Statement; its signature (``--key``), or a
-  line saying it is unsigned / not checked;
+- the manifest is a canon in-toto Statement, each part of the type canon declares
+  (``manifest.Statement``: a part of another type is one line naming where, and nothing
+  else is read from it); its signature (``--key``), or a line saying it is unsigned / not
+  checked;
 - every file's sha256; the suite complete (each declared notebook present,
   nothing undeclared);
 - every notebook executed to its completion marker; ``records.json`` and the
-  manifest say what the notebooks recorded;
+  manifest say what the notebooks recorded; each record of its declared type (what the
+  re-checks below read: one that is not is named, and not re-checked);
 - what each notebook shows re-derived from the bundled registry: the sweep's
   rows, the determinism sweep's rows and claims, the investigated history, the
   proofs' claims (from their scratch registries), the disk figures;
