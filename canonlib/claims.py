@@ -7,8 +7,16 @@ evidence, doctor, systemd) can use it without an import circle.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import TypedDict
+
+
+class ClaimDict(TypedDict):
+    """A claim as JSON: ``--json``, and a notebook's record of it."""
+
+    name: str
+    ok: bool
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -19,8 +27,8 @@ class Claim:
     ok: bool
     detail: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> ClaimDict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
 def claim_lines(claims: Iterable[Claim]) -> list[str]:

@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Required, TypedDict, TypeGuard, TypeVar
 
 from canonlib import git
 from canonlib.errors import UsageError
@@ -81,6 +81,28 @@ class ConfigError(UsageError):
     pass
 
 
+class BackendTable(TypedDict, total=False):
+    """``[backend]`` as written (``kind`` defaulted), every key canon reads checked for its type;
+    a backend may read keys of its own, which stay in the table as they are."""
+
+    kind: Required[str]
+    servers: list[str]
+    per_server: int
+    parallel: int
+    context: str
+    abra: str
+    docker: str
+    helper_image: str
+    warm: str
+    domain: str
+    instance: str
+    timeout_s: int | float
+
+
+# the keys of ``[backend]`` that are text (the others: servers, per_server, parallel, timeout_s)
+BACKEND_TEXT = ("context", "abra", "docker", "helper_image", "warm", "domain", "instance")
+
+
 _AGE = re.compile(r"(\d{1,7})\s*([dhms]?)")
 _AGE_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}
 MAX_AGE_S = 365 * 86400
@@ -116,7 +138,7 @@ class Config:
     push: str | None = None
     branch: str = "main"
     branch_set: bool = False  # `branch` given at the top level of canon.toml
-    backend: dict[str, Any] = field(default_factory=lambda: {"kind": "local"})
+    backend: BackendTable = field(default_factory=lambda: BackendTable(kind="local"))
     harness_command: list[str] = field(default_factory=list)
     harness_timeout_s: float = 3600.0
     sync_parallel: int = 8
@@ -225,23 +247,38 @@ def load_config(
     base = path.parent if path else Path.cwd()
     problems = _Problems(unknown_keys(raw))
     paths = _paths(problems, raw, env)
-    fields = {
-        **_remote(problems, raw),
-        **_backend(problems, raw),
-        **_harness(problems, raw),
-        **_sync(problems, raw),
-        **_budget(problems, raw),
-        **_log(problems, raw),
-        **_sweep(problems, raw),
-        **_recipes(problems, raw),
-    }
+    remote = _remote(problems, raw)
+    backend = _backend(problems, raw)
+    harness = _harness(problems, raw)
+    sync = _sync(problems, raw)
+    budget = _budget(problems, raw)
+    log = _log(problems, raw)
+    sweep = _sweep(problems, raw)
+    recipes = _recipes(problems, raw)
     _dir_problems(problems, base, paths, env)
     problems.raise_any(path)
     digest = hashlib.sha256(blob + b"\0" + os.fsencode(env.digest_key())).hexdigest()
-    resolved: dict[str, Any] = {key: resolve_path(value, base) for key, value in paths.items()}
-    log_path = fields.pop("log_path")
-    fields["log_path"] = resolve_path(log_path, base) if log_path else None
-    return Config(path=path, **resolved, **fields, digest=digest)
+    fleet = resolve_path(paths["fleet"], base)
+    state_dir = resolve_path(paths["state_dir"], base)
+    evidence_dir = resolve_path(paths["evidence_dir"], base)
+    log_path = resolve_path(log["log_path"], base) if log["log_path"] else None
+    return Config(
+        path=path,
+        fleet=fleet,
+        state_dir=state_dir,
+        evidence_dir=evidence_dir,
+        **remote,
+        **backend,
+        **harness,
+        **sync,
+        **budget,
+        log_path=log_path,
+        log_push=log["log_push"],
+        log_origin=log["log_origin"],
+        **sweep,
+        **recipes,
+        digest=digest,
+    )
 
 
 @dataclass(frozen=True)
@@ -260,13 +297,17 @@ class EnvOverrides:
         return f"CCCI_REPO={self.fleet}|CANON_STATE={self.state_dir}"
 
 
-def _read_file(path: Path | None) -> tuple[Path | None, dict[str, Any], bytes]:
+Table = Mapping[str, object]
+"""A TOML table as parsed: its keys are text, its values anything TOML holds."""
+
+
+def _read_file(path: Path | None) -> tuple[Path | None, Table, bytes]:
     """(resolved path, parsed TOML, its bytes) of the config file; nothing when there is none."""
     if path is None:
         return None, {}, b""
     try:
         blob = read_small_file(path, CONFIG_CAP_BYTES)
-        raw = tomllib.loads(blob.decode("utf-8"))
+        raw: Table = tomllib.loads(blob.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} not found; create one (see `canon config example`) "
@@ -281,6 +322,10 @@ def _read_file(path: Path | None) -> tuple[Path | None, dict[str, Any], bytes]:
     return path.resolve(), raw, blob
 
 
+T = TypeVar("T")
+D = TypeVar("D")
+
+
 class _Problems:
     """Every problem found in the configuration, and the typed reads that add to them."""
 
@@ -292,12 +337,12 @@ class _Problems:
 
     def take(
         self,
-        table: dict[str, Any],
+        table: Table,
         key: str,
-        types: type | tuple[type, ...],
-        default: Any,
+        types: type[T] | tuple[type[T], ...],
+        default: D,
         where: str,
-    ) -> Any:
+    ) -> T | D:
         """``table[key]`` when it has one of ``types``; else ``default`` (a problem if set)."""
         if key not in table:
             return default
@@ -307,16 +352,27 @@ class _Problems:
             return default
         return value
 
-    def number(
-        self, table: dict[str, Any], key: str, default: float, where: str, whole: bool
-    ) -> Any:
+    def table(self, table: Table, key: str, where: str) -> Table:
+        """:meth:`take` for a table (TOML's keys are always text)."""
+        value: Table = self.take(table, key, dict, {}, where)
+        return value
+
+    def integer(self, table: Table, key: str, default: int, where: str) -> int:
+        """:meth:`take` for a whole number, which must also lie within its :data:`LIMITS`."""
+        value = self.take(table, key, int, default, where)
+        return value if self._within(value, key, where) else default
+
+    def number(self, table: Table, key: str, default: float, where: str) -> float:
         """:meth:`take` for a number, which must also lie within its :data:`LIMITS`."""
-        value = self.take(table, key, int if whole else (int, float), default, where)
+        value = self.take(table, key, (int, float), default, where)
+        return value if self._within(value, key, where) else default
+
+    def _within(self, value: float, key: str, where: str) -> bool:
         low, high = LIMITS[where + key]
         if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
             self.add(f"{where}{key} must be between {low:g} and {high:g}, got {value!r}")
-            return default
-        return value
+            return False
+        return True
 
     def raise_any(self, path: Path | None) -> None:
         """One :class:`ConfigError` naming the file and every problem, when there is one."""
@@ -328,19 +384,32 @@ class _Problems:
             raise ConfigError(f"{where}: {len(self.found)} problem(s):\n  - {listed}")
 
 
-def _paths(problems: _Problems, raw: dict[str, Any], env: EnvOverrides) -> dict[str, str]:
+class _Paths(TypedDict):
+    fleet: str
+    state_dir: str
+    evidence_dir: str
+
+
+def _paths(problems: _Problems, raw: Table, env: EnvOverrides) -> _Paths:
     """``fleet``, ``state_dir``, ``evidence_dir`` as written (the env's overrides first)."""
     fleet = env.fleet or problems.take(raw, "fleet", str, None, "")
     if not fleet:
         problems.add("no fleet: set `fleet` in canon.toml or CCCI_REPO to the operator's test tree")
     return {
-        "fleet": fleet,
+        "fleet": fleet or "",  # no fleet is a problem: never resolved
         "state_dir": env.state_dir or problems.take(raw, "state_dir", str, "state", ""),
         "evidence_dir": problems.take(raw, "evidence_dir", str, "evidence", ""),
     }
 
 
-def _remote(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+class _Remote(TypedDict):
+    upstream: str
+    push: str | None
+    branch: str
+    branch_set: bool
+
+
+def _remote(problems: _Problems, raw: Table) -> _Remote:
     """``upstream``, ``push`` (URL templates) and ``branch``."""
     upstream = problems.take(raw, "upstream", str, DEFAULT_UPSTREAM, "")
     push = problems.take(raw, "push", str, None, "") or None
@@ -352,71 +421,129 @@ def _remote(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
     return {"upstream": upstream, "push": push, "branch": branch, "branch_set": "branch" in raw}
 
 
-def _backend(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+class _Backend(TypedDict):
+    backend: BackendTable
+    cold_parallel: int
+    per_server: int
+
+
+def _backend(problems: _Problems, raw: Table) -> _Backend:
     """``[backend]``: its table as written (``kind`` defaulted) and how many cold runs at once."""
-    backend = dict(problems.take(raw, "backend", dict, {}, ""))
+    backend = dict(problems.table(raw, "backend", ""))
     backend.setdefault("kind", "local")
     if backend["kind"] not in BACKENDS:
         problems.add(
             f"backend.kind must be one of {', '.join(BACKENDS)}, got {backend['kind']!r}"
             + did_you_mean(str(backend["kind"]), BACKENDS)
         )
-    if "servers" in backend and not (
-        isinstance(backend["servers"], list) and all(isinstance(s, str) for s in backend["servers"])
-    ):
+    servers = _str_list(backend.get("servers", []))
+    if servers is None:
         problems.add("backend.servers must be a list of server names")
-        backend["servers"] = []
-    servers = backend.get("servers") or []
+        backend["servers"] = servers = []
     twice = sorted({s for s in servers if servers.count(s) > 1})
     if twice:
         problems.add(f"backend.servers names {', '.join(twice)} more than once")
     if servers and backend.get("context") is not None and backend["kind"] == "swarm":
         problems.add("backend: set either context (one server) or servers (several), not both")
-    per_server = problems.number(backend, "per_server", 1, "backend.", True)
+    per_server = problems.integer(backend, "per_server", 1, "backend.")
     default_parallel = (
         len(servers) * per_server if backend["kind"] in ("abra", "swarm") and servers else 1
     )
-    cold_parallel = problems.number(backend, "parallel", max(1, default_parallel), "backend.", True)
-    return {"backend": backend, "cold_parallel": cold_parallel, "per_server": per_server}
+    cold_parallel = problems.integer(backend, "parallel", max(1, default_parallel), "backend.")
+    for key in BACKEND_TEXT:  # what the backends read: of the type they read it as
+        problems.take(backend, key, str, None, "backend.")
+    problems.take(backend, "timeout_s", (int, float), None, "backend.")
+    return {
+        # a table with a problem is never used: the problem is raised first
+        "backend": backend if _is_backend_table(backend) else BackendTable(kind="local"),
+        "cold_parallel": cold_parallel,
+        "per_server": per_server,
+    }
 
 
-def _harness(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+def _is_backend_table(table: Mapping[str, object]) -> TypeGuard[BackendTable]:
+    """Every key of :class:`BackendTable` that ``table`` has, of its declared type."""
+
+    def has(key: str, *types: type) -> bool:
+        value = table.get(key)
+        return key not in table or isinstance(value, types) and not isinstance(value, bool)
+
+    return (
+        isinstance(table.get("kind"), str)
+        and ("servers" not in table or _str_list(table["servers"]) is not None)
+        and has("per_server", int)
+        and has("parallel", int)
+        and has("timeout_s", int, float)
+        and all(has(key, str) for key in BACKEND_TEXT)
+    )
+
+
+def _str_list(value: object) -> list[str] | None:
+    """``value`` when it is a list of strings, else None."""
+    if not isinstance(value, list):
+        return None
+    words = [v for v in value if isinstance(v, str)]
+    return words if len(words) == len(value) else None
+
+
+class _Harness(TypedDict):
+    harness_command: list[str]
+    harness_timeout_s: float
+
+
+def _harness(problems: _Problems, raw: Table) -> _Harness:
     """``[harness]``: the command (default: the built-in harness) and its timeout."""
-    harness = problems.take(raw, "harness", dict, {}, "")
-    command = problems.take(harness, "command", (str, list), None, "harness.")
-    if isinstance(command, str):
+    harness = problems.table(raw, "harness", "")
+    written = problems.take(harness, "command", (str, list), None, "harness.")
+    words: object = written
+    if isinstance(written, str):
         try:
-            command = shlex.split(command)
+            words = shlex.split(written)
         except ValueError as e:
             problems.add(f"harness.command does not split like a shell line: {e}")
-            command = None
-    if isinstance(command, list) and not all(isinstance(c, str) for c in command) or command == []:
+            words = None
+    command = _str_list(words)
+    if words is not None and not command:  # not all strings, or none at all
         problems.add("harness.command must be a non-empty string or list of strings")
-        command = None
     command = command or [sys.executable, "-m", "canonlib", "harness"]
-    timeout = problems.number(harness, "timeout_s", 3600, "harness.", False)
+    timeout = problems.number(harness, "timeout_s", 3600, "harness.")
     return {"harness_command": list(command), "harness_timeout_s": float(timeout)}
 
 
-def _sync(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+class _Sync(TypedDict):
+    sync_parallel: int
+    sync_timeout_s: float
+
+
+def _sync(problems: _Problems, raw: Table) -> _Sync:
     """``[sync]``: how many mirrors sync at once, and each git command's timeout."""
-    sync = problems.take(raw, "sync", dict, {}, "")
-    parallel = problems.number(sync, "parallel", 8, "sync.", True)
-    timeout = problems.number(sync, "timeout_s", 120, "sync.", False)
+    sync = problems.table(raw, "sync", "")
+    parallel = problems.integer(sync, "parallel", 8, "sync.")
+    timeout = problems.number(sync, "timeout_s", 120, "sync.")
     return {"sync_parallel": parallel, "sync_timeout_s": float(timeout)}
 
 
-def _budget(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+class _Budget(TypedDict):
+    disk_budget_bytes: int
+
+
+def _budget(problems: _Problems, raw: Table) -> _Budget:
     """``[budget]``: the disk budget."""
-    budget = problems.take(raw, "budget", dict, {}, "")
-    disk = problems.number(budget, "disk_bytes", 10_000_000_000, "budget.", True)
+    budget = problems.table(raw, "budget", "")
+    disk = problems.integer(budget, "disk_bytes", 10_000_000_000, "budget.")
     return {"disk_budget_bytes": disk}
 
 
-def _log(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+class _Log(TypedDict):
+    log_path: str | None  # as written: resolved once the config is good
+    log_push: str | None
+    log_origin: str
+
+
+def _log(problems: _Problems, raw: Table) -> _Log:
     """``[log]``: the evidence log's repo (as written: resolved once the config is good), where
     it is pushed, and its origin (the checkpoints' first line)."""
-    log = problems.take(raw, "log", dict, {}, "")
+    log = problems.table(raw, "log", "")
     log_path = problems.take(log, "path", str, None, "log.")
     log_push = problems.take(log, "push", str, None, "log.") or None
     log_origin = problems.take(log, "origin", str, "canon.invalid/evidence-log", "log.")
@@ -425,9 +552,13 @@ def _log(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
     return {"log_path": log_path, "log_push": log_push, "log_origin": log_origin}
 
 
-def _sweep(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+class _Sweep(TypedDict):
+    min_release_age_s: int
+
+
+def _sweep(problems: _Problems, raw: Table) -> _Sweep:
     """``[sweep]``: the release cooldown."""
-    sweep = problems.take(raw, "sweep", dict, {}, "")
+    sweep = problems.table(raw, "sweep", "")
     age = problems.take(sweep, "min_release_age", str, "0", "sweep.")
     try:
         return {"min_release_age_s": parse_age(age)}
@@ -436,10 +567,14 @@ def _sweep(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
         return {"min_release_age_s": 0}
 
 
-def _recipes(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
+class _Recipes(TypedDict):
+    recipes: dict[str, dict[str, str]]
+
+
+def _recipes(problems: _Problems, raw: Table) -> _Recipes:
     """``[recipes.<name>]``: each recipe's own upstream and branch."""
-    recipes = problems.take(raw, "recipes", dict, {}, "")
-    for name, table in recipes.items():
+    recipes: dict[str, dict[str, str]] = {}
+    for name, table in problems.table(raw, "recipes", "").items():
         try:
             git.check_recipe_name(name)
         except git.InvalidRef as e:
@@ -454,12 +589,11 @@ def _recipes(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
             problems.add(*_branch_problems(f"recipes.{name}.branch", table["branch"]))
         if isinstance(table.get("upstream"), str) and "{" in table["upstream"]:
             problems.add(*_template_problems(f"recipes.{name}.upstream", table["upstream"], False))
+        recipes[name] = {k: v for k, v in table.items() if isinstance(v, str)}
     return {"recipes": recipes}
 
 
-def _dir_problems(
-    problems: _Problems, base: Path, paths: Mapping[str, str], env: EnvOverrides
-) -> None:
+def _dir_problems(problems: _Problems, base: Path, paths: _Paths, env: EnvOverrides) -> None:
     """The state and evidence dirs must be directories canon may create or use."""
     for key in ("state_dir", "evidence_dir"):
         problem = _dir_problem(resolve_path(paths[key], base))
@@ -742,7 +876,7 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
 }
 
 
-def unknown_keys(raw: dict[str, Any]) -> list[str]:
+def unknown_keys(raw: Table) -> list[str]:
     """A problem for each key of canon.toml that is not in :data:`CONFIG_KEYS`, with the closest.
 
     ``[recipes.<name>]`` tables are checked where they are read; in ``[backend]`` only a key
@@ -752,9 +886,14 @@ def unknown_keys(raw: dict[str, Any]) -> list[str]:
     tables = {k.partition(".")[0] for k in known if "." in k}
     problems = []
     for key, value in raw.items():
-        if key == "recipes" or key in tables and not isinstance(value, dict):
+        if key == "recipes":
+            continue
+        if key not in tables:
+            names = [key]
+        elif isinstance(value, dict):
+            names = [f"{key}.{sub}" for sub in value]
+        else:
             continue  # a table that is not a table is a type error, said where it is read
-        names = [f"{key}.{sub}" for sub in value] if key in tables else [key]
         for name in names:
             if name in known:
                 continue

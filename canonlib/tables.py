@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from canonlib import term
-from canonlib.state.row import RowJSON
 
 SWEEP_COLUMNS = [
     "recipe",
@@ -54,14 +53,19 @@ def cut_cell(v: Any) -> str:
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 3] + "..."
 
 
-def why(row: RowJSON) -> str:
+# a result row as JSON (canonlib.state.row.RowJSON; a leaf reads it as a mapping)
+Row = Mapping[str, object]
+
+
+def why(row: Row) -> str:
     """A result row's reason, then its warnings (mirror, harness, promote)."""
-    reason = row.get("reason")
-    parts = [reason] if reason and reason not in str(row.get("label")) else []
-    return "; ".join(parts + [f"warning: {w}" for w in row.get("warnings") or []])
+    reason, warnings = row.get("reason"), row.get("warnings")
+    parts = [reason] if isinstance(reason, str) and reason not in str(row.get("label")) else []
+    parts += [f"warning: {w}" for w in warnings] if isinstance(warnings, list) else []
+    return "; ".join(parts)
 
 
-def fold_label(row: RowJSON) -> RowJSON:
+def fold_label(row: Row) -> Row:
     """A label too long for its cell (an ERROR's whole message) as ``ERROR (see reason)``, its
     words moved to the reason, where they are shown whole."""
     label = str(row.get("label") or "")
@@ -75,7 +79,7 @@ def fold_label(row: RowJSON) -> RowJSON:
     }
 
 
-def sweep_table(rows: Sequence[RowJSON], width: int | None = None) -> str:
+def sweep_table(rows: Sequence[Row], width: int | None = None) -> str:
     """The sweep table as ``canon sweep`` prints it (a ``reason`` column: reason, then warnings),
     cut to ``width``, else to the terminal's; whole when printing to a file or a pipe."""
     rows = [{**r, "reason": why(r) or None} for r in map(fold_label, rows)]

@@ -20,7 +20,7 @@ import re
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 ELLIPSIS = "…"
 MIN_COL = 6
@@ -124,7 +124,7 @@ def fit_widths(natural: Sequence[int], total: int, gap: int = GAP) -> list[int]:
 
 
 def table(
-    rows: Sequence[Sequence[Any]],
+    rows: Sequence[Sequence[object]],
     headers: Sequence[str],
     *,
     max_width: int | None = None,

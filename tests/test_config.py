@@ -84,3 +84,37 @@ def test_problems_come_in_one_order_table_by_table(tmp_path, monkeypatch):
         f"  - state_dir {tmp_path / 'afile'} is a file, not a directory; set it to a directory "
         "canon may create or use"
     )
+
+
+def test_the_backend_keys_canon_reads_are_of_their_type(tmp_path, monkeypatch):
+    """[backend] keeps its keys as written, but one a backend reads is the type it reads:
+    text for docker, abra, context..., a number for timeout_s."""
+    monkeypatch.delenv("CCCI_REPO", raising=False)
+    (tmp_path / "fleet").mkdir()
+    path = tmp_path / "canon.toml"
+    path.write_text(
+        'fleet = "fleet"\n[backend]\nkind = "swarm"\ndocker = 5\ntimeout_s = "900"\n'
+        "instance = true\nservers = [1]\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == (
+        f"{path}: 4 problem(s):\n"
+        "  - backend.servers must be a list of server names\n"
+        "  - backend.docker must be a string, got 5\n"
+        "  - backend.instance must be a string, got True\n"
+        "  - backend.timeout_s must be an integer or a number, got '900'\n"
+    ).rstrip("\n")
+    path.write_text(
+        'fleet = "fleet"\n[backend]\nkind = "swarm"\ndocker = "/usr/bin/docker"\ntimeout_s = 60\n'
+        'own_key = [1, 2]\nservers = ["a"]\n'
+    )
+    c = load_config(path)
+    assert c.backend == {
+        "kind": "swarm",
+        "docker": "/usr/bin/docker",
+        "timeout_s": 60,
+        "own_key": [1, 2],  # a key of the backend's own, kept as written
+        "servers": ["a"],
+    }
+    assert list(c.backend) == ["kind", "docker", "timeout_s", "own_key", "servers"]

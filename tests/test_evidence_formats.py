@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from canonlib.evidence.manifest import ENVELOPE, EVIDENCE_FORMAT, LOG_PROOF, MANIFEST, sha256_file
-from canonlib.evidence.records import RECORD_MIME, declared_problems, record, record_output
+from canonlib.evidence.records import (
+    RECORD_MIME,
+    declared_problems,
+    dir_records,
+    record,
+    record_output,
+)
 from canonlib.evidence.report import RENDERERS
 from tests.cli import canon
 
@@ -268,3 +274,24 @@ def test_the_wheel_ships_every_formats_templates(tmp_path):
     for r in RENDERERS:
         for page in ("summary.md.j2", "index.html.j2", "macros.md.j2", "macros.html.j2"):
             assert f"canonlib/evidence/templates/{r.folder}/{page}" in names, (r, page)
+
+
+def test_dir_records_keeps_only_what_holds_its_declared_type():
+    """What a report or verify reads of a dir's records: a record of the wrong type, an
+    undeclared one, or a notebook that is not an object is left out (verify's declared-records
+    claim names it); what holds its type is kept as it was."""
+    good_rows = [{"recipe": "a", "level": 5, "label": "PASS (promoted)"}]
+    raw = {
+        "sweep": {
+            "sweep_run_id": "r1",
+            "sweep_rows": good_rows,
+            "canonicals_before_after": [{"recipe": "a", "changed": "yes"}],  # not a bool
+            "labels": {"a": "PASS"},  # declared by no notebook
+        },
+        "verify": ["not", "an", "object"],
+        7: {"complete": True},
+    }
+    got = dir_records(raw)
+    assert got == {"sweep": {"sweep_run_id": "r1", "sweep_rows": good_rows}}
+    assert got["sweep"]["sweep_rows"] is good_rows  # kept, not copied or rebuilt
+    assert dir_records([raw]) == {} and dir_records(None) == {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from canonlib.recipe.meta import KEYS, MetaError, load_meta
+from canonlib.recipe.meta import KEYS, MetaError, RecipeMeta, load_meta
 
 
 def write(tmp_path, text, recipe="nextcloud"):
@@ -81,3 +81,21 @@ def test_code_is_never_executed(tmp_path, monkeypatch):
 def test_missing_meta_names_the_path(tmp_path):
     with pytest.raises(MetaError, match="recipe_meta.py: missing"):
         load_meta(tmp_path)
+
+
+def test_every_key_is_an_attribute_of_its_declared_type(tmp_path):
+    """Each key of KEYS reads as an attribute: its default unset, the file's value set; a value
+    of the wrong type (only a RecipeMeta built by hand can hold one) is a MetaError."""
+    m = RecipeMeta("r", tmp_path / "recipe_meta.py")
+    assert {name: getattr(m, name) for name in KEYS} == {n: k.default for n, k in KEYS.items()}
+    for name, key in KEYS.items():
+        assert isinstance(getattr(RecipeMeta, name), property), name
+        assert key.check(key.default), name
+    steps = ("a", "b")  # a tuple literal is a list of str too
+    assert RecipeMeta("r", m.path, {"INSTALL_STEPS": steps}).INSTALL_STEPS is steps
+    with pytest.raises(MetaError, match=r"recipe_meta.py: DEPS must be list of str, got 'db'"):
+        RecipeMeta("r", m.path, {"DEPS": "db"}).DEPS  # noqa: B018
+    with pytest.raises(AttributeError):
+        m.NOT_A_KEY  # noqa: B018
+    # a test's own meta may be quicker than a file's (whole seconds, at least 1)
+    assert RecipeMeta("r", m.path, {"DEPLOY_TIMEOUT_S": 0.01}).DEPLOY_TIMEOUT_S == 0.01

@@ -17,7 +17,7 @@ import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 
 from canonlib import git
 from canonlib.backends.swarm import SwarmBackend
@@ -125,6 +125,19 @@ networks:
   proxy:
     external: true
 """
+
+
+class ReleaseOptions(TypedDict, total=False):
+    """:func:`recipe_files`' options, as the demo's weeks pass them to a release."""
+
+    label_version: str | None
+    app_conf: str
+    release_note: bool
+    image: str
+    extra: dict[str, str] | None
+    configs: bool
+    abra_sh: str
+    host_volumes: tuple[str, ...]
 
 
 def recipe_files(
@@ -359,7 +372,9 @@ class Demo:
         git.run(["add", "-A"], cwd=self.fleet)
         git.run(["commit", "--quiet", "-m", msg], cwd=self.fleet, config=IDENTITY)
 
-    def rel(self, recipe: str, tag: str, *, annotated: bool = True, **kw: Any) -> str:
+    def rel(
+        self, recipe: str, tag: str, *, annotated: bool = True, **kw: Unpack[ReleaseOptions]
+    ) -> str:
         if self.swarm:  # the release's image, built locally: no registry needed
             # (a local build has no registry digest: on the swarm a digest-pinned image runs
             # by its tag)

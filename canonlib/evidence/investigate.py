@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
+from canonlib.evidence.records import RungRow
 from canonlib.evidence.report import FAILING, label_head, outcome, reason
 from canonlib.files import FileProblem, read_range
 from canonlib.state.row import ResultRow
@@ -68,22 +69,36 @@ def pick(rows: Sequence[ResultRow], recipe: str | None = None) -> str | None:
     return bad[-1] if bad else None
 
 
-def rung_rows(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
+def rung_rows(rows: Sequence[ResultRow]) -> list[RungRow]:
     """One record per run that ran the harness: ``run_id`` and the rung statuses it recorded."""
     return [{"run_id": r.run_id, **r.rungs} for r in rows if r.rungs]
 
 
-def log_tail(path: Any, chars: int = TAIL_CHARS) -> str:
+def log_tail(path: str | Path | None, chars: int = TAIL_CHARS) -> str:
+    """The last ``chars`` of the log at ``path`` (a row's ``log_path``); empty when there is
+    none, or it is gone or not a regular file."""
     if not path:
         return ""
-    p = Path(str(path))
+    p = Path(path)
     try:
         return read_range(p, -chars, chars).decode(errors="replace")
     except (OSError, FileProblem):  # gone, or not a regular file (a FIFO would hang a read)
         return ""
 
 
-def investigation(recipe: str, rows: Sequence[ResultRow]) -> dict[str, Any]:
+class Investigation(TypedDict):
+    """What :func:`investigation` finds: the investigate notebook's records of these names
+    (:class:`~canonlib.evidence.records.Recorded` declares each)."""
+
+    investigated: str
+    investigate_rungs: list[RungRow]
+    investigate_reason: str
+    investigate_failing_since: str | None
+    investigate_failing_runs: int
+    investigate_log_tail: str
+
+
+def investigation(recipe: str, rows: Sequence[ResultRow]) -> Investigation:
     """What the investigate notebook records for ``recipe`` from its result ``rows`` (run order)."""
     bad = [r for r in rows if failing(r)]
     tested = [r for r in bad if outcome(r.label) in FAILING]  # not a known-red skip
@@ -96,11 +111,11 @@ def investigation(recipe: str, rows: Sequence[ResultRow]) -> dict[str, Any]:
         head = label_head(shown)
         head = outcome(last.label) if head.endswith("(see reason)") else head
         why = f"{head} in run {last.run_id}: {reason(shown)}"
-    return {
-        "investigated": recipe,
-        "investigate_rungs": rung_rows(rows),
-        "investigate_reason": why,
-        "investigate_failing_since": streak.since_run if streak else None,
-        "investigate_failing_runs": streak.runs if streak else 0,
-        "investigate_log_tail": log_tail(last.log_path) if last else "",
-    }
+    return Investigation(
+        investigated=recipe,
+        investigate_rungs=rung_rows(rows),
+        investigate_reason=why,
+        investigate_failing_since=streak.since_run if streak else None,
+        investigate_failing_runs=streak.runs if streak else 0,
+        investigate_log_tail=log_tail(last.log_path) if last else "",
+    )

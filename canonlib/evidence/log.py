@@ -29,10 +29,10 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -45,6 +45,7 @@ from canonlib.errors import UsageError, one_line
 from canonlib.evidence import merkle, signing
 from canonlib.evidence.bundle import MANIFEST_CAP, REGISTRY, open_copy
 from canonlib.evidence.manifest import ENVELOPE, LOG_PROOF, MANIFEST
+from canonlib.evidence.records import type_problem
 from canonlib.files import (
     FileProblem,
     hash_file,
@@ -65,10 +66,91 @@ COMMITTER = {"user.name": "canon", "user.email": "canon@localhost"}
 APPEND_TRIES = 5
 
 
+# -- what is written: an entry, a dir's proof ---------------------------------------------
+
+
+class _Chain(TypedDict):
+    head: str | None
+    length: int | None
+
+
+# (a total=False subclass, not NotRequired: under ``from __future__ import annotations``
+# Python 3.11 counts a NotRequired key as required at run time, which type_problem reads)
+class ChainJSON(_Chain, total=False):
+    """The registry's promotion chain as an entry holds it: the manifest's head and length and,
+    when the previous entry had a length, the bundled chain's hash at that length (None: the
+    bundled chain is shorter)."""
+
+    at_previous: str | None
+
+
+class Entry(TypedDict):
+    """One line of ``entries.jsonl`` (:func:`entry_line`); a dir's ``log.proof`` holds it too."""
+
+    v: int
+    run_id: str
+    suite: str
+    verdict: str | None
+    manifest_sha256: str
+    envelope_sha256: str | None  # None: the run was not signed
+    chain: ChainJSON
+    time: str | None
+
+
+class Proof(TypedDict):
+    """A dir's ``log.proof``: its entry (the very line), leaf index, inclusion path (base64
+    hashes) and the checkpoint note it leads to."""
+
+    type: str
+    origin: str
+    index: int
+    entry: str
+    inclusion: list[str]
+    checkpoint: str
+
+
+class LastEntry(TypedDict):
+    run_id: str
+    suite: str
+    verdict: str | None
+    time: str | None
+
+
+class LogStatus(TypedDict):
+    """``canon log status``: the log's path, origin, size, root and its last entry."""
+
+    path: str
+    origin: str
+    size: int
+    root: str | None
+    signed: bool
+    push: str | None
+    last: LastEntry | None
+
+
+class BadEntry(ValueError):
+    """JSON that is not a canon log entry.  Its words fit after where it was read, as a
+    :class:`~canonlib.files.FileProblem`'s do; ``why`` names the key that is wrong."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"is not a canon log entry ({why})")
+        self.why = why
+
+
+def parse_entry(raw: bytes | str) -> Entry:
+    """An entry read back (a line of a log, a proof's entry): untrusted until it is one.
+    :class:`~canonlib.files.FileProblem` when it is not JSON; :class:`BadEntry` when it is not
+    an entry."""
+    value: object = parse_json(raw)
+    if why := type_problem(value, Entry):
+        raise BadEntry(why)
+    return cast(Entry, value)
+
+
 # -- entries and checkpoints (pure) -----------------------------------------------------
 
 
-def entry_line(entry: dict[str, Any]) -> bytes:
+def entry_line(entry: Entry) -> bytes:
     """The canonical JSON of an entry: sorted keys, no spaces, ASCII; one line."""
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
@@ -187,11 +269,14 @@ class LogRepo:
         return new
 
 
-def _chain(d: Path, manifest: dict[str, Any], previous_length: int | None) -> dict[str, Any]:
+def _chain(d: Path, chain: Mapping[str, object], previous_length: int | None) -> ChainJSON:
     """The manifest's chain head and length, and the bundled chain's hash at the previous entry's
     length (what a shrink or a rewritten history cannot fake)."""
-    chain = manifest["predicate"]["canon"].get("chain") or {}
-    out = {"head": chain.get("head"), "length": chain.get("length")}
+    head, length = chain.get("head"), chain.get("length")
+    out = ChainJSON(
+        head=head if isinstance(head, str) else None,
+        length=length if isinstance(length, int) and not isinstance(length, bool) else None,
+    )
     if previous_length:
         with open_copy(d / REGISTRY) as reg:
             rows = reg.history()
@@ -201,24 +286,50 @@ def _chain(d: Path, manifest: dict[str, Any], previous_length: int | None) -> di
     return out
 
 
-def make_entry(d: Path, previous: dict[str, Any] | None) -> dict[str, Any]:
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def make_entry(d: Path, previous: Entry | None) -> Entry:
+    """Dir ``d``'s entry, after ``previous`` (the log's last).  UsageError (naming the file) when
+    its manifest is not a canon evidence manifest."""
     raw = read_inside(d, MANIFEST, MANIFEST_CAP)
-    m = parse_json(raw)
-    canon = m["predicate"]["canon"]
-    prev_len = (previous or {}).get("chain", {}).get("length")
-    return {
-        "v": ENTRY_VERSION,
-        "run_id": canon["run_id"],
-        "suite": canon["suite"],
-        "verdict": m["predicate"].get("result"),
-        "manifest_sha256": hashlib.sha256(raw).hexdigest(),
-        "envelope_sha256": _envelope_sha256(d),
-        "chain": _chain(d, m, prev_len if isinstance(prev_len, int) else None),
-        "time": canon.get("finished_at"),
-    }
+    m: object = parse_json(raw)
+    pred = m.get("predicate") if isinstance(m, dict) else None
+    canon = pred.get("canon") if isinstance(pred, dict) else None
+    if not isinstance(pred, dict) or not isinstance(canon, dict):
+        raise UsageError(f"{d / MANIFEST}: not a canon evidence manifest (no predicate.canon)")
+    run_id, suite, chain = canon.get("run_id"), canon.get("suite"), canon.get("chain")
+    if not isinstance(run_id, str) or not isinstance(suite, str):
+        raise UsageError(f"{d / MANIFEST}: not a canon evidence manifest (no run id or suite)")
+    return Entry(
+        v=ENTRY_VERSION,
+        run_id=run_id,
+        suite=suite,
+        verdict=_text(pred.get("result")),
+        manifest_sha256=hashlib.sha256(raw).hexdigest(),
+        envelope_sha256=_envelope_sha256(d),
+        chain=_chain(d, chain if isinstance(chain, dict) else {}, _length(previous)),
+        time=_text(canon.get("finished_at")),
+    )
 
 
-def append(config: Config, d: Path, out: Callable[[str], None] = print) -> dict[str, Any]:
+def _length(entry: Entry | None) -> int | None:
+    return entry["chain"]["length"] if entry else None
+
+
+def _last_entry(repo: LogRepo, lines: list[bytes]) -> Entry | None:
+    """The log's last line as an entry (None when it has none); UsageError naming the line when
+    it is not one (a log canon wrote holds none such: it was edited)."""
+    if not lines:
+        return None
+    try:
+        return parse_entry(lines[-1])
+    except (FileProblem, BadEntry) as e:
+        raise UsageError(f"{repo.path}: {ENTRIES} line {len(lines)} {e}") from None
+
+
+def append(config: Config, d: Path, out: Callable[[str], None] = print) -> Proof:
     """Append evidence dir ``d`` to the configured log, write ``d/log.proof``, push when set.
     Returns the proof."""
     if (d / LOG_PROOF).exists():
@@ -230,7 +341,7 @@ def append(config: Config, d: Path, out: Callable[[str], None] = print) -> dict[
     for _ in range(APPEND_TRIES):
         head = repo.head()
         lines = leaf_lines(repo.entries(head))
-        previous = parse_json(lines[-1]) if lines else None
+        previous = _last_entry(repo, lines)
         entry = make_entry(d, previous)
         _refuse_older(d, entry, previous)
         line = entry_line(entry)
@@ -246,14 +357,14 @@ def append(config: Config, d: Path, out: Callable[[str], None] = print) -> dict[
     else:
         raise UsageError(f"{repo.path}: could not append {d.name} (main kept moving)")
     index = tree.size - 1
-    proof = {
-        "type": PROOF_TYPE,
-        "origin": config.log_origin,
-        "index": index,
-        "entry": line.decode(),
-        "inclusion": [_b64(h) for h in tree.inclusion(index)],
-        "checkpoint": note,
-    }
+    proof = Proof(
+        type=PROOF_TYPE,
+        origin=config.log_origin,
+        index=index,
+        entry=line.decode(),
+        inclusion=[_b64(h) for h in tree.inclusion(index)],
+        checkpoint=note,
+    )
     write_atomic(d / LOG_PROOF, json.dumps(proof, indent=1) + "\n")
     if config.log_push:
         try:
@@ -284,33 +395,37 @@ def push(config: Config) -> str:
     return config.log_push
 
 
-def status(config: Config) -> dict[str, Any]:
+def status(config: Config) -> LogStatus:
     repo = LogRepo(config.log_repo)
     head = repo.head()
     note = git.read_blobs(repo.path, [f"{head}:{CHECKPOINT}"])[0] if head else None
     cp = parse_checkpoint(note.decode()) if note else None
     lines = leaf_lines(repo.entries(head)) if head else []
-    last = parse_json(lines[-1]) if lines else None
-    return {
-        "path": str(repo.path),
-        "origin": config.log_origin,
-        "size": cp.size if cp else 0,
-        "root": _b64(cp.root) if cp else None,
-        "signed": bool(cp and cp.signatures),
-        "push": config.log_push,
-        "last": last and {k: last.get(k) for k in ("run_id", "suite", "verdict", "time")},
-    }
+    last = _last_entry(repo, lines)
+    return LogStatus(
+        path=str(repo.path),
+        origin=config.log_origin,
+        size=cp.size if cp else 0,
+        root=_b64(cp.root) if cp else None,
+        signed=bool(cp and cp.signatures),
+        push=config.log_push,
+        last=LastEntry(
+            run_id=last["run_id"], suite=last["suite"], verdict=last["verdict"], time=last["time"]
+        )
+        if last
+        else None,
+    )
 
 
-def _refuse_older(d: Path, entry: dict[str, Any], previous: dict[str, Any] | None) -> None:
+def _refuse_older(d: Path, entry: Entry, previous: Entry | None) -> None:
     """A run that finished before the log's last entry cannot join it late: its chain would read
     as a rollback.  (A newer run whose chain shrank is appended: that is what the log is for.)"""
-    if previous is None or not entry.get("time") or not previous.get("time"):
+    if previous is None or not entry["time"] or not previous["time"]:
         return
-    if str(entry["time"]) < str(previous["time"]):
+    if entry["time"] < previous["time"]:
         raise UsageError(
             f"{d.name} finished at {entry['time']}, before the log's last entry (run "
-            f"{previous.get('run_id')}, {previous['time']}): a log only grows forward; the dir "
+            f"{previous['run_id']}, {previous['time']}): a log only grows forward; the dir "
             "stays outside it (`canon verify` of the dir says it is in no log)"
         )
 
@@ -333,29 +448,35 @@ def _envelope_sha256(d: Path) -> str | None:
         return f"unusable: {e}"
 
 
-def read_proof(d: Path) -> dict[str, Any]:
-    """``d/log.proof``: :class:`FileProblem` when it is not a regular JSON file inside ``d``."""
-    p = parse_json(read_inside(d, LOG_PROOF, PROOF_CAP))
+def read_proof(d: Path) -> Proof:
+    """``d/log.proof``: :class:`FileProblem` when it is not a regular JSON file inside ``d``,
+    ValueError (its words name the key that is wrong) when it is not a proof."""
+    p: object = parse_json(read_inside(d, LOG_PROOF, PROOF_CAP))
     if not isinstance(p, dict) or p.get("type") != PROOF_TYPE:
         raise ValueError(f"not a {PROOF_TYPE}")
-    return p
+    if why := type_problem(p, Proof):
+        raise ValueError(f"not a {PROOF_TYPE} ({why})")
+    return cast(Proof, p)
 
 
-def dir_claims(d: Path, raw: bytes, pred: dict[str, Any], key: Path | None) -> list[Claim]:
+def dir_claims(d: Path, raw: bytes, pred: Mapping[str, object], key: Path | None) -> list[Claim]:
     """The dir's entry says this manifest, and its inclusion proof leads to the checkpoint."""
     try:
         proof = read_proof(d)
-        entry = parse_json(proof["entry"])
+        entry = parse_entry(proof["entry"])
         env = _envelope_sha256(d)
-    except FileProblem as e:
+    except BadEntry as e:
+        return [Claim("log", False, f"{d / LOG_PROOF}: its entry {e}")]
+    except (FileProblem, ValueError) as e:  # not a regular JSON file; not a proof
         return [Claim("log", False, f"{d / LOG_PROOF}: {e}")]
-    chain = pred.get("chain") or {}
+    chain = pred.get("chain")
+    said_chain: Mapping[str, object] = chain if isinstance(chain, dict) else {}
     said = {
-        "run id": (entry.get("run_id"), pred.get("run_id")),
-        "manifest sha256": (entry.get("manifest_sha256"), hashlib.sha256(raw).hexdigest()),
-        "envelope sha256": (entry.get("envelope_sha256"), env),
-        "chain head": ((entry.get("chain") or {}).get("head"), chain.get("head")),
-        "chain length": ((entry.get("chain") or {}).get("length"), chain.get("length")),
+        "run id": (entry["run_id"], pred.get("run_id")),
+        "manifest sha256": (entry["manifest_sha256"], hashlib.sha256(raw).hexdigest()),
+        "envelope sha256": (entry["envelope_sha256"], env),
+        "chain head": (entry["chain"]["head"], said_chain.get("head")),
+        "chain length": (entry["chain"]["length"], said_chain.get("length")),
     }
     differ = [k for k, (a, b) in said.items() if a != b]
     out = [
@@ -364,14 +485,14 @@ def dir_claims(d: Path, raw: bytes, pred: dict[str, Any], key: Path | None) -> l
             not differ,
             f"differs in {', '.join(differ)} ({d / LOG_PROOF})"
             if differ
-            else f"run {entry.get('run_id')}, this manifest and chain",
+            else f"run {entry['run_id']}, this manifest and chain",
         )
     ]
     cp = parse_checkpoint(proof["checkpoint"])
     index = proof["index"]
     path = [base64.b64decode(h, validate=True) for h in proof["inclusion"]]
     leaf = merkle.leaf_hash(proof["entry"].encode())
-    ok = isinstance(index, int) and merkle.verify_inclusion(index, cp.size, leaf, path, cp.root)
+    ok = merkle.verify_inclusion(index, cp.size, leaf, path, cp.root)
     out.append(
         Claim(
             "log inclusion proof",
@@ -429,18 +550,24 @@ def _history(clone: Path) -> _History:
 def _chain_claims(lines: list[bytes]) -> list[Claim]:
     """The registry's chain never goes backwards from one entry to the next."""
     out = []
-    prev: dict[str, Any] | None = None
+    prev: Entry | None = None
     for i, line in enumerate(lines):
         try:
-            e = parse_json(line)
-            chain = e["chain"]
-            run = e["run_id"]
-        except (FileProblem, KeyError, TypeError):
-            out.append(Claim(f"log entry {i}", False, f"not a canon log entry: {line[:60]!r}"))
+            e = parse_entry(line)
+        except (FileProblem, BadEntry) as problem:
+            why = problem.why if isinstance(problem, BadEntry) else str(problem)
+            out.append(
+                Claim(
+                    f"log entry {i}",
+                    False,
+                    f"not a canon log entry: {line[:60]!r} ({ENTRIES} line {i + 1}: {why})",
+                )
+            )
             continue
+        chain, run = e["chain"], e["run_id"]
         if prev is not None:
             p = prev["chain"]
-            lp, ln = p.get("length") or 0, chain.get("length") or 0
+            lp, ln = p["length"] or 0, chain["length"] or 0
             where = f"run {run} (entry {i}, after run {prev['run_id']})"
             if ln < lp:
                 out.append(
@@ -451,7 +578,7 @@ def _chain_claims(lines: list[bytes]) -> list[Claim]:
                         "the registry was rolled back to an older copy or promotion rows deleted",
                     )
                 )
-            elif ln == lp and chain.get("head") != p.get("head"):
+            elif ln == lp and chain["head"] != p["head"]:
                 out.append(
                     Claim(
                         f"log entry {i}: registry chain",
@@ -460,7 +587,7 @@ def _chain_claims(lines: list[bytes]) -> list[Claim]:
                         "was rewritten",
                     )
                 )
-            elif ln > lp and lp and chain.get("at_previous") != p.get("head"):
+            elif ln > lp and lp and chain.get("at_previous") != p["head"]:
                 out.append(
                     Claim(
                         f"log entry {i}: registry chain",

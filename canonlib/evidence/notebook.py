@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import NotRequired, ParamSpec, TypedDict, TypeVar
 
 import matplotlib
 
@@ -41,7 +41,11 @@ from canonlib.evidence.records import (  # noqa: E402
     RUNG_COLUMNS,
     SAMEVER_COLUMNS,
     SHOWN_COLUMNS,
+    ClaimJSON,
     DiskRecord,
+    DiskRow,
+    SameverRecord,
+    TaggedPromoteRecord,
     before_after,
     record,
     shown_rows,
@@ -113,7 +117,18 @@ def record_claims(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame([c.to_dict() for c in claims])
 
 
-def run_or_read_sweep(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
+class SweepRead(TypedDict):
+    """The sweep notebook's sweep, run now or read back (:func:`run_or_read_sweep`)."""
+
+    run_id: str
+    status: str
+    rows: list[RowJSON]
+    before: dict[str, str] | None  # each recipe's canonical before it ran (None: read back)
+    excluded: NotRequired[list[tuple[str, str]]]  # (recipe, why) the fleet left out, when run
+    table: NotRequired[pd.DataFrame]  # rendered from the recorded rows
+
+
+def run_or_read_sweep(cfg: Config, sweep_run_id: str | None) -> SweepRead:
     """Run a sweep now, or read the rows of an earlier one from the registry; record
     ``sweep_run_id`` and ``sweep_rows``; ``table`` is rendered from the recorded rows."""
     sweep = _sweep_or_read(cfg, sweep_run_id)
@@ -122,7 +137,7 @@ def run_or_read_sweep(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
     return sweep
 
 
-def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
+def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> SweepRead:
     with Registry.open(cfg.db_path) as reg:
         before = {c.recipe: c.version for c in reg.canonicals()}
     if sweep_run_id:
@@ -131,15 +146,15 @@ def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> dict[str, Any]:
             if run is None:
                 raise ValueError(f"no sweep run {sweep_run_id} in {cfg.db_path}")
             rows = [r.to_dict() for r in reg.results(sweep_run_id)]  # the notebook's records
-        return {"run_id": sweep_run_id, "status": run["status"], "rows": rows, "before": None}
+        return SweepRead(run_id=sweep_run_id, status=run["status"], rows=rows, before=None)
     result = _until_signal(sweep, cfg)
-    return {
-        "run_id": result.run_id,
-        "status": result.status,
-        "rows": result.rows,
-        "before": before,
-        "excluded": result.fleet.excluded,
-    }
+    return SweepRead(
+        run_id=result.run_id,
+        status=result.status,
+        rows=result.rows,
+        before=before,
+        excluded=result.fleet.excluded,
+    )
 
 
 def labels_and_durations(rows: Sequence[RowJSON], run_id: str = "", started: str = "") -> None:
@@ -183,19 +198,31 @@ def pick_recipe(cfg: Config, recipe: str) -> str:
     return (settled or have)[0]
 
 
-def _keep_scratch_db(
-    facts: proofs.TaggedPromoteFacts | proofs.SameverFacts, evidence_dir: str, name: str
-) -> None:
+def _keep_scratch_db(scratch_db: str, evidence_dir: str, name: str) -> str:
+    """Copy a proof's scratch registry into the dir (``scratch/<name>.db``); its path there."""
     dest = Path(evidence_dir) / "scratch" / f"{name}.db"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    src = Path(facts["scratch_db"])
+    src = Path(scratch_db)
     with Registry.open(src) as reg:  # checkpoint the WAL so one file holds everything
         reg._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     shutil.copy2(src, dest)
-    facts["scratch_db"] = str(dest.relative_to(evidence_dir))
+    return str(dest.relative_to(evidence_dir))
 
 
-def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> proofs.TaggedPromoteFacts:
+class TaggedPromoteFacts(TaggedPromoteRecord):
+    """The tagged-promote proof's facts as recorded, and the claims it made of them."""
+
+    claims: list[ClaimJSON]
+
+
+class SameverFacts(SameverRecord):
+    """The same-version proof's facts as recorded, its sweeps' rows and the claims it made."""
+
+    rows: list[RowJSON]
+    claims: list[ClaimJSON]
+
+
+def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> TaggedPromoteFacts:
     """Run the tagged-promote proof.
 
     Record its facts (shown) for verify to re-derive the claims from.
@@ -205,22 +232,38 @@ def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> proofs.Tagged
             facts = _until_signal(proofs.prove_tagged_promote, cfg, recipe, Path(tmp))
         finally:
             proofs.purge_scratch(Path(tmp))
-        _keep_scratch_db(facts, evidence_dir, "tagged_promote")
-    record("tagged_promote", {k: v for k, v in facts.items() if k != "claims"})
-    return facts
+        scratch_db = _keep_scratch_db(facts["scratch_db"], evidence_dir, "tagged_promote")
+    shown = TaggedPromoteRecord(
+        recipe=facts["recipe"],
+        tag=facts["tag"],
+        commit=facts["commit"],
+        base_release=facts["base_release"],
+        scratch_db=scratch_db,
+        untagged=facts["untagged"],
+        tagged=facts["tagged"],
+    )
+    record("tagged_promote", shown)
+    return TaggedPromoteFacts(**shown, claims=facts["claims"])
 
 
-def samever(cfg: Config, recipe: str, evidence_dir: str) -> proofs.SameverFacts:
+def samever(cfg: Config, recipe: str, evidence_dir: str) -> SameverFacts:
     """Run the same-version proof; record its facts and the three scratch sweeps' rows (shown)."""
     with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
         try:
             facts = _until_signal(proofs.prove_samever, cfg, recipe, Path(tmp))
         finally:
             proofs.purge_scratch(Path(tmp))
-        _keep_scratch_db(facts, evidence_dir, "samever")
-    record("samever", {k: v for k, v in facts.items() if k not in ("claims", "rows")})
+        scratch_db = _keep_scratch_db(facts["scratch_db"], evidence_dir, "samever")
+    shown = SameverRecord(
+        recipe=facts["recipe"],
+        runs=facts["runs"],
+        new_tag=facts["new_tag"],
+        new_commit=facts["new_commit"],
+        scratch_db=scratch_db,
+    )
+    record("samever", shown)
     record("samever_rows", shown_rows(facts["rows"], SAMEVER_COLUMNS), SAMEVER_COLUMNS)
-    return facts
+    return SameverFacts(**shown, rows=facts["rows"], claims=facts["claims"])
 
 
 def disk(cfg: Config) -> tuple[pd.DataFrame, DiskRecord, pd.DataFrame]:
@@ -229,20 +272,20 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, DiskRecord, pd.DataFrame]:
     The table and figure come from the record.
     """
     rep = disk_report(cfg)
-    summary: DiskRecord = {
-        "rows": [
-            {
-                "recipe": r.recipe,
-                "mirror_bytes": r.mirror_bytes,
-                "slot_bytes": r.slot_bytes,
-                "snapshot_bytes": r.snapshot_bytes,
-            }
+    summary = DiskRecord(
+        rows=[
+            DiskRow(
+                recipe=r.recipe,
+                mirror_bytes=r.mirror_bytes,
+                slot_bytes=r.slot_bytes,
+                snapshot_bytes=r.snapshot_bytes,
+            )
             for r in rep["rows"]
         ],
-        "shared": rep["shared"],
-        "total_bytes": rep["total"],
-        "budget_bytes": rep["budget"],
-    }
+        shared=rep["shared"],
+        total_bytes=rep["total"],
+        budget_bytes=rep["budget"],
+    )
     record("disk", summary, DISK_COLUMNS)
     df = pd.DataFrame(summary["rows"])
     try:
@@ -250,7 +293,8 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, DiskRecord, pd.DataFrame]:
     except Exception:  # noqa: BLE001 -- a fleet that cannot be read still gets its disk figure
         recipes = []
     title = f"— budget {human_bytes(summary['budget_bytes'])}"
-    show_alt(*disk_figure(dict(summary), recipes=recipes, title=title))  # figures: a dict
+    # figures.disk_figure takes a plain dict today, not a DiskRecord
+    show_alt(*disk_figure(dict(summary), recipes=recipes, title=title))
     return df, summary, record_claims(proofs.disk_claims(summary))
 
 
@@ -276,13 +320,10 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
     record("investigate_rungs", rungs_rows, RUNG_COLUMNS)
     rungs = pd.DataFrame(rungs_rows)
     inv = investigation(recipe, rows)  # the reason, the streak and the last failing log's tail
-    for key in (
-        "investigate_reason",
-        "investigate_failing_since",
-        "investigate_failing_runs",
-        "investigate_log_tail",
-    ):
-        record(key, inv[key])
+    record("investigate_reason", inv["investigate_reason"])
+    record("investigate_failing_since", inv["investigate_failing_since"])
+    record("investigate_failing_runs", inv["investigate_failing_runs"])
+    record("investigate_log_tail", inv["investigate_log_tail"])
     print(f"{recipe}: {inv['investigate_reason']}")
     if inv["investigate_failing_since"]:
         since, n = inv["investigate_failing_since"], inv["investigate_failing_runs"]
@@ -300,5 +341,5 @@ def verify_table(target: str) -> tuple[pd.DataFrame, bool]:
     return df, all(c.ok for c in claims)
 
 
-def dumps(value: Any) -> str:
+def dumps(value: object) -> str:
     return json.dumps(value, indent=1, default=str)

@@ -15,10 +15,10 @@ import contextlib
 import json
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from canonlib import term
 from canonlib.files import FileProblem, read_range
@@ -40,11 +40,11 @@ def stderr_out(stream: TextIO | None = None) -> Callable[[str], None]:
     return out
 
 
-def row_line(run_id: str, row: dict[str, Any]) -> str:
+def row_line(run_id: str, row: Mapping[str, object]) -> str:
     """One progress line for a row of a results/progress file: its values came from a
     sweep (a recipe's name, a label), so control characters show visibly, as git shows them."""
 
-    def v(x: Any) -> str:
+    def v(x: object) -> str:
         return term.visible(str(x))
 
     if "event" in row:  # from progress.jsonl: something starting
@@ -86,7 +86,7 @@ class SweepTail:
             self.offsets[f] = self.offsets.get(f, 0) + done
             for raw in data[:done].splitlines():
                 try:
-                    row = json.loads(raw)
+                    row: object = json.loads(raw)
                 except json.JSONDecodeError:
                     continue
                 if isinstance(row, dict):

@@ -23,9 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import psutil
 
@@ -35,7 +34,6 @@ from canonlib.evidence import log, signing
 from canonlib.evidence.bundle import write_refs_and_config, write_registry
 from canonlib.evidence.manifest import (
     ENVELOPE,
-    BundledFacts,
     bundled_facts,
     claimed_sweep_runs,
     statement,
@@ -144,7 +142,7 @@ def stop_tree(pid: int, grace_s: float = STOP_GRACE_S) -> None:
 def execute(
     src: Path,
     dest: Path,
-    params: dict[str, Any],
+    params: Mapping[str, object],
     *,
     cwd: Path,
     timeout_s: float,
@@ -152,7 +150,8 @@ def execute(
     log: Path,
 ) -> tuple[int | None, bool, float]:
     """papermill ``src`` -> ``dest`` in a child session, stopped at ``timeout_s`` (the watchdog)
-    or when canon itself is interrupted (then the interrupt propagates)."""
+    or when canon itself is interrupted (then the interrupt propagates).  ``params``: the
+    notebooks' parameters, passed to papermill as JSON (``-y``)."""
 
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="canon-kernel-") as tmp:
@@ -251,7 +250,7 @@ def run_suite(
     config: Config,
     suite: str,
     *,
-    params: dict[str, Any] | None = None,
+    params: Mapping[str, object] | None = None,
     out: Callable[[str], None] = print,
     notebooks: list[Path] | None = None,
     timeout_s: float = NOTEBOOK_TIMEOUT_S,
@@ -278,7 +277,11 @@ def run_suite(
     d = config.evidence_dir / run_id
     d.mkdir(parents=True)
     started = utcnow()
-    base_params = {"config_path": str(config.path or ""), "evidence_dir": str(d), **(params or {})}
+    base_params: dict[str, object] = {
+        "config_path": str(config.path or ""),
+        "evidence_dir": str(d),
+        **(params or {}),
+    }
     ev = EvidenceRun(d, suite, [])
     progress = progress or out
     warm_up()  # nbconvert loads while the notebooks run
@@ -329,13 +332,20 @@ def run_suite(
     return ev
 
 
-def claimed_recipes(facts: BundledFacts, records: list[dict[str, Any]]) -> set[str]:
-    recipes = {r["recipe"] for r in facts["rows"]} | {c["recipe"] for c in facts["canonicals"]}
+def claimed_recipes(
+    rows: Iterable[Mapping[str, object]],
+    canonicals: Iterable[Mapping[str, object]],
+    records: Iterable[Mapping[str, object]],
+) -> set[str]:
+    """The recipes a dir's claims name: its rows', its canonicals' and its proofs' (whose refs
+    and config the bundle keeps)."""
+    named = [*rows, *canonicals]
     for rec in records:
         for key in ("tagged_promote", "samever"):
-            if isinstance(rec.get(key), dict) and rec[key].get("recipe"):
-                recipes.add(rec[key]["recipe"])
-    return recipes
+            proof = rec.get(key)
+            if isinstance(proof, dict) and proof.get("recipe"):
+                named.append(proof)
+    return {recipe for r in named if isinstance(recipe := r.get("recipe"), str)}
 
 
 def finish(
@@ -343,7 +353,7 @@ def finish(
     ev: EvidenceRun,
     *,
     run_id: str,
-    params: dict[str, Any],
+    params: dict[str, object],
     started: str,
     interrupted: str | None = None,
     out: Callable[[str], None] = print,
@@ -364,7 +374,7 @@ def finish(
             shutil.copy2(src, d / "results" / f"{rid}.jsonl")
     write_registry(config, d)
     facts = bundled_facts(d, sweep_runs)
-    write_refs_and_config(config, d, claimed_recipes(facts, records))
+    write_refs_and_config(config, d, claimed_recipes(facts["rows"], facts["canonicals"], records))
     notebooks_ok = {n.name: n.ok for n in ev.notebooks}
     if interrupted:
         notebooks_ok["(interrupted)"] = False

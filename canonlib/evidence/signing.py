@@ -18,7 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -30,6 +30,19 @@ from canonlib.files import FileProblem, read_small_file, write_atomic
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 KEY_NAME = "evidence-ed25519"
 KEY_CAP = 64 << 10  # a PEM ed25519 key is ~120 bytes
+
+
+class Signature(TypedDict):
+    keyid: str  # sha256 of the raw public key, hex
+    sig: str  # base64 ed25519 signature over the PAE
+
+
+class Envelope(TypedDict):
+    """A DSSE v1 envelope as canon writes it (``manifest.dsse.json``)."""
+
+    payloadType: str
+    payload: str  # base64 of manifest.json's bytes
+    signatures: list[Signature]
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -96,23 +109,23 @@ def load_public(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def sign(payload: bytes, key: Ed25519PrivateKey) -> dict[str, Any]:
+def sign(payload: bytes, key: Ed25519PrivateKey) -> Envelope:
     """A DSSE envelope over ``payload``, signed with ``key``."""
     sig = key.sign(pae(PAYLOAD_TYPE, payload))
-    return {
-        "payloadType": PAYLOAD_TYPE,
-        "payload": base64.b64encode(payload).decode(),
-        "signatures": [{"keyid": keyid(key.public_key()), "sig": base64.b64encode(sig).decode()}],
-    }
+    return Envelope(
+        payloadType=PAYLOAD_TYPE,
+        payload=base64.b64encode(payload).decode(),
+        signatures=[Signature(keyid=keyid(key.public_key()), sig=base64.b64encode(sig).decode())],
+    )
 
 
-def write_envelope(path: Path, envelope: dict[str, Any]) -> None:
+def write_envelope(path: Path, envelope: Envelope) -> None:
     write_atomic(path, json.dumps(envelope, indent=1) + "\n")
 
 
-def check(envelope: Any, pub: Ed25519PublicKey, manifest_bytes: bytes) -> str | None:
-    """None when ``envelope`` carries a valid signature by ``pub`` over exactly ``manifest_bytes``;
-    else why not, in words."""
+def check(envelope: object, pub: Ed25519PublicKey, manifest_bytes: bytes) -> str | None:
+    """None when ``envelope`` (JSON read from the dir: untrusted, any shape) carries a valid
+    signature by ``pub`` over exactly ``manifest_bytes``; else why not, in words."""
     if not isinstance(envelope, dict) or not isinstance(envelope.get("signatures"), list):
         return "not a DSSE envelope"
     if envelope.get("payloadType") != PAYLOAD_TYPE:

@@ -125,9 +125,9 @@ class _NotManifest(Exception):
 
 @dataclass(frozen=True)
 class _Read:
-    """``manifest.json`` as read: its bytes, its JSON and its ``canon`` object as JSON (what
-    the report pages' and the log's checks read), and the Statement it is, once it holds its
-    declared types (:meth:`statement`)."""
+    """``manifest.json`` as read: its bytes, its JSON (what the report pages' checks read) and
+    its ``canon`` object, and the Statement it is, once it holds its declared types
+    (:meth:`statement`)."""
 
     raw: bytes
     json: dict[str, object]
@@ -1029,10 +1029,12 @@ def _upstream(subject: list[Subject], refs: dict[str, RecipeRefs], timeout_s: fl
     return out
 
 
-def _log(d: Path, m: _Read, key: Path | None, clone: Path | None) -> list[Claim]:
+def _log(
+    d: Path, raw: bytes, pred: CanonPredicate, key: Path | None, clone: Path | None
+) -> list[Claim]:
     if not (d / LOG_PROOF).exists():
         return [Claim("log", True, f"not in an evidence log (no {LOG_PROOF})")]
-    out = evidence_log.dir_claims(d, m.raw, m.canon, key)
+    out = evidence_log.dir_claims(d, raw, pred, key)
     if clone is not None:
         out += evidence_log.clone_claims(d, clone)
     return out
@@ -1113,7 +1115,7 @@ def verify(
     notebooks = SUITES.get(pred["suite"], [n["name"] for n in pred["notebooks"]])
     nb_claims, recs = _records(d, pred, notebooks, listing)
     claims += _section("signature", lambda: _signature(d, m.raw, key, require_signature))
-    claims += _section("log", lambda: _log(d, m, key, log))
+    claims += _section("log", lambda: _log(d, m.raw, pred, key, log))
     claims += _section("file hashes", lambda: _files(d, pred, listing))
     claims += _section("suite complete", lambda: _suite(d, pred, listing))
     claims += _section("report pages", lambda: _report(d, m, pred, listing))

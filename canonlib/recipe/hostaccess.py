@@ -33,9 +33,9 @@ from __future__ import annotations
 import difflib
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import yaml
@@ -454,7 +454,7 @@ def canonical_entry(entry: str) -> str | None:
     return None
 
 
-def entry_problem(entry: Any) -> str | None:
+def entry_problem(entry: object) -> str | None:
     """Why ``entry`` is not a HOST_ACCESS item as canon spells it (naming the closest
     spelling), or None when it is one."""
     if not isinstance(entry, str):
@@ -474,11 +474,6 @@ def entry_problem(entry: Any) -> str | None:
     return f"{entry!r} is not how canon spells it; did you mean {spelt!r}?"
 
 
-def host_access_problems(entries: Any) -> list[str]:
+def host_access_problems(entries: Iterable[object]) -> list[str]:
     """One line per bad entry of a HOST_ACCESS list (empty: every entry is good)."""
     return [p for e in entries if (p := entry_problem(e))]
-
-
-def iter_items(accesses: Iterable[Access]) -> Iterator[str]:
-    """Each distinct item, in order."""
-    yield from dict.fromkeys(a.item for a in accesses)

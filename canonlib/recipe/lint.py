@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import yaml
@@ -28,6 +28,10 @@ from canonlib.recipe.versions import InvalidRecipeVersion, parse_version
 ERROR, WARN = "error", "warn"
 VERSION_LABEL = "coop-cloud.${STACK_NAME}.version"
 DEFAULT_COMPOSE_FILE = "compose.yml"
+
+Spec = Mapping[object, object]
+"""A compose file, or a mapping in it, as YAML parsed it: any key (YAML's may be numbers),
+any value; read with ``get`` and isinstance."""
 
 Reader = Callable[[str], "str | None"]
 """A file's text by its path in the recipe; None when there is no such file.  It raises
@@ -112,7 +116,7 @@ class Release:
 @dataclass(frozen=True)
 class ComposeDoc:
     name: str
-    data: dict[str, Any]
+    data: Spec
     node: yaml.Node = field(repr=False)
 
     def line(self, *path: str | int) -> int | None:
@@ -191,14 +195,15 @@ def _c001(message: str, file: str, line: int | None = None) -> Finding:
     return Finding("C001", ERROR, message, file, line)
 
 
-Definitions = dict[str, list[tuple[ComposeDoc, dict[str, Any]]]]
+Definitions = dict[str, list[tuple[ComposeDoc, Spec]]]
 
 
 def services(docs: Iterable[ComposeDoc]) -> Definitions:
     """Each service name with its definitions, file by file, in COMPOSE_FILE order."""
     out: Definitions = {}
     for doc in docs:
-        for name, spec in (doc.data.get("services") or {}).items():
+        found = doc.data.get("services")  # a mapping when there (load_compose checked)
+        for name, spec in found.items() if isinstance(found, dict) else ():
             out.setdefault(str(name), []).append((doc, spec if isinstance(spec, dict) else {}))
     return out
 
@@ -222,7 +227,7 @@ def check_services(docs: list[ComposeDoc], defs: Definitions) -> Iterator[Findin
             )
 
 
-def _image(spec: dict[str, Any]) -> str | None:
+def _image(spec: Spec) -> str | None:
     image = spec.get("image")
     if not isinstance(image, str):
         return None
@@ -268,7 +273,7 @@ def check_images(defs: Definitions) -> Iterator[Finding]:
 # -- the version label ----------------------------------------------------------
 
 
-def labels(spec: dict[str, Any]) -> list[tuple[str | int, str, str]]:
+def labels(spec: Spec) -> list[tuple[str | int, str, str]]:
     """A service's deploy labels as (where in ``deploy.labels``, key, value)."""
     deploy = spec.get("deploy")
     found = deploy.get("labels") if isinstance(deploy, dict) else None

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import ast
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, TypeGuard, TypeVar
 
 from canonlib.config import age_problem
 from canonlib.errors import CanonError
@@ -31,50 +31,68 @@ class MetaError(CanonError):
     """A recipe_meta.py that cannot be used; the message names file and line."""
 
 
-def _is_str(v: Any) -> bool:
+# Each check is the one place a value read from a meta file gets its type (a TypeGuard).
+
+
+def _is_str(v: object) -> TypeGuard[str]:
     return isinstance(v, str)
 
 
-def _is_opt_str(v: Any) -> bool:
+def _is_opt_str(v: object) -> TypeGuard[str | None]:
     return v is None or isinstance(v, str)
 
 
-def _is_bool(v: Any) -> bool:
+def _is_bool(v: object) -> TypeGuard[bool]:
     return isinstance(v, bool)
 
 
-def _is_int(v: Any, low: int, high: int) -> bool:
+def _is_int(v: object, low: int, high: int) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
 
-def _is_number(v: Any, low: float, high: float) -> bool:
+def _is_number(v: object, low: float, high: float) -> TypeGuard[int | float]:
     # a float compares False with nan, and inf is above any high: both are refused here
     return isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
 
 
-def _is_seconds(v: Any) -> bool:
+def _is_seconds(v: object) -> TypeGuard[int]:
     return _is_int(v, 1, WEEK_S)
 
 
-def _is_str_list(v: Any) -> bool:
+def _is_real(v: object) -> TypeGuard[int | float]:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _is_str_list(v: object) -> TypeGuard[list[str] | tuple[str, ...]]:
     return isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
 
 
-def _is_str_dict(v: Any) -> bool:
+def _is_str_dict(v: object) -> TypeGuard[dict[str, str]]:
     return isinstance(v, dict) and all(
         isinstance(k, str) and isinstance(x, str) for k, x in v.items()
     )
 
 
-def _is_secrets(v: Any) -> bool:
+def _is_secrets(v: object) -> TypeGuard[dict[str, str | None]]:
     return isinstance(v, dict) and all(isinstance(k, str) and _is_opt_str(x) for k, x in v.items())
 
 
-def _is_expected_na(v: Any) -> bool:
+def _is_expected_na(v: object) -> TypeGuard[dict[str, str]]:
     return _is_str_dict(v) and all(RUNG_ALIASES.get(k, k) in RUNGS for k in v)
 
 
-PROBE_FIELDS: dict[str, Callable[[Any], bool]] = {
+class Probe(TypedDict, total=False):
+    """One of READY_PROBES: exactly one of ``cmd`` and ``http``, as :data:`PROBE_FIELDS` checks."""
+
+    cmd: str | list[str] | tuple[str, ...]
+    http: str
+    retries: int
+    interval_s: int | float
+    timeout_s: int | float
+    expect_status: int
+
+
+PROBE_FIELDS: dict[str, Callable[[object], bool]] = {
     "cmd": lambda v: isinstance(v, str) and v.strip() != "" or _is_str_list(v) and len(v) > 0,
     "http": _is_str,
     "retries": lambda v: _is_int(v, 0, 10_000),
@@ -84,7 +102,7 @@ PROBE_FIELDS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def _is_probes(v: Any) -> bool:
+def _is_probes(v: object) -> TypeGuard[list[Probe] | tuple[Probe, ...]]:
     if not isinstance(v, list | tuple):
         return False
     for probe in v:
@@ -97,92 +115,151 @@ def _is_probes(v: Any) -> bool:
     return True
 
 
-def _host_access_problem(v: Any) -> str | None:
-    problems = host_access_problems(v)
+def _host_access_problem(v: object) -> str | None:
+    problems = host_access_problems(v) if isinstance(v, list | tuple) else []  # checked: a list
     return "; ".join(problems) if problems else None
 
 
-def _age_problem(v: Any) -> str | None:
-    return None if v is None else age_problem(v)
+def _age_problem(v: object) -> str | None:
+    return age_problem(v) if isinstance(v, str) else None  # after the check: str or None
 
 
 @dataclass(frozen=True)
 class Key:
     type_name: str
-    check: Callable[[Any], bool]
-    default: Any
-    doc: str
-    problem: Callable[[Any], str | None] | None = None  # after ``check``: what is wrong, in words
+    check: Callable[[object], bool]
+    default: object  # when the file does not set it (what each key means: KEY_HELP)
+    # after ``check``: what is wrong, in words
+    problem: Callable[[object], str | None] | None = None
 
 
 KEYS: dict[str, Key] = {
-    "WARM_CANONICAL": Key("bool", _is_bool, False, "enrol the recipe in the weekly sweep"),
-    "FIXTURE": Key("bool", _is_bool, False, "a test fixture: never enrolled"),
-    "UPGRADE_BASE_VERSION": Key("str or None", _is_opt_str, None, "pin the L2 upgrade base"),
-    "ALLOW_PRERELEASE": Key("bool", _is_bool, False, "prerelease tags count as releases"),
-    "EXPECTED_NA": Key(
-        "dict of rung -> reason", _is_expected_na, {}, f"rungs that do not apply: {RUNGS}"
-    ),
-    "DEPS": Key("list of str", _is_str_list, [], "recipes/services to provision first"),
-    "SECRETS": Key(
-        "dict of name -> generator or None",
-        _is_secrets,
-        {},
-        "secrets; None lets the backend generate",
-    ),
-    "ENV_OVERLAY": Key("dict of str -> str", _is_str_dict, {}, "env values over .env.sample"),
-    "INSTALL_STEPS": Key("list of str", _is_str_list, [], "commands run in the slot after deploy"),
+    "WARM_CANONICAL": Key("bool", _is_bool, False),
+    "FIXTURE": Key("bool", _is_bool, False),
+    "UPGRADE_BASE_VERSION": Key("str or None", _is_opt_str, None),
+    "ALLOW_PRERELEASE": Key("bool", _is_bool, False),
+    "EXPECTED_NA": Key("dict of rung -> reason", _is_expected_na, {}),
+    "DEPS": Key("list of str", _is_str_list, []),
+    "SECRETS": Key("dict of name -> generator or None", _is_secrets, {}),
+    "ENV_OVERLAY": Key("dict of str -> str", _is_str_dict, {}),
+    "INSTALL_STEPS": Key("list of str", _is_str_list, []),
     "READY_PROBES": Key(
         "list of {'cmd': ...} or {'http': ...} dicts (retries 0..10000, interval_s 0..3600, "
         "timeout_s up to 86400, expect_status 100..599)",
         _is_probes,
         [],
-        "readiness probes",
     ),
-    "REQUIRES_TOOLS": Key("list of str", _is_str_list, [], "executables the tests need on PATH"),
-    "DEPLOY_TIMEOUT_S": Key(
-        f"positive int (seconds, at most {WEEK_S})", _is_seconds, 300, "deploy + probes deadline"
-    ),
-    "COLD_TIMEOUT_S": Key(
-        f"positive int (seconds, at most {WEEK_S})", _is_seconds, 1800, "whole cold run deadline"
-    ),
-    "HOLD": Key(
-        "str or None", _is_opt_str, None, "operator hold: the sweep skips, with this reason"
-    ),
+    "REQUIRES_TOOLS": Key("list of str", _is_str_list, []),
+    "DEPLOY_TIMEOUT_S": Key(f"positive int (seconds, at most {WEEK_S})", _is_seconds, 300),
+    "COLD_TIMEOUT_S": Key(f"positive int (seconds, at most {WEEK_S})", _is_seconds, 1800),
+    "HOLD": Key("str or None", _is_opt_str, None),
     "HOST_ACCESS": Key(
         "list of str (host access items, as canon spells them)",
         _is_str_list,
         [],
-        "host access the operator accepts for this recipe",
         _host_access_problem,
     ),
     "MIN_RELEASE_AGE": Key(
         'str or None (a duration: "3d", "12h", "30m", "0")',
         _is_opt_str,
         None,
-        "a tag younger than this is not tested yet (overrides [sweep] min_release_age)",
         _age_problem,
     ),
-    "SERVER": Key(
-        "str or None", _is_opt_str, None, "several servers: the server the canonical lives on"
-    ),
+    "SERVER": Key("str or None", _is_opt_str, None),
 }
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class RecipeMeta:
+    """A recipe's meta: ``values`` as :func:`parse_meta` read them, each key an attribute of
+    its declared type (its default when the file does not set it)."""
+
     recipe: str
     path: Path
-    values: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, object] = field(default_factory=dict)
 
-    def __getattr__(self, name: str) -> Any:
-        if name in KEYS:
-            return self.values.get(name, KEYS[name].default)
-        raise AttributeError(name)
+    def _get(self, name: str, check: Callable[[object], TypeGuard[T]]) -> T:
+        """``name``'s value (or default), of the type ``check`` declares.  A value from a file
+        passed its key's whole check already (:func:`parse_meta`); this is its type."""
+        value = self.values.get(name, KEYS[name].default)
+        if check(value):
+            return value
+        raise MetaError(f"{self.path}: {name} must be {KEYS[name].type_name}, got {_short(value)}")
+
+    @property
+    def WARM_CANONICAL(self) -> bool:
+        return self._get("WARM_CANONICAL", _is_bool)
+
+    @property
+    def FIXTURE(self) -> bool:
+        return self._get("FIXTURE", _is_bool)
+
+    @property
+    def UPGRADE_BASE_VERSION(self) -> str | None:
+        return self._get("UPGRADE_BASE_VERSION", _is_opt_str)
+
+    @property
+    def ALLOW_PRERELEASE(self) -> bool:
+        return self._get("ALLOW_PRERELEASE", _is_bool)
+
+    @property
+    def EXPECTED_NA(self) -> dict[str, str]:
+        return self._get("EXPECTED_NA", _is_str_dict)
+
+    @property
+    def DEPS(self) -> Sequence[str]:
+        return self._get("DEPS", _is_str_list)
+
+    @property
+    def SECRETS(self) -> dict[str, str | None]:
+        return self._get("SECRETS", _is_secrets)
+
+    @property
+    def ENV_OVERLAY(self) -> dict[str, str]:
+        return self._get("ENV_OVERLAY", _is_str_dict)
+
+    @property
+    def INSTALL_STEPS(self) -> Sequence[str]:
+        return self._get("INSTALL_STEPS", _is_str_list)
+
+    @property
+    def READY_PROBES(self) -> Sequence[Probe]:
+        return self._get("READY_PROBES", _is_probes)
+
+    @property
+    def REQUIRES_TOOLS(self) -> Sequence[str]:
+        return self._get("REQUIRES_TOOLS", _is_str_list)
+
+    @property
+    def DEPLOY_TIMEOUT_S(self) -> float:
+        return self._get("DEPLOY_TIMEOUT_S", _is_real)
+
+    @property
+    def COLD_TIMEOUT_S(self) -> float:
+        return self._get("COLD_TIMEOUT_S", _is_real)
+
+    @property
+    def HOLD(self) -> str | None:
+        return self._get("HOLD", _is_opt_str)
+
+    @property
+    def HOST_ACCESS(self) -> Sequence[str]:
+        return self._get("HOST_ACCESS", _is_str_list)
+
+    @property
+    def MIN_RELEASE_AGE(self) -> str | None:
+        return self._get("MIN_RELEASE_AGE", _is_opt_str)
+
+    @property
+    def SERVER(self) -> str | None:
+        return self._get("SERVER", _is_opt_str)
 
     @property
     def enrolled(self) -> bool:
-        return bool(self.WARM_CANONICAL) and not self.FIXTURE
+        return self.WARM_CANONICAL and not self.FIXTURE
 
     @property
     def expected_na(self) -> dict[str, str]:
@@ -193,7 +270,7 @@ def _fail(path: Path, line: int, msg: str) -> MetaError:
     return MetaError(f"{path}:{line}: {msg}")
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     try:
         text = repr(value)
     except ValueError:  # an int too long to print
@@ -201,13 +278,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def parse_meta(source: str, path: Path) -> dict[str, Any]:
+def parse_meta(source: str, path: Path) -> dict[str, object]:
     """The key -> value map of a meta file's source; raises :class:`MetaError`."""
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as e:
         raise _fail(path, e.lineno or 0, f"syntax error: {e.msg}") from None
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # docstring or a bare literal

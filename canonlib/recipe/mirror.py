@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from canonlib import git, process
 from canonlib.config import Config
@@ -30,6 +30,14 @@ from canonlib.recipe.versions import InvalidRecipeVersion, parse_version
 
 HEADS, TAGS = "refs/heads/", "refs/tags/"
 FIRST_SEEN_CAP = 16 * 1024 * 1024  # tag -> {commit, first_seen}: a few hundred bytes a tag
+
+
+class FirstSeen(TypedDict):
+    """When canon's mirror first saw a tag at a commit (epoch seconds): one entry of
+    ``<recipe>.first-seen.json``."""
+
+    commit: str
+    first_seen: float
 
 
 class SyncError(CanonError):
@@ -482,31 +490,32 @@ class Mirror:
         """``<mirrors>/<recipe>.first-seen.json``: beside the mirror, so a re-clone keeps it."""
         return self.path.with_name(f"{self.path.name.removesuffix('.git')}.first-seen.json")
 
-    def _first_seen_map(self) -> dict[str, dict[str, Any]]:
+    def _first_seen_map(self) -> dict[str, FirstSeen]:
+        """The sightings as written; an entry that is not a sighting is left out."""
         try:
-            data = read_json_file(self.first_seen_path, FIRST_SEEN_CAP)
+            data: object = read_json_file(self.first_seen_path, FIRST_SEEN_CAP)
         except FileNotFoundError:
             return {}
         except FileProblem:
             return {}  # unreadable: every tag counts as seen now (a longer wait, never shorter)
         if not isinstance(data, dict):
             return {}
-        return {
-            t: v
-            for t, v in data.items()
-            if isinstance(v, dict)
-            and isinstance(v.get("commit"), str)
-            and isinstance(v.get("first_seen"), int | float)
-        }
+        known: dict[str, FirstSeen] = {}
+        for t, v in data.items():
+            commit = v.get("commit") if isinstance(v, dict) else None
+            seen = v.get("first_seen") if isinstance(v, dict) else None
+            if isinstance(commit, str) and isinstance(seen, int | float):
+                known[t] = {"commit": commit, "first_seen": seen}
+        return known
 
     def _record_first_seen(
-        self, tags: dict[str, str], now: float, old: dict[str, dict[str, Any]] | None = None
-    ) -> dict[str, dict[str, Any]]:
+        self, tags: dict[str, str], now: float, old: dict[str, FirstSeen] | None = None
+    ) -> dict[str, FirstSeen]:
         """Note ``now`` for each tag not seen before at its commit (a tag re-pointed upstream
         is a new sighting); tags upstream dropped are forgotten.  The map, as written.
         ``old``: the map as the caller just read it (else it is read here)."""
         old = self._first_seen_map() if old is None else old
-        new = {
+        new: dict[str, FirstSeen] = {
             t: old[t] if t in old and old[t]["commit"] == c else {"commit": c, "first_seen": now}
             for t, c in sorted(tags.items())
         }

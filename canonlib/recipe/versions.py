@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import semver
 
@@ -27,7 +26,11 @@ __all__ = [
     "version_key",
 ]
 
-Key = tuple[Any, ...]  # a sort key: ints and strs, compared as a tuple
+IdentKey = tuple[bool, int | str]  # (is text, the identifier): numbers below text
+PrereleaseKey = tuple[bool] | tuple[bool, tuple[IdentKey, ...]]  # a release: (True,)
+AppKey = tuple[IdentKey, ...]
+Key = tuple[int, int, int, PrereleaseKey, AppKey, str]
+"""A tag's sort key: major, minor, patch, prerelease, app, and the tag itself (a total order)."""
 
 
 class InvalidRecipeVersion(ValueError):
@@ -37,19 +40,19 @@ class InvalidRecipeVersion(ValueError):
 _APP_TOKEN = re.compile(r"\d+|[^\d.\-_+~]+")
 
 
-def _ident_key(ident: str) -> tuple[bool, int | str]:
+def _ident_key(ident: str) -> IdentKey:
     # numeric identifiers sort below alphanumeric ones, numerically; text ones as text
     return (False, int(ident)) if ident.isdigit() else (True, ident)
 
 
-def _prerelease_key(prerelease: str | None) -> Key:
+def _prerelease_key(prerelease: str | None) -> PrereleaseKey:
     # A release sorts above every prerelease of the same MAJOR.MINOR.PATCH.
     if prerelease is None:
         return (True,)
     return (False, tuple(_ident_key(ident) for ident in prerelease.split(".")))
 
 
-def _app_key(app: str | None) -> Key:
+def _app_key(app: str | None) -> AppKey:
     """A natural-order key for the upstream app part (``v`` prefix ignored).
 
     ``1.15`` < ``1.15.3`` and ``1.9`` < ``1.10``; this is only a tie-break

@@ -119,25 +119,26 @@ def full_disk_errno(number: int | None) -> bool:
     return number in FULL_DISK_ERRNOS
 
 
-def legacy_cause(row: Mapping[str, Any]) -> Cause | None:
+def legacy_cause(row: Mapping[str, object]) -> Cause | None:
     """The cause of a row recorded before rows carried one (no ``cause`` key, or NULL), from its
     words: the one place the old text rule is applied.  None for a row that did not fail."""
     verdict, error = row.get("verdict"), row.get("error")
     if verdict != "red" and not error:
         return None
-    if names_full_disk(row.get("reason")) or names_full_disk(error):
+    reason = row.get("reason")
+    if any(isinstance(t, str) and names_full_disk(t) for t in (reason, error)):
         return Cause.FULL_DISK
     if verdict == "red":
         return Cause.VERDICT
     return Cause.ENVIRONMENT
 
 
-def row_cause(row: Mapping[str, Any]) -> Cause | None:
+def row_cause(row: Mapping[str, object]) -> Cause | None:
     """A row's cause: the recorded one, else (an older row) :func:`legacy_cause`."""
     recorded = row.get("cause")
     if recorded is not None:
         try:
-            return Cause(recorded)
+            return Cause(recorded)  # a Cause's value, or ValueError
         except ValueError:
             return None  # a cause this canon does not know: no claim
     return legacy_cause(row)
@@ -251,7 +252,7 @@ class ResultRow:
     # the keys the row was read with, in their order (None: a new row, every field); keys no
     # field declares
     keys: tuple[str, ...] | None = field(default=None, repr=False)
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    extra: dict[str, object] = field(default_factory=dict, repr=False)
     # read without a recorded cause: ``cause`` is :func:`legacy_cause`'s, and is written back
     # as it was read (absent, or NULL)
     legacy_cause: bool = field(default=False, repr=False)
@@ -273,14 +274,14 @@ class ResultRow:
     # -- conversions -----------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ResultRow:
+    def from_dict(cls, data: Mapping[str, object]) -> ResultRow:
         """A row from a results.jsonl object or a registry row; a value of the wrong type is a
         ValueError naming its key.  A row without a recorded cause is given its
         :func:`legacy_cause` (in memory only: it is not written back)."""
         if not isinstance(data.get("recipe"), str):
             raise ValueError("row: recipe: not a string")
         values: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
+        extra: dict[str, object] = {}
         for k, v in data.items():
             want = _TYPES.get(k)
             if want is None:

@@ -225,7 +225,8 @@ class Harness:
         self.backend: Backend = make_backend(  # several servers: the one the sweep gave this run
             self.config,
             run_dir=self.result_file.parent,
-            server=env.get("CANON_SERVER") or (self.config.backend.get("servers") or [None])[0],
+            server=env.get("CANON_SERVER")
+            or next(iter(self.config.backend.get("servers", [])), None),
         )
         self.run_id = env.get("CANON_RUN_ID") or None
         self.slot = new_slot_name(

@@ -26,11 +26,16 @@ def cmd_log_status(args: argparse.Namespace) -> int:
         return 0
     signed = "signed" if st["signed"] else "UNSIGNED (no key: `canon keys init`)"
     last = st["last"]
+    said = (
+        f"run {last['run_id']} suite {last['suite']} {last['verdict']} {last['time']}"
+        if last
+        else "none"
+    )
     print_lines(
         [
             head,
             f"entries: {st['size']}, checkpoint root {st['root']} ({signed})",
-            f"last:    run {last['run_id']} suite {last['suite']} {last['verdict']} {last['time']}",
+            f"last:    {said}",
             f"push:    {st['push'] or 'none (set log.push in canon.toml to publish it)'}",
             "a reviewer clones the published log once, then every week: "
             "git -C CLONE pull && canon verify --log CLONE --key canon.pub",
