@@ -7,10 +7,12 @@ import base64
 
 import pytest
 
+from canonlib.claims import Claim
 from canonlib.config import Config
 from canonlib.evidence import signing
 from canonlib.evidence.bundle import config_record, scrub_url
 from canonlib.evidence.manifest import subjects
+from canonlib.evidence.proofs import claims_json
 from canonlib.evidence.suites import file_problem
 from canonlib.evidence.verdict import verdict
 
@@ -123,3 +125,10 @@ def test_statement_always_has_a_subject():
     assert [s["name"] for s in subjects(canon, fleet, "x")] == ["a"]
     assert subjects([], fleet, "x")[0]["digest"] == {"gitCommit": "c" * 40}
     assert subjects([], {**fleet, "commit": None}, "f" * 64)[0]["digest"] == {"sha256": "f" * 64}
+
+
+def test_claims_a_proof_records_are_what_a_claim_always_recorded():
+    """The proofs build their recorded claims as typed JSON: the same objects (and so the same
+    bytes in a notebook, records.json and the manifest) as Claim.to_dict."""
+    claims = [Claim("disk within budget", True, "1 of 2 bytes"), Claim("x", False, "")]
+    assert claims_json(claims) == [c.to_dict() for c in claims]

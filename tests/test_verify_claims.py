@@ -33,7 +33,7 @@ from canonlib.evidence.manifest import (
 )
 from canonlib.evidence.records import RECORD_MIME, RECORDS, record_output
 from canonlib.evidence.suites import SUITES
-from canonlib.evidence.verify import verify
+from canonlib.evidence.verify import not_evidence, verify
 from canonlib.state.registry import Registry
 from tests.demo_evidence import copy_evidence, copy_state, demo_evidence
 from tests.gitrepo import git
@@ -934,7 +934,7 @@ def test_verdict_the_manifest_says_is_not_the_re_derived_one(ev):
 
 
 def test_interrupted_run_is_failed(ev):
-    edit_manifest(ev, _set(["predicate", "canon", "interrupted"], True))
+    edit_manifest(ev, _set(["predicate", "canon", "interrupted"], "SIGTERM"))  # as a run says it
     got = by_name(verify(ev))["verdict re-derived"]
     assert got.startswith(
         "ok verdict re-derived: FAILED: notebook (interrupted) failed; lasuite-docs ERROR"
@@ -975,39 +975,91 @@ def test_bundled_registry_not_sqlite(ev):
     assert last.startswith(f"FAIL bundled registry: {ev / REGISTRY}: unreadable (RegistryError: ")
 
 
-# -- a part of the dir that breaks a check is that check's failed claim ------------------------
+# -- a part of the dir not of its declared type: one line naming where, never a traceback ------
 
 
 @pytest.mark.parametrize(
-    "edit, section, error",
+    "edit, where",
     [
-        (_set(["predicate", "canon", "chain"], 5), "bundled registry", "AttributeError"),
+        (
+            _set(["predicate", "canon", "chain"], 5),
+            "predicate.canon.chain holds a whole number, not an object",
+        ),
         (
             _set(
                 ["predicate", "canon", "results"], [{"run_id": ["x"], "recipe": "a", "label": "b"}]
             ),
-            "labels",
-            "TypeError",
+            "predicate.canon.results[0].run_id holds a list, not text or null",
         ),
-        (_set(["predicate", "canon", "verdict"], 5), "verdict re-derived", "AttributeError"),
-        (_set(["subject"], [5]), "commit == tag", "AttributeError"),
+        (
+            _set(["predicate", "canon", "verdict"], 5),
+            "predicate.canon.verdict holds a whole number, not an object",
+        ),
+        (_set(["subject"], [5]), "subject[0] holds a whole number, not an object"),
         (
             _set(["predicate", "canon", "notebooks"], [{"name": "sweep", "records": 5}]),
-            "suite complete",
-            "AttributeError",
+            "predicate.canon.notebooks[0].records holds a whole number, not an object",
+        ),
+        (
+            _set(["predicate", "canon", "interrupted"], True),
+            "predicate.canon.interrupted holds true/false, not text or null",
+        ),
+        (_drop(["subject", 0, "digest"]), "subject[0].digest is missing"),
+    ],
+)
+def test_a_manifest_part_not_of_its_declared_type_fails_naming_where(ev, edit, where):
+    """A manifest (its shape canon's: a Statement, a canon predicate, files, notebooks, suite)
+    whose part holds another type is tampered (exit 1, not "not evidence"): one line names
+    where, the signature says whether it was signed, and nothing else is read from it."""
+    run = manifest(ev)["predicate"]["canon"]["run_id"]
+    edit_manifest(ev, edit)
+    claims = verify(ev)
+    assert lines(claims)[:2] == [
+        f"ok manifest: run {run} suite all",
+        f"FAIL manifest types: {ev / MANIFEST}: {where} (nothing else checked)",
+    ]
+    assert [c.name for c in claims] == ["manifest", "manifest types", "signature"]
+    assert not not_evidence(claims)
+
+
+@pytest.mark.parametrize(
+    "edit, why",
+    [
+        (lambda _: 5, "record 'disk' holds a whole number, not an object"),
+        (
+            lambda disk: {**disk, "total_bytes": str(disk["total_bytes"])},
+            "record 'disk': total_bytes holds text, not a whole number",
+        ),
+        (
+            lambda disk: {**disk, "rows": [{**disk["rows"][0], "slot_bytes": None}]},
+            "record 'disk': rows[0].slot_bytes holds null, not a whole number",
         ),
     ],
 )
-def test_malformed_part_fails_its_own_check(ev, edit, section, error):
-    edit_manifest(ev, edit)
-    got = by_name(verify(ev))[section]
-    assert got.startswith(f"FAIL {section}: cannot be checked: {error}: ")
+def test_a_record_not_of_its_declared_type_fails_naming_it_and_is_not_re_checked(ev, edit, why):
+    """A record of another type (the notebook's output, records.json and the manifest edited
+    alike, the hashes rewritten): the declared-records claim names it, where in it, and what
+    reads it is not run on it (no traceback, no "cannot be checked")."""
+    edit_records(ev, "disk_budget", "disk", edit)
+    claims = verify(ev)
+    got = by_name(claims)
+    assert got["disk_budget: records as format 3 declares them"] == (
+        f"FAIL disk_budget: records as format 3 declares them: {why}"
+    )
+    assert "disk_budget: budget shown is the configured one" not in got
+    assert not [line(c) for c in claims if "cannot be checked" in c.detail]
 
 
-def test_malformed_records_fail_what_the_notebooks_show(ev):
+def test_a_record_not_of_its_type_in_a_dir_whose_format_is_no_number_is_still_named(ev):
+    """Format 0: no format's declarations to check the records against, so each record that
+    does not hold the type this canon declares for it is named on its own line."""
     edit_records(ev, "disk_budget", "disk", lambda _: 5)
-    got = by_name(verify(ev))["what the notebooks show"]
-    assert got.startswith("FAIL what the notebooks show: cannot be checked: TypeError: ")
+    edit_manifest(ev, _set(["predicate", "canon", "format"], 0))
+    got = by_name(verify(ev))
+    assert got["disk_budget: record 'disk'"] == (
+        "FAIL disk_budget: record 'disk': holds a whole number, not an object; not re-checked"
+    )
+    assert "disk_budget: records as format 0 declares them" not in got
 
 
 # -- against a live state dir ---------------------------------------------------------------------
@@ -1179,13 +1231,28 @@ def test_upstream_unknown_or_gone(ev, tmp_path):
     )
 
 
-def test_upstream_check_of_a_malformed_bundle_is_a_failed_claim(ev):
+def test_a_bundled_refs_entry_not_of_its_declared_type_is_named_and_left_out(ev):
     refs = json.loads((ev / REFS).read_text())
     refs["gitea"] = 5
+    refs["traefik"]["tags"] = ["x"]
     (ev / REFS).write_text(json.dumps(refs))
     rehash(ev)
-    got = by_name(verify(ev, upstream=True))
-    assert got["upstream"].startswith("FAIL upstream: cannot be checked: AttributeError: ")
+    claims = verify(ev, upstream=True)
+    bundle = [line(c) for c in claims if c.name == "bundle"]
+    assert bundle == [
+        f"FAIL bundle: {ev / REFS}: ['gitea'] holds a whole number, not an object",
+        f"FAIL bundle: {ev / REFS}: ['traefik'].tags holds a list, not an object or null",
+    ]
+    got = by_name(claims)
+    tag = {s["name"]: s["annotations"]["gitTag"] for s in manifest(ev)["subject"]}
+    assert got[f"upstream gitea: tag {tag['gitea']}"] == (
+        f"FAIL upstream gitea: tag {tag['gitea']}: no upstream URL in the bundle"
+    )
+    for recipe in ("gitea", "traefik"):
+        assert got[f"canonical {recipe}: commit == tag"].startswith(
+            f"FAIL canonical {recipe}: commit == tag: {tag[recipe]} is None in the bundled refs"
+        )
+    assert not [line(c) for c in claims if "cannot be checked" in c.detail]
 
 
 def test_tag_that_is_not_a_ref_name_fails_its_own_claim_only(ev):

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 from canonlib import git
@@ -36,6 +36,32 @@ REFS = f"{BUNDLE}/refs.json"
 CONFIG = f"{BUNDLE}/config.json"
 MANIFEST_CAP = 16 << 20  # manifest.json as read back (verify, the log): 72 KiB in the demo
 SECRET_KEY = re.compile(r"secret|token|passw|key|credential|auth", re.IGNORECASE)
+
+
+# Optional keys are declared in a ``total=False`` subclass, not with ``NotRequired``: under
+# ``from __future__ import annotations`` Python 3.11 cannot see ``NotRequired`` in a class's
+# annotations, and ``records.type_problem`` reads which keys are required at run time.
+
+
+class _RecipeRefsKeys(TypedDict):
+    upstream: str | None
+    branch: str
+    tags: dict[str, str] | None
+
+
+class RecipeRefs(_RecipeRefsKeys, total=False):
+    """A claimed recipe's entry in ``refs.json``: its upstream (credentials left out), branch
+    and its mirror's peeled tag -> commit map (None, with ``error``, when there is no readable
+    mirror)."""
+
+    error: str
+
+
+class BundledConfig(TypedDict, total=False):
+    """What ``canon verify`` reads of ``config.json`` (the whole configuration is there, secrets
+    left out: :func:`config_record`)."""
+
+    disk_budget_bytes: int
 
 
 def backup_registry(src: Path, dest: Path) -> None:
@@ -72,11 +98,13 @@ def scrub_url(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
-def _scrub(value: Any) -> Any:
+def _scrub_object(value: dict[str, object]) -> dict[str, object]:
+    return {k: ("(left out)" if SECRET_KEY.search(str(k)) else _scrub(v)) for k, v in value.items()}
+
+
+def _scrub(value: object) -> object:
     if isinstance(value, dict):
-        return {
-            k: ("(left out)" if SECRET_KEY.search(str(k)) else _scrub(v)) for k, v in value.items()
-        }
+        return _scrub_object(value)
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     if isinstance(value, str) and "://" in value:
@@ -84,19 +112,19 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def config_record(config: Config) -> dict[str, Any]:
+def config_record(config: Config) -> dict[str, object]:
     """The configuration as JSON, secrets left out."""
-    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-    scrubbed: dict[str, Any] = _scrub(d)
-    return scrubbed
+    return _scrub_object(
+        {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    )
 
 
-def recipe_refs(config: Config, recipe: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "upstream": scrub_url(config.upstream_url(recipe)),
-        "branch": config.branch_for(recipe),
-        "tags": None,
-    }
+def recipe_refs(config: Config, recipe: str) -> RecipeRefs:
+    entry = RecipeRefs(
+        upstream=scrub_url(config.upstream_url(recipe)),
+        branch=config.branch_for(recipe),
+        tags=None,
+    )
     mirror = config.mirror_path(recipe)
     if not mirror.is_dir():
         entry["error"] = f"no mirror at {mirror}"

@@ -17,17 +17,18 @@ row that deployed or was held asks of the host and what its meta accepted
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from canonlib.config import Config
 from canonlib.evidence.bundle import REGISTRY, open_copy
 from canonlib.evidence.records import RECORDS, EvidenceRun
-from canonlib.evidence.verdict import Verdict
+from canonlib.evidence.verdict import Verdict, VerdictJSON
 from canonlib.files import hash_file, write_atomic
 from canonlib.recipe.fleet import fleet_commit
 from canonlib.state.registry import Registry, utcnow
-from canonlib.state.row import ResultRow
+from canonlib.state.row import AskedJSON, ResultRow, RowJSON
 from canonlib.sweep.orchestrate import code_identity
 
 MANIFEST = "manifest.json"
@@ -52,6 +53,179 @@ HOST_ACCESS_FORMAT = 3  # the first format whose manifest records host access
 RUN_KEYS = ("sweep_run_id", "determinism_run_id")
 
 
+# -- the Statement's declared shape ------------------------------------------------------
+# What canon writes, and what ``canon verify`` reads once the manifest holds these types
+# (``records.type_problem``).  A key an older canon did not write (``format``, ``host_access``,
+# ``outside``), or one verify does without, is not required; a key these do not name is left
+# alone (a newer canon may add one).  Required keys are declared in a total base class, not
+# with ``Required``: under ``from __future__ import annotations`` Python 3.11 cannot see
+# ``Required`` in a class's annotations, and ``type_problem`` reads them at run time.
+
+
+class Digest(TypedDict, total=False):
+    gitCommit: str
+    sha256: str
+
+
+class Annotations(TypedDict, total=False):
+    """A subject's annotations: a canonical's tag, version and slot, or the fleet's or the
+    records' role (and the fleet's path)."""
+
+    gitTag: str
+    version: str
+    deployment: str | None
+    role: str
+    path: str
+
+
+class _SubjectKeys(TypedDict):
+    name: str
+    digest: Digest
+
+
+class Subject(_SubjectKeys, total=False):
+    """What the Statement is about: a canonical at its commit, else the fleet, else the records."""
+
+    annotations: Annotations
+
+
+class CanonicalJSON(TypedDict):
+    """A canonical as the manifest claims it."""
+
+    recipe: str
+    version: str
+    tag: str
+    commit: str
+    deployment: str | None
+
+
+class ChainJSON(TypedDict):
+    """The promotion chain's head, as the bundled registry holds it."""
+
+    head: str
+    length: int
+    ok: bool
+
+
+class FleetJSON(TypedDict):
+    path: str
+    commit: str | None
+    dirty: bool
+
+
+class CodeJSON(TypedDict):
+    """canon's own version, commit and dirty flag (the commit None outside a checkout)."""
+
+    code_version: str
+    code_commit: str | None
+    code_dirty: bool | None
+
+
+class HostAccessEntry(TypedDict):
+    """What a canonical, or a row that deployed or was held, asks of the host
+    (:func:`host_access_record`)."""
+
+    recipe: str
+    role: str  # canonical, deployed, held
+    tag: str | None
+    commit: str | None
+    run_id: str | None
+    asked: list[AskedJSON] | None
+    accepted: list[str] | None
+
+
+class _NotebookKeys(TypedDict):
+    name: str
+
+
+class NotebookEntry(_NotebookKeys, total=False):
+    """A notebook of the run, with what it recorded."""
+
+    file: str
+    ok: bool
+    rc: int | None
+    seconds: float
+    timed_out: bool
+    problems: list[str]
+    # what it recorded, as read from its outputs: verify checks it equals the notebook's and
+    # types each record by its declaration (records.dir_records, declared_problems)
+    records: dict[str, object]
+
+
+class Outside(TypedDict):
+    """The checks against the world this run can be given: signed, and the log it is in."""
+
+    signed: bool
+    log: str | None
+
+
+class _CanonKeys(TypedDict):
+    type: str
+    suite: str
+    files: dict[str, str]
+    notebooks: list[NotebookEntry]
+
+
+class CanonPredicate(_CanonKeys, total=False):
+    """The ``canon`` object of the predicate: the run, what it recorded and claims, and the
+    sha256 of every file."""
+
+    format: int  # format 1 wrote none
+    run_id: str
+    parameters: dict[str, object]
+    started_at: str
+    finished_at: str
+    interrupted: str | None
+    code: CodeJSON
+    fleet: FleetJSON
+    config_path: str | None
+    config_hash: str
+    verdict: VerdictJSON
+    sweep_runs: list[str]
+    results: list[RowJSON]
+    canonicals: list[CanonicalJSON]
+    chain: ChainJSON
+    host_access: list[HostAccessEntry]  # format 3 on
+    outside: Outside  # written after the Statement by the run
+
+
+class ConfigDigest(TypedDict):
+    name: str
+    digest: Digest
+
+
+class _PredicateKeys(TypedDict):
+    canon: CanonPredicate
+
+
+class Predicate(_PredicateKeys, total=False):
+    """The in-toto test-result predicate, plus ``canon``."""
+
+    result: str
+    passedTests: list[str]
+    failedTests: list[str]
+    warnedTests: list[str]
+    configuration: list[ConfigDigest]
+
+
+class Statement(TypedDict):
+    """An in-toto Statement v1 over an evidence dir: ``manifest.json``."""
+
+    _type: str
+    subject: list[Subject]
+    predicateType: str
+    predicate: Predicate
+
+
+class BundledFacts(TypedDict):
+    """What the manifest claims, read from the dir's bundled registry (:func:`bundled_facts`)."""
+
+    rows: list[RowJSON]
+    host_access: list[HostAccessEntry]
+    canonicals: list[CanonicalJSON]
+    chain: ChainJSON
+
+
 FILE_CAP = 1 << 30  # a file canon wrote into the dir (the bundled registry is the largest)
 
 
@@ -68,46 +242,41 @@ def hash_tree(root: Path) -> dict[str, str]:
     }
 
 
-def claimed_sweep_runs(records: list[dict[str, Any]]) -> list[str]:
+def claimed_sweep_runs(records: Iterable[Mapping[str, object]]) -> list[str]:
     """The sweep runs the notebooks recorded (the sweep's and the determinism sweep's)."""
-    return [
-        r[key] for r in records for key in RUN_KEYS if isinstance(r.get(key), str) and r.get(key)
-    ]
+    return [run for r in records for key in RUN_KEYS if isinstance(run := r.get(key), str) and run]
 
 
 def subjects(
-    canonicals: list[dict[str, Any]], fleet: dict[str, Any], records_sha256: str
-) -> list[dict[str, Any]]:
+    canonicals: list[CanonicalJSON], fleet: FleetJSON, records_sha256: str
+) -> list[Subject]:
     if canonicals:
         return [
-            {
-                "name": c["recipe"],
-                "digest": {"gitCommit": c["commit"]},
-                "annotations": {
-                    "gitTag": c["tag"],
-                    "version": c["version"],
-                    "deployment": c["deployment"],
-                },
-            }
+            Subject(
+                name=c["recipe"],
+                digest=Digest(gitCommit=c["commit"]),
+                annotations=Annotations(
+                    gitTag=c["tag"], version=c["version"], deployment=c["deployment"]
+                ),
+            )
             for c in canonicals
         ]
-    if fleet.get("commit"):
+    if fleet["commit"]:
         return [
-            {
-                "name": "fleet",
-                "digest": {"gitCommit": fleet["commit"]},
-                "annotations": {
-                    "role": "fleet: no recipe has a canonical yet",
-                    "path": fleet["path"],
-                },
-            }
+            Subject(
+                name="fleet",
+                digest=Digest(gitCommit=fleet["commit"]),
+                annotations=Annotations(
+                    role="fleet: no recipe has a canonical yet", path=fleet["path"]
+                ),
+            )
         ]
     return [
-        {
-            "name": RECORDS,
-            "digest": {"sha256": records_sha256},
-            "annotations": {"role": "records: no canonical and no fleet commit"},
-        }
+        Subject(
+            name=RECORDS,
+            digest=Digest(sha256=records_sha256),
+            annotations=Annotations(role="records: no canonical and no fleet commit"),
+        )
     ]
 
 
@@ -115,16 +284,30 @@ def subjects(
 _DEPLOYED, _HELD = "run", "held:host-access"
 
 
-def _asks(row: ResultRow | None) -> dict[str, Any]:
-    """What a row recorded of the host: each item asked (item, file, line, service, source,
-    accepted, refused) and the meta's HOST_ACCESS; None each for a row that recorded nothing
-    (older than registry migration 5, or a canonical with no row: rebuilt from its marker)."""
-    if row is None:
-        return {"asked": None, "accepted": None}
-    return {"asked": row.host_access, "accepted": row.host_accepted}
+def _entry(
+    recipe: str,
+    role: str,
+    tag: str | None,
+    commit: str | None,
+    row: ResultRow | None,
+    run_id: str | None,
+) -> HostAccessEntry:
+    """One entry of the host-access record: what ``row`` recorded of the host, each item asked
+    (item, file, line, service, source, accepted, refused) and the meta's HOST_ACCESS; None
+    each for a row that recorded nothing (older than registry migration 5, or a canonical with
+    no row: rebuilt from its marker)."""
+    return HostAccessEntry(
+        recipe=recipe,
+        role=role,
+        tag=tag,
+        commit=commit,
+        run_id=run_id,
+        asked=row.host_access if row else None,
+        accepted=row.host_accepted if row else None,
+    )
 
 
-def host_access_record(reg: Registry, sweep_runs: list[str]) -> list[dict[str, Any]]:
+def host_access_record(reg: Registry, sweep_runs: list[str]) -> list[HostAccessEntry]:
     """What each canonical and each of the run's deployed or held rows asks of the host, and
     what was accepted, from registry ``reg`` (the bundled one): the manifest's ``host_access``,
     re-derived by ``canon verify``.
@@ -132,7 +315,7 @@ def host_access_record(reg: Registry, sweep_runs: list[str]) -> list[dict[str, A
     A canonical's is the row that promoted it (the newest that tested its commit and left it
     canonical); then each row of ``sweep_runs`` whose release was deployed (``run``, the
     harness ran it) or held (``held:host-access``), in the registry's order."""
-    out: list[dict[str, Any]] = []
+    out: list[HostAccessEntry] = []
     for c in reg.canonicals():
         promoted = [
             r
@@ -140,125 +323,123 @@ def host_access_record(reg: Registry, sweep_runs: list[str]) -> list[dict[str, A
             if r.tested_commit == c.commit and r.canonical_after == c.version
         ]
         row = promoted[-1] if promoted else None
-        out.append(
-            {
-                "recipe": c.recipe,
-                "role": "canonical",
-                "tag": c.tag,
-                "commit": c.commit,
-                "run_id": row.run_id if row else None,
-                **_asks(row),
-            }
-        )
+        out.append(_entry(c.recipe, "canonical", c.tag, c.commit, row, row.run_id if row else None))
     for rid in sweep_runs:
         for r in reg.results(rid):
             held = r.decision == _HELD
             if not held and (r.decision != _DEPLOYED or r.tested_commit is None):
                 continue  # a skip, or an error before anything was deployed
-            out.append(
-                {
-                    "recipe": r.recipe,
-                    "role": "held" if held else "deployed",
-                    "tag": r.latest,
-                    "commit": r.tag_commit,
-                    "run_id": rid,
-                    **_asks(r),
-                }
-            )
+            role = "held" if held else "deployed"
+            out.append(_entry(r.recipe, role, r.latest, r.tag_commit, r, rid))
     return out
 
 
-def bundled_facts(d: Path, sweep_runs: list[str]) -> dict[str, Any]:
+def canonicals_claimed(reg: Registry) -> list[CanonicalJSON]:
+    """The registry's canonicals as the manifest claims them."""
+    return [
+        CanonicalJSON(
+            recipe=c.recipe,
+            version=c.version,
+            tag=c.tag,
+            commit=c.commit,
+            deployment=c.deployment,
+        )
+        for c in reg.canonicals()
+    ]
+
+
+def bundled_facts(d: Path, sweep_runs: list[str]) -> BundledFacts:
     """Rows, canonicals and chain from the dir's bundled registry (what the manifest claims)."""
     with open_copy(d / REGISTRY) as reg:
         # the manifest's rows: each as the registry stores it (its run id included)
         rows = [r.to_dict() for rid in sweep_runs for r in reg.results(rid)]
-        canonicals = [
-            {
-                "recipe": c.recipe,
-                "version": c.version,
-                "tag": c.tag,
-                "commit": c.commit,
-                "deployment": c.deployment,
-            }
-            for c in reg.canonicals()
-        ]
+        canonicals = canonicals_claimed(reg)
         chain = reg.verify_chain()
         host = host_access_record(reg, sweep_runs)
-    return {
-        "rows": rows,
-        "host_access": host,
-        "canonicals": canonicals,
-        "chain": {"head": chain.head, "length": chain.length, "ok": chain.ok},
-    }
+    return BundledFacts(
+        rows=rows,
+        host_access=host,
+        canonicals=canonicals,
+        chain=ChainJSON(head=chain.head, length=chain.length, ok=chain.ok),
+    )
+
+
+def _code() -> CodeJSON:
+    code = code_identity()
+    return CodeJSON(
+        code_version=code["code_version"],
+        code_commit=code["code_commit"],
+        code_dirty=code["code_dirty"],
+    )
 
 
 def statement(
     config: Config,
     ev: EvidenceRun,
     verdict: Verdict,
-    facts: dict[str, Any],
+    facts: BundledFacts,
     *,
     run_id: str,
-    params: dict[str, Any],
+    params: Mapping[str, object],
     started: str,
     interrupted: str | None = None,
-) -> dict[str, Any]:
+) -> Statement:
     fcommit, fdirty = fleet_commit(config.fleet) if config.fleet.exists() else (None, False)
-    fleet = {"path": str(config.fleet), "commit": fcommit, "dirty": fdirty}
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": subjects(facts["canonicals"], fleet, sha256_file(ev.dir / RECORDS)),
-        "predicateType": PREDICATE_TYPE,
-        "predicate": {
-            "result": verdict.result,
-            "passedTests": [n.name for n in ev.notebooks if n.ok],
-            "failedTests": [n.name for n in ev.notebooks if not n.ok],
-            "warnedTests": [],
-            "configuration": [{"name": "canon.toml", "digest": {"sha256": config.digest}}],
-            "canon": {
-                "type": CANON_PREDICATE,
-                "format": EVIDENCE_FORMAT,
-                "run_id": run_id,
-                "suite": ev.suite,
-                "parameters": params,
-                "started_at": started,
-                "finished_at": utcnow(),
-                "interrupted": interrupted,
-                "code": code_identity(),
-                "fleet": fleet,
-                "config_path": str(config.path) if config.path else None,
-                "config_hash": config.digest,
-                "verdict": verdict.to_dict(),
-                "notebooks": [
-                    {
-                        "name": n.name,
-                        "file": n.path.name,
-                        "ok": n.ok,
-                        "rc": n.rc,
-                        "seconds": n.seconds,
-                        "timed_out": n.timed_out,
-                        "problems": n.problems,
-                        "records": n.records,
-                    }
-                    for n in ev.notebooks
-                ],
-                "sweep_runs": claimed_sweep_runs([n.records for n in ev.notebooks]),
-                "results": facts["rows"],
-                "canonicals": facts["canonicals"],
-                "chain": facts["chain"],
-                "host_access": facts["host_access"],
-                "files": hash_tree(ev.dir),
-            },
-        },
-    }
+    fleet = FleetJSON(path=str(config.fleet), commit=fcommit, dirty=fdirty)
+    canon = CanonPredicate(
+        type=CANON_PREDICATE,
+        format=EVIDENCE_FORMAT,
+        run_id=run_id,
+        suite=ev.suite,
+        parameters=dict(params),
+        started_at=started,
+        finished_at=utcnow(),
+        interrupted=interrupted,
+        code=_code(),
+        fleet=fleet,
+        config_path=str(config.path) if config.path else None,
+        config_hash=config.digest,
+        verdict=verdict.to_dict(),
+        notebooks=[
+            NotebookEntry(
+                name=n.name,
+                file=n.path.name,
+                ok=n.ok,
+                rc=n.rc,
+                seconds=n.seconds,
+                timed_out=n.timed_out,
+                problems=n.problems,
+                records=n.records,
+            )
+            for n in ev.notebooks
+        ],
+        sweep_runs=claimed_sweep_runs([n.records for n in ev.notebooks]),
+        results=facts["rows"],
+        canonicals=facts["canonicals"],
+        chain=facts["chain"],
+        host_access=facts["host_access"],
+        files=hash_tree(ev.dir),
+    )
+    return Statement(
+        _type=STATEMENT_TYPE,
+        subject=subjects(facts["canonicals"], fleet, sha256_file(ev.dir / RECORDS)),
+        predicateType=PREDICATE_TYPE,
+        predicate=Predicate(
+            result=verdict.result,
+            passedTests=[n.name for n in ev.notebooks if n.ok],
+            failedTests=[n.name for n in ev.notebooks if not n.ok],
+            warnedTests=[],
+            configuration=[ConfigDigest(name="canon.toml", digest=Digest(sha256=config.digest))],
+            canon=canon,
+        ),
+    )
 
 
-def canonical_json(value: Any) -> bytes:
+def canonical_json(value: object) -> bytes:
     return (json.dumps(value, indent=1, sort_keys=True) + "\n").encode()
 
 
-def write_manifest(d: Path, stmt: dict[str, Any]) -> bytes:
+def write_manifest(d: Path, stmt: Statement) -> bytes:
     """Write ``manifest.json`` atomically; return the bytes written (what a signature covers)."""
     data = canonical_json(stmt)
     path = d / MANIFEST

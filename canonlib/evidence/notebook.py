@@ -294,8 +294,7 @@ def disk(cfg: Config) -> tuple[pd.DataFrame, DiskRecord, pd.DataFrame]:
         recipes = []
     title = f"— budget {human_bytes(summary['budget_bytes'])}"
     show_alt(*disk_figure(summary, recipes=recipes, title=title))
-    # proofs.disk_claims takes a plain dict today, not a DiskRecord
-    return df, summary, record_claims(proofs.disk_claims(dict(summary)))
+    return df, summary, record_claims(proofs.disk_claims(summary))
 
 
 def pick_investigate(cfg: Config, recipe: str) -> str:

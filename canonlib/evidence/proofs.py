@@ -11,25 +11,52 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from canonlib import git
 from canonlib.backends import SwarmBackend, SwarmPool, make_backend
 from canonlib.claims import Claim
 from canonlib.config import Config, load_config
+from canonlib.evidence.records import (
+    ClaimJSON,
+    DiskRecord,
+    PhaseFacts,
+    SameverRecord,
+    TaggedPromoteRecord,
+)
 from canonlib.recipe.builder import UpstreamRepo
 from canonlib.recipe.meta import load_meta
 from canonlib.recipe.mirror import Mirror, mirror_for
 from canonlib.recipe.versions import latest_release, parse_version
 from canonlib.state.registry import Registry
-from canonlib.state.row import Outcome, ResultRow, parse_label
+from canonlib.state.row import Outcome, ResultRow, RowJSON, parse_label
 from canonlib.sweep import policy
 from canonlib.sweep.orchestrate import sweep
 from canonlib.sweep.promote import promote
 from canonlib.sweep.runner import cold_run
 
 LABEL_RE = re.compile(r"(coop-cloud\.\$\{STACK_NAME\}\.version=)([^\"'\s]+)")
+
+
+class TaggedPromoteFacts(TaggedPromoteRecord):
+    """What the tagged-promote proof found: its record (what the notebook records) and the
+    claims it re-derived from them."""
+
+    claims: list[ClaimJSON]
+
+
+class SameverFacts(SameverRecord):
+    """What the same-version proof found: its record, its three scratch sweeps' rows (the
+    notebook records the shown part) and the claims it re-derived."""
+
+    rows: list[RowJSON]
+    claims: list[ClaimJSON]
+
+
+def claims_json(claims: Iterable[Claim]) -> list[ClaimJSON]:
+    """Claims as a notebook records them."""
+    return [ClaimJSON(name=c.name, ok=c.ok, detail=c.detail) for c in claims]
 
 
 # -- scratch workspace --------------------------------------------------------------
@@ -124,7 +151,7 @@ def purge_scratch(workdir: Path) -> None:
         backend.purge()
 
 
-def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> dict[str, Any]:
+def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> TaggedPromoteFacts:
     """A green run on an untagged commit never promotes; the same commit once tagged does."""
     s = Scratch(config, recipe, workdir)
     meta = load_meta(config.fleet_tests / recipe)
@@ -135,13 +162,7 @@ def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> dict[str
         raise ValueError(f"{recipe} has no release to build on")
     tag, commit = s.bump(latest)
     mirror.sync()
-    out: dict[str, Any] = {
-        "recipe": recipe,
-        "tag": tag,
-        "commit": commit,
-        "base_release": latest,
-        "scratch_db": str(s.config.db_path),
-    }
+    phases: dict[str, PhaseFacts] = {}
     backend = make_backend(s.config)  # the scratch's own slots, on the config's backend
     env = s.config.child_env()
     with Registry.open(s.config.db_path) as reg:
@@ -176,21 +197,28 @@ def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> dict[str
                         registry=reg,
                         run_id=f"proof-{phase}",
                     ).ok
-            out[phase] = {
-                "green": cold.green,
-                "level": cold.level,
-                "tagged": tagged,
-                "gate": gate,
-                "promoted": bool(promoted),
-            }
-    out["claims"] = [
-        c.to_dict() for c in tagged_promote_claims(s.config.db_path, recipe, tag, commit, out)
-    ]
-    return out
+            phases[phase] = PhaseFacts(
+                green=cold.green,
+                level=cold.level,
+                tagged=tagged,
+                gate=gate,
+                promoted=bool(promoted),
+            )
+    record = TaggedPromoteRecord(
+        recipe=recipe,
+        tag=tag,
+        commit=commit,
+        base_release=latest,
+        scratch_db=str(s.config.db_path),
+        untagged=phases["untagged"],
+        tagged=phases["tagged"],
+    )
+    derived = tagged_promote_claims(s.config.db_path, recipe, tag, commit, record)
+    return TaggedPromoteFacts(**record, claims=claims_json(derived))
 
 
 def tagged_promote_claims(
-    db: Path, recipe: str, tag: str, commit: str, facts: dict[str, Any]
+    db: Path, recipe: str, tag: str, commit: str, facts: TaggedPromoteRecord
 ) -> list[Claim]:
     """Re-derive the tagged-promote proof from its scratch registry."""
     with Registry.open(db) as reg:
@@ -224,7 +252,7 @@ def tagged_promote_claims(
 # -- same-version orthogonality ------------------------------------------------------
 
 
-def prove_samever(config: Config, recipe: str, workdir: Path) -> dict[str, Any]:
+def prove_samever(config: Config, recipe: str, workdir: Path) -> SameverFacts:
     """Untagged commits -> SKIP; a new tag -> run on it from the canonical; never a step-back."""
     s = Scratch(config, recipe, workdir)
     only = [recipe]
@@ -236,16 +264,15 @@ def prove_samever(config: Config, recipe: str, workdir: Path) -> dict[str, Any]:
     third = sweep(s.config, only=only).results[0]
     with Registry.open(s.config.db_path) as reg:
         run_ids = [r["run_id"] for r in reg.runs("sweep")]
-    facts = {
-        "recipe": recipe,
-        "runs": run_ids,
-        "new_tag": tag,
-        "new_commit": commit,
-        "scratch_db": str(s.config.db_path),
-        "rows": [r.to_dict() for r in (first, second, third)],  # the notebook's records
-    }
-    facts["claims"] = [c.to_dict() for c in samever_claims(s.config.db_path, recipe, run_ids, tag)]
-    return facts
+    return SameverFacts(
+        recipe=recipe,
+        runs=run_ids,
+        new_tag=tag,
+        new_commit=commit,
+        scratch_db=str(s.config.db_path),
+        rows=[r.to_dict() for r in (first, second, third)],  # the notebook's records
+        claims=claims_json(samever_claims(s.config.db_path, recipe, run_ids, tag)),
+    )
 
 
 def samever_claims(db: Path, recipe: str, run_ids: list[str], tag: str) -> list[Claim]:
@@ -376,7 +403,7 @@ def determinism_claims(reg: Registry, run_id: str, *, held_settled: bool = True)
 # -- disk -------------------------------------------------------------------------------
 
 
-def disk_claims(disk: dict[str, Any]) -> list[Claim]:
+def disk_claims(disk: DiskRecord) -> list[Claim]:
     """Re-derive the disk claims from the recorded figures: they add up, and stay within budget."""
     rows, shared = disk["rows"], disk["shared"]
     parts = sum(r["mirror_bytes"] + r["slot_bytes"] for r in rows) + sum(shared.values())
@@ -406,7 +433,7 @@ def promoted_in_history(reg: Registry, row: ResultRow) -> bool:
     )
 
 
-def label_claims(reg: Registry, claimed_rows: list[dict[str, Any]]) -> list[Claim]:
+def label_claims(reg: Registry, claimed_rows: list[RowJSON]) -> list[Claim]:
     """Each claimed row equals the registry's row, and PASS (promoted) iff the history says so."""
     claims = []
     for row in claimed_rows:
@@ -427,8 +454,8 @@ def label_claims(reg: Registry, claimed_rows: list[dict[str, Any]]) -> list[Clai
             claims.append(
                 Claim(
                     name,
-                    parse_label(row["label"]).promoted == promoted,
-                    f"{row['label']}; "
+                    parse_label(row.get("label")).promoted == promoted,
+                    f"{row.get('label')}; "
                     f"promotion history: {'promoted' if promoted else 'not promoted'}",
                 )
             )

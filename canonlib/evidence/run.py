@@ -394,7 +394,9 @@ def finish(
         "signed": kp.private.exists(),
         "log": config.log_origin,
     }
-    add_report(d, stmt)  # summary.md, index.html, <nb>.html: rendered from stmt, hashed into it
+    # summary.md, index.html, <nb>.html: rendered from stmt, hashed into it (report.py reads a
+    # plain dict, not yet the Statement)
+    add_report(d, stmt)  # type: ignore[arg-type]
     payload = write_manifest(d, stmt)
     if kp.private.exists():
         signing.write_envelope(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from canonlib.state.row import RowJSON, parse_label
 
@@ -20,11 +20,28 @@ PASSED = "PASSED"
 FAILED = "FAILED"
 
 
+class FailingRow(TypedDict):
+    """A row that failed the week, as the verdict names it."""
+
+    run_id: str
+    recipe: str
+    label: str
+
+
+class VerdictJSON(TypedDict):
+    """A verdict as the manifest holds it (``predicate.canon.verdict``)."""
+
+    result: str
+    failed_notebooks: list[str]
+    failing_rows: list[FailingRow]
+    recipes: list[str]
+
+
 @dataclass(frozen=True)
 class Verdict:
     result: str
     failed_notebooks: list[str] = field(default_factory=list)
-    failing_rows: list[dict[str, str]] = field(default_factory=list)  # {run_id, recipe, label}
+    failing_rows: list[FailingRow] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -49,13 +66,13 @@ class Verdict:
         parts += [f"{recipe} {label}" for recipe, label in sorted(seen.items())]
         return f"{FAILED}: " + "; ".join(parts)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "result": self.result,
-            "failed_notebooks": self.failed_notebooks,
-            "failing_rows": self.failing_rows,
-            "recipes": self.recipes,
-        }
+    def to_dict(self) -> VerdictJSON:
+        return VerdictJSON(
+            result=self.result,
+            failed_notebooks=self.failed_notebooks,
+            failing_rows=self.failing_rows,
+            recipes=self.recipes,
+        )
 
 
 def verdict(notebooks_ok: dict[str, bool], rows: Sequence[RowJSON]) -> Verdict:
@@ -63,11 +80,11 @@ def verdict(notebooks_ok: dict[str, bool], rows: Sequence[RowJSON]) -> Verdict:
     result rows of every sweep the run records (each with ``run_id``, ``recipe``, ``label``)."""
     failed = [name for name, ok in notebooks_ok.items() if not ok]
     failing = [
-        {
-            "run_id": str(r.get("run_id")),
-            "recipe": str(r.get("recipe")),
-            "label": str(r.get("label")),
-        }
+        FailingRow(
+            run_id=str(r.get("run_id")),
+            recipe=str(r.get("recipe")),
+            label=str(r.get("label")),
+        )
         for r in rows
         if parse_label(r.get("label")).failing
     ]

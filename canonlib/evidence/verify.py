@@ -3,12 +3,15 @@
 No config, no state, no mirrors: every claim is re-derived from the dir's
 bundle (:mod:`.bundle`).  Checked, one claim per line:
 
-- the manifest is a canon in-toto Statement; its signature (``--key``), or a
-  line saying it is unsigned / not checked;
+- the manifest is a canon in-toto Statement, each part of the type canon declares
+  (``manifest.Statement``: a part of another type is one line naming where, and nothing
+  else is read from it); its signature (``--key``), or a line saying it is unsigned / not
+  checked;
 - every file's sha256; the suite complete (each declared notebook present,
   nothing undeclared);
 - every notebook executed to its completion marker; ``records.json`` and the
-  manifest say what the notebooks recorded;
+  manifest say what the notebooks recorded; each record of its declared type (what the
+  re-checks below read: one that is not is named, and not re-checked);
 - what each notebook shows re-derived from the bundled registry: the sweep's
   rows, the determinism sweep's rows and claims, the investigated history, the
   proofs' claims (from their scratch registries), the disk figures;
@@ -30,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal, cast
 
 from canonlib import git
 from canonlib.claims import Claim
@@ -41,6 +44,8 @@ from canonlib.evidence.bundle import (
     MANIFEST_CAP,
     REFS,
     REGISTRY,
+    BundledConfig,
+    RecipeRefs,
     backup_registry,
     open_copy,
 )
@@ -53,20 +58,31 @@ from canonlib.evidence.manifest import (
     MANIFEST,
     OUTSIDE_CHECKS,
     STATEMENT_TYPE,
+    CanonPredicate,
+    HostAccessEntry,
+    Statement,
+    Subject,
+    canonicals_claimed,
     claimed_sweep_runs,
     host_access_record,
 )
 from canonlib.evidence.records import (
+    DECLARED,
     FORMAT_RECORDS,
     HISTORY_COLUMNS,
     RECORDS,
     SAMEVER_COLUMNS,
+    ClaimJSON,
+    DirRecords,
+    Recorded,
     before_after,
     completion_problems,
     declared_problems,
+    dir_records,
     read_records,
     shown_problems,
     shown_rows,
+    type_problem,
 )
 from canonlib.evidence.report import INDEX, SUMMARY, newer_format, page_format, report_claims
 from canonlib.evidence.suites import SUITES, file_problem, required_files
@@ -81,7 +97,7 @@ from canonlib.files import (
     read_inside,
 )
 from canonlib.state.registry import Registry
-from canonlib.state.row import ResultRow, RowJSON
+from canonlib.state.row import AskedJSON, ResultRow, RowJSON
 
 UPSTREAM_TIMEOUT_S = 60.0
 NEWER_FORMAT = "written by a newer canon (format {n}): upgrade canon to check its pages"
@@ -107,8 +123,26 @@ class _NotManifest(Exception):
     """Why ``manifest.json`` is not a canon evidence manifest: the one claim verify makes then."""
 
 
-def _manifest(d: Path) -> tuple[dict[str, Any], bytes]:
-    """The statement and its bytes; :class:`_NotManifest` says why there is none."""
+@dataclass(frozen=True)
+class _Read:
+    """``manifest.json`` as read: its bytes, its JSON (what the report pages' checks read) and
+    its ``canon`` object, and the Statement it is, once it holds its declared types
+    (:meth:`statement`)."""
+
+    raw: bytes
+    json: dict[str, object]
+    canon: dict[str, object]
+
+    def statement(self) -> tuple[Statement | None, str | None]:
+        """The manifest as the Statement canon declares, or where it is not one."""
+        why = type_problem(self.json, Statement)
+        return (None, why) if why else (cast(Statement, self.json), None)
+
+
+def _manifest(d: Path) -> _Read:
+    """The manifest, read; :class:`_NotManifest` says why it is not a canon evidence manifest
+    (what every check needs: a Statement with subjects, a canon predicate, its file list,
+    notebook list and suite)."""
     try:
         raw = read_inside(d, MANIFEST, MANIFEST_CAP)
         m = parse_json(raw)
@@ -118,39 +152,32 @@ def _manifest(d: Path) -> tuple[dict[str, Any], bytes]:
         raise _NotManifest(f"{d / MANIFEST}: not JSON ({e.why})") from None
     except FileProblem as e:
         raise _NotManifest(f"{d / MANIFEST}: {e}") from None
-    pred = m.get("predicate") if isinstance(m, dict) else None
+    top: dict[str, object] = m if isinstance(m, dict) else {}
+    pred = top.get("predicate")
     canon = pred.get("canon") if isinstance(pred, dict) else None
+    got: dict[str, object] = canon if isinstance(canon, dict) else {}
+    subject = top.get("subject")
     shape = [
-        (
-            isinstance(m, dict) and m.get("_type") == STATEMENT_TYPE,
-            f"_type is not {STATEMENT_TYPE}",
-        ),
-        (
-            isinstance(m, dict) and isinstance(m.get("subject"), list) and bool(m.get("subject")),
-            "no subject",
-        ),
-        (
-            isinstance(canon, dict) and canon.get("type") == CANON_PREDICATE,
-            "no canon-evidence/v1 predicate",
-        ),
-        (isinstance(canon, dict) and isinstance(canon.get("files"), dict), "no file list"),
-        (isinstance(canon, dict) and isinstance(canon.get("notebooks"), list), "no notebook list"),
-        (isinstance(canon, dict) and isinstance(canon.get("suite"), str), "no suite"),
+        (top.get("_type") == STATEMENT_TYPE, f"_type is not {STATEMENT_TYPE}"),
+        (isinstance(subject, list) and bool(subject), "no subject"),
+        (got.get("type") == CANON_PREDICATE, "no canon-evidence/v1 predicate"),
+        (isinstance(got.get("files"), dict), "no file list"),
+        (isinstance(got.get("notebooks"), list), "no notebook list"),
+        (isinstance(got.get("suite"), str), "no suite"),
     ]
     bad = [why for ok, why in shape if not ok]
     if bad:
         raise _NotManifest(f"{d / MANIFEST}: not a canon evidence manifest ({'; '.join(bad)})")
-    return m, raw
+    return _Read(raw, top, got)
 
 
 def newer_format_line(d: str | Path) -> str | None:
     """The one line for a dir a newer canon wrote (its pages are in a format this canon does
     not know: not a tamper, exit 2), None for any other dir."""
     try:
-        m, _ = _manifest(Path(d))
+        n = newer_format(_manifest(Path(d)).json)
     except _NotManifest:
         return None
-    n = newer_format(m)
     return NEWER_FORMAT.format(n=n) if n is not None else None
 
 
@@ -224,7 +251,7 @@ class _Listing:
     def names(self) -> set[str]:
         return set(self.hashes) | set(self.problems)
 
-    def json(self, name: str, cap: int) -> Any:
+    def json(self, name: str, cap: int) -> object:
         """The JSON in ``name``.  :class:`FileNotFoundError` when it is missing;
         :class:`_Unusable` ("see file <name>") when its ``file`` claim says why; else
         :class:`FileProblem` in words that fit after its path (not JSON, nested too deep),
@@ -246,7 +273,7 @@ class _Unusable(Exception):
     """A file verify needs is unusable: its own ``file <name>`` claim says why."""
 
 
-def _bundle_json(listing: _Listing, name: str) -> tuple[Any, str | None]:
+def _bundle_json(listing: _Listing, name: str) -> tuple[object, str | None]:
     """A bundled JSON file, or why not: the parser's own words for torn JSON, else the file
     and what it is (nested too deep), or where its ``file`` claim is."""
     try:
@@ -259,10 +286,10 @@ def _bundle_json(listing: _Listing, name: str) -> tuple[Any, str | None]:
         return None, f"{listing.d / name} {e}"
 
 
-def _files(d: Path, pred: dict[str, Any], listing: _Listing) -> list[Claim]:
+def _files(d: Path, pred: CanonPredicate, listing: _Listing) -> list[Claim]:
     if listing.too_many:
         return [Claim("file hashes", False, listing.too_many)]
-    want: dict[str, str] = pred["files"]
+    want = pred["files"]
     have = listing.hashes
 
     def at(f: str) -> str:  # d / f, without a Path per file (a dir may hold 10,000 extras)
@@ -289,7 +316,7 @@ def _files(d: Path, pred: dict[str, Any], listing: _Listing) -> list[Claim]:
     return bad or [Claim("file hashes", True, f"{len(want)} files match the manifest")]
 
 
-def _suite(d: Path, pred: dict[str, Any], listing: _Listing) -> list[Claim]:
+def _suite(d: Path, pred: CanonPredicate, listing: _Listing) -> list[Claim]:
     suite = pred["suite"]
     if suite not in SUITES:
         return [
@@ -300,11 +327,9 @@ def _suite(d: Path, pred: dict[str, Any], listing: _Listing) -> list[Claim]:
             )
         ]
     notebooks = SUITES[suite]
-    names = [n.get("name") for n in pred["notebooks"] if isinstance(n, dict)]
+    names = [n["name"] for n in pred["notebooks"]]
     files = set(pred["files"]) | listing.names()
-    runs = claimed_sweep_runs(
-        [n.get("records") or {} for n in pred["notebooks"] if isinstance(n, dict)]
-    )
+    runs = claimed_sweep_runs([n.get("records") or {} for n in pred["notebooks"]])
     out = [
         Claim(
             f"suite {suite}: notebook {nb}",
@@ -339,14 +364,13 @@ def _suite(d: Path, pred: dict[str, Any], listing: _Listing) -> list[Claim]:
 
 
 def _records(
-    d: Path, pred: dict[str, Any], notebooks: list[str], listing: _Listing
-) -> tuple[list[Claim], dict[str, dict[str, Any]]]:
-    """Each notebook completed; what it recorded, equal in records.json and the manifest."""
+    d: Path, pred: CanonPredicate, notebooks: list[str], listing: _Listing
+) -> tuple[list[Claim], dict[str, dict[str, object]]]:
+    """Each notebook completed; what it recorded (as JSON, its types not yet checked), equal
+    in records.json and the manifest."""
     out: list[Claim] = []
-    recs: dict[str, dict[str, Any]] = {}
-    listed = {
-        str(n.get("name")): n.get("records") for n in pred["notebooks"] if isinstance(n, dict)
-    }
+    recs: dict[str, dict[str, object]] = {}
+    listed = {n["name"]: n.get("records") for n in pred["notebooks"]}
     try:
         in_json = listing.json(RECORDS, JSON_CAP)
     except (FileNotFoundError, _Unusable):
@@ -401,14 +425,11 @@ def _records(
     return out, recs
 
 
-def _report(d: Path, m: dict[str, Any], listing: _Listing) -> list[Claim]:
+def _report(d: Path, m: _Read, pred: CanonPredicate, listing: _Listing) -> list[Claim]:
     """The report pages' claims, once every file their re-render reads is known usable: that
     code reads the dir as canon wrote it (whole files, the manifest's notebook paths)."""
-    pred = m["predicate"]["canon"]
     names = [RECORDS, SUMMARY, INDEX] + [
-        str(n.get("file") or f"{n.get('name')}.ipynb")
-        for n in pred["notebooks"]
-        if isinstance(n, dict)
+        n.get("file") or f"{n['name']}.ipynb" for n in pred["notebooks"]
     ]
     for name in names:
         why = None
@@ -423,13 +444,15 @@ def _report(d: Path, m: dict[str, Any], listing: _Listing) -> list[Claim]:
             why = f"{d / name} is not a file"
         if why:
             return [Claim("report pages", False, f"not checked: {why}")]
-    return report_claims(d, m)
+    return report_claims(d, m.json)
 
 
 # -- what the notebooks show, re-derived from the bundle ----------------------------------------
 
 
-def _first_difference(shown: list[dict[str, Any]], derived: Sequence[RowJSON], key: str) -> str:
+def _first_difference(
+    shown: list[RowJSON], derived: Sequence[RowJSON], key: Literal["recipe", "run_id"]
+) -> str:
     by = {str(r.get(key)): r for r in derived}
     for row in shown:
         other = by.pop(str(row.get(key)), None)
@@ -446,9 +469,16 @@ def _first_difference(shown: list[dict[str, Any]], derived: Sequence[RowJSON], k
     return "same"
 
 
-def _rows_claim(name: str, shown: Any, derived: Sequence[RowJSON], key: str = "recipe") -> Claim:
+def _rows_claim(
+    name: str,
+    shown: list[RowJSON] | None,
+    derived: Sequence[RowJSON],
+    key: Literal["recipe", "run_id"] = "recipe",
+) -> Claim:
+    """The rows a notebook recorded (None: it recorded none of the declared type) against the
+    rows re-derived from the bundle."""
     derived = sorted(derived, key=lambda r: (str(r.get("recipe")), str(r.get("run_id"))))
-    if not isinstance(shown, list) or not all(isinstance(r, dict) for r in shown):
+    if shown is None:
         return Claim(name, False, "no recorded rows")
     ok = shown == derived
     return Claim(
@@ -460,9 +490,9 @@ def _rows_claim(name: str, shown: Any, derived: Sequence[RowJSON], key: str = "r
     )
 
 
-def _claims_claim(nb: str, recorded: Any, derived: list[Claim]) -> list[Claim]:
+def _claims_claim(nb: str, recorded: list[ClaimJSON] | None, derived: list[Claim]) -> list[Claim]:
     """Each re-derived claim must be what the notebook recorded (name, holds, detail)."""
-    rec = {c.get("name"): c for c in recorded} if isinstance(recorded, list) else {}
+    rec = {c["name"]: c for c in recorded or []}
     out = []
     for c in derived:
         r = rec.pop(c.name, None)
@@ -470,13 +500,13 @@ def _claims_claim(nb: str, recorded: Any, derived: list[Claim]) -> list[Claim]:
             out.append(
                 Claim(f"{nb}: {c.name}", False, "re-derived but not recorded by the notebook")
             )
-        elif (r.get("ok"), r.get("detail")) != (c.ok, c.detail):
+        elif (r["ok"], r["detail"]) != (c.ok, c.detail):
             out.append(
                 Claim(
                     f"{nb}: {c.name}",
                     False,
-                    f"notebook says {'holds' if r.get('ok') else 'fails'}: "
-                    f"{r.get('detail')}; re-derived {'holds' if c.ok else 'fails'}: {c.detail}",
+                    f"notebook says {'holds' if r['ok'] else 'fails'}: "
+                    f"{r['detail']}; re-derived {'holds' if c.ok else 'fails'}: {c.detail}",
                 )
             )
         else:
@@ -514,7 +544,7 @@ class _Bundle:
 
     dir: Path
     reg: Registry
-    config: dict[str, Any]
+    config: BundledConfig
     format: int | None = None  # the dir's evidence format (None: not a number)
 
 
@@ -524,7 +554,11 @@ def _row_records(rows: list[ResultRow]) -> list[RowJSON]:
     return [r.to_dict() for r in rows]
 
 
-def _shown_sweep(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+# Each re-check reads a notebook's records of their declared types (records.dir_records): one
+# that is not is not re-checked, and the declared-records claim names it.
+
+
+def _shown_sweep(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
     rid = r["sweep_run_id"]
     rows = _row_records(b.reg.results(rid))
     out = [_rows_claim(f"{nb}: rows shown for run {rid}", r.get("sweep_rows"), shown_rows(rows))]
@@ -535,7 +569,7 @@ def _shown_sweep(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
     return out
 
 
-def _shown_determinism(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+def _shown_determinism(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
     rid = r["determinism_run_id"]
     rows = shown_rows(_row_records(b.reg.results(rid)))
     out = [_rows_claim(f"{nb}: rows shown for run {rid}", r.get("determinism_rows"), rows)]
@@ -544,7 +578,7 @@ def _shown_determinism(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
     return out + _claims_claim(nb, r.get("claims"), derived)
 
 
-def _shown_investigate(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+def _shown_investigate(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
     recipe = r["investigated"]
     results = b.reg.results(recipe=recipe)
     rows = shown_rows(_row_records(results), HISTORY_COLUMNS)
@@ -556,14 +590,14 @@ def _shown_investigate(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
     return [*out, Claim(f"{nb}: rungs shown for {recipe}", ok, detail)]
 
 
-def _shown_tagged_promote(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+def _shown_tagged_promote(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
     f = r["tagged_promote"]
     with _scratch(b.dir, f["scratch_db"]) as db:
         derived = proofs.tagged_promote_claims(db, f["recipe"], f["tag"], f["commit"], f)
         return _claims_claim(nb, r.get("claims"), derived)
 
 
-def _shown_samever(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+def _shown_samever(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
     f = r["samever"]
     with _scratch(b.dir, f["scratch_db"]) as db:
         with Registry.open(db) as scratch:
@@ -575,14 +609,14 @@ def _shown_samever(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
         return out + _claims_claim(nb, r.get("claims"), derived)
 
 
-def _shown_disk(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+def _shown_disk(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
     out = _claims_claim(nb, r.get("claims"), proofs.disk_claims(r["disk"]))
     budget, shown = b.config.get("disk_budget_bytes"), r["disk"]["budget_bytes"]
     detail = f"shown {shown:,}, bundled config {budget}"
     return [*out, Claim(f"{nb}: budget shown is the configured one", shown == budget, detail)]
 
 
-def _shown_verify(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
+def _shown_verify(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
     detail = "its target is not in this dir: re-check it with `canon verify TARGET`"
     return [Claim(f"{nb}: verified {r.get('verified')}", True, detail)]
 
@@ -590,7 +624,7 @@ def _shown_verify(b: _Bundle, nb: str, r: dict[str, Any]) -> list[Claim]:
 # what each notebook shows, re-derived from the bundle: one function per notebook, run on every
 # notebook that holds the record it starts from (one missing or misplaced also fails the
 # declared-records claim)
-SHOWN: dict[str, tuple[str, Callable[[_Bundle, str, dict[str, Any]], list[Claim]]]] = {
+SHOWN: dict[str, tuple[str, Callable[[_Bundle, str, Recorded], list[Claim]]]] = {
     "sweep": ("sweep_run_id", _shown_sweep),
     "determinism": ("determinism_run_id", _shown_determinism),
     "investigate": ("investigated", _shown_investigate),
@@ -601,7 +635,7 @@ SHOWN: dict[str, tuple[str, Callable[[_Bundle, str, dict[str, Any]], list[Claim]
 }
 
 
-def _declared(fmt: int, recs: dict[str, dict[str, Any]]) -> list[Claim]:
+def _declared(fmt: int, recs: dict[str, dict[str, object]]) -> list[Claim]:
     """Each notebook's records are the ones its format declares, of the declared types."""
     out = []
     for nb, r in recs.items():
@@ -618,25 +652,39 @@ def _declared(fmt: int, recs: dict[str, dict[str, Any]]) -> list[Claim]:
     return out
 
 
+def _not_typed(recs: dict[str, dict[str, object]]) -> list[Claim]:
+    """A dir whose format is not a number: each record that does not hold the type this canon
+    declares for it (it was not re-checked)."""
+    return [
+        Claim(f"{nb}: record {name!r}", False, f"{why}; not re-checked")
+        for nb, r in recs.items()
+        for name, value in r.items()
+        if name in DECLARED and (why := DECLARED[name].problem(value))
+    ]
+
+
 def _shown(
     d: Path,
-    recs: dict[str, dict[str, Any]],
+    recs: dict[str, dict[str, object]],
     reg: Registry,
-    config: dict[str, Any],
+    config: BundledConfig,
     fmt: int | None = None,
 ) -> list[Claim]:
-    """What the notebooks show, re-derived; with ``fmt`` (a format this canon knows), then
-    that every record is one the format declares."""
+    """What the notebooks show, re-derived from their records of the declared types; with
+    ``fmt`` (a format this canon knows), then that every record is one the format declares."""
     out: list[Claim] = []
     bundle = _Bundle(d, reg, config, fmt)
-    for nb, r in recs.items():
+    typed: DirRecords = dir_records(recs)
+    for nb, r in typed.items():
         for key, check in SHOWN.values():
             if key in r:
                 out += check(bundle, nb, r)
-    return out + (_declared(fmt, recs) if fmt is not None and fmt in FORMAT_RECORDS else [])
+    if fmt is None:
+        return out + _not_typed(recs)
+    return out + (_declared(fmt, recs) if fmt in FORMAT_RECORDS else [])
 
 
-def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[Claim]:
+def _registry(pred: CanonPredicate, reg: Registry, subject: list[Subject]) -> list[Claim]:
     out: list[Claim] = []
     chain = reg.verify_chain()
     out.append(
@@ -646,7 +694,8 @@ def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[C
             "; ".join(chain.problems) or f"{chain.length} rows",
         )
     )
-    head = (pred.get("chain") or {}).get("head")
+    claimed = pred.get("chain")
+    head = claimed["head"] if claimed is not None else None
     out.append(
         Claim(
             "recorded chain head is the bundled registry's",
@@ -654,16 +703,7 @@ def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[C
             f"head {str(head)[:16]}",
         )
     )
-    canon = [
-        {
-            "recipe": c.recipe,
-            "version": c.version,
-            "tag": c.tag,
-            "commit": c.commit,
-            "deployment": c.deployment,
-        }
-        for c in reg.canonicals()
-    ]
+    canon = canonicals_claimed(reg)
     out.append(
         Claim(
             "canonicals claimed are the bundled registry's",
@@ -675,51 +715,48 @@ def _registry(pred: dict[str, Any], reg: Registry, subject: list[Any]) -> list[C
         want = sorted((c["recipe"], c["commit"], c["tag"]) for c in canon)
         got = sorted(
             (
-                s.get("name"),
-                (s.get("digest") or {}).get("gitCommit"),
-                (s.get("annotations") or {}).get("gitTag"),
+                s["name"],
+                s["digest"].get("gitCommit"),
+                s.get("annotations", {}).get("gitTag"),
             )
             for s in subject
-            if isinstance(s, dict)
         )
         out.append(Claim("subjects are the canonicals", want == got, f"{len(got)} subjects"))
-    rows = [r.to_dict() for rid in pred.get("sweep_runs", []) for r in reg.results(rid)]
+    runs = pred.get("sweep_runs", [])
+    rows = [r.to_dict() for rid in runs for r in reg.results(rid)]
     out.append(
         Claim(
             "result rows claimed are the bundled registry's",
             pred.get("results") == rows,
-            f"{len(rows)} rows of {len(pred.get('sweep_runs', []))} sweep runs",
+            f"{len(rows)} rows of {len(runs)} sweep runs",
         )
     )
     return out
 
 
-def _asked_words(entry: dict[str, Any]) -> str:
+def _asked_words(entry: HostAccessEntry) -> str:
     """One host-access entry in words: each item asked with where and whether accepted, and
     the meta's HOST_ACCESS."""
-    asked = entry.get("asked")
+    asked = entry["asked"]
 
-    def state(a: dict[str, Any]) -> str:
+    def state(a: AskedJSON) -> str:
         return (
             "refused" if a.get("refused") else "accepted" if a.get("accepted") else "not accepted"
         )
 
-    if not isinstance(asked, list):
+    if asked is None:
         items = "nothing recorded"
     else:
         items = (
             "; ".join(
-                f"{a.get('item')} ({a.get('file')}:{a.get('line')}, {state(a)})"
-                if isinstance(a, dict)
-                else repr(a)
-                for a in asked
+                f"{a.get('item')} ({a.get('file')}:{a.get('line')}, {state(a)})" for a in asked
             )
             or "nothing"
         )
-    return f"asks {items}; HOST_ACCESS {entry.get('accepted')!r}"
+    return f"asks {items}; HOST_ACCESS {entry['accepted']!r}"
 
 
-def _host_access(pred: dict[str, Any], reg: Registry, fmt: int | None) -> list[Claim]:
+def _host_access(pred: CanonPredicate, reg: Registry, fmt: int | None) -> list[Claim]:
     """What the manifest says each canonical and each deployed or held row asks of the host
     and what was accepted, re-derived from the bundled registry's rows (format 3 on); a claim
     that differs fails naming the recipe."""
@@ -727,16 +764,15 @@ def _host_access(pred: dict[str, Any], reg: Registry, fmt: int | None) -> list[C
         # an older format recorded no host access (its rows, in `results`, still do); a newer
         # one is a newer canon's to check (the run's one line says so)
         return []
-    runs = pred.get("sweep_runs", [])
-    derived = host_access_record(reg, [r for r in runs if isinstance(r, str)])
+    derived = host_access_record(reg, pred.get("sweep_runs", []))
     claimed = pred.get("host_access")
-    if not isinstance(claimed, list):
+    if claimed is None:
         return [Claim("host access recorded", False, "the manifest records no host_access list")]
 
-    def by_recipe(entries: list[Any]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
+    def by_recipe(entries: list[HostAccessEntry]) -> dict[str, list[HostAccessEntry]]:
+        out: dict[str, list[HostAccessEntry]] = {}
         for e in entries:
-            out.setdefault(str(e.get("recipe") if isinstance(e, dict) else e), []).append(e)
+            out.setdefault(e["recipe"], []).append(e)
         return out
 
     have, want = by_recipe(claimed), by_recipe(derived)
@@ -750,23 +786,23 @@ def _host_access(pred: dict[str, Any], reg: Registry, fmt: int | None) -> list[C
         if first is None:
             more = len(said) > len(real)
             e = (said if more else real)[len(pairs)]
-            what = f"{e.get('role')} {e.get('tag')}" if isinstance(e, dict) else repr(e)
+            what = f"{e['role']} {e['tag']}"
             detail = (
                 f"the manifest claims an entry the bundled registry lacks: {what}"
                 if more
                 else f"the manifest leaves out an entry of the bundled registry: {what}"
             )
         else:
-            a, b = (x if isinstance(x, dict) else {} for x in first)
+            a, b = first
             detail = (
-                f"{b.get('role')} {b.get('tag')}: the manifest says it {_asked_words(a)}; "
+                f"{b['role']} {b['tag']}: the manifest says it {_asked_words(a)}; "
                 f"the bundled registry's rows say it {_asked_words(b)}"
             )
         out.append(Claim(f"host access of {recipe}", False, detail))
     if out:
         return out
-    items = [a for e in derived for a in (e.get("asked") or []) if isinstance(a, dict)]
-    held = sum(1 for e in derived if e.get("role") == "held")
+    items = [a for e in derived for a in (e["asked"] or [])]
+    held = sum(1 for e in derived if e["role"] == "held")
     return [
         Claim(
             "host access recorded is the bundled registry's",
@@ -777,11 +813,12 @@ def _host_access(pred: dict[str, Any], reg: Registry, fmt: int | None) -> list[C
     ]
 
 
-def _claimed_rows(d: Path, pred: dict[str, Any], listing: _Listing) -> list[dict[str, Any]]:
+def _claimed_rows(d: Path, pred: CanonPredicate, listing: _Listing) -> list[RowJSON]:
     """The manifest's rows and the results files' rows, each distinct (run, recipe, label) once.
 
-    A results file that is unusable has its own ``file`` claim and gives no rows."""
-    rows = [r for r in pred.get("results", []) if isinstance(r, dict)]
+    A results file that is unusable has its own ``file`` claim and gives no rows; a line that
+    is not a result row gives one that names it (no registry holds it)."""
+    rows = list(pred.get("results", []))
     for name in sorted(listing.hashes):
         if not name.startswith("results/") or not name.endswith(".jsonl") or name.count("/") > 1:
             continue
@@ -793,11 +830,14 @@ def _claimed_rows(d: Path, pred: dict[str, Any], listing: _Listing) -> list[dict
         for line in text.splitlines():
             if line.strip():
                 try:
-                    row = parse_json(line)
-                    rows.append({**row, "run_id": f.stem})
-                except (FileProblem, TypeError):
+                    row: object = parse_json(line)
+                except FileProblem:
+                    row = None
+                if isinstance(row, dict) and type_problem(row, RowJSON) is None:
+                    rows.append(cast(RowJSON, {**row, "run_id": f.stem}))
+                else:
                     rows.append(
-                        {"run_id": f.stem, "recipe": "?", "label": f"unparseable line in {f.name}"}
+                        RowJSON(run_id=f.stem, recipe="?", label=f"unparseable line in {f.name}")
                     )
     seen, out = set(), []
     for r in rows:
@@ -808,14 +848,17 @@ def _claimed_rows(d: Path, pred: dict[str, Any], listing: _Listing) -> list[dict
     return out
 
 
-def _commit_is_tag(subject: list[Any], refs: dict[str, Any], reg: Registry) -> list[Claim]:
+def _commit_is_tag(
+    subject: list[Subject], refs: dict[str, RecipeRefs], reg: Registry
+) -> list[Claim]:
     out = []
     for s in subject:
-        recipe, commit = s.get("name"), (s.get("digest") or {}).get("gitCommit")
-        tag = (s.get("annotations") or {}).get("gitTag")
+        recipe, commit = s["name"], s["digest"].get("gitCommit")
+        tag = s.get("annotations", {}).get("gitTag")
         if tag is None:
             continue  # the fleet or records subject: no tag to check
-        tags = (refs.get(recipe) or {}).get("tags") or {}
+        entry = refs.get(recipe)
+        tags = (entry["tags"] if entry else None) or {}
         promoted = any(p.tag == tag and p.commit == commit for p in reg.history(recipe))
         out.append(
             Claim(
@@ -830,30 +873,37 @@ def _commit_is_tag(subject: list[Any], refs: dict[str, Any], reg: Registry) -> l
 
 
 def _verdict(
-    m: dict[str, Any],
-    pred: dict[str, Any],
+    stmt: Statement,
     notebook_claims: list[Claim],
-    recs: dict[str, Any],
+    recs: dict[str, dict[str, object]],
     reg: Registry,
 ) -> list[Claim]:
+    """The verdict re-derived: each notebook completed with every claim it recorded holding
+    (claims not of their declared type do not hold), and the rows of the sweeps it records."""
+    pred = stmt["predicate"]["canon"]
     completed = {
         c.name.removeprefix("notebook ").removesuffix(".ipynb"): c.ok
         for c in notebook_claims
         if c.name.startswith("notebook ") and c.name.endswith(".ipynb")
     }
+    typed = dir_records(recs)
     ok = {
         nb: completed[nb]
-        and all(isinstance(c, dict) and c.get("ok") for c in r.get("claims", []) or [])
-        for nb, r in recs.items()
+        and all(c["ok"] for c in r.get("claims", []))
+        and ("claims" in r or "claims" not in recs[nb])
+        for nb, r in typed.items()
     }
-    ok.update({nb: False for nb in completed if nb not in recs})
+    ok.update({nb: False for nb in completed if nb not in typed})
     if pred.get("interrupted"):
         ok["(interrupted)"] = False
     rows = [
-        r.to_dict() for rid in claimed_sweep_runs(list(recs.values())) for r in reg.results(rid)
+        r.to_dict() for rid in claimed_sweep_runs(list(typed.values())) for r in reg.results(rid)
     ]
     v = verdict(ok, rows)
-    said = (m["predicate"].get("result"), (pred.get("verdict") or {}).get("result"))
+    said = (
+        stmt["predicate"].get("result"),
+        pred["verdict"]["result"] if "verdict" in pred else None,
+    )
     same = said == (v.result, v.result)
     return [
         Claim(
@@ -864,10 +914,41 @@ def _verdict(
     ]
 
 
+@dataclass(frozen=True)
+class _BundleJSON:
+    """``bundle/refs.json`` and ``bundle/config.json``, each part of its declared type; a part
+    that is not is left out (what needs it fails), and named in ``problems``."""
+
+    refs: dict[str, RecipeRefs]
+    config: BundledConfig
+    problems: list[Claim]
+
+
+def _bundle_files(d: Path, listing: _Listing) -> _BundleJSON | str:
+    """The bundled refs and config, or why they cannot be read."""
+    refs, why = _bundle_json(listing, REFS)
+    config, why = (None, why) if why else _bundle_json(listing, CONFIG)
+    if why is not None:
+        return why
+    if not isinstance(refs, dict) or not isinstance(config, dict):
+        bad = REFS if not isinstance(refs, dict) else CONFIG
+        return f"{d / bad} {type_problem(refs if bad == REFS else config, dict[str, object])}"
+    kept: dict[str, RecipeRefs] = {}
+    problems: list[Claim] = []
+    for recipe, entry in refs.items():
+        if why := type_problem(entry, RecipeRefs, f"[{recipe!r}]"):
+            problems.append(Claim("bundle", False, f"{d / REFS}: {why}"))
+        else:
+            kept[recipe] = cast(RecipeRefs, entry)
+    if why := type_problem(config, BundledConfig):
+        problems.append(Claim("bundle", False, f"{d / CONFIG}: {why}"))
+    return _BundleJSON(kept, BundledConfig() if why else cast(BundledConfig, config), problems)
+
+
 # -- against the world (opt-in) ------------------------------------------------------------------
 
 
-def _state(state: Path, pred: dict[str, Any], reg: Registry) -> list[Claim]:
+def _state(state: Path, pred: CanonPredicate, reg: Registry) -> list[Claim]:
     live_db = Path(state) / "canon.db"
     if not live_db.is_file():
         return [Claim("live registry", False, f"{live_db}: no registry there")]
@@ -916,14 +997,15 @@ def _state(state: Path, pred: dict[str, Any], reg: Registry) -> list[Claim]:
             return out
 
 
-def _upstream(subject: list[Any], refs: dict[str, Any], timeout_s: float) -> list[Claim]:
+def _upstream(subject: list[Subject], refs: dict[str, RecipeRefs], timeout_s: float) -> list[Claim]:
     out = []
     for s in subject:
-        recipe, commit = s.get("name"), (s.get("digest") or {}).get("gitCommit")
-        tag = (s.get("annotations") or {}).get("gitTag")
+        recipe, commit = s["name"], s["digest"].get("gitCommit")
+        tag = s.get("annotations", {}).get("gitTag")
         if tag is None:
             continue
-        url = (refs.get(recipe) or {}).get("upstream")
+        entry = refs.get(recipe)
+        url = entry["upstream"] if entry else None
         name = f"upstream {recipe}: tag {tag}"
         if not url:
             out.append(Claim(name, False, "no upstream URL in the bundle"))
@@ -948,7 +1030,7 @@ def _upstream(subject: list[Any], refs: dict[str, Any], timeout_s: float) -> lis
 
 
 def _log(
-    d: Path, raw: bytes, pred: dict[str, Any], key: Path | None, clone: Path | None
+    d: Path, raw: bytes, pred: CanonPredicate, key: Path | None, clone: Path | None
 ) -> list[Claim]:
     if not (d / LOG_PROOF).exists():
         return [Claim("log", True, f"not in an evidence log (no {LOG_PROOF})")]
@@ -1015,22 +1097,28 @@ def verify(
     """
     d = Path(d)
     try:
-        m, raw = _manifest(d)
+        m = _manifest(d)
     except _NotManifest as e:
         return [Claim("manifest", False, str(e))]
-    pred = m["predicate"]["canon"]
-    subject = m["subject"]
-    claims = [Claim("manifest", True, f"run {pred.get('run_id')} suite {pred['suite']}")]
+    claims = [Claim("manifest", True, f"run {m.canon.get('run_id')} suite {m.canon['suite']}")]
+    stmt, why = m.statement()
+    if stmt is None:  # tampered: what it is not is said, and whether it is the manifest signed
+        return [
+            *claims,
+            Claim("manifest types", False, f"{d / MANIFEST}: {why} (nothing else checked)"),
+            *_section("signature", lambda: _signature(d, m.raw, key, require_signature)),
+        ]
+    pred = stmt["predicate"]["canon"]
+    subject = stmt["subject"]
+    fmt = page_format(m.json)
     listing = _Listing(d)
-    notebooks = SUITES.get(
-        pred["suite"], [n.get("name") for n in pred["notebooks"] if isinstance(n, dict)]
-    )
-    nb_claims, recs = _records(d, pred, [str(n) for n in notebooks], listing)
-    claims += _section("signature", lambda: _signature(d, raw, key, require_signature))
-    claims += _section("log", lambda: _log(d, raw, pred, key, log))
+    notebooks = SUITES.get(pred["suite"], [n["name"] for n in pred["notebooks"]])
+    nb_claims, recs = _records(d, pred, notebooks, listing)
+    claims += _section("signature", lambda: _signature(d, m.raw, key, require_signature))
+    claims += _section("log", lambda: _log(d, m.raw, pred, key, log))
     claims += _section("file hashes", lambda: _files(d, pred, listing))
     claims += _section("suite complete", lambda: _suite(d, pred, listing))
-    claims += _section("report pages", lambda: _report(d, m, listing))
+    claims += _section("report pages", lambda: _report(d, m, pred, listing))
     claims += nb_claims
     if REGISTRY in listing.problems:
         return [
@@ -1039,28 +1127,25 @@ def verify(
         ]
     if not (d / REGISTRY).is_file():
         return [*claims, Claim("bundled registry", False, f"{d / REGISTRY}: missing")]
-    refs, why = _bundle_json(listing, REFS)
-    config, why = (None, why) if why else _bundle_json(listing, CONFIG)
-    if why is not None:
+    bundle = _bundle_files(d, listing)
+    if isinstance(bundle, str):
         return [
             *claims,
-            Claim("bundle", False, f"{d / 'bundle'}: refs or config unreadable ({why})"),
+            Claim("bundle", False, f"{d / 'bundle'}: refs or config unreadable ({bundle})"),
         ]
+    claims += bundle.problems
     try:
         with open_copy(d / REGISTRY, within=d) as reg:
             claims += _section("bundled registry", lambda: _registry(pred, reg, subject))
-            claims += _section("host access", lambda: _host_access(pred, reg, page_format(m)))
+            claims += _section("host access", lambda: _host_access(pred, reg, fmt))
             claims += _section(
                 "labels", lambda: proofs.label_claims(reg, _claimed_rows(d, pred, listing))
             )
             claims += _section(
-                "what the notebooks show",
-                lambda: _shown(d, recs, reg, config, page_format(m)),  # type: ignore[arg-type]  # why is None: config was read
+                "what the notebooks show", lambda: _shown(d, recs, reg, bundle.config, fmt)
             )
-            claims += _section("commit == tag", lambda: _commit_is_tag(subject, refs, reg))
-            claims += _section(
-                "verdict re-derived", lambda: _verdict(m, pred, nb_claims, recs, reg)
-            )
+            claims += _section("commit == tag", lambda: _commit_is_tag(subject, bundle.refs, reg))
+            claims += _section("verdict re-derived", lambda: _verdict(stmt, nb_claims, recs, reg))
             if state is not None:
                 claims += _section("live registry", lambda: _state(state, pred, reg))
     except Exception as e:  # noqa: BLE001 -- e.g. a bundled registry that is not SQLite
@@ -1070,7 +1155,7 @@ def verify(
             )
         )
     if upstream:
-        claims += _section("upstream", lambda: _upstream(subject, refs, upstream_timeout_s))
+        claims += _section("upstream", lambda: _upstream(subject, bundle.refs, upstream_timeout_s))
     if strict:
         claims += _strict(key is not None, upstream, log is not None)
     return claims
