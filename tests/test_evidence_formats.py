@@ -11,6 +11,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import NotRequired, Required, TypedDict
 
 import pytest
 
@@ -21,6 +22,7 @@ from canonlib.evidence.records import (
     dir_records,
     record,
     record_output,
+    type_problem,
 )
 from canonlib.evidence.report import RENDERERS
 from tests.cli import canon
@@ -295,3 +297,30 @@ def test_dir_records_keeps_only_what_holds_its_declared_type():
     assert got == {"sweep": {"sweep_run_id": "r1", "sweep_rows": good_rows}}
     assert got["sweep"]["sweep_rows"] is good_rows  # kept, not copied or rebuilt
     assert dir_records([raw]) == {} and dir_records(None) == {}
+
+
+class _Marked(TypedDict):
+    a: str
+    b: NotRequired[int]
+
+
+class _MarkedOptional(TypedDict, total=False):
+    c: Required[str]
+    d: int
+
+
+@pytest.mark.parametrize(
+    "value, tp, problem",
+    [
+        ({"a": "x"}, _Marked, None),  # b: NotRequired, though __required_keys__ says otherwise
+        ({}, _Marked, "a is missing"),
+        ({"a": "x", "b": "y"}, _Marked, "b holds text, not a whole number"),
+        ({"d": 1}, _MarkedOptional, "c is missing"),  # c: Required in a total=False dict
+        ({"c": "x"}, _MarkedOptional, None),
+    ],
+)
+def test_type_problem_reads_required_marks_from_the_hints(value, tp, problem):
+    """With string annotations (this module's `from __future__ import annotations`) Python 3.11
+    gets a TypedDict's required keys wrong for Required/NotRequired marks: type_problem reads
+    the marks itself."""
+    assert type_problem(value, tp) == problem

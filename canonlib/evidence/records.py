@@ -21,7 +21,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
-from typing import Any, TypedDict, Union, cast, get_args, get_origin, get_type_hints, is_typeddict
+from typing import (
+    Any,
+    NotRequired,
+    Required,
+    TypedDict,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+    get_type_hints,
+    is_typeddict,
+)
 
 from canonlib.files import FileProblem, read_json_file
 from canonlib.recipe.meta import RUNGS
@@ -295,7 +306,7 @@ def type_problem(value: object, tp: object, at: str = "") -> str | None:
         if not isinstance(value, dict):
             return _holds(at, value, "an object")
         hints = _hints(cast(type, origin))
-        for key in sorted(getattr(origin, "__required_keys__", frozenset())):
+        for key in sorted(_required(cast(type, origin))):
             if key not in value:
                 return f"{at}.{key} is missing".lstrip(".")
         for key, want in hints.items():
@@ -336,6 +347,25 @@ def _hints(td: type) -> dict[str, object]:
     if hints is None:
         hints = _HINTS[td] = dict(get_type_hints(td))
     return hints
+
+
+_REQUIRED: dict[type, frozenset[str]] = {}
+
+
+def _required(td: type) -> frozenset[str]:
+    """A TypedDict's required keys.  Its ``__required_keys__`` is wrong for a key marked
+    ``Required``/``NotRequired`` when annotations are strings (``from __future__ import
+    annotations``, Python 3.11): the marks are read here from the resolved hints instead."""
+    keys = _REQUIRED.get(td)
+    if keys is None:
+        required = set(getattr(td, "__required_keys__", ()))
+        for key, hint in get_type_hints(td, include_extras=True).items():
+            if get_origin(hint) is NotRequired:
+                required.discard(key)
+            elif get_origin(hint) is Required:
+                required.add(key)
+        keys = _REQUIRED[td] = frozenset(required)
+    return keys
 
 
 _RECORDED_TYPES.update(_hints(Recorded))
