@@ -39,7 +39,7 @@ import jinja2
 from markupsafe import Markup
 
 from canonlib import tables
-from canonlib.claims import Claim
+from canonlib.claims import Claim, ClaimJSON
 from canonlib.evidence import records
 from canonlib.evidence.manifest import (
     EVIDENCE_FORMAT,
@@ -57,7 +57,6 @@ from canonlib.evidence.manifest import (
 from canonlib.evidence.records import (
     NOTEBOOK_CAP,
     RECORDS,
-    ClaimJSON,
     DirRecords,
     DiskRecord,
     Recorded,

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from canonlib import git
-from canonlib.claims import Claim
+from canonlib.claims import Claim, ClaimJSON
 from canonlib.evidence import log as evidence_log
 from canonlib.evidence import proofs, signing
 from canonlib.evidence.bundle import (
@@ -72,7 +72,6 @@ from canonlib.evidence.records import (
     HISTORY_COLUMNS,
     RECORDS,
     SAMEVER_COLUMNS,
-    ClaimJSON,
     DirRecords,
     Recorded,
     before_after,
