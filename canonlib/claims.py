@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 
-class ClaimDict(TypedDict):
-    """A claim as JSON: ``--json``, and a notebook's record of it."""
+class ClaimJSON(TypedDict):
+    """A claim as JSON: ``--json``, and a notebook's record of it (``evidence.records``)."""
 
     name: str
     ok: bool
@@ -27,7 +27,7 @@ class Claim:
     ok: bool
     detail: str
 
-    def to_dict(self) -> ClaimDict:
+    def to_dict(self) -> ClaimJSON:
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 

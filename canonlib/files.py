@@ -25,7 +25,6 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 
 class FileProblem(Exception):
@@ -271,7 +270,7 @@ def json_depth(value: object) -> int:
     return deepest
 
 
-def parse_json(raw: bytes | str, depth: int = JSON_DEPTH) -> Any:
+def parse_json(raw: bytes | str, depth: int = JSON_DEPTH) -> object:
     """JSON text that someone else wrote, as a value nested at most ``depth`` deep.
 
     Raises :class:`FileProblem` (words that fit after the file's name) when it is
@@ -300,7 +299,7 @@ def read_json_file(
     *,
     within: str | os.PathLike[str] | None = None,
     depth: int = JSON_DEPTH,
-) -> Any:
+) -> object:
     """A JSON file canon did not just write: regular, at most ``cap`` bytes, nested at most
     ``depth`` deep, and (with ``within``) resolving inside that directory.
 

@@ -9,7 +9,9 @@ import math
 import pytest
 
 from canonlib.evidence import figures, investigate, report
+from canonlib.evidence.manifest import Statement
 from canonlib.evidence.progress import SweepTail
+from canonlib.evidence.records import type_problem
 from canonlib.evidence.report import (
     cell,
     human_bytes,
@@ -151,9 +153,10 @@ def test_sweep_rows_lay_the_recorded_values_over_the_bundled_rows():
     assert sweep_rows({}, results) == (None, [])
 
 
-def test_what_a_dir_holds_of_the_wrong_type_is_left_out_never_a_crash(tmp_path):
-    """The manifest and records.json are JSON from the dir: a field or record of a type other than
-    the declared one is shown as not recorded, and the rest of the pages as they are."""
+def test_a_record_of_the_wrong_type_is_left_out_never_a_crash(tmp_path):
+    """records.json is JSON from the dir: a record of a type other than the declared one is shown
+    as not recorded, and the rest of the pages as they are.  (The manifest reaches the pages
+    only as a Statement of its declared types: verify's ``manifest types`` claim checks it.)"""
     recs = {
         "sweep": {"sweep_run_id": "s1", "sweep_rows": [{"recipe": "a", "level": "high"}]},
         "disk_budget": {
@@ -166,21 +169,25 @@ def test_what_a_dir_holds_of_the_wrong_type_is_left_out_never_a_crash(tmp_path):
     (tmp_path / "records.json").write_text(json.dumps(recs))
     row = {"run_id": "s1", "recipe": "a", "label": "PASS (promoted)", "latest": "1.0.0"}
     canon = {
+        "type": "canon-evidence/v1",
         "run_id": "r1",
-        "suite": ["weekly"],
-        "fleet": {"commit": 5},
-        "code": "canon",
-        "notebooks": [{"name": "sweep", "file": 3}],
-        "verdict": {"failing_rows": [1]},
+        "suite": "weekly",
+        "files": {},
+        "notebooks": [{"name": "sweep"}],
         "results": [row, {**row, "run_id": "s0", "recipe": "b"}],
-        "outside": {"signed": "yes"},
-        "host_access": [{"asked": "everything"}],
     }
-    v = report.report_view(tmp_path, {"predicate": {"result": "FAILED", "canon": canon}})
-    assert (v.run_id, v.suite, v.fleet_commit, v.code, v.notebooks) == ("r1", "?", None, {}, [])
+    stmt = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "fleet", "digest": {"gitCommit": "a" * 40}}],
+        "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
+        "predicate": {"result": "FAILED", "canon": canon},
+    }
+    assert type_problem(stmt, Statement) is None
+    v = report.report_view(tmp_path, stmt)
+    assert (v.run_id, v.suite, v.fleet_commit, v.code) == ("r1", "weekly", None, None)
     assert v.rows == [row]  # the sweep's bundled row: the recorded rows hold a level in words
     assert v.claims == [{"notebook": "disk_budget", "name": "c", "ok": True, "detail": "d"}]
-    assert (v.disk, v.investigate, v.host_access, v.outside) == (None, None, None, {})
+    assert (v.disk, v.investigate, v.host_access, v.outside) == (None, None, None, None)
     assert v.verdict_line == "FAILED"
     md = report.pages(v, links={}, figures={})[report.SUMMARY]
     assert "| a | PASS (promoted) | 1.0.0 is the canonical now |" in md

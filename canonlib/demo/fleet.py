@@ -665,7 +665,7 @@ def run_demo(
                 ("again", "determinism", "determinism_run_id"),
             ):
                 run_id = records.get(nb, {}).get(key)
-                if run_id is None:
+                if not isinstance(run_id, str):  # the notebook's own record: text, or none
                     problems.append(f"{week}: the {nb} notebook recorded no sweep run")
                     continue
                 show(week, run_id, reg.run(run_id)["status"], reg.results(run_id))  # type: ignore[index]  # the recorded run is in the registry

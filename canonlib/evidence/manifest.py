@@ -29,7 +29,7 @@ from canonlib.files import hash_file, write_atomic
 from canonlib.recipe.fleet import fleet_commit
 from canonlib.state.registry import Registry, utcnow
 from canonlib.state.row import AskedJSON, ResultRow, RowJSON
-from canonlib.sweep.orchestrate import code_identity
+from canonlib.sweep.orchestrate import CodeIdentity, code_identity
 
 MANIFEST = "manifest.json"
 ENVELOPE = "manifest.dsse.json"
@@ -113,12 +113,8 @@ class FleetJSON(TypedDict):
     dirty: bool
 
 
-class CodeJSON(TypedDict):
-    """canon's own version, commit and dirty flag (the commit None outside a checkout)."""
-
-    code_version: str
-    code_commit: str | None
-    code_dirty: bool | None
+# canon's own version, commit and dirty flag (the commit None outside a checkout)
+CodeJSON = CodeIdentity
 
 
 class HostAccessEntry(TypedDict):
@@ -364,15 +360,6 @@ def bundled_facts(d: Path, sweep_runs: list[str]) -> BundledFacts:
     )
 
 
-def _code() -> CodeJSON:
-    code = code_identity()
-    return CodeJSON(
-        code_version=code["code_version"],
-        code_commit=code["code_commit"],
-        code_dirty=code["code_dirty"],
-    )
-
-
 def statement(
     config: Config,
     ev: EvidenceRun,
@@ -395,7 +382,7 @@ def statement(
         started_at=started,
         finished_at=utcnow(),
         interrupted=interrupted,
-        code=_code(),
+        code=code_identity(),
         fleet=fleet,
         config_path=str(config.path) if config.path else None,
         config_hash=config.digest,

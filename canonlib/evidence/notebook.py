@@ -41,7 +41,6 @@ from canonlib.evidence.records import (  # noqa: E402
     RUNG_COLUMNS,
     SAMEVER_COLUMNS,
     SHOWN_COLUMNS,
-    ClaimJSON,
     DiskRecord,
     DiskRow,
     SameverRecord,
@@ -209,30 +208,30 @@ def _keep_scratch_db(scratch_db: str, evidence_dir: str, name: str) -> str:
     return str(dest.relative_to(evidence_dir))
 
 
-class TaggedPromoteFacts(TaggedPromoteRecord):
-    """The tagged-promote proof's facts as recorded, and the claims it made of them."""
-
-    claims: list[ClaimJSON]
+F = TypeVar("F", proofs.TaggedPromoteFacts, proofs.SameverFacts)
 
 
-class SameverFacts(SameverRecord):
-    """The same-version proof's facts as recorded, its sweeps' rows and the claims it made."""
+def _prove(
+    prove: Callable[[Config, str, Path], F], cfg: Config, recipe: str, evidence_dir: str, name: str
+) -> tuple[F, str]:
+    """Run proof ``prove`` in a scratch dir (purged after, whatever happens); its facts, and its
+    scratch registry's path once kept in the dir (``scratch/<name>.db``)."""
+    with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
+        try:
+            facts = _until_signal(prove, cfg, recipe, Path(tmp))
+        finally:
+            proofs.purge_scratch(Path(tmp))
+        return facts, _keep_scratch_db(facts["scratch_db"], evidence_dir, name)
 
-    rows: list[RowJSON]
-    claims: list[ClaimJSON]
 
-
-def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> TaggedPromoteFacts:
+def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> proofs.TaggedPromoteFacts:
     """Run the tagged-promote proof.
 
     Record its facts (shown) for verify to re-derive the claims from.
     """
-    with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
-        try:
-            facts = _until_signal(proofs.prove_tagged_promote, cfg, recipe, Path(tmp))
-        finally:
-            proofs.purge_scratch(Path(tmp))
-        scratch_db = _keep_scratch_db(facts["scratch_db"], evidence_dir, "tagged_promote")
+    facts, scratch_db = _prove(
+        proofs.prove_tagged_promote, cfg, recipe, evidence_dir, "tagged_promote"
+    )
     shown = TaggedPromoteRecord(
         recipe=facts["recipe"],
         tag=facts["tag"],
@@ -243,17 +242,12 @@ def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> TaggedPromote
         tagged=facts["tagged"],
     )
     record("tagged_promote", shown)
-    return TaggedPromoteFacts(**shown, claims=facts["claims"])
+    return proofs.TaggedPromoteFacts(**shown, claims=facts["claims"])
 
 
-def samever(cfg: Config, recipe: str, evidence_dir: str) -> SameverFacts:
+def samever(cfg: Config, recipe: str, evidence_dir: str) -> proofs.SameverFacts:
     """Run the same-version proof; record its facts and the three scratch sweeps' rows (shown)."""
-    with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
-        try:
-            facts = _until_signal(proofs.prove_samever, cfg, recipe, Path(tmp))
-        finally:
-            proofs.purge_scratch(Path(tmp))
-        scratch_db = _keep_scratch_db(facts["scratch_db"], evidence_dir, "samever")
+    facts, scratch_db = _prove(proofs.prove_samever, cfg, recipe, evidence_dir, "samever")
     shown = SameverRecord(
         recipe=facts["recipe"],
         runs=facts["runs"],
@@ -263,7 +257,7 @@ def samever(cfg: Config, recipe: str, evidence_dir: str) -> SameverFacts:
     )
     record("samever", shown)
     record("samever_rows", shown_rows(facts["rows"], SAMEVER_COLUMNS), SAMEVER_COLUMNS)
-    return SameverFacts(**shown, rows=facts["rows"], claims=facts["claims"])
+    return proofs.SameverFacts(**shown, rows=facts["rows"], claims=facts["claims"])
 
 
 def disk(cfg: Config) -> tuple[pd.DataFrame, DiskRecord, pd.DataFrame]:

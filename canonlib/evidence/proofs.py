@@ -16,10 +16,9 @@ from pathlib import Path
 
 from canonlib import git
 from canonlib.backends import SwarmBackend, SwarmPool, make_backend
-from canonlib.claims import Claim
+from canonlib.claims import Claim, ClaimJSON
 from canonlib.config import Config, load_config
 from canonlib.evidence.records import (
-    ClaimJSON,
     DiskRecord,
     PhaseFacts,
     SameverRecord,
@@ -56,7 +55,7 @@ class SameverFacts(SameverRecord):
 
 def claims_json(claims: Iterable[Claim]) -> list[ClaimJSON]:
     """Claims as a notebook records them."""
-    return [ClaimJSON(name=c.name, ok=c.ok, detail=c.detail) for c in claims]
+    return [c.to_dict() for c in claims]
 
 
 # -- scratch workspace --------------------------------------------------------------

@@ -34,6 +34,8 @@ from typing import (
     is_typeddict,
 )
 
+from canonlib.claims import ClaimJSON
+from canonlib.evidence.verdict import Verdict
 from canonlib.files import FileProblem, read_json_file
 from canonlib.recipe.meta import RUNGS
 from canonlib.state.row import RowJSON
@@ -87,14 +89,6 @@ RUNG_COLUMNS = ["run_id", *RUNGS]
 
 
 # -- what a notebook records, declared once --------------------------------------------
-
-
-class ClaimJSON(TypedDict):
-    """A claim as a notebook records it (:meth:`canonlib.claims.Claim.to_dict`)."""
-
-    name: str
-    ok: bool
-    detail: str
 
 
 class BeforeAfter(TypedDict):
@@ -535,8 +529,9 @@ def shown_problems(nb: dict[str, Any]) -> list[str]:
     return problems
 
 
-def read_records(nb: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def read_records(nb: dict[str, Any]) -> dict[str, object]:
+    """What notebook ``nb`` recorded, by name, as JSON (its types not checked here)."""
+    out: dict[str, object] = {}
     for cell in nb.get("cells", []):
         for o in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
             data = o.get("data", {})
@@ -551,7 +546,8 @@ def notebook_problems(nb: dict[str, Any]) -> list[str]:
     Unexecuted cells, errors, no completion marker, false claims.
     """
     problems = completion_problems(nb)
-    for claim in read_records(nb).get("claims", []) or []:
+    claims = read_records(nb).get("claims")
+    for claim in claims if isinstance(claims, list) else []:
         if isinstance(claim, dict) and not claim.get("ok"):
             problems.append(f"claim failed: {claim.get('name')}: {claim.get('detail')}")
     return problems
@@ -586,7 +582,7 @@ NOTEBOOK_CAP = 64 << 20  # an executed notebook: 10-160 KiB in the demo's weekly
 def load_notebook(path: Path) -> dict[str, Any]:
     """An executed notebook's JSON: ValueError (naming the file) when it is not one."""
     try:
-        nb: Any = read_json_file(path, NOTEBOOK_CAP)
+        nb = read_json_file(path, NOTEBOOK_CAP)
     except FileProblem as e:
         raise ValueError(f"{path.name} {e}") from None
     if not isinstance(nb, dict):
@@ -605,7 +601,7 @@ class NotebookRun:
     seconds: float
     timed_out: bool = False
     problems: list[str] = field(default_factory=list)
-    records: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, object] = field(default_factory=dict)  # as read, types not checked
 
     @property
     def ok(self) -> bool:
@@ -617,7 +613,7 @@ class EvidenceRun:
     dir: Path
     suite: str
     notebooks: list[NotebookRun]
-    verdict: Any = None  # the week's Verdict, set when the run is finished
+    verdict: Verdict | None = None  # the week's, set when the run is finished
 
     @property
     def ok(self) -> bool:

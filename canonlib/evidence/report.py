@@ -6,10 +6,11 @@ the notebooks recorded (``records.json``, else each notebook's records in the
 manifest): the same values ``canon verify`` checks, so the page cannot say
 something the evidence does not.
 
-- :func:`report_view` reads those values once, typed (:func:`canon_fields`, and
-  :func:`canonlib.evidence.records.dir_records`: a value of another type is left out, as
-  if not recorded), into a :class:`View`, and :func:`page_values` turns that into the
-  plain strings the pages show;
+- :func:`report_view` reads those values once into a :class:`View`: the Statement as
+  :mod:`.manifest` declares it (canon's own, or one ``canon verify`` checked holds those
+  types), the records through :func:`canonlib.evidence.records.dir_records` (a record of
+  another type is left out, as if not recorded); :func:`page_values` turns the view into
+  the plain strings the pages show;
 - the pages are Jinja2 templates in package data, one folder per evidence format
   (``templates/<format>/``; HTML autoescaped, Markdown through :func:`md_text`), a
   format's templates frozen once a canon shipped them (:data:`RENDERERS`);
@@ -32,30 +33,34 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict, cast, get_type_hints
+from typing import TYPE_CHECKING
 
 import jinja2
 from markupsafe import Markup
 
 from canonlib import tables
-from canonlib.claims import Claim
+from canonlib.claims import Claim, ClaimJSON
 from canonlib.evidence import records
 from canonlib.evidence.manifest import (
     EVIDENCE_FORMAT,
     HOST_ACCESS_FORMAT,
     MANIFEST,
     OUTSIDE_CHECKS,
+    CanonPredicate,
+    CodeJSON,
+    HostAccessEntry,
+    NotebookEntry,
+    Outside,
+    Statement,
     hash_tree,
 )
 from canonlib.evidence.records import (
     NOTEBOOK_CAP,
     RECORDS,
-    ClaimJSON,
     DirRecords,
     DiskRecord,
     Recorded,
     before_after,
-    type_problem,
 )
 from canonlib.files import FileProblem, read_inside, read_json_file, read_small_file, write_atomic
 from canonlib.recipe.meta import RUNGS
@@ -168,7 +173,9 @@ def label_head(row: RowJSON) -> str:
     return f"{outcome(label)} (see reason)"
 
 
-def code_line(code: CodeJSON) -> str:
+def code_line(code: CodeJSON | None) -> str:
+    if not code:
+        return "-"
     commit = (code.get("code_commit") or "")[:12]
     dirty = " (dirty)" if code.get("code_dirty") else ""
     return f"{code.get('code_version') or '-'} {commit}{dirty}".strip()
@@ -191,104 +198,10 @@ def short_date(iso: object) -> str:
     return f"{text[:10]} {text[11:16]} UTC" if len(text) >= 16 else (text or "-")
 
 
-# -- the manifest, as the pages read it -----------------------------------------------
-# The manifest is JSON from the dir: :func:`canon_fields` keeps each field of its ``canon``
-# object that holds the type declared here (as :func:`records.dir_records` keeps each record),
-# so the code below reads typed values.  Only what the pages show is declared.
-
-
-class CodeJSON(TypedDict, total=False):
-    """canon's own identity (:func:`canonlib.sweep.orchestrate.code_identity`)."""
-
-    code_version: str | None
-    code_commit: str | None
-    code_dirty: bool | None
-
-
-class FleetJSON(TypedDict, total=False):
-    commit: str | None
-    dirty: bool | None
-
-
-class FailingRowJSON(TypedDict, total=False):
-    recipe: str
-    label: str
-
-
-class VerdictJSON(TypedDict, total=False):
-    """The week's verdict (:meth:`canonlib.evidence.verdict.Verdict.to_dict`)."""
-
-    failed_notebooks: list[str]
-    failing_rows: list[FailingRowJSON]
-
-
-class _Named(TypedDict):
-    name: str
-
-
-class NotebookJSON(_Named, total=False):
-    """A notebook's entry: its name (required) and how it ran."""
-
-    file: str
-    ok: bool
-    seconds: float
-    problems: list[str]
-    records: dict[str, object]
-
-
-class HostAccessJSON(TypedDict, total=False):
-    """An entry of the host-access record (:func:`canonlib.evidence.manifest.host_access_record`);
-    ``asked`` None when its row recorded nothing."""
-
-    recipe: str
-    role: str
-    tag: str | None
-    asked: list[AskedJSON] | None
-
-
-class OutsideJSON(TypedDict, total=False):
-    """What the run says of the checks against the world: signed, and the log appended to."""
-
-    signed: bool | None
-    log: str | None
-
-
-class CanonJSON(TypedDict, total=False):
-    """The manifest's ``predicate.canon``, the fields the pages show."""
-
-    run_id: str
-    suite: str
-    started_at: str
-    finished_at: str
-    interrupted: str | None
-    code: CodeJSON
-    fleet: FleetJSON
-    verdict: VerdictJSON
-    notebooks: list[NotebookJSON]
-    results: list[RowJSON]
-    outside: OutsideJSON
-    host_access: list[HostAccessJSON]
-    files: dict[str, object]  # name -> sha256 (verify checks them): here, which pages there are
-
-
 class ShownClaim(ClaimJSON):
     """A claim as the pages list it, with the notebook that recorded it."""
 
     notebook: str
-
-
-def _object(value: object, key: str) -> dict[str, object]:
-    """JSON object ``value``'s object ``key`` (empty when either is not an object)."""
-    part = value.get(key) if isinstance(value, dict) else None
-    return part if isinstance(part, dict) else {}
-
-
-def canon_fields(stmt: Mapping[str, object]) -> CanonJSON:
-    """Statement ``stmt``'s ``predicate.canon``: each field :class:`CanonJSON` declares that
-    holds its declared type (one that does not is left out, as if not recorded)."""
-    canon, hints = _object(_object(stmt, "predicate"), "canon"), get_type_hints(CanonJSON)
-    kept = {k: v for k, v in canon.items() if k in hints and type_problem(v, hints[k]) is None}
-    return cast(CanonJSON, kept)
 
 
 # -- the view -----------------------------------------------------------------------
@@ -306,8 +219,8 @@ class View:
     verdict_line: str
     fleet_commit: str | None
     fleet_dirty: bool
-    code: CodeJSON
-    notebooks: list[NotebookJSON]
+    code: CodeJSON | None
+    notebooks: list[NotebookEntry]
     records: DirRecords
     sweep_run_id: str | None = None
     rows: list[RowJSON] = field(default_factory=list)
@@ -315,18 +228,18 @@ class View:
     disk: DiskRecord | None = None
     investigate: Recorded | None = None
     interrupted: str | None = None
-    outside: OutsideJSON = field(default_factory=OutsideJSON)  # the run's signed / log
-    host_access: list[HostAccessJSON] | None = None  # the manifest's record (format 3 on)
+    outside: Outside | None = None  # the run's signed / log
+    host_access: list[HostAccessEntry] | None = None  # the manifest's record (format 3 on)
 
 
-def dir_records(d: Path, canon: CanonJSON) -> DirRecords:
+def dir_records(d: Path, canon: CanonPredicate) -> DirRecords:
     """``records.json`` when the run wrote one, else each notebook's records in the manifest;
     only the records that hold their declared types (:func:`records.dir_records`)."""
     raw: object = None
     with contextlib.suppress(OSError, FileProblem):
         raw = read_json_file(d / RECORDS, NOTEBOOK_CAP)
     if not isinstance(raw, dict):
-        raw = {n["name"]: n.get("records") for n in canon.get("notebooks", [])}
+        raw = {n["name"]: n.get("records") for n in canon["notebooks"]}
     return records.dir_records(raw)
 
 
@@ -343,35 +256,36 @@ def sweep_rows(recs: DirRecords, results: list[RowJSON]) -> tuple[str | None, li
     return run_id, sorted(rows, key=lambda r: str(r.get("recipe")))
 
 
-def verdict_line(canon: CanonJSON, result: str) -> str:
-    v = canon.get("verdict", {})
-    parts = [f"notebook {n} failed" for n in v.get("failed_notebooks", [])]
+def verdict_line(canon: CanonPredicate, result: str) -> str:
+    v = canon.get("verdict")
+    parts = [f"notebook {n} failed" for n in v["failed_notebooks"]] if v else []
     seen: dict[str, str] = {}
-    for r in v.get("failing_rows", []):
-        seen.setdefault(str(r.get("recipe")), str(r.get("label")))
+    for r in v["failing_rows"] if v else []:
+        seen.setdefault(r["recipe"], r["label"])
     parts += [f"{k} {label}" for k, label in sorted(seen.items())]
     return f"{result}: " + "; ".join(parts) if parts else result
 
 
-def report_view(d: str | Path, stmt: Mapping[str, object]) -> View:
-    """The report's values from a manifest Statement and the dir's records."""
+def report_view(d: str | Path, stmt: Statement) -> View:
+    """The report's values from a manifest Statement (of its declared types: canon's own, or
+    one ``canon verify`` checked) and the dir's records."""
     d = Path(d)
-    canon = canon_fields(stmt)
+    canon = stmt["predicate"]["canon"]
     recs = dir_records(d, canon)
-    result = str(_object(stmt, "predicate").get("result") or "?")
-    fleet = canon.get("fleet", {})
+    result = stmt["predicate"].get("result") or "?"
+    fleet = canon.get("fleet")
     run_id, rows = sweep_rows(recs, canon.get("results", []))
     return View(
         run_id=canon.get("run_id") or d.name,
-        suite=canon.get("suite") or "?",
+        suite=canon["suite"] or "?",
         started=canon.get("started_at", ""),
         finished=canon.get("finished_at", ""),
         result=result,
         verdict_line=verdict_line(canon, result),
-        fleet_commit=fleet.get("commit"),
-        fleet_dirty=bool(fleet.get("dirty")),
-        code=canon.get("code", {}),
-        notebooks=canon.get("notebooks", []),
+        fleet_commit=fleet["commit"] if fleet else None,
+        fleet_dirty=bool(fleet and fleet["dirty"]),
+        code=canon.get("code"),
+        notebooks=canon["notebooks"],
         records=recs,
         sweep_run_id=run_id,
         rows=rows,
@@ -381,7 +295,7 @@ def report_view(d: str | Path, stmt: Mapping[str, object]) -> View:
         disk=next((r["disk"] for r in recs.values() if "disk" in r), None),
         investigate=recs.get("investigate") or None,
         interrupted=canon.get("interrupted"),
-        outside=canon.get("outside", {}),
+        outside=canon.get("outside"),
         host_access=canon.get("host_access"),
     )
 
@@ -395,7 +309,7 @@ def _access_status(a: AskedJSON) -> tuple[str, str]:
     return "NOT accepted: held, not deployed", "FAIL"
 
 
-def host_access_rows(record: list[HostAccessJSON]) -> list[tuple[list[str], str]]:
+def host_access_rows(record: list[HostAccessEntry]) -> list[tuple[list[str], str]]:
     """The manifest's host-access record as table rows (recipe, as what, tag, item, where,
     status) with the outcome each is coloured as: each item a canonical or a deployed release
     asks (all accepted: a warning), each item a held release asks (file:line, accepted or
@@ -424,11 +338,10 @@ def host_access_rows(record: list[HostAccessJSON]) -> list[tuple[list[str], str]
     ]
 
 
-def outside_rows(outside: OutsideJSON) -> list[list[str]]:
+def outside_rows(outside: Outside | None) -> list[list[str]]:
     """What neither these pages nor ``canon verify DIR`` alone checked: per check against the
-    world, what the run says of it and the option that checks it."""
-    signed = outside.get("signed")
-    log = outside.get("log")
+    world, what the run says of it (None: nothing) and the option that checks it."""
+    signed, log = (outside.get("signed"), outside.get("log")) if outside else (None, None)
     state = {
         "signature": "signed (manifest.dsse.json)"
         if signed
@@ -654,7 +567,7 @@ def page_values(
     }
 
 
-def _notebook_values(n: NotebookJSON, link: str | None) -> dict[str, object]:
+def _notebook_values(n: NotebookEntry, link: str | None) -> dict[str, object]:
     ok, seconds, problems = n.get("ok", False), cell(n.get("seconds")), cell(n.get("problems"))
     return {
         "name": n["name"],
@@ -736,7 +649,7 @@ def notebook_figures(nb: NotebookNode) -> list[tuple[str, str]]:
 FIGURE_OF = {"sweep": "sweep", "disk_budget": "disk", "investigate": "investigate"}
 
 
-def _ipynb(n: NotebookJSON) -> str:
+def _ipynb(n: NotebookEntry) -> str:
     """The file of notebook entry ``n``, in the dir."""
     return n.get("file") or f"{n['name']}.ipynb"
 
@@ -753,7 +666,7 @@ def _in_dir(d: Path, v: View) -> dict[str, Path]:
     return {n["name"]: d / _ipynb(n) for n in v.notebooks if (d / _ipynb(n)).exists()}
 
 
-def write_report(d: str | Path, stmt: Mapping[str, object]) -> list[Path]:
+def write_report(d: str | Path, stmt: Statement) -> list[Path]:
     """Write ``summary.md``, ``index.html`` and ``<nb>.html`` per executed notebook into ``d``."""
     d = Path(d)
     v = report_view(d, stmt)
@@ -802,17 +715,18 @@ def _pages(
     return pages(v, links=links, figures=figs, renderer=renderer)
 
 
-def page_format(stmt: Mapping[str, object]) -> int | None:
-    """The evidence format a Statement says its pages are in (1 when it says none); None when
-    the field is there but not a format number."""
-    fmt = _object(_object(stmt, "predicate"), "canon").get("format", 1)
+def page_format(canon: Mapping[str, object]) -> int | None:
+    """The evidence format a manifest's ``canon`` object says its pages are in (1 when it says
+    none); None when the field is there but not a format number.  It takes the object as JSON,
+    not as a :class:`CanonPredicate`: a newer canon's manifest need not be today's Statement."""
+    fmt = canon.get("format", 1)
     return fmt if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt >= 1 else None
 
 
-def newer_format(stmt: Mapping[str, object]) -> int | None:
-    """The format of a dir written by a newer canon than this one (None when this canon knows
-    its format)."""
-    fmt = page_format(stmt)
+def newer_format(canon: Mapping[str, object]) -> int | None:
+    """The format of a dir written by a newer canon than this one, from its manifest's
+    ``canon`` object as JSON (None when this canon knows its format)."""
+    fmt = page_format(canon)
     return fmt if fmt is not None and fmt > EVIDENCE_FORMAT else None
 
 
@@ -836,18 +750,18 @@ def _difference(path: Path, have: str, want: str) -> str:
     return f"{path}: says what the recorded values do not (edited after the run?); {where}"
 
 
-def report_claims(d: str | Path, stmt: Mapping[str, object]) -> list[Claim]:
+def report_claims(d: str | Path, stmt: Statement) -> list[Claim]:
     """summary.md and index.html are what the recorded values render to, in the dir's format: a
     page edited after the run (its hash rewritten in the manifest, too) fails here, naming the
     first line that differs.  A format-1 dir may match either canon that wrote that format; the
     claim names the one that did.  A dir of a newer format is not checked here (the caller says
     so in one line: :func:`newer_format`)."""
     d = Path(d)
-    files = canon_fields(stmt).get("files", {})
-    listed = [name for name in (SUMMARY, INDEX) if name in files]
+    canon = stmt["predicate"]["canon"]
+    listed = [name for name in (SUMMARY, INDEX) if name in canon["files"]]
     if not listed:
         return [Claim("report pages", True, "this run has no summary.md/index.html to check")]
-    fmt = page_format(stmt)
+    fmt = page_format(canon)
     if fmt is None:
         return [Claim("report pages", False, f"{d / MANIFEST}: its format is not a number")]
     if fmt > EVIDENCE_FORMAT:
@@ -913,7 +827,7 @@ def open_index(d: str | Path) -> tuple[Path, bool]:
 # -- the hook an evidence run calls ------------------------------------------------------
 
 
-def add_report(d: str | Path, stmt: dict[str, object], out: Callable[[str], None] = print) -> None:
+def add_report(d: str | Path, stmt: Statement, out: Callable[[str], None] = print) -> None:
     """Write the report for Statement ``stmt`` (canon's own, being made) into ``d`` and list its
     files in the Statement's file hashes (call it before the manifest is written or signed).  A
     report that cannot be rendered is said in one line; the evidence itself is never lost to it."""
@@ -922,4 +836,4 @@ def add_report(d: str | Path, stmt: dict[str, object], out: Callable[[str], None
         write_report(d, stmt)
     except Exception as e:  # noqa: BLE001 -- the evidence matters more than its page
         out(f"  report: could not render summary.md/index.html: {type(e).__name__}: {e}")
-    _object(_object(stmt, "predicate"), "canon")["files"] = hash_tree(d)  # canon's own: both there
+    stmt["predicate"]["canon"]["files"] = hash_tree(d)

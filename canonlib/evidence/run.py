@@ -394,9 +394,8 @@ def finish(
         "signed": kp.private.exists(),
         "log": config.log_origin,
     }
-    # summary.md, index.html, <nb>.html: rendered from stmt, hashed into it (report.py reads a
-    # plain dict, not yet the Statement)
-    add_report(d, stmt)  # type: ignore[arg-type]
+    # summary.md, index.html, <nb>.html: rendered from stmt, hashed into it
+    add_report(d, stmt)
     payload = write_manifest(d, stmt)
     if kp.private.exists():
         signing.write_envelope(

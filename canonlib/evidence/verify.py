@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from canonlib import git
-from canonlib.claims import Claim
+from canonlib.claims import Claim, ClaimJSON
 from canonlib.evidence import log as evidence_log
 from canonlib.evidence import proofs, signing
 from canonlib.evidence.bundle import (
@@ -72,7 +72,6 @@ from canonlib.evidence.records import (
     HISTORY_COLUMNS,
     RECORDS,
     SAMEVER_COLUMNS,
-    ClaimJSON,
     DirRecords,
     Recorded,
     before_after,
@@ -125,9 +124,9 @@ class _NotManifest(Exception):
 
 @dataclass(frozen=True)
 class _Read:
-    """``manifest.json`` as read: its bytes, its JSON (what the report pages' checks read) and
-    its ``canon`` object, and the Statement it is, once it holds its declared types
-    (:meth:`statement`)."""
+    """``manifest.json`` as read: its bytes, its JSON and its ``canon`` object (what the
+    format is read from: a newer canon's need not be today's Statement), and the Statement it
+    is, once it holds its declared types (:meth:`statement`)."""
 
     raw: bytes
     json: dict[str, object]
@@ -175,7 +174,7 @@ def newer_format_line(d: str | Path) -> str | None:
     """The one line for a dir a newer canon wrote (its pages are in a format this canon does
     not know: not a tamper, exit 2), None for any other dir."""
     try:
-        n = newer_format(_manifest(Path(d)).json)
+        n = newer_format(_manifest(Path(d)).canon)
     except _NotManifest:
         return None
     return NEWER_FORMAT.format(n=n) if n is not None else None
@@ -425,11 +424,11 @@ def _records(
     return out, recs
 
 
-def _report(d: Path, m: _Read, pred: CanonPredicate, listing: _Listing) -> list[Claim]:
+def _report(d: Path, stmt: Statement, listing: _Listing) -> list[Claim]:
     """The report pages' claims, once every file their re-render reads is known usable: that
     code reads the dir as canon wrote it (whole files, the manifest's notebook paths)."""
     names = [RECORDS, SUMMARY, INDEX] + [
-        n.get("file") or f"{n['name']}.ipynb" for n in pred["notebooks"]
+        n.get("file") or f"{n['name']}.ipynb" for n in stmt["predicate"]["canon"]["notebooks"]
     ]
     for name in names:
         why = None
@@ -444,7 +443,7 @@ def _report(d: Path, m: _Read, pred: CanonPredicate, listing: _Listing) -> list[
             why = f"{d / name} is not a file"
         if why:
             return [Claim("report pages", False, f"not checked: {why}")]
-    return report_claims(d, m.json)
+    return report_claims(d, stmt)
 
 
 # -- what the notebooks show, re-derived from the bundle ----------------------------------------
@@ -1110,7 +1109,7 @@ def verify(
         ]
     pred = stmt["predicate"]["canon"]
     subject = stmt["subject"]
-    fmt = page_format(m.json)
+    fmt = page_format(pred)
     listing = _Listing(d)
     notebooks = SUITES.get(pred["suite"], [n["name"] for n in pred["notebooks"]])
     nb_claims, recs = _records(d, pred, notebooks, listing)
@@ -1118,7 +1117,7 @@ def verify(
     claims += _section("log", lambda: _log(d, m.raw, pred, key, log))
     claims += _section("file hashes", lambda: _files(d, pred, listing))
     claims += _section("suite complete", lambda: _suite(d, pred, listing))
-    claims += _section("report pages", lambda: _report(d, m, pred, listing))
+    claims += _section("report pages", lambda: _report(d, stmt, listing))
     claims += nb_claims
     if REGISTRY in listing.problems:
         return [

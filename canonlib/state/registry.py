@@ -16,11 +16,11 @@ import re
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import TypedDict, cast
 
 from canonlib.errors import CanonError, StateError, sqlite_state_message
 from canonlib.faults import point
@@ -247,44 +247,13 @@ class Promotion:
     hash: str
     kind: str = "promote"
 
-    def body(self) -> PromotionBody:
+    def body(self) -> dict[str, object]:
         """The hashed part: every field but ``hash`` (``prev_hash`` included).
 
         ``kind`` is hashed only when it is not the default "promote", so rows
         written before it existed keep their hashes."""
-        d = PromotionBody(
-            id=self.id,
-            recipe=self.recipe,
-            version=self.version,
-            tag=self.tag,
-            commit=self.commit,
-            deployment=self.deployment,
-            previous_version=self.previous_version,
-            previous_commit=self.previous_commit,
-            promoted_at=self.promoted_at,
-            run_id=self.run_id,
-            prev_hash=self.prev_hash,
-        )
-        if self.kind != "promote":
-            d["kind"] = self.kind
-        return d
-
-
-class PromotionBody(TypedDict):
-    """The hashed part of a :class:`Promotion` (:meth:`Promotion.body`)."""
-
-    id: int
-    recipe: str
-    version: str
-    tag: str
-    commit: str
-    deployment: str | None
-    previous_version: str | None
-    previous_commit: str | None
-    promoted_at: str
-    run_id: str | None
-    prev_hash: str
-    kind: NotRequired[str]  # only when it is not "promote"
+        skip = ("hash", "kind") if self.kind == "promote" else ("hash",)
+        return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
 class RunJSON(TypedDict):
@@ -303,21 +272,10 @@ class RunJSON(TypedDict):
 
 
 def _run(row: sqlite3.Row) -> RunJSON:
-    return RunJSON(
-        run_id=row["run_id"],
-        kind=row["kind"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        code_version=row["code_version"],
-        code_commit=row["code_commit"],
-        fleet_path=row["fleet_path"],
-        fleet_commit=row["fleet_commit"],
-        config_hash=row["config_hash"],
-        status=row["status"],
-    )
+    return cast(RunJSON, {k: row[k] for k in RUN_FIELDS})  # RUN_FIELDS: RunJSON's keys
 
 
-def promotion_hash(body: PromotionBody) -> str:
+def promotion_hash(body: Mapping[str, object]) -> str:
     blob = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -479,7 +437,7 @@ class Registry:
             prev = c.execute("SELECT * FROM canonicals WHERE recipe = ?", (recipe,)).fetchone()
             last = c.execute("SELECT hash FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
             next_id = c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM promotions").fetchone()[0]
-            body = PromotionBody(
+            promo = Promotion(
                 id=next_id,
                 recipe=recipe,
                 version=version,
@@ -491,10 +449,10 @@ class Registry:
                 promoted_at=now,
                 run_id=run_id,
                 prev_hash=last["hash"] if last else GENESIS,
+                hash="",
+                kind=kind,
             )
-            if kind != "promote":
-                body["kind"] = kind
-            promo = Promotion(**body, hash=promotion_hash(body))
+            promo = replace(promo, hash=promotion_hash(promo.body()))
             self._insert_history(c, promo)
             point("registry:mid-record")
             self._upsert_canonical(c, promo)

@@ -51,21 +51,23 @@ def cmd_evidence_run(args: argparse.Namespace) -> int:
         out=lambda line: print(visible(line), flush=True, file=progress),
         progress=stderr_out(),
     )
+    week = ev.verdict
+    assert week is not None  # run_suite finished the run (else it raised): its verdict is set
     if args.json:
         print_json(
             {
                 "dir": str(ev.dir),
                 "suite": ev.suite,
-                "result": ev.verdict.result,
-                "failed_notebooks": ev.verdict.failed_notebooks,
-                "failing_rows": ev.verdict.failing_rows,
+                "result": week.result,
+                "failed_notebooks": week.failed_notebooks,
+                "failing_rows": week.failing_rows,
                 "notebooks": [
                     {"name": n.name, "ok": n.ok, "seconds": n.seconds, "problems": n.problems}
                     for n in ev.notebooks
                 ],
             }
         )
-    return int(ev.verdict.exit_code)
+    return week.exit_code
 
 
 def _evidence_dir_arg(args: argparse.Namespace) -> Path:
