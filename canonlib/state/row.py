@@ -312,7 +312,7 @@ class ResultRow:
         every stored field), and the keys it carried that no field declares (there as read,
         though :class:`RowJSON` does not name them)."""
         names = self.keys if self.keys is not None else _STORED
-        out: dict[str, Any] = {}
+        out: dict[str, object] = {}
         for name in names:
             if name == "cause" and self.legacy_cause:
                 out[name] = None  # not recorded: its words were read, nothing is written
