@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 from canonlib import git
@@ -38,23 +38,15 @@ MANIFEST_CAP = 16 << 20  # manifest.json as read back (verify, the log): 72 KiB 
 SECRET_KEY = re.compile(r"secret|token|passw|key|credential|auth", re.IGNORECASE)
 
 
-# Optional keys are declared in a ``total=False`` subclass, not with ``NotRequired``: under
-# ``from __future__ import annotations`` Python 3.11 cannot see ``NotRequired`` in a class's
-# annotations, and ``records.type_problem`` reads which keys are required at run time.
-
-
-class _RecipeRefsKeys(TypedDict):
-    upstream: str | None
-    branch: str
-    tags: dict[str, str] | None
-
-
-class RecipeRefs(_RecipeRefsKeys, total=False):
+class RecipeRefs(TypedDict):
     """A claimed recipe's entry in ``refs.json``: its upstream (credentials left out), branch
     and its mirror's peeled tag -> commit map (None, with ``error``, when there is no readable
     mirror)."""
 
-    error: str
+    upstream: str | None
+    branch: str
+    tags: dict[str, str] | None
+    error: NotRequired[str]
 
 
 class BundledConfig(TypedDict, total=False):

@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, cast
+from typing import NotRequired, TypedDict, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -69,19 +69,14 @@ APPEND_TRIES = 5
 # -- what is written: an entry, a dir's proof ---------------------------------------------
 
 
-class _Chain(TypedDict):
-    head: str | None
-    length: int | None
-
-
-# (a total=False subclass, not NotRequired: under ``from __future__ import annotations``
-# Python 3.11 counts a NotRequired key as required at run time, which type_problem reads)
-class ChainJSON(_Chain, total=False):
+class ChainJSON(TypedDict):
     """The registry's promotion chain as an entry holds it: the manifest's head and length and,
     when the previous entry had a length, the bundled chain's hash at that length (None: the
     bundled chain is shorter)."""
 
-    at_previous: str | None
+    head: str | None
+    length: int | None
+    at_previous: NotRequired[str | None]
 
 
 class Entry(TypedDict):

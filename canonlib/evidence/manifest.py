@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, Required, TypedDict
 
 from canonlib.config import Config
 from canonlib.evidence.bundle import REGISTRY, open_copy
@@ -57,9 +57,7 @@ RUN_KEYS = ("sweep_run_id", "determinism_run_id")
 # What canon writes, and what ``canon verify`` reads once the manifest holds these types
 # (``records.type_problem``).  A key an older canon did not write (``format``, ``host_access``,
 # ``outside``), or one verify does without, is not required; a key these do not name is left
-# alone (a newer canon may add one).  Required keys are declared in a total base class, not
-# with ``Required``: under ``from __future__ import annotations`` Python 3.11 cannot see
-# ``Required`` in a class's annotations, and ``type_problem`` reads them at run time.
+# alone (a newer canon may add one).
 
 
 class Digest(TypedDict, total=False):
@@ -78,15 +76,12 @@ class Annotations(TypedDict, total=False):
     path: str
 
 
-class _SubjectKeys(TypedDict):
-    name: str
-    digest: Digest
-
-
-class Subject(_SubjectKeys, total=False):
+class Subject(TypedDict):
     """What the Statement is about: a canonical at its commit, else the fleet, else the records."""
 
-    annotations: Annotations
+    name: str
+    digest: Digest
+    annotations: NotRequired[Annotations]
 
 
 class CanonicalJSON(TypedDict):
@@ -130,13 +125,10 @@ class HostAccessEntry(TypedDict):
     accepted: list[str] | None
 
 
-class _NotebookKeys(TypedDict):
-    name: str
-
-
-class NotebookEntry(_NotebookKeys, total=False):
+class NotebookEntry(TypedDict, total=False):
     """A notebook of the run, with what it recorded."""
 
+    name: Required[str]
     file: str
     ok: bool
     rc: int | None
@@ -155,17 +147,14 @@ class Outside(TypedDict):
     log: str | None
 
 
-class _CanonKeys(TypedDict):
-    type: str
-    suite: str
-    files: dict[str, str]
-    notebooks: list[NotebookEntry]
-
-
-class CanonPredicate(_CanonKeys, total=False):
+class CanonPredicate(TypedDict, total=False):
     """The ``canon`` object of the predicate: the run, what it recorded and claims, and the
     sha256 of every file."""
 
+    type: Required[str]
+    suite: Required[str]
+    files: Required[dict[str, str]]
+    notebooks: Required[list[NotebookEntry]]
     format: int  # format 1 wrote none
     run_id: str
     parameters: dict[str, object]
@@ -190,13 +179,10 @@ class ConfigDigest(TypedDict):
     digest: Digest
 
 
-class _PredicateKeys(TypedDict):
-    canon: CanonPredicate
-
-
-class Predicate(_PredicateKeys, total=False):
+class Predicate(TypedDict, total=False):
     """The in-toto test-result predicate, plus ``canon``."""
 
+    canon: Required[CanonPredicate]
     result: str
     passedTests: list[str]
     failedTests: list[str]

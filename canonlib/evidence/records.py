@@ -15,6 +15,7 @@ What the notebooks show of a sweep row is :data:`SHOWN_COLUMNS`
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 from collections.abc import Mapping, Sequence
@@ -194,14 +195,11 @@ class Declared:
 
     @property
     def type(self) -> object:
-        return _RECORDED_TYPES[self.name]
+        return _hints(Recorded)[self.name]
 
     def problem(self, value: object) -> str | None:
         """Why ``value`` is not what this record holds (None when it is), naming where in it."""
         return type_problem(value, self.type)
-
-
-_RECORDED_TYPES: dict[str, object] = {}  # Recorded's names and types, filled once defined
 
 
 def _declare(*records: Declared) -> dict[str, Declared]:
@@ -332,37 +330,24 @@ def _runtime(tp: object) -> type:
     return origin if isinstance(origin, type) else object
 
 
-_HINTS: dict[type, dict[str, object]] = {}
-
-
+@functools.cache
 def _hints(td: type) -> dict[str, object]:
     """A TypedDict's keys and their types, resolved once."""
-    hints = _HINTS.get(td)
-    if hints is None:
-        hints = _HINTS[td] = dict(get_type_hints(td))
-    return hints
+    return dict(get_type_hints(td))
 
 
-_REQUIRED: dict[type, frozenset[str]] = {}
-
-
+@functools.cache
 def _required(td: type) -> frozenset[str]:
     """A TypedDict's required keys.  Its ``__required_keys__`` is wrong for a key marked
     ``Required``/``NotRequired`` when annotations are strings (``from __future__ import
     annotations``, Python 3.11): the marks are read here from the resolved hints instead."""
-    keys = _REQUIRED.get(td)
-    if keys is None:
-        required = set(getattr(td, "__required_keys__", ()))
-        for key, hint in get_type_hints(td, include_extras=True).items():
-            if get_origin(hint) is NotRequired:
-                required.discard(key)
-            elif get_origin(hint) is Required:
-                required.add(key)
-        keys = _REQUIRED[td] = frozenset(required)
-    return keys
-
-
-_RECORDED_TYPES.update(_hints(Recorded))
+    required = set(getattr(td, "__required_keys__", ()))
+    for key, hint in get_type_hints(td, include_extras=True).items():
+        if get_origin(hint) is NotRequired:
+            required.discard(key)
+        elif get_origin(hint) is Required:
+            required.add(key)
+    return frozenset(required)
 
 
 def declared_problems(fmt: int, notebook: str, recorded: Mapping[str, object]) -> list[str]:
