@@ -49,6 +49,7 @@ from canonlib.evidence.bundle import (
     backup_registry,
     open_copy,
 )
+from canonlib.evidence.investigate import rung_rows
 from canonlib.evidence.manifest import (
     CANON_PREDICATE,
     ENVELOPE,
@@ -583,7 +584,7 @@ def _shown_investigate(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
     rows = shown_rows(_row_records(results), HISTORY_COLUMNS)
     name = f"{nb}: history shown for {recipe}"
     out = [_rows_claim(name, r.get("investigate_rows"), rows, key="run_id")]
-    rungs = [{"run_id": x.run_id, **x.rungs} for x in results if x.rungs]
+    rungs = rung_rows(results)
     ok = r.get("investigate_rungs") == rungs
     detail = f"{len(rungs)} runs" if ok else "differ from the bundled registry"
     return [*out, Claim(f"{nb}: rungs shown for {recipe}", ok, detail)]
