@@ -9,7 +9,6 @@ the table is rendered *from the recorded value*, so what a reader sees is what
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import signal
@@ -18,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NotRequired, ParamSpec, TypedDict, TypeVar
+from typing import ParamSpec, TypedDict, TypeVar
 
 import matplotlib
 
@@ -32,7 +31,7 @@ from canonlib.config import Config, load_config  # noqa: E402
 from canonlib.evidence import proofs  # noqa: E402
 from canonlib.evidence.figures import disk_figure, rungs_figure, sweep_figure
 from canonlib.evidence.figures import show as show_alt
-from canonlib.evidence.investigate import investigation, pick, rung_rows
+from canonlib.evidence.investigate import investigation, pick
 from canonlib.evidence.records import (  # noqa: E402
     BEFORE_AFTER_COLUMNS,
     CLAIM_COLUMNS,
@@ -43,8 +42,6 @@ from canonlib.evidence.records import (  # noqa: E402
     SHOWN_COLUMNS,
     DiskRecord,
     DiskRow,
-    SameverRecord,
-    TaggedPromoteRecord,
     before_after,
     record,
     shown_rows,
@@ -122,38 +119,27 @@ class SweepRead(TypedDict):
     run_id: str
     status: str
     rows: list[RowJSON]
-    before: dict[str, str] | None  # each recipe's canonical before it ran (None: read back)
-    excluded: NotRequired[list[tuple[str, str]]]  # (recipe, why) the fleet left out, when run
-    table: NotRequired[pd.DataFrame]  # rendered from the recorded rows
 
 
 def run_or_read_sweep(cfg: Config, sweep_run_id: str | None) -> SweepRead:
     """Run a sweep now, or read the rows of an earlier one from the registry; record
-    ``sweep_run_id`` and ``sweep_rows``; ``table`` is rendered from the recorded rows."""
+    ``sweep_run_id`` and ``sweep_rows`` (shown as a table)."""
     sweep = _sweep_or_read(cfg, sweep_run_id)
     record("sweep_run_id", sweep["run_id"])
-    sweep["table"] = record_rows("sweep_rows", sweep["rows"])
+    record_rows("sweep_rows", sweep["rows"])
     return sweep
 
 
 def _sweep_or_read(cfg: Config, sweep_run_id: str | None) -> SweepRead:
-    with Registry.open(cfg.db_path) as reg:
-        before = {c.recipe: c.version for c in reg.canonicals()}
     if sweep_run_id:
         with Registry.open(cfg.db_path) as reg:
             run = reg.run(sweep_run_id)
             if run is None:
                 raise ValueError(f"no sweep run {sweep_run_id} in {cfg.db_path}")
             rows = [r.to_dict() for r in reg.results(sweep_run_id)]  # the notebook's records
-        return SweepRead(run_id=sweep_run_id, status=run["status"], rows=rows, before=None)
+        return SweepRead(run_id=sweep_run_id, status=run["status"], rows=rows)
     result = _until_signal(sweep, cfg)
-    return SweepRead(
-        run_id=result.run_id,
-        status=result.status,
-        rows=result.rows,
-        before=before,
-        excluded=result.fleet.excluded,
-    )
+    return SweepRead(run_id=result.run_id, status=result.status, rows=result.rows)
 
 
 def labels_and_durations(rows: Sequence[RowJSON], run_id: str = "", started: str = "") -> None:
@@ -213,15 +199,16 @@ F = TypeVar("F", proofs.TaggedPromoteFacts, proofs.SameverFacts)
 
 def _prove(
     prove: Callable[[Config, str, Path], F], cfg: Config, recipe: str, evidence_dir: str, name: str
-) -> tuple[F, str]:
-    """Run proof ``prove`` in a scratch dir (purged after, whatever happens); its facts, and its
-    scratch registry's path once kept in the dir (``scratch/<name>.db``)."""
+) -> F:
+    """Run proof ``prove`` in a scratch dir (purged after, whatever happens); its facts, their
+    ``scratch_db`` the scratch registry's path once kept in the dir (``scratch/<name>.db``)."""
     with tempfile.TemporaryDirectory(prefix="canon-proof-") as tmp:
         try:
             facts = _until_signal(prove, cfg, recipe, Path(tmp))
         finally:
             proofs.purge_scratch(Path(tmp))
-        return facts, _keep_scratch_db(facts["scratch_db"], evidence_dir, name)
+        facts["scratch_db"] = _keep_scratch_db(facts["scratch_db"], evidence_dir, name)
+        return facts
 
 
 def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> proofs.TaggedPromoteFacts:
@@ -229,35 +216,17 @@ def tagged_promote(cfg: Config, recipe: str, evidence_dir: str) -> proofs.Tagged
 
     Record its facts (shown) for verify to re-derive the claims from.
     """
-    facts, scratch_db = _prove(
-        proofs.prove_tagged_promote, cfg, recipe, evidence_dir, "tagged_promote"
-    )
-    shown = TaggedPromoteRecord(
-        recipe=facts["recipe"],
-        tag=facts["tag"],
-        commit=facts["commit"],
-        base_release=facts["base_release"],
-        scratch_db=scratch_db,
-        untagged=facts["untagged"],
-        tagged=facts["tagged"],
-    )
-    record("tagged_promote", shown)
-    return proofs.TaggedPromoteFacts(**shown, claims=facts["claims"])
+    facts = _prove(proofs.prove_tagged_promote, cfg, recipe, evidence_dir, "tagged_promote")
+    record("tagged_promote", {k: v for k, v in facts.items() if k != "claims"})
+    return facts
 
 
 def samever(cfg: Config, recipe: str, evidence_dir: str) -> proofs.SameverFacts:
     """Run the same-version proof; record its facts and the three scratch sweeps' rows (shown)."""
-    facts, scratch_db = _prove(proofs.prove_samever, cfg, recipe, evidence_dir, "samever")
-    shown = SameverRecord(
-        recipe=facts["recipe"],
-        runs=facts["runs"],
-        new_tag=facts["new_tag"],
-        new_commit=facts["new_commit"],
-        scratch_db=scratch_db,
-    )
-    record("samever", shown)
+    facts = _prove(proofs.prove_samever, cfg, recipe, evidence_dir, "samever")
+    record("samever", {k: v for k, v in facts.items() if k not in ("claims", "rows")})
     record("samever_rows", shown_rows(facts["rows"], SAMEVER_COLUMNS), SAMEVER_COLUMNS)
-    return proofs.SameverFacts(**shown, rows=facts["rows"], claims=facts["claims"])
+    return facts
 
 
 def disk(cfg: Config) -> tuple[pd.DataFrame, DiskRecord, pd.DataFrame]:
@@ -307,12 +276,12 @@ def recipe_history(cfg: Config, recipe: str) -> tuple[pd.DataFrame, pd.DataFrame
     """
     with Registry.open(cfg.db_path) as reg:
         rows = reg.results(recipe=recipe)
-    record("investigated", recipe)
+    inv = investigation(recipe, rows)  # the rungs, the reason, the streak, the last log's tail
+    record("investigated", inv["investigated"])
     hist = record_rows("investigate_rows", [r.to_dict() for r in rows], HISTORY_COLUMNS)
-    rungs_rows = rung_rows(rows)
+    rungs_rows = inv["investigate_rungs"]
     record("investigate_rungs", rungs_rows, RUNG_COLUMNS)
     rungs = pd.DataFrame(rungs_rows)
-    inv = investigation(recipe, rows)  # the reason, the streak and the last failing log's tail
     record("investigate_reason", inv["investigate_reason"])
     record("investigate_failing_since", inv["investigate_failing_since"])
     record("investigate_failing_runs", inv["investigate_failing_runs"])
@@ -332,7 +301,3 @@ def verify_table(target: str) -> tuple[pd.DataFrame, bool]:
     record("verified", str(target))
     df = record_claims(claims)
     return df, all(c.ok for c in claims)
-
-
-def dumps(value: object) -> str:
-    return json.dumps(value, indent=1, default=str)
