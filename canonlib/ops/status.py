@@ -11,7 +11,7 @@ from canonlib.errors import CanonError
 from canonlib.recipe.fleet import discover
 from canonlib.recipe.mirror import mirror_for
 from canonlib.state.registry import Canonical, Registry
-from canonlib.state.registry_guard import MarkerScan, inspect
+from canonlib.state.registry_guard import MarkerScan, marker_scan
 from canonlib.sweep.orchestrate import canonical_incident
 from canonlib.sweep.recover import slot_gone
 
@@ -120,7 +120,7 @@ def _scan(config: Config, backend: Backend | None) -> MarkerScan | None:
     if backend is None:
         return None
     try:
-        return inspect(config.db_path, backend, config.state_dir).scan
+        return marker_scan(config.db_path, backend, config.state_dir)
     except CanonError:
         return None
 

@@ -252,10 +252,6 @@ class Finding:
         return "\n".join(lines)
 
 
-def canonical_markers(backend: Slots) -> dict[str, SlotMarker]:
-    return {s: m for s, m in backend.scan_markers()[0].items() if m.role == CANONICAL}
-
-
 @dataclass(frozen=True)
 class Witness:
     """What a witness says of a promotion: a registry's row (its own, a backup's) or an entry
@@ -389,10 +385,11 @@ def _expected(markers: dict[str, SlotMarker], state: StateJSON | None) -> str | 
     return f"{len(recipes)} canonical(s) are deployed ({shown})"
 
 
-def inspect(db: Path, backend: Slots, state_dir: Path | None = None) -> Finding:
-    """Compare the registry at ``db`` with the slots' verified markers and the state file."""
-    db = Path(db)
-    state_dir = Path(state_dir) if state_dir else db.parent
+def _scan_slots(
+    db: Path, backend: Slots, state_dir: Path
+) -> tuple[MarkerScan, StateJSON | None, str | None, bool]:
+    """The slots' canonical markers sorted against the registry at ``db`` and the state file;
+    with the state file, why it cannot be read, and whether ``db`` is a usable file."""
     state, problem = read_state(state_dir)
     usable = db.exists() and db.stat().st_size > 0
     named: dict[str, tuple[str | None, str]] = {}
@@ -400,6 +397,20 @@ def inspect(db: Path, backend: Slots, state_dir: Path | None = None) -> Finding:
         with contextlib.suppress(RegistryError, StateError), Registry.open(db, create=False) as reg:
             named = {c.recipe: (c.deployment, c.commit) for c in reg.canonicals()}
     found = scan(backend, Witnesses(state_dir, db if usable else None, state), named)
+    return found, state, problem, usable
+
+
+def marker_scan(db: Path, backend: Slots, state_dir: Path) -> MarkerScan:
+    """The slots' canonical markers, sorted as :func:`inspect` sorts them (without its check of
+    the registry itself)."""
+    return _scan_slots(Path(db), backend, Path(state_dir))[0]
+
+
+def inspect(db: Path, backend: Slots, state_dir: Path | None = None) -> Finding:
+    """Compare the registry at ``db`` with the slots' verified markers and the state file."""
+    db = Path(db)
+    state_dir = Path(state_dir) if state_dir else db.parent
+    found, state, problem, usable = _scan_slots(db, backend, state_dir)
     markers = found.verified
     finding = Finding(db, canonical_markers=markers, scan=found)
     if problem:
