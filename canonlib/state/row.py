@@ -15,8 +15,8 @@ import enum
 import errno as errnos
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, TypedDict, cast
+from dataclasses import dataclass, field
+from typing import Any, TypedDict, cast, get_args, get_origin, get_type_hints
 
 from canonlib.files import FileProblem, parse_json
 
@@ -199,14 +199,6 @@ class RowJSON(TypedDict, total=False):
     run_id: str | None
 
 
-# every field of a row, in the order the registry's columns were added (``RESULT_FIELDS``)
-_STR = (str,)
-_INT = (int,)
-_NUM = (int, float)
-_LIST = (list,)
-_DICT = (dict,)
-
-
 @dataclass(eq=False)
 class ResultRow:
     """One recipe's row of one sweep.  Every field may be None (not known, or not reached)."""
@@ -331,24 +323,16 @@ class ResultRow:
 
 
 def _field_types() -> dict[str, tuple[type, ...]]:
-    special: dict[str, tuple[type, ...]] = {
-        "rungs": _DICT,
-        "incidents": _LIST,
-        "warnings": _LIST,
-        "host_access": _LIST,
-        "host_accepted": _LIST,
-        "level": _INT,
-        "tests_executed": _INT,
-        "rc": _INT,
-        "errno": _INT,
-        "duration_s": _NUM,
-    }
-    return {
-        f.name: special.get(f.name, _STR) for f in fields(ResultRow) if f.name not in _NOT_VALUES
-    }
+    """Each field of a row, in the order the registry's columns were added (``RESULT_FIELDS``),
+    and the JSON classes its value may be, read from :class:`RowJSON` (a number: int or float)."""
+    out: dict[str, tuple[type, ...]] = {}
+    for name, tp in get_type_hints(RowJSON).items():
+        base = next(a for a in get_args(tp) or (tp,) if a is not type(None))
+        origin = get_origin(base) or base
+        out[name] = (int, float) if origin is float else (origin,)
+    return out
 
 
-_NOT_VALUES = frozenset({"keys", "extra", "legacy_cause"})
 _TYPES = _field_types()
 # what a new row stores (results.jsonl and the registry): every field but the registry's run id
 _STORED = tuple(k for k in _TYPES if k != "run_id")
