@@ -4,6 +4,7 @@ what a suite dir may hold, the config with secrets left out, the Statement's sub
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 
@@ -12,7 +13,6 @@ from canonlib.config import Config
 from canonlib.evidence import signing
 from canonlib.evidence.bundle import config_record, scrub_url
 from canonlib.evidence.manifest import subjects
-from canonlib.evidence.proofs import claims_json
 from canonlib.evidence.suites import file_problem
 from canonlib.evidence.verdict import verdict
 
@@ -128,7 +128,10 @@ def test_statement_always_has_a_subject():
 
 
 def test_claims_a_proof_records_are_what_a_claim_always_recorded():
-    """The proofs build their recorded claims as typed JSON: the same objects (and so the same
-    bytes in a notebook, records.json and the manifest) as Claim.to_dict."""
+    """A recorded claim (Claim.to_dict, now built key by key as typed JSON) is the object a
+    claim always recorded (dataclasses.asdict): the same keys in the same order, and so the
+    same bytes in a notebook, records.json and the manifest."""
     claims = [Claim("disk within budget", True, "1 of 2 bytes"), Claim("x", False, "")]
-    assert claims_json(claims) == [c.to_dict() for c in claims]
+    got = [c.to_dict() for c in claims]
+    assert got == [dataclasses.asdict(c) for c in claims]
+    assert [list(c) for c in got] == [["name", "ok", "detail"]] * 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from collections.abc import Iterable
 from pathlib import Path
 
 from canonlib import git
@@ -51,11 +50,6 @@ class SameverFacts(SameverRecord):
 
     rows: list[RowJSON]
     claims: list[ClaimJSON]
-
-
-def claims_json(claims: Iterable[Claim]) -> list[ClaimJSON]:
-    """Claims as a notebook records them."""
-    return [c.to_dict() for c in claims]
 
 
 # -- scratch workspace --------------------------------------------------------------
@@ -213,7 +207,7 @@ def prove_tagged_promote(config: Config, recipe: str, workdir: Path) -> TaggedPr
         tagged=phases["tagged"],
     )
     derived = tagged_promote_claims(s.config.db_path, recipe, tag, commit, record)
-    return TaggedPromoteFacts(**record, claims=claims_json(derived))
+    return TaggedPromoteFacts(**record, claims=[c.to_dict() for c in derived])
 
 
 def tagged_promote_claims(
@@ -270,7 +264,7 @@ def prove_samever(config: Config, recipe: str, workdir: Path) -> SameverFacts:
         new_commit=commit,
         scratch_db=str(s.config.db_path),
         rows=[r.to_dict() for r in (first, second, third)],  # the notebook's records
-        claims=claims_json(samever_claims(s.config.db_path, recipe, run_ids, tag)),
+        claims=[c.to_dict() for c in samever_claims(s.config.db_path, recipe, run_ids, tag)],
     )
 
 
