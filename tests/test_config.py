@@ -27,15 +27,25 @@ def test_env_overrides(tmp_path, monkeypatch):
     assert c.branch_for("gitea") == "master" and c.branch_for("x") == "main"
 
 
-def test_every_problem_is_listed(tmp_path, monkeypatch):
+def config_error(tmp_path, monkeypatch, toml: str) -> ConfigError:
+    """The ConfigError of loading ``toml`` as tmp_path/canon.toml, with no fleet or state dir
+    from the environment."""
     monkeypatch.delenv("CCCI_REPO", raising=False)
-    (tmp_path / "canon.toml").write_text(
-        'upstream = "https://example.org/x.git"\nfleeet = 1\n[backend]\nkind = "docker"\n'
-        '[sync]\nparallel = 0\n[harness]\ntimeout_s = "soon"\n'
-    )
+    monkeypatch.delenv("CANON_STATE", raising=False)
+    (tmp_path / "canon.toml").write_text(toml)
     with pytest.raises(ConfigError) as e:
         load_config(tmp_path / "canon.toml")
-    msg = str(e.value)
+    return e.value
+
+
+def test_every_problem_is_listed(tmp_path, monkeypatch):
+    err = config_error(
+        tmp_path,
+        monkeypatch,
+        'upstream = "https://example.org/x.git"\nfleeet = 1\n[backend]\nkind = "docker"\n'
+        '[sync]\nparallel = 0\n[harness]\ntimeout_s = "soon"\n',
+    )
+    msg = str(err)
     for words in [
         "unknown key 'fleeet'",
         "no fleet",
@@ -45,7 +55,7 @@ def test_every_problem_is_listed(tmp_path, monkeypatch):
         "must contain {recipe}",
     ]:
         assert words in msg
-    assert "6 problem(s)" in msg and e.value.exit_code == 2
+    assert "6 problem(s)" in msg and err.exit_code == 2
 
 
 def test_missing_and_broken_files(tmp_path):
@@ -59,18 +69,16 @@ def test_missing_and_broken_files(tmp_path):
 def test_problems_come_in_one_order_table_by_table(tmp_path, monkeypatch):
     """The whole message, byte for byte: unknown keys, then the paths, the upstream and branch,
     [backend], [harness], [sync], [budget], [recipes], and the directories last."""
-    monkeypatch.delenv("CCCI_REPO", raising=False)
-    monkeypatch.delenv("CANON_STATE", raising=False)
     (tmp_path / "afile").write_text("x")
     path = tmp_path / "canon.toml"
-    path.write_text(
+    err = config_error(
+        tmp_path,
+        monkeypatch,
         'fleeet = 1\nstate_dir = "afile"\nupstream = "x"\nbranch = "a..b"\n'
         '[backend]\nkind = "swarn"\n[harness]\ncommand = []\n[sync]\nparallel = 0\n'
-        "[budget]\ndisk_bytes = 1.5\n[recipes.x]\nother = 1\n"
+        "[budget]\ndisk_bytes = 1.5\n[recipes.x]\nother = 1\n",
     )
-    with pytest.raises(ConfigError) as e:
-        load_config(path)
-    assert str(e.value) == (
+    assert str(err) == (
         f"{path}: 10 problem(s):\n"
         "  - unknown key 'fleeet'; did you mean fleet?\n"
         "  - no fleet: set `fleet` in canon.toml or CCCI_REPO to the operator's test tree\n"
@@ -89,22 +97,21 @@ def test_problems_come_in_one_order_table_by_table(tmp_path, monkeypatch):
 def test_the_backend_keys_canon_reads_are_of_their_type(tmp_path, monkeypatch):
     """[backend] keeps its keys as written, but one a backend reads is the type it reads:
     text for docker, abra, context..., a number for timeout_s."""
-    monkeypatch.delenv("CCCI_REPO", raising=False)
     (tmp_path / "fleet").mkdir()
     path = tmp_path / "canon.toml"
-    path.write_text(
+    err = config_error(
+        tmp_path,
+        monkeypatch,
         'fleet = "fleet"\n[backend]\nkind = "swarm"\ndocker = 5\ntimeout_s = "900"\n'
-        "instance = true\nservers = [1]\n"
+        "instance = true\nservers = [1]\n",
     )
-    with pytest.raises(ConfigError) as e:
-        load_config(path)
-    assert str(e.value) == (
+    assert str(err) == (
         f"{path}: 4 problem(s):\n"
         "  - backend.servers must be a list of server names\n"
         "  - backend.docker must be a string, got 5\n"
         "  - backend.instance must be a string, got True\n"
-        "  - backend.timeout_s must be an integer or a number, got '900'\n"
-    ).rstrip("\n")
+        "  - backend.timeout_s must be an integer or a number, got '900'"
+    )
     path.write_text(
         'fleet = "fleet"\n[backend]\nkind = "swarm"\ndocker = "/usr/bin/docker"\ntimeout_s = 60\n'
         'own_key = [1, 2]\nservers = ["a"]\n'
