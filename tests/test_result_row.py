@@ -80,26 +80,33 @@ def test_failing_outcomes_are_the_four_that_fail_a_week():
 
 GREEN = dict(green=True, level=5, tested_version="2.0.0+1", tested_commit="b" * 40)
 TURNS = [
-    (policy.Turn("run", **GREEN), ("2.0.0+1", "b" * 40), "PASS (promoted)"),
-    (policy.Turn("run", **GREEN), ("1.0.0+1", "a" * 40), "GREEN-BUT-PROMOTE-FAILED"),
+    (policy.Turn("run", **GREEN), ("2.0.0+1", "b" * 40), "PASS (promoted)", Outcome.PASS),
+    (
+        policy.Turn("run", **GREEN),
+        ("1.0.0+1", "a" * 40),
+        "GREEN-BUT-PROMOTE-FAILED",
+        Outcome.GREEN_BUT_PROMOTE_FAILED,
+    ),
     (
         policy.Turn("run", **GREEN, gate="untagged"),
         (None, None),
         "GREEN-NOT-PROMOTED (untagged)",
+        Outcome.GREEN_NOT_PROMOTED,
     ),
-    (policy.Turn("run", green=False, level=3), (None, None), "FAIL (level 3/5)"),
-    (policy.Turn("run", green=False, timed_out=True), (None, None), "FAIL (timeout)"),
-    (policy.Turn(policy.SKIP_NO_NEW), (None, None), "SKIP (no-new-version)"),
-    (policy.Turn(policy.HELD_HOST), (None, None), "HELD (host access)"),
-    (policy.Turn("run", error="sync: gone"), (None, None), "ERROR (sync: gone)"),
+    (policy.Turn("run", green=False, level=3), (None, None), "FAIL (level 3/5)", Outcome.FAIL),
+    (policy.Turn("run", green=False, timed_out=True), (None, None), "FAIL (timeout)", Outcome.FAIL),
+    (policy.Turn(policy.SKIP_NO_NEW), (None, None), "SKIP (no-new-version)", Outcome.SKIP),
+    (policy.Turn(policy.HELD_HOST), (None, None), "HELD (host access)", Outcome.HELD),
+    (policy.Turn("run", error="sync: gone"), (None, None), "ERROR (sync: gone)", Outcome.ERROR),
 ]
 
 
-@pytest.mark.parametrize(("turn", "record", "text"), TURNS)
-def test_a_label_written_reads_back_as_its_outcome(turn, record, text):
+@pytest.mark.parametrize(("turn", "record", "text", "head"), TURNS)
+def test_a_label_written_reads_back_as_its_outcome(turn, record, text, head):
     written = policy.label(turn, *record)
     assert written == text  # the words stay exactly as every canon wrote them
-    assert parse_label(written).outcome is policy.outcome(turn, *record)
+    assert parse_label(written).outcome is head  # the outcome, named here, not by policy
+    assert policy.outcome(turn, *record) is head
 
 
 @pytest.mark.parametrize(
