@@ -316,6 +316,12 @@ def host_access_record(reg: Registry, sweep_runs: list[str]) -> list[HostAccessE
     return out
 
 
+def run_rows(reg: Registry, runs: Iterable[str]) -> list[RowJSON]:
+    """The result rows of sweep runs ``runs``, run by run, each as the registry stores it (its
+    run id included): what the manifest claims and what a notebook recorded."""
+    return [r.to_dict() for rid in runs for r in reg.results(rid)]
+
+
 def canonicals_claimed(reg: Registry) -> list[CanonicalJSON]:
     """The registry's canonicals as the manifest claims them."""
     return [
@@ -334,7 +340,7 @@ def bundled_facts(d: Path, sweep_runs: list[str]) -> BundledFacts:
     """Rows, canonicals and chain from the dir's bundled registry (what the manifest claims)."""
     with open_copy(d / REGISTRY) as reg:
         # the manifest's rows: each as the registry stores it (its run id included)
-        rows = [r.to_dict() for rid in sweep_runs for r in reg.results(rid)]
+        rows = run_rows(reg, sweep_runs)
         canonicals = canonicals_claimed(reg)
         chain = reg.verify_chain()
         host = host_access_record(reg, sweep_runs)

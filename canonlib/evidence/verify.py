@@ -66,6 +66,7 @@ from canonlib.evidence.manifest import (
     canonicals_claimed,
     claimed_sweep_runs,
     host_access_record,
+    run_rows,
 )
 from canonlib.evidence.records import (
     DECLARED,
@@ -560,7 +561,7 @@ def _row_records(rows: list[ResultRow]) -> list[RowJSON]:
 
 def _shown_sweep(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
     rid = r["sweep_run_id"]
-    rows = _row_records(b.reg.results(rid))
+    rows = run_rows(b.reg, [rid])
     out = [_rows_claim(f"{nb}: rows shown for run {rid}", r.get("sweep_rows"), shown_rows(rows))]
     if "canonicals_before_after" in r:
         ok = r["canonicals_before_after"] == before_after(rows)
@@ -571,7 +572,7 @@ def _shown_sweep(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
 
 def _shown_determinism(b: _Bundle, nb: str, r: Recorded) -> list[Claim]:
     rid = r["determinism_run_id"]
-    rows = shown_rows(_row_records(b.reg.results(rid)))
+    rows = shown_rows(run_rows(b.reg, [rid]))
     out = [_rows_claim(f"{nb}: rows shown for run {rid}", r.get("determinism_rows"), rows)]
     held = b.format is None or b.format >= HOST_ACCESS_FORMAT  # format 3 on: a HELD row settled
     derived = proofs.determinism_claims(b.reg, rid, held_settled=held)
@@ -666,15 +667,16 @@ def _not_typed(recs: dict[str, dict[str, object]]) -> list[Claim]:
 def _shown(
     d: Path,
     recs: dict[str, dict[str, object]],
+    typed: DirRecords,
     reg: Registry,
     config: BundledConfig,
     fmt: int | None = None,
 ) -> list[Claim]:
     """What the notebooks show, re-derived from their records of the declared types; with
-    ``fmt`` (a format this canon knows), then that every record is one the format declares."""
+    ``fmt`` (a format this canon knows), then that every record is one the format declares.
+    ``typed``: ``recs`` of their declared types (:func:`records.dir_records`)."""
     out: list[Claim] = []
     bundle = _Bundle(d, reg, config, fmt)
-    typed: DirRecords = dir_records(recs)
     for nb, r in typed.items():
         for key, check in SHOWN.values():
             if key in r:
@@ -723,7 +725,7 @@ def _registry(pred: CanonPredicate, reg: Registry, subject: list[Subject]) -> li
         )
         out.append(Claim("subjects are the canonicals", want == got, f"{len(got)} subjects"))
     runs = pred.get("sweep_runs", [])
-    rows = [r.to_dict() for rid in runs for r in reg.results(rid)]
+    rows = run_rows(reg, runs)
     out.append(
         Claim(
             "result rows claimed are the bundled registry's",
@@ -876,6 +878,7 @@ def _verdict(
     stmt: Statement,
     notebook_claims: list[Claim],
     recs: dict[str, dict[str, object]],
+    typed: DirRecords,
     reg: Registry,
 ) -> list[Claim]:
     """The verdict re-derived: each notebook completed with every claim it recorded holding
@@ -886,7 +889,6 @@ def _verdict(
         for c in notebook_claims
         if c.name.startswith("notebook ") and c.name.endswith(".ipynb")
     }
-    typed = dir_records(recs)
     ok = {
         nb: completed[nb]
         and all(c["ok"] for c in r.get("claims", []))
@@ -896,9 +898,7 @@ def _verdict(
     ok.update({nb: False for nb in completed if nb not in typed})
     if pred.get("interrupted"):
         ok["(interrupted)"] = False
-    rows = [
-        r.to_dict() for rid in claimed_sweep_runs(list(typed.values())) for r in reg.results(rid)
-    ]
+    rows = run_rows(reg, claimed_sweep_runs(list(typed.values())))
     v = verdict(ok, rows)
     said = (
         stmt["predicate"].get("result"),
@@ -991,9 +991,9 @@ def _state(state: Path, pred: CanonPredicate, reg: Registry) -> list[Claim]:
                 )
             )
             for rid in pred.get("sweep_runs", []):
-                bundled = shown_rows(_row_records(reg.results(rid)))  # one run's rows: by recipe
+                bundled = shown_rows(run_rows(reg, [rid]))  # one run's rows: by recipe
                 name = f"run {rid}: bundled rows equal the live registry's"
-                out.append(_rows_claim(name, bundled, shown_rows(_row_records(live.results(rid)))))
+                out.append(_rows_claim(name, bundled, shown_rows(run_rows(live, [rid]))))
             return out
 
 
@@ -1114,6 +1114,7 @@ def verify(
     listing = _Listing(d)
     notebooks = SUITES.get(pred["suite"], [n["name"] for n in pred["notebooks"]])
     nb_claims, recs = _records(d, pred, notebooks, listing)
+    typed = dir_records(recs)  # the records of their declared types: what is re-checked
     claims += _section("signature", lambda: _signature(d, m.raw, key, require_signature))
     claims += _section("log", lambda: _log(d, m.raw, pred, key, log))
     claims += _section("file hashes", lambda: _files(d, pred, listing))
@@ -1142,10 +1143,12 @@ def verify(
                 "labels", lambda: proofs.label_claims(reg, _claimed_rows(d, pred, listing))
             )
             claims += _section(
-                "what the notebooks show", lambda: _shown(d, recs, reg, bundle.config, fmt)
+                "what the notebooks show", lambda: _shown(d, recs, typed, reg, bundle.config, fmt)
             )
             claims += _section("commit == tag", lambda: _commit_is_tag(subject, bundle.refs, reg))
-            claims += _section("verdict re-derived", lambda: _verdict(stmt, nb_claims, recs, reg))
+            claims += _section(
+                "verdict re-derived", lambda: _verdict(stmt, nb_claims, recs, typed, reg)
+            )
             if state is not None:
                 claims += _section("live registry", lambda: _state(state, pred, reg))
     except Exception as e:  # noqa: BLE001 -- e.g. a bundled registry that is not SQLite
