@@ -681,25 +681,26 @@ def write_report(d: str | Path, stmt: Statement) -> list[Path]:
             values = {"file": src.name, "error": str(e)}
             write_atomic(dest, render(CURRENT, "unrendered.html", values))
         written.append(dest)
-    pages = _pages(d, v, parsed)
-    for name, text in pages.items():
+    links, figs = _links_figures(d, v, parsed)
+    written_pages = pages(v, links=links, figures=figs)
+    for name, text in written_pages.items():
         write_atomic(d / name, text)
     step = os.environ.get("GITHUB_STEP_SUMMARY")
     if step:
         try:
             with open(step, "a") as f:
-                f.write(pages[SUMMARY] + "\n")
+                f.write(written_pages[SUMMARY] + "\n")
         except OSError:
             pass  # a CI nicety; the report itself is written
     return [d / SUMMARY, d / INDEX, *written]
 
 
-def _pages(
-    d: Path, v: View, parsed: Mapping[str, NotebookNode], renderer: Renderer = CURRENT
-) -> dict[str, str]:
-    """summary.md and index.html for view ``v`` of dir ``d``: each notebook in the dir is linked
-    as ``<nb>.html``, and shows its first figure (from ``parsed`` when the caller has read it,
-    else read from the dir; nothing rendered)."""
+def _links_figures(
+    d: Path, v: View, parsed: Mapping[str, NotebookNode]
+) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """What the pages of view ``v`` of dir ``d`` link and show, whatever renders them: each
+    notebook in the dir linked as ``<nb>.html``, and its first figure (from ``parsed`` when the
+    caller has read it, else read from the dir; nothing rendered)."""
     links: dict[str, str] = {}
     figs: dict[str, tuple[str, str]] = {}
     for name, src in _in_dir(d, v).items():
@@ -712,7 +713,7 @@ def _pages(
             continue
         if shown:
             figs[FIGURE_OF[name]] = shown[0]
-    return pages(v, links=links, figures=figs, renderer=renderer)
+    return links, figs
 
 
 def page_format(canon: Mapping[str, object]) -> int | None:
@@ -775,7 +776,8 @@ def report_claims(d: str | Path, stmt: Statement) -> list[Claim]:
         except FileProblem as e:
             return [Claim(f"report {n}", False, f"{d / n} {e}")]
     view = report_view(d, stmt)
-    tried = [(r, _pages(d, view, {}, r)) for r in renderers(fmt)]
+    links, figs = _links_figures(d, view, {})  # read once, whichever renderers are tried
+    tried = [(r, pages(view, links=links, figures=figs, renderer=r)) for r in renderers(fmt)]
     # the renderer that matched most pages (the newest on a tie): the pages are compared with it
     _, best, want = max(
         (sum(have[n] == w[n] for n in listed), i, r, w) for i, (r, w) in enumerate(tried)
