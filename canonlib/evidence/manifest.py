@@ -272,7 +272,6 @@ def _entry(
     tag: str | None,
     commit: str | None,
     row: ResultRow | None,
-    run_id: str | None,
 ) -> HostAccessEntry:
     """One entry of the host-access record: what ``row`` recorded of the host, each item asked
     (item, file, line, service, source, accepted, refused) and the meta's HOST_ACCESS; None
@@ -283,7 +282,7 @@ def _entry(
         role=role,
         tag=tag,
         commit=commit,
-        run_id=run_id,
+        run_id=row.run_id if row else None,
         asked=row.host_access if row else None,
         accepted=row.host_accepted if row else None,
     )
@@ -305,14 +304,14 @@ def host_access_record(reg: Registry, sweep_runs: list[str]) -> list[HostAccessE
             if r.tested_commit == c.commit and r.canonical_after == c.version
         ]
         row = promoted[-1] if promoted else None
-        out.append(_entry(c.recipe, "canonical", c.tag, c.commit, row, row.run_id if row else None))
+        out.append(_entry(c.recipe, "canonical", c.tag, c.commit, row))
     for rid in sweep_runs:
         for r in reg.results(rid):
             held = r.decision == _HELD
             if not held and (r.decision != _DEPLOYED or r.tested_commit is None):
                 continue  # a skip, or an error before anything was deployed
             role = "held" if held else "deployed"
-            out.append(_entry(r.recipe, role, r.latest, r.tag_commit, r, rid))
+            out.append(_entry(r.recipe, role, r.latest, r.tag_commit, r))
     return out
 
 
